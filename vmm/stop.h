@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Why a VM stops, and the hook devices use to ask for it. The first reason
+ * reported wins; the machine then stops every vCPU and exits.
+ */
+#ifndef HUSK_STOP_H
+#define HUSK_STOP_H
+
+enum stop_reason {
+	STOP_NONE = 0,
+	STOP_POWEROFF, /* ACPI S5 from the guest */
+	STOP_REBOOT,   /* ACPI reset register, i8042 reset, triple fault */
+	STOP_PANIC,    /* pvpanic: the guest kernel panicked */
+	STOP_USER,     /* the console escape (Ctrl-A x) */
+	STOP_SIGNAL,   /* SIGINT/SIGTERM/SIGHUP to husk */
+	STOP_ERROR,    /* a vCPU or device hit an error husk cannot recover from */
+};
+
+struct stop_hook {
+	void (*request)(void *ctx, enum stop_reason reason);
+	void *ctx;
+};
+
+static inline void stop_request(const struct stop_hook *hook, enum stop_reason reason)
+{
+	hook->request(hook->ctx, reason);
+}
+
+#endif
