@@ -9,31 +9,31 @@
 
 #include <stdint.h>
 
-#define KiB (1024ULL)
-#define MiB (1024ULL * KiB)
-#define GiB (1024ULL * MiB)
+#define KiB ((uint64_t)1024)
+#define MiB (1024 * KiB)
+#define GiB (1024 * MiB)
 
 /* Low memory used by the boot path (all below 1 MiB, all RAM). */
-#define LAYOUT_GDT	   0x00000500ULL
-#define LAYOUT_ZERO_PAGE   0x00007000ULL /* struct boot_params */
-#define LAYOUT_BOOT_STACK  0x00008ff0ULL
-#define LAYOUT_PML4	   0x00009000ULL
-#define LAYOUT_PDPT	   0x0000a000ULL
-#define LAYOUT_PD	   0x0000b000ULL /* 4 pages: identity map of 0..4 GiB */
-#define LAYOUT_CMDLINE	   0x00020000ULL
-#define LAYOUT_CMDLINE_MAX 0x00010000ULL
-#define LAYOUT_EBDA_START  0x0009fc00ULL /* RAM below here is usable */
-#define LAYOUT_ACPI_START  0x000e0000ULL /* RSDP must be in 0xe0000..0xfffff */
-#define LAYOUT_ACPI_END	   0x00100000ULL
-#define LAYOUT_KERNEL	   0x00100000ULL /* protected-mode kernel, 1 MiB */
+#define LAYOUT_GDT	   UINT64_C(0x00000500)
+#define LAYOUT_ZERO_PAGE   UINT64_C(0x00007000) /* struct boot_params */
+#define LAYOUT_BOOT_STACK  UINT64_C(0x00008ff0)
+#define LAYOUT_PML4	   UINT64_C(0x00009000)
+#define LAYOUT_PDPT	   UINT64_C(0x0000a000)
+#define LAYOUT_PD	   UINT64_C(0x0000b000) /* 4 pages: identity map of 0..4 GiB */
+#define LAYOUT_CMDLINE	   UINT64_C(0x00020000)
+#define LAYOUT_CMDLINE_MAX UINT64_C(0x00010000)
+#define LAYOUT_EBDA_START  UINT64_C(0x0009fc00) /* RAM below here is usable */
+#define LAYOUT_ACPI_START  UINT64_C(0x000e0000) /* RSDP must be in 0xe0000..0xfffff */
+#define LAYOUT_ACPI_END	   UINT64_C(0x00100000)
+#define LAYOUT_KERNEL	   UINT64_C(0x00100000) /* protected-mode kernel, 1 MiB */
 
 /* The 32-bit hole below 4 GiB: devices, never RAM. */
-#define LAYOUT_MMIO32_START 0xc0000000ULL
-#define LAYOUT_IOAPIC	    0xfec00000ULL
-#define LAYOUT_LAPIC	    0xfee00000ULL
-#define LAYOUT_KVM_IDMAP    0xfffbc000ULL /* KVM_SET_IDENTITY_MAP_ADDR, 1 page */
-#define LAYOUT_KVM_TSS	    0xfffbd000ULL /* KVM_SET_TSS_ADDR, 3 pages */
-#define LAYOUT_HIGH_RAM	    0x100000000ULL
+#define LAYOUT_MMIO32_START UINT64_C(0xc0000000)
+#define LAYOUT_IOAPIC	    UINT64_C(0xfec00000)
+#define LAYOUT_LAPIC	    UINT64_C(0xfee00000)
+#define LAYOUT_KVM_IDMAP    UINT64_C(0xfffbc000) /* KVM_SET_IDENTITY_MAP_ADDR, 1 page */
+#define LAYOUT_KVM_TSS	    UINT64_C(0xfffbd000) /* KVM_SET_TSS_ADDR, 3 pages */
+#define LAYOUT_HIGH_RAM	    UINT64_C(0x100000000)
 
 /* I/O ports. */
 #define PORT_I8042_DATA	   0x60

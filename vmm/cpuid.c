@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/cpuid.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vmm/error.h"
+
+#define CPUID_FEATURES	      0x1
+#define CPUID_THERMAL_POWER   0x6
+#define CPUID_EXT_TOPOLOGY    0xb
+#define CPUID_V2_EXT_TOPOLOGY 0x1f
+
+#define FEAT_ECX_HYPERVISOR (1U << 31)
+#define THERMAL_ECX_EPB	    (1U << 3) /* energy-performance bias MSR: not emulated */
+
+struct kvm_cpuid2 *cpuid_supported(int kvm_fd, GError **err)
+{
+	/* KVM says E2BIG until the buffer is big enough; grow until it fits. */
+	for (unsigned int n = 64; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c =
+			g_malloc0(sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+
+		c->nent = n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		g_free(c);
+		if (errno != E2BIG)
+			break;
+	}
+	g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST, "KVM_GET_SUPPORTED_CPUID: %s",
+		    g_strerror(errno));
+	return NULL;
+}
+
+struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *base, unsigned int apic_id)
+{
+	size_t size = sizeof(*base) + base->nent * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *c = g_memdup2(base, size);
+
+	for (unsigned int i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case CPUID_FEATURES:
+			/* Initial APIC id in EBX[31:24]; tell the guest it is a guest. */
+			e->ebx = (e->ebx & 0x00ffffff) | (apic_id << 24);
+			e->ecx |= FEAT_ECX_HYPERVISOR;
+			break;
+		case CPUID_THERMAL_POWER:
+			e->ecx &= ~THERMAL_ECX_EPB;
+			break;
+		case CPUID_EXT_TOPOLOGY:
+		case CPUID_V2_EXT_TOPOLOGY:
+			e->edx = apic_id; /* x2APIC id, on every sub-leaf */
+			break;
+		}
+	}
+	return c;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * husk's errors carry the exit status they lead to, so the code that finds
+ * a problem also decides what it means to the user (see README "Exit status").
+ */
+#ifndef HUSK_ERROR_H
+#define HUSK_ERROR_H
+
+#include <glib.h>
+
+#define HUSK_ERROR (husk_error_quark())
+
+enum husk_exit {
+	HUSK_EXIT_POWEROFF = 0,
+	HUSK_EXIT_RUNTIME = 1, /* husk itself failed while running */
+	HUSK_EXIT_USAGE = 2,   /* bad option, missing or invalid file */
+	HUSK_EXIT_HOST = 3,    /* this host cannot run the VM */
+	HUSK_EXIT_PANIC = 4,   /* the guest kernel panicked */
+	HUSK_EXIT_REBOOT = 5,  /* the guest rebooted (--on-reboot=exit) */
+	HUSK_EXIT_SIGNAL = 128 /* + signal number */
+};
+
+GQuark husk_error_quark(void);
+
+#endif

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/guest_memory.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "vmm/layout.h"
+
+static void add_region(struct guest_memory *gm, uint64_t gpa, uint64_t size, uint8_t *hva)
+{
+	gm->regions[gm->count++] = (struct guest_region){gpa, size, hva};
+}
+
+bool guest_memory_alloc(struct guest_memory *gm, uint64_t ram_size)
+{
+	uint64_t low = ram_size < LAYOUT_MMIO32_START ? ram_size : LAYOUT_MMIO32_START;
+
+	memset(gm, 0, sizeof(*gm));
+	if (ram_size == 0 || ram_size > (1ULL << 46)) {
+		errno = EINVAL;
+		return false;
+	}
+	/*
+	 * MAP_NORESERVE: a guest rarely touches all its RAM, so do not charge
+	 * it all against the host's commit limit up front.
+	 */
+	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return false;
+	madvise(p, ram_size, MADV_DONTDUMP);
+	gm->mapping = p;
+	gm->ram_size = ram_size;
+	add_region(gm, 0, low, gm->mapping);
+	if (ram_size > low)
+		add_region(gm, LAYOUT_HIGH_RAM, ram_size - low, gm->mapping + low);
+	return true;
+}
+
+void guest_memory_free(struct guest_memory *gm)
+{
+	if (gm->mapping)
+		munmap(gm->mapping, gm->ram_size);
+	memset(gm, 0, sizeof(*gm));
+}
+
+void *gm_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len)
+{
+	for (unsigned int i = 0; i < gm->count; i++) {
+		const struct guest_region *r = &gm->regions[i];
+
+		/* Written so that no sum can overflow. */
+		if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
+			return r->hva + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+bool gm_read(const struct guest_memory *gm, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *src = gm_ptr(gm, gpa, len);
+
+	if (!src)
+		return false;
+	memcpy(dst, src, len);
+	return true;
+}
+
+bool gm_write(const struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *dst = gm_ptr(gm, gpa, len);
+
+	if (!dst)
+		return false;
+	memcpy(dst, src, len);
+	return true;
+}
+
+uint64_t gm_low_end(const struct guest_memory *gm)
+{
+	return gm->count ? gm->regions[0].size : 0;
+}

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/machine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <glib-unix.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "devices/acpi_pm.h"
+#include "devices/i8042.h"
+#include "devices/pvpanic.h"
+#include "devices/serial.h"
+#include "vmm/acpi.h"
+#include "vmm/boot_linux.h"
+#include "vmm/bus.h"
+#include "vmm/console.h"
+#include "vmm/cpuid.h"
+#include "vmm/error.h"
+#include "vmm/guest_memory.h"
+#include "vmm/host_check.h"
+#include "vmm/irq.h"
+#include "vmm/layout.h"
+#include "vmm/long_mode.h"
+#include "vmm/vcpu.h"
+
+struct machine {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	struct guest_memory mem;
+	struct bus pio;
+	struct bus mmio;
+
+	struct vcpu_env vcpu_env;
+	struct vcpu *vcpus;
+	unsigned int nvcpus;
+	struct kvm_cpuid2 *cpuid;
+
+	struct serial *serial;
+	struct i8042 *i8042;
+	struct pvpanic *pvpanic;
+	struct acpi_pm *acpi_pm;
+	struct console *console;
+
+	GMainContext *ctx;
+	GMainLoop *loop;
+	GSource *signal_sources[3];
+	atomic_int stop_reason;
+	atomic_bool stopping;
+	int stop_signal;
+};
+
+static bool kvm_error(GError **err, int code, const char *what)
+{
+	g_set_error(err, HUSK_ERROR, code, "%s: %s", what, g_strerror(errno));
+	return false;
+}
+
+static gboolean quit_loop(gpointer data)
+{
+	g_main_loop_quit(data);
+	return G_SOURCE_REMOVE;
+}
+
+/* Any thread may call this; the first reason wins. */
+static void request_stop(void *ctx, enum stop_reason reason)
+{
+	struct machine *m = ctx;
+	int none = STOP_NONE;
+
+	if (!atomic_compare_exchange_strong(&m->stop_reason, &none, (int)reason))
+		return;
+	atomic_store(&m->stopping, true);
+	/* Invoke rather than quit directly: the loop may not be running yet. */
+	g_main_context_invoke(m->ctx, quit_loop, m->loop);
+}
+
+static struct stop_hook stop_hook(struct machine *m)
+{
+	return (struct stop_hook){.request = request_stop, .ctx = m};
+}
+
+static void set_irq_line(void *ctx, uint32_t gsi, bool level)
+{
+	struct machine *m = ctx;
+	struct kvm_irq_level irq = {.irq = gsi, .level = level};
+
+	ioctl(m->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+static bool create_vm(struct machine *m, GError **err)
+{
+	uint64_t idmap = LAYOUT_KVM_IDMAP;
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+
+	m->vm_fd = ioctl(m->kvm_fd, KVM_CREATE_VM, 0UL);
+	if (m->vm_fd < 0)
+		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_VM");
+	/* Intel needs these two pages for real-mode emulation, even if we never use it. */
+	if (ioctl(m->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0)
+		return kvm_error(err, HUSK_EXIT_HOST, "KVM_SET_TSS_ADDR");
+	if (ioctl(m->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		return kvm_error(err, HUSK_EXIT_HOST, "KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(m->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_IRQCHIP");
+	if (ioctl(m->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_PIT2");
+	return true;
+}
+
+static bool add_memory(struct machine *m, GError **err)
+{
+	if (!guest_memory_alloc(&m->mem, m->cfg->memory)) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "cannot map %" PRIu64
+			    " MiB of guest memory: %s", m->cfg->memory / MiB, g_strerror(errno));
+		return false;
+	}
+	for (unsigned int i = 0; i < m->mem.count; i++) {
+		const struct guest_region *r = &m->mem.regions[i];
+		struct kvm_userspace_memory_region region = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)r->hva,
+		};
+
+		if (ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+			return kvm_error(err, HUSK_EXIT_RUNTIME, "KVM_SET_USER_MEMORY_REGION");
+	}
+	return true;
+}
+
+static bool register_pio(struct machine *m, uint16_t port, uint16_t len, bus_access_fn fn,
+			 void *opaque, const char *name, GError **err)
+{
+	if (bus_register(&m->pio, port, len, fn, opaque, name))
+		return true;
+	g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "%s: I/O ports 0x%x+%u are taken", name,
+		    port, len);
+	return false;
+}
+
+static bool add_devices(struct machine *m, GError **err)
+{
+	struct irq_line com1_irq = {.set = set_irq_line, .ctx = m, .gsi = IRQ_COM1};
+
+	m->serial = serial_create(com1_irq, STDOUT_FILENO);
+	m->i8042 = i8042_create(stop_hook(m));
+	m->pvpanic = pvpanic_create(stop_hook(m));
+	m->acpi_pm = acpi_pm_create(stop_hook(m));
+	return register_pio(m, PORT_COM1, 8, serial_access, m->serial, "serial", err) &&
+	       register_pio(m, PORT_I8042_DATA, 1, i8042_data_access, m->i8042, "i8042", err) &&
+	       register_pio(m, PORT_I8042_CMD, 1, i8042_cmd_access, m->i8042, "i8042", err) &&
+	       register_pio(m, PORT_PVPANIC, 1, pvpanic_access, m->pvpanic, "pvpanic", err) &&
+	       register_pio(m, PORT_ACPI_PM, PORT_ACPI_PM_LEN, acpi_pm_access, m->acpi_pm,
+			    "acpi-pm", err);
+}
+
+static bool write_acpi(struct machine *m, uint64_t *rsdp, GError **err)
+{
+	struct acpi_config acpi = {
+		.ncpus = m->cfg->cpus,
+		.ioapic_addr = LAYOUT_IOAPIC,
+		.ioapic_id = (uint8_t)m->cfg->cpus,
+		.pm_port = PORT_ACPI_PM,
+		.pvpanic_port = PORT_PVPANIC,
+		.com1_port = PORT_COM1,
+		.com1_irq = IRQ_COM1,
+	};
+	uint64_t size = LAYOUT_ACPI_END - LAYOUT_ACPI_START;
+
+	*rsdp = acpi_build(&acpi, gm_ptr(&m->mem, LAYOUT_ACPI_START, size), LAYOUT_ACPI_START,
+			   size);
+	if (*rsdp)
+		return true;
+	g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "the ACPI tables do not fit");
+	return false;
+}
+
+static bool load_kernel(struct machine *m, GError **err)
+{
+	struct linux_boot_args args = {
+		.kernel_path = m->cfg->kernel,
+		.initrd_path = m->cfg->initrd,
+		.cmdline = m->cfg->cmdline,
+	};
+	struct linux_boot boot;
+
+	if (!write_acpi(m, &args.rsdp, err) || !linux_load(&m->mem, &args, &boot, err))
+		return false;
+	if (!long_mode_write_tables(&m->mem)) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "cannot write boot page tables");
+		return false;
+	}
+	return vcpu_set_boot_state(&m->vcpus[0], boot.entry, boot.zero_page, err);
+}
+
+static bool create_vcpus(struct machine *m, GError **err)
+{
+	int run_size = ioctl(m->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	int max_vcpus = ioctl(m->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+
+	if (run_size <= 0)
+		return kvm_error(err, HUSK_EXIT_HOST, "KVM_GET_VCPU_MMAP_SIZE");
+	if (max_vcpus > 0 && m->cfg->cpus > (unsigned int)max_vcpus) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST,
+			    "--cpus: %u is more than this host's KVM allows (%d)", m->cfg->cpus,
+			    max_vcpus);
+		return false;
+	}
+	m->cpuid = cpuid_supported(m->kvm_fd, err);
+	if (!m->cpuid)
+		return false;
+	m->vcpu_env = (struct vcpu_env){
+		.vm_fd = m->vm_fd,
+		.run_size = (size_t)run_size,
+		.cpuid = m->cpuid,
+		.pio = &m->pio,
+		.mmio = &m->mmio,
+		.stop = stop_hook(m),
+		.stopping = &m->stopping,
+		.start_ns = m->cfg->timings ? m->cfg->start_ns : 0,
+	};
+	m->vcpus = g_new0(struct vcpu, m->cfg->cpus);
+	for (unsigned int i = 0; i < m->cfg->cpus; i++) {
+		m->vcpus[i].fd = -1;
+		m->nvcpus = i + 1;
+		if (!vcpu_create(&m->vcpus[i], &m->vcpu_env, i, err))
+			return false;
+	}
+	return true;
+}
+
+struct machine *machine_create(const struct vm_config *cfg, GError **err)
+{
+	struct machine *m = g_new0(struct machine, 1);
+
+	m->cfg = cfg;
+	m->vm_fd = -1;
+	bus_init(&m->pio, "pio");
+	bus_init(&m->mmio, "mmio");
+	m->ctx = g_main_context_new();
+	m->loop = g_main_loop_new(m->ctx, FALSE);
+	vcpu_init_signals();
+
+	m->kvm_fd = host_open_kvm(cfg->allow_pvm, err);
+	if (m->kvm_fd < 0 || !create_vm(m, err) || !add_memory(m, err) || !create_vcpus(m, err) ||
+	    !add_devices(m, err) || !load_kernel(m, err)) {
+		machine_destroy(m);
+		return NULL;
+	}
+	return m;
+}
+
+struct signal_ctx {
+	struct machine *m;
+	int signo;
+};
+
+static gboolean on_signal(gpointer data)
+{
+	struct signal_ctx *s = data;
+
+	s->m->stop_signal = s->signo;
+	request_stop(s->m, STOP_SIGNAL);
+	return G_SOURCE_CONTINUE;
+}
+
+static void watch_signals(struct machine *m)
+{
+	static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(signals); i++) {
+		struct signal_ctx *s = g_new(struct signal_ctx, 1);
+
+		*s = (struct signal_ctx){m, signals[i]};
+		m->signal_sources[i] = g_unix_signal_source_new(signals[i]);
+		g_source_set_callback(m->signal_sources[i], on_signal, s, g_free);
+		g_source_attach(m->signal_sources[i], m->ctx);
+	}
+}
+
+static void stop_vcpus(struct machine *m)
+{
+	atomic_store(&m->stopping, true);
+	for (unsigned int i = 0; i < m->nvcpus; i++)
+		vcpu_kick(&m->vcpus[i]);
+	for (unsigned int i = 0; i < m->nvcpus; i++)
+		vcpu_join(&m->vcpus[i]);
+}
+
+enum stop_reason machine_run(struct machine *m, int *signal)
+{
+	GError *err = NULL;
+
+	watch_signals(m);
+	m->console = console_open(STDIN_FILENO, m->ctx, m->serial, stop_hook(m));
+	for (unsigned int i = 0; i < m->nvcpus; i++) {
+		if (!vcpu_start(&m->vcpus[i], &err)) {
+			g_printerr("husk: %s\n", err->message);
+			g_clear_error(&err);
+			request_stop(m, STOP_ERROR);
+			break;
+		}
+	}
+	g_main_loop_run(m->loop);
+	stop_vcpus(m);
+	console_close(m->console);
+	m->console = NULL;
+	*signal = m->stop_signal;
+	return (enum stop_reason)atomic_load(&m->stop_reason);
+}
+
+void machine_destroy(struct machine *m)
+{
+	if (!m)
+		return;
+	stop_vcpus(m);
+	for (unsigned int i = 0; i < m->nvcpus; i++)
+		vcpu_destroy(&m->vcpus[i]);
+	g_free(m->vcpus);
+	g_free(m->cpuid);
+	for (size_t i = 0; i < G_N_ELEMENTS(m->signal_sources); i++) {
+		if (m->signal_sources[i]) {
+			g_source_destroy(m->signal_sources[i]);
+			g_source_unref(m->signal_sources[i]);
+		}
+	}
+	g_clear_pointer(&m->serial, serial_destroy);
+	g_clear_pointer(&m->i8042, i8042_destroy);
+	g_clear_pointer(&m->pvpanic, pvpanic_destroy);
+	g_clear_pointer(&m->acpi_pm, acpi_pm_destroy);
+	bus_destroy(&m->pio);
+	bus_destroy(&m->mmio);
+	if (m->vm_fd >= 0)
+		close(m->vm_fd);
+	if (m->kvm_fd >= 0)
+		close(m->kvm_fd);
+	guest_memory_free(&m->mem);
+	g_main_loop_unref(m->loop);
+	g_main_context_unref(m->ctx);
+	g_free(m);
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The x86 machine: a KVM VM with its RAM, in-kernel interrupt controllers,
+ * vCPUs, legacy devices and ACPI tables, booted into a Linux kernel. The
+ * calling thread becomes the I/O thread while the machine runs.
+ */
+#ifndef HUSK_MACHINE_H
+#define HUSK_MACHINE_H
+
+#include <glib.h>
+
+#include "vmm/options.h"
+#include "vmm/stop.h"
+
+struct machine;
+
+/* Errors carry their exit status as the GError code (vmm/error.h). */
+struct machine *machine_create(const struct vm_config *cfg, GError **err);
+
+/* Runs until the guest or the user stops the VM; *signal gets the signal for STOP_SIGNAL. */
+enum stop_reason machine_run(struct machine *m, int *signal);
+
+void machine_destroy(struct machine *m);
+
+#endif

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+/*
+ * husk: boot a Linux kernel in a KVM virtual machine.
+ * The entry point: subcommands, and the mapping from how the VM ended to
+ * husk's exit status (README, "Exit status").
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/boot_linux.h"
+#include "vmm/error.h"
+#include "vmm/host_check.h"
+#include "vmm/machine.h"
+#include "vmm/options.h"
+
+static const char usage[] =
+	"usage: husk run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--memory SIZE]\n"
+	"                [--cpus N] [--on-reboot exit|restart]\n"
+	"       husk check-host\n"
+	"       husk --version\n"
+	"\n"
+	"  run         boot a Linux kernel with its console on this terminal\n"
+	"  check-host  say whether this host can run husk's VMs (exit 0 or 3)\n"
+	"\n"
+	"'husk run --help' lists every option and the exit statuses.\n";
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int fail(GError *err)
+{
+	int status = err->domain == HUSK_ERROR ? err->code : HUSK_EXIT_USAGE;
+
+	g_printerr("husk: %s\n", err->message);
+	g_error_free(err);
+	return status;
+}
+
+/* Returns the exit status, or -1 to boot the VM again. */
+static int exit_status(const struct vm_config *cfg, enum stop_reason reason, int signo)
+{
+	switch (reason) {
+	case STOP_POWEROFF:
+		return HUSK_EXIT_POWEROFF;
+	case STOP_REBOOT:
+		if (cfg->on_reboot == ON_REBOOT_RESTART)
+			return -1;
+		g_printerr("husk: the guest rebooted\n");
+		return HUSK_EXIT_REBOOT;
+	case STOP_PANIC:
+		g_printerr("husk: the guest kernel panicked\n");
+		return HUSK_EXIT_PANIC;
+	case STOP_USER:
+		g_printerr("husk: stopped from the console\n");
+		return HUSK_EXIT_SIGNAL + SIGINT;
+	case STOP_SIGNAL:
+		g_printerr("husk: stopped by signal %d (%s)\n", signo, strsignal(signo));
+		return HUSK_EXIT_SIGNAL + signo;
+	case STOP_NONE:
+	case STOP_ERROR:
+		break;
+	}
+	return HUSK_EXIT_RUNTIME;
+}
+
+static int cmd_run(int argc, char **argv, int64_t start_ns)
+{
+	struct vm_config cfg;
+	GError *err = NULL;
+	int status = -1;
+
+	if (!options_parse_run(argc, argv, &cfg, &err))
+		return fail(err);
+	cfg.start_ns = start_ns;
+	struct linux_boot_args files = {.kernel_path = cfg.kernel, .initrd_path = cfg.initrd};
+	if (!linux_check_files(&files, &err)) {
+		options_free(&cfg);
+		return fail(err);
+	}
+	while (status < 0) {
+		struct machine *m = machine_create(&cfg, &err);
+		int signo = 0;
+
+		if (!m) {
+			status = fail(err);
+			break;
+		}
+		enum stop_reason reason = machine_run(m, &signo);
+		machine_destroy(m);
+		status = exit_status(&cfg, reason, signo);
+	}
+	options_free(&cfg);
+	return status;
+}
+
+static int cmd_check_host(void)
+{
+	GError *err = NULL;
+	int fd = host_open_kvm(false, &err);
+
+	if (fd < 0)
+		return fail(err);
+	close(fd);
+	printf("husk: this host can run VMs\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int64_t start_ns = now_ns();
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return HUSK_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(argc - 1, argv + 1, start_ns);
+	if (strcmp(cmd, "check-host") == 0 && argc == 2)
+		return cmd_check_host();
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("husk %s\n", HUSK_VERSION);
+		return 0;
+	}
+	g_printerr("husk: unknown command \"%s\" (try 'husk --help')\n", cmd);
+	return HUSK_EXIT_USAGE;
+}

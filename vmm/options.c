@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/options.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/error.h"
+#include "vmm/size.h"
+
+static gboolean parse_memory(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	uint64_t bytes;
+
+	if (!size_parse(value, &bytes)) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE, "--memory: \"%s\" is not a size",
+			    value);
+		return FALSE;
+	}
+	if (bytes < VM_MIN_MEMORY || bytes > VM_MAX_MEMORY) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
+			    "--memory: \"%s\" is out of range (16M to 1T)", value);
+		return FALSE;
+	}
+	cfg->memory = bytes;
+	return TRUE;
+}
+
+static gboolean parse_cpus(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	char *end;
+
+	errno = 0;
+	unsigned long n = strtoul(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' || n < 1 || n > VM_MAX_CPUS) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
+			    "--cpus: \"%s\" is not a number from 1 to %d", value, VM_MAX_CPUS);
+		return FALSE;
+	}
+	cfg->cpus = (unsigned int)n;
+	return TRUE;
+}
+
+static gboolean parse_on_reboot(const char *name, const char *value, gpointer data,
+				GError **err)
+{
+	struct vm_config *cfg = data;
+
+	if (strcmp(value, "exit") == 0) {
+		cfg->on_reboot = ON_REBOOT_EXIT;
+	} else if (strcmp(value, "restart") == 0) {
+		cfg->on_reboot = ON_REBOOT_RESTART;
+	} else {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
+			    "--on-reboot: \"%s\" is not one of exit, restart", value);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean parse_string(char **slot, const char *name, const char *value, GError **err)
+{
+	if (*value == '\0') {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE, "%s: empty value", name);
+		return FALSE;
+	}
+	g_free(*slot);
+	*slot = g_strdup(value);
+	return TRUE;
+}
+
+static gboolean parse_kernel(const char *name, const char *value, gpointer data, GError **err)
+{
+	return parse_string(&((struct vm_config *)data)->kernel, name, value, err);
+}
+
+static gboolean parse_initrd(const char *name, const char *value, gpointer data, GError **err)
+{
+	return parse_string(&((struct vm_config *)data)->initrd, name, value, err);
+}
+
+static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+
+	/* An empty command line is legitimate, unlike an empty path. */
+	g_free(cfg->cmdline);
+	cfg->cmdline = g_strdup(value);
+	return TRUE;
+}
+
+#define CALLBACK(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
+
+static const GOptionEntry run_entries[] = {
+	{"kernel", 'k', 0, CALLBACK(parse_kernel), "Linux kernel to boot (a bzImage, e.g. vmlinuz)",
+	 "PATH"},
+	{"initrd", 'i', 0, CALLBACK(parse_initrd), "Initial ramdisk", "PATH"},
+	{"cmdline", 'a', 0, CALLBACK(parse_cmdline),
+	 "Kernel command line (default \"" VM_DEFAULT_CMDLINE "\")", "TEXT"},
+	{"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)",
+	 "SIZE"},
+	{"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
+	{"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
+	 "What a guest reboot does: exit (status 5, default) or restart", "exit|restart"},
+	{"allow-pvm", 0, 0, G_OPTION_ARG_NONE, NULL,
+	 "Run even on a PVM-backed /dev/kvm", NULL},
+	{"timings", 0, 0, G_OPTION_ARG_NONE, NULL,
+	 "Print how long husk took to set up the VM (to stderr)", NULL},
+	{NULL},
+};
+
+static const char run_description[] =
+	"Exit status: 0 guest powered off, 1 husk failed while running, 2 bad usage\n"
+	"or input file, 3 this host cannot run VMs, 4 guest kernel panicked, 5 guest\n"
+	"rebooted, 128+N stopped by signal N (130: also the console escape).\n"
+	"\n"
+	"Console: the guest's ttyS0 is on this terminal. Ctrl-A x quits, Ctrl-A h helps.";
+
+/*
+ * GOption's own errors (unknown option, missing argument) become usage
+ * errors like ours, and lose the capital letter Unix tools do not use.
+ */
+static void normalize_error(GError *err)
+{
+	if (!err || err->domain == HUSK_ERROR)
+		return;
+	err->domain = HUSK_ERROR;
+	err->code = HUSK_EXIT_USAGE;
+	if (g_ascii_isupper(err->message[0]) && g_ascii_islower(err->message[1]))
+		err->message[0] = g_ascii_tolower(err->message[0]);
+}
+
+static bool check_required(int argc, char **argv, struct vm_config *cfg, GError **err)
+{
+	if (argc > 1) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
+			    "run: unexpected argument \"%s\" (try 'husk run --help')", argv[1]);
+		return false;
+	}
+	if (!cfg->kernel) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
+			    "run: --kernel is required (try 'husk run --help')");
+		return false;
+	}
+	return true;
+}
+
+bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **err)
+{
+	GOptionEntry entries[G_N_ELEMENTS(run_entries)];
+	gboolean allow_pvm = FALSE, timings = FALSE;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->memory = VM_DEFAULT_MEMORY;
+	cfg->cpus = 1;
+	cfg->on_reboot = ON_REBOOT_EXIT;
+
+	memcpy(entries, run_entries, sizeof(entries));
+	for (size_t i = 0; entries[i].long_name; i++) {
+		if (strcmp(entries[i].long_name, "allow-pvm") == 0)
+			entries[i].arg_data = &allow_pvm;
+		else if (strcmp(entries[i].long_name, "timings") == 0)
+			entries[i].arg_data = &timings;
+	}
+
+	GOptionContext *ctx = g_option_context_new("- boot a Linux kernel in a VM");
+	GOptionGroup *group = g_option_group_new("run", "husk run options", "Show run options",
+						 cfg, NULL);
+	g_option_group_add_entries(group, entries);
+	g_option_context_set_main_group(ctx, group);
+	g_option_context_set_description(ctx, run_description);
+	g_option_context_set_strict_posix(ctx, FALSE);
+
+	char **args = g_new0(char *, argc + 1);
+	memcpy(args, argv, sizeof(char *) * argc);
+	int nargs = argc;
+	bool ok = g_option_context_parse(ctx, &nargs, &args, err);
+	normalize_error(err ? *err : NULL);
+	if (ok)
+		ok = check_required(nargs, args, cfg, err);
+	g_free(args);
+	g_option_context_free(ctx);
+
+	cfg->allow_pvm = allow_pvm;
+	cfg->timings = timings;
+	if (ok && !cfg->cmdline)
+		cfg->cmdline = g_strdup(VM_DEFAULT_CMDLINE);
+	if (!ok)
+		options_free(cfg);
+	return ok;
+}
+
+void options_free(struct vm_config *cfg)
+{
+	g_clear_pointer(&cfg->kernel, g_free);
+	g_clear_pointer(&cfg->initrd, g_free);
+	g_clear_pointer(&cfg->cmdline, g_free);
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* The command line of `husk run`, checked into a vm_config. */
+#ifndef HUSK_OPTIONS_H
+#define HUSK_OPTIONS_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/layout.h"
+
+#define VM_DEFAULT_MEMORY  (512 * MiB)
+#define VM_MIN_MEMORY	   (16 * MiB)
+#define VM_MAX_MEMORY	   (1024 * GiB)
+#define VM_MAX_CPUS	   254 /* APIC ids 0..253 plus the IOAPIC's id fit in xAPIC's 8 bits */
+#define VM_DEFAULT_CMDLINE "console=ttyS0"
+
+enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
+
+struct vm_config {
+	char *kernel;
+	char *initrd;
+	char *cmdline;
+	uint64_t memory;
+	unsigned int cpus;
+	enum on_reboot on_reboot;
+	bool allow_pvm;
+	bool timings;
+	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */
+};
+
+/*
+ * Parses `run`'s arguments (argv[0] is "run"). On failure 'err' holds one
+ * line without the "husk: " prefix; its code is HUSK_EXIT_USAGE.
+ */
+bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **err);
+void options_free(struct vm_config *cfg);
+
+#endif

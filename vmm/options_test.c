@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+#include <glib.h>
+#include <string.h>
+
+#include "vmm/error.h"
+#include "vmm/options.h"
+#include "vmm/size.h"
+
+static bool parse(const char *line, struct vm_config *cfg, GError **err)
+{
+	char **argv = g_strsplit(line, " ", -1);
+	bool ok = options_parse_run((int)g_strv_length(argv), argv, cfg, err);
+
+	g_strfreev(argv);
+	return ok;
+}
+
+static void expect_error(const char *line, const char *message)
+{
+	struct vm_config cfg;
+	GError *err = NULL;
+
+	g_assert_false(parse(line, &cfg, &err));
+	g_assert_error(err, HUSK_ERROR, HUSK_EXIT_USAGE);
+	g_assert_cmpstr(err->message, ==, message);
+	g_error_free(err);
+}
+
+static void test_defaults(void)
+{
+	struct vm_config cfg;
+
+	g_assert_true(parse("run --kernel vmlinuz", &cfg, NULL));
+	g_assert_cmpstr(cfg.kernel, ==, "vmlinuz");
+	g_assert_null(cfg.initrd);
+	g_assert_cmpstr(cfg.cmdline, ==, "console=ttyS0");
+	g_assert_cmpuint(cfg.memory, ==, 512 * MiB);
+	g_assert_cmpuint(cfg.cpus, ==, 1);
+	g_assert_cmpint(cfg.on_reboot, ==, ON_REBOOT_EXIT);
+	g_assert_false(cfg.allow_pvm);
+	options_free(&cfg);
+}
+
+static void test_all_options(void)
+{
+	struct vm_config cfg;
+	char *argv[] = {"run",	    "-k",	 "bz",	      "--initrd=rd",  "--cmdline",
+			"a b c",    "--memory",	 "2G",	      "--cpus=4",     "--on-reboot",
+			"restart",  "--allow-pvm", "--timings", NULL};
+
+	g_assert_true(options_parse_run(G_N_ELEMENTS(argv) - 1, argv, &cfg, NULL));
+	g_assert_cmpstr(cfg.kernel, ==, "bz");
+	g_assert_cmpstr(cfg.initrd, ==, "rd");
+	g_assert_cmpstr(cfg.cmdline, ==, "a b c");
+	g_assert_cmpuint(cfg.memory, ==, 2 * GiB);
+	g_assert_cmpuint(cfg.cpus, ==, 4);
+	g_assert_cmpint(cfg.on_reboot, ==, ON_REBOOT_RESTART);
+	g_assert_true(cfg.allow_pvm);
+	g_assert_true(cfg.timings);
+	options_free(&cfg);
+}
+
+static void test_bad_options(void)
+{
+	expect_error("run --kernel k --memory 12Q", "--memory: \"12Q\" is not a size");
+	expect_error("run --kernel k --memory 1K", "--memory: \"1K\" is out of range (16M to 1T)");
+	expect_error("run --kernel k --memory 99999999999999999999",
+		     "--memory: \"99999999999999999999\" is not a size");
+	expect_error("run --kernel k --cpus 0", "--cpus: \"0\" is not a number from 1 to 254");
+	expect_error("run --kernel k --cpus -1", "--cpus: \"-1\" is not a number from 1 to 254");
+	expect_error("run --kernel k --cpus 4x", "--cpus: \"4x\" is not a number from 1 to 254");
+	expect_error("run --kernel k --cpus 255", "--cpus: \"255\" is not a number from 1 to 254");
+	expect_error("run --kernel k --on-reboot maybe",
+		     "--on-reboot: \"maybe\" is not one of exit, restart");
+	expect_error("run --memory 1G", "run: --kernel is required (try 'husk run --help')");
+	expect_error("run --kernel k extra",
+		     "run: unexpected argument \"extra\" (try 'husk run --help')");
+	expect_error("run --kernel", "missing argument for --kernel");
+}
+
+static void test_unknown_option(void)
+{
+	struct vm_config cfg;
+	GError *err = NULL;
+
+	g_assert_false(parse("run --kernel k --frobnicate", &cfg, &err));
+	g_assert_nonnull(strstr(err->message, "--frobnicate"));
+	g_assert_true(g_ascii_islower(err->message[0]));
+	g_error_free(err);
+}
+
+static void test_sizes(void)
+{
+	static const struct {
+		const char *text;
+		uint64_t bytes;
+	} good[] = {
+		{"512M", 512 * MiB}, {"512", 512 * MiB},     {"2G", 2 * GiB},	{"2g", 2 * GiB},
+		{"2GiB", 2 * GiB},   {"1024k", MiB},	    {"1T", 1024 * GiB}, {"4096B", 4096},
+		{"0", 0},	     {"16777216b", 16 * MiB},
+	};
+	static const char *const bad[] = {
+		"", "M", "12Q", "1.5G", "-1G", " 1G", "1G ", "1GG", "18446744073709551616",
+		"17179869184G",
+	};
+	uint64_t bytes;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+		g_assert_true(size_parse(good[i].text, &bytes));
+		g_assert_cmpuint(bytes, ==, good[i].bytes);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+		g_assert_false(size_parse(bad[i], &bytes));
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/options/defaults", test_defaults);
+	g_test_add_func("/options/all-options", test_all_options);
+	g_test_add_func("/options/bad-options", test_bad_options);
+	g_test_add_func("/options/unknown-option", test_unknown_option);
+	g_test_add_func("/options/sizes", test_sizes);
+	return g_test_run();
+}

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/cpuid.h"
+#include "vmm/error.h"
+#include "vmm/long_mode.h"
+
+#define SIG_KICK SIGUSR1
+
+#define MSR_IA32_MISC_ENABLE   0x1a0
+#define MISC_ENABLE_FAST_STR   (1ULL << 0)
+#define MSR_MTRR_DEF_TYPE      0x2ff
+#define MTRR_ENABLE	       (1ULL << 11)
+#define MTRR_TYPE_WRITEBACK    6
+#define APIC_LVT0	       0x350
+#define APIC_LVT1	       0x360
+#define APIC_DELIVERY_EXTINT   7
+#define APIC_DELIVERY_NMI      4
+
+/* The run structure of the vCPU this thread drives, for the kick handler. */
+static __thread struct kvm_run *current_run;
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+	if (current_run)
+		current_run->immediate_exit = 1;
+}
+
+void vcpu_init_signals(void)
+{
+	/* No SA_RESTART: KVM_RUN must return EINTR to us. */
+	struct sigaction sa = {.sa_handler = kick_handler};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIG_KICK, &sa, NULL);
+}
+
+static bool vcpu_ioctl(struct vcpu *v, unsigned long req, void *arg, const char *what,
+		       GError **err)
+{
+	if (ioctl(v->fd, req, arg) >= 0)
+		return true;
+	g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "vCPU %u: %s: %s", v->id, what,
+		    g_strerror(errno));
+	return false;
+}
+
+static bool set_msrs(struct vcpu *v, GError **err)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry entries[2];
+	} msrs = {
+		.hdr.nmsrs = 2,
+		.entries = {
+			{.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STR},
+			/* Without this, Linux treats RAM as uncached until it sets up PAT. */
+			{.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_TYPE_WRITEBACK},
+		},
+	};
+	int n = ioctl(v->fd, KVM_SET_MSRS, &msrs);
+
+	if (n == 2)
+		return true;
+	g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST, "vCPU %u: KVM_SET_MSRS set %d of 2 MSRs",
+		    v->id, n);
+	return false;
+}
+
+/* LINT0 carries the 8259's interrupts (ExtINT) and LINT1 NMIs, as on a PC. */
+static bool set_lapic_lints(struct vcpu *v, GError **err)
+{
+	struct kvm_lapic_state lapic;
+	uint32_t lvt;
+
+	if (!vcpu_ioctl(v, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC", err))
+		return false;
+	memcpy(&lvt, &lapic.regs[APIC_LVT0], 4);
+	lvt = (lvt & ~0x700U) | (APIC_DELIVERY_EXTINT << 8);
+	memcpy(&lapic.regs[APIC_LVT0], &lvt, 4);
+	memcpy(&lvt, &lapic.regs[APIC_LVT1], 4);
+	lvt = (lvt & ~0x700U) | (APIC_DELIVERY_NMI << 8);
+	memcpy(&lapic.regs[APIC_LVT1], &lvt, 4);
+	return vcpu_ioctl(v, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC", err);
+}
+
+bool vcpu_create(struct vcpu *v, const struct vcpu_env *env, unsigned int id, GError **err)
+{
+	memset(v, 0, sizeof(*v));
+	v->env = env;
+	v->id = id;
+	v->fd = ioctl(env->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (v->fd < 0) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST, "vCPU %u: KVM_CREATE_VCPU: %s", id,
+			    g_strerror(errno));
+		return false;
+	}
+	v->run = mmap(NULL, env->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "vCPU %u: mmap kvm_run: %s", id,
+			    g_strerror(errno));
+		return false;
+	}
+
+	struct kvm_cpuid2 *cpuid = cpuid_for_vcpu(env->cpuid, id);
+	bool ok = vcpu_ioctl(v, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2", err);
+	g_free(cpuid);
+	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80}; /* the architectural reset values */
+	return ok && set_msrs(v, err) && vcpu_ioctl(v, KVM_SET_FPU, &fpu, "KVM_SET_FPU", err) &&
+	       set_lapic_lints(v, err);
+}
+
+bool vcpu_set_boot_state(struct vcpu *v, uint64_t entry, uint64_t zero_page, GError **err)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	if (!vcpu_ioctl(v, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS", err))
+		return false;
+	long_mode_set_sregs(&sregs);
+	long_mode_set_regs(&regs, entry, zero_page);
+	return vcpu_ioctl(v, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS", err) &&
+	       vcpu_ioctl(v, KVM_SET_REGS, &regs, "KVM_SET_REGS", err);
+}
+
+static void handle_io(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+
+	/* A string instruction (rep outsb) arrives as 'count' accesses in a row. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+		bus_dispatch(v->env->pio, run->io.port, data, run->io.size, is_write);
+}
+
+static uint64_t current_rip(struct vcpu *v)
+{
+	struct kvm_regs regs;
+
+	return ioctl(v->fd, KVM_GET_REGS, &regs) == 0 ? regs.rip : 0;
+}
+
+static void fail(struct vcpu *v, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void fail(struct vcpu *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "husk: vCPU %u: ", v->id);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	stop_request(&v->env->stop, STOP_ERROR);
+}
+
+static const char *internal_error_name(uint32_t suberror)
+{
+	switch (suberror) {
+	case KVM_INTERNAL_ERROR_EMULATION:
+		return "instruction emulation failed";
+	case KVM_INTERNAL_ERROR_SIMUL_EX:
+		return "exception while delivering an exception";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV:
+		return "event delivery failed";
+	default:
+		return "internal error";
+	}
+}
+
+static void handle_system_event(struct vcpu *v)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		stop_request(&v->env->stop, STOP_POWEROFF);
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		stop_request(&v->env->stop, STOP_REBOOT);
+		break;
+	case KVM_SYSTEM_EVENT_CRASH:
+		stop_request(&v->env->stop, STOP_PANIC);
+		break;
+	default:
+		fail(v, "unknown KVM system event %u", v->run->system_event.type);
+	}
+}
+
+/* Returns false when the vCPU must stop running. */
+static bool handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(v);
+		return true;
+	case KVM_EXIT_MMIO:
+		bus_dispatch(v->env->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+			     run->mmio.is_write);
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		/* A triple fault: on a PC that resets the machine. */
+		stop_request(&v->env->stop, STOP_REBOOT);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		handle_system_event(v);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		fail(v, "KVM internal error %u (%s) at rip 0x%" PRIx64, run->internal.suberror,
+		     internal_error_name(run->internal.suberror), current_rip(v));
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		fail(v, "KVM could not enter the guest (hardware reason 0x%llx)",
+		     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return false;
+	default:
+		fail(v, "unexpected KVM exit %u at rip 0x%" PRIx64, run->exit_reason,
+		     current_rip(v));
+		return false;
+	}
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *vcpu_thread(void *opaque)
+{
+	struct vcpu *v = opaque;
+	bool first = v->id == 0 && v->env->start_ns;
+	char name[16];
+
+	snprintf(name, sizeof(name), "husk-vcpu%u", v->id);
+	pthread_setname_np(pthread_self(), name);
+	current_run = v->run;
+	while (!atomic_load(v->env->stopping)) {
+		if (first) {
+			fprintf(stderr, "husk: setup took %.2f ms (start to first KVM_RUN)\n",
+				(double)(now_ns() - v->env->start_ns) / 1e6);
+			first = false;
+		}
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				v->run->immediate_exit = 0;
+				continue;
+			}
+			fail(v, "KVM_RUN: %s", g_strerror(errno));
+			break;
+		}
+		if (!handle_exit(v))
+			break;
+	}
+	current_run = NULL;
+	return NULL;
+}
+
+bool vcpu_start(struct vcpu *v, GError **err)
+{
+	sigset_t block, old;
+
+	/* Termination signals belong to the I/O thread; only the kick reaches vCPUs. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "vCPU %u: cannot start thread: %s",
+			    v->id, g_strerror(rc));
+		return false;
+	}
+	v->running = true;
+	return true;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (v->running)
+		pthread_kill(v->thread, SIG_KICK);
+}
+
+void vcpu_join(struct vcpu *v)
+{
+	if (v->running)
+		pthread_join(v->thread, NULL);
+	v->running = false;
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (v->run)
+		munmap(v->run, v->env->run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}

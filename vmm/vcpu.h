@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One vCPU: a thread looping on KVM_RUN. Exits are dispatched to the PIO
+ * and MMIO buses and handled there, on this thread; anything else that
+ * ends the VM is reported through the stop hook.
+ */
+#ifndef HUSK_VCPU_H
+#define HUSK_VCPU_H
+
+#include <glib.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "vmm/bus.h"
+#include "vmm/stop.h"
+
+/* What every vCPU of a VM shares. */
+struct vcpu_env {
+	int vm_fd;
+	size_t run_size; /* KVM_GET_VCPU_MMAP_SIZE */
+	const struct kvm_cpuid2 *cpuid;
+	const struct bus *pio;
+	const struct bus *mmio;
+	struct stop_hook stop;
+	atomic_bool *stopping; /* set once the VM is going down */
+	int64_t start_ns;      /* for --timings; 0 to stay quiet */
+};
+
+struct vcpu {
+	const struct vcpu_env *env;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool running;
+};
+
+bool vcpu_create(struct vcpu *v, const struct vcpu_env *env, unsigned int id, GError **err);
+/* Puts the vCPU at the kernel's 64-bit entry point (the BSP only: APs wait for INIT/SIPI). */
+bool vcpu_set_boot_state(struct vcpu *v, uint64_t entry, uint64_t zero_page, GError **err);
+bool vcpu_start(struct vcpu *v, GError **err);
+/* Makes a running KVM_RUN return so the thread sees *env->stopping. */
+void vcpu_kick(struct vcpu *v);
+void vcpu_join(struct vcpu *v);
+void vcpu_destroy(struct vcpu *v);
+
+/* Installs the signal handler vcpu_kick() relies on; once per process. */
+void vcpu_init_signals(void);
+
+#endif
