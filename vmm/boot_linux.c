@@ -128,10 +128,13 @@ static int open_bzimage(const char *path, struct bzimage *bz, GError **err)
 		return -1;
 	size_t head_len = size < sizeof(head) ? size : sizeof(head);
 	bool ok = read_at(fd, head, head_len, 0);
-	if (!ok)
+	if (!ok) {
 		usage_error(err, "--kernel: %s: %s", path, g_strerror(errno));
-	else
-		ok = bzimage_parse(head, head_len, size, path, bz, err);
+	} else {
+		char *name = g_strdup_printf("--kernel: %s", path);
+		ok = bzimage_parse(head, head_len, size, name, bz, err);
+		g_free(name);
+	}
 	if (!ok) {
 		close(fd);
 		return -1;

@@ -30,6 +30,7 @@ bool guest_memory_alloc(struct guest_memory *gm, uint64_t ram_size)
 	if (p == MAP_FAILED)
 		return false;
 	madvise(p, ram_size, MADV_DONTDUMP);
+	madvise(p, ram_size, MADV_HUGEPAGE);
 	gm->mapping = p;
 	gm->ram_size = ram_size;
 	add_region(gm, 0, low, gm->mapping);

@@ -155,7 +155,7 @@ static bool add_devices(struct machine *m, GError **err)
 	m->acpi_pm = acpi_pm_create(stop_hook(m));
 	return register_pio(m, PORT_COM1, 8, serial_access, m->serial, "serial", err) &&
 	       register_pio(m, PORT_I8042_DATA, 1, i8042_data_access, m->i8042, "i8042", err) &&
-	       register_pio(m, PORT_I8042_CMD, 1, i8042_cmd_access, m->i8042, "i8042", err) &&
+	       register_pio(m, PORT_I8042_CMD, 1, i8042_command_access, m->i8042, "i8042", err) &&
 	       register_pio(m, PORT_PVPANIC, 1, pvpanic_access, m->pvpanic, "pvpanic", err) &&
 	       register_pio(m, PORT_ACPI_PM, PORT_ACPI_PM_LEN, acpi_pm_access, m->acpi_pm,
 			    "acpi-pm", err);
