@@ -4,6 +4,7 @@
  * The entry point: subcommands, and the mapping from how the VM ended to
  * husk's exit status (README, "Exit status").
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -115,6 +116,9 @@ static int cmd_check_host(void)
 int main(int argc, char **argv)
 {
 	int64_t start_ns = now_ns();
+
+	/* A closed stdout (husk ... | head) must not kill the VM: writes fail with EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 
 	if (argc < 2) {
 		fputs(usage, stderr);
