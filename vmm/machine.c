@@ -15,6 +15,7 @@
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
+#include "firmware/reset_vector.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
 #include "vmm/bus.h"
@@ -161,7 +162,7 @@ static bool add_devices(struct machine *m, GError **err)
 			    "acpi-pm", err);
 }
 
-static bool write_acpi(struct machine *m, uint64_t *rsdp, GError **err)
+static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
 {
 	struct acpi_config acpi = {
 		.ncpus = m->cfg->cpus,
@@ -172,8 +173,12 @@ static bool write_acpi(struct machine *m, uint64_t *rsdp, GError **err)
 		.com1_port = PORT_COM1,
 		.com1_irq = IRQ_COM1,
 	};
-	uint64_t size = LAYOUT_ACPI_END - LAYOUT_ACPI_START;
+	/* The tables end where the reset vector's 16 bytes begin. */
+	uint64_t size = RESET_VECTOR_ADDR - LAYOUT_ACPI_START;
+	uint8_t reset[9];
 
+	reset_vector_code(reset, PORT_ACPI_PM + ACPI_PM_RESET, ACPI_RESET_VALUE);
+	gm_write(&m->mem, RESET_VECTOR_ADDR, reset, sizeof(reset));
 	*rsdp = acpi_build(&acpi, gm_ptr(&m->mem, LAYOUT_ACPI_START, size), LAYOUT_ACPI_START,
 			   size);
 	if (*rsdp)
@@ -191,7 +196,7 @@ static bool load_kernel(struct machine *m, GError **err)
 	};
 	struct linux_boot boot;
 
-	if (!write_acpi(m, &args.rsdp, err) || !linux_load(&m->mem, &args, &boot, err))
+	if (!write_firmware(m, &args.rsdp, err) || !linux_load(&m->mem, &args, &boot, err))
 		return false;
 	if (!long_mode_write_tables(&m->mem)) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "cannot write boot page tables");
