@@ -9,7 +9,7 @@
 /* Sleep control register bits (ACPI 6.4, 4.8.3.7). */
 #define SLP_TYP_SHIFT 2
 #define SLP_TYP_MASK  0x7
-#define SLP_EN	      (1U << 5)
+#define SLP_EN        (1U << 5)
 
 struct acpi_pm {
 	struct stop_hook stop;

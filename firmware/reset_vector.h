@@ -25,11 +25,11 @@
 static inline void reset_vector_code(uint8_t code[9], uint16_t port, uint8_t value)
 {
 	const uint8_t insns[9] = {
-		0xb0, value,				    /* mov al, value */
-		0xba, (uint8_t)port, (uint8_t)(port >> 8), /* mov dx, port */
-		0xee,					    /* out dx, al */
-		0xf4,					    /* hlt */
-		0xeb, 0xfd,				    /* jmp to the hlt */
+	    0xb0, value,                               /* mov al, value */
+	    0xba, (uint8_t)port, (uint8_t)(port >> 8), /* mov dx, port */
+	    0xee,                                      /* out dx, al */
+	    0xf4,                                      /* hlt */
+	    0xeb, 0xfd,                                /* jmp to the hlt */
 	};
 
 	for (int i = 0; i < 9; i++)

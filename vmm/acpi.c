@@ -7,7 +7,7 @@
 
 #include "vmm/aml.h"
 
-#define OEM_ID	     "HUSK  "
+#define OEM_ID       "HUSK  "
 #define OEM_TABLE_ID "HUSKVM  "
 #define CREATOR_ID   "HUSK"
 #define MAX_CPUS     254
@@ -47,7 +47,7 @@ struct acpi_gas {
 	uint64_t address;
 } __attribute__((packed));
 
-#define GAS_SYSTEM_IO	1
+#define GAS_SYSTEM_IO   1
 #define GAS_ACCESS_BYTE 1
 
 /* 5.2.9, revision 6: 276 bytes. Fields husk leaves zero are grouped as padding. */
@@ -73,14 +73,14 @@ struct acpi_fadt {
 
 _Static_assert(sizeof(struct acpi_fadt) == 276, "FADT revision 6 is 276 bytes");
 
-#define FADT_WBINVD	     (1U << 0)
-#define FADT_PWR_BUTTON	     (1U << 4) /* set: no fixed-feature power button */
-#define FADT_SLP_BUTTON	     (1U << 5)
+#define FADT_WBINVD          (1U << 0)
+#define FADT_PWR_BUTTON      (1U << 4) /* set: no fixed-feature power button */
+#define FADT_SLP_BUTTON      (1U << 5)
 #define FADT_RESET_REG_SUP   (1U << 10)
 #define FADT_HW_REDUCED_ACPI (1U << 20)
 /* IA-PC boot architecture flags (5.2.9.3); the 8042 bit stays clear: no PS/2. */
 #define BOOT_ARCH_VGA_NOT_PRESENT (1U << 2)
-#define BOOT_ARCH_NO_CMOS_RTC	  (1U << 5)
+#define BOOT_ARCH_NO_CMOS_RTC     (1U << 5)
 
 /* 5.2.12 MADT and its entries */
 struct acpi_madt {
@@ -114,12 +114,12 @@ struct madt_lapic_nmi {
 	uint8_t lint;
 } __attribute__((packed));
 
-#define MADT_TYPE_LAPIC	    0
+#define MADT_TYPE_LAPIC     0
 #define MADT_TYPE_IOAPIC    1
 #define MADT_TYPE_OVERRIDE  2
 #define MADT_TYPE_LAPIC_NMI 4
 #define MADT_LAPIC_ENABLED  1
-#define MADT_ALL_CPUS	    0xff
+#define MADT_ALL_CPUS       0xff
 
 #define LAPIC_BASE 0xfee00000U
 
@@ -159,30 +159,29 @@ static void table_finish(GByteArray *t)
 static struct acpi_gas io_register(uint16_t port)
 {
 	return (struct acpi_gas){.space_id = GAS_SYSTEM_IO,
-				 .bit_width = 8,
-				 .access_size = GAS_ACCESS_BYTE,
-				 .address = port};
+	                         .bit_width = 8,
+	                         .access_size = GAS_ACCESS_BYTE,
+	                         .address = port};
 }
 
 static GByteArray *build_fadt(const struct acpi_config *cfg, uint64_t dsdt)
 {
 	struct acpi_fadt f = {
-		.dsdt = (uint32_t)dsdt,
-		.iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT | BOOT_ARCH_NO_CMOS_RTC,
-		.flags = FADT_WBINVD | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_RESET_REG_SUP |
-			 FADT_HW_REDUCED_ACPI,
-		.reset_reg = io_register(cfg->pm_port + ACPI_PM_RESET),
-		.reset_value = ACPI_RESET_VALUE,
-		.x_dsdt = dsdt,
-		/* In a hardware-reduced system S5 goes through these (4.8.3.7). */
-		.sleep_control_reg = io_register(cfg->pm_port + ACPI_PM_SLEEP_CONTROL),
-		.sleep_status_reg = io_register(cfg->pm_port + ACPI_PM_SLEEP_STATUS),
+	    .dsdt = (uint32_t)dsdt,
+	    .iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT | BOOT_ARCH_NO_CMOS_RTC,
+	    .flags = FADT_WBINVD | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_RESET_REG_SUP |
+	             FADT_HW_REDUCED_ACPI,
+	    .reset_reg = io_register(cfg->pm_port + ACPI_PM_RESET),
+	    .reset_value = ACPI_RESET_VALUE,
+	    .x_dsdt = dsdt,
+	    /* In a hardware-reduced system S5 goes through these (4.8.3.7). */
+	    .sleep_control_reg = io_register(cfg->pm_port + ACPI_PM_SLEEP_CONTROL),
+	    .sleep_status_reg = io_register(cfg->pm_port + ACPI_PM_SLEEP_STATUS),
 	};
 	GByteArray *t = table_new("FACP", 6);
 
 	memcpy(f.hypervisor_vendor, "HUSK\0\0\0\0", 8);
-	g_byte_array_append(t, (const guint8 *)&f + sizeof(f.header),
-			    sizeof(f) - sizeof(f.header));
+	g_byte_array_append(t, (const guint8 *)&f + sizeof(f.header), sizeof(f) - sizeof(f.header));
 	return t;
 }
 
@@ -194,8 +193,8 @@ static void append(GByteArray *t, const void *entry, size_t len)
 static GByteArray *build_madt(const struct acpi_config *cfg)
 {
 	struct acpi_madt m = {.lapic_address = LAPIC_BASE, .flags = MADT_PCAT_COMPAT};
-	struct madt_ioapic io = {MADT_TYPE_IOAPIC, sizeof(io), cfg->ioapic_id, 0,
-				 (uint32_t)cfg->ioapic_addr, 0};
+	struct madt_ioapic io = {MADT_TYPE_IOAPIC,           sizeof(io), cfg->ioapic_id, 0,
+	                         (uint32_t)cfg->ioapic_addr, 0};
 	/* The PIT drives ISA IRQ 0, which reaches the IOAPIC on pin 2, as on a PC. */
 	struct madt_override pit = {MADT_TYPE_OVERRIDE, sizeof(pit), 0, 0, 2, 0};
 	struct madt_lapic_nmi nmi = {MADT_TYPE_LAPIC_NMI, sizeof(nmi), MADT_ALL_CPUS, 0, 1};
@@ -204,7 +203,7 @@ static GByteArray *build_madt(const struct acpi_config *cfg)
 	append(t, (const uint8_t *)&m + sizeof(m.header), sizeof(m) - sizeof(m.header));
 	for (unsigned int i = 0; i < cfg->ncpus; i++) {
 		struct madt_lapic cpu = {MADT_TYPE_LAPIC, sizeof(cpu), (uint8_t)i, (uint8_t)i,
-					 MADT_LAPIC_ENABLED};
+		                         MADT_LAPIC_ENABLED};
 		append(t, &cpu, sizeof(cpu));
 	}
 	append(t, &io, sizeof(io));
@@ -215,7 +214,7 @@ static GByteArray *build_madt(const struct acpi_config *cfg)
 
 /* Device(name) { _HID, _UID, _CRS }: the shape of both legacy devices. */
 static void dsdt_device(GByteArray *t, const char *name, const char *hid, bool eisa,
-			const GByteArray *res)
+                        const GByteArray *res)
 {
 	size_t dev = aml_open(t, AML_DEVICE_OP);
 

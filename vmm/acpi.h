@@ -17,7 +17,7 @@
 /* Register offsets within the acpi_pm I/O ports. */
 #define ACPI_PM_SLEEP_CONTROL 0
 #define ACPI_PM_SLEEP_STATUS  1
-#define ACPI_PM_RESET	      2
+#define ACPI_PM_RESET         2
 
 struct acpi_config {
 	unsigned int ncpus; /* LAPIC ids and processor UIDs 0..ncpus-1 */

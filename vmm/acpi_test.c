@@ -10,13 +10,13 @@
 #define SIZE 0x20000
 
 static const struct acpi_config config4 = {
-	.ncpus = 4,
-	.ioapic_addr = 0xfec00000,
-	.ioapic_id = 4,
-	.pm_port = 0x600,
-	.pvpanic_port = 0x505,
-	.com1_port = 0x3f8,
-	.com1_irq = 4,
+    .ncpus = 4,
+    .ioapic_addr = 0xfec00000,
+    .ioapic_id = 4,
+    .pm_port = 0x600,
+    .pvpanic_port = 0x505,
+    .com1_port = 0x3f8,
+    .com1_irq = 4,
 };
 
 static uint8_t sum(const uint8_t *p, size_t len)
@@ -122,8 +122,8 @@ static void test_fadt(void)
 	g_assert_cmpuint(le32(f + 4), ==, 276);
 	g_assert_cmpuint(f[8], ==, 6);
 	uint32_t flags = le32(f + 112);
-	g_assert_true(flags & (1U << 20)); /* HW_REDUCED_ACPI */
-	g_assert_true(flags & (1U << 10)); /* RESET_REG_SUP */
+	g_assert_true(flags & (1U << 20));     /* HW_REDUCED_ACPI */
+	g_assert_true(flags & (1U << 10));     /* RESET_REG_SUP */
 	g_assert_cmpuint(f[109] & 0x2, ==, 0); /* no 8042 */
 	g_assert_cmpuint(f[116], ==, 1);       /* reset register in I/O space */
 	g_assert_cmpuint(le64(f + 120), ==, 0x600 + ACPI_PM_RESET);
@@ -149,9 +149,11 @@ static void test_dsdt(void)
 	const uint8_t *d = find(buf, "DSDT");
 	uint32_t len = le32(d + 4);
 	/* Name(\_S5_, Package(2) { 5, 0 }) */
-	static const uint8_t s5[] = {0x08, '\\', '_', 'S', '5', '_', 0x12, 0x05, 0x02, 0x0a, 0x05, 0x00};
+	static const uint8_t s5[] = {0x08, '\\', '_',  'S',  '5',  '_',
+	                             0x12, 0x05, 0x02, 0x0a, 0x05, 0x00};
 	/* IO(Decode16, 0x3f8, 0x3f8, 1, 8) and IRQNoFlags() {4} */
-	static const uint8_t com1[] = {0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, 0x22, 0x10, 0x00};
+	static const uint8_t com1[] = {0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03,
+	                               0x01, 0x08, 0x22, 0x10, 0x00};
 
 	g_assert_true(contains(d, len, s5, sizeof(s5)));
 	g_assert_true(contains(d, len, com1, sizeof(com1)));
@@ -176,11 +178,11 @@ static void test_pkg_length(void)
 		unsigned int n;
 		uint8_t bytes[4];
 	} cases[] = {
-		{0, 1, {0x01}},
-		{62, 1, {0x3f}},
-		{63, 2, {0x41, 0x04}},	   /* 65 = 0x41: low nibble 1, next byte 4 */
-		{4093, 2, {0x4f, 0xff}},   /* 4095 */
-		{4094, 3, {0x81, 0x00, 0x01}}, /* 4097 = 0x1001: three bytes */
+	    {0, 1, {0x01}},
+	    {62, 1, {0x3f}},
+	    {63, 2, {0x41, 0x04}},         /* 65 = 0x41: low nibble 1, next byte 4 */
+	    {4093, 2, {0x4f, 0xff}},       /* 4095 */
+	    {4094, 3, {0x81, 0x00, 0x01}}, /* 4097 = 0x1001: three bytes */
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -194,10 +196,10 @@ static void test_aml_values(void)
 {
 	GByteArray *b = g_byte_array_new();
 	static const uint8_t want[] = {
-		0x00, 0x01, 0x0a, 0x05, 0x0b, 0x34, 0x12, 0x0c, 0x78, 0x56, 0x34, 0x12,
-		0x0e, 0x01, 0, 0, 0, 1, 0, 0, 0,
-		'\\', 0x2e, '_', 'S', 'B', '_', 'C', 'O', 'M', '1', /* \_SB_.COM1 */
-		'_', 'H', 'I', 'D',
+	    0x00, 0x01, 0x0a, 0x05, 0x0b, 0x34, 0x12, 0x0c, 0x78, 0x56, 0x34,
+	    0x12, 0x0e, 0x01, 0,    0,    0,    1,    0,    0,    0,    '\\',
+	    0x2e, '_',  'S',  'B',  '_',  'C',  'O',  'M',  '1', /* \_SB_.COM1 */
+	    '_',  'H',  'I',  'D',
 	};
 
 	aml_integer(b, 0);

@@ -3,20 +3,20 @@
 
 #include <string.h>
 
-#define AML_ZERO_OP	    0x00
-#define AML_ONE_OP	    0x01
-#define AML_NAME_OP	    0x08
-#define AML_BYTE_PREFIX	    0x0a
-#define AML_WORD_PREFIX	    0x0b
-#define AML_DWORD_PREFIX    0x0c
-#define AML_STRING_PREFIX   0x0d
-#define AML_QWORD_PREFIX    0x0e
-#define AML_DUAL_NAME	    0x2e
-#define AML_MULTI_NAME	    0x2f
-#define AML_ROOT_CHAR	    '\\'
-#define RES_IO_DESCRIPTOR   0x47 /* small item, 7 bytes of data (6.4.2.5) */
-#define RES_IRQ_NOFLAGS	    0x22 /* small item, 2 bytes: the IRQ mask (6.4.2.1) */
-#define RES_END_TAG	    0x79 /* small item, 1 byte: checksum (6.4.2.9) */
+#define AML_ZERO_OP       0x00
+#define AML_ONE_OP        0x01
+#define AML_NAME_OP       0x08
+#define AML_BYTE_PREFIX   0x0a
+#define AML_WORD_PREFIX   0x0b
+#define AML_DWORD_PREFIX  0x0c
+#define AML_STRING_PREFIX 0x0d
+#define AML_QWORD_PREFIX  0x0e
+#define AML_DUAL_NAME     0x2e
+#define AML_MULTI_NAME    0x2f
+#define AML_ROOT_CHAR     '\\'
+#define RES_IO_DESCRIPTOR 0x47 /* small item, 7 bytes of data (6.4.2.5) */
+#define RES_IRQ_NOFLAGS   0x22 /* small item, 2 bytes: the IRQ mask (6.4.2.1) */
+#define RES_END_TAG       0x79 /* small item, 1 byte: checksum (6.4.2.9) */
 
 static void put(GByteArray *b, const void *data, size_t len)
 {
@@ -137,13 +137,11 @@ void aml_name(GByteArray *b, const char *name)
  */
 uint32_t aml_eisaid_value(const char *id)
 {
-	uint32_t v = (uint32_t)((id[0] - 0x40) & 0x1f) << 26 |
-		     (uint32_t)((id[1] - 0x40) & 0x1f) << 21 |
-		     (uint32_t)((id[2] - 0x40) & 0x1f) << 16 |
-		     (uint32_t)g_ascii_xdigit_value(id[3]) << 12 |
-		     (uint32_t)g_ascii_xdigit_value(id[4]) << 8 |
-		     (uint32_t)g_ascii_xdigit_value(id[5]) << 4 |
-		     (uint32_t)g_ascii_xdigit_value(id[6]);
+	uint32_t v =
+	    (uint32_t)((id[0] - 0x40) & 0x1f) << 26 | (uint32_t)((id[1] - 0x40) & 0x1f) << 21 |
+	    (uint32_t)((id[2] - 0x40) & 0x1f) << 16 | (uint32_t)g_ascii_xdigit_value(id[3]) << 12 |
+	    (uint32_t)g_ascii_xdigit_value(id[4]) << 8 |
+	    (uint32_t)g_ascii_xdigit_value(id[5]) << 4 | (uint32_t)g_ascii_xdigit_value(id[6]);
 
 	return GUINT32_SWAP_LE_BE(v);
 }

@@ -12,11 +12,11 @@
 #include <stdint.h>
 
 /* Opcodes that open a PkgLength-scoped object (20.2.5). */
-#define AML_SCOPE_OP	0x10
-#define AML_BUFFER_OP	0x11
-#define AML_PACKAGE_OP	0x12
-#define AML_METHOD_OP	0x14
-#define AML_DEVICE_OP	0x5b82 /* ExtOpPrefix DeviceOp */
+#define AML_SCOPE_OP   0x10
+#define AML_BUFFER_OP  0x11
+#define AML_PACKAGE_OP 0x12
+#define AML_METHOD_OP  0x14
+#define AML_DEVICE_OP  0x5b82 /* ExtOpPrefix DeviceOp */
 
 /* Returns where the object's PkgLength goes; pass it to aml_close(). */
 size_t aml_open(GByteArray *b, uint16_t op);
@@ -28,8 +28,8 @@ unsigned int aml_pkg_length(uint32_t len, uint8_t out[4]);
 void aml_name_string(GByteArray *b, const char *path); /* "\\_SB_.COM1", "_HID" */
 void aml_integer(GByteArray *b, uint64_t value);
 void aml_string(GByteArray *b, const char *s);
-void aml_name(GByteArray *b, const char *name);	 /* NameOp + name: a value follows */
-void aml_eisaid(GByteArray *b, const char *id);	 /* "PNP0501" -> compressed DWord */
+void aml_name(GByteArray *b, const char *name); /* NameOp + name: a value follows */
+void aml_eisaid(GByteArray *b, const char *id); /* "PNP0501" -> compressed DWord */
 uint32_t aml_eisaid_value(const char *id);
 
 /* Resource descriptors for a ResourceTemplate (6.4.2), and its end tag. */

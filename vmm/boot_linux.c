@@ -2,8 +2,8 @@
 #include "vmm/boot_linux.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,15 +12,15 @@
 #include "vmm/error.h"
 #include "vmm/layout.h"
 
-#define SETUP_HDR_OFFSET 0x1f1 /* struct setup_header within the file and the zero page */
-#define HDR_MAGIC	 0x53726448 /* "HdrS" */
-#define BOOT_FLAG	 0xaa55
-#define SECTOR		 512
-#define TYPE_OF_LOADER	 0xff /* "undefined" loader: we have no assigned id */
-#define ENTRY_64_OFFSET	 0x200 /* startup_64 lies 512 bytes into the payload */
-#define PAGE_SIZE_4K	 4096ULL
-#define OLD_CMDLINE_MAX	 255 /* before protocol 2.06 there is no cmdline_size */
-#define OLD_INITRD_MAX	 0x37ffffffULL /* before 2.03 there is no initrd_addr_max */
+#define SETUP_HDR_OFFSET 0x1f1      /* struct setup_header within the file and the zero page */
+#define HDR_MAGIC        0x53726448 /* "HdrS" */
+#define BOOT_FLAG        0xaa55
+#define SECTOR           512
+#define TYPE_OF_LOADER   0xff  /* "undefined" loader: we have no assigned id */
+#define ENTRY_64_OFFSET  0x200 /* startup_64 lies 512 bytes into the payload */
+#define PAGE_SIZE_4K     4096ULL
+#define OLD_CMDLINE_MAX  255           /* before protocol 2.06 there is no cmdline_size */
+#define OLD_INITRD_MAX   0x37ffffffULL /* before 2.03 there is no initrd_addr_max */
 
 static bool usage_error(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static bool usage_error(GError **err, const char *fmt, ...)
@@ -55,12 +55,12 @@ static bool read_at(int fd, void *buf, size_t len, off_t off)
 }
 
 bool bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size, const char *name,
-		   struct bzimage *out, GError **err)
+                   struct bzimage *out, GError **err)
 {
 	memset(out, 0, sizeof(*out));
 	if (head_len >= 4 && memcmp(head, "\177ELF", 4) == 0)
-		return usage_error(err, "%s: an ELF vmlinux, not a bzImage; use the distribution's vmlinuz",
-				   name);
+		return usage_error(
+		    err, "%s: an ELF vmlinux, not a bzImage; use the distribution's vmlinuz", name);
 	if (head_len < 0x202 + 6 || file_size < head_len)
 		return usage_error(err, "%s: not a Linux bzImage (too short)", name);
 
@@ -77,20 +77,21 @@ bool bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size, con
 	if (h->boot_flag != BOOT_FLAG || h->header != HDR_MAGIC)
 		return usage_error(err, "%s: not a Linux bzImage (no boot signature)", name);
 	if (h->version < BZIMAGE_MIN_PROTOCOL)
-		return usage_error(err,
-				   "%s: boot protocol %u.%02u is too old (husk needs 2.12 or later)",
-				   name, h->version >> 8, h->version & 0xff);
+		return usage_error(
+		    err, "%s: boot protocol %u.%02u is too old (husk needs 2.12 or later)", name,
+		    h->version >> 8, h->version & 0xff);
 	if (!(h->xloadflags & XLF_KERNEL_64))
-		return usage_error(err, "%s: a 32-bit kernel; husk boots 64-bit kernels only", name);
+		return usage_error(err, "%s: a 32-bit kernel; husk boots 64-bit kernels only",
+		                   name);
 	if (!(h->loadflags & LOADED_HIGH))
 		return usage_error(err, "%s: a zImage that loads below 1 MiB; husk needs a bzImage",
-				   name);
+		                   name);
 
 	unsigned int setup_sects = h->setup_sects ? h->setup_sects : 4;
 	out->payload_offset = (uint64_t)(setup_sects + 1) * SECTOR;
 	if (out->payload_offset + ENTRY_64_OFFSET >= file_size)
 		return usage_error(err, "%s: truncated bzImage (no kernel after the setup code)",
-				   name);
+		                   name);
 	out->payload_size = file_size - out->payload_offset;
 	return true;
 }
@@ -101,8 +102,7 @@ static uint64_t kernel_footprint(const struct bzimage *bz)
 	return bz->payload_size > bz->hdr.init_size ? bz->payload_size : bz->hdr.init_size;
 }
 
-static bool open_regular(const char *path, const char *what, int *fd, uint64_t *size,
-			 GError **err)
+static bool open_regular(const char *path, const char *what, int *fd, uint64_t *size, GError **err)
 {
 	struct stat st;
 
@@ -160,16 +160,17 @@ bool linux_check_files(const struct linux_boot_args *args, GError **err)
 }
 
 static bool load_kernel(const struct guest_memory *gm, const char *path, struct bzimage *bz,
-			GError **err)
+                        GError **err)
 {
 	int fd = open_bzimage(path, bz, err);
 	bool ok = fd >= 0;
 
 	if (ok && LAYOUT_KERNEL + kernel_footprint(bz) > gm_low_end(gm)) {
-		ok = usage_error(err, "--memory: %" PRIu64 " MiB is too small for %s (needs %" PRIu64
-				      " MiB to decompress)",
-				 gm->ram_size / MiB, path,
-				 (LAYOUT_KERNEL + kernel_footprint(bz)) / MiB + 1);
+		ok = usage_error(err,
+		                 "--memory: %" PRIu64 " MiB is too small for %s (needs %" PRIu64
+		                 " MiB to decompress)",
+		                 gm->ram_size / MiB, path,
+		                 (LAYOUT_KERNEL + kernel_footprint(bz)) / MiB + 1);
 	}
 	if (ok) {
 		void *dst = gm_ptr(gm, LAYOUT_KERNEL, bz->payload_size);
@@ -186,16 +187,16 @@ static bool load_kernel(const struct guest_memory *gm, const char *path, struct 
  * RAM reaches, page aligned, like other loaders: that keeps it clear of
  * where the kernel decompresses itself.
  */
-static bool load_initrd(const struct guest_memory *gm, const struct bzimage *bz,
-			const char *path, struct linux_boot *out, GError **err)
+static bool load_initrd(const struct guest_memory *gm, const struct bzimage *bz, const char *path,
+                        struct linux_boot *out, GError **err)
 {
 	uint64_t size;
 	int fd;
 
 	if (!open_regular(path, "--initrd", &fd, &size, err))
 		return false;
-	uint64_t limit = bz->hdr.initrd_addr_max ? (uint64_t)bz->hdr.initrd_addr_max + 1
-						 : OLD_INITRD_MAX + 1;
+	uint64_t limit =
+	    bz->hdr.initrd_addr_max ? (uint64_t)bz->hdr.initrd_addr_max + 1 : OLD_INITRD_MAX + 1;
 	if (limit > gm_low_end(gm))
 		limit = gm_low_end(gm);
 	uint64_t lowest = LAYOUT_KERNEL + kernel_footprint(bz);
@@ -204,9 +205,9 @@ static bool load_initrd(const struct guest_memory *gm, const struct bzimage *bz,
 
 	if (size == 0 || addr < lowest) {
 		ok = usage_error(err,
-				 "--initrd: %s (%" PRIu64 " MiB) does not fit below %" PRIu64
-				 " MiB next to the kernel; give the VM more --memory",
-				 path, size / MiB, limit / MiB);
+		                 "--initrd: %s (%" PRIu64 " MiB) does not fit below %" PRIu64
+		                 " MiB next to the kernel; give the VM more --memory",
+		                 path, size / MiB, limit / MiB);
 	} else if (!read_at(fd, gm_ptr(gm, addr, size), size, 0)) {
 		ok = usage_error(err, "--initrd: %s: %s", path, g_strerror(errno));
 	}
@@ -217,7 +218,7 @@ static bool load_initrd(const struct guest_memory *gm, const struct bzimage *bz,
 }
 
 static bool write_cmdline(const struct guest_memory *gm, const struct bzimage *bz,
-			  const char *cmdline, GError **err)
+                          const char *cmdline, GError **err)
 {
 	size_t max = bz->hdr.version >= 0x0206 ? bz->hdr.cmdline_size : OLD_CMDLINE_MAX;
 	size_t len = strlen(cmdline);
@@ -225,15 +226,15 @@ static bool write_cmdline(const struct guest_memory *gm, const struct bzimage *b
 	if (max >= LAYOUT_CMDLINE_MAX)
 		max = LAYOUT_CMDLINE_MAX - 1;
 	if (len > max)
-		return usage_error(err, "--cmdline: %zu bytes is longer than this kernel accepts (%zu)",
-				   len, max);
+		return usage_error(
+		    err, "--cmdline: %zu bytes is longer than this kernel accepts (%zu)", len, max);
 	gm_write(gm, LAYOUT_CMDLINE, cmdline, len + 1);
 	return true;
 }
 
 static bool write_zero_page(const struct guest_memory *gm, const struct bzimage *bz,
-			    const struct linux_boot_args *args, const struct linux_boot *boot,
-			    GError **err)
+                            const struct linux_boot_args *args, const struct linux_boot *boot,
+                            GError **err)
 {
 	struct boot_params *bp = gm_ptr(gm, LAYOUT_ZERO_PAGE, sizeof(*bp));
 
@@ -258,7 +259,7 @@ static bool write_zero_page(const struct guest_memory *gm, const struct bzimage 
 }
 
 bool linux_load(const struct guest_memory *gm, const struct linux_boot_args *args,
-		struct linux_boot *out, GError **err)
+                struct linux_boot *out, GError **err)
 {
 	struct bzimage bz;
 

@@ -18,7 +18,7 @@
 
 struct bzimage {
 	struct setup_header hdr; /* as in the file; fields past its end are zero */
-	size_t hdr_len;		 /* bytes of setup header the file really has */
+	size_t hdr_len;          /* bytes of setup header the file really has */
 	uint64_t payload_offset; /* the protected-mode kernel within the file */
 	uint64_t payload_size;
 };
@@ -26,12 +26,12 @@ struct bzimage {
 struct linux_boot_args {
 	const char *kernel_path;
 	const char *initrd_path; /* may be NULL */
-	const char *cmdline;	 /* may be NULL */
-	uint64_t rsdp;		 /* guest-physical address of the ACPI RSDP */
+	const char *cmdline;     /* may be NULL */
+	uint64_t rsdp;           /* guest-physical address of the ACPI RSDP */
 };
 
 struct linux_boot {
-	uint64_t entry;	      /* where the BSP starts, in 64-bit mode */
+	uint64_t entry;       /* where the BSP starts, in 64-bit mode */
 	uint64_t zero_page;   /* %rsi at entry */
 	uint64_t initrd_addr; /* 0 without an initrd */
 	uint64_t initrd_size;
@@ -39,13 +39,13 @@ struct linux_boot {
 
 /* 'head' is the start of the file (at least the setup sectors if it has them). */
 bool bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size, const char *name,
-		   struct bzimage *out, GError **err);
+                   struct bzimage *out, GError **err);
 
 /* Checks the kernel and initrd files without loading them: bad input is a usage error. */
 bool linux_check_files(const struct linux_boot_args *args, GError **err);
 
 /* Errors are HUSK_EXIT_USAGE (a bad file or option) or HUSK_EXIT_RUNTIME. */
 bool linux_load(const struct guest_memory *gm, const struct linux_boot_args *args,
-		struct linux_boot *out, GError **err);
+                struct linux_boot *out, GError **err);
 
 #endif

@@ -42,8 +42,8 @@ static void make_image(struct fixture *f)
 
 static void write_files(struct fixture *f, size_t initrd_size)
 {
-	g_assert_true(g_file_set_contents(f->kernel_path, (const char *)f->image,
-					  sizeof(f->image), NULL));
+	g_assert_true(
+	    g_file_set_contents(f->kernel_path, (const char *)f->image, sizeof(f->image), NULL));
 	char *initrd = g_malloc(initrd_size);
 	memset(initrd, 0x5a, initrd_size);
 	g_assert_true(g_file_set_contents(f->initrd_path, initrd, (gssize)initrd_size, NULL));
@@ -74,10 +74,10 @@ static void teardown(struct fixture *f, gconstpointer data)
 static bool load(struct fixture *f, const char *cmdline, struct linux_boot *boot, GError **err)
 {
 	struct linux_boot_args args = {
-		.kernel_path = f->kernel_path,
-		.initrd_path = f->initrd_path,
-		.cmdline = cmdline,
-		.rsdp = 0xe0000,
+	    .kernel_path = f->kernel_path,
+	    .initrd_path = f->initrd_path,
+	    .cmdline = cmdline,
+	    .rsdp = 0xe0000,
 	};
 
 	write_files(f, 100000);
@@ -103,7 +103,7 @@ static void test_zero_page(struct fixture *f, gconstpointer data)
 	g_assert_cmpstr(gm_ptr(&f->gm, bp->hdr.cmd_line_ptr, 20), ==, "console=ttyS0 quiet");
 	g_assert_cmpuint(bp->e820_entries, ==, 4);
 	g_assert_cmpmem(gm_ptr(&f->gm, LAYOUT_KERNEL, PAYLOAD_SIZE), PAYLOAD_SIZE,
-			f->image + (SETUP_SECTS + 1) * 512, PAYLOAD_SIZE);
+	                f->image + (SETUP_SECTS + 1) * 512, PAYLOAD_SIZE);
 }
 
 static void test_initrd_placement(struct fixture *f, gconstpointer data)
@@ -133,7 +133,7 @@ static void test_initrd_respects_addr_max(struct fixture *f, gconstpointer data)
 static void test_initrd_too_big(struct fixture *f, gconstpointer data)
 {
 	struct linux_boot_args args = {.kernel_path = f->kernel_path,
-				       .initrd_path = f->initrd_path};
+	                               .initrd_path = f->initrd_path};
 	struct linux_boot boot;
 	GError *err = NULL;
 
@@ -216,7 +216,7 @@ static void test_missing_files(struct fixture *f, gconstpointer data)
 	g_assert_false(linux_check_files(&args, &err));
 	g_assert_error(err, HUSK_ERROR, HUSK_EXIT_USAGE);
 	g_assert_cmpstr(err->message, ==,
-			"--kernel: /nonexistent/vmlinuz: No such file or directory");
+	                "--kernel: /nonexistent/vmlinuz: No such file or directory");
 	g_clear_error(&err);
 	args.kernel_path = f->dir;
 	g_assert_false(linux_check_files(&args, &err));

@@ -22,8 +22,8 @@ static bool ranges_overlap(const struct bus_range *r, uint64_t base, uint64_t le
 	return base < r->base + r->len && r->base < base + len;
 }
 
-bool bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn access,
-		  void *opaque, const char *name)
+bool bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn access, void *opaque,
+                  const char *name)
 {
 	size_t pos = 0;
 
@@ -63,8 +63,7 @@ static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr)
 	return NULL;
 }
 
-bool bus_dispatch(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
-		  bool is_write)
+bool bus_dispatch(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
 {
 	const struct bus_range *r = bus_find(bus, addr);
 

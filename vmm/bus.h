@@ -18,7 +18,7 @@
  * it leaves alone read as 0xff.
  */
 typedef void (*bus_access_fn)(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-			      bool is_write);
+                              bool is_write);
 
 struct bus_range {
 	uint64_t base;
@@ -38,11 +38,10 @@ void bus_init(struct bus *bus, const char *kind);
 void bus_destroy(struct bus *bus);
 
 /* Returns false (and registers nothing) if the range is empty or overlaps. */
-bool bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn access,
-		  void *opaque, const char *name);
+bool bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn access, void *opaque,
+                  const char *name);
 
 /* Returns false if no device claims 'addr'; reads then return all ones. */
-bool bus_dispatch(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
-		  bool is_write);
+bool bus_dispatch(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
 
 #endif

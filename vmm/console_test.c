@@ -131,7 +131,9 @@ static void test_pty(void)
 	g_assert_false(during.c_lflag & (ICANON | ECHO | ISIG));
 	g_assert_false(during.c_oflag & OPOST);
 
-	const char in[] = "a\x01\x01" "b\x01q" "c\x01x";
+	const char in[] = "a\x01\x01"
+	                  "b\x01q"
+	                  "c\x01x";
 	g_assert_cmpint(write(master, in, sizeof(in) - 1), ==, sizeof(in) - 1);
 	for (int i = 0; i < 50 && st.count == 0; i++)
 		g_main_context_iteration(ctx, TRUE);
@@ -140,7 +142,10 @@ static void test_pty(void)
 	while (rd(s, LSR) & 1)
 		got[n++] = rd(s, RBR);
 	g_assert_cmpint(n, ==, 6);
-	g_assert_true(memcmp(got, "a\x01" "b\x01qc", 6) == 0);
+	g_assert_true(memcmp(got,
+	                     "a\x01"
+	                     "b\x01qc",
+	                     6) == 0);
 	g_assert_cmpuint(st.count, ==, 1);
 	g_assert_cmpint(st.reasons[0], ==, STOP_USER);
 

@@ -7,20 +7,19 @@
 
 #include "vmm/error.h"
 
-#define CPUID_FEATURES	      0x1
+#define CPUID_FEATURES        0x1
 #define CPUID_THERMAL_POWER   0x6
 #define CPUID_EXT_TOPOLOGY    0xb
 #define CPUID_V2_EXT_TOPOLOGY 0x1f
 
 #define FEAT_ECX_HYPERVISOR (1U << 31)
-#define THERMAL_ECX_EPB	    (1U << 3) /* energy-performance bias MSR: not emulated */
+#define THERMAL_ECX_EPB     (1U << 3) /* energy-performance bias MSR: not emulated */
 
 struct kvm_cpuid2 *cpuid_supported(int kvm_fd, GError **err)
 {
 	/* KVM says E2BIG until the buffer is big enough; grow until it fits. */
 	for (unsigned int n = 64; n <= 4096; n *= 2) {
-		struct kvm_cpuid2 *c =
-			g_malloc0(sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+		struct kvm_cpuid2 *c = g_malloc0(sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
 
 		c->nent = n;
 		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
@@ -30,7 +29,7 @@ struct kvm_cpuid2 *cpuid_supported(int kvm_fd, GError **err)
 			break;
 	}
 	g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST, "KVM_GET_SUPPORTED_CPUID: %s",
-		    g_strerror(errno));
+	            g_strerror(errno));
 	return NULL;
 }
 

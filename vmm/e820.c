@@ -6,8 +6,8 @@
 #define E820_RAM      1
 #define E820_RESERVED 2
 
-static bool append(struct boot_e820_entry *out, unsigned int max, unsigned int *n,
-		   uint64_t start, uint64_t end, uint32_t type)
+static bool append(struct boot_e820_entry *out, unsigned int max, unsigned int *n, uint64_t start,
+                   uint64_t end, uint32_t type)
 {
 	if (end <= start)
 		return true;
@@ -24,7 +24,7 @@ static bool append(struct boot_e820_entry *out, unsigned int max, unsigned int *
  * for its SMP trampoline.
  */
 unsigned int e820_build(const struct guest_memory *gm, struct boot_e820_entry *out,
-			unsigned int max)
+                        unsigned int max)
 {
 	uint64_t low_end = gm_low_end(gm);
 	unsigned int n = 0;
@@ -38,6 +38,6 @@ unsigned int e820_build(const struct guest_memory *gm, struct boot_e820_entry *o
 	ok &= append(out, max, &n, LAYOUT_KERNEL, low_end, E820_RAM);
 	for (unsigned int i = 1; i < gm->count; i++)
 		ok &= append(out, max, &n, gm->regions[i].gpa,
-			     gm->regions[i].gpa + gm->regions[i].size, E820_RAM);
+		             gm->regions[i].gpa + gm->regions[i].size, E820_RAM);
 	return ok ? n : 0;
 }

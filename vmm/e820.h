@@ -9,6 +9,6 @@
 
 /* Fills 'out' (room for 'max' entries); returns the number written, 0 if it does not fit. */
 unsigned int e820_build(const struct guest_memory *gm, struct boot_e820_entry *out,
-			unsigned int max);
+                        unsigned int max);
 
 #endif

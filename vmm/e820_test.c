@@ -4,7 +4,7 @@
 #include "vmm/e820.h"
 #include "vmm/layout.h"
 
-#define RAM	 1
+#define RAM      1
 #define RESERVED 2
 
 static uint64_t ram_total(const struct boot_e820_entry *e, unsigned int n)
@@ -56,7 +56,7 @@ static void test_split_around_pci_hole(void)
 	g_assert_cmpuint(e[4].size, ==, 5 * GiB - LAYOUT_MMIO32_START);
 	for (unsigned int i = 0; i < n; i++)
 		g_assert_false(e[i].type == RAM && e[i].addr < LAYOUT_HIGH_RAM &&
-			       e[i].addr + e[i].size > LAYOUT_MMIO32_START);
+		               e[i].addr + e[i].size > LAYOUT_MMIO32_START);
 	guest_memory_free(&gm);
 }
 

@@ -1,4 +1,4 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/error.h"
 
-G_DEFINE_QUARK(husk-error-quark, husk_error)
+G_DEFINE_QUARK(husk - error - quark, husk_error)

@@ -26,7 +26,7 @@ bool guest_memory_alloc(struct guest_memory *gm, uint64_t ram_size)
 	 * it all against the host's commit limit up front.
 	 */
 	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return false;
 	madvise(p, ram_size, MADV_DONTDUMP);

@@ -16,16 +16,16 @@ static const struct {
 	int cap;
 	const char *name;
 } required_caps[] = {
-	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
-	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-	{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-	{KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
-	{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
-	{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
-	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+    {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 };
 
 static int host_error(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -47,10 +47,10 @@ static int open_device(GError **err)
 		return fd;
 	if (errno == ENOENT)
 		return host_error(err, KVM_DEVICE " does not exist: load kvm_intel or kvm_amd "
-					       "(and enable virtualization in the firmware)");
+		                                  "(and enable virtualization in the firmware)");
 	if (errno == EACCES || errno == EPERM)
 		return host_error(err, KVM_DEVICE ": permission denied (add your user to the "
-					       "'kvm' group, then log in again)");
+		                                  "'kvm' group, then log in again)");
 	return host_error(err, KVM_DEVICE ": %s", g_strerror(errno));
 }
 
@@ -60,13 +60,13 @@ static bool check_caps(int fd, GError **err)
 
 	if (version != KVM_API_VERSION) {
 		host_error(err, KVM_DEVICE ": KVM API version %d, husk needs %d", version,
-			   KVM_API_VERSION);
+		           KVM_API_VERSION);
 		return false;
 	}
 	for (size_t i = 0; i < G_N_ELEMENTS(required_caps); i++) {
 		if (ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0) {
 			host_error(err, KVM_DEVICE ": the host's KVM lacks %s, which husk needs",
-				   required_caps[i].name);
+			           required_caps[i].name);
 			return false;
 		}
 	}
@@ -76,9 +76,10 @@ static bool check_caps(int fd, GError **err)
 int host_open_kvm(bool allow_pvm, GError **err)
 {
 	if (!allow_pvm && access(PVM_MODULE, F_OK) == 0)
-		return host_error(err, KVM_DEVICE " is PVM-backed (kvm_pvm): it cannot boot an "
-					       "unmodified Linux kernel; use a host with VMX or SVM "
-					       "(or --allow-pvm to try anyway)");
+		return host_error(err,
+		                  KVM_DEVICE " is PVM-backed (kvm_pvm): it cannot boot an "
+		                             "unmodified Linux kernel; use a host with VMX or SVM "
+		                             "(or --allow-pvm to try anyway)");
 	int fd = open_device(err);
 	if (fd < 0)
 		return -1;

@@ -5,18 +5,18 @@
 
 #include "vmm/layout.h"
 
-#define CR0_PE	 (1ULL << 0)
-#define CR0_MP	 (1ULL << 1)
-#define CR0_ET	 (1ULL << 4)
-#define CR0_NE	 (1ULL << 5)
-#define CR0_PG	 (1ULL << 31)
-#define CR4_PAE	 (1ULL << 5)
+#define CR0_PE   (1ULL << 0)
+#define CR0_MP   (1ULL << 1)
+#define CR0_ET   (1ULL << 4)
+#define CR0_NE   (1ULL << 5)
+#define CR0_PG   (1ULL << 31)
+#define CR4_PAE  (1ULL << 5)
 #define EFER_LME (1ULL << 8)
 #define EFER_LMA (1ULL << 10)
 
 #define PTE_PRESENT (1ULL << 0)
-#define PTE_RW	    (1ULL << 1)
-#define PTE_PS	    (1ULL << 7) /* 2 MiB page in a page directory */
+#define PTE_RW      (1ULL << 1)
+#define PTE_PS      (1ULL << 7) /* 2 MiB page in a page directory */
 
 /* Selectors match the boot protocol's __BOOT_CS and __BOOT_DS. */
 #define GDT_CODE_SEL 0x10
@@ -27,7 +27,7 @@
 /* Segment types (Intel SDM vol. 3, 3.4.5.1). */
 #define SEG_TYPE_CODE_RX_ACCESSED 0xb
 #define SEG_TYPE_DATA_RW_ACCESSED 0x3
-#define SEG_TYPE_TSS_BUSY	  0xb
+#define SEG_TYPE_TSS_BUSY         0xb
 
 static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
 {
@@ -39,9 +39,9 @@ static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
 bool long_mode_write_tables(const struct guest_memory *gm)
 {
 	uint64_t gdt[GDT_ENTRIES] = {
-		[GDT_CODE_SEL / 8] = gdt_entry(0xa09b, 0, 0xfffff), /* 64-bit code, G, L */
-		[GDT_DATA_SEL / 8] = gdt_entry(0xc093, 0, 0xfffff), /* data, G, D/B */
-		[GDT_TSS_SEL / 8] = gdt_entry(0x008b, 0, 0x67),	    /* busy TSS */
+	    [GDT_CODE_SEL / 8] = gdt_entry(0xa09b, 0, 0xfffff), /* 64-bit code, G, L */
+	    [GDT_DATA_SEL / 8] = gdt_entry(0xc093, 0, 0xfffff), /* data, G, D/B */
+	    [GDT_TSS_SEL / 8] = gdt_entry(0x008b, 0, 0x67),     /* busy TSS */
 	};
 	uint64_t *pml4 = gm_ptr(gm, LAYOUT_PML4, 4096);
 	uint64_t *pdpt = gm_ptr(gm, LAYOUT_PDPT, 4096);
@@ -62,16 +62,16 @@ bool long_mode_write_tables(const struct guest_memory *gm)
 static struct kvm_segment flat_segment(uint16_t selector, uint8_t type, bool code)
 {
 	return (struct kvm_segment){
-		.base = 0,
-		.limit = 0xffffffff,
-		.selector = selector,
-		.type = type,
-		.present = 1,
-		.dpl = 0,
-		.db = code ? 0 : 1, /* must be 0 when L is set */
-		.s = 1,
-		.l = code ? 1 : 0,
-		.g = 1,
+	    .base = 0,
+	    .limit = 0xffffffff,
+	    .selector = selector,
+	    .type = type,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = code ? 0 : 1, /* must be 0 when L is set */
+	    .s = 1,
+	    .l = code ? 1 : 0,
+	    .g = 1,
 	};
 }
 
@@ -83,7 +83,7 @@ void long_mode_set_sregs(struct kvm_sregs *sregs)
 	sregs->ds = sregs->es = sregs->fs = sregs->gs = sregs->ss = data;
 	/* VMX refuses to enter with an unusable TR, so give it a busy TSS. */
 	sregs->tr = (struct kvm_segment){
-		.selector = GDT_TSS_SEL, .limit = 0x67, .type = SEG_TYPE_TSS_BUSY, .present = 1};
+	    .selector = GDT_TSS_SEL, .limit = 0x67, .type = SEG_TYPE_TSS_BUSY, .present = 1};
 	sregs->gdt.base = LAYOUT_GDT;
 	sregs->gdt.limit = GDT_ENTRIES * 8 - 1;
 	sregs->idt.base = 0;

@@ -2,8 +2,8 @@
 #include "vmm/machine.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <glib-unix.h>
+#include <inttypes.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -117,17 +117,18 @@ static bool create_vm(struct machine *m, GError **err)
 static bool add_memory(struct machine *m, GError **err)
 {
 	if (!guest_memory_alloc(&m->mem, m->cfg->memory)) {
-		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "cannot map %" PRIu64
-			    " MiB of guest memory: %s", m->cfg->memory / MiB, g_strerror(errno));
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME,
+		            "cannot map %" PRIu64 " MiB of guest memory: %s", m->cfg->memory / MiB,
+		            g_strerror(errno));
 		return false;
 	}
 	for (unsigned int i = 0; i < m->mem.count; i++) {
 		const struct guest_region *r = &m->mem.regions[i];
 		struct kvm_userspace_memory_region region = {
-			.slot = i,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uintptr_t)r->hva,
+		    .slot = i,
+		    .guest_phys_addr = r->gpa,
+		    .memory_size = r->size,
+		    .userspace_addr = (uintptr_t)r->hva,
 		};
 
 		if (ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
@@ -137,12 +138,12 @@ static bool add_memory(struct machine *m, GError **err)
 }
 
 static bool register_pio(struct machine *m, uint16_t port, uint16_t len, bus_access_fn fn,
-			 void *opaque, const char *name, GError **err)
+                         void *opaque, const char *name, GError **err)
 {
 	if (bus_register(&m->pio, port, len, fn, opaque, name))
 		return true;
 	g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "%s: I/O ports 0x%x+%u are taken", name,
-		    port, len);
+	            port, len);
 	return false;
 }
 
@@ -159,19 +160,19 @@ static bool add_devices(struct machine *m, GError **err)
 	       register_pio(m, PORT_I8042_CMD, 1, i8042_command_access, m->i8042, "i8042", err) &&
 	       register_pio(m, PORT_PVPANIC, 1, pvpanic_access, m->pvpanic, "pvpanic", err) &&
 	       register_pio(m, PORT_ACPI_PM, PORT_ACPI_PM_LEN, acpi_pm_access, m->acpi_pm,
-			    "acpi-pm", err);
+	                    "acpi-pm", err);
 }
 
 static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
 {
 	struct acpi_config acpi = {
-		.ncpus = m->cfg->cpus,
-		.ioapic_addr = LAYOUT_IOAPIC,
-		.ioapic_id = (uint8_t)m->cfg->cpus,
-		.pm_port = PORT_ACPI_PM,
-		.pvpanic_port = PORT_PVPANIC,
-		.com1_port = PORT_COM1,
-		.com1_irq = IRQ_COM1,
+	    .ncpus = m->cfg->cpus,
+	    .ioapic_addr = LAYOUT_IOAPIC,
+	    .ioapic_id = (uint8_t)m->cfg->cpus,
+	    .pm_port = PORT_ACPI_PM,
+	    .pvpanic_port = PORT_PVPANIC,
+	    .com1_port = PORT_COM1,
+	    .com1_irq = IRQ_COM1,
 	};
 	/* The tables end where the reset vector's 16 bytes begin. */
 	uint64_t size = RESET_VECTOR_ADDR - LAYOUT_ACPI_START;
@@ -179,8 +180,8 @@ static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
 
 	reset_vector_code(reset, PORT_ACPI_PM + ACPI_PM_RESET, ACPI_RESET_VALUE);
 	gm_write(&m->mem, RESET_VECTOR_ADDR, reset, sizeof(reset));
-	*rsdp = acpi_build(&acpi, gm_ptr(&m->mem, LAYOUT_ACPI_START, size), LAYOUT_ACPI_START,
-			   size);
+	*rsdp =
+	    acpi_build(&acpi, gm_ptr(&m->mem, LAYOUT_ACPI_START, size), LAYOUT_ACPI_START, size);
 	if (*rsdp)
 		return true;
 	g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "the ACPI tables do not fit");
@@ -190,9 +191,9 @@ static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
 static bool load_kernel(struct machine *m, GError **err)
 {
 	struct linux_boot_args args = {
-		.kernel_path = m->cfg->kernel,
-		.initrd_path = m->cfg->initrd,
-		.cmdline = m->cfg->cmdline,
+	    .kernel_path = m->cfg->kernel,
+	    .initrd_path = m->cfg->initrd,
+	    .cmdline = m->cfg->cmdline,
 	};
 	struct linux_boot boot;
 
@@ -214,22 +215,22 @@ static bool create_vcpus(struct machine *m, GError **err)
 		return kvm_error(err, HUSK_EXIT_HOST, "KVM_GET_VCPU_MMAP_SIZE");
 	if (max_vcpus > 0 && m->cfg->cpus > (unsigned int)max_vcpus) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST,
-			    "--cpus: %u is more than this host's KVM allows (%d)", m->cfg->cpus,
-			    max_vcpus);
+		            "--cpus: %u is more than this host's KVM allows (%d)", m->cfg->cpus,
+		            max_vcpus);
 		return false;
 	}
 	m->cpuid = cpuid_supported(m->kvm_fd, err);
 	if (!m->cpuid)
 		return false;
 	m->vcpu_env = (struct vcpu_env){
-		.vm_fd = m->vm_fd,
-		.run_size = (size_t)run_size,
-		.cpuid = m->cpuid,
-		.pio = &m->pio,
-		.mmio = &m->mmio,
-		.stop = stop_hook(m),
-		.stopping = &m->stopping,
-		.start_ns = m->cfg->timings ? m->cfg->start_ns : 0,
+	    .vm_fd = m->vm_fd,
+	    .run_size = (size_t)run_size,
+	    .cpuid = m->cpuid,
+	    .pio = &m->pio,
+	    .mmio = &m->mmio,
+	    .stop = stop_hook(m),
+	    .stopping = &m->stopping,
+	    .start_ns = m->cfg->timings ? m->cfg->start_ns : 0,
 	};
 	m->vcpus = g_new0(struct vcpu, m->cfg->cpus);
 	for (unsigned int i = 0; i < m->cfg->cpus; i++) {

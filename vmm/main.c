@@ -17,15 +17,15 @@
 #include "vmm/options.h"
 
 static const char usage[] =
-	"usage: husk run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--memory SIZE]\n"
-	"                [--cpus N] [--on-reboot exit|restart]\n"
-	"       husk check-host\n"
-	"       husk --version\n"
-	"\n"
-	"  run         boot a Linux kernel with its console on this terminal\n"
-	"  check-host  say whether this host can run husk's VMs (exit 0 or 3)\n"
-	"\n"
-	"'husk run --help' lists every option and the exit statuses.\n";
+    "usage: husk run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--memory SIZE]\n"
+    "                [--cpus N] [--on-reboot exit|restart]\n"
+    "       husk check-host\n"
+    "       husk --version\n"
+    "\n"
+    "  run         boot a Linux kernel with its console on this terminal\n"
+    "  check-host  say whether this host can run husk's VMs (exit 0 or 3)\n"
+    "\n"
+    "'husk run --help' lists every option and the exit statuses.\n";
 
 static int64_t now_ns(void)
 {

@@ -15,12 +15,12 @@ static gboolean parse_memory(const char *name, const char *value, gpointer data,
 
 	if (!size_parse(value, &bytes)) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE, "--memory: \"%s\" is not a size",
-			    value);
+		            value);
 		return FALSE;
 	}
 	if (bytes < VM_MIN_MEMORY || bytes > VM_MAX_MEMORY) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
-			    "--memory: \"%s\" is out of range (16M to 1T)", value);
+		            "--memory: \"%s\" is out of range (16M to 1T)", value);
 		return FALSE;
 	}
 	cfg->memory = bytes;
@@ -36,15 +36,14 @@ static gboolean parse_cpus(const char *name, const char *value, gpointer data, G
 	unsigned long n = strtoul(value, &end, 10);
 	if (errno || end == value || *end || value[0] == '-' || n < 1 || n > VM_MAX_CPUS) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
-			    "--cpus: \"%s\" is not a number from 1 to %d", value, VM_MAX_CPUS);
+		            "--cpus: \"%s\" is not a number from 1 to %d", value, VM_MAX_CPUS);
 		return FALSE;
 	}
 	cfg->cpus = (unsigned int)n;
 	return TRUE;
 }
 
-static gboolean parse_on_reboot(const char *name, const char *value, gpointer data,
-				GError **err)
+static gboolean parse_on_reboot(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
 
@@ -54,7 +53,7 @@ static gboolean parse_on_reboot(const char *name, const char *value, gpointer da
 		cfg->on_reboot = ON_REBOOT_RESTART;
 	} else {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
-			    "--on-reboot: \"%s\" is not one of exit, restart", value);
+		            "--on-reboot: \"%s\" is not one of exit, restart", value);
 		return FALSE;
 	}
 	return TRUE;
@@ -94,29 +93,27 @@ static gboolean parse_cmdline(const char *name, const char *value, gpointer data
 #define CALLBACK(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
 
 static const GOptionEntry run_entries[] = {
-	{"kernel", 'k', 0, CALLBACK(parse_kernel), "Linux kernel to boot (a bzImage, e.g. vmlinuz)",
-	 "PATH"},
-	{"initrd", 'i', 0, CALLBACK(parse_initrd), "Initial ramdisk", "PATH"},
-	{"cmdline", 'a', 0, CALLBACK(parse_cmdline),
-	 "Kernel command line (default \"" VM_DEFAULT_CMDLINE "\")", "TEXT"},
-	{"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)",
-	 "SIZE"},
-	{"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
-	{"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
-	 "What a guest reboot does: exit (status 5, default) or restart", "exit|restart"},
-	{"allow-pvm", 0, 0, G_OPTION_ARG_NONE, NULL,
-	 "Run even on a PVM-backed /dev/kvm", NULL},
-	{"timings", 0, 0, G_OPTION_ARG_NONE, NULL,
-	 "Print how long husk took to set up the VM (to stderr)", NULL},
-	{NULL},
+    {"kernel", 'k', 0, CALLBACK(parse_kernel), "Linux kernel to boot (a bzImage, e.g. vmlinuz)",
+     "PATH"},
+    {"initrd", 'i', 0, CALLBACK(parse_initrd), "Initial ramdisk", "PATH"},
+    {"cmdline", 'a', 0, CALLBACK(parse_cmdline),
+     "Kernel command line (default \"" VM_DEFAULT_CMDLINE "\")", "TEXT"},
+    {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
+    {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
+    {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
+     "What a guest reboot does: exit (status 5, default) or restart", "exit|restart"},
+    {"allow-pvm", 0, 0, G_OPTION_ARG_NONE, NULL, "Run even on a PVM-backed /dev/kvm", NULL},
+    {"timings", 0, 0, G_OPTION_ARG_NONE, NULL,
+     "Print how long husk took to set up the VM (to stderr)", NULL},
+    {NULL},
 };
 
 static const char run_description[] =
-	"Exit status: 0 guest powered off, 1 husk failed while running, 2 bad usage\n"
-	"or input file, 3 this host cannot run VMs, 4 guest kernel panicked, 5 guest\n"
-	"rebooted, 128+N stopped by signal N (130: also the console escape).\n"
-	"\n"
-	"Console: the guest's ttyS0 is on this terminal. Ctrl-A x quits, Ctrl-A h helps.";
+    "Exit status: 0 guest powered off, 1 husk failed while running, 2 bad usage\n"
+    "or input file, 3 this host cannot run VMs, 4 guest kernel panicked, 5 guest\n"
+    "rebooted, 128+N stopped by signal N (130: also the console escape).\n"
+    "\n"
+    "Console: the guest's ttyS0 is on this terminal. Ctrl-A x quits, Ctrl-A h helps.";
 
 /*
  * GOption's own errors (unknown option, missing argument) become usage
@@ -136,12 +133,12 @@ static bool check_required(int argc, char **argv, struct vm_config *cfg, GError 
 {
 	if (argc > 1) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
-			    "run: unexpected argument \"%s\" (try 'husk run --help')", argv[1]);
+		            "run: unexpected argument \"%s\" (try 'husk run --help')", argv[1]);
 		return false;
 	}
 	if (!cfg->kernel) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
-			    "run: --kernel is required (try 'husk run --help')");
+		            "run: --kernel is required (try 'husk run --help')");
 		return false;
 	}
 	return true;
@@ -166,8 +163,8 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	}
 
 	GOptionContext *ctx = g_option_context_new("- boot a Linux kernel in a VM");
-	GOptionGroup *group = g_option_group_new("run", "husk run options", "Show run options",
-						 cfg, NULL);
+	GOptionGroup *group =
+	    g_option_group_new("run", "husk run options", "Show run options", cfg, NULL);
 	g_option_group_add_entries(group, entries);
 	g_option_context_set_main_group(ctx, group);
 	g_option_context_set_description(ctx, run_description);

@@ -10,9 +10,9 @@
 #include "vmm/layout.h"
 
 #define VM_DEFAULT_MEMORY  (512 * MiB)
-#define VM_MIN_MEMORY	   (16 * MiB)
-#define VM_MAX_MEMORY	   (1024 * GiB)
-#define VM_MAX_CPUS	   254 /* APIC ids 0..253 plus the IOAPIC's id fit in xAPIC's 8 bits */
+#define VM_MIN_MEMORY      (16 * MiB)
+#define VM_MAX_MEMORY      (1024 * GiB)
+#define VM_MAX_CPUS        254 /* APIC ids 0..253 plus the IOAPIC's id fit in xAPIC's 8 bits */
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };

@@ -44,9 +44,9 @@ static void test_defaults(void)
 static void test_all_options(void)
 {
 	struct vm_config cfg;
-	char *argv[] = {"run",	    "-k",	 "bz",	      "--initrd=rd",  "--cmdline",
-			"a b c",    "--memory",	 "2G",	      "--cpus=4",     "--on-reboot",
-			"restart",  "--allow-pvm", "--timings", NULL};
+	char *argv[] = {"run",     "-k",          "bz",        "--initrd=rd", "--cmdline",
+	                "a b c",   "--memory",    "2G",        "--cpus=4",    "--on-reboot",
+	                "restart", "--allow-pvm", "--timings", NULL};
 
 	g_assert_true(options_parse_run(G_N_ELEMENTS(argv) - 1, argv, &cfg, NULL));
 	g_assert_cmpstr(cfg.kernel, ==, "bz");
@@ -65,16 +65,16 @@ static void test_bad_options(void)
 	expect_error("run --kernel k --memory 12Q", "--memory: \"12Q\" is not a size");
 	expect_error("run --kernel k --memory 1K", "--memory: \"1K\" is out of range (16M to 1T)");
 	expect_error("run --kernel k --memory 99999999999999999999",
-		     "--memory: \"99999999999999999999\" is not a size");
+	             "--memory: \"99999999999999999999\" is not a size");
 	expect_error("run --kernel k --cpus 0", "--cpus: \"0\" is not a number from 1 to 254");
 	expect_error("run --kernel k --cpus -1", "--cpus: \"-1\" is not a number from 1 to 254");
 	expect_error("run --kernel k --cpus 4x", "--cpus: \"4x\" is not a number from 1 to 254");
 	expect_error("run --kernel k --cpus 255", "--cpus: \"255\" is not a number from 1 to 254");
 	expect_error("run --kernel k --on-reboot maybe",
-		     "--on-reboot: \"maybe\" is not one of exit, restart");
+	             "--on-reboot: \"maybe\" is not one of exit, restart");
 	expect_error("run --memory 1G", "run: --kernel is required (try 'husk run --help')");
 	expect_error("run --kernel k extra",
-		     "run: unexpected argument \"extra\" (try 'husk run --help')");
+	             "run: unexpected argument \"extra\" (try 'husk run --help')");
 	expect_error("run --kernel", "missing argument for --kernel");
 }
 
@@ -95,13 +95,22 @@ static void test_sizes(void)
 		const char *text;
 		uint64_t bytes;
 	} good[] = {
-		{"512M", 512 * MiB}, {"512", 512 * MiB},     {"2G", 2 * GiB},	{"2g", 2 * GiB},
-		{"2GiB", 2 * GiB},   {"1024k", MiB},	    {"1T", 1024 * GiB}, {"4096B", 4096},
-		{"0", 0},	     {"16777216b", 16 * MiB},
+	    {"512M", 512 * MiB},     {"512", 512 * MiB}, {"2G", 2 * GiB},
+	    {"2g", 2 * GiB},         {"2GiB", 2 * GiB},  {"1024k", MiB},
+	    {"1T", 1024 * GiB},      {"4096B", 4096},    {"0", 0},
+	    {"16777216b", 16 * MiB},
 	};
 	static const char *const bad[] = {
-		"", "M", "12Q", "1.5G", "-1G", " 1G", "1G ", "1GG", "18446744073709551616",
-		"17179869184G",
+	    "",
+	    "M",
+	    "12Q",
+	    "1.5G",
+	    "-1G",
+	    " 1G",
+	    "1G ",
+	    "1GG",
+	    "18446744073709551616",
+	    "17179869184G",
 	};
 	uint64_t bytes;
 

@@ -17,15 +17,15 @@
 
 #define SIG_KICK SIGUSR1
 
-#define MSR_IA32_MISC_ENABLE   0x1a0
-#define MISC_ENABLE_FAST_STR   (1ULL << 0)
-#define MSR_MTRR_DEF_TYPE      0x2ff
-#define MTRR_ENABLE	       (1ULL << 11)
-#define MTRR_TYPE_WRITEBACK    6
-#define APIC_LVT0	       0x350
-#define APIC_LVT1	       0x360
-#define APIC_DELIVERY_EXTINT   7
-#define APIC_DELIVERY_NMI      4
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MISC_ENABLE_FAST_STR (1ULL << 0)
+#define MSR_MTRR_DEF_TYPE    0x2ff
+#define MTRR_ENABLE          (1ULL << 11)
+#define MTRR_TYPE_WRITEBACK  6
+#define APIC_LVT0            0x350
+#define APIC_LVT1            0x360
+#define APIC_DELIVERY_EXTINT 7
+#define APIC_DELIVERY_NMI    4
 
 /* The run structure of the vCPU this thread drives, for the kick handler. */
 static __thread struct kvm_run *current_run;
@@ -46,13 +46,12 @@ void vcpu_init_signals(void)
 	sigaction(SIG_KICK, &sa, NULL);
 }
 
-static bool vcpu_ioctl(struct vcpu *v, unsigned long req, void *arg, const char *what,
-		       GError **err)
+static bool vcpu_ioctl(struct vcpu *v, unsigned long req, void *arg, const char *what, GError **err)
 {
 	if (ioctl(v->fd, req, arg) >= 0)
 		return true;
 	g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "vCPU %u: %s: %s", v->id, what,
-		    g_strerror(errno));
+	            g_strerror(errno));
 	return false;
 }
 
@@ -62,19 +61,20 @@ static bool set_msrs(struct vcpu *v, GError **err)
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry entries[2];
 	} msrs = {
-		.hdr.nmsrs = 2,
-		.entries = {
-			{.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STR},
-			/* Without this, Linux treats RAM as uncached until it sets up PAT. */
-			{.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_TYPE_WRITEBACK},
-		},
+	    .hdr.nmsrs = 2,
+	    .entries =
+	        {
+	            {.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STR},
+	            /* Without this, Linux treats RAM as uncached until it sets up PAT. */
+	            {.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_TYPE_WRITEBACK},
+	        },
 	};
 	int n = ioctl(v->fd, KVM_SET_MSRS, &msrs);
 
 	if (n == 2)
 		return true;
 	g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST, "vCPU %u: KVM_SET_MSRS set %d of 2 MSRs",
-		    v->id, n);
+	            v->id, n);
 	return false;
 }
 
@@ -103,14 +103,14 @@ bool vcpu_create(struct vcpu *v, const struct vcpu_env *env, unsigned int id, GE
 	v->fd = ioctl(env->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (v->fd < 0) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST, "vCPU %u: KVM_CREATE_VCPU: %s", id,
-			    g_strerror(errno));
+		            g_strerror(errno));
 		return false;
 	}
 	v->run = mmap(NULL, env->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (v->run == MAP_FAILED) {
 		v->run = NULL;
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "vCPU %u: mmap kvm_run: %s", id,
-			    g_strerror(errno));
+		            g_strerror(errno));
 		return false;
 	}
 
@@ -208,7 +208,7 @@ static bool handle_exit(struct vcpu *v)
 		return true;
 	case KVM_EXIT_MMIO:
 		bus_dispatch(v->env->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
-			     run->mmio.is_write);
+		             run->mmio.is_write);
 		return true;
 	case KVM_EXIT_SHUTDOWN:
 		/* A triple fault: on a PC that resets the machine. */
@@ -252,7 +252,7 @@ static void *vcpu_thread(void *opaque)
 	while (!atomic_load(v->env->stopping)) {
 		if (first) {
 			fprintf(stderr, "husk: setup took %.2f ms (start to first KVM_RUN)\n",
-				(double)(now_ns() - v->env->start_ns) / 1e6);
+			        (double)(now_ns() - v->env->start_ns) / 1e6);
 			first = false;
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
@@ -284,7 +284,7 @@ bool vcpu_start(struct vcpu *v, GError **err)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "vCPU %u: cannot start thread: %s",
-			    v->id, g_strerror(rc));
+		            v->id, g_strerror(rc));
 		return false;
 	}
 	v->running = true;
