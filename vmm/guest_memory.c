@@ -2,8 +2,10 @@
 #include "vmm/guest_memory.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vmm/layout.h"
 
@@ -76,6 +78,23 @@ bool gm_write(const struct guest_memory *gm, uint64_t gpa, const void *src, uint
 		return false;
 	memcpy(dst, src, len);
 	return true;
+}
+
+uint64_t gm_resident_bytes(const struct guest_memory *gm)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t pages = (gm->ram_size + (uint64_t)page - 1) / (uint64_t)page;
+	unsigned char *vec = malloc(pages);
+	uint64_t resident = 0;
+
+	if (!vec || mincore(gm->mapping, gm->ram_size, vec) < 0) {
+		free(vec);
+		return 0;
+	}
+	for (size_t i = 0; i < pages; i++)
+		resident += vec[i] & 1;
+	free(vec);
+	return resident * (uint64_t)page;
 }
 
 uint64_t gm_low_end(const struct guest_memory *gm)

@@ -40,6 +40,9 @@ void *gm_ptr(const struct guest_memory *gm, uint64_t gpa, uint64_t len);
 bool gm_read(const struct guest_memory *gm, uint64_t gpa, void *dst, uint64_t len);
 bool gm_write(const struct guest_memory *gm, uint64_t gpa, const void *src, uint64_t len);
 
+/* Bytes of guest RAM the host has backed with memory so far (mincore). */
+uint64_t gm_resident_bytes(const struct guest_memory *gm);
+
 /* End of the RAM that starts at 0 (the "low" region). */
 uint64_t gm_low_end(const struct guest_memory *gm);
 

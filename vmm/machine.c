@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "devices/acpi_pm.h"
@@ -300,6 +301,19 @@ static void stop_vcpus(struct machine *m)
 		vcpu_join(&m->vcpus[i]);
 }
 
+/* --timings: what husk itself costs in memory, apart from the guest's RAM. */
+static void report_memory(struct machine *m)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	uint64_t peak = (uint64_t)ru.ru_maxrss * KiB;
+	uint64_t guest = gm_resident_bytes(&m->mem);
+	g_printerr("husk: peak RSS %.1f MiB, guest RAM touched %.1f MiB, husk's own %.1f MiB\n",
+	           (double)peak / MiB, (double)guest / MiB,
+	           (double)(peak > guest ? peak - guest : 0) / MiB);
+}
+
 enum stop_reason machine_run(struct machine *m, int *signal)
 {
 	GError *err = NULL;
@@ -318,6 +332,8 @@ enum stop_reason machine_run(struct machine *m, int *signal)
 	stop_vcpus(m);
 	console_close(m->console);
 	m->console = NULL;
+	if (m->cfg->timings)
+		report_memory(m);
 	*signal = m->stop_signal;
 	return (enum stop_reason)atomic_load(&m->stop_reason);
 }
