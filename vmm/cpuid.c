@@ -17,8 +17,8 @@
 
 struct kvm_cpuid2 *cpuid_supported(int kvm_fd, GError **err)
 {
-	/* KVM says E2BIG until the buffer is big enough; grow until it fits. */
-	for (unsigned int n = 64; n <= 4096; n *= 2) {
+	/* KVM says E2BIG until the buffer is big enough (hosts report about 80 leaves). */
+	for (unsigned int n = 256; n <= 4096; n *= 2) {
 		struct kvm_cpuid2 *c = g_malloc0(sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
 
 		c->nent = n;
