@@ -95,6 +95,12 @@ static void set_irq_line(void *ctx, uint32_t gsi, bool level)
 	ioctl(m->vm_fd, KVM_IRQ_LINE, &irq);
 }
 
+static bool open_kvm(struct machine *m, GError **err)
+{
+	m->kvm_fd = host_open_kvm(m->cfg->allow_pvm, err);
+	return m->kvm_fd >= 0;
+}
+
 static bool create_vm(struct machine *m, GError **err)
 {
 	uint64_t idmap = LAYOUT_KVM_IDMAP;
@@ -248,6 +254,7 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 	struct machine *m = g_new0(struct machine, 1);
 
 	m->cfg = cfg;
+	m->kvm_fd = -1;
 	m->vm_fd = -1;
 	bus_init(&m->pio, "pio");
 	bus_init(&m->mmio, "mmio");
@@ -255,9 +262,26 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 	m->loop = g_main_loop_new(m->ctx, FALSE);
 	vcpu_init_signals();
 
-	m->kvm_fd = host_open_kvm(cfg->allow_pvm, err);
-	if (m->kvm_fd < 0 || !create_vm(m, err) || !add_memory(m, err) || !create_vcpus(m, err) ||
-	    !add_devices(m, err) || !load_kernel(m, err)) {
+	static const struct {
+		const char *name;
+		bool (*fn)(struct machine *m, GError **err);
+	} steps[] = {
+	    {"kvm", open_kvm},       {"vm", create_vm},        {"memory", add_memory},
+	    {"vcpus", create_vcpus}, {"devices", add_devices}, {"kernel", load_kernel},
+	};
+	GString *times = g_string_new(NULL);
+	bool ok = true;
+
+	for (size_t i = 0; ok && i < G_N_ELEMENTS(steps); i++) {
+		int64_t start = g_get_monotonic_time();
+		ok = steps[i].fn(m, err);
+		g_string_append_printf(times, " %s %.2f", steps[i].name,
+		                       (double)(g_get_monotonic_time() - start) / 1000);
+	}
+	if (ok && cfg->timings)
+		g_printerr("husk: set-up steps (ms):%s\n", times->str);
+	g_string_free(times, TRUE);
+	if (!ok) {
 		machine_destroy(m);
 		return NULL;
 	}
