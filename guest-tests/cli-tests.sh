@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# husk's command line, checked without booting anything (so no KVM is
+# needed): bad input gets exit status 2 and one clear line on stderr, and a
+# host that cannot run VMs gets status 3. TAP output, for `meson test`.
+#
+#   HUSK=build/husk cli-tests.sh        (or: cli-tests.sh PATH-TO-HUSK)
+#
+# Some checks want a real kernel, so that the bad option is the only thing
+# wrong: HUSK_TEST_KERNEL, or the cloud kernel tools/test caches.
+set -euo pipefail
+
+HUSK=${1:-${HUSK:-husk}}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/husk-cli-tests.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+TEST_NO=0
+FAILURES=0
+
+ok() {
+	TEST_NO=$((TEST_NO + 1))
+	echo "ok $TEST_NO - $1"
+}
+
+not_ok() {
+	TEST_NO=$((TEST_NO + 1))
+	FAILURES=$((FAILURES + 1))
+	echo "not ok $TEST_NO - $1"
+	shift
+	local line
+	for line in "$@"; do echo "# $line"; done
+}
+
+skip() {
+	TEST_NO=$((TEST_NO + 1))
+	echo "ok $TEST_NO - $1 # SKIP $2"
+}
+
+# A Debian kernel, if one is at hand.
+find_kernel() {
+	if [[ -n ${HUSK_TEST_KERNEL:-} ]]; then
+		echo "$HUSK_TEST_KERNEL"
+		return 0
+	fi
+	local cache=${HUSK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/husk}
+	local k
+	for k in "$cache"/kernels/linux-image-*-cloud-amd64_*/boot/vmlinuz-*; do
+		[[ -r $k ]] && { echo "$k"; return 0; }
+	done
+	return 0
+}
+
+# run_husk ARG...: sets RC and ERR. The timeout keeps a husk that
+# wrongly starts a VM from hanging the test.
+run_husk() {
+	RC=0
+	timeout -k 5 20 "$HUSK" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+	ERR=$(cat "$WORK/err")
+}
+
+# expect_error DESC STATUS WORD ARG...: husk exits STATUS with exactly one
+# stderr line, "husk: ...", that mentions WORD (case-insensitive).
+expect_error() {
+	local desc=$1 want=$2 word=$3
+	shift 3
+	run_husk "$@"
+	local lines
+	lines=$(grep -c '' "$WORK/err" || true)
+	if [[ $RC != "$want" ]]; then
+		not_ok "$desc" "exit status $RC, expected $want" "stderr: $ERR"
+	elif [[ $lines != 1 ]]; then
+		not_ok "$desc" "$lines lines on stderr, expected exactly 1:" "$ERR"
+	elif [[ $ERR != husk:* ]]; then
+		not_ok "$desc" "stderr line does not start with 'husk:': $ERR"
+	elif ! grep -qiF -- "$word" "$WORK/err"; then
+		not_ok "$desc" "stderr does not mention '$word': $ERR"
+	else
+		ok "$desc"
+	fi
+}
+
+main() {
+	echo "1..11"
+	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
+	kernel=$(find_kernel)
+	echo "This is a text file, not a kernel." >"$text"
+
+	if [[ -n $kernel ]]; then
+		expect_error "--memory 12Q is a usage error naming --memory" 2 --memory \
+			run --kernel "$kernel" --memory 12Q
+		expect_error "--cpus 0 is a usage error naming --cpus" 2 --cpus \
+			run --kernel "$kernel" --cpus 0
+		expect_error "--on-reboot sometimes is a usage error naming --on-reboot" 2 --on-reboot \
+			run --kernel "$kernel" --on-reboot sometimes
+	else
+		local why="no kernel to isolate the option error (set HUSK_TEST_KERNEL or run tools/test)"
+		skip "--memory 12Q is a usage error naming --memory" "$why"
+		skip "--cpus 0 is a usage error naming --cpus" "$why"
+		skip "--on-reboot sometimes is a usage error naming --on-reboot" "$why"
+	fi
+	expect_error "a missing kernel file is a usage error naming the file" 2 "$missing" \
+		run --kernel "$missing"
+	expect_error "a text file as kernel is a usage error naming the file" 2 "$text" \
+		run --kernel "$text"
+	expect_error "an unknown option is a usage error naming it" 2 --frobnicate \
+		run --kernel "$text" --frobnicate
+	expect_error "run without --kernel is a usage error naming --kernel" 2 --kernel run
+
+	# No subcommand: the usage text, which is more than one line.
+	run_husk
+	if [[ $RC == 2 ]] && grep -qi usage "$WORK/err"; then
+		ok "no subcommand prints usage and exits 2"
+	else
+		not_ok "no subcommand prints usage and exits 2" "exit status $RC" "stderr: $ERR"
+	fi
+
+	expect_error "an unknown subcommand is a usage error naming it" 2 frobnicate frobnicate
+
+	# A PVM-backed /dev/kvm cannot boot an unmodified kernel (TESTING.md).
+	if [[ ! -e /sys/module/kvm_pvm ]]; then
+		skip "check-host on a PVM host exits 3 naming PVM" "not a PVM host"
+		skip "run on a PVM host exits 3 naming PVM" "not a PVM host"
+	elif [[ ! -e /dev/kvm ]]; then
+		skip "check-host on a PVM host exits 3 naming PVM" "PVM host without /dev/kvm"
+		skip "run on a PVM host exits 3 naming PVM" "PVM host without /dev/kvm"
+	else
+		expect_error "check-host on a PVM host exits 3 naming PVM" 3 PVM check-host
+		if [[ -n $kernel ]]; then
+			expect_error "run on a PVM host exits 3 naming PVM" 3 PVM run --kernel "$kernel"
+		else
+			skip "run on a PVM host exits 3 naming PVM" "no kernel (set HUSK_TEST_KERNEL or run tools/test)"
+		fi
+	fi
+	((FAILURES == 0))
+}
+
+main "$@"

@@ -1,0 +1,58 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# /init of the whole-VM tests' Linux guest (busybox sh). It reports what the
+# guest sees as "HUSK-FACT key=value" lines, then does what the kernel
+# command line asks: the kernel hands unknown key=value parameters to init
+# as environment variables, so "husk_action=reboot" arrives as
+# $husk_action. Actions: poweroff (default), reboot, panic, hang.
+export PATH=/bin
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+# The image has a /dev/console node; devtmpfs gives the rest of /dev.
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+exec </dev/console >/dev/console 2>&1
+
+while read -r m; do
+	insmod "/modules/$m" || echo "HUSK-GUEST-ERROR insmod $m failed"
+done </modules/order
+
+echo "HUSK-GUEST-UP"
+
+fact() {
+	echo "HUSK-FACT $1=$2"
+}
+
+fact kernel "$(uname -r)"
+fact uptime "$(cut -d' ' -f1 /proc/uptime)"
+fact cpus "$(grep -c ^processor /proc/cpuinfo)"
+fact nproc "$(nproc)"
+fact memtotal_kb "$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
+# "Memory: 479504K/523768K available (...)": the second number is all the
+# RAM the kernel manages, the best match for what the VMM was asked for.
+fact mem_managed_kb "$(dmesg | sed -n 's|.*Memory: [0-9]*K/\([0-9]*\)K available.*|\1|p')"
+fact e820_ram_above_4g "$(dmesg | grep 'BIOS-e820:.*usable' | grep -vc 'mem 0x00000000[0-9a-f]\{8\}-')"
+fact acpi_problems "$(dmesg | grep -cE 'ACPI.*(Error|Warning|BIOS)')"
+# Devices the pvpanic driver bound: the VMM hears of a panic only then.
+bound=0
+for dev in /sys/bus/platform/drivers/pvpanic-mmio/*:*; do
+	[ -e "$dev" ] && bound=$((bound + 1))
+done
+fact pvpanic "$bound"
+# The lines behind the counts, for whoever reads a failing test's log.
+dmesg | grep -E 'ACPI.*(Error|Warning|BIOS)|BIOS-e820|Memory: ' | sed 's/^/HUSK-DMESG /'
+
+echo "HUSK-GUEST-ACTION ${husk_action:-poweroff}"
+case ${husk_action:-poweroff} in
+poweroff) poweroff -f ;;
+reboot) reboot -f ;;
+panic) echo c >/proc/sysrq-trigger ;;
+hang) while :; do sleep 60; done ;;
+*) echo "HUSK-GUEST-ERROR unknown husk_action '$husk_action'" ;;
+esac
+# Returning from init would panic the kernel; make any fall-through visible.
+sleep 5
+echo "HUSK-GUEST-ERROR action '${husk_action:-poweroff}' did not stop the VM"
+poweroff -f

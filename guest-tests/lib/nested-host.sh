@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Run a script inside the nested test host: Debian's generic kernel booted
+# under QEMU TCG with an emulated AMD CPU that has SVM, so kvm_amd loads and
+# offers a real /dev/kvm even where this machine's own /dev/kvm cannot boot
+# an unmodified kernel (see TESTING.md).
+#
+#   nested-host.sh [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] -p PAYLOAD SCRIPT [ARG]...
+#
+# PAYLOAD is a directory that appears as /payload in the test host; put
+# programs there with nested_stage_binary (source this file). SCRIPT runs
+# with bash, from /tmp (a tmpfs), with PATH=/payload/bin:/bin. Its output
+# streams to stdout (and to LOG); nested-host.sh exits with its status, or
+# 1 if the test host never reported one (crash, timeout).
+#
+# Defaults come from HUSK_NESTED_CPUS (2), HUSK_NESTED_MEM (4096 MiB) and
+# HUSK_NESTED_TIMEOUT (3000 s: CI gives 90 minutes for everything).
+set -euo pipefail
+
+_NH_LIB=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=guest-tests/lib/common.sh
+source "$_NH_LIB/common.sh"
+# shellcheck source=guest-tests/lib/debian-kernel.sh
+source "$_NH_LIB/debian-kernel.sh"
+# shellcheck source=guest-tests/lib/mkinitramfs.sh
+source "$_NH_LIB/mkinitramfs.sh"
+
+# Where the payload is inside the test host; wrappers hard-code it.
+NESTED_PAYLOAD=/payload
+# The test host prints this as its last word; nothing else prints it.
+NESTED_EXIT_TAG=HUSK-NESTED-EXIT
+
+# Copy a dynamically linked program into PAYLOAD so it runs in the test
+# host: the binary in libexec/, every library ldd lists plus the dynamic
+# loader in lib/, and a bin/NAME wrapper that starts it through that
+# loader. The libraries stay out of /lib on purpose: the test host's
+# static busybox loads glibc's NSS modules at run time, and a copied
+# libc there made busybox crash (TESTING.md).
+#   nested_stage_binary SRC PAYLOAD [NAME [EXTRA_ARG]...]
+nested_stage_binary() {
+	local src=$1 payload=$2 name=${3:-$(basename "$1")}
+	shift $(($# < 3 ? $# : 3))
+	[[ -x $src ]] || die "cannot stage '$src': not an executable"
+	mkdir -p "$payload"/{bin,lib,libexec}
+	cp -L "$src" "$payload/libexec/$name"
+	local lib loader=""
+	while read -r lib; do
+		cp -Ln "$lib" "$payload/lib/" 2>/dev/null || true
+		[[ $lib == */ld-linux* ]] && loader=$(basename "$lib")
+	done < <(ldd "$src" 2>/dev/null | grep -o '/[^ ]*' || true)
+	if [[ -z $loader ]]; then
+		# A static program needs no loader.
+		ln -sf "../libexec/$name" "$payload/bin/$name"
+		return 0
+	fi
+	local extra="" a
+	for a in "$@"; do extra+=" $(printf '%q' "$a")"; done
+	# exec keeps the wrapper's pid, so signals sent to it reach the program.
+	cat >"$payload/bin/$name" <<-EOW
+		#!/bin/sh
+		exec $NESTED_PAYLOAD/lib/$loader --library-path $NESTED_PAYLOAD/lib --argv0 $name $NESTED_PAYLOAD/libexec/$name$extra "\$@"
+	EOW
+	chmod 755 "$payload/bin/$name"
+}
+
+# QEMU for the test host: the program (its wrapper passes -L so that QEMU
+# finds its firmware in the payload) and the firmware a Linux boot with
+# -M pc or -M microvm loads.
+nested_stage_qemu() {
+	local payload=$1 f
+	nested_stage_binary "$(command -v qemu-system-x86_64)" "$payload" qemu-system-x86_64 \
+		-L "$NESTED_PAYLOAD/share/qemu"
+	mkdir -p "$payload/share/qemu"
+	local dir
+	for f in bios-256k.bin bios-microvm.bin linuxboot.bin linuxboot_dma.bin kvmvapic.bin \
+		multiboot.bin multiboot_dma.bin vgabios-stdvga.bin; do
+		# Debian's QEMU looks in all three (its --firmwarepath).
+		for dir in /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do
+			if [[ -e $dir/$f ]]; then
+				cp -L "$dir/$f" "$payload/share/qemu/"
+				break
+			fi
+		done
+	done
+	[[ -e $payload/share/qemu/bios-256k.bin ]] || die "no bios-256k.bin for QEMU (install seabios)"
+}
+
+# The test host's /init: mount the basics, load kvm_amd, run the script,
+# report its status on a line of its own, power off.
+_nh_write_init() {
+	cat >"$1" <<-EOI
+		#!/bin/sh
+		export PATH=$NESTED_PAYLOAD/bin:/bin
+		mount -t proc proc /proc
+		mount -t sysfs sys /sys
+		mount -t devtmpfs dev /dev
+		mount -t tmpfs -o size=75% tmp /tmp
+		# devtmpfs has no /dev/fd; bash's process substitution needs it.
+		ln -s /proc/self/fd /dev/fd
+		exec </dev/null >/dev/console 2>&1
+		# "#!/usr/bin/env bash" scripts find bash through PATH.
+		mkdir -p /usr/bin && ln -s /bin/busybox /usr/bin/env
+		for m in \$(cat /modules/order); do insmod /modules/\$m; done
+		[ -c /dev/kvm ] || echo "$HUSK_LOG_TAG: no /dev/kvm in the test host (kvm_amd did not load)"
+		${HUSK_QUIET:+: }echo "$HUSK_LOG_TAG: test host up after \$(cut -d' ' -f1 /proc/uptime)s"
+		cd /tmp
+		$NESTED_PAYLOAD/bin/bash $NESTED_PAYLOAD/.nested/main.sh
+		echo "$NESTED_EXIT_TAG \$? \$(cut -d' ' -f1 /proc/uptime)"
+		poweroff -f
+	EOI
+}
+
+# Copy the test host's console to stdout and LOG as lines arrive, without
+# the serial line's carriage returns. The status line is for us, not for
+# whoever watches the demo, so quiet mode keeps it out of stdout.
+_nh_stream() {
+	local log=$1 line
+	: >"$log"
+	while IFS= read -r line || [[ -n $line ]]; do
+		line=${line%$'\r'}
+		printf '%s\n' "$line" >>"$log"
+		[[ -n ${HUSK_QUIET:-} && $line == "$NESTED_EXIT_TAG "* ]] || printf '%s\n' "$line"
+	done
+}
+
+# Last reported status in a log, or nothing.
+_nh_parse_exit() {
+	awk -v tag="$NESTED_EXIT_TAG" '$1 == tag { rc = $2; up = $3 } END { if (rc != "") print rc, up }' "$1"
+}
+
+# A subshell function, so that its cleanup trap stays its own.
+nested_host() (
+	local cpus=${HUSK_NESTED_CPUS:-2} mem=${HUSK_NESTED_MEM:-4096}
+	local limit=${HUSK_NESTED_TIMEOUT:-3000} log="" payload=""
+	local opt OPTIND=1
+	while getopts "c:m:t:l:p:" opt; do
+		case $opt in
+		c) cpus=$OPTARG ;;
+		m) mem=$OPTARG ;;
+		t) limit=$OPTARG ;;
+		l) log=$OPTARG ;;
+		p) payload=$OPTARG ;;
+		*) die "nested-host: bad option" ;;
+		esac
+	done
+	shift $((OPTIND - 1))
+	[[ $# -ge 1 && -n $payload ]] || die "usage: nested-host.sh [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] -p PAYLOAD SCRIPT [ARG]..."
+	local script=$1
+	shift
+	[[ -r $script ]] || die "nested-host: cannot read script '$script'"
+	[[ -d $payload ]] || die "nested-host: payload '$payload' is not a directory"
+	command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (install qemu-system-x86)"
+
+	debian_kernel amd64
+
+	local work
+	work=$(mktemp -d "${TMPDIR:-/tmp}/husk-nested.XXXXXX")
+	# shellcheck disable=SC2064 # expand $work now
+	trap "rm -rf '$work'" EXIT
+	[[ -n $log ]] || log=$work/console.log
+
+	# The script and its arguments, and bash to run it with.
+	mkdir -p "$payload/.nested"
+	cp "$script" "$payload/.nested/script"
+	{
+		printf 'cd /tmp\n'
+		printf 'exec %q %q' "$NESTED_PAYLOAD/bin/bash" "$NESTED_PAYLOAD/.nested/script"
+		printf ' %q' "$@"
+		printf '\n'
+	} >"$payload/.nested/main.sh"
+	[[ -e $payload/bin/bash ]] || nested_stage_binary "$(command -v bash)" "$payload" bash
+
+	_nh_write_init "$work/init"
+	# Uncompressed: the test host unpacks it under TCG, where gunzip of
+	# a payload holding QEMU costs more than copying the bytes.
+	mkinitramfs -o "$work/host.cpio" -z none -i "$work/init" -k "$KERNEL_MODULES" \
+		-m irqbypass -m ccp -m kvm -m kvm-amd -d "$payload=$NESTED_PAYLOAD"
+
+	log "booting the nested test host ($KERNEL_VERSION, $cpus CPUs, $mem MiB, limit ${limit}s)"
+	local start=$SECONDS
+	# The test host's own kernel stays quiet: only emergencies (and in
+	# quiet mode, nothing) reach the console shared with the script.
+	local loglevel=3
+	[[ -z ${HUSK_QUIET:-} ]] || loglevel=0
+	# No stdin (CI has none), serial on stdout, no monitor; -no-reboot and
+	# panic=-1 turn a test-host crash into an exit instead of a hang.
+	local qemu_rc=0 result
+	timeout -k 10 "$limit" qemu-system-x86_64 \
+		-accel tcg,thread=multi -cpu qemu64,+svm -smp "$cpus" -m "$mem" \
+		-display none -monitor none -serial stdio -nic none -no-reboot \
+		-kernel "$KERNEL_VMLINUZ" -initrd "$work/host.cpio" \
+		-append "console=ttyS0 quiet loglevel=$loglevel panic=-1 oops=panic" </dev/null 2>&1 |
+		_nh_stream "$log" || qemu_rc=$?
+	result=$(_nh_parse_exit "$log")
+	if [[ -z $result ]]; then
+		if ((qemu_rc == 124 || qemu_rc == 137)); then
+			warn "nested test host timed out after ${limit}s"
+		else
+			warn "nested test host ended (qemu status $qemu_rc) without reporting a result"
+		fi
+		return 1
+	fi
+	log "nested test host: script status ${result% *}, test-host uptime ${result#* }s, wall $((SECONDS - start))s"
+	return "${result% *}"
+)
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	nested_host "$@"
+fi

@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Whole-VM tests: boot Debian kernels with husk on a real /dev/kvm and check
+# from inside the guest. Runs directly on a KVM host or inside the nested
+# test host (lib/runner decides), so it needs only bash and busybox-level
+# tools. One line per check:
+#   RESULT <name> PASS
+#   RESULT <name> FAIL <reason>      (followed by the tail of the VM's log)
+#   RESULT <name> SKIP <reason>
+#
+#   vm-tests.sh --assets DIR [--logs DIR]
+#   vm-tests.sh --list
+#   vm-tests.sh --skip-all REASON
+#
+# HUSK says how to run husk (default: husk on PATH). DIR holds cloud/ and
+# generic/, each with vmlinuz and initrd.cpio.gz (guest-init.sh as /init).
+# HUSK_TEST_TIMEOUT bounds one boot (seconds, default 120: in the nested
+# test host a boot takes 5-15 s);
+# HUSK_TEST_BIG_MEM is the guest size for the split-RAM check (default
+# 3584M: above the 3 GiB start of the 32-bit PCI hole, small enough for a
+# 4 GiB test host); HUSK_TEST_CMDLINE adds to the guest command line.
+set -euo pipefail
+
+TESTS=(
+	check-host boot-cloud poweroff cpus-1 memory-512M acpi-clean
+	cpus-4 memory-split reboot panic boot-generic sigterm sigint
+	on-reboot-restart
+)
+
+# The console tolerance: the kernel reports RAM minus the holes below
+# 1 MiB and whatever the VMM reserves, so allow a few MiB.
+MEM_TOLERANCE_KB=4096
+
+PASSED=0 FAILED=0 SKIPPED=0
+
+result() {
+	local name=$1 verdict=$2
+	shift 2
+	echo "RESULT $name $verdict${*:+ $*}"
+	case $verdict in
+	PASS) PASSED=$((PASSED + 1)) ;;
+	FAIL) FAILED=$((FAILED + 1)) ;;
+	SKIP) SKIPPED=$((SKIPPED + 1)) ;;
+	esac
+}
+
+pass() { result "$1" PASS; }
+skip() { result "$1" SKIP "$2"; }
+
+# A failure carries the end of the console and husk's stderr, so that a
+# CI log alone tells what went wrong.
+fail() {
+	local name=$1 reason=$2 log=${3:-}
+	result "$name" FAIL "$reason"
+	# One boot can fail several checks; show its log once.
+	if [[ -n $log && $log == "${LOG_SHOWN:-}" ]]; then
+		echo "  --- (log of this boot above)"
+	elif [[ -n $log && -e $log ]]; then
+		LOG_SHOWN=$log
+		echo "  --- last lines of $log:"
+		tail -n 30 "$log" | sed 's/^/  | /'
+		if [[ -s $log.err ]]; then
+			echo "  --- husk stderr:"
+			tail -n 10 "$log.err" | sed 's/^/  | /'
+		fi
+	fi
+}
+
+info() {
+	echo "vm-tests: $*"
+}
+
+now() {
+	local up _
+	read -r up _ </proc/uptime
+	echo "$up"
+}
+
+# Seconds between two /proc/uptime readings, two decimals.
+elapsed() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'
+}
+
+# ---- running husk ------------------------------------------------------
+
+# vm_start NAME FLAVOUR ACTION [husk run option]...
+# Start husk in the background; sets VM_PID, VM_LOG, VM_T0. The command line
+# carries a token unique to this boot, to find stray processes afterwards.
+vm_start() {
+	local name=$1 flavour=$2 action=$3
+	shift 3
+	VM_LOG=$LOGDIR/$name.log
+	VM_TOKEN=$name.$$
+	VM_WALL=""
+	VM_T0=$(now)
+	"${HUSK_CMD[@]}" run --kernel "$ASSETS/$flavour/vmlinuz" \
+		--initrd "$ASSETS/$flavour/initrd.cpio.gz" \
+		--cmdline "console=ttyS0 quiet husk_action=$action husk_test=$VM_TOKEN${HUSK_TEST_CMDLINE:+ $HUSK_TEST_CMDLINE}" \
+		"$@" </dev/null >"$VM_LOG" 2>"$VM_LOG.err" &
+	VM_PID=$!
+}
+
+# Wait for the VM to end; VM_RC is its status, or "timeout" after the
+# deadline (the VM is then killed, so nothing outlives the test).
+#   vm_wait [SECONDS]      (default: the boot timeout)
+vm_wait() {
+	local deadline=$((SECONDS + ${1:-$TIMEOUT}))
+	while kill -0 "$VM_PID" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			kill -KILL "$VM_PID" 2>/dev/null || true
+			wait "$VM_PID" 2>/dev/null || true
+			VM_RC=timeout
+			return 0
+		fi
+		sleep 0.1
+	done
+	VM_RC=0
+	wait "$VM_PID" || VM_RC=$?
+	VM_WALL=$(elapsed "$VM_T0" "$(now)")
+}
+
+# Wait until the console shows PATTERN COUNT times; fails if the VM ends
+# or the deadline passes first.
+vm_wait_for() {
+	local pattern=$1 count=${2:-1}
+	local deadline=$((SECONDS + TIMEOUT))
+	while (($(grep -c -- "$pattern" "$VM_LOG" || true) < count)); do
+		kill -0 "$VM_PID" 2>/dev/null || return 1
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
+}
+
+# vm_boot NAME FLAVOUR ACTION [option]...: start, then wait for the end.
+vm_boot() {
+	vm_start "$@"
+	vm_wait
+	local up
+	up=$(fact uptime)
+	info "$1: status $VM_RC after ${VM_WALL:-?}s wall, guest up at ${up:-never}s guest time"
+}
+
+# The value of "HUSK-FACT key=value" in the current log.
+fact() {
+	sed -n "s/^HUSK-FACT $1=//p" "$VM_LOG" | tr -d '\r' | tail -n 1
+}
+
+guest_came_up() {
+	grep -q '^HUSK-GUEST-UP' "$VM_LOG"
+}
+
+# Any process still running with this boot's token on its command line?
+# The bracket keeps grep from matching its own arguments.
+stray_processes() {
+	local f pids=""
+	for f in /proc/[0-9]*/cmdline; do
+		if tr '\0' ' ' <"$f" 2>/dev/null | grep -q "husk_tes[t]=$VM_TOKEN"; then
+			f=${f#/proc/}
+			pids+=" ${f%/cmdline}"
+		fi
+	done
+	echo "${pids# }"
+}
+
+# ---- checks ------------------------------------------------------------
+
+# expect_status NAME WANT: the VM ended with status WANT.
+expect_status() {
+	local name=$1 want=$2
+	if [[ $VM_RC == "$want" ]]; then
+		pass "$name"
+	else
+		fail "$name" "husk exited with status $VM_RC, expected $want" "$VM_LOG"
+	fi
+}
+
+expect_fact() {
+	local name=$1 key=$2 want=$3 got
+	got=$(fact "$key")
+	if [[ -z $got ]]; then
+		fail "$name" "guest reported no $key (did it come up?)" "$VM_LOG"
+	elif [[ $got != "$want" ]]; then
+		fail "$name" "guest $key is $got, expected $want" "$VM_LOG"
+	else
+		pass "$name"
+	fi
+}
+
+# expect_memory NAME SIZE: SIZE as husk takes it (512M, 2G, MiB number).
+expect_memory() {
+	local name=$1 size=$2 want_kb got_kb
+	case $size in
+	*G) want_kb=$((${size%G} * 1024 * 1024)) ;;
+	*M) want_kb=$((${size%M} * 1024)) ;;
+	*) want_kb=$((size * 1024)) ;;
+	esac
+	got_kb=$(fact mem_managed_kb)
+	if [[ -z $got_kb ]]; then
+		fail "$name" "guest reported no memory size (did it come up?)" "$VM_LOG"
+		return 0
+	fi
+	local diff=$((want_kb - got_kb))
+	if ((diff < 0 || diff > MEM_TOLERANCE_KB)); then
+		fail "$name" "guest manages ${got_kb}K of RAM, asked for ${want_kb}K (tolerance ${MEM_TOLERANCE_KB}K below)" "$VM_LOG"
+	else
+		pass "$name"
+	fi
+}
+
+# ---- the tests ---------------------------------------------------------
+
+test_check_host() {
+	local rc=0 err
+	err=$("${HUSK_CMD[@]}" check-host 2>&1 >/dev/null) || rc=$?
+	if ((rc == 0)); then
+		pass check-host
+	else
+		fail check-host "husk check-host exited $rc on a KVM host: $err"
+	fi
+}
+
+# One plain boot answers several questions; each gets its own result.
+test_default_boot() {
+	vm_boot boot-cloud cloud poweroff
+	if guest_came_up; then
+		pass boot-cloud
+	else
+		fail boot-cloud "no HUSK-GUEST-UP on the console (status $VM_RC)" "$VM_LOG"
+	fi
+	expect_status poweroff 0
+	expect_fact cpus-1 cpus 1
+	expect_memory memory-512M 512M
+	expect_fact acpi-clean acpi_problems 0
+}
+
+test_big_boot() {
+	local size=${HUSK_TEST_BIG_MEM:-3584M}
+	vm_boot big-boot cloud poweroff --cpus 4 --memory "$size"
+	expect_fact cpus-4 cpus 4
+	# The RAM must be all there, and some of it above 4 GiB: the
+	# VMM put the 32-bit PCI hole in the middle.
+	if [[ $(fact e820_ram_above_4g) == 0 ]]; then
+		fail memory-split "no usable e820 RAM above 4 GiB for --memory $size" "$VM_LOG"
+	else
+		expect_memory memory-split "$size"
+	fi
+}
+
+test_reboot() {
+	vm_boot reboot cloud reboot
+	expect_status reboot 5
+}
+
+test_panic() {
+	vm_boot panic cloud panic
+	if [[ $(fact pvpanic) == 0 ]]; then
+		fail panic "the guest's pvpanic-mmio driver found no device" "$VM_LOG"
+		return 0
+	fi
+	expect_status panic 4
+}
+
+test_generic() {
+	vm_boot boot-generic generic poweroff
+	if ! guest_came_up; then
+		fail boot-generic "no HUSK-GUEST-UP on the console (status $VM_RC)" "$VM_LOG"
+	elif [[ $VM_RC != 0 ]]; then
+		fail boot-generic "came up but husk exited $VM_RC, expected 0" "$VM_LOG"
+	else
+		pass boot-generic
+	fi
+}
+
+# test_signal NAME SIGNAL WANT: a running guest, a signal to husk, and then
+# husk's status and whether anything of the VM is left.
+test_signal() {
+	local name=$1 sig=$2 want=$3
+	# Background jobs of a script ignore SIGINT unless job control is on.
+	set -m
+	vm_start "$name" cloud hang
+	set +m
+	if ! vm_wait_for '^HUSK-GUEST-UP'; then
+		kill -KILL "$VM_PID" 2>/dev/null || true
+		vm_wait
+		fail "$name" "guest did not come up (status $VM_RC)" "$VM_LOG"
+		return 0
+	fi
+	kill "-$sig" "$VM_PID"
+	vm_wait "$STOP_TIMEOUT"
+	local left
+	left=$(stray_processes)
+	if [[ $VM_RC != "$want" ]]; then
+		fail "$name" "husk exited with status $VM_RC after SIG$sig, expected $want" "$VM_LOG"
+	elif [[ -n $left ]]; then
+		# shellcheck disable=SC2086 # a list of pids
+		kill -KILL $left 2>/dev/null || true
+		fail "$name" "processes left after SIG$sig: $left" "$VM_LOG"
+	else
+		pass "$name"
+	fi
+}
+
+# --on-reboot=restart: the guest reboots every time, so a restarting VMM
+# shows the guest come up again. Guest RAM does not survive the reset, so
+# the count is kept here, on the console, not in the guest.
+test_restart() {
+	local name=on-reboot-restart
+	vm_start "$name" cloud reboot --on-reboot restart
+	if vm_wait_for '^HUSK-GUEST-UP' 2; then
+		kill -TERM "$VM_PID"
+		vm_wait "$STOP_TIMEOUT"
+		if [[ $VM_RC == 143 ]]; then
+			pass "$name"
+		else
+			fail "$name" "guest restarted, but SIGTERM then gave status $VM_RC, expected 143" "$VM_LOG"
+		fi
+	else
+		kill -KILL "$VM_PID" 2>/dev/null || true
+		vm_wait
+		fail "$name" "guest came up $(grep -c '^HUSK-GUEST-UP' "$VM_LOG") time(s), expected 2 (status $VM_RC)" "$VM_LOG"
+	fi
+}
+
+run_all() {
+	local t0
+	t0=$(now)
+	test_check_host
+	test_default_boot
+	test_big_boot
+	test_reboot
+	test_panic
+	test_generic
+	test_signal sigterm TERM 143
+	test_signal sigint INT 130
+	test_restart
+	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
+}
+
+main() {
+	ASSETS="" LOGDIR=""
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		--list)
+			printf '%s\n' "${TESTS[@]}"
+			return 0
+			;;
+		--skip-all)
+			local t
+			for t in "${TESTS[@]}"; do skip "$t" "${2:?--skip-all needs a reason}"; done
+			return 0
+			;;
+		--assets) ASSETS=${2:?} && shift ;;
+		--logs) LOGDIR=${2:?} && shift ;;
+		*)
+			echo "husk-test: vm-tests.sh: unknown argument '$1'" >&2
+			return 2
+			;;
+		esac
+		shift
+	done
+	[[ -n $ASSETS ]] || { echo "husk-test: vm-tests.sh needs --assets DIR" >&2; return 2; }
+	local f
+	for f in cloud/vmlinuz cloud/initrd.cpio.gz generic/vmlinuz generic/initrd.cpio.gz; do
+		[[ -r $ASSETS/$f ]] || { echo "husk-test: missing $ASSETS/$f" >&2; return 2; }
+	done
+	LOGDIR=${LOGDIR:-$(mktemp -d "${TMPDIR:-/tmp}/husk-vm-tests.XXXXXX")}
+	mkdir -p "$LOGDIR"
+	read -ra HUSK_CMD <<<"${HUSK:-husk}"
+	TIMEOUT=${HUSK_TEST_TIMEOUT:-120}
+	# A signalled husk has no guest to wait for.
+	STOP_TIMEOUT=20
+	run_all
+	((FAILED == 0))
+}
+
+main "$@"
