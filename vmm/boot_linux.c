@@ -22,16 +22,7 @@
 #define OLD_CMDLINE_MAX  255           /* before protocol 2.06 there is no cmdline_size */
 #define OLD_INITRD_MAX   0x37ffffffULL /* before 2.03 there is no initrd_addr_max */
 
-static bool usage_error(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static bool usage_error(GError **err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	g_propagate_error(err, g_error_new_valist(HUSK_ERROR, HUSK_EXIT_USAGE, fmt, ap));
-	va_end(ap);
-	return false;
-}
+#define usage_error(err, ...) husk_fail(err, HUSK_EXIT_USAGE, __VA_ARGS__)
 
 static bool read_at(int fd, void *buf, size_t len, off_t off)
 {

@@ -7,6 +7,7 @@
 #define HUSK_ERROR_H
 
 #include <glib.h>
+#include <stdbool.h>
 
 #define HUSK_ERROR (husk_error_quark())
 
@@ -21,5 +22,8 @@ enum husk_exit {
 };
 
 GQuark husk_error_quark(void);
+
+/* Sets *err (if err is not NULL) to a husk error meaning 'status'; returns false. */
+bool husk_fail(GError **err, enum husk_exit status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 #endif

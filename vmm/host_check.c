@@ -28,16 +28,8 @@ static const struct {
     {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 };
 
-static int host_error(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static int host_error(GError **err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	g_propagate_error(err, g_error_new_valist(HUSK_ERROR, HUSK_EXIT_HOST, fmt, ap));
-	va_end(ap);
-	return -1;
-}
+/* Host errors from functions that return a file descriptor. */
+#define host_error(err, ...) (husk_fail(err, HUSK_EXIT_HOST, __VA_ARGS__), -1)
 
 static int open_device(GError **err)
 {
