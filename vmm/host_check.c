@@ -50,17 +50,15 @@ static bool check_caps(int fd, GError **err)
 {
 	int version = ioctl(fd, KVM_GET_API_VERSION, 0);
 
-	if (version != KVM_API_VERSION) {
-		host_error(err, KVM_DEVICE ": KVM API version %d, husk needs %d", version,
-		           KVM_API_VERSION);
-		return false;
-	}
+	if (version != KVM_API_VERSION)
+		return husk_fail(err, HUSK_EXIT_HOST,
+		                 KVM_DEVICE ": KVM API version %d, husk needs %d", version,
+		                 KVM_API_VERSION);
 	for (size_t i = 0; i < G_N_ELEMENTS(required_caps); i++) {
-		if (ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0) {
-			host_error(err, KVM_DEVICE ": the host's KVM lacks %s, which husk needs",
-			           required_caps[i].name);
-			return false;
-		}
+		if (ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0)
+			return husk_fail(err, HUSK_EXIT_HOST,
+			                 KVM_DEVICE ": the host's KVM lacks %s, which husk needs",
+			                 required_caps[i].name);
 	}
 	return true;
 }
