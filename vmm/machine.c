@@ -237,7 +237,6 @@ static bool create_vcpus(struct machine *m, GError **err)
 	    .mmio = &m->mmio,
 	    .stop = stop_hook(m),
 	    .stopping = &m->stopping,
-	    .start_ns = m->cfg->timings ? m->cfg->start_ns : 0,
 	};
 	m->vcpus = g_new0(struct vcpu, m->cfg->cpus);
 	for (unsigned int i = 0; i < m->cfg->cpus; i++) {
@@ -325,11 +324,15 @@ static void stop_vcpus(struct machine *m)
 		vcpu_join(&m->vcpus[i]);
 }
 
-/* --timings: what husk itself costs in memory, apart from the guest's RAM. */
-static void report_memory(struct machine *m)
+/* --timings: how long husk took to start the guest, and its own memory apart from the guest's RAM.
+ */
+static void report_timings(struct machine *m)
 {
 	struct rusage ru;
 
+	if (m->vcpus[0].first_run_ns)
+		g_printerr("husk: setup took %.2f ms (start to first KVM_RUN)\n",
+		           (double)(m->vcpus[0].first_run_ns - m->cfg->start_ns) / 1e6);
 	getrusage(RUSAGE_SELF, &ru);
 	uint64_t peak = (uint64_t)ru.ru_maxrss * KiB;
 	uint64_t guest = gm_resident_bytes(&m->mem);
@@ -356,8 +359,11 @@ enum stop_reason machine_run(struct machine *m, int *signal)
 	stop_vcpus(m);
 	console_close(m->console);
 	m->console = NULL;
+	for (unsigned int i = 0; i < m->nvcpus; i++)
+		if (m->vcpus[i].error)
+			g_printerr("husk: %s\n", m->vcpus[i].error);
 	if (m->cfg->timings)
-		report_memory(m);
+		report_timings(m);
 	*signal = m->stop_signal;
 	return (enum stop_reason)atomic_load(&m->stop_reason);
 }

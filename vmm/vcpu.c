@@ -158,11 +158,12 @@ static void fail(struct vcpu *v, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "husk: vCPU %u: ", v->id);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	char *what = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	g_free(v->error);
+	v->error = g_strdup_printf("vCPU %u: %s", v->id, what);
+	g_free(what);
 	stop_request(&v->env->stop, STOP_ERROR);
 }
 
@@ -243,18 +244,14 @@ static int64_t now_ns(void)
 static void *vcpu_thread(void *opaque)
 {
 	struct vcpu *v = opaque;
-	bool first = v->id == 0 && v->env->start_ns;
 	char name[16];
 
 	snprintf(name, sizeof(name), "husk-vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
 	current_run = v->run;
 	while (!atomic_load(v->env->stopping)) {
-		if (first) {
-			fprintf(stderr, "husk: setup took %.2f ms (start to first KVM_RUN)\n",
-			        (double)(now_ns() - v->env->start_ns) / 1e6);
-			first = false;
-		}
+		if (!v->first_run_ns)
+			v->first_run_ns = now_ns();
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
@@ -306,6 +303,7 @@ void vcpu_join(struct vcpu *v)
 
 void vcpu_destroy(struct vcpu *v)
 {
+	g_clear_pointer(&v->error, g_free);
 	if (v->run)
 		munmap(v->run, v->env->run_size);
 	if (v->fd >= 0)

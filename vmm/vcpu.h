@@ -25,7 +25,6 @@ struct vcpu_env {
 	const struct bus *mmio;
 	struct stop_hook stop;
 	atomic_bool *stopping; /* set once the VM is going down */
-	int64_t start_ns;      /* for --timings; 0 to stay quiet */
 };
 
 struct vcpu {
@@ -35,6 +34,8 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool running;
+	int64_t first_run_ns; /* CLOCK_MONOTONIC at the first KVM_RUN */
+	char *error; /* why this vCPU stopped the VM, printed once the console is restored */
 };
 
 bool vcpu_create(struct vcpu *v, const struct vcpu_env *env, unsigned int id, GError **err);
