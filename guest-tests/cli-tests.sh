@@ -80,8 +80,40 @@ expect_error() {
 	fi
 }
 
+# run_hidden_kvm SETUP WRAPPER ARG...: run husk in a private mount
+# namespace where PVM is hidden (an empty /sys/module) and SETUP has run,
+# through WRAPPER, to see what husk says on a host without a usable
+# /dev/kvm. Sets RC and ERR like run_husk.
+run_hidden_kvm() {
+	local setup=$1 wrapper=$2
+	shift 2
+	RC=0
+	unshare --mount --propagation private bash -c \
+		"mount -t tmpfs none /sys/module && $setup && exec $wrapper timeout -k 5 20 \"\$@\"" \
+		husk "$HUSK" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+	ERR=$(cat "$WORK/err")
+}
+
+# expect_host_error DESC WORD SETUP WRAPPER: in that namespace, check-host
+# exits 3 with one line naming WORD.
+expect_host_error() {
+	local desc=$1 word=$2 setup=$3 wrapper=$4
+	if [[ $(id -u) != 0 ]] || ! command -v unshare >/dev/null || ! command -v setpriv >/dev/null; then
+		skip "$desc" "needs root, unshare and setpriv to hide /dev/kvm"
+		return 0
+	fi
+	run_hidden_kvm "$setup" "$wrapper" check-host
+	local lines
+	lines=$(grep -c '' "$WORK/err" || true)
+	if [[ $RC == 3 && $lines == 1 && $ERR == husk:* ]] && grep -qiF -- "$word" "$WORK/err"; then
+		ok "$desc"
+	else
+		not_ok "$desc" "exit status $RC (expected 3), stderr:" "$ERR"
+	fi
+}
+
 main() {
-	echo "1..11"
+	echo "1..13"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -131,6 +163,22 @@ main() {
 		else
 			skip "run on a PVM host exits 3 naming PVM" "no kernel (set HUSK_TEST_KERNEL or run tools/test)"
 		fi
+	fi
+	expect_host_error "no /dev/kvm exits 3 naming /dev/kvm" "/dev/kvm does not exist" \
+		"mount -t tmpfs none /dev" ""
+	# As nobody, a /dev/kvm that only root may open is refused. nobody
+	# needs a husk it can execute wherever the checkout is.
+	if [[ -e /dev/kvm && $(stat -c %a /dev/kvm) == 600 ]]; then
+		local public
+		public=$(mktemp -d "${TMPDIR:-/tmp}/husk-cli-public.XXXXXX")
+		chmod 755 "$public"
+		cp "$HUSK" "$public/husk"
+		local HUSK=$public/husk
+		expect_host_error "a /dev/kvm without permission exits 3 naming it" \
+			"permission denied" true "setpriv --reuid=65534 --regid=65534 --clear-groups"
+		rm -rf "$public"
+	else
+		skip "a /dev/kvm without permission exits 3 naming it" "/dev/kvm is missing or not mode 600"
 	fi
 	((FAILURES == 0))
 }
