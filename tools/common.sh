@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 #
 # What tools/demo, tools/test and tools/bench-boot share: where things are,

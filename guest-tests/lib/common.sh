@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 #
 # Small helpers shared by the guest-test harness. Sourced, never run.
