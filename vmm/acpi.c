@@ -230,6 +230,58 @@ static void dsdt_device(GByteArray *t, const char *name, const char *hid, bool e
 	aml_close(t, dev);
 }
 
+/* 5.2.6: MCFG, one allocation: segment 0, bus 0 only. */
+struct mcfg_allocation {
+	uint64_t base;
+	uint16_t segment;
+	uint8_t start_bus;
+	uint8_t end_bus;
+	uint32_t reserved;
+} __attribute__((packed));
+
+static GByteArray *build_mcfg(const struct acpi_config *cfg)
+{
+	GByteArray *t = table_new("MCFG", 1);
+	struct mcfg_allocation a = {.base = cfg->pci_ecam};
+	uint64_t reserved = 0;
+
+	append(t, &reserved, sizeof(reserved));
+	append(t, &a, sizeof(a));
+	return t;
+}
+
+/*
+ * The host bridge (PCI Firmware Spec 3.2, 4.1): a PCIe root (_HID PNP0A08,
+ * _CID PNP0A03) whose _CRS hands out bus 0, the I/O ports around the
+ * config ports and the 32-bit BAR window.
+ */
+static void dsdt_pci_host(GByteArray *t, const struct acpi_config *cfg)
+{
+	GByteArray *res = g_byte_array_new();
+	size_t dev = aml_open(t, AML_DEVICE_OP);
+
+	aml_name_string(t, "PCI0");
+	aml_name(t, "_HID");
+	aml_eisaid(t, "PNP0A08");
+	aml_name(t, "_CID");
+	aml_eisaid(t, "PNP0A03");
+	aml_name(t, "_SEG");
+	aml_integer(t, 0);
+	aml_name(t, "_BBN");
+	aml_integer(t, 0);
+	aml_name(t, "_UID");
+	aml_integer(t, 0);
+	aml_res_word_bus(res, 0, 0);
+	aml_res_io(res, cfg->pci_config_port, 8);
+	aml_res_word_io(res, 0, (uint16_t)(cfg->pci_config_port - 1));
+	aml_res_word_io(res, (uint16_t)(cfg->pci_config_port + 8), 0xffff);
+	aml_res_dword_memory(res, cfg->pci_mmio32_start,
+	                     cfg->pci_mmio32_start + cfg->pci_mmio32_size - 1);
+	aml_resource_template(t, "_CRS", res);
+	aml_close(t, dev);
+	g_byte_array_free(res, TRUE);
+}
+
 static GByteArray *build_dsdt(const struct acpi_config *cfg)
 {
 	GByteArray *t = table_new("DSDT", 2); /* revision 2: 64-bit integers */
@@ -244,6 +296,7 @@ static GByteArray *build_dsdt(const struct acpi_config *cfg)
 	g_byte_array_set_size(res, 0);
 	aml_res_io(res, cfg->pvpanic_port, 1);
 	dsdt_device(t, "PEVT", "QEMU0001", false, res);
+	dsdt_pci_host(t, cfg);
 	aml_close(t, sb);
 
 	/* \_S5_: Package { SLP_TYPa, SLP_TYPb } (7.4.2) */
@@ -294,12 +347,14 @@ uint64_t acpi_build(const struct acpi_config *cfg, uint8_t *buf, uint64_t gpa, s
 	uint64_t dsdt = place_table(&l, build_dsdt(cfg));
 	uint64_t fadt = dsdt ? place_table(&l, build_fadt(cfg, dsdt)) : 0;
 	uint64_t madt = fadt ? place_table(&l, build_madt(cfg)) : 0;
-	if (!madt)
+	uint64_t mcfg = madt ? place_table(&l, build_mcfg(cfg)) : 0;
+	if (!mcfg)
 		return 0;
 
 	GByteArray *xsdt = table_new("XSDT", 1);
 	append(xsdt, &fadt, 8);
 	append(xsdt, &madt, 8);
+	append(xsdt, &mcfg, 8);
 	rsdp.xsdt_address = place_table(&l, xsdt);
 	if (!rsdp.xsdt_address)
 		return 0;

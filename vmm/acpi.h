@@ -27,6 +27,11 @@ struct acpi_config {
 	uint16_t pvpanic_port;
 	uint16_t com1_port;
 	uint8_t com1_irq;
+	/* PCI bus 0: ECAM at pci_ecam (MCFG), config ports, BAR window. */
+	uint64_t pci_ecam;
+	uint16_t pci_config_port;
+	uint32_t pci_mmio32_start;
+	uint32_t pci_mmio32_size;
 };
 
 /*

@@ -17,6 +17,10 @@ static const struct acpi_config config4 = {
     .pvpanic_port = 0x505,
     .com1_port = 0x3f8,
     .com1_irq = 4,
+    .pci_ecam = 0xe0000000,
+    .pci_config_port = 0xcf8,
+    .pci_mmio32_start = 0xc0000000,
+    .pci_mmio32_size = 0x20000000,
 };
 
 static uint8_t sum(const uint8_t *p, size_t len)
@@ -65,7 +69,7 @@ static uint8_t *build(const struct acpi_config *cfg)
 static void test_checksums(void)
 {
 	uint8_t *buf = build(&config4);
-	static const char *const sigs[] = {"XSDT", "FACP", "APIC", "DSDT"};
+	static const char *const sigs[] = {"XSDT", "FACP", "APIC", "DSDT", "MCFG"};
 
 	g_assert_cmpmem(buf, 8, "RSD PTR ", 8);
 	g_assert_cmpuint(sum(buf, 20), ==, 0);
@@ -158,6 +162,25 @@ static void test_dsdt(void)
 	g_assert_true(contains(d, len, s5, sizeof(s5)));
 	g_assert_true(contains(d, len, com1, sizeof(com1)));
 	g_assert_true(contains(d, len, "QEMU0001", 9));
+	/* PCI0 with _HID PNP0A08 and a 32-bit window 0xc0000000..0xdfffffff */
+	static const uint8_t pnp0a08[] = {'_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08};
+	static const uint8_t window[] = {0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xff, 0xdf};
+	g_assert_true(contains(d, len, "PCI0", 4));
+	g_assert_true(contains(d, len, pnp0a08, sizeof(pnp0a08)));
+	g_assert_true(contains(d, len, window, sizeof(window)));
+	g_free(buf);
+}
+
+static void test_mcfg(void)
+{
+	uint8_t *buf = build(&config4);
+	const uint8_t *m = find(buf, "MCFG");
+
+	g_assert_cmpuint(le32(m + 4), ==, 36 + 8 + 16);
+	g_assert_cmphex(le64(m + 44), ==, 0xe0000000);
+	g_assert_cmpuint(m[44 + 8] | m[44 + 9] << 8, ==, 0); /* segment */
+	g_assert_cmpuint(m[44 + 10], ==, 0);                 /* buses 0..0 */
+	g_assert_cmpuint(m[44 + 11], ==, 0);
 	g_free(buf);
 }
 
@@ -276,6 +299,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/acpi/madt-cpus", test_madt_cpus);
 	g_test_add_func("/acpi/fadt", test_fadt);
 	g_test_add_func("/acpi/dsdt", test_dsdt);
+	g_test_add_func("/acpi/mcfg", test_mcfg);
 	g_test_add_func("/acpi/too-small", test_too_small);
 	g_test_add_func("/aml/pkg-length", test_pkg_length);
 	g_test_add_func("/aml/values", test_aml_values);

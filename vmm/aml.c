@@ -3,20 +3,28 @@
 
 #include <string.h>
 
-#define AML_ZERO_OP       0x00
-#define AML_ONE_OP        0x01
-#define AML_NAME_OP       0x08
-#define AML_BYTE_PREFIX   0x0a
-#define AML_WORD_PREFIX   0x0b
-#define AML_DWORD_PREFIX  0x0c
-#define AML_STRING_PREFIX 0x0d
-#define AML_QWORD_PREFIX  0x0e
-#define AML_DUAL_NAME     0x2e
-#define AML_MULTI_NAME    0x2f
-#define AML_ROOT_CHAR     '\\'
-#define RES_IO_DESCRIPTOR 0x47 /* small item, 7 bytes of data (6.4.2.5) */
-#define RES_IRQ_NOFLAGS   0x22 /* small item, 2 bytes: the IRQ mask (6.4.2.1) */
-#define RES_END_TAG       0x79 /* small item, 1 byte: checksum (6.4.2.9) */
+#define AML_ZERO_OP         0x00
+#define AML_ONE_OP          0x01
+#define AML_NAME_OP         0x08
+#define AML_BYTE_PREFIX     0x0a
+#define AML_WORD_PREFIX     0x0b
+#define AML_DWORD_PREFIX    0x0c
+#define AML_STRING_PREFIX   0x0d
+#define AML_QWORD_PREFIX    0x0e
+#define AML_DUAL_NAME       0x2e
+#define AML_MULTI_NAME      0x2f
+#define AML_ROOT_CHAR       '\\'
+#define RES_IO_DESCRIPTOR   0x47 /* small item, 7 bytes of data (6.4.2.5) */
+#define RES_IRQ_NOFLAGS     0x22 /* small item, 2 bytes: the IRQ mask (6.4.2.1) */
+#define RES_END_TAG         0x79 /* small item, 1 byte: checksum (6.4.2.9) */
+#define RES_DWORD_ADDRESS   0x87 /* large items (6.4.3.5.2, 6.4.3.5.3) */
+#define RES_WORD_ADDRESS    0x88
+#define RES_SPACE_MEMORY    0
+#define RES_SPACE_IO        1
+#define RES_SPACE_BUS       2
+#define RES_FIXED_PRODUCER  0x0c /* _MAF and _MIF set, positive decode, producer */
+#define RES_IO_ENTIRE_RANGE 0x03
+#define RES_MEM_READ_WRITE  0x01 /* non-cacheable, read-write */
 
 static void put(GByteArray *b, const void *data, size_t len)
 {
@@ -166,6 +174,37 @@ void aml_res_irq(GByteArray *b, uint8_t irq)
 {
 	put8(b, RES_IRQ_NOFLAGS);
 	put_le(b, 1U << irq, 2);
+}
+
+/* The fields every address space descriptor shares, for a window [min, max]. */
+static void address_space(GByteArray *b, uint8_t tag, unsigned int width, uint8_t space,
+                          uint8_t type_flags, uint64_t min, uint64_t max)
+{
+	put8(b, tag);
+	put_le(b, 3 + 5 * width, 2); /* type, flags, type flags, then five fields */
+	put8(b, space);
+	put8(b, RES_FIXED_PRODUCER);
+	put8(b, type_flags);
+	put_le(b, 0, width); /* granularity */
+	put_le(b, min, width);
+	put_le(b, max, width);
+	put_le(b, 0, width); /* translation offset */
+	put_le(b, max - min + 1, width);
+}
+
+void aml_res_word_bus(GByteArray *b, uint16_t min, uint16_t max)
+{
+	address_space(b, RES_WORD_ADDRESS, 2, RES_SPACE_BUS, 0, min, max);
+}
+
+void aml_res_word_io(GByteArray *b, uint16_t min, uint16_t max)
+{
+	address_space(b, RES_WORD_ADDRESS, 2, RES_SPACE_IO, RES_IO_ENTIRE_RANGE, min, max);
+}
+
+void aml_res_dword_memory(GByteArray *b, uint32_t min, uint32_t max)
+{
+	address_space(b, RES_DWORD_ADDRESS, 4, RES_SPACE_MEMORY, RES_MEM_READ_WRITE, min, max);
 }
 
 void aml_resource_template(GByteArray *b, const char *name, const GByteArray *res)

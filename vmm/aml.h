@@ -35,6 +35,10 @@ uint32_t aml_eisaid_value(const char *id);
 /* Resource descriptors for a ResourceTemplate (6.4.2), and its end tag. */
 void aml_res_io(GByteArray *b, uint16_t port, uint8_t len);
 void aml_res_irq(GByteArray *b, uint8_t irq);
+/* Address space descriptors of a bridge's windows (6.4.3.5): a producer, min/max fixed. */
+void aml_res_word_bus(GByteArray *b, uint16_t min, uint16_t max);
+void aml_res_word_io(GByteArray *b, uint16_t min, uint16_t max);
+void aml_res_dword_memory(GByteArray *b, uint32_t min, uint32_t max);
 /* Name(name, ResourceTemplate() { contents }) where 'res' holds the descriptors. */
 void aml_resource_template(GByteArray *b, const char *name, const GByteArray *res);
 

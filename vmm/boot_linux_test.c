@@ -101,7 +101,7 @@ static void test_zero_page(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(bp->hdr.vid_mode, ==, 0xffff);
 	g_assert_cmpuint(bp->acpi_rsdp_addr, ==, 0xe0000);
 	g_assert_cmpstr(gm_ptr(&f->gm, bp->hdr.cmd_line_ptr, 20), ==, "console=ttyS0 quiet");
-	g_assert_cmpuint(bp->e820_entries, ==, 4);
+	g_assert_cmpuint(bp->e820_entries, ==, 5);
 	g_assert_cmpmem(gm_ptr(&f->gm, LAYOUT_KERNEL, PAYLOAD_SIZE), PAYLOAD_SIZE,
 	                f->image + (SETUP_SECTS + 1) * 512, PAYLOAD_SIZE);
 }

@@ -36,6 +36,9 @@ unsigned int e820_build(const struct guest_memory *gm, struct boot_e820_entry *o
 	ok &= append(out, max, &n, LAYOUT_EBDA_START, 0xa0000, E820_RESERVED);
 	ok &= append(out, max, &n, LAYOUT_ACPI_START, LAYOUT_ACPI_END, E820_RESERVED);
 	ok &= append(out, max, &n, LAYOUT_KERNEL, low_end, E820_RAM);
+	/* Linux only trusts the MCFG's ECAM window if the memory map reserves it. */
+	ok &= append(out, max, &n, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM + LAYOUT_PCI_ECAM_SIZE,
+	             E820_RESERVED);
 	for (unsigned int i = 1; i < gm->count; i++)
 		ok &= append(out, max, &n, gm->regions[i].gpa,
 		             gm->regions[i].gpa + gm->regions[i].size, E820_RAM);

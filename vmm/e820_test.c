@@ -30,13 +30,15 @@ static void test_small_guest(void)
 
 	g_assert_true(guest_memory_alloc(&gm, 512 * MiB));
 	unsigned int n = e820_build(&gm, e, 16);
-	g_assert_cmpuint(n, ==, 4);
+	g_assert_cmpuint(n, ==, 5);
 	check_sorted_disjoint(e, n);
 	g_assert_cmpuint(e[0].addr, ==, 0);
 	g_assert_cmpuint(e[0].size, ==, LAYOUT_EBDA_START);
 	g_assert_cmpuint(e[2].type, ==, RESERVED); /* ACPI tables */
 	g_assert_cmpuint(e[2].addr, ==, LAYOUT_ACPI_START);
 	g_assert_cmpuint(e[3].addr + e[3].size, ==, 512 * MiB);
+	g_assert_cmpuint(e[4].type, ==, RESERVED); /* PCI ECAM */
+	g_assert_cmpuint(e[4].addr, ==, LAYOUT_PCI_ECAM);
 	/* Only the legacy hole below 1 MiB is lost. */
 	g_assert_cmpuint(ram_total(e, n), ==, 512 * MiB - (LAYOUT_KERNEL - LAYOUT_EBDA_START));
 	guest_memory_free(&gm);
@@ -49,11 +51,11 @@ static void test_split_around_pci_hole(void)
 
 	g_assert_true(guest_memory_alloc(&gm, 5 * GiB));
 	unsigned int n = e820_build(&gm, e, 16);
-	g_assert_cmpuint(n, ==, 5);
+	g_assert_cmpuint(n, ==, 6);
 	check_sorted_disjoint(e, n);
 	g_assert_cmpuint(e[3].addr + e[3].size, ==, LAYOUT_MMIO32_START);
-	g_assert_cmpuint(e[4].addr, ==, LAYOUT_HIGH_RAM);
-	g_assert_cmpuint(e[4].size, ==, 5 * GiB - LAYOUT_MMIO32_START);
+	g_assert_cmpuint(e[5].addr, ==, LAYOUT_HIGH_RAM);
+	g_assert_cmpuint(e[5].size, ==, 5 * GiB - LAYOUT_MMIO32_START);
 	for (unsigned int i = 0; i < n; i++)
 		g_assert_false(e[i].type == RAM && e[i].addr < LAYOUT_HIGH_RAM &&
 		               e[i].addr + e[i].size > LAYOUT_MMIO32_START);

@@ -28,20 +28,26 @@
 #define LAYOUT_KERNEL      UINT64_C(0x00100000) /* protected-mode kernel, 1 MiB */
 
 /* The 32-bit hole below 4 GiB: devices, never RAM. */
-#define LAYOUT_MMIO32_START UINT64_C(0xc0000000)
-#define LAYOUT_IOAPIC       UINT64_C(0xfec00000)
-#define LAYOUT_LAPIC        UINT64_C(0xfee00000)
-#define LAYOUT_KVM_IDMAP    UINT64_C(0xfffbc000) /* KVM_SET_IDENTITY_MAP_ADDR, 1 page */
-#define LAYOUT_KVM_TSS      UINT64_C(0xfffbd000) /* KVM_SET_TSS_ADDR, 3 pages */
-#define LAYOUT_HIGH_RAM     UINT64_C(0x100000000)
+#define LAYOUT_MMIO32_START    UINT64_C(0xc0000000)
+#define LAYOUT_PCI_MMIO32      LAYOUT_MMIO32_START /* window for PCI BARs */
+#define LAYOUT_PCI_MMIO32_SIZE UINT64_C(0x20000000)
+#define LAYOUT_PCI_ECAM        UINT64_C(0xe0000000) /* PCIe config space of bus 0 */
+#define LAYOUT_PCI_ECAM_SIZE   UINT64_C(0x100000)
+#define LAYOUT_IOAPIC          UINT64_C(0xfec00000)
+#define LAYOUT_LAPIC           UINT64_C(0xfee00000)
+#define LAYOUT_KVM_IDMAP       UINT64_C(0xfffbc000) /* KVM_SET_IDENTITY_MAP_ADDR, 1 page */
+#define LAYOUT_KVM_TSS         UINT64_C(0xfffbd000) /* KVM_SET_TSS_ADDR, 3 pages */
+#define LAYOUT_HIGH_RAM        UINT64_C(0x100000000)
 
 /* I/O ports. */
-#define PORT_I8042_DATA  0x60
-#define PORT_I8042_CMD   0x64
-#define PORT_COM1        0x3f8
-#define PORT_PVPANIC     0x505
-#define PORT_ACPI_PM     0x600 /* see devices/acpi_pm.h */
-#define PORT_ACPI_PM_LEN 4
+#define PORT_I8042_DATA     0x60
+#define PORT_I8042_CMD      0x64
+#define PORT_COM1           0x3f8
+#define PORT_PVPANIC        0x505
+#define PORT_ACPI_PM        0x600 /* see devices/acpi_pm.h */
+#define PORT_ACPI_PM_LEN    4
+#define PORT_PCI_CONFIG     0xcf8 /* address at 0xcf8, data at 0xcfc..0xcff */
+#define PORT_PCI_CONFIG_LEN 8
 
 /* Interrupt lines (GSIs of the in-kernel IOAPIC). */
 #define IRQ_COM1 4

@@ -14,6 +14,7 @@
 
 #include "devices/acpi_pm.h"
 #include "devices/i8042.h"
+#include "devices/pci.h"
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "firmware/reset_vector.h"
@@ -47,6 +48,7 @@ struct machine {
 	struct i8042 *i8042;
 	struct pvpanic *pvpanic;
 	struct acpi_pm *acpi_pm;
+	struct pci_bus pci;
 	struct console *console;
 
 	GMainContext *ctx;
@@ -154,6 +156,25 @@ static bool register_pio(struct machine *m, uint16_t port, uint16_t len, bus_acc
 	return false;
 }
 
+static bool register_mmio(struct machine *m, uint64_t base, uint64_t len, bus_access_fn fn,
+                          void *opaque, const char *name, GError **err)
+{
+	if (bus_register(&m->mmio, base, len, fn, opaque, name))
+		return true;
+	return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: MMIO 0x%" PRIx64 "+0x%" PRIx64 " is taken",
+	                 name, base, len);
+}
+
+static bool add_pci(struct machine *m, GError **err)
+{
+	return register_pio(m, PORT_PCI_CONFIG, PORT_PCI_CONFIG_LEN, pci_config_port_access,
+	                    &m->pci, "pci-config", err) &&
+	       register_mmio(m, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, pci_ecam_access, &m->pci,
+	                     "pci-ecam", err) &&
+	       register_mmio(m, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE, pci_mmio_access, &m->pci,
+	                     "pci-bars", err);
+}
+
 static bool add_devices(struct machine *m, GError **err)
 {
 	struct irq_line com1_irq = {.set = set_irq_line, .ctx = m, .gsi = IRQ_COM1};
@@ -167,7 +188,8 @@ static bool add_devices(struct machine *m, GError **err)
 	       register_pio(m, PORT_I8042_CMD, 1, i8042_command_access, m->i8042, "i8042", err) &&
 	       register_pio(m, PORT_PVPANIC, 1, pvpanic_access, m->pvpanic, "pvpanic", err) &&
 	       register_pio(m, PORT_ACPI_PM, PORT_ACPI_PM_LEN, acpi_pm_access, m->acpi_pm,
-	                    "acpi-pm", err);
+	                    "acpi-pm", err) &&
+	       add_pci(m, err);
 }
 
 static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
@@ -180,6 +202,10 @@ static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
 	    .pvpanic_port = PORT_PVPANIC,
 	    .com1_port = PORT_COM1,
 	    .com1_irq = IRQ_COM1,
+	    .pci_ecam = LAYOUT_PCI_ECAM,
+	    .pci_config_port = PORT_PCI_CONFIG,
+	    .pci_mmio32_start = (uint32_t)LAYOUT_PCI_MMIO32,
+	    .pci_mmio32_size = (uint32_t)LAYOUT_PCI_MMIO32_SIZE,
 	};
 	/* The tables end where the reset vector's 16 bytes begin. */
 	uint64_t size = RESET_VECTOR_ADDR - LAYOUT_ACPI_START;
@@ -257,6 +283,7 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 	m->vm_fd = -1;
 	bus_init(&m->pio, "pio");
 	bus_init(&m->mmio, "mmio");
+	pci_bus_init(&m->pci);
 	m->ctx = g_main_context_new();
 	m->loop = g_main_loop_new(m->ctx, FALSE);
 	vcpu_init_signals();
@@ -387,6 +414,7 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->i8042, i8042_destroy);
 	g_clear_pointer(&m->pvpanic, pvpanic_destroy);
 	g_clear_pointer(&m->acpi_pm, acpi_pm_destroy);
+	pci_bus_destroy(&m->pci);
 	bus_destroy(&m->pio);
 	bus_destroy(&m->mmio);
 	if (m->vm_fd >= 0)
