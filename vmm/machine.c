@@ -17,6 +17,9 @@
 #include "devices/pci.h"
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_pci.h"
+#include "devices/virtio_rng.h"
 #include "firmware/reset_vector.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
@@ -29,6 +32,7 @@
 #include "vmm/irq.h"
 #include "vmm/layout.h"
 #include "vmm/long_mode.h"
+#include "vmm/msi.h"
 #include "vmm/vcpu.h"
 
 struct machine {
@@ -49,6 +53,12 @@ struct machine {
 	struct pvpanic *pvpanic;
 	struct acpi_pm *acpi_pm;
 	struct pci_bus pci;
+	struct msi_router msi;
+	bool msi_ready;
+	struct virtio_env virtio;
+	struct virtio_pci *rng;
+	GPtrArray *disks;      /* struct virtio_blk * */
+	GPtrArray *transports; /* struct virtio_pci *, one per disk */
 	struct console *console;
 
 	GMainContext *ctx;
@@ -165,8 +175,46 @@ static bool register_mmio(struct machine *m, uint64_t base, uint64_t len, bus_ac
 	                 name, base, len);
 }
 
+static bool add_virtio(struct machine *m, const struct virtio_device_ops *ops, void *dev,
+                       struct virtio_pci **out, GError **err)
+{
+	struct virtio_pci *t = virtio_pci_create(&m->virtio, ops, dev, err);
+
+	*out = t;
+	if (!t)
+		return false;
+	if (pci_bus_add(&m->pci, virtio_pci_device(t)) < 0)
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: no room left on PCI bus 0", ops->name);
+	return true;
+}
+
+static bool add_disks(struct machine *m, GError **err)
+{
+	for (guint i = 0; i < m->cfg->disks->len; i++) {
+		struct virtio_blk *blk = virtio_blk_open(m->cfg->disks->pdata[i], err);
+		struct virtio_pci *t;
+
+		if (!blk)
+			return false;
+		g_ptr_array_add(m->disks, blk);
+		bool ok = add_virtio(m, &virtio_blk_ops, blk, &t, err);
+		if (t)
+			g_ptr_array_add(m->transports, t);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 static bool add_pci(struct machine *m, GError **err)
 {
+	if (!msi_router_init(&m->msi, m->vm_fd, err))
+		return false;
+	m->msi_ready = true;
+	m->virtio =
+	    (struct virtio_env){.vm_fd = m->vm_fd, .ctx = m->ctx, .msi = &m->msi, .mem = &m->mem};
+	if (!add_virtio(m, &virtio_rng_ops, NULL, &m->rng, err) || !add_disks(m, err))
+		return false;
 	return register_pio(m, PORT_PCI_CONFIG, PORT_PCI_CONFIG_LEN, pci_config_port_access,
 	                    &m->pci, "pci-config", err) &&
 	       register_mmio(m, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, pci_ecam_access, &m->pci,
@@ -284,6 +332,8 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 	bus_init(&m->pio, "pio");
 	bus_init(&m->mmio, "mmio");
 	pci_bus_init(&m->pci);
+	m->disks = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_blk_close);
+	m->transports = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_pci_destroy);
 	m->ctx = g_main_context_new();
 	m->loop = g_main_loop_new(m->ctx, FALSE);
 	vcpu_init_signals();
@@ -414,6 +464,11 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->i8042, i8042_destroy);
 	g_clear_pointer(&m->pvpanic, pvpanic_destroy);
 	g_clear_pointer(&m->acpi_pm, acpi_pm_destroy);
+	g_clear_pointer(&m->transports, g_ptr_array_unref);
+	g_clear_pointer(&m->disks, g_ptr_array_unref);
+	g_clear_pointer(&m->rng, virtio_pci_destroy);
+	if (m->msi_ready)
+		msi_router_destroy(&m->msi);
 	pci_bus_destroy(&m->pci);
 	bus_destroy(&m->pio);
 	bus_destroy(&m->mmio);

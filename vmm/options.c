@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/virtio_blk.h"
 #include "vmm/error.h"
 #include "vmm/size.h"
 
@@ -80,6 +81,25 @@ static gboolean parse_initrd(const char *name, const char *value, gpointer data,
 	return parse_string(&((struct vm_config *)data)->initrd, name, value, err);
 }
 
+static gboolean parse_disk(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	struct disk_config *disk = g_new0(struct disk_config, 1);
+
+	if (!disk_config_parse(value, disk, err)) {
+		g_free(disk);
+		return FALSE;
+	}
+	g_ptr_array_add(cfg->disks, disk);
+	return TRUE;
+}
+
+static void free_disk(gpointer disk)
+{
+	disk_config_clear(disk);
+	g_free(disk);
+}
+
 static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -98,6 +118,9 @@ static const GOptionEntry run_entries[] = {
     {"initrd", 'i', 0, CALLBACK(parse_initrd), "Initial ramdisk", "PATH"},
     {"cmdline", 'a', 0, CALLBACK(parse_cmdline),
      "Kernel command line (default \"" VM_DEFAULT_CMDLINE "\")", "TEXT"},
+    {"disk", 'd', 0, CALLBACK(parse_disk),
+     "A raw disk image as a virtio-blk device (repeatable: vda, vdb, ...)",
+     "PATH[,ro][,serial=ID]"},
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
@@ -153,6 +176,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	cfg->memory = VM_DEFAULT_MEMORY;
 	cfg->cpus = 1;
 	cfg->on_reboot = ON_REBOOT_EXIT;
+	cfg->disks = g_ptr_array_new_with_free_func(free_disk);
 
 	memcpy(entries, run_entries, sizeof(entries));
 	for (size_t i = 0; entries[i].long_name; i++) {
@@ -194,4 +218,5 @@ void options_free(struct vm_config *cfg)
 	g_clear_pointer(&cfg->kernel, g_free);
 	g_clear_pointer(&cfg->initrd, g_free);
 	g_clear_pointer(&cfg->cmdline, g_free);
+	g_clear_pointer(&cfg->disks, g_ptr_array_unref);
 }

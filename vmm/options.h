@@ -24,6 +24,7 @@ struct vm_config {
 	uint64_t memory;
 	unsigned int cpus;
 	enum on_reboot on_reboot;
+	GPtrArray *disks; /* struct disk_config *, in --disk order */
 	bool allow_pvm;
 	bool timings;
 	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: MIT
+#include "devices/virtio_blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/error.h"
+
+#define VIRTIO_ID_BLOCK 2
+#define BLK_QUEUE_SIZE  256
+#define CLASS_STORAGE   0x018000
+#define SECTOR          512
+#define CONFIG_SIZE     60
+
+/* Feature bits (5.2.3) */
+#define F_SEG_MAX      2
+#define F_RO           5
+#define F_BLK_SIZE     6
+#define F_FLUSH        9
+#define F_DISCARD      13
+#define F_WRITE_ZEROES 14
+
+/* Request types and status (5.2.6) */
+#define T_IN           0
+#define T_OUT          1
+#define T_FLUSH        4
+#define T_GET_ID       8
+#define T_DISCARD      11
+#define T_WRITE_ZEROES 13
+#define S_OK           0
+#define S_IOERR        1
+#define S_UNSUPP       2
+
+#define HEADER_SIZE       16
+#define RANGE_SIZE        16 /* struct virtio_blk_discard_write_zeroes */
+#define MAX_RANGES        32
+#define MAX_RANGE_SECTORS 0x400000 /* 2 GiB per discard or write-zeroes range */
+#define RANGE_F_UNMAP     1
+
+struct virtio_blk {
+	int fd;
+	uint64_t sectors;
+	bool read_only;
+	char id[VIRTIO_BLK_ID_BYTES];
+};
+
+/* A request's bytes: readable ones (header, then data) and writable ones (data, then status). */
+struct request {
+	struct vq_chain *chain;
+	uint32_t readable; /* total */
+	uint32_t writable;
+	uint8_t *status;
+};
+
+static bool parse_chain(struct vq_chain *c, struct request *r)
+{
+	r->chain = c;
+	r->readable = c->out_len;
+	r->writable = c->in_len;
+	if (c->nseg == 0 || r->readable < HEADER_SIZE || r->writable < 1)
+		return false;
+	struct vq_seg *last = &c->seg[c->nseg - 1];
+	if (!last->device_writable || last->len == 0)
+		return false;
+	r->status = (uint8_t *)last->addr + last->len - 1;
+	return true;
+}
+
+/* Copies 'len' readable bytes starting 'skip' bytes into the request. */
+static bool read_bytes(const struct request *r, uint32_t skip, void *dst, uint32_t len)
+{
+	uint8_t *out = dst;
+
+	for (unsigned int i = 0; i < r->chain->nseg && len; i++) {
+		struct vq_seg *s = &r->chain->seg[i];
+		if (s->device_writable)
+			continue;
+		if (skip >= s->len) {
+			skip -= s->len;
+			continue;
+		}
+		uint32_t n = s->len - skip < len ? s->len - skip : len;
+		memcpy(out, (uint8_t *)s->addr + skip, n);
+		out += n;
+		len -= n;
+		skip = 0;
+	}
+	return len == 0;
+}
+
+static bool in_range(const struct virtio_blk *blk, uint64_t sector, uint64_t bytes)
+{
+	return bytes % SECTOR == 0 && sector <= blk->sectors &&
+	       bytes / SECTOR <= blk->sectors - sector;
+}
+
+static bool full_io(int fd, uint8_t *buf, size_t len, off_t off, bool is_write)
+{
+	while (len) {
+		ssize_t n = is_write ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return false;
+		if (n == 0) {
+			if (is_write)
+				return false;
+			memset(buf, 0, len); /* past the end of a shorter file: zeros */
+			return true;
+		}
+		buf += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return true;
+}
+
+/* Data segments: for a read the writable ones minus the status byte, for a write the readable ones
+ * after the header. */
+static uint8_t do_rw(struct virtio_blk *blk, struct request *r, uint64_t sector, bool is_write,
+                     uint32_t *written)
+{
+	uint64_t bytes = is_write ? r->readable - HEADER_SIZE : r->writable - 1u;
+	uint32_t skip = is_write ? HEADER_SIZE : 0;
+	off_t off = (off_t)(sector * SECTOR);
+
+	if (is_write && blk->read_only)
+		return S_IOERR;
+	if (!in_range(blk, sector, bytes))
+		return S_IOERR;
+	for (unsigned int i = 0; i < r->chain->nseg && bytes; i++) {
+		struct vq_seg *s = &r->chain->seg[i];
+		if (s->device_writable != !is_write)
+			continue;
+		uint32_t len = s->len;
+		uint8_t *p = s->addr;
+		if (skip) {
+			uint32_t n = skip < len ? skip : len;
+			skip -= n;
+			len -= n;
+			p += n;
+		}
+		if (len > bytes)
+			len = (uint32_t)bytes;
+		if (!full_io(blk->fd, p, len, off, is_write))
+			return S_IOERR;
+		off += len;
+		bytes -= len;
+	}
+	if (!is_write)
+		*written = r->writable - 1;
+	return S_OK;
+}
+
+static uint8_t do_get_id(struct virtio_blk *blk, struct request *r, uint32_t *written)
+{
+	uint32_t room = r->writable - 1;
+	uint32_t n = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
+	uint32_t done = 0;
+
+	for (unsigned int i = 0; i < r->chain->nseg && done < n; i++) {
+		struct vq_seg *s = &r->chain->seg[i];
+		if (!s->device_writable)
+			continue;
+		uint32_t k = s->len < n - done ? s->len : n - done;
+		memcpy(s->addr, blk->id + done, k);
+		done += k;
+	}
+	*written = done;
+	return S_OK;
+}
+
+/* Discard and write-zeroes carry a list of ranges (5.2.6.2). */
+static uint8_t do_ranges(struct virtio_blk *blk, struct request *r, bool zeroes)
+{
+	uint32_t len = r->readable - HEADER_SIZE;
+
+	if (blk->read_only)
+		return S_IOERR;
+	if (len == 0 || len % RANGE_SIZE || len / RANGE_SIZE > MAX_RANGES)
+		return S_UNSUPP;
+	for (uint32_t at = 0; at < len; at += RANGE_SIZE) {
+		uint8_t range[RANGE_SIZE];
+		read_bytes(r, HEADER_SIZE + at, range, RANGE_SIZE);
+		uint64_t sector;
+		uint32_t count, flags;
+		memcpy(&sector, range, 8);
+		memcpy(&count, range + 8, 4);
+		memcpy(&flags, range + 12, 4);
+		sector = le64toh(sector);
+		count = le32toh(count);
+		flags = le32toh(flags);
+		if (count > MAX_RANGE_SECTORS || !in_range(blk, sector, (uint64_t)count * SECTOR))
+			return S_IOERR;
+		if (!zeroes && flags)
+			return S_UNSUPP; /* discard has no flags */
+		int mode = zeroes && !(flags & RANGE_F_UNMAP)
+		               ? FALLOC_FL_ZERO_RANGE
+		               : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+		if (fallocate(blk->fd, mode, (off_t)(sector * SECTOR), (off_t)count * SECTOR) < 0)
+			return zeroes ? S_IOERR : S_UNSUPP;
+	}
+	return S_OK;
+}
+
+static uint8_t handle(struct virtio_blk *blk, struct request *r, uint32_t *written)
+{
+	uint8_t header[HEADER_SIZE];
+	uint32_t type;
+	uint64_t sector;
+
+	read_bytes(r, 0, header, HEADER_SIZE);
+	memcpy(&type, header, 4);
+	memcpy(&sector, header + 8, 8);
+	type = le32toh(type);
+	sector = le64toh(sector);
+	switch (type) {
+	case T_IN:
+		return do_rw(blk, r, sector, false, written);
+	case T_OUT:
+		return do_rw(blk, r, sector, true, written);
+	case T_FLUSH:
+		/* The promise FLUSH makes: acknowledged writes are on the host's disk. */
+		return blk->read_only || fdatasync(blk->fd) == 0 ? S_OK : S_IOERR;
+	case T_GET_ID:
+		return do_get_id(blk, r, written);
+	case T_DISCARD:
+		return do_ranges(blk, r, false);
+	case T_WRITE_ZEROES:
+		return do_ranges(blk, r, true);
+	default:
+		return S_UNSUPP;
+	}
+}
+
+static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
+{
+	struct virtio_blk *blk = dev;
+	struct vq_chain chain;
+
+	while (vq_pop(vq, &chain) > 0) {
+		struct request r;
+		uint32_t written = 0;
+
+		if (!parse_chain(&chain, &r)) {
+			/* No place for a status: the driver broke the protocol (5.2.6.1). */
+			vq->broken = true;
+			break;
+		}
+		*r.status = handle(blk, &r, &written);
+		vq_push(vq, chain.head, written + 1);
+	}
+	virtio_pci_used(t, vq, q);
+}
+
+static void blk_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t len)
+{
+	struct virtio_blk *blk = dev;
+	uint8_t cfg[CONFIG_SIZE] = {0};
+	uint64_t capacity = htole64(blk->sectors);
+	uint32_t v;
+
+	memcpy(cfg + 0, &capacity, 8);
+	v = htole32(BLK_QUEUE_SIZE - 2); /* seg_max: room for header and status */
+	memcpy(cfg + 12, &v, 4);
+	v = htole32(SECTOR);
+	memcpy(cfg + 20, &v, 4); /* blk_size */
+	cfg[34] = 1;             /* num_queues (le16) */
+	v = htole32(MAX_RANGE_SECTORS);
+	memcpy(cfg + 36, &v, 4); /* max_discard_sectors */
+	v = htole32(MAX_RANGES);
+	memcpy(cfg + 40, &v, 4); /* max_discard_seg */
+	v = htole32(1);
+	memcpy(cfg + 44, &v, 4); /* discard_sector_alignment */
+	v = htole32(MAX_RANGE_SECTORS);
+	memcpy(cfg + 48, &v, 4); /* max_write_zeroes_sectors */
+	v = htole32(MAX_RANGES);
+	memcpy(cfg + 52, &v, 4); /* max_write_zeroes_seg */
+	cfg[56] = 1;             /* write_zeroes_may_unmap */
+	if (offset + len <= CONFIG_SIZE)
+		memcpy(data, cfg + offset, len);
+}
+
+static uint64_t blk_features(void *dev)
+{
+	struct virtio_blk *blk = dev;
+	uint64_t f = 1ULL << F_SEG_MAX | 1ULL << F_BLK_SIZE | 1ULL << F_FLUSH;
+
+	if (blk->read_only)
+		return f | 1ULL << F_RO;
+	return f | 1ULL << F_DISCARD | 1ULL << F_WRITE_ZEROES;
+}
+
+const struct virtio_device_ops virtio_blk_ops = {
+    .name = "virtio-blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .class_code = CLASS_STORAGE,
+    .num_queues = 1,
+    .queue_size = BLK_QUEUE_SIZE,
+    .features = blk_features,
+    .config_size = CONFIG_SIZE,
+    .config_read = blk_config_read,
+    .queue_notify = blk_notify,
+};
+
+/* Like QEMU: an open file description lock, so a second VM cannot write the image. */
+static bool lock_image(int fd, bool read_only)
+{
+	struct flock fl = {.l_type = read_only ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET};
+
+	return fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err)
+{
+	int fd = open(cfg->path, (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0) {
+		bool ro_hint = !cfg->read_only && (errno == EACCES || errno == EROFS);
+		husk_fail(err, HUSK_EXIT_USAGE, "--disk: %s: %s%s", cfg->path, g_strerror(errno),
+		          ro_hint ? " (add ,ro to attach it read-only)" : "");
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+		husk_fail(err, HUSK_EXIT_USAGE, "--disk: %s: not a regular file or block device",
+		          cfg->path);
+		close(fd);
+		return NULL;
+	}
+	if (!lock_image(fd, cfg->read_only)) {
+		husk_fail(err, HUSK_EXIT_USAGE, "--disk: %s: in use by another process (locked)",
+		          cfg->path);
+		close(fd);
+		return NULL;
+	}
+	uint64_t size = (uint64_t)st.st_size;
+	if (S_ISBLK(st.st_mode)) {
+		off_t end = lseek(fd, 0, SEEK_END);
+		size = end > 0 ? (uint64_t)end : 0;
+	}
+	struct virtio_blk *blk = g_new0(struct virtio_blk, 1);
+	blk->fd = fd;
+	blk->sectors = size / SECTOR;
+	blk->read_only = cfg->read_only;
+	if (cfg->serial)
+		memcpy(blk->id, cfg->serial, strnlen(cfg->serial, VIRTIO_BLK_ID_BYTES));
+	return blk;
+}
+
+void virtio_blk_close(struct virtio_blk *blk)
+{
+	if (!blk)
+		return;
+	close(blk->fd);
+	g_free(blk);
+}
+
+bool disk_config_parse(const char *text, struct disk_config *out, GError **err)
+{
+	char **parts = g_strsplit(text, ",", -1);
+	bool ok = parts[0] && *parts[0];
+
+	memset(out, 0, sizeof(*out));
+	if (!ok)
+		husk_fail(err, HUSK_EXIT_USAGE, "--disk: \"%s\" names no image", text);
+	for (int i = 1; ok && parts[i]; i++) {
+		const char *p = parts[i];
+		if (strcmp(p, "ro") == 0) {
+			out->read_only = true;
+		} else if (g_str_has_prefix(p, "serial=")) {
+			const char *id = p + strlen("serial=");
+			ok = strlen(id) <= VIRTIO_BLK_ID_BYTES;
+			if (!ok)
+				husk_fail(err, HUSK_EXIT_USAGE,
+				          "--disk: serial \"%s\" is longer than %d bytes", id,
+				          VIRTIO_BLK_ID_BYTES);
+			g_free(out->serial);
+			out->serial = g_strdup(id);
+		} else {
+			ok = husk_fail(err, HUSK_EXIT_USAGE,
+			               "--disk: unknown option \"%s\" (try ro, serial=ID)", p);
+		}
+	}
+	if (ok)
+		out->path = g_strdup(parts[0]);
+	else
+		disk_config_clear(out);
+	g_strfreev(parts);
+	return ok;
+}
+
+void disk_config_clear(struct disk_config *cfg)
+{
+	g_clear_pointer(&cfg->path, g_free);
+	g_clear_pointer(&cfg->serial, g_free);
+}

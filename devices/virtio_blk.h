@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-blk (virtio 1.2, 5.2) on a raw image file: read, write, flush,
+ * discard, write-zeroes and the device id. A flush completes only after
+ * fdatasync(), so data the guest was told is flushed is on the host's disk.
+ */
+#ifndef HUSK_VIRTIO_BLK_H
+#define HUSK_VIRTIO_BLK_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "devices/virtio_pci.h"
+
+#define VIRTIO_BLK_ID_BYTES 20
+
+struct disk_config {
+	char *path;
+	bool read_only;
+	char *serial; /* at most VIRTIO_BLK_ID_BYTES bytes, or NULL */
+};
+
+extern const struct virtio_device_ops virtio_blk_ops;
+
+/*
+ * Opens and locks the image (a shared lock when read-only, an exclusive one
+ * otherwise, so two VMs cannot write one image). Errors are usage errors.
+ */
+struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err);
+void virtio_blk_close(struct virtio_blk *blk);
+
+/* Parses "PATH[,ro][,serial=ID]" as given to --disk. */
+bool disk_config_parse(const char *text, struct disk_config *out, GError **err);
+void disk_config_clear(struct disk_config *cfg);
+
+#endif

@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: MIT
+#include "devices/virtio_pci.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vmm/error.h"
+
+/* BAR 0 layout: one structure per 4 KiB page. */
+#define BAR_COMMON      0x0000
+#define BAR_ISR         0x1000
+#define BAR_DEVICE      0x2000
+#define BAR_NOTIFY      0x3000
+#define BAR_MSIX_TABLE  0x4000
+#define BAR_MSIX_PBA    0x5000
+#define BAR_SIZE        0x8000
+#define COMMON_SIZE     0x38
+#define NOTIFY_MULT     4 /* queue q is kicked at BAR_NOTIFY + 4 * q */
+#define MSIX_ENTRY_SIZE 16
+
+/* virtio 1.2, 4.1.4: capability types */
+#define CAP_COMMON 1
+#define CAP_NOTIFY 2
+#define CAP_ISR    3
+#define CAP_DEVICE 4
+
+/* 2.1 device status bits */
+#define STATUS_DRIVER_OK   4
+#define STATUS_FEATURES_OK 8
+#define STATUS_NEEDS_RESET 0x40
+
+#define NO_VECTOR        0xffff
+#define ISR_QUEUE        1
+#define ISR_CONFIG       2
+#define MSIX_ENABLE      0x80 /* in the high byte of Message Control */
+#define MSIX_MASKALL     0x40
+#define MSIX_VECTOR_MASK 1
+
+#define PCI_VENDOR_VIRTIO 0x1af4
+#define PCI_DEVICE_MODERN 0x1040 /* + virtio device id (4.1.2.1) */
+
+struct queue {
+	struct virtio_pci *t;
+	unsigned int index;
+	uint16_t size;
+	uint16_t vector;
+	bool enabled;
+	uint64_t desc, driver, device;
+	struct virtqueue vq;
+	int kick_fd;
+	GSource *kick_source;
+	uint64_t kick_addr; /* where the ioeventfd is assigned, 0 if not */
+};
+
+struct msix_vector {
+	uint64_t addr;
+	uint32_t data;
+	uint32_t control;
+	bool pending;
+	int fd;
+	uint32_t gsi;
+};
+
+struct virtio_pci {
+	struct pci_device pci;
+	struct virtio_env env;
+	const struct virtio_device_ops *ops;
+	void *dev;
+	pthread_mutex_t lock; /* everything below; queue work runs under it too */
+	uint32_t device_feature_select;
+	uint32_t driver_feature_select;
+	uint64_t driver_features;
+	uint16_t config_vector;
+	uint8_t status;
+	uint8_t isr;
+	uint16_t queue_select;
+	struct queue queues[VIRTIO_MAX_QUEUES];
+	unsigned int nvectors;
+	struct msix_vector vectors[VIRTIO_MAX_QUEUES + 1];
+	uint8_t msix_cap;
+};
+
+static uint64_t offered_features(const struct virtio_pci *t)
+{
+	uint64_t device = t->ops->features ? t->ops->features(t->dev) : 0;
+
+	return device | 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC |
+	       1ULL << VIRTIO_F_EVENT_IDX;
+}
+
+static uint64_t le_get(const uint8_t *p, uint32_t len)
+{
+	uint64_t v = 0;
+
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void le_put(uint8_t *p, uint64_t v, uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* --- interrupts --------------------------------------------------------- */
+
+static bool msix_usable(const struct virtio_pci *t)
+{
+	uint8_t control = t->pci.config[t->msix_cap + 3];
+
+	return (control & MSIX_ENABLE) && !(control & MSIX_MASKALL);
+}
+
+static void fire(struct virtio_pci *t, uint16_t vector)
+{
+	if (vector >= t->nvectors)
+		return; /* NO_VECTOR: the driver polls */
+	struct msix_vector *v = &t->vectors[vector];
+	if (!msix_usable(t) || (v->control & MSIX_VECTOR_MASK)) {
+		v->pending = true; /* delivered when unmasked (PCI 3.0, 6.8.2.9) */
+		return;
+	}
+	v->pending = false;
+	eventfd_write(v->fd, 1);
+}
+
+static void fire_pending(struct virtio_pci *t)
+{
+	for (unsigned int i = 0; i < t->nvectors; i++)
+		if (t->vectors[i].pending)
+			fire(t, (uint16_t)i);
+}
+
+/* The device is broken (a malformed queue): tell the driver (2.1.1). */
+static void needs_reset(struct virtio_pci *t)
+{
+	t->status |= STATUS_NEEDS_RESET;
+	t->isr |= ISR_CONFIG;
+	fire(t, t->config_vector);
+}
+
+void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
+{
+	if (vq->broken) {
+		needs_reset(t);
+		return;
+	}
+	if (vq_should_notify(vq)) {
+		t->isr |= ISR_QUEUE;
+		fire(t, t->queues[q].vector);
+	}
+}
+
+/* --- queue kicks ---------------------------------------------------------- */
+
+static void set_ioeventfd(struct virtio_pci *t, struct queue *q, uint64_t addr)
+{
+	struct kvm_ioeventfd ev = {.len = 2, .fd = q->kick_fd};
+
+	if (q->kick_addr) {
+		ev.addr = q->kick_addr;
+		ev.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+		ioctl(t->env.vm_fd, KVM_IOEVENTFD, &ev);
+		q->kick_addr = 0;
+	}
+	if (addr) {
+		ev.addr = addr;
+		ev.flags = 0;
+		/* Without it, kicks still arrive as MMIO exits (notify_write). */
+		if (ioctl(t->env.vm_fd, KVM_IOEVENTFD, &ev) == 0)
+			q->kick_addr = addr;
+	}
+}
+
+static uint64_t notify_addr(const struct virtio_pci *t, unsigned int q)
+{
+	return pci_device_bar_addr(&t->pci, 0) + BAR_NOTIFY + NOTIFY_MULT * q;
+}
+
+static gboolean on_kick(gint fd, GIOCondition condition, gpointer data)
+{
+	struct queue *q = data;
+	struct virtio_pci *t = q->t;
+	eventfd_t count;
+
+	eventfd_read(q->kick_fd, &count);
+	pthread_mutex_lock(&t->lock);
+	if ((t->status & STATUS_DRIVER_OK) && !(t->status & STATUS_NEEDS_RESET) && q->enabled) {
+		t->ops->queue_notify(t->dev, t, &q->vq, q->index);
+		if (q->vq.broken)
+			needs_reset(t);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return G_SOURCE_CONTINUE;
+}
+
+/* --- common configuration (4.1.4.3) --------------------------------------- */
+
+static struct queue *selected(struct virtio_pci *t)
+{
+	return t->queue_select < t->ops->num_queues ? &t->queues[t->queue_select] : NULL;
+}
+
+static void reset(struct virtio_pci *t)
+{
+	for (unsigned int i = 0; i < t->ops->num_queues; i++) {
+		struct queue *q = &t->queues[i];
+
+		set_ioeventfd(t, q, 0);
+		q->enabled = false;
+		q->size = t->ops->queue_size;
+		q->vector = NO_VECTOR;
+		q->desc = q->driver = q->device = 0;
+		memset(&q->vq, 0, sizeof(q->vq));
+	}
+	t->driver_features = 0;
+	t->device_feature_select = t->driver_feature_select = 0;
+	t->config_vector = NO_VECTOR;
+	t->status = 0;
+	t->isr = 0;
+	t->queue_select = 0;
+	if (t->ops->reset)
+		t->ops->reset(t->dev);
+}
+
+static void common_read(struct virtio_pci *t, uint32_t off, uint8_t *data, uint32_t len)
+{
+	uint8_t regs[COMMON_SIZE] = {0};
+	struct queue *q = selected(t);
+	uint64_t features = offered_features(t);
+
+	le_put(regs + 0x00, t->device_feature_select, 4);
+	if (t->device_feature_select < 2)
+		le_put(regs + 0x04, features >> (32 * t->device_feature_select), 4);
+	le_put(regs + 0x08, t->driver_feature_select, 4);
+	if (t->driver_feature_select < 2)
+		le_put(regs + 0x0c, t->driver_features >> (32 * t->driver_feature_select), 4);
+	le_put(regs + 0x10, t->config_vector, 2);
+	le_put(regs + 0x12, t->ops->num_queues, 2);
+	regs[0x14] = t->status;
+	le_put(regs + 0x16, t->queue_select, 2);
+	if (q) {
+		le_put(regs + 0x18, q->size, 2);
+		le_put(regs + 0x1a, q->vector, 2);
+		le_put(regs + 0x1c, q->enabled, 2);
+		le_put(regs + 0x1e, q->index, 2); /* queue_notify_off */
+		le_put(regs + 0x20, q->desc, 8);
+		le_put(regs + 0x28, q->driver, 8);
+		le_put(regs + 0x30, q->device, 8);
+	}
+	if (off + len <= COMMON_SIZE)
+		memcpy(data, regs + off, len);
+}
+
+static uint16_t valid_vector(const struct virtio_pci *t, uint64_t v)
+{
+	return v < t->nvectors ? (uint16_t)v : NO_VECTOR;
+}
+
+static void set_status(struct virtio_pci *t, uint8_t status)
+{
+	if (status == 0) {
+		reset(t);
+		return;
+	}
+	if ((status & STATUS_FEATURES_OK) && !(t->status & STATUS_FEATURES_OK)) {
+		/* Refuse features we never offered, and legacy drivers (2.2, 6.1). */
+		uint64_t f = t->driver_features;
+		if ((f & ~offered_features(t)) || !(f & 1ULL << VIRTIO_F_VERSION_1))
+			status &= (uint8_t)~STATUS_FEATURES_OK;
+	}
+	if ((status & STATUS_DRIVER_OK) && !(t->status & STATUS_DRIVER_OK)) {
+		for (unsigned int i = 0; i < t->ops->num_queues; i++)
+			if (t->queues[i].enabled)
+				set_ioeventfd(t, &t->queues[i], notify_addr(t, i));
+	}
+	t->status = status | (t->status & STATUS_NEEDS_RESET);
+}
+
+static void enable_queue(struct virtio_pci *t, struct queue *q)
+{
+	if (!vq_init(&q->vq, t->env.mem, q->size, q->desc, q->driver, q->device)) {
+		needs_reset(t);
+		return;
+	}
+	q->vq.event_idx = t->driver_features & 1ULL << VIRTIO_F_EVENT_IDX;
+	q->enabled = true;
+	if (t->status & STATUS_DRIVER_OK)
+		set_ioeventfd(t, q, notify_addr(t, q->index));
+}
+
+/* A 64-bit field written whole or as two 32-bit halves, as Linux does. */
+static void write_part(uint64_t *field, uint32_t off_in_field, uint64_t v, uint32_t len)
+{
+	uint8_t bytes[8];
+
+	le_put(bytes, *field, 8);
+	le_put(bytes + off_in_field, v, len);
+	*field = le_get(bytes, 8);
+}
+
+static void common_write(struct virtio_pci *t, uint32_t off, uint64_t v, uint32_t len)
+{
+	struct queue *q = selected(t);
+
+	switch (off) {
+	case 0x00:
+		t->device_feature_select = (uint32_t)v;
+		return;
+	case 0x08:
+		t->driver_feature_select = (uint32_t)v;
+		return;
+	case 0x0c:
+		if (t->driver_feature_select < 2 && !(t->status & STATUS_FEATURES_OK))
+			write_part(&t->driver_features, 4 * t->driver_feature_select, v, 4);
+		return;
+	case 0x10:
+		t->config_vector = valid_vector(t, v);
+		return;
+	case 0x14:
+		set_status(t, (uint8_t)v);
+		return;
+	case 0x16:
+		t->queue_select = (uint16_t)v;
+		return;
+	}
+	if (!q || q->enabled)
+		return; /* queue fields are fixed once enabled (4.1.4.3.2) */
+	switch (off) {
+	case 0x18:
+		q->size = (uint16_t)v;
+		break;
+	case 0x1a:
+		q->vector = valid_vector(t, v);
+		break;
+	case 0x1c:
+		if (v == 1)
+			enable_queue(t, q);
+		break;
+	case 0x20:
+	case 0x24:
+		write_part(&q->desc, off - 0x20, v, len);
+		break;
+	case 0x28:
+	case 0x2c:
+		write_part(&q->driver, off - 0x28, v, len);
+		break;
+	case 0x30:
+	case 0x34:
+		write_part(&q->device, off - 0x30, v, len);
+		break;
+	}
+}
+
+/* --- MSI-X table ------------------------------------------------------------ */
+
+static void msix_access(struct virtio_pci *t, uint32_t off, uint8_t *data, uint32_t len,
+                        bool is_write)
+{
+	unsigned int i = off / MSIX_ENTRY_SIZE;
+	uint32_t field = off % MSIX_ENTRY_SIZE;
+
+	if (i >= t->nvectors || len > 4 || field % len) {
+		if (!is_write)
+			memset(data, 0, len);
+		return;
+	}
+	struct msix_vector *v = &t->vectors[i];
+	uint8_t entry[MSIX_ENTRY_SIZE];
+	le_put(entry, v->addr, 8);
+	le_put(entry + 8, v->data, 4);
+	le_put(entry + 12, v->control, 4);
+	if (!is_write) {
+		memcpy(data, entry + field, len);
+		return;
+	}
+	memcpy(entry + field, data, len);
+	bool was_masked = v->control & MSIX_VECTOR_MASK;
+	v->addr = le_get(entry, 8);
+	v->data = (uint32_t)le_get(entry + 8, 4);
+	v->control = (uint32_t)le_get(entry + 12, 4) & MSIX_VECTOR_MASK;
+	if (field < 12)
+		msi_vector_route(t->env.msi, v->gsi, v->addr, v->data);
+	if (was_masked && !(v->control & MSIX_VECTOR_MASK) && v->pending)
+		fire(t, (uint16_t)i);
+}
+
+/* --- BAR 0 and config space hooks ------------------------------------------- */
+
+static void bar_access(struct pci_device *pci, int bar, uint64_t off, uint8_t *data, uint32_t len,
+                       bool is_write)
+{
+	struct virtio_pci *t = pci->opaque;
+
+	if (len > 8)
+		return;
+	if (off >= BAR_NOTIFY && off < BAR_NOTIFY + NOTIFY_MULT * t->ops->num_queues) {
+		/* A kick the ioeventfd did not catch: hand it to the I/O thread the same way. */
+		if (is_write)
+			eventfd_write(t->queues[(off - BAR_NOTIFY) / NOTIFY_MULT].kick_fd, 1);
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (off < COMMON_SIZE) {
+		if (is_write)
+			common_write(t, (uint32_t)off, le_get(data, len), len);
+		else
+			common_read(t, (uint32_t)off, data, len);
+	} else if (off == BAR_ISR && !is_write) {
+		memset(data, 0, len);
+		data[0] = t->isr;
+		t->isr = 0; /* reading the ISR acknowledges it (4.1.4.5) */
+	} else if (off >= BAR_DEVICE && off + len <= BAR_DEVICE + t->ops->config_size) {
+		if (!is_write)
+			t->ops->config_read(t->dev, (uint32_t)(off - BAR_DEVICE), data, len);
+	} else if (off >= BAR_MSIX_TABLE && off < BAR_MSIX_PBA) {
+		msix_access(t, (uint32_t)(off - BAR_MSIX_TABLE), data, len, is_write);
+	} else if (off >= BAR_MSIX_PBA && off < BAR_MSIX_PBA + 8 && !is_write) {
+		uint64_t pba = 0;
+		for (unsigned int i = 0; i < t->nvectors; i++)
+			pba |= (uint64_t)t->vectors[i].pending << i;
+		le_put(data, pba >> (8 * (off - BAR_MSIX_PBA)), len);
+	} else if (!is_write) {
+		memset(data, 0, len);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void config_written(struct pci_device *pci, uint32_t offset, uint32_t len)
+{
+	struct virtio_pci *t = pci->opaque;
+
+	if (offset <= t->msix_cap + 3u && offset + len > t->msix_cap + 3u) {
+		pthread_mutex_lock(&t->lock);
+		if (msix_usable(t))
+			fire_pending(t);
+		pthread_mutex_unlock(&t->lock);
+	}
+}
+
+static void bar_moved(struct pci_device *pci, int bar, uint64_t old_addr, uint64_t new_addr)
+{
+	struct virtio_pci *t = pci->opaque;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned int i = 0; i < t->ops->num_queues; i++)
+		if (t->queues[i].kick_addr)
+			set_ioeventfd(t, &t->queues[i], notify_addr(t, i));
+	pthread_mutex_unlock(&t->lock);
+}
+
+static const struct pci_device_ops virtio_pci_ops = {
+    .bar_access = bar_access,
+    .config_written = config_written,
+    .bar_moved = bar_moved,
+};
+
+/* --- creation --------------------------------------------------------------- */
+
+static void add_virtio_cap(struct virtio_pci *t, uint8_t type, uint32_t offset, uint32_t length)
+{
+	uint8_t len = type == CAP_NOTIFY ? 20 : 16;
+	uint8_t at = pci_device_add_cap(&t->pci, PCI_CAP_ID_VENDOR, len);
+	uint8_t *cap = t->pci.config + at;
+
+	cap[2] = len;
+	cap[3] = type;
+	cap[4] = 0; /* BAR 0 */
+	pci_put32(cap + 8, offset);
+	pci_put32(cap + 12, length);
+	if (type == CAP_NOTIFY)
+		pci_put32(cap + 16, NOTIFY_MULT);
+}
+
+static void add_msix_cap(struct virtio_pci *t)
+{
+	uint8_t at = pci_device_add_cap(&t->pci, PCI_CAP_ID_MSIX, 12);
+
+	t->msix_cap = at;
+	pci_put16(t->pci.config + at + 2, (uint16_t)(t->nvectors - 1));
+	pci_put32(t->pci.config + at + 4, BAR_MSIX_TABLE); /* BIR 0 */
+	pci_put32(t->pci.config + at + 8, BAR_MSIX_PBA);
+	t->pci.wmask[at + 3] = MSIX_ENABLE | MSIX_MASKALL;
+}
+
+static bool setup_queues(struct virtio_pci *t, GError **err)
+{
+	for (unsigned int i = 0; i < t->ops->num_queues; i++) {
+		struct queue *q = &t->queues[i];
+
+		q->t = t;
+		q->index = i;
+		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->kick_fd < 0)
+			return husk_fail(err, HUSK_EXIT_RUNTIME, "eventfd: %s", g_strerror(errno));
+		q->kick_source = g_unix_fd_source_new(q->kick_fd, G_IO_IN);
+		g_source_set_callback(q->kick_source, G_SOURCE_FUNC(on_kick), q, NULL);
+		g_source_attach(q->kick_source, t->env.ctx);
+	}
+	for (unsigned int i = 0; i < t->nvectors; i++) {
+		t->vectors[i].control = MSIX_VECTOR_MASK;
+		t->vectors[i].fd = msi_vector_create(t->env.msi, &t->vectors[i].gsi, err);
+		if (t->vectors[i].fd < 0)
+			return false;
+	}
+	return true;
+}
+
+struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
+                                     const struct virtio_device_ops *ops, void *dev, GError **err)
+{
+	struct virtio_pci *t = g_new0(struct virtio_pci, 1);
+
+	g_assert(ops->num_queues <= VIRTIO_MAX_QUEUES);
+	t->env = *env;
+	t->ops = ops;
+	t->dev = dev;
+	t->nvectors = ops->num_queues + 1;
+	pthread_mutex_init(&t->lock, NULL);
+	for (unsigned int i = 0; i < G_N_ELEMENTS(t->vectors); i++)
+		t->vectors[i].fd = -1;
+	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++)
+		t->queues[i].kick_fd = -1;
+
+	pci_device_init(&t->pci, PCI_VENDOR_VIRTIO, PCI_DEVICE_MODERN + ops->device_id,
+	                ops->class_code, 1, &virtio_pci_ops, t);
+	pci_put16(t->pci.config + PCI_SUBSYSTEM_VENDOR, PCI_VENDOR_VIRTIO);
+	pci_put16(t->pci.config + PCI_SUBSYSTEM_ID, 0x40);
+	pci_device_add_bar(&t->pci, 0, BAR_SIZE);
+	add_virtio_cap(t, CAP_COMMON, BAR_COMMON, COMMON_SIZE);
+	add_virtio_cap(t, CAP_ISR, BAR_ISR, 1);
+	/* Only devices with a configuration have the structure (4.1.4.6). */
+	if (ops->config_size)
+		add_virtio_cap(t, CAP_DEVICE, BAR_DEVICE, ops->config_size);
+	add_virtio_cap(t, CAP_NOTIFY, BAR_NOTIFY, NOTIFY_MULT * ops->num_queues);
+	add_msix_cap(t);
+	if (!setup_queues(t, err)) {
+		virtio_pci_destroy(t);
+		return NULL;
+	}
+	reset(t);
+	return t;
+}
+
+void virtio_pci_destroy(struct virtio_pci *t)
+{
+	if (!t)
+		return;
+	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++) {
+		struct queue *q = &t->queues[i];
+
+		if (q->kick_addr)
+			set_ioeventfd(t, q, 0);
+		if (q->kick_source) {
+			g_source_destroy(q->kick_source);
+			g_source_unref(q->kick_source);
+		}
+		if (q->kick_fd >= 0)
+			close(q->kick_fd);
+	}
+	for (unsigned int i = 0; i < G_N_ELEMENTS(t->vectors); i++)
+		if (t->vectors[i].fd >= 0)
+			close(t->vectors[i].fd);
+	pthread_mutex_destroy(&t->lock);
+	g_free(t);
+}
+
+struct pci_device *virtio_pci_device(struct virtio_pci *t)
+{
+	return &t->pci;
+}
+
+uint64_t virtio_pci_features(const struct virtio_pci *t)
+{
+	return t->driver_features;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The virtio-pci transport, modern only (virtio 1.2, 4.1): common, notify,
+ * ISR and device configuration structures in BAR 0, MSI-X for interrupts,
+ * an ioeventfd per queue so a guest kick reaches the I/O thread without
+ * stopping in userspace. A device model sits behind virtio_device_ops.
+ */
+#ifndef HUSK_VIRTIO_PCI_H
+#define HUSK_VIRTIO_PCI_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/pci.h"
+#include "devices/virtqueue.h"
+#include "vmm/guest_memory.h"
+#include "vmm/msi.h"
+
+#define VIRTIO_MAX_QUEUES 8
+
+/* Feature bits every device may offer (virtio 1.2, 6). */
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1     32
+
+struct virtio_pci;
+
+struct virtio_device_ops {
+	const char *name;
+	uint16_t device_id;  /* virtio device type: 2 block, 4 entropy */
+	uint32_t class_code; /* PCI class for lspci */
+	unsigned int num_queues;
+	uint16_t queue_size;             /* the largest a driver may use */
+	uint64_t (*features)(void *dev); /* device-specific bits offered; may be NULL */
+	uint32_t config_size;            /* bytes of device configuration */
+	void (*config_read)(void *dev, uint32_t offset, uint8_t *data, uint32_t len);
+	/* The driver kicked queue 'q': take requests, push results, then virtio_pci_used(). */
+	void (*queue_notify)(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
+	void (*reset)(void *dev); /* optional */
+};
+
+/* What the transport needs from the machine. */
+struct virtio_env {
+	int vm_fd;
+	GMainContext *ctx; /* the I/O thread's loop: queue work runs there */
+	struct msi_router *msi;
+	const struct guest_memory *mem;
+};
+
+struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
+                                     const struct virtio_device_ops *ops, void *dev, GError **err);
+void virtio_pci_destroy(struct virtio_pci *t);
+struct pci_device *virtio_pci_device(struct virtio_pci *t);
+
+/* Features the driver accepted (valid once the device is running). */
+uint64_t virtio_pci_features(const struct virtio_pci *t);
+/* After pushing used buffers on 'vq': interrupts the driver if it wants one. */
+void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
+
+#endif

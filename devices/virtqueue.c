@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+#include "devices/virtqueue.h"
+
+#include <endian.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* 2.7.5: struct virtq_desc */
+struct desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+} __attribute__((packed));
+
+#define DESC_F_NEXT          1
+#define DESC_F_WRITE         2
+#define DESC_F_INDIRECT      4
+#define AVAIL_F_NO_INTERRUPT 1
+
+/* Ring layouts (2.7.6, 2.7.8): flags and idx, then the ring, then the event field. */
+#define RING_HEADER 4
+#define USED_ELEM   8
+
+static bool is_pow2(uint16_t n)
+{
+	return n && !(n & (n - 1));
+}
+
+bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size, uint64_t desc,
+             uint64_t avail, uint64_t used)
+{
+	memset(vq, 0, sizeof(*vq));
+	if (!is_pow2(size) || size > VQ_MAX_SIZE || desc % 16 || avail % 2 || used % 4)
+		return false;
+	/* The rings' sizes, event fields included (2.7, "Virtqueue Part Sizes"). */
+	if (!gm_ptr(mem, desc, 16ULL * size) ||
+	    !gm_ptr(mem, avail, RING_HEADER + 2ULL * size + 2) ||
+	    !gm_ptr(mem, used, RING_HEADER + (uint64_t)USED_ELEM * size + 2))
+		return false;
+	vq->mem = mem;
+	vq->size = size;
+	vq->desc_addr = desc;
+	vq->avail_addr = avail;
+	vq->used_addr = used;
+	return true;
+}
+
+static uint16_t *avail_field(struct virtqueue *vq, uint64_t off)
+{
+	return gm_ptr(vq->mem, vq->avail_addr + off, 2);
+}
+
+static uint16_t load16(const uint16_t *p)
+{
+	return le16toh(__atomic_load_n(p, __ATOMIC_RELAXED));
+}
+
+static int fail(struct virtqueue *vq)
+{
+	vq->broken = true;
+	return -1;
+}
+
+static bool add_segment(struct virtqueue *vq, struct vq_chain *c, const struct desc *d)
+{
+	uint64_t addr = le64toh(d->addr);
+	uint32_t len = le32toh(d->len);
+	bool writable = le16toh(d->flags) & DESC_F_WRITE;
+	void *host = gm_ptr(vq->mem, addr, len);
+
+	if (!host || c->nseg == VQ_MAX_SEGS)
+		return false;
+	/* Device-readable buffers come before device-writable ones (2.7.4.2). */
+	if (!writable && c->in_len)
+		return false;
+	uint32_t *total = writable ? &c->in_len : &c->out_len;
+	if (len > UINT32_MAX - *total)
+		return false;
+	*total += len;
+	c->seg[c->nseg++] = (struct vq_seg){host, len, writable};
+	return true;
+}
+
+/* Walks an indirect table (2.7.5.3): no nesting, no NEXT leaving it. */
+static bool walk_indirect(struct virtqueue *vq, struct vq_chain *c, const struct desc *d)
+{
+	uint32_t len = le32toh(d->len);
+	uint32_t n = len / 16;
+	const struct desc *table = gm_ptr(vq->mem, le64toh(d->addr), len);
+
+	if (!table || len == 0 || len % 16 || n > VQ_MAX_SEGS)
+		return false;
+	uint32_t i = 0;
+	for (uint32_t steps = 0;; steps++) {
+		struct desc e;
+		memcpy(&e, &table[i], sizeof(e));
+		uint16_t flags = le16toh(e.flags);
+		/* At most n steps: a cycle inside the table ends here. */
+		if (steps >= n || (flags & DESC_F_INDIRECT) || !add_segment(vq, c, &e))
+			return false;
+		if (!(flags & DESC_F_NEXT))
+			return true;
+		i = le16toh(e.next);
+		if (i >= n)
+			return false;
+	}
+}
+
+static int walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
+{
+	const struct desc *table = gm_ptr(vq->mem, vq->desc_addr, 16ULL * vq->size);
+	uint16_t i = head;
+
+	memset(c, 0, offsetof(struct vq_chain, seg));
+	c->head = head;
+	if (head >= vq->size)
+		return fail(vq);
+	for (unsigned int steps = 0;; steps++) {
+		struct desc d;
+		memcpy(&d, &table[i], sizeof(d));
+		uint16_t flags = le16toh(d.flags);
+		/* A chain visits each descriptor at most once: longer means a cycle. */
+		if (steps >= vq->size)
+			return fail(vq);
+		if (flags & DESC_F_INDIRECT) {
+			/* An indirect descriptor is alone and neither writable nor chained. */
+			if ((flags & (DESC_F_NEXT | DESC_F_WRITE)) || c->nseg ||
+			    !walk_indirect(vq, c, &d))
+				return fail(vq);
+			return 1;
+		}
+		if (!add_segment(vq, c, &d))
+			return fail(vq);
+		if (!(flags & DESC_F_NEXT))
+			return 1;
+		i = le16toh(d.next);
+		if (i >= vq->size)
+			return fail(vq);
+	}
+}
+
+int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
+{
+	if (vq->broken)
+		return -1;
+	uint16_t avail_idx = load16(avail_field(vq, 2));
+	uint16_t pending = (uint16_t)(avail_idx - vq->last_avail_idx);
+
+	if (pending == 0)
+		return 0;
+	if (pending > vq->size)
+		return fail(vq); /* the driver claims more buffers than the ring holds */
+	/* Read the ring entry only after seeing the index that published it. */
+	atomic_thread_fence(memory_order_acquire);
+	uint16_t slot = vq->last_avail_idx % vq->size;
+	uint16_t head = load16(avail_field(vq, RING_HEADER + 2ULL * slot));
+	vq->last_avail_idx++;
+	if (vq->event_idx) {
+		/* avail_event: kick us again only after this entry (2.7.10). */
+		uint16_t *avail_event = gm_ptr(
+		    vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * vq->size, 2);
+		__atomic_store_n(avail_event, htole16(vq->last_avail_idx), __ATOMIC_RELAXED);
+	}
+	return walk_chain(vq, chain, head);
+}
+
+void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
+{
+	uint16_t slot = vq->used_idx % vq->size;
+	uint8_t *elem =
+	    gm_ptr(vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * slot, USED_ELEM);
+	uint16_t *idx = gm_ptr(vq->mem, vq->used_addr + 2, 2);
+	uint32_t id = htole32(head), len = htole32(written);
+
+	memcpy(elem, &id, 4);
+	memcpy(elem + 4, &len, 4);
+	vq->used_idx++;
+	/* The element must be visible before the index that publishes it. */
+	atomic_thread_fence(memory_order_release);
+	__atomic_store_n(idx, htole16(vq->used_idx), __ATOMIC_RELAXED);
+}
+
+bool vq_should_notify(struct virtqueue *vq)
+{
+	/* Order our used->idx store before reading what the driver asked for. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!vq->event_idx)
+		return !(load16(avail_field(vq, 0)) & AVAIL_F_NO_INTERRUPT);
+
+	uint16_t used_event = load16(avail_field(vq, RING_HEADER + 2ULL * vq->size));
+	uint16_t old = vq->signalled_used, now = vq->used_idx;
+	bool valid = vq->signalled_used_valid;
+
+	vq->signalled_used = now;
+	vq->signalled_used_valid = true;
+	if (!valid)
+		return true;
+	/* vring_need_event (2.7.10): did used->idx step past used_event since 'old'? */
+	return (uint16_t)(now - used_event - 1) < (uint16_t)(now - old);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Split virtqueues (virtio 1.2, 2.7), shared by every device: the walk of
+ * descriptor chains with every guest address and length checked, indirect
+ * tables, used-ring updates and notification suppression (EVENT_IDX).
+ * A malformed ring marks the queue broken; it never crashes or loops.
+ */
+#ifndef HUSK_VIRTQUEUE_H
+#define HUSK_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/guest_memory.h"
+
+#define VQ_MAX_SIZE 32768
+#define VQ_MAX_SEGS 1024 /* longest chain accepted, indirect tables included */
+
+struct virtqueue {
+	const struct guest_memory *mem;
+	uint16_t size;
+	uint64_t desc_addr, avail_addr, used_addr;
+	bool event_idx;          /* VIRTIO_F_EVENT_IDX negotiated */
+	uint16_t last_avail_idx; /* next available entry to take */
+	uint16_t used_idx;       /* our copy of used->idx */
+	uint16_t signalled_used; /* used->idx at the last interrupt */
+	bool signalled_used_valid;
+	bool broken; /* the driver broke the rules; the device must be reset */
+};
+
+/* A guest buffer, already translated to host memory. */
+struct vq_seg {
+	void *addr;
+	uint32_t len;
+	bool device_writable;
+};
+
+struct vq_chain {
+	uint16_t head;
+	unsigned int nseg;
+	uint32_t out_len; /* bytes the device may read */
+	uint32_t in_len;  /* bytes the device may write */
+	struct vq_seg seg[VQ_MAX_SEGS];
+};
+
+/* Checks size (a power of two) and that the three rings are aligned and in RAM. */
+bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size, uint64_t desc,
+             uint64_t avail, uint64_t used);
+
+/* 1: *chain holds the next request; 0: nothing available; -1: malformed (vq->broken set). */
+int vq_pop(struct virtqueue *vq, struct vq_chain *chain);
+
+/* Returns a chain to the driver with the number of bytes written into it. */
+void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+
+/* After pushing: does the driver want an interrupt (2.7.7, 2.7.10)? */
+bool vq_should_notify(struct virtqueue *vq);
+
+#endif

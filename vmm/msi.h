@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MSI delivery through KVM: each vector is a GSI with an irqfd, routed to
+ * the address/data pair the guest programmed. KVM_SET_GSI_ROUTING replaces
+ * the whole table, so this keeps it all, starting with the default wiring
+ * of the in-kernel 8259s and IOAPIC.
+ */
+#ifndef HUSK_MSI_H
+#define HUSK_MSI_H
+
+#include <glib.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MSI_MAX_ROUTES 1024
+
+struct msi_router {
+	int vm_fd;
+	pthread_mutex_t lock;
+	struct kvm_irq_routing *table;
+	uint32_t next_gsi;
+};
+
+bool msi_router_init(struct msi_router *r, int vm_fd, GError **err);
+void msi_router_destroy(struct msi_router *r);
+
+/* A new vector: its GSI gets an eventfd bound with KVM_IRQFD. Returns the eventfd or -1. */
+int msi_vector_create(struct msi_router *r, uint32_t *gsi, GError **err);
+/* Routes the GSI to an MSI message (from an MSI-X table entry). */
+bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data);
+
+#endif
