@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/virtio_blk.h"
 #include "vmm/boot_linux.h"
 #include "vmm/error.h"
 #include "vmm/host_check.h"
@@ -71,6 +72,23 @@ static int exit_status(const struct vm_config *cfg, enum stop_reason reason, int
 	return HUSK_EXIT_RUNTIME;
 }
 
+/* Bad files are usage errors, reported before the host is even looked at. */
+static bool check_files(const struct vm_config *cfg, GError **err)
+{
+	struct linux_boot_args files = {.kernel_path = cfg->kernel, .initrd_path = cfg->initrd};
+
+	if (!linux_check_files(&files, err))
+		return false;
+	for (guint i = 0; i < cfg->disks->len; i++) {
+		struct virtio_blk *blk = virtio_blk_open(cfg->disks->pdata[i], err);
+
+		if (!blk)
+			return false;
+		virtio_blk_close(blk);
+	}
+	return true;
+}
+
 static int cmd_run(int argc, char **argv, int64_t start_ns)
 {
 	struct vm_config cfg;
@@ -80,8 +98,7 @@ static int cmd_run(int argc, char **argv, int64_t start_ns)
 	if (!options_parse_run(argc, argv, &cfg, &err))
 		return fail(err);
 	cfg.start_ns = start_ns;
-	struct linux_boot_args files = {.kernel_path = cfg.kernel, .initrd_path = cfg.initrd};
-	if (!linux_check_files(&files, &err)) {
+	if (!check_files(&cfg, &err)) {
 		options_free(&cfg);
 		return fail(err);
 	}
