@@ -237,22 +237,32 @@ static uint8_t handle(struct virtio_blk *blk, struct request *r, uint32_t *writt
 	}
 }
 
+int virtio_blk_process(struct virtio_blk *blk, struct vq_chain *chain, uint32_t *written)
+{
+	struct request r;
+
+	*written = 0;
+	if (!parse_chain(chain, &r))
+		return -1;
+	*r.status = handle(blk, &r, written);
+	*written += 1; /* the status byte */
+	return *r.status;
+}
+
 static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
 {
 	struct virtio_blk *blk = dev;
 	struct vq_chain chain;
+	uint32_t written;
 
 	while (vq_pop(vq, &chain) > 0) {
-		struct request r;
-		uint32_t written = 0;
-
-		if (!parse_chain(&chain, &r)) {
-			/* No place for a status: the driver broke the protocol (5.2.6.1). */
+		if (virtio_blk_process(blk, &chain, &written) < 0) {
+			/* No header or no place for a status: the driver broke the protocol
+			 * (5.2.6.1). */
 			vq->broken = true;
 			break;
 		}
-		*r.status = handle(blk, &r, &written);
-		vq_push(vq, chain.head, written + 1);
+		vq_push(vq, chain.head, written);
 	}
 	virtio_pci_used(t, vq, q);
 }

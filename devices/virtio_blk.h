@@ -29,6 +29,13 @@ extern const struct virtio_device_ops virtio_blk_ops;
 struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err);
 void virtio_blk_close(struct virtio_blk *blk);
 
+/*
+ * Carries out one request; returns its status (VIRTIO_BLK_S_*), or -1 for a
+ * chain that is not a request at all. *written counts the bytes put in the
+ * chain, status included.
+ */
+int virtio_blk_process(struct virtio_blk *blk, struct vq_chain *chain, uint32_t *written);
+
 /* Parses "PATH[,ro][,serial=ID]" as given to --disk. */
 bool disk_config_parse(const char *text, struct disk_config *out, GError **err);
 void disk_config_clear(struct disk_config *cfg);

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/virtio_blk.h"
+
+#define SECTORS  64
+#define S_OK     0
+#define S_IOERR  1
+#define S_UNSUPP 2
+
+struct fixture {
+	char *path;
+	struct virtio_blk *blk;
+	uint8_t header[16];
+	uint8_t data[8192];
+	uint8_t status;
+	struct vq_chain chain;
+};
+
+static void setup_image(struct fixture *f, bool read_only, const char *serial)
+{
+	char *image = g_malloc(SECTORS * 512);
+	int fd = g_file_open_tmp("husk-blk-XXXXXX", &f->path, NULL);
+	struct disk_config cfg = {
+	    .path = f->path, .read_only = read_only, .serial = (char *)serial};
+
+	for (int i = 0; i < SECTORS * 512; i++)
+		image[i] = (char)(i / 512);
+	g_assert_cmpint(write(fd, image, SECTORS * 512), ==, SECTORS * 512);
+	close(fd);
+	g_free(image);
+	f->blk = virtio_blk_open(&cfg, NULL);
+	g_assert_nonnull(f->blk);
+}
+
+static void setup(struct fixture *f, gconstpointer data)
+{
+	setup_image(f, data != NULL, "disk-serial");
+}
+
+static void teardown(struct fixture *f, gconstpointer data)
+{
+	virtio_blk_close(f->blk);
+	g_unlink(f->path);
+	g_free(f->path);
+}
+
+/* header, then 'data' (readable for writes, writable for reads), then status. */
+static void make(struct fixture *f, uint32_t type, uint64_t sector, uint32_t len, bool data_in)
+{
+	memset(&f->chain, 0, sizeof(f->chain));
+	memcpy(f->header, &type, 4);
+	memset(f->header + 4, 0, 4);
+	memcpy(f->header + 8, &sector, 8);
+	f->chain.seg[f->chain.nseg++] = (struct vq_seg){f->header, 16, false};
+	f->chain.out_len = 16;
+	if (len) {
+		f->chain.seg[f->chain.nseg++] = (struct vq_seg){f->data, len, data_in};
+		if (data_in)
+			f->chain.in_len += len;
+		else
+			f->chain.out_len += len;
+	}
+	f->chain.seg[f->chain.nseg++] = (struct vq_seg){&f->status, 1, true};
+	f->chain.in_len += 1;
+	f->status = 0xff;
+}
+
+static int run(struct fixture *f, uint32_t *written)
+{
+	return virtio_blk_process(f->blk, &f->chain, written);
+}
+
+static void test_read(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+
+	make(f, 0, 3, 1024, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->status, ==, S_OK);
+	g_assert_cmpuint(written, ==, 1025);
+	g_assert_cmpuint(f->data[0], ==, 3);
+	g_assert_cmpuint(f->data[1023], ==, 4);
+}
+
+static void test_write_flush_read_back(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+
+	memset(f->data, 0xab, 512);
+	make(f, 1, 10, 512, false);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(written, ==, 1);
+	make(f, 4, 0, 0, false);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	memset(f->data, 0, 512);
+	make(f, 0, 10, 512, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->data[0], ==, 0xab);
+	g_assert_cmpuint(f->data[511], ==, 0xab);
+}
+
+static void test_out_of_range(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+
+	make(f, 0, SECTORS - 1, 1024, true); /* runs one sector past the end */
+	g_assert_cmpint(run(f, &written), ==, S_IOERR);
+	make(f, 1, UINT64_MAX, 512, false);
+	g_assert_cmpint(run(f, &written), ==, S_IOERR);
+	make(f, 0, 0, 100, true); /* not a whole sector */
+	g_assert_cmpint(run(f, &written), ==, S_IOERR);
+	make(f, 0, SECTORS - 1, 512, true); /* the last sector is fine */
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+}
+
+static void test_read_only(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+
+	make(f, 1, 0, 512, false);
+	g_assert_cmpint(run(f, &written), ==, S_IOERR);
+	make(f, 0, 0, 512, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->data[0], ==, 0);
+}
+
+static void test_get_id(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+
+	make(f, 8, 0, 20, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpmem(f->data, 11, "disk-serial", 11);
+}
+
+static void test_discard_and_zeroes(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+	uint8_t range[16] = {0};
+	uint64_t sector = 2;
+	uint32_t count = 2;
+
+	memcpy(range, &sector, 8);
+	memcpy(range + 8, &count, 4);
+	memcpy(f->data, range, 16);
+	make(f, 13, 0, 16, false); /* write zeroes */
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	make(f, 0, 2, 1024, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->data[0] | f->data[1023], ==, 0);
+	count = 1000; /* past the end */
+	memcpy(range + 8, &count, 4);
+	memcpy(f->data, range, 16);
+	make(f, 11, 0, 16, false);
+	g_assert_cmpint(run(f, &written), ==, S_IOERR);
+	make(f, 11, 0, 15, false); /* not whole ranges */
+	g_assert_cmpint(run(f, &written), ==, S_UNSUPP);
+}
+
+static void test_unknown_type(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+
+	make(f, 99, 0, 0, false);
+	g_assert_cmpint(run(f, &written), ==, S_UNSUPP);
+	g_assert_cmpuint(f->status, ==, S_UNSUPP);
+}
+
+static void test_malformed_chains(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+
+	make(f, 0, 0, 512, true);
+	f->chain.nseg--; /* no status byte: the data segment is last */
+	f->chain.in_len -= 1;
+	f->chain.seg[f->chain.nseg - 1].len = 512;
+	/* The last writable byte becomes the status; 511 data bytes is no whole sector. */
+	g_assert_cmpint(run(f, &written), ==, S_IOERR);
+	g_assert_cmpuint(f->data[511], ==, S_IOERR);
+	make(f, 0, 0, 0, false);
+	f->chain.seg[0].len = 8; /* header too short */
+	f->chain.out_len = 8;
+	g_assert_cmpint(run(f, &written), ==, -1);
+	make(f, 1, 0, 512, false);
+	f->chain.nseg--; /* a write with nothing writable */
+	f->chain.in_len = 0;
+	g_assert_cmpint(run(f, &written), ==, -1);
+}
+
+static void test_open_errors(void)
+{
+	struct disk_config cfg = {.path = "/nonexistent/disk.img"};
+	GError *err = NULL;
+
+	g_assert_null(virtio_blk_open(&cfg, &err));
+	g_assert_nonnull(strstr(err->message, "--disk: /nonexistent/disk.img"));
+	g_clear_error(&err);
+	cfg.path = "/";
+	g_assert_null(virtio_blk_open(&cfg, &err));
+	g_assert_nonnull(strstr(err->message, "not a regular file"));
+	g_clear_error(&err);
+}
+
+static void test_lock(struct fixture *f, gconstpointer data)
+{
+	struct disk_config cfg = {.path = f->path};
+	GError *err = NULL;
+
+	g_assert_null(virtio_blk_open(&cfg, &err));
+	g_assert_nonnull(strstr(err->message, "locked"));
+	g_clear_error(&err);
+}
+
+static void test_parse(void)
+{
+	struct disk_config cfg;
+	GError *err = NULL;
+
+	g_assert_true(disk_config_parse("a.img", &cfg, NULL));
+	g_assert_cmpstr(cfg.path, ==, "a.img");
+	g_assert_false(cfg.read_only);
+	disk_config_clear(&cfg);
+	g_assert_true(disk_config_parse("b.img,ro,serial=XY", &cfg, NULL));
+	g_assert_true(cfg.read_only);
+	g_assert_cmpstr(cfg.serial, ==, "XY");
+	disk_config_clear(&cfg);
+	g_assert_false(disk_config_parse(",ro", &cfg, &err));
+	g_clear_error(&err);
+	g_assert_false(disk_config_parse("c.img,rw", &cfg, &err));
+	g_assert_cmpstr(err->message, ==, "--disk: unknown option \"rw\" (try ro, serial=ID)");
+	g_clear_error(&err);
+	g_assert_false(disk_config_parse("c.img,serial=123456789012345678901", &cfg, &err));
+	g_clear_error(&err);
+}
+
+#define ADD(name, fn)    g_test_add("/virtio-blk/" name, struct fixture, NULL, setup, fn, teardown)
+#define ADD_RO(name, fn) g_test_add("/virtio-blk/" name, struct fixture, "ro", setup, fn, teardown)
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	ADD("read", test_read);
+	ADD("write-flush-read-back", test_write_flush_read_back);
+	ADD("out-of-range", test_out_of_range);
+	ADD_RO("read-only", test_read_only);
+	ADD("get-id", test_get_id);
+	ADD("discard-and-write-zeroes", test_discard_and_zeroes);
+	ADD("unknown-type", test_unknown_type);
+	ADD("malformed-chains", test_malformed_chains);
+	ADD("second-writer-locked-out", test_lock);
+	g_test_add_func("/virtio-blk/open-errors", test_open_errors);
+	g_test_add_func("/virtio-blk/parse", test_parse);
+	return g_test_run();
+}
