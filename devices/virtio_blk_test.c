@@ -201,6 +201,10 @@ static void test_open_errors(void)
 	g_clear_error(&err);
 	cfg.path = "/";
 	g_assert_null(virtio_blk_open(&cfg, &err));
+	g_assert_nonnull(strstr(err->message, "Is a directory"));
+	g_clear_error(&err);
+	cfg.read_only = true; /* opens, but is no image */
+	g_assert_null(virtio_blk_open(&cfg, &err));
 	g_assert_nonnull(strstr(err->message, "not a regular file"));
 	g_clear_error(&err);
 }
