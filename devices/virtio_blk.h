@@ -14,9 +14,15 @@
 
 #define VIRTIO_BLK_ID_BYTES 20
 
+enum disk_cache {
+	DISK_CACHE_WRITEBACK, /* through the host's page cache; FLUSH syncs it */
+	DISK_CACHE_NONE,      /* O_DIRECT: around the page cache; FLUSH still syncs */
+};
+
 struct disk_config {
 	char *path;
 	bool read_only;
+	enum disk_cache cache;
 	char *serial; /* at most VIRTIO_BLK_ID_BYTES bytes, or NULL */
 };
 
@@ -36,7 +42,7 @@ void virtio_blk_close(struct virtio_blk *blk);
  */
 int virtio_blk_process(struct virtio_blk *blk, struct vq_chain *chain, uint32_t *written);
 
-/* Parses "PATH[,ro][,serial=ID]" as given to --disk. */
+/* Parses "PATH[,ro][,serial=ID][,cache=writeback|none]" as given to --disk. */
 bool disk_config_parse(const char *text, struct disk_config *out, GError **err);
 void disk_config_clear(struct disk_config *cfg);
 

@@ -191,6 +191,38 @@ static void test_malformed_chains(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(run(f, &written), ==, -1);
 }
 
+/* cache=none: O_DIRECT, with unaligned guest buffers bounced. */
+static void test_cache_none(struct fixture *f, gconstpointer data)
+{
+	struct disk_config cfg = {.path = f->path, .cache = DISK_CACHE_NONE};
+	GError *err = NULL;
+	uint32_t written;
+
+	virtio_blk_close(f->blk);
+	f->blk = virtio_blk_open(&cfg, &err);
+	if (!f->blk) {
+		g_test_skip("O_DIRECT is not supported where the test image lives");
+		g_clear_error(&err);
+		f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, NULL);
+		return;
+	}
+	uint8_t *unaligned = f->data + 1;
+	make(f, 0, 8, 4096, true);
+	f->chain.seg[1].addr = unaligned;
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(unaligned[0], ==, 8);
+	g_assert_cmpuint(unaligned[4095], ==, 15);
+	memset(unaligned, 0x5c, 4096);
+	make(f, 1, 8, 4096, false);
+	f->chain.seg[1].addr = unaligned;
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	memset(f->data, 0, sizeof(f->data));
+	make(f, 0, 8, 4096, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->data[0], ==, 0x5c);
+	g_assert_cmpuint(f->data[4095], ==, 0x5c);
+}
+
 static void test_open_errors(void)
 {
 	struct disk_config cfg = {.path = "/nonexistent/disk.img"};
@@ -232,10 +264,16 @@ static void test_parse(void)
 	g_assert_true(cfg.read_only);
 	g_assert_cmpstr(cfg.serial, ==, "XY");
 	disk_config_clear(&cfg);
+	g_assert_true(disk_config_parse("b.img,cache=none", &cfg, NULL));
+	g_assert_cmpint(cfg.cache, ==, DISK_CACHE_NONE);
+	disk_config_clear(&cfg);
+	g_assert_false(disk_config_parse("b.img,cache=unsafe", &cfg, &err));
+	g_clear_error(&err);
 	g_assert_false(disk_config_parse(",ro", &cfg, &err));
 	g_clear_error(&err);
 	g_assert_false(disk_config_parse("c.img,rw", &cfg, &err));
-	g_assert_cmpstr(err->message, ==, "--disk: unknown option \"rw\" (try ro, serial=ID)");
+	g_assert_cmpstr(err->message, ==,
+	                "--disk: unknown option \"rw\" (try ro, serial=ID, cache=writeback|none)");
 	g_clear_error(&err);
 	g_assert_false(disk_config_parse("c.img,serial=123456789012345678901", &cfg, &err));
 	g_clear_error(&err);
@@ -256,6 +294,7 @@ int main(int argc, char **argv)
 	ADD("unknown-type", test_unknown_type);
 	ADD("malformed-chains", test_malformed_chains);
 	ADD("second-writer-locked-out", test_lock);
+	ADD("cache-none", test_cache_none);
 	g_test_add_func("/virtio-blk/open-errors", test_open_errors);
 	g_test_add_func("/virtio-blk/parse", test_parse);
 	return g_test_run();

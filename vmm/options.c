@@ -120,7 +120,7 @@ static const GOptionEntry run_entries[] = {
      "Kernel command line (default \"" VM_DEFAULT_CMDLINE "\")", "TEXT"},
     {"disk", 'd', 0, CALLBACK(parse_disk),
      "A raw disk image as a virtio-blk device (repeatable: vda, vdb, ...)",
-     "PATH[,ro][,serial=ID]"},
+     "PATH[,ro][,serial=ID][,cache=writeback|none]"},
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
