@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <glib-unix.h>
 #include <linux/kvm.h>
+#include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -54,6 +56,8 @@ struct queue {
 	struct virtqueue vq;
 	int kick_fd;
 	GSource *kick_source;
+	pthread_t worker;
+	bool has_worker;
 	uint64_t kick_addr; /* where the ioeventfd is assigned, 0 if not */
 };
 
@@ -83,6 +87,7 @@ struct virtio_pci {
 	unsigned int nvectors;
 	struct msix_vector vectors[VIRTIO_MAX_QUEUES + 1];
 	uint8_t msix_cap;
+	int stop_fd; /* tells queue workers to end */
 };
 
 static uint64_t offered_features(const struct virtio_pci *t)
@@ -183,9 +188,9 @@ static uint64_t notify_addr(const struct virtio_pci *t, unsigned int q)
 	return pci_device_bar_addr(&t->pci, 0) + BAR_NOTIFY + NOTIFY_MULT * q;
 }
 
-static gboolean on_kick(gint fd, GIOCondition condition, gpointer data)
+/* A kick: let the device take what the driver made available. */
+static void service_queue(struct queue *q)
 {
-	struct queue *q = data;
 	struct virtio_pci *t = q->t;
 	eventfd_t count;
 
@@ -197,7 +202,33 @@ static gboolean on_kick(gint fd, GIOCondition condition, gpointer data)
 			needs_reset(t);
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+static gboolean on_kick(gint fd, GIOCondition condition, gpointer data)
+{
+	service_queue(data);
 	return G_SOURCE_CONTINUE;
+}
+
+/* For devices whose queue work blocks (file I/O): a thread per queue, off the I/O loop. */
+static void *queue_worker(void *data)
+{
+	struct queue *q = data;
+	struct pollfd fds[2] = {{.fd = q->kick_fd, .events = POLLIN},
+	                        {.fd = q->t->stop_fd, .events = POLLIN}};
+	char name[16];
+
+	snprintf(name, sizeof(name), "husk-%s", q->t->ops->name); /* cut to 15 bytes */
+	pthread_setname_np(pthread_self(), name);
+	for (;;) {
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		if (fds[0].revents)
+			service_queue(q);
+	}
+	return NULL;
 }
 
 /* --- common configuration (4.1.4.3) --------------------------------------- */
@@ -499,6 +530,15 @@ static bool setup_queues(struct virtio_pci *t, GError **err)
 		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (q->kick_fd < 0)
 			return husk_fail(err, HUSK_EXIT_RUNTIME, "eventfd: %s", g_strerror(errno));
+		if (t->ops->blocking) {
+			int rc = pthread_create(&q->worker, NULL, queue_worker, q);
+			if (rc)
+				return husk_fail(err, HUSK_EXIT_RUNTIME,
+				                 "%s: cannot start a thread: %s", t->ops->name,
+				                 g_strerror(rc));
+			q->has_worker = true;
+			continue;
+		}
 		q->kick_source = g_unix_fd_source_new(q->kick_fd, G_IO_IN);
 		g_source_set_callback(q->kick_source, G_SOURCE_FUNC(on_kick), q, NULL);
 		g_source_attach(q->kick_source, t->env.ctx);
@@ -527,6 +567,7 @@ struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
 		t->vectors[i].fd = -1;
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++)
 		t->queues[i].kick_fd = -1;
+	t->stop_fd = eventfd(0, EFD_CLOEXEC);
 
 	pci_device_init(&t->pci, PCI_VENDOR_VIRTIO, PCI_DEVICE_MODERN + ops->device_id,
 	                ops->class_code, 1, &virtio_pci_ops, t);
@@ -552,6 +593,13 @@ void virtio_pci_destroy(struct virtio_pci *t)
 {
 	if (!t)
 		return;
+	eventfd_write(t->stop_fd, 1);
+	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++) {
+		struct queue *q = &t->queues[i];
+
+		if (q->has_worker)
+			pthread_join(q->worker, NULL);
+	}
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++) {
 		struct queue *q = &t->queues[i];
 
@@ -567,6 +615,7 @@ void virtio_pci_destroy(struct virtio_pci *t)
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->vectors); i++)
 		if (t->vectors[i].fd >= 0)
 			close(t->vectors[i].fd);
+	close(t->stop_fd);
 	pthread_mutex_destroy(&t->lock);
 	g_free(t);
 }

@@ -38,6 +38,7 @@ struct virtio_device_ops {
 	/* The driver kicked queue 'q': take requests, push results, then virtio_pci_used(). */
 	void (*queue_notify)(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
 	void (*reset)(void *dev); /* optional */
+	bool blocking;            /* queue work blocks (file I/O): run it on a thread per queue */
 };
 
 /* What the transport needs from the machine. */
