@@ -2,24 +2,12 @@
 #include <glib.h>
 
 #include "devices/i8042.h"
-
-struct stops {
-	enum stop_reason last;
-	int count;
-};
-
-static void record(void *ctx, enum stop_reason reason)
-{
-	struct stops *s = ctx;
-
-	s->last = reason;
-	s->count++;
-}
+#include "vmm/stop_recorder.h"
 
 static void test_reset_command(void)
 {
-	struct stops s = {0};
-	struct i8042 *k = i8042_create((struct stop_hook){record, &s});
+	struct stop_recorder s = {0};
+	struct i8042 *k = i8042_create(stop_recorder_hook(&s));
 	uint8_t v = 0xff;
 
 	/* Linux's kb_wait(): the input buffer must read empty (bit 1 clear). */
@@ -33,23 +21,23 @@ static void test_reset_command(void)
 	i8042_command_access(k, 0, &v, 1, true);
 	v = 0xfe;
 	i8042_data_access(k, 0, &v, 1, true); /* 0xfe on the data port is no command */
-	g_assert_cmpint(s.count, ==, 0);
+	g_assert_cmpuint(s.count, ==, 0);
 
 	v = 0xfe; /* pulse the reset line */
 	i8042_command_access(k, 0, &v, 1, true);
-	g_assert_cmpint(s.count, ==, 1);
-	g_assert_cmpint(s.last, ==, STOP_REBOOT);
+	g_assert_cmpuint(s.count, ==, 1);
+	g_assert_cmpint(stop_recorder_last(&s), ==, STOP_REBOOT);
 	i8042_destroy(k);
 }
 
 static void test_odd_sizes_ignored(void)
 {
-	struct stops s = {0};
-	struct i8042 *k = i8042_create((struct stop_hook){record, &s});
+	struct stop_recorder s = {0};
+	struct i8042 *k = i8042_create(stop_recorder_hook(&s));
 	uint8_t v[4] = {0xfe, 0xfe, 0xfe, 0xfe};
 
 	i8042_command_access(k, 0, v, 4, true);
-	g_assert_cmpint(s.count, ==, 0);
+	g_assert_cmpuint(s.count, ==, 0);
 	i8042_destroy(k);
 }
 

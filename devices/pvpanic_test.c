@@ -1,25 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "devices/pvpanic.h"
 
+#include "vmm/stop_recorder.h"
 #include <glib.h>
-
-struct stops {
-	enum stop_reason reasons[4];
-	unsigned int count;
-};
-
-static void record_stop(void *ctx, enum stop_reason reason)
-{
-	struct stops *st = ctx;
-
-	g_assert_cmpuint(st->count, <, G_N_ELEMENTS(st->reasons));
-	st->reasons[st->count++] = reason;
-}
 
 static void test_capabilities(void)
 {
-	struct stops st = {0};
-	struct pvpanic *p = pvpanic_create((struct stop_hook){record_stop, &st});
+	struct stop_recorder st = {0};
+	struct pvpanic *p = pvpanic_create(stop_recorder_hook(&st));
 	uint8_t val = 0;
 
 	pvpanic_access(p, 0, &val, 1, false);
@@ -30,8 +18,8 @@ static void test_capabilities(void)
 
 static void test_events(void)
 {
-	struct stops st = {0};
-	struct pvpanic *p = pvpanic_create((struct stop_hook){record_stop, &st});
+	struct stop_recorder st = {0};
+	struct pvpanic *p = pvpanic_create(stop_recorder_hook(&st));
 	uint8_t val;
 
 	val = 0x02; /* crash kernel loaded: kdump runs, the VM goes on */
@@ -53,8 +41,8 @@ static void test_events(void)
 
 static void test_bad_access(void)
 {
-	struct stops st = {0};
-	struct pvpanic *p = pvpanic_create((struct stop_hook){record_stop, &st});
+	struct stop_recorder st = {0};
+	struct pvpanic *p = pvpanic_create(stop_recorder_hook(&st));
 	uint8_t buf[4] = {0x01, 0x01, 0x01, 0x01};
 
 	pvpanic_access(p, 0, buf, 4, true);

@@ -5,6 +5,7 @@
 #include "devices/acpi_pm.h"
 #include "vmm/acpi.h"
 #include "vmm/aml.h"
+#include "vmm/stop_recorder.h"
 
 #define GPA  0xe0000
 #define SIZE 0x20000
@@ -253,23 +254,10 @@ static void test_aml_nesting(void)
 	g_byte_array_free(b, TRUE);
 }
 
-struct stops {
-	enum stop_reason last;
-	int count;
-};
-
-static void record(void *ctx, enum stop_reason reason)
-{
-	struct stops *s = ctx;
-
-	s->last = reason;
-	s->count++;
-}
-
 static void test_acpi_pm(void)
 {
-	struct stops s = {0};
-	struct acpi_pm *pm = acpi_pm_create((struct stop_hook){record, &s});
+	struct stop_recorder s = {0};
+	struct acpi_pm *pm = acpi_pm_create(stop_recorder_hook(&s));
 	uint8_t v;
 
 	v = (3 << 2) | 0x20; /* S3: not supported, ignored */
@@ -278,14 +266,14 @@ static void test_acpi_pm(void)
 	acpi_pm_access(pm, ACPI_PM_SLEEP_CONTROL, &v, 1, true);
 	v = 0x02;
 	acpi_pm_access(pm, ACPI_PM_RESET, &v, 1, true);
-	g_assert_cmpint(s.count, ==, 0);
+	g_assert_cmpuint(s.count, ==, 0);
 	v = (ACPI_S5_SLEEP_TYPE << 2) | 0x20;
 	acpi_pm_access(pm, ACPI_PM_SLEEP_CONTROL, &v, 1, true);
-	g_assert_cmpint(s.count, ==, 1);
-	g_assert_cmpint(s.last, ==, STOP_POWEROFF);
+	g_assert_cmpuint(s.count, ==, 1);
+	g_assert_cmpint(stop_recorder_last(&s), ==, STOP_POWEROFF);
 	v = ACPI_RESET_VALUE;
 	acpi_pm_access(pm, ACPI_PM_RESET, &v, 1, true);
-	g_assert_cmpint(s.last, ==, STOP_REBOOT);
+	g_assert_cmpint(stop_recorder_last(&s), ==, STOP_REBOOT);
 	v = 0xff;
 	acpi_pm_access(pm, ACPI_PM_SLEEP_STATUS, &v, 1, false);
 	g_assert_cmpuint(v, ==, 0);

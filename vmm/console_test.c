@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/console.h"
 
+#include "vmm/stop_recorder.h"
 #include <fcntl.h>
 #include <glib.h>
 #include <pty.h>
@@ -15,18 +16,6 @@
 
 static void no_irq(void *ctx, uint32_t gsi, bool level)
 {
-}
-
-struct stops {
-	enum stop_reason reasons[4];
-	unsigned int count;
-};
-
-static void record_stop(void *ctx, enum stop_reason reason)
-{
-	struct stops *st = ctx;
-
-	st->reasons[st->count++] = reason;
 }
 
 static uint8_t rd(struct serial *s, unsigned int reg)
@@ -78,7 +67,7 @@ static void test_pipe(void)
 {
 	GMainContext *ctx = g_main_context_new();
 	int p[2];
-	struct stops st = {0};
+	struct stop_recorder st = {0};
 	GString *expect = g_string_new(NULL);
 	struct serial *s = new_serial(-1);
 	struct guest g = {s, g_string_new(NULL), 0, ctx, 0};
@@ -90,7 +79,7 @@ static void test_pipe(void)
 	g_string_append_c(expect, 'x');
 	g.want = expect->len;
 
-	struct console *c = console_open(p[0], ctx, s, (struct stop_hook){record_stop, &st});
+	struct console *c = console_open(p[0], ctx, s, stop_recorder_hook(&st));
 	GThread *t = g_thread_new("guest", guest_thread, &g);
 	size_t off = 0;
 	while (off < expect->len) {
@@ -121,12 +110,12 @@ static void test_pty(void)
 	GMainContext *ctx = g_main_context_new();
 	int master, slave;
 	struct termios before, during, after;
-	struct stops st = {0};
+	struct stop_recorder st = {0};
 	struct serial *s = new_serial(-1);
 
 	g_assert_cmpint(openpty(&master, &slave, NULL, NULL, NULL), ==, 0);
 	tcgetattr(slave, &before);
-	struct console *c = console_open(slave, ctx, s, (struct stop_hook){record_stop, &st});
+	struct console *c = console_open(slave, ctx, s, stop_recorder_hook(&st));
 	tcgetattr(slave, &during);
 	g_assert_false(during.c_lflag & (ICANON | ECHO | ISIG));
 	g_assert_false(during.c_oflag & OPOST);
@@ -174,14 +163,14 @@ static void test_pty(void)
 static void test_bad_fd(void)
 {
 	GMainContext *ctx = g_main_context_new();
-	struct stops st = {0};
+	struct stop_recorder st = {0};
 	struct serial *s = new_serial(-1);
-	struct console *c = console_open(999, ctx, s, (struct stop_hook){record_stop, &st});
+	struct console *c = console_open(999, ctx, s, stop_recorder_hook(&st));
 
 	g_assert_false(g_main_context_iteration(ctx, FALSE));
 	console_close(c);
 	int null = open("/dev/null", O_RDONLY);
-	c = console_open(null, ctx, s, (struct stop_hook){record_stop, &st});
+	c = console_open(null, ctx, s, stop_recorder_hook(&st));
 	while (g_main_context_iteration(ctx, FALSE))
 		;
 	console_close(c);
