@@ -125,6 +125,8 @@ static void config_access(struct pci_bus *bus, unsigned int slot, unsigned int f
 	}
 	pthread_mutex_lock(&bus->lock);
 	if (!is_write) {
+		if (dev->ops && dev->ops->config_read)
+			dev->ops->config_read(dev, reg, len);
 		memcpy(data, dev->config + reg, len);
 	} else {
 		uint32_t old[PCI_NUM_BARS];

@@ -43,6 +43,9 @@ struct pci_device_ops {
 	/* An access inside BAR 'bar' at 'offset'; on vCPU threads. */
 	void (*bar_access)(struct pci_device *dev, int bar, uint64_t offset, uint8_t *data,
 	                   uint32_t len, bool is_write);
+	/* Before the guest reads config bytes [offset, offset+len): a chance to fill them; the lock
+	 * is held. */
+	void (*config_read)(struct pci_device *dev, uint32_t offset, uint32_t len);
 	/* After the guest wrote config bytes [offset, offset+len); the lock is held. */
 	void (*config_written)(struct pci_device *dev, uint32_t offset, uint32_t len);
 	/* A BAR's address changed (the guest moved it); the lock is held. */

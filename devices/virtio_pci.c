@@ -26,10 +26,11 @@
 #define MSIX_ENTRY_SIZE 16
 
 /* virtio 1.2, 4.1.4: capability types */
-#define CAP_COMMON 1
-#define CAP_NOTIFY 2
-#define CAP_ISR    3
-#define CAP_DEVICE 4
+#define CAP_COMMON  1
+#define CAP_NOTIFY  2
+#define CAP_ISR     3
+#define CAP_DEVICE  4
+#define CAP_PCI_CFG 5
 
 /* 2.1 device status bits */
 #define STATUS_DRIVER_OK   4
@@ -87,7 +88,8 @@ struct virtio_pci {
 	unsigned int nvectors;
 	struct msix_vector vectors[VIRTIO_MAX_QUEUES + 1];
 	uint8_t msix_cap;
-	int stop_fd; /* tells queue workers to end */
+	uint8_t cfg_cap; /* VIRTIO_PCI_CAP_PCI_CFG: BAR access through config space */
+	int stop_fd;     /* tells queue workers to end */
 };
 
 static uint64_t offered_features(const struct virtio_pci *t)
@@ -463,10 +465,40 @@ static void bar_access(struct pci_device *pci, int bar, uint64_t off, uint8_t *d
 	pthread_mutex_unlock(&t->lock);
 }
 
+/*
+ * The PCI configuration access capability (4.1.4.9): the driver names a
+ * BAR window in the capability, then reads or writes pci_cfg_data.
+ */
+static bool cfg_window(struct virtio_pci *t, uint32_t offset, uint32_t len, uint32_t *bar_off,
+                       uint32_t *win_len)
+{
+	const uint8_t *cap = t->pci.config + t->cfg_cap;
+	uint32_t data = t->cfg_cap + 16u;
+
+	if (offset >= data + 4 || offset + len <= data)
+		return false;
+	*bar_off = pci_get32(cap + 8);
+	*win_len = pci_get32(cap + 12);
+	return cap[4] == 0 && (*win_len == 1 || *win_len == 2 || *win_len == 4) &&
+	       *bar_off % *win_len == 0 && *bar_off < BAR_SIZE;
+}
+
+static void config_read(struct pci_device *pci, uint32_t offset, uint32_t len)
+{
+	struct virtio_pci *t = pci->opaque;
+	uint32_t bar_off, win_len;
+
+	if (cfg_window(t, offset, len, &bar_off, &win_len))
+		bar_access(pci, 0, bar_off, pci->config + t->cfg_cap + 16, win_len, false);
+}
+
 static void config_written(struct pci_device *pci, uint32_t offset, uint32_t len)
 {
 	struct virtio_pci *t = pci->opaque;
+	uint32_t bar_off, win_len;
 
+	if (cfg_window(t, offset, len, &bar_off, &win_len))
+		bar_access(pci, 0, bar_off, pci->config + t->cfg_cap + 16, win_len, true);
 	if (offset <= t->msix_cap + 3u && offset + len > t->msix_cap + 3u) {
 		pthread_mutex_lock(&t->lock);
 		if (msix_usable(t))
@@ -488,15 +520,16 @@ static void bar_moved(struct pci_device *pci, int bar, uint64_t old_addr, uint64
 
 static const struct pci_device_ops virtio_pci_ops = {
     .bar_access = bar_access,
+    .config_read = config_read,
     .config_written = config_written,
     .bar_moved = bar_moved,
 };
 
 /* --- creation --------------------------------------------------------------- */
 
-static void add_virtio_cap(struct virtio_pci *t, uint8_t type, uint32_t offset, uint32_t length)
+static uint8_t add_virtio_cap(struct virtio_pci *t, uint8_t type, uint32_t offset, uint32_t length)
 {
-	uint8_t len = type == CAP_NOTIFY ? 20 : 16;
+	uint8_t len = type == CAP_NOTIFY || type == CAP_PCI_CFG ? 20 : 16;
 	uint8_t at = pci_device_add_cap(&t->pci, PCI_CAP_ID_VENDOR, len);
 	uint8_t *cap = t->pci.config + at;
 
@@ -507,6 +540,7 @@ static void add_virtio_cap(struct virtio_pci *t, uint8_t type, uint32_t offset, 
 	pci_put32(cap + 12, length);
 	if (type == CAP_NOTIFY)
 		pci_put32(cap + 16, NOTIFY_MULT);
+	return at;
 }
 
 static void add_msix_cap(struct virtio_pci *t)
@@ -580,6 +614,10 @@ struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
 	if (ops->config_size)
 		add_virtio_cap(t, CAP_DEVICE, BAR_DEVICE, ops->config_size);
 	add_virtio_cap(t, CAP_NOTIFY, BAR_NOTIFY, NOTIFY_MULT * ops->num_queues);
+	/* The driver picks the window: bar, offset, length and the data are writable. */
+	t->cfg_cap = add_virtio_cap(t, CAP_PCI_CFG, 0, 0);
+	t->pci.wmask[t->cfg_cap + 4] = 0xff;
+	memset(t->pci.wmask + t->cfg_cap + 8, 0xff, 12);
 	add_msix_cap(t);
 	if (!setup_queues(t, err)) {
 		virtio_pci_destroy(t);
