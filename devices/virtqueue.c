@@ -183,17 +183,20 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 
 bool vq_should_notify(struct virtqueue *vq)
 {
+	uint16_t old = vq->signalled_used, now = vq->used_idx;
+	bool valid = vq->signalled_used_valid;
+
+	/* Nothing new in the used ring since the last interrupt: nothing to say. */
+	if (valid && old == now)
+		return false;
+	vq->signalled_used = now;
+	vq->signalled_used_valid = true;
 	/* Order our used->idx store before reading what the driver asked for. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!vq->event_idx)
 		return !(load16(avail_field(vq, 0)) & AVAIL_F_NO_INTERRUPT);
 
 	uint16_t used_event = load16(avail_field(vq, RING_HEADER + 2ULL * vq->size));
-	uint16_t old = vq->signalled_used, now = vq->used_idx;
-	bool valid = vq->signalled_used_valid;
-
-	vq->signalled_used = now;
-	vq->signalled_used_valid = true;
 	if (!valid)
 		return true;
 	/* vring_need_event (2.7.10): did used->idx step past used_event since 'old'? */
