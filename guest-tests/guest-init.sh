@@ -41,6 +41,27 @@ for dev in /sys/bus/platform/drivers/pvpanic-mmio/*:*; do
 	[ -e "$dev" ] && bound=$((bound + 1))
 done
 fact pvpanic "$bound"
+# virtio devices, when the VMM gave any: disks, entropy, the PCI bus.
+block_facts() {
+	# shellcheck disable=SC3043 # busybox sh has local
+	local dev name
+	for dev in /sys/block/vd*; do
+		[ -e "$dev" ] || continue
+		name=${dev##*/}
+		fact "size_$name" "$(cat "$dev/size")"
+		fact "ro_$name" "$(cat "$dev/ro")"
+		fact "serial_$name" "$(cat "$dev/serial" 2>/dev/null)"
+	done
+	if [ -e /dev/hwrng ]; then
+		fact hwrng_bytes "$(dd if=/dev/hwrng bs=64 count=4 2>/dev/null | wc -c)"
+		fact hwrng_zero_bytes "$(dd if=/dev/hwrng bs=64 count=4 2>/dev/null | tr -d '\000' | wc -c)"
+		fact rng_current "$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
+	fi
+	fact pci_devices "$(find /sys/bus/pci/devices -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+	fact pci_problems "$(dmesg | grep -cE 'PCI: Fatal|not reserved|virtio.*(failed|error)')"
+}
+block_facts
+
 # The lines behind the counts, for whoever reads a failing test's log.
 dmesg | grep -E 'ACPI.*(Error|Warning|BIOS)|BIOS-e820|Memory: ' | sed 's/^/HUSK-DMESG /'
 
@@ -50,6 +71,25 @@ poweroff) poweroff -f ;;
 reboot) reboot -f ;;
 panic) echo c >/proc/sysrq-trigger ;;
 hang) while :; do sleep 60; done ;;
+blk-root)
+	# vdb is attached read-only: every way of writing to it must fail.
+	mkdir -p /ro /newroot
+	mount -t ext4 -o ro /dev/vdb /ro && fact marker_vdb "$(cat /ro/marker)" && umount /ro
+	if dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=notrunc 2>/dev/null; then
+		fact vdb_raw_write ok
+	else
+		fact vdb_raw_write refused
+	fi
+	if mount -t ext4 -o rw /dev/vdb /ro 2>/dev/null && touch /ro/x 2>/dev/null; then
+		fact vdb_fs_write ok
+	else
+		fact vdb_fs_write refused
+	fi
+	# vda is an ext4 root filesystem with its own busybox and init.
+	mount -t ext4 /dev/vda /newroot && fact marker_vda "$(cat /newroot/marker)"
+	umount /proc /sys /tmp /dev 2>/dev/null
+	exec switch_root /newroot /init-root
+	;;
 *) echo "HUSK-GUEST-ERROR unknown husk_action '$husk_action'" ;;
 esac
 # Returning from init would panic the kernel; make any fall-through visible.

@@ -25,7 +25,8 @@ set -euo pipefail
 TESTS=(
 	check-host boot-cloud poweroff cpus-1 memory-512M acpi-clean
 	cpus-4 memory-split reboot panic boot-generic sigterm sigint
-	on-reboot-restart
+	on-reboot-restart pci-clean hwrng blk-serial blk-two-disks blk-ro
+	blk-root blk-fsck
 )
 
 # The console tolerance: the kernel reports RAM minus the holes below
@@ -322,6 +323,73 @@ test_restart() {
 	fi
 }
 
+sha_of() {
+	sha256sum "$1" | cut -d' ' -f1
+}
+
+# One boot exercises the PCI bus, virtio-rng and virtio-blk: a writable
+# ext4 root image (a.img) that the guest switches to and writes, and a
+# read-only data image (b.img) it must not be able to change.
+test_disks() {
+	local a=$ASSETS/disks/a.img b=$ASSETS/disks/b.img
+	local debugfs=${HUSK_DEBUGFS:-debugfs} e2fsck=${HUSK_E2FSCK:-e2fsck}
+	local b_before
+	b_before=$(sha_of "$b")
+	vm_boot disks cloud blk-root --disk "$a,serial=HUSKDISK1" --disk "$b,ro"
+	if ! guest_came_up; then
+		local t
+		for t in pci-clean hwrng blk-serial blk-two-disks blk-ro blk-root blk-fsck; do
+			fail "$t" "no HUSK-GUEST-UP on the console (status $VM_RC)" "$VM_LOG"
+		done
+		return 0
+	fi
+	# host bridge, virtio-rng and two virtio-blk functions
+	if [[ $(fact pci_devices) == 4 && $(fact pci_problems) == 0 ]]; then
+		pass pci-clean
+	else
+		fail pci-clean "guest saw $(fact pci_devices) PCI devices (want 4), $(fact pci_problems) PCI/virtio complaints" "$VM_LOG"
+	fi
+	if [[ $(fact hwrng_bytes) == 256 && $(fact hwrng_zero_bytes) -gt 200 && $(fact rng_current) == virtio_rng.* ]]; then
+		pass hwrng
+	else
+		fail hwrng "hwrng gave $(fact hwrng_bytes) bytes, $(fact hwrng_zero_bytes) non-zero, source '$(fact rng_current)'" "$VM_LOG"
+	fi
+	expect_fact blk-serial serial_vda HUSKDISK1
+	# 64 MiB and 32 MiB in 512-byte sectors, each with its own marker
+	if [[ $(fact size_vda) == 131072 && $(fact size_vdb) == 65536 &&
+		$(fact marker_vda) == disk-a && $(fact marker_vdb) == disk-b ]]; then
+		pass blk-two-disks
+	else
+		fail blk-two-disks "sizes $(fact size_vda)/$(fact size_vdb), markers '$(fact marker_vda)'/'$(fact marker_vdb)'" "$VM_LOG"
+	fi
+	local b_after
+	b_after=$(sha_of "$b")
+	if [[ $(fact ro_vdb) == 1 && $(fact vdb_raw_write) == refused &&
+		$(fact vdb_fs_write) == refused && $b_before == "$b_after" ]]; then
+		pass blk-ro
+	else
+		fail blk-ro "ro=$(fact ro_vdb) raw write $(fact vdb_raw_write), fs write $(fact vdb_fs_write), image $([[ $b_before == "$b_after" ]] && echo unchanged || echo CHANGED)" "$VM_LOG"
+	fi
+	# The file the guest wrote on its root and flushed is in the image.
+	local want got
+	want=$(fact root_written_sha)
+	got=$("$debugfs" -R "cat /written" "$a" 2>/dev/null | sha256sum | cut -d' ' -f1)
+	if [[ $VM_RC != 0 ]]; then
+		fail blk-root "husk exited $VM_RC, expected 0 after the guest's poweroff" "$VM_LOG"
+	elif [[ -z $want || $want != "$got" ]]; then
+		fail blk-root "guest wrote sha256 '${want:-nothing}', the image holds '$got'" "$VM_LOG"
+	else
+		pass blk-root
+	fi
+	local fsck_out rc=0
+	fsck_out=$("$e2fsck" -fn "$a" 2>&1) || rc=$?
+	if ((rc == 0)); then
+		pass blk-fsck
+	else
+		fail blk-fsck "e2fsck -fn on the root image exited $rc: $(echo "$fsck_out" | tail -n 3 | tr '\n' ' ')"
+	fi
+}
+
 run_all() {
 	local t0
 	t0=$(now)
@@ -334,6 +402,7 @@ run_all() {
 	test_signal sigterm TERM 143
 	test_signal sigint INT 130
 	test_restart
+	test_disks
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
 }
 
