@@ -140,6 +140,16 @@ static int walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 	}
 }
 
+/* avail_event: kick us again only after the entry we take next (2.7.10). */
+static void set_avail_event(struct virtqueue *vq)
+{
+	if (!vq->event_idx)
+		return;
+	uint16_t *avail_event =
+	    gm_ptr(vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * vq->size, 2);
+	__atomic_store_n(avail_event, htole16(vq->last_avail_idx), __ATOMIC_RELAXED);
+}
+
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 {
 	if (vq->broken)
@@ -156,29 +166,40 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	uint16_t slot = vq->last_avail_idx % vq->size;
 	uint16_t head = load16(avail_field(vq, RING_HEADER + 2ULL * slot));
 	vq->last_avail_idx++;
-	if (vq->event_idx) {
-		/* avail_event: kick us again only after this entry (2.7.10). */
-		uint16_t *avail_event = gm_ptr(
-		    vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * vq->size, 2);
-		__atomic_store_n(avail_event, htole16(vq->last_avail_idx), __ATOMIC_RELAXED);
-	}
+	set_avail_event(vq);
 	return walk_chain(vq, chain, head);
+}
+
+void vq_unpop(struct virtqueue *vq, uint16_t count)
+{
+	vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - count);
+	set_avail_event(vq);
+}
+
+void vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned int count)
+{
+	uint16_t *idx = gm_ptr(vq->mem, vq->used_addr + 2, 2);
+
+	for (unsigned int i = 0; i < count; i++) {
+		uint16_t slot = (uint16_t)(vq->used_idx + i) % vq->size;
+		uint8_t *elem = gm_ptr(
+		    vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * slot, USED_ELEM);
+		uint32_t id = htole32(used[i].head), len = htole32(used[i].len);
+
+		memcpy(elem, &id, 4);
+		memcpy(elem + 4, &len, 4);
+	}
+	vq->used_idx = (uint16_t)(vq->used_idx + count);
+	/* The elements must be visible before the index that publishes them. */
+	atomic_thread_fence(memory_order_release);
+	__atomic_store_n(idx, htole16(vq->used_idx), __ATOMIC_RELAXED);
 }
 
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 {
-	uint16_t slot = vq->used_idx % vq->size;
-	uint8_t *elem =
-	    gm_ptr(vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * slot, USED_ELEM);
-	uint16_t *idx = gm_ptr(vq->mem, vq->used_addr + 2, 2);
-	uint32_t id = htole32(head), len = htole32(written);
+	struct vq_used one = {head, written};
 
-	memcpy(elem, &id, 4);
-	memcpy(elem + 4, &len, 4);
-	vq->used_idx++;
-	/* The element must be visible before the index that publishes it. */
-	atomic_thread_fence(memory_order_release);
-	__atomic_store_n(idx, htole16(vq->used_idx), __ATOMIC_RELAXED);
+	vq_push_many(vq, &one, 1);
 }
 
 bool vq_should_notify(struct virtqueue *vq)

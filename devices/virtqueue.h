@@ -50,8 +50,21 @@ bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size
 /* 1: *chain holds the next request; 0: nothing available; -1: malformed (vq->broken set). */
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain);
 
+/* Gives back the last 'count' chains popped and not pushed, to be popped again. */
+void vq_unpop(struct virtqueue *vq, uint16_t count);
+
 /* Returns a chain to the driver with the number of bytes written into it. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+
+/*
+ * Returns several chains under one used->idx update, so the driver sees
+ * all or none of them (a frame spread over merged buffers, 5.1.6.4).
+ */
+struct vq_used {
+	uint16_t head;
+	uint32_t len;
+};
+void vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned int count);
 
 /* After pushing: does the driver want an interrupt (2.7.7, 2.7.10)? */
 bool vq_should_notify(struct virtqueue *vq);
