@@ -190,6 +190,22 @@ static uint64_t notify_addr(const struct virtio_pci *t, unsigned int q)
 	return pci_device_bar_addr(&t->pci, 0) + BAR_NOTIFY + NOTIFY_MULT * q;
 }
 
+bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index)
+{
+	struct queue *q = &t->queues[index];
+	bool running;
+
+	pthread_mutex_lock(&t->lock);
+	running = (t->status & STATUS_DRIVER_OK) && !(t->status & STATUS_NEEDS_RESET) && q->enabled;
+	if (running) {
+		t->ops->queue_notify(t->dev, t, &q->vq, q->index);
+		if (q->vq.broken)
+			needs_reset(t);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return running;
+}
+
 /* A kick: let the device take what the driver made available. */
 static void service_queue(struct queue *q)
 {
@@ -197,13 +213,7 @@ static void service_queue(struct queue *q)
 	eventfd_t count;
 
 	eventfd_read(q->kick_fd, &count);
-	pthread_mutex_lock(&t->lock);
-	if ((t->status & STATUS_DRIVER_OK) && !(t->status & STATUS_NEEDS_RESET) && q->enabled) {
-		t->ops->queue_notify(t->dev, t, &q->vq, q->index);
-		if (q->vq.broken)
-			needs_reset(t);
-	}
-	pthread_mutex_unlock(&t->lock);
+	virtio_pci_notify_device(t, q->index);
 }
 
 static gboolean on_kick(gint fd, GIOCondition condition, gpointer data)

@@ -56,6 +56,13 @@ struct pci_device *virtio_pci_device(struct virtio_pci *t);
 
 /* Features the driver accepted (valid once the device is running). */
 uint64_t virtio_pci_features(const struct virtio_pci *t);
+/*
+ * Runs the device's queue_notify for queue 'index' as a kick would, for work
+ * that arrives from elsewhere (a network backend with frames for the guest).
+ * Call it from the I/O thread. False if the queue is not running.
+ */
+bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index);
+
 /* After pushing used buffers on 'vq': interrupts the driver if it wants one. */
 void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
 
