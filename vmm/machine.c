@@ -18,6 +18,7 @@
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "devices/virtio_pci.h"
 #include "devices/virtio_rng.h"
 #include "firmware/reset_vector.h"
@@ -58,7 +59,8 @@ struct machine {
 	struct virtio_env virtio;
 	struct virtio_pci *rng;
 	GPtrArray *disks;      /* struct virtio_blk * */
-	GPtrArray *transports; /* struct virtio_pci *, one per disk */
+	GPtrArray *nics;       /* struct virtio_net * */
+	GPtrArray *transports; /* struct virtio_pci *, one per disk and NIC */
 	struct console *console;
 
 	GMainContext *ctx;
@@ -206,6 +208,55 @@ static bool add_disks(struct machine *m, GError **err)
 	return true;
 }
 
+static bool add_nics(struct machine *m, GError **err)
+{
+	for (guint i = 0; i < m->cfg->nets->len; i++) {
+		struct virtio_net *n = virtio_net_create(m->cfg->nets->pdata[i], m->ctx, err);
+		struct virtio_pci *t;
+
+		if (!n)
+			return false;
+		g_ptr_array_add(m->nics, n);
+		bool ok = add_virtio(m, &virtio_net_ops, n, &t, err);
+		if (t) {
+			g_ptr_array_add(m->transports, t);
+			virtio_net_attach(n, t);
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Frames a guest sent that broke the rules are dropped; say how many, once. */
+static void report_net_drops(struct machine *m)
+{
+	static const char *const why[NET_TX_NVERDICTS] = {
+	    [NET_TX_BAD_CHAIN] = "bad chain",     [NET_TX_TRUNCATED] = "truncated",
+	    [NET_TX_OVERSIZE] = "oversize",       [NET_TX_BAD_HEADER] = "bad header",
+	    [NET_TX_BACKEND] = "backend refused",
+	};
+
+	for (guint i = 0; m->nics && i < m->nics->len; i++) {
+		const struct virtio_net_stats *st = virtio_net_stats(m->nics->pdata[i]);
+		GString *msg = g_string_new(NULL);
+		uint64_t total = 0;
+
+		for (int v = NET_TX_OK + 1; v < NET_TX_NVERDICTS; v++) {
+			if (!st->tx_dropped[v])
+				continue;
+			total += st->tx_dropped[v];
+			g_string_append_printf(msg, "%s%" PRIu64 " %s", msg->len ? ", " : "",
+			                       st->tx_dropped[v], why[v]);
+		}
+		if (total)
+			g_printerr("husk: net%u: dropped %" PRIu64 " of %" PRIu64
+			           " frames from the guest (%s)\n",
+			           i, total, total + st->tx_frames, msg->str);
+		g_string_free(msg, TRUE);
+	}
+}
+
 static bool add_pci(struct machine *m, GError **err)
 {
 	if (!msi_router_init(&m->msi, m->vm_fd, err))
@@ -213,7 +264,8 @@ static bool add_pci(struct machine *m, GError **err)
 	m->msi_ready = true;
 	m->virtio =
 	    (struct virtio_env){.vm_fd = m->vm_fd, .ctx = m->ctx, .msi = &m->msi, .mem = &m->mem};
-	if (!add_virtio(m, &virtio_rng_ops, NULL, &m->rng, err) || !add_disks(m, err))
+	if (!add_virtio(m, &virtio_rng_ops, NULL, &m->rng, err) || !add_disks(m, err) ||
+	    !add_nics(m, err))
 		return false;
 	return register_pio(m, PORT_PCI_CONFIG, PORT_PCI_CONFIG_LEN, pci_config_port_access,
 	                    &m->pci, "pci-config", err) &&
@@ -333,6 +385,7 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 	bus_init(&m->mmio, "mmio");
 	pci_bus_init(&m->pci);
 	m->disks = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_blk_close);
+	m->nics = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_net_destroy);
 	m->transports = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_pci_destroy);
 	m->ctx = g_main_context_new();
 	m->loop = g_main_loop_new(m->ctx, FALSE);
@@ -464,8 +517,10 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->i8042, i8042_destroy);
 	g_clear_pointer(&m->pvpanic, pvpanic_destroy);
 	g_clear_pointer(&m->acpi_pm, acpi_pm_destroy);
+	report_net_drops(m);
 	g_clear_pointer(&m->transports, g_ptr_array_unref);
 	g_clear_pointer(&m->disks, g_ptr_array_unref);
+	g_clear_pointer(&m->nics, g_ptr_array_unref);
 	g_clear_pointer(&m->rng, virtio_pci_destroy);
 	if (m->msi_ready)
 		msi_router_destroy(&m->msi);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "vmm/error.h"
 #include "vmm/size.h"
@@ -100,6 +101,25 @@ static void free_disk(gpointer disk)
 	g_free(disk);
 }
 
+static gboolean parse_net(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	struct net_config *net = g_new0(struct net_config, 1);
+
+	if (!net_config_parse(value, cfg->nets->len, net, err)) {
+		g_free(net);
+		return FALSE;
+	}
+	g_ptr_array_add(cfg->nets, net);
+	return TRUE;
+}
+
+static void free_net(gpointer net)
+{
+	net_config_clear(net);
+	g_free(net);
+}
+
 static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -121,6 +141,9 @@ static const GOptionEntry run_entries[] = {
     {"disk", 'd', 0, CALLBACK(parse_disk),
      "A raw disk image as a virtio-blk device (repeatable: vda, vdb, ...)",
      "PATH[,ro][,serial=ID][,cache=writeback|none]"},
+    {"net", 'n', 0, CALLBACK(parse_net),
+     "A virtio-net NIC (repeatable): user networking through slirp, or an existing TAP device",
+     "user[,hostfwd=tcp|udp:[ADDR]:PORT-[ADDR]:PORT][,restrict=on][,...]|tap=IFNAME"},
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
@@ -136,7 +159,12 @@ static const char run_description[] =
     "or input file, 3 this host cannot run VMs, 4 guest kernel panicked, 5 guest\n"
     "rebooted, 128+N stopped by signal N (130: also the console escape).\n"
     "\n"
-    "Console: the guest's ttyS0 is on this terminal. Ctrl-A x quits, Ctrl-A h helps.";
+    "Console: the guest's ttyS0 is on this terminal. Ctrl-A x quits, Ctrl-A h helps.\n"
+    "\n"
+    "--net user options: hostfwd=tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT (repeatable;\n"
+    "no HOSTADDR listens on every address), restrict=on (only forwarded ports),\n"
+    "net=10.0.2.0/24, host=10.0.2.2, dns=10.0.2.3, dhcpstart=10.0.2.15, mac=MAC,\n"
+    "mtu=N (default 65520). --net tap=IFNAME options: mac=MAC, mtu=N.";
 
 /*
  * GOption's own errors (unknown option, missing argument) become usage
@@ -177,6 +205,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	cfg->cpus = 1;
 	cfg->on_reboot = ON_REBOOT_EXIT;
 	cfg->disks = g_ptr_array_new_with_free_func(free_disk);
+	cfg->nets = g_ptr_array_new_with_free_func(free_net);
 
 	memcpy(entries, run_entries, sizeof(entries));
 	for (size_t i = 0; entries[i].long_name; i++) {
@@ -219,4 +248,5 @@ void options_free(struct vm_config *cfg)
 	g_clear_pointer(&cfg->initrd, g_free);
 	g_clear_pointer(&cfg->cmdline, g_free);
 	g_clear_pointer(&cfg->disks, g_ptr_array_unref);
+	g_clear_pointer(&cfg->nets, g_ptr_array_unref);
 }

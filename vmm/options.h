@@ -25,6 +25,7 @@ struct vm_config {
 	unsigned int cpus;
 	enum on_reboot on_reboot;
 	GPtrArray *disks; /* struct disk_config *, in --disk order */
+	GPtrArray *nets;  /* struct net_config *, in --net order */
 	bool allow_pvm;
 	bool timings;
 	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A host TAP device as the guest's network: frames carry a virtio-net
+ * header both ways (IFF_VNET_HDR), so checksum and segmentation offloads
+ * pass through the host kernel untouched. The device must exist already
+ * (`ip tuntap add dev tap0 mode tap user $USER`): creating one needs
+ * privileges husk should not have.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "devices/net.h"
+#include "vmm/error.h"
+
+#define VNET_HDR_BYTES 12 /* struct virtio_net_hdr_v1 */
+#define BIT(f)         (1ULL << (f))
+
+struct net_tap {
+	struct net_backend be;
+	int fd;
+	GSource *source;
+	gpointer tag;        /* the fd in 'source' */
+	bool guest_offloads; /* the host kernel can hand the guest TSO frames */
+};
+
+static bool tap_send(struct net_backend *be, const struct iovec *iov, int iovcnt, size_t len)
+{
+	struct net_tap *tap = (struct net_tap *)be;
+	ssize_t n;
+
+	do
+		n = writev(tap->fd, iov, iovcnt);
+	while (n < 0 && errno == EINTR);
+	/* EAGAIN: the host's queue is full; EIO: the interface is down. Dropped. */
+	return n == (ssize_t)len;
+}
+
+static size_t tap_recv(struct net_backend *be, uint8_t *buf, size_t cap)
+{
+	struct net_tap *tap = (struct net_tap *)be;
+	ssize_t n;
+
+	do
+		n = read(tap->fd, buf, cap);
+	while (n < 0 && errno == EINTR);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* The fd is watched only while the device wants frames, so a full guest stops the reads. */
+static void tap_want_rx(struct net_backend *be)
+{
+	struct net_tap *tap = (struct net_tap *)be;
+
+	g_source_modify_unix_fd(tap->source, tap->tag, G_IO_IN);
+}
+
+static gboolean tap_readable(GSource *source, GSourceFunc cb, gpointer data)
+{
+	struct net_tap *tap = data;
+
+	g_source_modify_unix_fd(source, tap->tag, 0);
+	tap->be.port.rx_ready(tap->be.port.dev);
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs tap_source_funcs = {.dispatch = tap_readable};
+
+static uint64_t tap_features(struct net_backend *be)
+{
+	struct net_tap *tap = (struct net_tap *)be;
+	/* The host kernel checks and segments what the guest sends. */
+	uint64_t f = BIT(VIRTIO_NET_F_CSUM) | BIT(VIRTIO_NET_F_HOST_TSO4) |
+	             BIT(VIRTIO_NET_F_HOST_TSO6) | BIT(VIRTIO_NET_F_HOST_ECN);
+
+	if (tap->guest_offloads)
+		f |= BIT(VIRTIO_NET_F_GUEST_CSUM) | BIT(VIRTIO_NET_F_GUEST_TSO4) |
+		     BIT(VIRTIO_NET_F_GUEST_TSO6) | BIT(VIRTIO_NET_F_GUEST_ECN);
+	return f;
+}
+
+static unsigned int tun_offloads(uint64_t guest_features)
+{
+	unsigned int o = 0;
+
+	if (guest_features & BIT(VIRTIO_NET_F_GUEST_CSUM)) {
+		o |= TUN_F_CSUM;
+		if (guest_features & BIT(VIRTIO_NET_F_GUEST_TSO4))
+			o |= TUN_F_TSO4;
+		if (guest_features & BIT(VIRTIO_NET_F_GUEST_TSO6))
+			o |= TUN_F_TSO6;
+		if (guest_features & BIT(VIRTIO_NET_F_GUEST_ECN))
+			o |= TUN_F_TSO_ECN;
+	}
+	return o;
+}
+
+static void tap_set_offloads(struct net_backend *be, uint64_t guest_features)
+{
+	struct net_tap *tap = (struct net_tap *)be;
+
+	/* Only what the guest accepted: frames it cannot parse would be lost. */
+	if (tap->guest_offloads)
+		ioctl(tap->fd, TUNSETOFFLOAD, tun_offloads(guest_features));
+}
+
+static void tap_close(struct net_backend *be)
+{
+	struct net_tap *tap = (struct net_tap *)be;
+
+	if (tap->source) {
+		g_source_destroy(tap->source);
+		g_source_unref(tap->source);
+	}
+	if (tap->fd >= 0)
+		close(tap->fd);
+	g_free(tap);
+}
+
+static const struct net_backend_ops tap_ops = {
+    .name = "tap",
+    .vnet_hdr = true,
+    .features = tap_features,
+    .send = tap_send,
+    .recv = tap_recv,
+    .want_rx = tap_want_rx,
+    .set_offloads = tap_set_offloads,
+    .close = tap_close,
+};
+
+/* TUNSETIFF creates a device that does not exist; husk only opens existing TAPs. */
+static bool check_device(const char *name, GError **err)
+{
+	char *path = g_strdup_printf("/sys/class/net/%s/tun_flags", name);
+	struct stat st;
+	bool ok = true;
+
+	if (if_nametoindex(name) == 0)
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--net: tap=%s: no such network interface (create it with: "
+		               "ip tuntap add dev %s mode tap user $USER)",
+		               name, name);
+	else if (stat(path, &st) != 0)
+		ok = husk_fail(err, HUSK_EXIT_USAGE, "--net: tap=%s: not a TAP device", name);
+	g_free(path);
+	return ok;
+}
+
+static bool attach(struct net_tap *tap, const char *name, GError **err)
+{
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
+	int hdr = VNET_HDR_BYTES;
+
+	tap->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (tap->fd < 0)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "--net: tap=%s: cannot open /dev/net/tun: %s", name,
+		                 g_strerror(errno));
+	g_strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+	if (ioctl(tap->fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		return husk_fail(err, HUSK_EXIT_USAGE, "--net: tap=%s: %s", name,
+		                 e == EPERM    ? "permission denied (the device must be yours: "
+		                                 "ip tuntap add ... user $USER)"
+		                 : e == EBUSY  ? "in use by another program"
+		                 : e == EINVAL ? "it is not a TAP device, or has other flags"
+		                               : g_strerror(e));
+	}
+	if (ioctl(tap->fd, TUNSETVNETHDRSZ, &hdr) < 0)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "--net: tap=%s: no virtio-net header size: %s", name,
+		                 g_strerror(errno));
+	/* Can the host hand the guest unsegmented frames? Off until the guest says yes. */
+	tap->guest_offloads = ioctl(tap->fd, TUNSETOFFLOAD,
+	                            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) == 0;
+	ioctl(tap->fd, TUNSETOFFLOAD, 0);
+	return true;
+}
+
+struct net_backend *net_tap_open(const struct net_config *cfg, GMainContext *ctx,
+                                 struct net_port port, GError **err)
+{
+	struct net_tap *tap = g_new0(struct net_tap, 1);
+
+	tap->be = (struct net_backend){.ops = &tap_ops, .port = port};
+	tap->fd = -1;
+	if (!check_device(cfg->ifname, err) || !attach(tap, cfg->ifname, err)) {
+		tap_close(&tap->be);
+		return NULL;
+	}
+	tap->source = g_source_new(&tap_source_funcs, sizeof(GSource));
+	g_source_set_callback(tap->source, NULL, tap, NULL);
+	g_source_set_name(tap->source, "tap");
+	tap->tag = g_source_add_unix_fd(tap->source, tap->fd, 0);
+	g_source_attach(tap->source, ctx);
+	return &tap->be;
+}

@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: MIT
+#include <glib.h>
+#include <linux/virtio_net.h>
+#include <string.h>
+
+#include "devices/virtio_net.h"
+#include "vmm/layout.h"
+
+#define QSIZE  16
+#define DESC   0x1000
+#define AVAIL  0x2000
+#define USED   0x3000
+#define DATA   0x10000
+#define BIT(f) (1ULL << (f))
+
+/* ---- transmit checks: chains made of host buffers --------------------------- */
+
+struct tx {
+	struct virtio_net_hdr_v1 hdr;
+	uint8_t frame[2048];
+	struct vq_chain chain;
+};
+
+static void tx_chain(struct tx *t, size_t frame_len)
+{
+	memset(&t->chain, 0, sizeof(t->chain));
+	t->chain.seg[0] = (struct vq_seg){&t->hdr, sizeof(t->hdr), false};
+	t->chain.seg[1] = (struct vq_seg){t->frame, (uint32_t)frame_len, false};
+	t->chain.nseg = 2;
+	t->chain.out_len = (uint32_t)(sizeof(t->hdr) + frame_len);
+}
+
+static enum net_tx_verdict check(struct tx *t, uint64_t f)
+{
+	size_t len = 0;
+	enum net_tx_verdict v = virtio_net_check_tx(&t->chain, f, &len);
+
+	if (v == NET_TX_OK)
+		g_assert_cmpuint(len, ==, t->chain.out_len - VIRTIO_NET_HDR_BYTES);
+	return v;
+}
+
+static void test_tx_plain(void)
+{
+	struct tx t = {0};
+
+	g_assert_cmpuint(sizeof(t.hdr), ==, VIRTIO_NET_HDR_BYTES);
+	tx_chain(&t, 60);
+	g_assert_cmpint(check(&t, 0), ==, NET_TX_OK);
+	tx_chain(&t, NET_MIN_FRAME);
+	g_assert_cmpint(check(&t, 0), ==, NET_TX_OK);
+}
+
+static void test_tx_bad_lengths(void)
+{
+	struct tx t = {0};
+
+	tx_chain(&t, NET_MIN_FRAME - 1);
+	g_assert_cmpint(check(&t, 0), ==, NET_TX_TRUNCATED);
+	/* A header alone, split over two buffers, is still truncated. */
+	tx_chain(&t, 0);
+	g_assert_cmpint(check(&t, 0), ==, NET_TX_TRUNCATED);
+	/* The lengths the chain claims decide, not the buffers behind them. */
+	tx_chain(&t, 60);
+	t.chain.out_len = VIRTIO_NET_HDR_BYTES + NET_MAX_FRAME + 1;
+	g_assert_cmpint(check(&t, 0), ==, NET_TX_OVERSIZE);
+}
+
+static void test_tx_writable_buffer(void)
+{
+	struct tx t = {0};
+
+	tx_chain(&t, 60);
+	t.chain.seg[1].device_writable = true;
+	t.chain.out_len = sizeof(t.hdr);
+	t.chain.in_len = 60;
+	g_assert_cmpint(check(&t, 0), ==, NET_TX_BAD_CHAIN);
+}
+
+static void test_tx_checksum_offload(void)
+{
+	struct tx t = {0};
+
+	tx_chain(&t, 100);
+	t.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	t.hdr.csum_start = 34;
+	t.hdr.csum_offset = 16;
+	g_assert_cmpint(check(&t, 0), ==, NET_TX_BAD_HEADER); /* CSUM not negotiated */
+	g_assert_cmpint(check(&t, BIT(VIRTIO_NET_F_CSUM)), ==, NET_TX_OK);
+	t.hdr.csum_start = 90; /* 90 + 16 + 2 > 100 */
+	g_assert_cmpint(check(&t, BIT(VIRTIO_NET_F_CSUM)), ==, NET_TX_BAD_HEADER);
+	t.hdr.flags = VIRTIO_NET_HDR_F_DATA_VALID; /* the device's flag, not the driver's */
+	g_assert_cmpint(check(&t, BIT(VIRTIO_NET_F_CSUM)), ==, NET_TX_BAD_HEADER);
+}
+
+static void test_tx_segmentation_offload(void)
+{
+	struct tx t = {0};
+	uint64_t tso4 = BIT(VIRTIO_NET_F_CSUM) | BIT(VIRTIO_NET_F_HOST_TSO4);
+
+	tx_chain(&t, 1500);
+	t.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	t.hdr.csum_start = 34;
+	t.hdr.csum_offset = 16;
+	t.hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	t.hdr.gso_size = 1448;
+	g_assert_cmpint(check(&t, BIT(VIRTIO_NET_F_CSUM)), ==, NET_TX_BAD_HEADER);
+	g_assert_cmpint(check(&t, tso4), ==, NET_TX_OK);
+	t.hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+	g_assert_cmpint(check(&t, tso4), ==, NET_TX_BAD_HEADER);
+	g_assert_cmpint(check(&t, tso4 | BIT(VIRTIO_NET_F_HOST_TSO6)), ==, NET_TX_OK);
+	t.hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN;
+	g_assert_cmpint(check(&t, tso4), ==, NET_TX_BAD_HEADER);
+	g_assert_cmpint(check(&t, tso4 | BIT(VIRTIO_NET_F_HOST_ECN)), ==, NET_TX_OK);
+	t.hdr.gso_type = VIRTIO_NET_HDR_GSO_UDP; /* UFO is never offered */
+	g_assert_cmpint(check(&t, ~0ULL), ==, NET_TX_BAD_HEADER);
+	t.hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	t.hdr.gso_size = 0;
+	g_assert_cmpint(check(&t, tso4), ==, NET_TX_BAD_HEADER);
+	t.hdr.gso_size = 1448;
+	t.hdr.flags = 0; /* segmentation without a checksum to fill in */
+	g_assert_cmpint(check(&t, tso4), ==, NET_TX_BAD_HEADER);
+	t.hdr.gso_type = VIRTIO_NET_HDR_GSO_NONE | VIRTIO_NET_HDR_GSO_ECN;
+	g_assert_cmpint(check(&t, ~0ULL), ==, NET_TX_BAD_HEADER);
+}
+
+/* ---- receive: a real split ring in a fake guest memory ----------------------- */
+
+struct rx {
+	struct guest_memory gm;
+	struct virtqueue vq;
+	struct vq_chain scratch;
+	struct vq_used used[QSIZE];
+	uint8_t frame[8192];
+	uint8_t hdr[VIRTIO_NET_HDR_BYTES];
+};
+
+static void set_desc(struct rx *r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+                     uint16_t next)
+{
+	uint8_t *d = gm_ptr(&r->gm, DESC + 16ULL * i, 16);
+
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+static uint16_t *avail(struct rx *r, unsigned int field)
+{
+	return gm_ptr(&r->gm, AVAIL + 2ULL * field, 2);
+}
+
+static uint16_t used_idx(struct rx *r)
+{
+	return *(uint16_t *)gm_ptr(&r->gm, USED + 2, 2);
+}
+
+static uint32_t used_len(struct rx *r, unsigned int slot)
+{
+	return *(uint32_t *)gm_ptr(&r->gm, USED + 4 + 8ULL * slot + 4, 4);
+}
+
+/* Offers buffer 'i' (one writable descriptor of 'len' bytes at DATA + i * 4 KiB). */
+static void offer(struct rx *r, uint16_t i, uint32_t len)
+{
+	uint16_t idx = *avail(r, 1);
+
+	set_desc(r, i, DATA + 4096ULL * i, len, 2 /* WRITE */, 0);
+	*avail(r, 2 + idx % QSIZE) = i;
+	*avail(r, 1) = (uint16_t)(idx + 1);
+}
+
+static uint8_t *buf(struct rx *r, uint16_t i)
+{
+	return gm_ptr(&r->gm, DATA + 4096ULL * i, 4096);
+}
+
+static void rx_setup(struct rx *r)
+{
+	g_assert_true(guest_memory_alloc(&r->gm, 1 * MiB));
+	g_assert_true(vq_init(&r->vq, &r->gm, QSIZE, DESC, AVAIL, USED));
+	for (size_t i = 0; i < sizeof(r->frame); i++)
+		r->frame[i] = (uint8_t)(i * 7 + 3);
+	memset(r->hdr, 0, sizeof(r->hdr));
+	r->hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+}
+
+static int rx(struct rx *r, bool mergeable, size_t len)
+{
+	return virtio_net_rx_frame(&r->vq, mergeable, r->hdr, r->frame, len, &r->scratch, r->used,
+	                           QSIZE);
+}
+
+static void test_rx_merged(void)
+{
+	struct rx r;
+
+	rx_setup(&r);
+	for (uint16_t i = 0; i < 4; i++)
+		offer(&r, i, 1536);
+	/* 12 + 4000 bytes: three buffers, published at once, num_buffers = 3. */
+	g_assert_cmpint(rx(&r, true, 4000), ==, 1);
+	g_assert_cmpuint(used_idx(&r), ==, 3);
+	g_assert_cmpuint(used_len(&r, 0), ==, 1536);
+	g_assert_cmpuint(used_len(&r, 1), ==, 1536);
+	g_assert_cmpuint(used_len(&r, 2), ==, 4012 - 2 * 1536);
+	struct virtio_net_hdr_v1 h;
+	memcpy(&h, buf(&r, 0), sizeof(h));
+	g_assert_cmpuint(h.flags, ==, VIRTIO_NET_HDR_F_DATA_VALID);
+	g_assert_cmpuint(h.num_buffers, ==, 3);
+	g_assert_true(memcmp(buf(&r, 0) + 12, r.frame, 1524) == 0);
+	g_assert_true(memcmp(buf(&r, 1), r.frame + 1524, 1536) == 0);
+	g_assert_true(memcmp(buf(&r, 2), r.frame + 1524 + 1536, 4000 - 1524 - 1536) == 0);
+	/* The fourth buffer is still there for the next frame. */
+	g_assert_cmpint(rx(&r, true, 100), ==, 1);
+	g_assert_cmpuint(used_idx(&r), ==, 4);
+	memcpy(&h, buf(&r, 3), sizeof(h));
+	g_assert_cmpuint(h.num_buffers, ==, 1);
+	guest_memory_free(&r.gm);
+}
+
+static void test_rx_waits_for_room(void)
+{
+	struct rx r;
+
+	rx_setup(&r);
+	offer(&r, 0, 1536);
+	/* Not enough buffers: nothing is taken or published. */
+	g_assert_cmpint(rx(&r, true, 4000), ==, 0);
+	g_assert_cmpuint(used_idx(&r), ==, 0);
+	g_assert_cmpuint(r.vq.last_avail_idx, ==, 0);
+	g_assert_cmpint(rx(&r, true, 4000), ==, 0);
+	offer(&r, 1, 1536);
+	offer(&r, 2, 1536);
+	g_assert_cmpint(rx(&r, true, 4000), ==, 1);
+	g_assert_cmpuint(used_idx(&r), ==, 3);
+	guest_memory_free(&r.gm);
+}
+
+static void test_rx_unmerged_too_small(void)
+{
+	struct rx r;
+
+	rx_setup(&r);
+	offer(&r, 0, 1536);
+	/* Without merged buffers a frame must fit one chain, or it is dropped. */
+	g_assert_cmpint(rx(&r, false, 4000), ==, -1);
+	g_assert_cmpuint(used_idx(&r), ==, 0);
+	g_assert_cmpuint(r.vq.last_avail_idx, ==, 0);
+	g_assert_cmpint(rx(&r, false, 1000), ==, 1);
+	g_assert_cmpuint(used_len(&r, 0), ==, 1012);
+	guest_memory_free(&r.gm);
+}
+
+static void test_rx_too_big_for_the_ring(void)
+{
+	struct rx r;
+
+	rx_setup(&r);
+	for (uint16_t i = 0; i < QSIZE; i++)
+		offer(&r, i, 64);
+	/* 16 buffers of 64 bytes cannot take 8 KiB: dropped, the ring untouched. */
+	g_assert_cmpint(rx(&r, true, 8192), ==, -1);
+	g_assert_cmpuint(used_idx(&r), ==, 0);
+	g_assert_cmpuint(r.vq.last_avail_idx, ==, 0);
+	guest_memory_free(&r.gm);
+}
+
+static void test_rx_header_split(void)
+{
+	struct rx r;
+
+	rx_setup(&r);
+	/* One chain: a readable buffer to skip, 11 writable bytes, then the rest. */
+	set_desc(&r, 1, DATA + 4096, 100, 1, 0);
+	set_desc(&r, 0, DATA, 11, 1 | 2, 2);
+	set_desc(&r, 2, DATA + 8192, 2048, 2, 0);
+	*avail(&r, 2) = 1;
+	*avail(&r, 1) = 1;
+	memset(buf(&r, 1), 0xee, 100);
+	g_assert_cmpint(rx(&r, true, 1000), ==, 1);
+	g_assert_cmpuint(used_len(&r, 0), ==, 1012);
+	/* num_buffers straddles the two writable buffers. */
+	g_assert_cmpuint(buf(&r, 0)[10], ==, 1);
+	g_assert_cmpuint(buf(&r, 2)[0], ==, 0);
+	g_assert_cmpuint(buf(&r, 1)[0], ==, 0xee); /* the device never writes a readable buffer */
+	g_assert_true(memcmp(buf(&r, 2) + 1, r.frame, 1000) == 0);
+	guest_memory_free(&r.gm);
+}
+
+static void test_rx_broken_ring(void)
+{
+	struct rx r;
+
+	rx_setup(&r);
+	set_desc(&r, 0, 0xfff00000, 4096, 2, 0); /* outside guest RAM */
+	*avail(&r, 2) = 0;
+	*avail(&r, 1) = 1;
+	g_assert_cmpint(rx(&r, true, 100), ==, -1);
+	g_assert_true(r.vq.broken);
+	guest_memory_free(&r.gm);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/virtio-net/tx/plain", test_tx_plain);
+	g_test_add_func("/virtio-net/tx/bad-lengths", test_tx_bad_lengths);
+	g_test_add_func("/virtio-net/tx/writable-buffer", test_tx_writable_buffer);
+	g_test_add_func("/virtio-net/tx/checksum-offload", test_tx_checksum_offload);
+	g_test_add_func("/virtio-net/tx/segmentation-offload", test_tx_segmentation_offload);
+	g_test_add_func("/virtio-net/rx/merged", test_rx_merged);
+	g_test_add_func("/virtio-net/rx/waits-for-room", test_rx_waits_for_room);
+	g_test_add_func("/virtio-net/rx/unmerged-too-small", test_rx_unmerged_too_small);
+	g_test_add_func("/virtio-net/rx/too-big-for-the-ring", test_rx_too_big_for_the_ring);
+	g_test_add_func("/virtio-net/rx/header-split", test_rx_header_split);
+	g_test_add_func("/virtio-net/rx/broken-ring", test_rx_broken_ring);
+	return g_test_run();
+}
