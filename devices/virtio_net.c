@@ -309,7 +309,9 @@ static enum net_rx_result rx_offer(void *dev, const uint8_t *frame, size_t len)
 {
 	struct virtio_net *n = dev;
 
-	if (n->busy || !n->t) {
+	if (!n->t)
+		return NET_RX_TAKEN;
+	if (n->busy) {
 		/* Called from our own transmit work (slirp answers at once): later. */
 		n->rx_deferred = true;
 		schedule(n);
@@ -329,8 +331,10 @@ static void rx_ready(void *dev)
 {
 	struct virtio_net *n = dev;
 
+	if (!n->t)
+		return;
 	n->rx_deferred = true;
-	if (n->busy || !n->t) {
+	if (n->busy) {
 		schedule(n);
 		return;
 	}
@@ -433,6 +437,7 @@ void virtio_net_destroy(struct virtio_net *n)
 {
 	if (!n)
 		return;
+	n->t = NULL; /* the transport may be gone; frames slirp makes while closing are dropped */
 	g_source_destroy(n->deferred);
 	g_source_unref(n->deferred);
 	n->be->ops->close(n->be);
