@@ -286,3 +286,24 @@ struct net_backend *net_backend_open(const struct net_config *cfg, GMainContext 
 	return cfg->kind == NET_USER ? net_user_open(cfg, ctx, port, err)
 	                             : net_tap_open(cfg, ctx, port, err);
 }
+
+static enum net_rx_result drop_frame(void *dev, const uint8_t *frame, size_t len)
+{
+	return NET_RX_TAKEN;
+}
+
+static void ignore_ready(void *dev)
+{
+}
+
+bool net_backend_check(const struct net_config *cfg, GError **err)
+{
+	GMainContext *ctx = g_main_context_new();
+	struct net_port nowhere = {.rx_offer = drop_frame, .rx_ready = ignore_ready};
+	struct net_backend *be = net_backend_open(cfg, ctx, nowhere, err);
+
+	if (be)
+		be->ops->close(be);
+	g_main_context_unref(ctx);
+	return be != NULL;
+}

@@ -100,6 +100,9 @@ struct net_backend {
 struct net_backend *net_backend_open(const struct net_config *cfg, GMainContext *ctx,
                                      struct net_port port, GError **err);
 
+/* Opens and closes: the TAP device is there and ours, the forwarded ports are free. */
+bool net_backend_check(const struct net_config *cfg, GError **err);
+
 struct net_backend *net_user_open(const struct net_config *cfg, GMainContext *ctx,
                                   struct net_port port, GError **err);
 struct net_backend *net_tap_open(const struct net_config *cfg, GMainContext *ctx,

@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..13"
+	echo "1..16"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -138,6 +138,18 @@ main() {
 	expect_error "an unknown option is a usage error naming it" 2 --frobnicate \
 		run --kernel "$text" --frobnicate
 	expect_error "run without --kernel is a usage error naming --kernel" 2 --kernel run
+	expect_error "--net with an unknown backend is a usage error naming --net" 2 --net \
+		run --kernel "$text" --net bridge
+	if [[ -n $kernel ]]; then
+		expect_error "--net tap= of a missing device is a usage error naming it" 2 husk-no-such0 \
+			run --kernel "$kernel" --net tap=husk-no-such0
+		expect_error "--net user,hostfwd= of a bad port is a usage error naming hostfwd" 2 hostfwd \
+			run --kernel "$kernel" --net user,hostfwd=tcp::99999-:80
+	else
+		local why="no kernel to isolate the option error (set HUSK_TEST_KERNEL or run tools/test)"
+		skip "--net tap= of a missing device is a usage error naming it" "$why"
+		skip "--net user,hostfwd= of a bad port is a usage error naming hostfwd" "$why"
+	fi
 
 	# No subcommand: the usage text, which is more than one line.
 	run_husk

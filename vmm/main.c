@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "vmm/boot_linux.h"
 #include "vmm/error.h"
@@ -86,6 +87,9 @@ static bool check_files(const struct vm_config *cfg, GError **err)
 			return false;
 		virtio_blk_close(blk);
 	}
+	for (guint i = 0; i < cfg->nets->len; i++)
+		if (!net_backend_check(cfg->nets->pdata[i], err))
+			return false;
 	return true;
 }
 
