@@ -18,6 +18,7 @@
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_fs.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_pci.h"
 #include "devices/virtio_rng.h"
@@ -60,6 +61,7 @@ struct machine {
 	struct virtio_pci *rng;
 	GPtrArray *disks;      /* struct virtio_blk * */
 	GPtrArray *nics;       /* struct virtio_net * */
+	GPtrArray *shares;     /* struct virtio_fs * */
 	GPtrArray *transports; /* struct virtio_pci *, one per disk and NIC */
 	struct console *console;
 
@@ -228,6 +230,24 @@ static bool add_nics(struct machine *m, GError **err)
 	return true;
 }
 
+static bool add_shares(struct machine *m, GError **err)
+{
+	for (guint i = 0; i < m->cfg->shares->len; i++) {
+		struct virtio_fs *fs = virtio_fs_open(m->cfg->shares->pdata[i], err);
+		struct virtio_pci *t;
+
+		if (!fs)
+			return false;
+		g_ptr_array_add(m->shares, fs);
+		bool ok = add_virtio(m, &virtio_fs_ops, fs, &t, err);
+		if (t)
+			g_ptr_array_add(m->transports, t);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 /* Frames a guest sent that broke the rules are dropped; say how many, once. */
 static void report_net_drops(struct machine *m)
 {
@@ -265,7 +285,7 @@ static bool add_pci(struct machine *m, GError **err)
 	m->virtio =
 	    (struct virtio_env){.vm_fd = m->vm_fd, .ctx = m->ctx, .msi = &m->msi, .mem = &m->mem};
 	if (!add_virtio(m, &virtio_rng_ops, NULL, &m->rng, err) || !add_disks(m, err) ||
-	    !add_nics(m, err))
+	    !add_nics(m, err) || !add_shares(m, err))
 		return false;
 	return register_pio(m, PORT_PCI_CONFIG, PORT_PCI_CONFIG_LEN, pci_config_port_access,
 	                    &m->pci, "pci-config", err) &&
@@ -386,6 +406,7 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 	pci_bus_init(&m->pci);
 	m->disks = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_blk_close);
 	m->nics = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_net_destroy);
+	m->shares = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_fs_close);
 	m->transports = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_pci_destroy);
 	m->ctx = g_main_context_new();
 	m->loop = g_main_loop_new(m->ctx, FALSE);
@@ -521,6 +542,7 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->transports, g_ptr_array_unref);
 	g_clear_pointer(&m->disks, g_ptr_array_unref);
 	g_clear_pointer(&m->nics, g_ptr_array_unref);
+	g_clear_pointer(&m->shares, g_ptr_array_unref);
 	g_clear_pointer(&m->rng, virtio_pci_destroy);
 	if (m->msi_ready)
 		msi_router_destroy(&m->msi);

@@ -12,6 +12,7 @@
 
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_fs.h"
 #include "vmm/boot_linux.h"
 #include "vmm/error.h"
 #include "vmm/host_check.h"
@@ -86,6 +87,13 @@ static bool check_files(const struct vm_config *cfg, GError **err)
 		if (!blk)
 			return false;
 		virtio_blk_close(blk);
+	}
+	for (guint i = 0; i < cfg->shares->len; i++) {
+		struct virtio_fs *fs = virtio_fs_open(cfg->shares->pdata[i], err);
+
+		if (!fs)
+			return false;
+		virtio_fs_close(fs);
 	}
 	for (guint i = 0; i < cfg->nets->len; i++)
 		if (!net_backend_check(cfg->nets->pdata[i], err))

@@ -7,6 +7,7 @@
 
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_fs.h"
 #include "vmm/error.h"
 #include "vmm/size.h"
 
@@ -120,6 +121,25 @@ static void free_net(gpointer net)
 	g_free(net);
 }
 
+static gboolean parse_share(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	struct share_config *share = g_new0(struct share_config, 1);
+
+	if (!share_config_parse(value, share, err)) {
+		g_free(share);
+		return FALSE;
+	}
+	g_ptr_array_add(cfg->shares, share);
+	return TRUE;
+}
+
+static void free_share(gpointer share)
+{
+	share_config_clear(share);
+	g_free(share);
+}
+
 static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -144,6 +164,9 @@ static const GOptionEntry run_entries[] = {
     {"net", 'n', 0, CALLBACK(parse_net),
      "A virtio-net NIC (repeatable): user networking through slirp, or an existing TAP device",
      "user[,hostfwd=tcp|udp:[ADDR]:PORT-[ADDR]:PORT][,restrict=on][,...]|tap=IFNAME"},
+    {"share", 's', 0, CALLBACK(parse_share),
+     "Share a host directory (repeatable); in the guest: mount -t virtiofs TAG /mnt",
+     "HOSTDIR:TAG[,ro]"},
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
@@ -206,6 +229,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	cfg->on_reboot = ON_REBOOT_EXIT;
 	cfg->disks = g_ptr_array_new_with_free_func(free_disk);
 	cfg->nets = g_ptr_array_new_with_free_func(free_net);
+	cfg->shares = g_ptr_array_new_with_free_func(free_share);
 
 	memcpy(entries, run_entries, sizeof(entries));
 	for (size_t i = 0; entries[i].long_name; i++) {
@@ -249,4 +273,5 @@ void options_free(struct vm_config *cfg)
 	g_clear_pointer(&cfg->cmdline, g_free);
 	g_clear_pointer(&cfg->disks, g_ptr_array_unref);
 	g_clear_pointer(&cfg->nets, g_ptr_array_unref);
+	g_clear_pointer(&cfg->shares, g_ptr_array_unref);
 }

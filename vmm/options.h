@@ -24,8 +24,9 @@ struct vm_config {
 	uint64_t memory;
 	unsigned int cpus;
 	enum on_reboot on_reboot;
-	GPtrArray *disks; /* struct disk_config *, in --disk order */
-	GPtrArray *nets;  /* struct net_config *, in --net order */
+	GPtrArray *disks;  /* struct disk_config *, in --disk order */
+	GPtrArray *nets;   /* struct net_config *, in --net order */
+	GPtrArray *shares; /* struct share_config *, in --share order */
 	bool allow_pvm;
 	bool timings;
 	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */

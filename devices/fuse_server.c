@@ -1,0 +1,1239 @@
+// SPDX-License-Identifier: MIT
+#include "devices/fuse_server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "vmm/error.h"
+
+#define MIN_MINOR   31 /* Linux 5.4, the first with virtio-fs */
+#define TIMEOUT_S   1  /* how long the guest may trust names and attributes */
+#define MAX_REQUEST (FUSE_SERVER_MAX_WRITE + 4096)
+#define MAX_PAGES   (FUSE_SERVER_MAX_WRITE / 4096)
+#define XATTR_MAX   65536
+
+struct inode {
+	uint64_t nodeid;
+	int fd; /* O_PATH, never following a symlink */
+	dev_t dev;
+	ino_t ino;
+	mode_t type;
+	uint64_t nlookup;
+};
+
+struct handle {
+	int fd;
+	DIR *dir; /* for directories */
+};
+
+struct fuse_server {
+	pthread_mutex_t lock;
+	bool read_only;
+	int proc_fd; /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
+	struct inode *root;
+	GHashTable *inodes;  /* nodeid -> struct inode */
+	GHashTable *by_file; /* "dev:ino" -> struct inode */
+	GHashTable *handles; /* fh -> struct handle */
+	uint64_t next_nodeid, next_fh;
+	uint8_t *buf; /* a request's header and arguments */
+	struct fuse_server_stats stats;
+};
+
+/* One request being answered. */
+struct req {
+	struct fuse_in_header h;
+	const uint8_t *arg; /* after the header */
+	size_t arglen;
+	const struct iovec *in; /* the whole request, for WRITE's data */
+	int nin;
+	const struct iovec *out;
+	int nout;
+	size_t out_cap;
+};
+
+/* ---- scatter lists ------------------------------------------------------- */
+
+static size_t iov_len(const struct iovec *iov, int n)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	return len;
+}
+
+static size_t iov_copy_from(const struct iovec *iov, int n, size_t off, void *dst, size_t len)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < n && done < len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t c = MIN(len - done, iov[i].iov_len - off);
+		memcpy((uint8_t *)dst + done, (uint8_t *)iov[i].iov_base + off, c);
+		done += c;
+		off = 0;
+	}
+	return done;
+}
+
+static size_t iov_copy_to(const struct iovec *iov, int n, size_t off, const void *src, size_t len)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < n && done < len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t c = MIN(len - done, iov[i].iov_len - off);
+		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, c);
+		done += c;
+		off = 0;
+	}
+	return done;
+}
+
+/* The part of 'iov' from 'off' on, at most 'len' bytes, as a new list in 'dst'. */
+static int iov_slice(const struct iovec *iov, int n, size_t off, size_t len, struct iovec *dst,
+                     int max)
+{
+	int cnt = 0;
+
+	for (int i = 0; i < n && len && cnt < max; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t c = MIN(len, iov[i].iov_len - off);
+		dst[cnt++] = (struct iovec){(uint8_t *)iov[i].iov_base + off, c};
+		len -= c;
+		off = 0;
+	}
+	return cnt;
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+static size_t reply(struct req *r, int error, const void *data, size_t len)
+{
+	struct fuse_out_header oh = {.error = -error, .unique = r->h.unique};
+
+	if (r->out_cap < sizeof(oh))
+		return 0; /* the guest gave us nowhere to answer */
+	if (error)
+		len = 0;
+	if (sizeof(oh) + len > r->out_cap) {
+		oh.error = -ERANGE; /* an answer larger than the buffer for it */
+		len = 0;
+	}
+	oh.len = (uint32_t)(sizeof(oh) + len);
+	iov_copy_to(r->out, r->nout, 0, &oh, sizeof(oh));
+	if (len)
+		iov_copy_to(r->out, r->nout, sizeof(oh), data, len);
+	return oh.len;
+}
+
+static size_t reply_err(struct req *r, int error)
+{
+	return reply(r, error, NULL, 0);
+}
+
+/* ---- arguments ------------------------------------------------------------- */
+
+static const void *arg(struct req *r, size_t len)
+{
+	return r->arglen >= len ? r->arg : NULL;
+}
+
+/*
+ * A name from the request, after 'off' bytes of arguments: NUL-terminated
+ * inside the request, one path component, not "." or "..". *next is where
+ * the following name starts.
+ */
+static int take_name(struct req *r, size_t off, const char **name, size_t *next)
+{
+	if (off >= r->arglen)
+		return EINVAL;
+	const char *p = (const char *)r->arg + off;
+	const char *nul = memchr(p, '\0', r->arglen - off);
+
+	if (!nul)
+		return EINVAL;
+	size_t len = (size_t)(nul - p);
+	if (len == 0 || strchr(p, '/') || strcmp(p, ".") == 0 || strcmp(p, "..") == 0)
+		return EINVAL;
+	if (len > NAME_MAX)
+		return ENAMETOOLONG;
+	*name = p;
+	if (next)
+		*next = off + len + 1;
+	return 0;
+}
+
+/* ---- inodes and handles ------------------------------------------------------ */
+
+static char *file_key(dev_t dev, ino_t ino)
+{
+	return g_strdup_printf("%lx:%lx", (unsigned long)dev, (unsigned long)ino);
+}
+
+static struct inode *find_inode(struct fuse_server *s, uint64_t nodeid)
+{
+	return g_hash_table_lookup(s->inodes, &nodeid);
+}
+
+static void drop_inode(struct fuse_server *s, struct inode *ino)
+{
+	char *key = file_key(ino->dev, ino->ino);
+
+	g_hash_table_remove(s->by_file, key);
+	g_free(key);
+	close(ino->fd);
+	g_hash_table_remove(s->inodes, &ino->nodeid); /* frees it */
+}
+
+static void forget(struct fuse_server *s, uint64_t nodeid, uint64_t nlookup)
+{
+	struct inode *ino = find_inode(s, nodeid);
+
+	if (!ino || ino == s->root)
+		return;
+	ino->nlookup -= MIN(nlookup, ino->nlookup);
+	if (ino->nlookup == 0)
+		drop_inode(s, ino);
+}
+
+/* One component under 'dir', never following a symlink, never leaving 'dir'. */
+static int open_beneath(int dir, const char *name)
+{
+	struct open_how how = {
+	    .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, dir, name, &how, sizeof(how));
+
+	/* Kernels before 5.6: a checked single component with O_NOFOLLOW is as safe. */
+	if (fd < 0 && errno == ENOSYS)
+		fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	return fd;
+}
+
+static int stat_fd(int fd, struct stat *st)
+{
+	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? errno : 0;
+}
+
+/* Looks 'name' up under 'dir' and takes a reference the guest must FORGET. */
+static int lookup(struct fuse_server *s, struct inode *dir, const char *name, struct inode **out,
+                  struct stat *st)
+{
+	int fd = open_beneath(dir->fd, name);
+	int e;
+
+	if (fd < 0)
+		return errno;
+	e = stat_fd(fd, st);
+	if (e) {
+		close(fd);
+		return e;
+	}
+	char *key = file_key(st->st_dev, st->st_ino);
+	struct inode *ino = g_hash_table_lookup(s->by_file, key);
+	if (ino) {
+		close(fd);
+		g_free(key);
+	} else {
+		ino = g_new0(struct inode, 1);
+		*ino = (struct inode){.nodeid = s->next_nodeid++,
+		                      .fd = fd,
+		                      .dev = st->st_dev,
+		                      .ino = st->st_ino,
+		                      .type = st->st_mode & S_IFMT};
+		g_hash_table_insert(s->by_file, key, ino);
+		g_hash_table_insert(s->inodes, &ino->nodeid, ino);
+	}
+	ino->nlookup++;
+	*out = ino;
+	return 0;
+}
+
+static struct handle *find_handle(struct fuse_server *s, uint64_t fh)
+{
+	return g_hash_table_lookup(s->handles, &fh);
+}
+
+static uint64_t add_handle(struct fuse_server *s, int fd, DIR *dir)
+{
+	struct handle *h = g_new0(struct handle, 1);
+	uint64_t *key = g_new(uint64_t, 1);
+
+	*h = (struct handle){.fd = fd, .dir = dir};
+	*key = s->next_fh++;
+	g_hash_table_insert(s->handles, key, h);
+	return *key;
+}
+
+static void free_handle(gpointer data)
+{
+	struct handle *h = data;
+
+	if (h->dir)
+		closedir(h->dir);
+	else
+		close(h->fd);
+	g_free(h);
+}
+
+/* An O_PATH descriptor opened again for I/O, through /proc/self/fd. */
+static int reopen(struct fuse_server *s, struct inode *ino, int flags)
+{
+	char name[16];
+
+	if (ino->type == S_IFLNK)
+		return -ELOOP; /* the guest follows symlinks itself */
+	snprintf(name, sizeof(name), "%d", ino->fd);
+	int fd = openat(s->proc_fd, name, (flags & ~(O_CREAT | O_NOFOLLOW | O_EXCL)) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static void proc_path(const struct inode *ino, char *buf, size_t len)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", ino->fd);
+}
+
+/* ---- attributes ---------------------------------------------------------------- */
+
+static void fill_attr(struct fuse_attr *a, const struct stat *st, uint64_t nodeid)
+{
+	*a = (struct fuse_attr){
+	    .ino = st->st_ino,
+	    .size = (uint64_t)st->st_size,
+	    .blocks = (uint64_t)st->st_blocks,
+	    .atime = (uint64_t)st->st_atim.tv_sec,
+	    .mtime = (uint64_t)st->st_mtim.tv_sec,
+	    .ctime = (uint64_t)st->st_ctim.tv_sec,
+	    .atimensec = (uint32_t)st->st_atim.tv_nsec,
+	    .mtimensec = (uint32_t)st->st_mtim.tv_nsec,
+	    .ctimensec = (uint32_t)st->st_ctim.tv_nsec,
+	    .mode = st->st_mode,
+	    .nlink = (uint32_t)st->st_nlink,
+	    .uid = st->st_uid,
+	    .gid = st->st_gid,
+	    .rdev = (uint32_t)st->st_rdev,
+	    .blksize = (uint32_t)st->st_blksize,
+	};
+}
+
+static void fill_entry(struct fuse_entry_out *e, const struct inode *ino, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->nodeid = ino->nodeid;
+	e->entry_valid = e->attr_valid = TIMEOUT_S;
+	fill_attr(&e->attr, st, ino->nodeid);
+}
+
+static size_t reply_entry(struct req *r, const struct inode *ino, const struct stat *st)
+{
+	struct fuse_entry_out e;
+
+	fill_entry(&e, ino, st);
+	return reply(r, 0, &e, sizeof(e));
+}
+
+static size_t reply_attr(struct req *r, const struct stat *st)
+{
+	struct fuse_attr_out a = {.attr_valid = TIMEOUT_S};
+
+	fill_attr(&a.attr, st, 0);
+	return reply(r, 0, &a, sizeof(a));
+}
+
+/* ---- the operations ------------------------------------------------------------- */
+
+static size_t do_init(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_init_in *in = arg(r, 16); /* the fields before FUSE_INIT_EXT */
+	struct fuse_init_out out = {0};
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (in->major != FUSE_KERNEL_VERSION || in->minor < MIN_MINOR)
+		return reply_err(r, EPROTO);
+	out.major = FUSE_KERNEL_VERSION;
+	out.minor = MIN(in->minor, FUSE_KERNEL_MINOR_VERSION);
+	out.max_readahead = in->max_readahead;
+	out.flags = in->flags & (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC |
+	                         FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+	                         FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS);
+	out.max_background = 64;
+	out.congestion_threshold = 48;
+	out.max_write = FUSE_SERVER_MAX_WRITE;
+	out.time_gran = 1;
+	out.max_pages = MAX_PAGES;
+	return reply(r, 0, &out, sizeof(out));
+}
+
+static size_t do_lookup(struct fuse_server *s, struct req *r, struct inode *dir)
+{
+	const char *name;
+	struct inode *ino;
+	struct stat st;
+	int e = take_name(r, 0, &name, NULL);
+
+	if (!e)
+		e = lookup(s, dir, name, &ino, &st);
+	return e ? reply_err(r, e) : reply_entry(r, ino, &st);
+}
+
+static size_t do_getattr(struct fuse_server *s, struct req *r, struct inode *ino)
+{
+	struct stat st;
+	int e = stat_fd(ino->fd, &st);
+
+	return e ? reply_err(r, e) : reply_attr(r, &st);
+}
+
+static int set_times(struct fuse_server *s, struct inode *ino, const struct fuse_setattr_in *in)
+{
+	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+	char path[32];
+
+	if (in->valid & FATTR_ATIME_NOW)
+		ts[0].tv_nsec = UTIME_NOW;
+	else if (in->valid & FATTR_ATIME)
+		ts[0] = (struct timespec){(time_t)in->atime, in->atimensec};
+	if (in->valid & FATTR_MTIME_NOW)
+		ts[1].tv_nsec = UTIME_NOW;
+	else if (in->valid & FATTR_MTIME)
+		ts[1] = (struct timespec){(time_t)in->mtime, in->mtimensec};
+	if (ino->type == S_IFLNK)
+		return EPERM;
+	proc_path(ino, path, sizeof(path));
+	return utimensat(AT_FDCWD, path, ts, 0) ? errno : 0;
+}
+
+static int truncate_to(struct fuse_server *s, struct inode *ino, const struct fuse_setattr_in *in)
+{
+	struct handle *h = (in->valid & FATTR_FH) ? find_handle(s, in->fh) : NULL;
+	int fd = h && !h->dir ? h->fd : reopen(s, ino, O_WRONLY);
+	int e = 0;
+
+	if (fd < 0)
+		return -fd;
+	if (ftruncate(fd, (off_t)in->size))
+		e = errno;
+	if (!h || h->dir)
+		close(fd);
+	return e;
+}
+
+static size_t do_setattr(struct fuse_server *s, struct req *r, struct inode *ino)
+{
+	const struct fuse_setattr_in *in = arg(r, sizeof(*in));
+	char path[32];
+	int e = 0;
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (s->read_only)
+		return reply_err(r, EROFS);
+	proc_path(ino, path, sizeof(path));
+	if ((in->valid & FATTR_MODE) && ino->type != S_IFLNK && chmod(path, in->mode & 07777))
+		e = errno;
+	if (!e && (in->valid & (FATTR_UID | FATTR_GID)) &&
+	    fchownat(ino->fd, "", (in->valid & FATTR_UID) ? in->uid : (uid_t)-1,
+	             (in->valid & FATTR_GID) ? in->gid : (gid_t)-1,
+	             AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		e = errno;
+	if (!e && (in->valid & FATTR_SIZE))
+		e = truncate_to(s, ino, in);
+	if (!e && (in->valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)))
+		e = set_times(s, ino, in);
+	return e ? reply_err(r, e) : do_getattr(s, r, ino);
+}
+
+static size_t do_readlink(struct fuse_server *s, struct req *r, struct inode *ino)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(ino->fd, "", target, sizeof(target));
+
+	return n < 0 ? reply_err(r, errno) : reply(r, 0, target, (size_t)n);
+}
+
+/* After MKDIR, MKNOD, SYMLINK: the new entry, looked up like any other. */
+static size_t reply_new(struct fuse_server *s, struct req *r, struct inode *dir, const char *name)
+{
+	struct inode *ino;
+	struct stat st;
+	int e = lookup(s, dir, name, &ino, &st);
+
+	return e ? reply_err(r, e) : reply_entry(r, ino, &st);
+}
+
+static size_t do_mkdir(struct fuse_server *s, struct req *r, struct inode *dir)
+{
+	const struct fuse_mkdir_in *in = arg(r, sizeof(*in));
+	const char *name;
+	int e = in ? take_name(r, sizeof(*in), &name, NULL) : EINVAL;
+
+	if (!e && s->read_only)
+		e = EROFS;
+	if (!e && mkdirat(dir->fd, name, in->mode & 07777))
+		e = errno;
+	return e ? reply_err(r, e) : reply_new(s, r, dir, name);
+}
+
+static size_t do_mknod(struct fuse_server *s, struct req *r, struct inode *dir)
+{
+	const struct fuse_mknod_in *in = arg(r, sizeof(*in));
+	const char *name;
+	int e = in ? take_name(r, sizeof(*in), &name, NULL) : EINVAL;
+
+	if (!e && s->read_only)
+		e = EROFS;
+	if (!e && mknodat(dir->fd, name, in->mode, in->rdev))
+		e = errno;
+	return e ? reply_err(r, e) : reply_new(s, r, dir, name);
+}
+
+static size_t do_symlink(struct fuse_server *s, struct req *r, struct inode *dir)
+{
+	const char *name, *target;
+	size_t next;
+	int e = take_name(r, 0, &name, &next);
+
+	/* The target is text the guest resolves itself; any text will do but empty. */
+	if (!e) {
+		target = (const char *)r->arg + next;
+		if (next >= r->arglen || !memchr(target, '\0', r->arglen - next) || !*target)
+			e = EINVAL;
+	}
+	if (!e && s->read_only)
+		e = EROFS;
+	if (!e && symlinkat(target, dir->fd, name))
+		e = errno;
+	return e ? reply_err(r, e) : reply_new(s, r, dir, name);
+}
+
+static size_t do_remove(struct fuse_server *s, struct req *r, struct inode *dir, int flags)
+{
+	const char *name;
+	int e = take_name(r, 0, &name, NULL);
+
+	if (!e && s->read_only)
+		e = EROFS;
+	if (!e && unlinkat(dir->fd, name, flags))
+		e = errno;
+	return reply_err(r, e);
+}
+
+static size_t do_rename(struct fuse_server *s, struct req *r, struct inode *dir, bool v2)
+{
+	size_t argsz = v2 ? sizeof(struct fuse_rename2_in) : sizeof(struct fuse_rename_in);
+	const struct fuse_rename2_in *in = arg(r, argsz);
+	const char *old, *new;
+	size_t next;
+	int e = in ? take_name(r, argsz, &old, &next) : EINVAL;
+
+	if (!e)
+		e = take_name(r, next, &new, NULL);
+	struct inode *to = in ? find_inode(s, in->newdir) : NULL;
+	if (!e && !to)
+		e = ESTALE;
+	unsigned int flags = v2 ? in->flags : 0;
+	if (!e && (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)))
+		e = EINVAL;
+	if (!e && s->read_only)
+		e = EROFS;
+	if (!e && renameat2(dir->fd, old, to->fd, new, flags))
+		e = errno;
+	return reply_err(r, e);
+}
+
+static size_t do_link(struct fuse_server *s, struct req *r, struct inode *dir)
+{
+	const struct fuse_link_in *in = arg(r, sizeof(*in));
+	struct inode *target = in ? find_inode(s, in->oldnodeid) : NULL;
+	const char *name;
+	char path[32];
+	int e = in ? take_name(r, sizeof(*in), &name, NULL) : EINVAL;
+
+	if (!e && !target)
+		e = ESTALE;
+	if (!e && s->read_only)
+		e = EROFS;
+	if (!e) {
+		/* Through /proc: linking an O_PATH descriptor needs no privilege this way. */
+		proc_path(target, path, sizeof(path));
+		if (linkat(AT_FDCWD, path, dir->fd, name, AT_SYMLINK_FOLLOW))
+			e = errno;
+	}
+	return e ? reply_err(r, e) : reply_new(s, r, dir, name);
+}
+
+static bool writes(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+/* Flags a guest may ask for when opening: no O_NOFOLLOW games, no ours. */
+static int open_flags(uint32_t flags)
+{
+	return (int)(flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC | O_PATH | O_DIRECT));
+}
+
+static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, bool dir)
+{
+	const struct fuse_open_in *in = arg(r, sizeof(*in));
+	struct fuse_open_out out = {0};
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	int flags = dir ? O_RDONLY | O_DIRECTORY : open_flags(in->flags);
+	if (s->read_only && writes(flags))
+		return reply_err(r, EROFS);
+	int fd = reopen(s, ino, flags);
+	if (fd < 0)
+		return reply_err(r, -fd);
+	DIR *d = NULL;
+	if (dir && !(d = fdopendir(fd))) {
+		int e = errno;
+		close(fd);
+		return reply_err(r, e);
+	}
+	out.fh = add_handle(s, fd, d);
+	return reply(r, 0, &out, sizeof(out));
+}
+
+static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
+{
+	const struct fuse_create_in *in = arg(r, sizeof(*in));
+	struct {
+		struct fuse_entry_out e;
+		struct fuse_open_out o;
+	} out = {0};
+	const char *name;
+	int e = in ? take_name(r, sizeof(*in), &name, NULL) : EINVAL;
+
+	if (!e && s->read_only)
+		e = EROFS;
+	if (e)
+		return reply_err(r, e);
+	/* O_NOFOLLOW: a symlink planted under this name cannot send the open elsewhere. */
+	int fd = openat(dir->fd, name,
+	                open_flags(in->flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+	                    (int)(in->flags & O_EXCL),
+	                in->mode & 07777);
+	if (fd < 0)
+		return reply_err(r, errno);
+	struct inode *ino;
+	struct stat st;
+	e = lookup(s, dir, name, &ino, &st);
+	if (e) {
+		close(fd);
+		return reply_err(r, e);
+	}
+	fill_entry(&out.e, ino, &st);
+	out.o.fh = add_handle(s, fd, NULL);
+	return reply(r, 0, &out, sizeof(out));
+}
+
+static struct handle *file_handle(struct fuse_server *s, uint64_t fh)
+{
+	struct handle *h = find_handle(s, fh);
+
+	return h && !h->dir ? h : NULL;
+}
+
+static size_t do_read(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_read_in *in = arg(r, sizeof(*in));
+	struct handle *h = in ? file_handle(s, in->fh) : NULL;
+	struct iovec iov[FUSE_SERVER_MAX_SEGS];
+	struct fuse_out_header oh = {.unique = r->h.unique};
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!h)
+		return reply_err(r, EBADF);
+	if (r->out_cap < sizeof(oh))
+		return 0;
+	/* Straight into the guest's buffers: no copy on the way. */
+	size_t want = MIN(MIN(in->size, (uint32_t)FUSE_SERVER_MAX_WRITE), r->out_cap - sizeof(oh));
+	int cnt = iov_slice(r->out, r->nout, sizeof(oh), want, iov, G_N_ELEMENTS(iov));
+	ssize_t n = preadv(h->fd, iov, cnt, (off_t)in->offset);
+	if (n < 0)
+		return reply_err(r, errno);
+	oh.len = (uint32_t)(sizeof(oh) + (size_t)n);
+	iov_copy_to(r->out, r->nout, 0, &oh, sizeof(oh));
+	return oh.len;
+}
+
+static size_t do_write(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_write_in *in = arg(r, sizeof(*in));
+	struct handle *h = in ? file_handle(s, in->fh) : NULL;
+	struct fuse_write_out out = {0};
+	struct iovec iov[FUSE_SERVER_MAX_SEGS];
+	size_t data_off = sizeof(struct fuse_in_header) + sizeof(*in);
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	/* The data must be exactly what the header says: lengths that lie are refused. */
+	if (in->size > FUSE_SERVER_MAX_WRITE || data_off + in->size != r->h.len)
+		return reply_err(r, EINVAL);
+	if (!h)
+		return reply_err(r, EBADF);
+	if (s->read_only)
+		return reply_err(r, EROFS);
+	int cnt = iov_slice(r->in, r->nin, data_off, in->size, iov, G_N_ELEMENTS(iov));
+	if (iov_len(iov, cnt) != in->size)
+		return reply_err(r, EINVAL); /* more pieces than we take at once */
+	ssize_t n = pwritev(h->fd, iov, cnt, (off_t)in->offset);
+	if (n < 0)
+		return reply_err(r, errno);
+	out.size = (uint32_t)n;
+	return reply(r, 0, &out, sizeof(out));
+}
+
+static size_t do_statfs(struct fuse_server *s, struct req *r, struct inode *ino)
+{
+	struct fuse_statfs_out out = {0};
+	struct statfs st;
+
+	if (fstatfs(ino->fd, &st))
+		return reply_err(r, errno);
+	out.st = (struct fuse_kstatfs){
+	    .blocks = st.f_blocks,
+	    .bfree = st.f_bfree,
+	    .bavail = st.f_bavail,
+	    .files = st.f_files,
+	    .ffree = st.f_ffree,
+	    .bsize = (uint32_t)st.f_bsize,
+	    .namelen = (uint32_t)st.f_namelen,
+	    .frsize = (uint32_t)st.f_frsize,
+	};
+	return reply(r, 0, &out, sizeof(out));
+}
+
+static size_t do_release(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_release_in *in = arg(r, sizeof(*in));
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	return reply_err(r, g_hash_table_remove(s->handles, &in->fh) ? 0 : EBADF);
+}
+
+static size_t do_fsync(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_fsync_in *in = arg(r, sizeof(*in));
+	struct handle *h = in ? find_handle(s, in->fh) : NULL;
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!h)
+		return reply_err(r, EBADF);
+	int rc = (in->fsync_flags & FUSE_FSYNC_FDATASYNC) ? fdatasync(h->fd) : fsync(h->fd);
+	return reply_err(r, rc ? errno : 0);
+}
+
+static size_t do_flush(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_flush_in *in = arg(r, sizeof(*in));
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	return reply_err(r, file_handle(s, in->fh) ? 0 : EBADF);
+}
+
+static uint32_t dirent_type(unsigned char t)
+{
+	return t == DT_UNKNOWN ? 0 : t;
+}
+
+/* Appends one entry; false when it does not fit in the 'size' the guest asked for. */
+static bool add_dirent(uint8_t *buf, size_t *used, size_t size, const struct dirent *d,
+                       const struct fuse_entry_out *plus)
+{
+	size_t namelen = strlen(d->d_name);
+	size_t head = plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET;
+	size_t rec = FUSE_DIRENT_ALIGN(head + namelen);
+
+	if (*used + rec > size)
+		return false;
+	uint8_t *p = buf + *used;
+	memset(p, 0, rec);
+	struct fuse_dirent *fd = (struct fuse_dirent *)(plus ? p + sizeof(*plus) : p);
+	if (plus)
+		memcpy(p, plus, sizeof(*plus));
+	fd->ino = d->d_ino;
+	fd->off = (uint64_t)d->d_off;
+	fd->namelen = (uint32_t)namelen;
+	fd->type = dirent_type(d->d_type);
+	memcpy(fd->name, d->d_name, namelen);
+	*used += rec;
+	return true;
+}
+
+static size_t do_readdir(struct fuse_server *s, struct req *r, struct inode *dir, bool plus)
+{
+	const struct fuse_read_in *in = arg(r, sizeof(*in));
+	struct handle *h = in ? find_handle(s, in->fh) : NULL;
+	size_t used = 0, size;
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!h || !h->dir)
+		return reply_err(r, EBADF);
+	size = MIN(MIN((size_t)in->size, (size_t)MAX_REQUEST), r->out_cap - MIN(r->out_cap, 16));
+	uint8_t *buf = g_malloc(size + 1);
+	if (in->offset == 0)
+		rewinddir(h->dir);
+	else
+		seekdir(h->dir, (long)in->offset);
+	for (;;) {
+		long pos = telldir(h->dir);
+		errno = 0;
+		struct dirent *d = readdir(h->dir);
+		if (!d)
+			break;
+		struct fuse_entry_out e = {0};
+		struct inode *ino = NULL;
+		bool dots = strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0;
+		if (plus && !dots) {
+			struct stat st;
+			if (lookup(s, dir, d->d_name, &ino, &st) == 0)
+				fill_entry(&e, ino, &st);
+		}
+		if (!add_dirent(buf, &used, size, d, plus ? &e : NULL)) {
+			if (ino)
+				forget(s, ino->nodeid, 1); /* the guest never saw it */
+			seekdir(h->dir, pos);
+			break;
+		}
+	}
+	size_t n = reply(r, 0, buf, used);
+	g_free(buf);
+	return n;
+}
+
+static size_t do_fsyncdir(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_fsync_in *in = arg(r, sizeof(*in));
+	struct handle *h = in ? find_handle(s, in->fh) : NULL;
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!h || !h->dir)
+		return reply_err(r, EBADF);
+	return reply_err(r, fsync(dirfd(h->dir)) ? errno : 0);
+}
+
+static size_t do_releasedir(struct fuse_server *s, struct req *r)
+{
+	return do_release(s, r);
+}
+
+static size_t do_access(struct fuse_server *s, struct req *r, struct inode *ino)
+{
+	const struct fuse_access_in *in = arg(r, sizeof(*in));
+	char path[32];
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (s->read_only && (in->mask & W_OK))
+		return reply_err(r, EROFS);
+	if (ino->type == S_IFLNK)
+		return reply_err(r, 0);
+	proc_path(ino, path, sizeof(path));
+	return reply_err(r, faccessat(AT_FDCWD, path, (int)in->mask, 0) ? errno : 0);
+}
+
+/* Extended attributes, through /proc/self/fd: not on symlinks (Linux has none worth it). */
+static int xattr_path(struct inode *ino, char *path, size_t len)
+{
+	if (ino->type == S_IFLNK)
+		return ENOTSUP;
+	proc_path(ino, path, len);
+	return 0;
+}
+
+static size_t do_setxattr(struct fuse_server *s, struct req *r, struct inode *ino)
+{
+	const struct fuse_setxattr_in *in = arg(r, 8); /* size, flags: without SETXATTR_EXT */
+	const char *name = NULL;
+	char path[32];
+	size_t next = 0;
+	int e = in ? 0 : EINVAL;
+
+	if (!e) {
+		const char *p = (const char *)r->arg + 8;
+		const char *nul = r->arglen > 8 ? memchr(p, '\0', r->arglen - 8) : NULL;
+		e = nul && nul != p ? 0 : EINVAL;
+		name = p;
+		next = nul ? (size_t)(nul - (const char *)r->arg) + 1 : 0;
+	}
+	if (!e && (in->size > XATTR_MAX || next + in->size > r->arglen))
+		e = EINVAL;
+	if (!e && s->read_only)
+		e = EROFS;
+	if (!e)
+		e = xattr_path(ino, path, sizeof(path));
+	if (!e && setxattr(path, name, r->arg + next, in->size, (int)in->flags))
+		e = errno;
+	return reply_err(r, e);
+}
+
+/* GETXATTR and LISTXATTR: size 0 asks how big; otherwise the bytes, or ERANGE. */
+static size_t reply_xattr(struct req *r, uint32_t size, ssize_t n, const void *value)
+{
+	if (n < 0)
+		return reply_err(r, errno);
+	if (size == 0) {
+		struct fuse_getxattr_out out = {.size = (uint32_t)n};
+		return reply(r, 0, &out, sizeof(out));
+	}
+	return reply(r, 0, value, (size_t)n);
+}
+
+static size_t do_getxattr(struct fuse_server *s, struct req *r, struct inode *ino, bool list)
+{
+	const struct fuse_getxattr_in *in = arg(r, sizeof(*in));
+	const char *name = NULL;
+	char path[32];
+	int e = in ? 0 : EINVAL;
+
+	if (!e && !list) {
+		const char *p = (const char *)r->arg + sizeof(*in);
+		const char *nul =
+		    r->arglen > sizeof(*in) ? memchr(p, '\0', r->arglen - sizeof(*in)) : NULL;
+		e = nul && nul != p ? 0 : EINVAL;
+		name = p;
+	}
+	if (!e)
+		e = xattr_path(ino, path, sizeof(path));
+	if (e)
+		return reply_err(r, e);
+	uint32_t size = MIN(in->size, (uint32_t)XATTR_MAX);
+	void *value = size ? g_malloc(size) : NULL;
+	ssize_t n = list ? listxattr(path, value, size) : getxattr(path, name, value, size);
+	size_t rc = reply_xattr(r, in->size, n, value);
+	g_free(value);
+	return rc;
+}
+
+static size_t do_removexattr(struct fuse_server *s, struct req *r, struct inode *ino)
+{
+	char path[32];
+	const char *p = (const char *)r->arg;
+	int e = r->arglen && memchr(p, '\0', r->arglen) && *p ? 0 : EINVAL;
+
+	if (!e && s->read_only)
+		e = EROFS;
+	if (!e)
+		e = xattr_path(ino, path, sizeof(path));
+	if (!e && removexattr(path, p))
+		e = errno;
+	return reply_err(r, e);
+}
+
+static size_t do_fallocate(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_fallocate_in *in = arg(r, sizeof(*in));
+	struct handle *h = in ? file_handle(s, in->fh) : NULL;
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!h)
+		return reply_err(r, EBADF);
+	if (s->read_only)
+		return reply_err(r, EROFS);
+	return reply_err(
+	    r, fallocate(h->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length) ? errno : 0);
+}
+
+static size_t do_lseek(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_lseek_in *in = arg(r, sizeof(*in));
+	struct handle *h = in ? file_handle(s, in->fh) : NULL;
+	struct fuse_lseek_out out;
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!h)
+		return reply_err(r, EBADF);
+	off_t off = lseek(h->fd, (off_t)in->offset, (int)in->whence);
+	if (off < 0)
+		return reply_err(r, errno);
+	out.offset = (uint64_t)off;
+	return reply(r, 0, &out, sizeof(out));
+}
+
+static size_t do_copy_file_range(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_copy_file_range_in *in = arg(r, sizeof(*in));
+	struct handle *from = in ? file_handle(s, in->fh_in) : NULL;
+	struct handle *to = in ? file_handle(s, in->fh_out) : NULL;
+	struct fuse_write_out out = {0};
+
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!from || !to)
+		return reply_err(r, EBADF);
+	if (s->read_only)
+		return reply_err(r, EROFS);
+	loff_t off_in = (loff_t)in->off_in, off_out = (loff_t)in->off_out;
+	ssize_t n = copy_file_range(from->fd, &off_in, to->fd, &off_out, in->len, 0);
+	if (n < 0)
+		return reply_err(r, errno);
+	out.size = (uint32_t)n;
+	return reply(r, 0, &out, sizeof(out));
+}
+
+static size_t do_batch_forget(struct fuse_server *s, struct req *r)
+{
+	const struct fuse_batch_forget_in *in = arg(r, sizeof(*in));
+
+	if (!in)
+		return 0;
+	/* No more entries than the request holds, whatever 'count' says. */
+	size_t max = (r->arglen - sizeof(*in)) / sizeof(struct fuse_forget_one);
+	const struct fuse_forget_one *one = (const void *)(r->arg + sizeof(*in));
+	for (size_t i = 0; i < MIN((size_t)in->count, max); i++)
+		forget(s, one[i].nodeid, one[i].nlookup);
+	return 0;
+}
+
+static void forget_all(struct fuse_server *s)
+{
+	GHashTableIter it;
+	gpointer key, value;
+	GPtrArray *all = g_ptr_array_new();
+
+	g_hash_table_iter_init(&it, s->inodes);
+	while (g_hash_table_iter_next(&it, &key, &value))
+		if (value != s->root)
+			g_ptr_array_add(all, value);
+	for (guint i = 0; i < all->len; i++)
+		drop_inode(s, all->pdata[i]);
+	g_ptr_array_free(all, TRUE);
+	g_hash_table_remove_all(s->handles);
+}
+
+/* Operations on a node: the node must be one we gave the guest. */
+static size_t dispatch_node(struct fuse_server *s, struct req *r, struct inode *ino)
+{
+	bool dir = ino->type == S_IFDIR;
+
+	switch (r->h.opcode) {
+	case FUSE_LOOKUP:
+		return dir ? do_lookup(s, r, ino) : reply_err(r, ENOTDIR);
+	case FUSE_GETATTR:
+		return do_getattr(s, r, ino);
+	case FUSE_SETATTR:
+		return do_setattr(s, r, ino);
+	case FUSE_READLINK:
+		return ino->type == S_IFLNK ? do_readlink(s, r, ino) : reply_err(r, EINVAL);
+	case FUSE_SYMLINK:
+		return dir ? do_symlink(s, r, ino) : reply_err(r, ENOTDIR);
+	case FUSE_MKNOD:
+		return dir ? do_mknod(s, r, ino) : reply_err(r, ENOTDIR);
+	case FUSE_MKDIR:
+		return dir ? do_mkdir(s, r, ino) : reply_err(r, ENOTDIR);
+	case FUSE_UNLINK:
+		return dir ? do_remove(s, r, ino, 0) : reply_err(r, ENOTDIR);
+	case FUSE_RMDIR:
+		return dir ? do_remove(s, r, ino, AT_REMOVEDIR) : reply_err(r, ENOTDIR);
+	case FUSE_RENAME:
+	case FUSE_RENAME2:
+		return dir ? do_rename(s, r, ino, r->h.opcode == FUSE_RENAME2)
+		           : reply_err(r, ENOTDIR);
+	case FUSE_LINK:
+		return dir ? do_link(s, r, ino) : reply_err(r, ENOTDIR);
+	case FUSE_OPEN:
+		return dir ? reply_err(r, EISDIR) : do_open(s, r, ino, false);
+	case FUSE_OPENDIR:
+		return dir ? do_open(s, r, ino, true) : reply_err(r, ENOTDIR);
+	case FUSE_CREATE:
+		return dir ? do_create(s, r, ino) : reply_err(r, ENOTDIR);
+	case FUSE_READDIR:
+	case FUSE_READDIRPLUS:
+		return dir ? do_readdir(s, r, ino, r->h.opcode == FUSE_READDIRPLUS)
+		           : reply_err(r, ENOTDIR);
+	case FUSE_STATFS:
+		return do_statfs(s, r, ino);
+	case FUSE_ACCESS:
+		return do_access(s, r, ino);
+	case FUSE_SETXATTR:
+		return do_setxattr(s, r, ino);
+	case FUSE_GETXATTR:
+		return do_getxattr(s, r, ino, false);
+	case FUSE_LISTXATTR:
+		return do_getxattr(s, r, ino, true);
+	case FUSE_REMOVEXATTR:
+		return do_removexattr(s, r, ino);
+	default:
+		return reply_err(r, ENOSYS);
+	}
+}
+
+static size_t dispatch(struct fuse_server *s, struct req *r)
+{
+	switch (r->h.opcode) {
+	case FUSE_INIT:
+		return do_init(s, r);
+	case FUSE_DESTROY:
+		forget_all(s);
+		return reply_err(r, 0);
+	case FUSE_FORGET: {
+		const struct fuse_forget_in *in = arg(r, sizeof(*in));
+		if (in)
+			forget(s, r->h.nodeid, in->nlookup);
+		return 0; /* FORGET takes no reply */
+	}
+	case FUSE_BATCH_FORGET:
+		return do_batch_forget(s, r);
+	case FUSE_INTERRUPT:
+		return 0; /* every request is answered before the next is read */
+	case FUSE_READ:
+		return do_read(s, r);
+	case FUSE_WRITE:
+		return do_write(s, r);
+	case FUSE_RELEASE:
+		return do_release(s, r);
+	case FUSE_RELEASEDIR:
+		return do_releasedir(s, r);
+	case FUSE_FSYNC:
+		return do_fsync(s, r);
+	case FUSE_FSYNCDIR:
+		return do_fsyncdir(s, r);
+	case FUSE_FLUSH:
+		return do_flush(s, r);
+	case FUSE_FALLOCATE:
+		return do_fallocate(s, r);
+	case FUSE_LSEEK:
+		return do_lseek(s, r);
+	case FUSE_COPY_FILE_RANGE:
+		return do_copy_file_range(s, r);
+	case FUSE_SYNCFS:
+		return reply_err(r, syncfs(s->root->fd) ? errno : 0);
+	}
+	struct inode *ino = find_inode(s, r->h.nodeid);
+	if (!ino)
+		return reply_err(r, ESTALE); /* a node id we never gave out */
+	return dispatch_node(s, r, ino);
+}
+
+size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin,
+                          const struct iovec *out, int nout)
+{
+	struct req r = {.in = in, .nin = nin, .out = out, .nout = nout};
+	size_t in_len = iov_len(in, nin), n;
+
+	r.out_cap = iov_len(out, nout);
+	pthread_mutex_lock(&s->lock);
+	s->stats.requests++;
+	if (iov_copy_from(in, nin, 0, &r.h, sizeof(r.h)) < sizeof(r.h)) {
+		s->stats.bad_requests++;
+		pthread_mutex_unlock(&s->lock);
+		return 0; /* not even a header: nothing to answer */
+	}
+	/* The header's length must be the request's; WRITE's data stays where it is. */
+	size_t body = r.h.opcode == FUSE_WRITE
+	                  ? MIN(in_len, sizeof(r.h) + sizeof(struct fuse_write_in))
+	                  : in_len;
+	if (r.h.len != in_len || in_len > MAX_REQUEST) {
+		s->stats.bad_requests++;
+		n = reply_err(&r, EINVAL);
+	} else {
+		iov_copy_from(in, nin, 0, s->buf, body);
+		s->buf[body] = '\0'; /* a name at the very end still ends */
+		r.arg = s->buf + sizeof(r.h);
+		r.arglen = body - sizeof(r.h);
+		n = dispatch(s, &r);
+	}
+	if (n >= sizeof(struct fuse_out_header)) {
+		struct fuse_out_header oh;
+		iov_copy_from(out, nout, 0, &oh, sizeof(oh));
+		if (oh.error)
+			s->stats.errors++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **err)
+{
+	struct fuse_server *s = g_new0(struct fuse_server, 1);
+	struct stat st;
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		husk_fail(err, HUSK_EXIT_USAGE, "--share: %s: %s", dir, g_strerror(errno));
+		g_free(s);
+		return NULL;
+	}
+	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->proc_fd < 0 || stat_fd(fd, &st)) {
+		husk_fail(err, HUSK_EXIT_USAGE, "--share: %s: %s", dir,
+		          s->proc_fd < 0 ? "/proc is not mounted" : g_strerror(errno));
+		close(fd);
+		if (s->proc_fd >= 0)
+			close(s->proc_fd);
+		g_free(s);
+		return NULL;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->read_only = read_only;
+	s->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+	s->by_file = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	s->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, free_handle);
+	s->next_nodeid = FUSE_ROOT_ID;
+	s->next_fh = 1;
+	s->root = g_new0(struct inode, 1);
+	*s->root = (struct inode){.nodeid = s->next_nodeid++,
+	                          .fd = fd,
+	                          .dev = st.st_dev,
+	                          .ino = st.st_ino,
+	                          .type = S_IFDIR,
+	                          .nlookup = 1};
+	g_hash_table_insert(s->inodes, &s->root->nodeid, s->root);
+	g_hash_table_insert(s->by_file, file_key(st.st_dev, st.st_ino), s->root);
+	s->buf = g_malloc(MAX_REQUEST + 1);
+	return s;
+}
+
+void fuse_server_free(struct fuse_server *s)
+{
+	if (!s)
+		return;
+	forget_all(s);
+	close(s->root->fd);
+	close(s->proc_fd);
+	g_hash_table_unref(s->handles);
+	g_hash_table_unref(s->by_file);
+	g_hash_table_unref(s->inodes);
+	pthread_mutex_destroy(&s->lock);
+	g_free(s->buf);
+	g_free(s);
+}
+
+const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s)
+{
+	return &s->stats;
+}

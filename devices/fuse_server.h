@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * An in-process FUSE server for virtio-fs: it answers the guest's FUSE
+ * requests on one shared host directory. Every host object is reached from
+ * the directory through file descriptors, one name at a time, never
+ * following a symlink, so the guest cannot reach outside it: not with "..",
+ * a planted symlink, a rename or link, or a node id it makes up.
+ */
+#ifndef HUSK_FUSE_SERVER_H
+#define HUSK_FUSE_SERVER_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define FUSE_SERVER_MAX_WRITE (1024 * 1024)
+#define FUSE_SERVER_MAX_SEGS  1024 /* buffers in one request's data, as a virtqueue chain */
+
+struct fuse_server_stats {
+	uint64_t requests, errors, bad_requests;
+};
+
+struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **err);
+void fuse_server_free(struct fuse_server *s);
+
+/*
+ * Answers one request: 'in' holds it (header, arguments, write data), the
+ * reply goes to 'out'. Returns the bytes written to 'out' (0 when the
+ * request takes no reply, such as FORGET). Malformed requests get an error
+ * reply when they can be answered at all; nothing a guest sends crashes.
+ */
+size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin,
+                          const struct iovec *out, int nout);
+
+const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s);
+
+#endif

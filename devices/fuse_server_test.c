@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <linux/fuse.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/fuse_server.h"
+
+struct fixture {
+	char *top;   /* holds share/ and outside */
+	char *share; /* what the server serves */
+	struct fuse_server *s;
+	uint8_t in[8192];
+	uint8_t out[65536];
+	size_t out_cap;
+};
+
+static struct fuse_out_header *oh(struct fixture *f)
+{
+	return (struct fuse_out_header *)f->out;
+}
+
+static void *payload(struct fixture *f)
+{
+	return f->out + sizeof(struct fuse_out_header);
+}
+
+/* A request: header, fixed arguments, then up to two NUL-terminated names. */
+static size_t build(struct fixture *f, uint32_t opcode, uint64_t nodeid, const void *arg,
+                    size_t arglen, const char *n1, const char *n2)
+{
+	struct fuse_in_header h = {.opcode = opcode, .unique = 77, .nodeid = nodeid};
+	size_t len = sizeof(h);
+
+	memcpy(f->in + len, arg, arglen);
+	len += arglen;
+	if (n1) {
+		memcpy(f->in + len, n1, strlen(n1) + 1);
+		len += strlen(n1) + 1;
+	}
+	if (n2) {
+		memcpy(f->in + len, n2, strlen(n2) + 1);
+		len += strlen(n2) + 1;
+	}
+	h.len = (uint32_t)len;
+	memcpy(f->in, &h, sizeof(h));
+	return len;
+}
+
+static size_t send_req(struct fixture *f, size_t len)
+{
+	struct iovec in = {f->in, len}, out = {f->out, f->out_cap};
+
+	memset(f->out, 0xa5, sizeof(f->out));
+	return fuse_server_handle(f->s, &in, 1, &out, 1);
+}
+
+/* Sends a request and returns its error (0 or a negative errno). */
+static int call(struct fixture *f, uint32_t opcode, uint64_t nodeid, const void *arg, size_t arglen,
+                const char *n1, const char *n2)
+{
+	size_t n = send_req(f, build(f, opcode, nodeid, arg, arglen, n1, n2));
+
+	g_assert_cmpuint(n, >=, sizeof(struct fuse_out_header));
+	g_assert_cmpuint(oh(f)->len, ==, n);
+	g_assert_cmpuint(oh(f)->unique, ==, 77);
+	return oh(f)->error;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char *path = g_build_filename(dir, name, NULL);
+
+	g_assert_true(g_file_set_contents(path, text, -1, NULL));
+	g_free(path);
+}
+
+static void setup(struct fixture *f, gconstpointer ro)
+{
+	f->top = g_dir_make_tmp("husk-fuse-XXXXXX", NULL);
+	g_assert_nonnull(f->top);
+	f->share = g_build_filename(f->top, "share", NULL);
+	g_assert_cmpint(g_mkdir(f->share, 0755), ==, 0);
+	write_file(f->top, "outside", "secret");
+	write_file(f->share, "hello", "hello, guest\n");
+	f->s = fuse_server_new(f->share, ro != NULL, NULL);
+	g_assert_nonnull(f->s);
+	f->out_cap = sizeof(f->out);
+	struct fuse_init_in init = {.major = 7,
+	                            .minor = 38,
+	                            .max_readahead = 65536,
+	                            .flags =
+	                                FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES};
+	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
+	struct fuse_init_out *out = payload(f);
+	g_assert_cmpuint(out->major, ==, 7);
+	g_assert_cmpuint(out->minor, ==, 38);
+	g_assert_cmpuint(out->max_write, ==, FUSE_SERVER_MAX_WRITE);
+	g_assert_true(out->flags & FUSE_DO_READDIRPLUS);
+}
+
+static void teardown(struct fixture *f, gconstpointer data)
+{
+	char *cmd;
+
+	fuse_server_free(f->s);
+	cmd = g_strdup_printf("rm -rf '%s'", f->top);
+	g_assert_cmpint(system(cmd), ==, 0);
+	g_free(cmd);
+	g_free(f->share);
+	g_free(f->top);
+}
+
+static uint64_t lookup(struct fixture *f, uint64_t dir, const char *name, int *err)
+{
+	*err = call(f, FUSE_LOOKUP, dir, NULL, 0, name, NULL);
+	return *err ? 0 : ((struct fuse_entry_out *)payload(f))->nodeid;
+}
+
+static uint64_t open_file(struct fixture *f, uint64_t node, uint32_t flags, int *err)
+{
+	struct fuse_open_in in = {.flags = flags};
+
+	*err = call(f, FUSE_OPEN, node, &in, sizeof(in), NULL, NULL);
+	return *err ? 0 : ((struct fuse_open_out *)payload(f))->fh;
+}
+
+/* ---- the decoder ----------------------------------------------------------------- */
+
+static void test_truncated_header(struct fixture *f, gconstpointer data)
+{
+	struct iovec in = {f->in, 20}, out = {f->out, f->out_cap};
+
+	build(f, FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, NULL);
+	g_assert_cmpuint(fuse_server_handle(f->s, &in, 1, &out, 1), ==, 0);
+}
+
+static void test_length_that_lies(struct fixture *f, gconstpointer data)
+{
+	size_t len = build(f, FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 0, "hello", NULL);
+	struct fuse_in_header *h = (struct fuse_in_header *)f->in;
+
+	h->len = 4096; /* more than was sent */
+	g_assert_cmpuint(send_req(f, len), ==, sizeof(struct fuse_out_header));
+	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
+	h->len = 10; /* less than a header */
+	send_req(f, len);
+	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
+}
+
+static void test_no_room_for_reply(struct fixture *f, gconstpointer data)
+{
+	f->out_cap = 8; /* not even an out header fits */
+	g_assert_cmpuint(send_req(f, build(f, FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, NULL)), ==,
+	                 0);
+}
+
+static void test_unknown_opcode(struct fixture *f, gconstpointer data)
+{
+	g_assert_cmpint(call(f, 9999, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, -ENOSYS);
+	g_assert_cmpint(call(f, FUSE_IOCTL, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, -ENOSYS);
+}
+
+static void test_bad_names(struct fixture *f, gconstpointer data)
+{
+	int err;
+
+	lookup(f, FUSE_ROOT_ID, "a/b", &err);
+	g_assert_cmpint(err, ==, -EINVAL);
+	lookup(f, FUSE_ROOT_ID, "", &err);
+	g_assert_cmpint(err, ==, -EINVAL);
+	lookup(f, FUSE_ROOT_ID, ".", &err);
+	g_assert_cmpint(err, ==, -EINVAL);
+	char longname[300];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	lookup(f, FUSE_ROOT_ID, longname, &err);
+	g_assert_cmpint(err, ==, -ENAMETOOLONG);
+	/* A name without its NUL inside the request. */
+	size_t len = build(f, FUSE_LOOKUP, FUSE_ROOT_ID, "hello", 5, NULL, NULL);
+	send_req(f, len);
+	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
+	/* A name that stops early at a NUL is just that name: "hel" does not exist. */
+	len = build(f, FUSE_LOOKUP, FUSE_ROOT_ID, "hel\0lo", 7, NULL, NULL);
+	send_req(f, len);
+	g_assert_cmpint(oh(f)->error, ==, -ENOENT);
+}
+
+static void test_made_up_nodes_and_handles(struct fixture *f, gconstpointer data)
+{
+	struct fuse_read_in rd = {.fh = 12345, .size = 10};
+	struct fuse_rename_in rn = {.newdir = 999};
+
+	g_assert_cmpint(call(f, FUSE_GETATTR, 424242, NULL, 0, NULL, NULL), ==, -ESTALE);
+	g_assert_cmpint(call(f, FUSE_READ, FUSE_ROOT_ID, &rd, sizeof(rd), NULL, NULL), ==, -EBADF);
+	g_assert_cmpint(call(f, FUSE_RENAME, FUSE_ROOT_ID, &rn, sizeof(rn), "hello", "moved"), ==,
+	                -ESTALE);
+	/* BATCH_FORGET with a count far beyond what it carries: no crash, no reply. */
+	struct {
+		struct fuse_batch_forget_in in;
+		struct fuse_forget_one one;
+	} bf = {{.count = 1000000}, {.nodeid = FUSE_ROOT_ID, .nlookup = 5}};
+	g_assert_cmpuint(send_req(f, build(f, FUSE_BATCH_FORGET, 0, &bf, sizeof(bf), NULL, NULL)),
+	                 ==, 0);
+	/* The root is never forgotten. */
+	g_assert_cmpint(call(f, FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, 0);
+}
+
+/* ---- the file system ------------------------------------------------------------------ */
+
+static void test_read_write(struct fixture *f, gconstpointer data)
+{
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	g_assert_cmpint(err, ==, 0);
+	uint64_t fh = open_file(f, node, O_RDWR, &err);
+	g_assert_cmpint(err, ==, 0);
+
+	struct fuse_read_in rd = {.fh = fh, .size = 100};
+	g_assert_cmpint(call(f, FUSE_READ, node, &rd, sizeof(rd), NULL, NULL), ==, 0);
+	g_assert_cmpuint(oh(f)->len - sizeof(struct fuse_out_header), ==, 13);
+	g_assert_true(memcmp(payload(f), "hello, guest\n", 13) == 0);
+
+	/* WRITE: header, arguments, then the data, split over two buffers. */
+	struct fuse_write_in wr = {.fh = fh, .offset = 13, .size = 6};
+	size_t len = build(f, FUSE_WRITE, node, &wr, sizeof(wr), NULL, NULL);
+	memcpy(f->in + len, "again\n", 6);
+	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + 6);
+	struct iovec in[2] = {{f->in, len + 2}, {f->in + len + 2, 4}}, out = {f->out, f->out_cap};
+	fuse_server_handle(f->s, in, 2, &out, 1);
+	g_assert_cmpint(oh(f)->error, ==, 0);
+	g_assert_cmpuint(((struct fuse_write_out *)payload(f))->size, ==, 6);
+	/* A write whose size is not the data that came with it. */
+	wr.size = 600;
+	len = build(f, FUSE_WRITE, node, &wr, sizeof(wr), NULL, NULL);
+	memcpy(f->in + len, "again\n", 6);
+	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + 6);
+	send_req(f, len + 6);
+	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
+
+	char *path = g_build_filename(f->share, "hello", NULL), *text;
+	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+	g_assert_cmpstr(text, ==, "hello, guest\nagain\n");
+	g_free(text);
+	g_free(path);
+	struct fuse_release_in rel = {.fh = fh};
+	g_assert_cmpint(call(f, FUSE_RELEASE, node, &rel, sizeof(rel), NULL, NULL), ==, 0);
+	g_assert_cmpint(call(f, FUSE_RELEASE, node, &rel, sizeof(rel), NULL, NULL), ==, -EBADF);
+}
+
+static void test_create_mkdir_rename_unlink(struct fixture *f, gconstpointer data)
+{
+	struct fuse_create_in cr = {.flags = O_WRONLY, .mode = 0640};
+	struct fuse_mkdir_in mk = {.mode = 0755};
+	struct fuse_rename_in rn;
+	int err;
+
+	g_assert_cmpint(call(f, FUSE_MKDIR, FUSE_ROOT_ID, &mk, sizeof(mk), "dir", NULL), ==, 0);
+	uint64_t dir = ((struct fuse_entry_out *)payload(f))->nodeid;
+	g_assert_cmpint(call(f, FUSE_CREATE, dir, &cr, sizeof(cr), "new", NULL), ==, 0);
+	rn.newdir = FUSE_ROOT_ID;
+	g_assert_cmpint(call(f, FUSE_RENAME, dir, &rn, sizeof(rn), "new", "renamed"), ==, 0);
+	lookup(f, FUSE_ROOT_ID, "renamed", &err);
+	g_assert_cmpint(err, ==, 0);
+	g_assert_cmpint(call(f, FUSE_RMDIR, FUSE_ROOT_ID, NULL, 0, "dir", NULL), ==, 0);
+	g_assert_cmpint(call(f, FUSE_UNLINK, FUSE_ROOT_ID, NULL, 0, "renamed", NULL), ==, 0);
+	lookup(f, FUSE_ROOT_ID, "renamed", &err);
+	g_assert_cmpint(err, ==, -ENOENT);
+}
+
+static void test_readdir(struct fixture *f, gconstpointer data)
+{
+	struct fuse_open_in op = {0};
+
+	g_assert_cmpint(call(f, FUSE_OPENDIR, FUSE_ROOT_ID, &op, sizeof(op), NULL, NULL), ==, 0);
+	uint64_t fh = ((struct fuse_open_out *)payload(f))->fh;
+	struct fuse_read_in rd = {.fh = fh, .size = 4096};
+	g_assert_cmpint(call(f, FUSE_READDIRPLUS, FUSE_ROOT_ID, &rd, sizeof(rd), NULL, NULL), ==,
+	                0);
+	size_t len = oh(f)->len - sizeof(struct fuse_out_header), off = 0;
+	bool seen = false;
+	while (off < len) {
+		struct fuse_direntplus *d = (void *)((uint8_t *)payload(f) + off);
+		if (d->dirent.namelen == 5 && memcmp(d->dirent.name, "hello", 5) == 0) {
+			seen = true;
+			g_assert_cmpuint(d->entry_out.nodeid, !=, 0);
+		}
+		off += FUSE_DIRENTPLUS_SIZE(d);
+	}
+	g_assert_true(seen);
+	/* Go on from where the last entry said: nothing more. */
+	struct fuse_direntplus *last = NULL;
+	for (off = 0; off < len; off += FUSE_DIRENTPLUS_SIZE(last))
+		last = (void *)((uint8_t *)payload(f) + off);
+	rd.offset = last->dirent.off;
+	g_assert_cmpint(call(f, FUSE_READDIRPLUS, FUSE_ROOT_ID, &rd, sizeof(rd), NULL, NULL), ==,
+	                0);
+	g_assert_cmpuint(oh(f)->len, ==, sizeof(struct fuse_out_header));
+	struct fuse_release_in rel = {.fh = fh};
+	g_assert_cmpint(call(f, FUSE_RELEASEDIR, FUSE_ROOT_ID, &rel, sizeof(rel), NULL, NULL), ==,
+	                0);
+}
+
+/* ---- confinement ------------------------------------------------------------------ */
+
+static void test_no_dotdot(struct fixture *f, gconstpointer data)
+{
+	int err;
+
+	lookup(f, FUSE_ROOT_ID, "..", &err);
+	g_assert_cmpint(err, ==, -EINVAL);
+}
+
+static void test_planted_symlink(struct fixture *f, gconstpointer data)
+{
+	char *link = g_build_filename(f->share, "escape", NULL);
+	char *outside = g_build_filename(f->top, "outside", NULL);
+	int err;
+
+	g_assert_cmpint(symlink(outside, link), ==, 0);
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "escape", &err);
+	g_assert_cmpint(err, ==, 0);
+	g_assert_true(S_ISLNK(((struct fuse_entry_out *)payload(f))->attr.mode));
+	/* Opening, truncating or creating through it never reaches the target. */
+	open_file(f, node, O_RDWR, &err);
+	g_assert_cmpint(err, ==, -ELOOP);
+	struct fuse_setattr_in sa = {.valid = FATTR_SIZE, .size = 0};
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, -ELOOP);
+	struct fuse_create_in cr = {.flags = O_WRONLY | O_TRUNC, .mode = 0644};
+	g_assert_cmpint(call(f, FUSE_CREATE, FUSE_ROOT_ID, &cr, sizeof(cr), "escape", NULL), ==,
+	                -ELOOP);
+	/* LOOKUP through a symlink to a directory outside: not a directory here. */
+	g_assert_cmpint(unlink(link), ==, 0);
+	g_assert_cmpint(symlink(f->top, link), ==, 0);
+	node = lookup(f, FUSE_ROOT_ID, "escape", &err);
+	g_assert_cmpint(err, ==, 0);
+	lookup(f, node, "outside", &err);
+	g_assert_cmpint(err, ==, -ENOTDIR);
+	char *text;
+	g_assert_true(g_file_get_contents(outside, &text, NULL, NULL));
+	g_assert_cmpstr(text, ==, "secret");
+	g_free(text);
+	g_free(link);
+	g_free(outside);
+}
+
+static void test_read_only(struct fixture *f, gconstpointer data)
+{
+	struct fuse_create_in cr = {.flags = O_WRONLY, .mode = 0644};
+	struct fuse_mkdir_in mk = {.mode = 0755};
+	struct fuse_setattr_in sa = {.valid = FATTR_SIZE};
+	int err;
+
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	open_file(f, node, O_WRONLY, &err);
+	g_assert_cmpint(err, ==, -EROFS);
+	open_file(f, node, O_RDONLY | O_TRUNC, &err);
+	g_assert_cmpint(err, ==, -EROFS);
+	open_file(f, node, O_RDONLY, &err);
+	g_assert_cmpint(err, ==, 0);
+	g_assert_cmpint(call(f, FUSE_CREATE, FUSE_ROOT_ID, &cr, sizeof(cr), "x", NULL), ==, -EROFS);
+	g_assert_cmpint(call(f, FUSE_MKDIR, FUSE_ROOT_ID, &mk, sizeof(mk), "d", NULL), ==, -EROFS);
+	g_assert_cmpint(call(f, FUSE_UNLINK, FUSE_ROOT_ID, NULL, 0, "hello", NULL), ==, -EROFS);
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, -EROFS);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+#define ADD(path, fn, ro) g_test_add("/fuse/" path, struct fixture, ro, setup, fn, teardown)
+	ADD("decoder/truncated-header", test_truncated_header, NULL);
+	ADD("decoder/length-that-lies", test_length_that_lies, NULL);
+	ADD("decoder/no-room-for-reply", test_no_room_for_reply, NULL);
+	ADD("decoder/unknown-opcode", test_unknown_opcode, NULL);
+	ADD("decoder/bad-names", test_bad_names, NULL);
+	ADD("decoder/made-up-nodes-and-handles", test_made_up_nodes_and_handles, NULL);
+	ADD("fs/read-write", test_read_write, NULL);
+	ADD("fs/create-mkdir-rename-unlink", test_create_mkdir_rename_unlink, NULL);
+	ADD("fs/readdir", test_readdir, NULL);
+	ADD("confine/no-dotdot", test_no_dotdot, NULL);
+	ADD("confine/planted-symlink", test_planted_symlink, NULL);
+	ADD("confine/read-only", test_read_only, "ro");
+	return g_test_run();
+}

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+#include "devices/virtio_fs.h"
+
+#include <endian.h>
+#include <string.h>
+
+#include "devices/fuse_server.h"
+#include "vmm/error.h"
+
+#define VIRTIO_ID_FS   26
+#define CLASS_STORAGE  0x018000 /* mass storage, other */
+#define FS_QUEUE_SIZE  128
+#define REQUEST_QUEUES 1
+
+struct virtio_fs {
+	struct fuse_server *server;
+	char tag[VIRTIO_FS_TAG_BYTES];
+};
+
+/* virtio 1.2, 5.11.6: each chain is a FUSE request and room for its reply. */
+static void fs_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
+{
+	struct virtio_fs *fs = dev;
+	struct iovec in[FUSE_SERVER_MAX_SEGS], out[FUSE_SERVER_MAX_SEGS];
+	struct vq_chain chain;
+
+	while (vq_pop(vq, &chain) > 0) {
+		int nin = 0, nout = 0;
+
+		for (unsigned int i = 0; i < chain.nseg && i < FUSE_SERVER_MAX_SEGS; i++) {
+			struct vq_seg *s = &chain.seg[i];
+			struct iovec v = {s->addr, s->len};
+			if (s->device_writable)
+				out[nout++] = v;
+			else
+				in[nin++] = v;
+		}
+		size_t n = fuse_server_handle(fs->server, in, nin, out, nout);
+		vq_push(vq, chain.head, (uint32_t)n);
+	}
+	virtio_pci_used(t, vq, q);
+}
+
+static void fs_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t len)
+{
+	struct virtio_fs *fs = dev;
+	struct {
+		char tag[VIRTIO_FS_TAG_BYTES];
+		uint32_t num_request_queues;
+	} __attribute__((packed)) c;
+
+	memcpy(c.tag, fs->tag, sizeof(c.tag));
+	c.num_request_queues = htole32(REQUEST_QUEUES);
+	if (offset <= sizeof(c) && len <= sizeof(c) - offset)
+		memcpy(data, (uint8_t *)&c + offset, len);
+}
+
+const struct virtio_device_ops virtio_fs_ops = {
+    .name = "virtio-fs",
+    .device_id = VIRTIO_ID_FS,
+    .class_code = CLASS_STORAGE,
+    .num_queues = 1 + REQUEST_QUEUES, /* the high-priority queue first */
+    .queue_size = FS_QUEUE_SIZE,
+    .config_size = VIRTIO_FS_TAG_BYTES + 4,
+    .config_read = fs_config_read,
+    .queue_notify = fs_notify,
+    .blocking = true,
+};
+
+struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err)
+{
+	struct virtio_fs *fs = g_new0(struct virtio_fs, 1);
+
+	fs->server = fuse_server_new(cfg->path, cfg->read_only, err);
+	if (!fs->server) {
+		g_free(fs);
+		return NULL;
+	}
+	/* The tag is not NUL-terminated when it fills the field (5.11.4). */
+	memcpy(fs->tag, cfg->tag, MIN(strlen(cfg->tag), sizeof(fs->tag)));
+	return fs;
+}
+
+void virtio_fs_close(struct virtio_fs *fs)
+{
+	if (!fs)
+		return;
+	fuse_server_free(fs->server);
+	g_free(fs);
+}
+
+bool share_config_parse(const char *text, struct share_config *out, GError **err)
+{
+	char **parts = g_strsplit(text, ",", -1);
+	const char *spec = parts[0] ? parts[0] : "";
+	const char *colon = strrchr(spec, ':');
+	bool ok = true;
+
+	memset(out, 0, sizeof(*out));
+	if (!colon || colon == spec || !colon[1])
+		ok = husk_fail(err, HUSK_EXIT_USAGE, "--share: \"%s\" is not HOSTDIR:TAG[,ro]",
+		               text);
+	else if (strlen(colon + 1) > VIRTIO_FS_TAG_BYTES)
+		ok = husk_fail(err, HUSK_EXIT_USAGE, "--share: tag \"%s\" is longer than %d bytes",
+		               colon + 1, VIRTIO_FS_TAG_BYTES);
+	for (int i = 1; ok && parts[i]; i++) {
+		if (strcmp(parts[i], "ro") == 0)
+			out->read_only = true;
+		else
+			ok = husk_fail(err, HUSK_EXIT_USAGE,
+			               "--share: unknown option \"%s\" (try ro)", parts[i]);
+	}
+	if (ok) {
+		out->path = g_strndup(spec, (gsize)(colon - spec));
+		out->tag = g_strdup(colon + 1);
+	}
+	g_strfreev(parts);
+	return ok;
+}
+
+void share_config_clear(struct share_config *cfg)
+{
+	g_free(cfg->path);
+	g_free(cfg->tag);
+	memset(cfg, 0, sizeof(*cfg));
+}
