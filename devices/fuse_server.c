@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -1177,6 +1178,33 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin
 	return n;
 }
 
+/*
+ * Every inode the guest holds is an open descriptor: a guest that caches a
+ * tree of 10,000 files needs 10,000. Take all the soft limit allows, and as
+ * root the kernel's ceiling.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	unsigned long nr_open = 0;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &nr_open) != 1)
+			nr_open = 0;
+		fclose(f);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (nr_open > rl.rlim_max) {
+		struct rlimit want = {nr_open, nr_open};
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **err)
 {
 	struct fuse_server *s = g_new0(struct fuse_server, 1);
@@ -1198,6 +1226,7 @@ struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **er
 		g_free(s);
 		return NULL;
 	}
+	raise_fd_limit();
 	pthread_mutex_init(&s->lock, NULL);
 	s->read_only = read_only;
 	s->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
