@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "devices/virtio_blk.h"
 
+#include "devices/blk_snapshot.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -48,6 +50,7 @@ struct virtio_blk {
 	uint64_t sectors;
 	bool read_only;
 	char id[VIRTIO_BLK_ID_BYTES];
+	struct blk_snapshot *snap; /* writes go here, not to the image */
 };
 
 /* A request's bytes: readable ones (header, then data) and writable ones (data, then status). */
@@ -182,7 +185,9 @@ static uint8_t do_rw(struct virtio_blk *blk, struct request *r, uint64_t sector,
 		}
 		if (len > bytes)
 			len = (uint32_t)bytes;
-		if (!full_io(blk->fd, p, len, off, is_write))
+		bool ok = blk->snap ? blk_snapshot_io(blk->snap, p, len, off, is_write)
+		                    : full_io(blk->fd, p, len, off, is_write);
+		if (!ok)
 			return S_IOERR;
 		off += len;
 		bytes -= len;
@@ -234,6 +239,12 @@ static uint8_t do_ranges(struct virtio_blk *blk, struct request *r, bool zeroes)
 			return S_IOERR;
 		if (!zeroes && flags)
 			return S_UNSUPP; /* discard has no flags */
+		if (blk->snap) {
+			if (!blk_snapshot_zero(blk->snap, (off_t)(sector * SECTOR),
+			                       (uint64_t)count * SECTOR))
+				return S_IOERR;
+			continue;
+		}
 		int mode = zeroes && !(flags & RANGE_F_UNMAP)
 		               ? FALLOC_FL_ZERO_RANGE
 		               : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
@@ -261,7 +272,7 @@ static uint8_t handle(struct virtio_blk *blk, struct request *r, uint32_t *writt
 		return do_rw(blk, r, sector, true, written);
 	case T_FLUSH:
 		/* The promise FLUSH makes: acknowledged writes are on the host's disk. */
-		return blk->read_only || fdatasync(blk->fd) == 0 ? S_OK : S_IOERR;
+		return blk->read_only || blk->snap || fdatasync(blk->fd) == 0 ? S_OK : S_IOERR;
 	case T_GET_ID:
 		return do_get_id(blk, r, written);
 	case T_DISCARD:
@@ -363,12 +374,15 @@ static bool lock_image(int fd, bool read_only)
 
 struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err)
 {
-	int flags = (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-	int fd = open(cfg->path, flags | (cfg->cache == DISK_CACHE_NONE ? O_DIRECT : 0));
+	/* A snapshot never writes the image: it is opened read-only, with a shared lock. */
+	bool image_ro = cfg->read_only || cfg->snapshot;
+	int flags = (image_ro ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	bool direct = cfg->cache == DISK_CACHE_NONE && !cfg->snapshot;
+	int fd = open(cfg->path, flags | (direct ? O_DIRECT : 0));
 	struct stat st;
 
 	if (fd < 0) {
-		bool ro_hint = !cfg->read_only && (errno == EACCES || errno == EROFS);
+		bool ro_hint = !image_ro && (errno == EACCES || errno == EROFS);
 		husk_fail(err, HUSK_EXIT_USAGE, "--disk: %s: %s%s", cfg->path, g_strerror(errno),
 		          ro_hint ? " (add ,ro to attach it read-only)" : "");
 		return NULL;
@@ -379,7 +393,7 @@ struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err)
 		close(fd);
 		return NULL;
 	}
-	if (!lock_image(fd, cfg->read_only)) {
+	if (!lock_image(fd, image_ro)) {
 		husk_fail(err, HUSK_EXIT_USAGE, "--disk: %s: in use by another process (locked)",
 		          cfg->path);
 		close(fd);
@@ -394,6 +408,14 @@ struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err)
 	blk->fd = fd;
 	blk->sectors = size / SECTOR;
 	blk->read_only = cfg->read_only;
+	if (cfg->snapshot && !cfg->read_only) {
+		blk->snap = blk_snapshot_new(fd, size, err);
+		if (!blk->snap) {
+			close(fd);
+			g_free(blk);
+			return NULL;
+		}
+	}
 	if (cfg->serial)
 		memcpy(blk->id, cfg->serial, strnlen(cfg->serial, VIRTIO_BLK_ID_BYTES));
 	return blk;
@@ -403,6 +425,7 @@ void virtio_blk_close(struct virtio_blk *blk)
 {
 	if (!blk)
 		return;
+	blk_snapshot_free(blk->snap);
 	close(blk->fd);
 	g_free(blk);
 }
@@ -419,6 +442,8 @@ bool disk_config_parse(const char *text, struct disk_config *out, GError **err)
 		const char *p = parts[i];
 		if (strcmp(p, "ro") == 0) {
 			out->read_only = true;
+		} else if (strcmp(p, "snapshot") == 0) {
+			out->snapshot = true;
 		} else if (strcmp(p, "cache=writeback") == 0) {
 			out->cache = DISK_CACHE_WRITEBACK;
 		} else if (strcmp(p, "cache=none") == 0) {
@@ -433,10 +458,11 @@ bool disk_config_parse(const char *text, struct disk_config *out, GError **err)
 			g_free(out->serial);
 			out->serial = g_strdup(id);
 		} else {
-			ok = husk_fail(err, HUSK_EXIT_USAGE,
-			               "--disk: unknown option \"%s\" (try ro, serial=ID, "
-			               "cache=writeback|none)",
-			               p);
+			ok =
+			    husk_fail(err, HUSK_EXIT_USAGE,
+			              "--disk: unknown option \"%s\" (try ro, snapshot, serial=ID, "
+			              "cache=writeback|none)",
+			              p);
 		}
 	}
 	if (ok)

@@ -22,6 +22,7 @@ enum disk_cache {
 struct disk_config {
 	char *path;
 	bool read_only;
+	bool snapshot; /* guest writes land in a throwaway overlay; the image never changes */
 	enum disk_cache cache;
 	char *serial; /* at most VIRTIO_BLK_ID_BYTES bytes, or NULL */
 };
@@ -42,7 +43,7 @@ void virtio_blk_close(struct virtio_blk *blk);
  */
 int virtio_blk_process(struct virtio_blk *blk, struct vq_chain *chain, uint32_t *written);
 
-/* Parses "PATH[,ro][,serial=ID][,cache=writeback|none]" as given to --disk. */
+/* Parses "PATH[,ro][,snapshot][,serial=ID][,cache=writeback|none]" as given to --disk. */
 bool disk_config_parse(const char *text, struct disk_config *out, GError **err);
 void disk_config_clear(struct disk_config *cfg);
 

@@ -223,6 +223,67 @@ static void test_cache_none(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(f->data[4095], ==, 0x5c);
 }
 
+static char *file_sha(const char *path)
+{
+	char *data;
+	gsize len;
+
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guchar *)data, len);
+	g_free(data);
+	return sum;
+}
+
+/* A snapshot disk takes writes, partial blocks and all, and the image never changes. */
+static void test_snapshot(struct fixture *f, gconstpointer data)
+{
+	struct disk_config cfg = {.path = f->path, .snapshot = true};
+	char *before = file_sha(f->path);
+	uint32_t written;
+
+	virtio_blk_close(f->blk);
+	f->blk = virtio_blk_open(&cfg, NULL);
+	g_assert_nonnull(f->blk);
+	memset(f->data, 0xcd, 512);
+	make(f, 1, 9, 512, false); /* one sector inside the second 4 KiB block */
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->status, ==, S_OK);
+	make(f, 4, 0, 0, false); /* FLUSH */
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->status, ==, S_OK);
+	/* Sectors 7..11 span both blocks: base, base, overlay, base, base. */
+	memset(f->data, 0, sizeof(f->data));
+	make(f, 0, 7, 5 * 512, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->data[0], ==, 7);
+	g_assert_cmpuint(f->data[512], ==, 8);
+	g_assert_cmpuint(f->data[1024], ==, 0xcd);
+	g_assert_cmpuint(f->data[1535], ==, 0xcd);
+	g_assert_cmpuint(f->data[1536], ==, 10);
+	g_assert_cmpuint(f->data[2048], ==, 11);
+	/* Write zeroes reads back as zeros, still only in the overlay. */
+	struct {
+		uint64_t sector;
+		uint32_t count, flags;
+	} range = {16, 8, 0};
+	make(f, 13, 0, 0, false);
+	f->chain.seg[2] = f->chain.seg[1];
+	f->chain.seg[1] = (struct vq_seg){&range, sizeof(range), false};
+	f->chain.nseg = 3;
+	f->chain.out_len += sizeof(range);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->status, ==, S_OK);
+	make(f, 0, 16, 512, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->data[0], ==, 0);
+	virtio_blk_close(f->blk);
+	char *after = file_sha(f->path);
+	g_assert_cmpstr(before, ==, after);
+	g_free(before);
+	g_free(after);
+	f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, NULL);
+}
+
 static void test_open_errors(void)
 {
 	struct disk_config cfg = {.path = "/nonexistent/disk.img"};
@@ -264,6 +325,9 @@ static void test_parse(void)
 	g_assert_true(cfg.read_only);
 	g_assert_cmpstr(cfg.serial, ==, "XY");
 	disk_config_clear(&cfg);
+	g_assert_true(disk_config_parse("b.img,snapshot", &cfg, NULL));
+	g_assert_true(cfg.snapshot);
+	disk_config_clear(&cfg);
 	g_assert_true(disk_config_parse("b.img,cache=none", &cfg, NULL));
 	g_assert_cmpint(cfg.cache, ==, DISK_CACHE_NONE);
 	disk_config_clear(&cfg);
@@ -273,7 +337,8 @@ static void test_parse(void)
 	g_clear_error(&err);
 	g_assert_false(disk_config_parse("c.img,rw", &cfg, &err));
 	g_assert_cmpstr(err->message, ==,
-	                "--disk: unknown option \"rw\" (try ro, serial=ID, cache=writeback|none)");
+	                "--disk: unknown option \"rw\" (try ro, snapshot, serial=ID, "
+	                "cache=writeback|none)");
 	g_clear_error(&err);
 	g_assert_false(disk_config_parse("c.img,serial=123456789012345678901", &cfg, &err));
 	g_clear_error(&err);
@@ -295,6 +360,7 @@ int main(int argc, char **argv)
 	ADD("malformed-chains", test_malformed_chains);
 	ADD("second-writer-locked-out", test_lock);
 	ADD("cache-none", test_cache_none);
+	ADD("snapshot", test_snapshot);
 	g_test_add_func("/virtio-blk/open-errors", test_open_errors);
 	g_test_add_func("/virtio-blk/parse", test_parse);
 	return g_test_run();

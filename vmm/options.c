@@ -160,7 +160,7 @@ static const GOptionEntry run_entries[] = {
      "Kernel command line (default \"" VM_DEFAULT_CMDLINE "\")", "TEXT"},
     {"disk", 'd', 0, CALLBACK(parse_disk),
      "A raw disk image as a virtio-blk device (repeatable: vda, vdb, ...)",
-     "PATH[,ro][,serial=ID][,cache=writeback|none]"},
+     "PATH[,ro][,snapshot][,serial=ID][,cache=writeback|none]"},
     {"net", 'n', 0, CALLBACK(parse_net),
      "A virtio-net NIC (repeatable): user networking through slirp, or an existing TAP device",
      "user[,hostfwd=tcp|udp:[ADDR]:PORT-[ADDR]:PORT][,restrict=on][,...]|tap=IFNAME"},
