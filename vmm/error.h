@@ -18,7 +18,11 @@ enum husk_exit {
 	HUSK_EXIT_HOST = 3,    /* this host cannot run the VM */
 	HUSK_EXIT_PANIC = 4,   /* the guest kernel panicked */
 	HUSK_EXIT_REBOOT = 5,  /* the guest rebooted (--on-reboot=exit) */
-	HUSK_EXIT_SIGNAL = 128 /* + signal number */
+	/* husk exec: the command's own status is 0-255, so husk's own are where timeout(1) and
+	 * docker run put theirs. */
+	HUSK_EXIT_TIMEOUT = 124,     /* --timeout fired */
+	HUSK_EXIT_EXEC_FAILED = 125, /* husk or the VM failed before the command ended */
+	HUSK_EXIT_SIGNAL = 128       /* + signal number */
 };
 
 GQuark husk_error_quark(void);

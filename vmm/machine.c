@@ -299,7 +299,7 @@ static bool add_devices(struct machine *m, GError **err)
 {
 	struct irq_line com1_irq = {.set = set_irq_line, .ctx = m, .gsi = IRQ_COM1};
 
-	m->serial = serial_create(com1_irq, STDOUT_FILENO);
+	m->serial = serial_create(com1_irq, m->cfg->console_out);
 	m->i8042 = i8042_create(stop_hook(m));
 	m->pvpanic = pvpanic_create(stop_hook(m));
 	m->acpi_pm = acpi_pm_create(stop_hook(m));
@@ -492,12 +492,35 @@ static void report_timings(struct machine *m)
 	           (double)(peak > guest ? peak - guest : 0) / MiB);
 }
 
+static gboolean timed_out(gpointer data)
+{
+	request_stop(data, STOP_TIMEOUT);
+	return G_SOURCE_REMOVE;
+}
+
+static void add_timeout(struct machine *m)
+{
+	GSource *t = g_timeout_source_new_seconds(m->cfg->timeout_s);
+
+	g_source_set_callback(t, timed_out, m, NULL);
+	g_source_attach(t, m->ctx);
+	g_source_unref(t);
+}
+
+GMainContext *machine_context(struct machine *m)
+{
+	return m->ctx;
+}
+
 enum stop_reason machine_run(struct machine *m, int *signal)
 {
 	GError *err = NULL;
 
 	watch_signals(m);
-	m->console = console_open(STDIN_FILENO, m->ctx, m->serial, stop_hook(m));
+	if (m->cfg->console_in)
+		m->console = console_open(STDIN_FILENO, m->ctx, m->serial, stop_hook(m));
+	if (m->cfg->timeout_s)
+		add_timeout(m);
 	for (unsigned int i = 0; i < m->nvcpus; i++) {
 		if (!vcpu_start(&m->vcpus[i], &err)) {
 			g_printerr("husk: %s\n", err->message);
@@ -508,7 +531,8 @@ enum stop_reason machine_run(struct machine *m, int *signal)
 	}
 	g_main_loop_run(m->loop);
 	stop_vcpus(m);
-	console_close(m->console);
+	if (m->console)
+		console_close(m->console);
 	m->console = NULL;
 	for (unsigned int i = 0; i < m->nvcpus; i++)
 		if (m->vcpus[i].error)

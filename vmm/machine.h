@@ -22,4 +22,7 @@ enum stop_reason machine_run(struct machine *m, int *signal);
 
 void machine_destroy(struct machine *m);
 
+/* The I/O thread's loop, for work that runs alongside the VM (husk exec's output). */
+GMainContext *machine_context(struct machine *m);
+
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
@@ -52,6 +53,8 @@ static gboolean parse_on_reboot(const char *name, const char *value, gpointer da
 
 	if (strcmp(value, "exit") == 0) {
 		cfg->on_reboot = ON_REBOOT_EXIT;
+		cfg->console_out = STDOUT_FILENO;
+		cfg->console_in = true;
 	} else if (strcmp(value, "restart") == 0) {
 		cfg->on_reboot = ON_REBOOT_RESTART;
 	} else {

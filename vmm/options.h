@@ -24,9 +24,12 @@ struct vm_config {
 	uint64_t memory;
 	unsigned int cpus;
 	enum on_reboot on_reboot;
-	GPtrArray *disks;  /* struct disk_config *, in --disk order */
-	GPtrArray *nets;   /* struct net_config *, in --net order */
-	GPtrArray *shares; /* struct share_config *, in --share order */
+	GPtrArray *disks;       /* struct disk_config *, in --disk order */
+	GPtrArray *nets;        /* struct net_config *, in --net order */
+	GPtrArray *shares;      /* struct share_config *, in --share order */
+	int console_out;        /* where the guest's serial output goes */
+	bool console_in;        /* the terminal's input goes to the guest */
+	unsigned int timeout_s; /* 0: none */
 	bool allow_pvm;
 	bool timings;
 	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */

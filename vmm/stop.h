@@ -14,6 +14,7 @@ enum stop_reason {
 	STOP_USER,     /* the console escape (Ctrl-A x) */
 	STOP_SIGNAL,   /* SIGINT/SIGTERM/SIGHUP to husk */
 	STOP_ERROR,    /* a vCPU or device hit an error husk cannot recover from */
+	STOP_TIMEOUT,  /* the time the VM was given ran out (husk exec --timeout) */
 };
 
 struct stop_hook {

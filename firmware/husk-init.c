@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+/*
+ * /init of a `husk exec` guest: a static program in the initramfs husk
+ * builds. It loads the modules husk packed, mounts the control share
+ * (virtio-fs tag "husk-ctl") and reads what to do from its "exec" file:
+ * which root to use, what to mount where, the environment, the working
+ * directory and the command. It runs the command with its stdout and stderr
+ * on files in the control share, which husk copies to its own as they grow,
+ * writes how the command ended to "status", and powers off.
+ *
+ * The exec file is a list of NUL-terminated KEY=VALUE records:
+ *   root=overlay:TAG   a read-only share under a throwaway tmpfs layer
+ *   root=share:TAG     a writable share as it is
+ *   root=dev:PATH      a block device (ext4, xfs, btrfs...)
+ *   mount=TAG:ro|rw:GUESTPATH   (repeatable)
+ *   net=ADDR/PREFIX,GATEWAY,DNS  eth0's address (user networking)
+ *   env=K=V (repeatable), cwd=PATH, arg=WORD (repeatable, in order)
+ * The status file says "exit N", "signal N" or "error MESSAGE".
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CTL      "/ctl"
+#define NEWROOT  "/newroot"
+#define MAX_RECS 4096
+
+static int ctl_fd = -1;
+static char resolver[32]; /* the DNS server user networking offers, if any */
+
+static void power_off(void)
+{
+	sync();
+	reboot(RB_POWER_OFF);
+	for (;;)
+		pause();
+}
+
+static void write_status(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	n = n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1;
+	int fd = ctl_fd >= 0 ? openat(ctl_fd, "status", O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+	if (fd >= 0) {
+		if (write(fd, buf, (size_t)n) != n)
+			perror("husk-init: status");
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/* Something went wrong before the command ran: say so to husk and stop. */
+static void die(const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "husk-init: %s\n", msg);
+	write_status("error %s\n", msg);
+	power_off();
+}
+
+static void mount_or_die(const char *src, const char *dst, const char *type, unsigned long flags,
+                         const char *data)
+{
+	mkdir(dst, 0755);
+	if (mount(src, dst, type, flags, data))
+		die("cannot mount %s (%s) on %s: %s", src, type, dst, strerror(errno));
+}
+
+static void load_modules(void)
+{
+	FILE *f = fopen("/modules/order", "r");
+	char line[256], path[300];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!*line)
+			continue;
+		snprintf(path, sizeof(path), "/modules/%s", line);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) && errno != EEXIST))
+			fprintf(stderr, "husk-init: module %s: %s\n", line, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	fclose(f);
+}
+
+/* The exec file, read whole; records point into it. */
+static char *recs[MAX_RECS];
+static int nrecs;
+
+static void read_exec(void)
+{
+	static char buf[1 << 20];
+	int fd = openat(ctl_fd, "exec", O_RDONLY);
+	ssize_t len = 0, n;
+
+	if (fd < 0)
+		die("no exec file in the control share: %s", strerror(errno));
+	while ((n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+		len += n;
+	close(fd);
+	for (char *p = buf; p < buf + len && nrecs < MAX_RECS; p += strlen(p) + 1)
+		recs[nrecs++] = p;
+}
+
+/* The value of the i-th record with this key, or NULL. */
+static const char *get(const char *key, int nth)
+{
+	size_t k = strlen(key);
+
+	for (int i = 0; i < nrecs; i++)
+		if (strncmp(recs[i], key, k) == 0 && recs[i][k] == '=' && nth-- == 0)
+			return recs[i] + k + 1;
+	return NULL;
+}
+
+static void mkdir_p(const char *path)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(buf, 0755);
+			*p = '/';
+		}
+	}
+	mkdir(buf, 0755);
+}
+
+static void mount_block_root(const char *dev)
+{
+	static const char *const types[] = {"ext4", "xfs", "btrfs", "ext3", "ext2", "vfat"};
+
+	mkdir(NEWROOT, 0755);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (mount(dev, NEWROOT, types[i], 0, NULL) == 0)
+			return;
+	die("cannot mount %s as the root filesystem: %s", dev, strerror(errno));
+}
+
+static void mount_root(void)
+{
+	const char *root = get("root", 0);
+
+	if (!root)
+		die("the exec file names no root");
+	if (strncmp(root, "overlay:", 8) == 0) {
+		/* The share stays read-only; writes land in memory and vanish with the VM. */
+		mount_or_die(root + 8, "/lower", "virtiofs", MS_RDONLY, NULL);
+		mount_or_die("rw", "/rw", "tmpfs", 0, "mode=0755");
+		mkdir("/rw/upper", 0755);
+		mkdir("/rw/work", 0755);
+		mount_or_die("overlay", NEWROOT, "overlay", 0,
+		             "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+	} else if (strncmp(root, "share:", 6) == 0) {
+		mount_or_die(root + 6, NEWROOT, "virtiofs", 0, NULL);
+	} else if (strncmp(root, "dev:", 4) == 0) {
+		mount_block_root(root + 4);
+	} else {
+		die("unknown root \"%s\"", root);
+	}
+}
+
+static void mount_shares(void)
+{
+	const char *m;
+
+	for (int i = 0; (m = get("mount", i)); i++) {
+		char tag[64], mode[4], where[4096];
+		const char *c1 = strchr(m, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2 || (size_t)(c1 - m) >= sizeof(tag) || c2 - c1 - 1 != 2)
+			die("bad mount record \"%s\"", m);
+		snprintf(tag, sizeof(tag), "%.*s", (int)(c1 - m), m);
+		snprintf(mode, sizeof(mode), "%.2s", c1 + 1);
+		snprintf(where, sizeof(where), NEWROOT "%s", c2 + 1);
+		mkdir_p(where);
+		if (mount(tag, where, "virtiofs", strcmp(mode, "ro") == 0 ? MS_RDONLY : 0, NULL))
+			die("cannot mount the share for %s: %s", c2 + 1, strerror(errno));
+	}
+}
+
+static void set_addr(int sock, struct ifreq *ifr, unsigned long req, in_addr_t a)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr->ifr_addr;
+
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = a;
+	if (ioctl(sock, req, ifr))
+		fprintf(stderr, "husk-init: eth0 address: %s\n", strerror(errno));
+}
+
+static void link_up(int sock, const char *name)
+{
+	struct ifreq ifr = {0};
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(sock, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		ioctl(sock, SIOCSIFFLAGS, &ifr);
+	}
+}
+
+/* "ADDR/PREFIX,GATEWAY,DNS": eth0 up with a default route and a resolver. */
+static void setup_network(void)
+{
+	const char *net = get("net", 0);
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	char addr[32], gw[32], dns[32];
+	int prefix;
+
+	if (sock < 0)
+		return;
+	link_up(sock, "lo");
+	if (net && sscanf(net, "%31[^/]/%d,%31[^,],%31s", addr, &prefix, gw, dns) == 4) {
+		struct ifreq ifr = {0};
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+		set_addr(sock, &ifr, SIOCSIFADDR, inet_addr(addr));
+		set_addr(sock, &ifr, SIOCSIFNETMASK, htonl(prefix ? ~0u << (32 - prefix) : 0));
+		link_up(sock, "eth0");
+		struct rtentry rt = {0};
+		((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+		((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+		struct sockaddr_in *g = (struct sockaddr_in *)&rt.rt_gateway;
+		g->sin_family = AF_INET;
+		g->sin_addr.s_addr = inet_addr(gw);
+		rt.rt_flags = RTF_UP | RTF_GATEWAY;
+		if (ioctl(sock, SIOCADDRT, &rt))
+			fprintf(stderr, "husk-init: default route: %s\n", strerror(errno));
+		snprintf(resolver, sizeof(resolver), "%s", dns);
+	}
+	close(sock);
+}
+
+/* In the new root: the host's resolv.conf (often a link into /run) would not work here. */
+static void write_resolv_conf(void)
+{
+	if (!*resolver)
+		return;
+	unlink("/etc/resolv.conf");
+	FILE *f = fopen("/etc/resolv.conf", "w");
+	if (f) {
+		fprintf(f, "nameserver %s\n", resolver);
+		fclose(f);
+	}
+}
+
+static void mount_basics(const char *root)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "%s/proc", root);
+	mount_or_die("proc", path, "proc", 0, NULL);
+	snprintf(path, sizeof(path), "%s/sys", root);
+	mount_or_die("sys", path, "sysfs", 0, NULL);
+	snprintf(path, sizeof(path), "%s/dev", root);
+	mount_or_die("dev", path, "devtmpfs", 0, NULL);
+	snprintf(path, sizeof(path), "%s/tmp", root);
+	mount_or_die("tmp", path, "tmpfs", 0, "mode=1777");
+	snprintf(path, sizeof(path), "%s/run", root);
+	mount_or_die("run", path, "tmpfs", 0, "mode=0755");
+}
+
+static void run_command(void)
+{
+	char *argv[MAX_RECS + 1], *envp[MAX_RECS + 1];
+	int argc = 0, envc = 0;
+	const char *v;
+
+	for (int i = 0; (v = get("arg", i)); i++)
+		argv[argc++] = (char *)v;
+	argv[argc] = NULL;
+	for (int i = 0; (v = get("env", i)); i++)
+		envp[envc++] = (char *)v;
+	envp[envc] = NULL;
+	if (argc == 0)
+		die("no command to run");
+	/* Opened before the root changes: the control share is not in the new root. */
+	int out = openat(ctl_fd, "stdout", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int err = openat(ctl_fd, "stderr", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0 || err < 0)
+		die("cannot create the output files: %s", strerror(errno));
+	if (chroot(NEWROOT) || chdir("/"))
+		die("cannot enter the new root: %s", strerror(errno));
+	write_resolv_conf();
+	const char *cwd = get("cwd", 0);
+	if (cwd && chdir(cwd))
+		die("working directory %s: %s", cwd, strerror(errno));
+
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(err, 2);
+		setsid();
+		environ = envp;
+		execvp(argv[0], argv);
+		int e = errno;
+		dprintf(2, "husk: exec: %s: %s\n", argv[0], strerror(e));
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	/* As PID 1 we also reap whatever the command left behind. */
+	int status = 0;
+	for (;;) {
+		pid_t got = wait(&status);
+		if (got == pid)
+			break;
+		if (got < 0 && errno != EINTR)
+			die("wait: %s", strerror(errno));
+	}
+	kill(-1, SIGKILL);
+	fsync(out);
+	fsync(err);
+	if (WIFSIGNALED(status))
+		write_status("signal %d\n", WTERMSIG(status));
+	else
+		write_status("exit %d\n", WEXITSTATUS(status));
+}
+
+int main(void)
+{
+	mount("proc", "/proc", "proc", 0, NULL);
+	mount("sys", "/sys", "sysfs", 0, NULL);
+	mount("dev", "/dev", "devtmpfs", 0, NULL);
+	int console = open("/dev/console", O_RDWR);
+	if (console >= 0) {
+		dup2(console, 1);
+		dup2(console, 2);
+	}
+	load_modules();
+	mount_or_die("husk-ctl", CTL, "virtiofs", 0, NULL);
+	ctl_fd = open(CTL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ctl_fd < 0)
+		die("control share: %s", strerror(errno));
+	read_exec();
+	mount_root();
+	mount_basics(NEWROOT);
+	mount_shares();
+	setup_network();
+	run_command();
+	power_off();
+	return 0;
+}
