@@ -65,6 +65,91 @@ block_facts
 # The lines behind the counts, for whoever reads a failing test's log.
 dmesg | grep -E 'ACPI.*(Error|Warning|BIOS)|BIOS-e820|Memory: ' | sed 's/^/HUSK-DMESG /'
 
+# The network tests' guest (husk_action=net), set up by more parameters:
+#   husk_net_ip=dhcp|ADDR/PREFIX   how eth0 gets its address
+#   husk_net_fetch=HOST:PORT       GET /page.txt and /big.bin from there
+#   husk_net_dns=NAME              look NAME up through the DNS server
+#   husk_net_ping=ADDR             ping ADDR
+#   husk_net_udp=PORT              print what arrives on UDP PORT (needs
+#                                  /net/bin/nc, netcat-openbsd, in the image)
+# Then it serves HTTP on port 80 (/index.html, /big.bin, and
+# /cgi-bin/done, which ends the wait), says HUSK-NET-READY and waits for
+# the host's checks to finish before it powers off.
+net_action() {
+	# shellcheck disable=SC3043 # busybox sh has local
+	local i
+	ip link set lo up
+	i=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	fact eth0_mtu "$(cat /sys/class/net/eth0/mtu 2>/dev/null)"
+	fact eth0_mac "$(cat /sys/class/net/eth0/address 2>/dev/null)"
+	case ${husk_net_ip:-dhcp} in
+	dhcp)
+		udhcpc -i eth0 -s /usr/share/udhcpc/default.script -f -q -n -t 5 -T 2
+		;;
+	*)
+		ip addr add "$husk_net_ip" dev eth0
+		ip link set eth0 up
+		;;
+	esac
+	fact eth0_ip "$(ip -4 addr show dev eth0 | awk '$1 == "inet" { print $2; exit }')"
+	if [ -n "${husk_net_ping:-}" ]; then
+		if ping -c 3 -W 3 "$husk_net_ping" >/tmp/ping 2>&1; then
+			fact ping_out ok
+		else
+			fact ping_out failed
+			sed 's/^/HUSK-PING /' /tmp/ping
+		fi
+	fi
+	if [ -n "${husk_net_fetch:-}" ]; then
+		# No wget -T: busybox 1.35's wget crashes with it.
+		if timeout 20 wget -q -O /tmp/page "http://$husk_net_fetch/page.txt" 2>/tmp/wget.err &&
+			timeout 60 wget -q -O /tmp/big "http://$husk_net_fetch/big.bin" 2>>/tmp/wget.err; then
+			fact http_out "$(cat /tmp/page)"
+			fact http_out_big_sha "$(sha256sum /tmp/big | cut -d' ' -f1)"
+		else
+			fact http_out failed
+			sed 's/^/HUSK-WGET /' /tmp/wget.err
+		fi
+	fi
+	if [ -n "${husk_net_dns:-}" ]; then
+		nslookup -type=a "$husk_net_dns" >/tmp/dns 2>&1
+		sed 's/^/HUSK-NSLOOKUP /' /tmp/dns
+		fact dns_answer "$(awk '/^Name:/ { n = 1 } n && /^Address:/ { print $2; exit }' /tmp/dns)"
+	fi
+	# What the host fetches through a forwarded port or the TAP device.
+	mkdir -p /www/cgi-bin
+	echo "husk-guest-page ${husk_test:-}" >/www/index.html
+	dd if=/dev/urandom of=/www/big.bin bs=64k count=16 2>/dev/null
+	fact guest_big_sha "$(sha256sum /www/big.bin | cut -d' ' -f1)"
+	printf '#!/bin/sh\ntouch /tmp/net-done\nprintf "Content-Type: text/plain\\r\\n\\r\\nbye\\n"\n' >/www/cgi-bin/done
+	chmod 755 /www/cgi-bin/done
+	httpd -p 80 -h /www
+	if [ -n "${husk_net_udp:-}" ]; then
+		if [ -x /net/bin/nc ]; then
+			/net/bin/nc -d -u -l "$husk_net_udp" >/tmp/udp 2>&1 &
+			fact udp_listener "$husk_net_udp"
+		else
+			fact udp_listener none
+		fi
+	fi
+	echo "HUSK-NET-READY"
+	# The host's last request is /cgi-bin/done; give up after a while so
+	# that a broken network still ends the VM.
+	i=0
+	while [ ! -e /tmp/net-done ] && [ $i -lt 900 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -e /tmp/net-done ] || echo "HUSK-GUEST-ERROR the host never fetched /cgi-bin/done"
+	if [ -n "${husk_net_udp:-}" ]; then
+		fact udp_in "$(head -n 1 /tmp/udp 2>/dev/null)"
+	fi
+}
+
 echo "HUSK-GUEST-ACTION ${husk_action:-poweroff}"
 case ${husk_action:-poweroff} in
 poweroff) poweroff -f ;;
@@ -89,6 +174,10 @@ blk-root)
 	mount -t ext4 /dev/vda /newroot && fact marker_vda "$(cat /newroot/marker)"
 	umount /proc /sys /tmp /dev 2>/dev/null
 	exec switch_root /newroot /init-root
+	;;
+net)
+	net_action
+	poweroff -f
 	;;
 *) echo "HUSK-GUEST-ERROR unknown husk_action '$husk_action'" ;;
 esac

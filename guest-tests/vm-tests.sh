@@ -20,13 +20,18 @@
 # HUSK_TEST_BIG_MEM is the guest size for the split-RAM check (default
 # 3584M: above the 3 GiB start of the 32-bit PCI hole, small enough for a
 # 4 GiB test host); HUSK_TEST_CMDLINE adds to the guest command line.
+# DIR/net (optional) holds the network tests' kernel and initramfs.
+# HUSK_TEST_NESTED=1 (the runner sets it in the test host) allows the
+# tests that change the host: a TAP device, a DNS server on 127.0.0.1:53
+# and /etc/resolv.conf; HUSK_DNSMASQ says how to run dnsmasq there.
 set -euo pipefail
 
 TESTS=(
 	check-host boot-cloud poweroff cpus-1 memory-512M acpi-clean
 	cpus-4 memory-split reboot panic boot-generic sigterm sigint
 	on-reboot-restart pci-clean hwrng blk-serial blk-two-disks blk-ro
-	blk-root blk-fsck
+	blk-root blk-fsck net-dhcp net-http-out net-dns net-hostfwd-tcp
+	net-hostfwd-udp net-restrict net-tap-ping net-tap-http
 )
 
 # The console tolerance: the kernel reports RAM minus the holes below
@@ -87,7 +92,8 @@ elapsed() {
 
 # vm_start NAME FLAVOUR ACTION [husk run option]...
 # Start husk in the background; sets VM_PID, VM_LOG, VM_T0. The command line
-# carries a token unique to this boot, to find stray processes afterwards.
+# carries a token unique to this boot, to find stray processes afterwards,
+# and VM_CMDLINE_EXTRA if set (parameters for guest-init.sh).
 vm_start() {
 	local name=$1 flavour=$2 action=$3
 	shift 3
@@ -97,7 +103,7 @@ vm_start() {
 	VM_T0=$(now)
 	"${HUSK_CMD[@]}" run --kernel "$ASSETS/$flavour/vmlinuz" \
 		--initrd "$ASSETS/$flavour/initrd.cpio.gz" \
-		--cmdline "console=ttyS0 quiet husk_action=$action husk_test=$VM_TOKEN${HUSK_TEST_CMDLINE:+ $HUSK_TEST_CMDLINE}" \
+		--cmdline "console=ttyS0 quiet husk_action=$action husk_test=$VM_TOKEN${VM_CMDLINE_EXTRA:+ $VM_CMDLINE_EXTRA}${HUSK_TEST_CMDLINE:+ $HUSK_TEST_CMDLINE}" \
 		"$@" </dev/null >"$VM_LOG" 2>"$VM_LOG.err" &
 	VM_PID=$!
 }
@@ -390,6 +396,311 @@ test_disks() {
 	fi
 }
 
+# ---- networking --------------------------------------------------------
+#
+# Three boots of the network guest (guest-init.sh's husk_action=net): user
+# networking with forwarded ports, user networking with restrict=on, and
+# a TAP device. The host side (web servers, a DNS server, the TAP device,
+# fetches through forwarded ports) runs here, in the test host.
+
+NET_TESTS=(net-dhcp net-http-out net-dns net-hostfwd-tcp net-hostfwd-udp
+	net-restrict net-tap-ping net-tap-http)
+NET_HTTP_PORT=18081 # this host's web server (127.0.0.1, and the TAP address)
+NET_FWD_TCP=18080   # forwarded to the guest's port 80
+NET_FWD_UDP=18082   # forwarded to the guest's NET_GUEST_UDP
+NET_GUEST_UDP=5555
+NET_TAP=husktap0
+NET_TAP_HOST=192.168.100.1
+NET_TAP_GUEST=192.168.100.2
+NET_DNS_NAME=husk-test.example
+NET_DNS_ADDR=192.0.2.7
+NET_PIDS=()
+
+net_cleanup() {
+	local p
+	for p in "${NET_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	NET_PIDS=()
+	if [[ -n ${NET_TAP_MADE:-} ]]; then
+		ip link del "$NET_TAP" 2>/dev/null || tunctl -d "$NET_TAP" >/dev/null 2>&1 || true
+		NET_TAP_MADE=""
+	fi
+}
+
+# http_get URL OUT: busybox's wget in the test host (numeric addresses
+# only: no NSS lookups, see TESTING.md), any wget elsewhere.
+http_get() {
+	echo "== $1" >>"$LOGDIR/net-wget.err"
+	timeout 60 wget -q -O "$2" "$1" 2>>"$LOGDIR/net-wget.err"
+}
+
+# A web server on ADDR:NET_HTTP_PORT serving NET_WWW.
+net_httpd() {
+	busybox httpd -f -p "$1:$NET_HTTP_PORT" -h "$NET_WWW" &
+	NET_PIDS+=($!)
+}
+
+# Wait until something answers on ADDR:PORT (a server just started).
+net_wait_port() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		if http_get "http://$1:$2/page.txt" /dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# The pages guests fetch from this host, and the servers that serve them.
+net_host_setup() {
+	NET_WWW=$LOGDIR/net-www
+	mkdir -p "$NET_WWW"
+	NET_PAGE="husk-host-page $$"
+	echo "$NET_PAGE" >"$NET_WWW/page.txt"
+	dd if=/dev/urandom of="$NET_WWW/big.bin" bs=64k count=16 2>/dev/null
+	NET_BIG_SHA=$(sha_of "$NET_WWW/big.bin")
+	# The test host starts with its loopback down.
+	[[ -z ${HUSK_TEST_NESTED:-} ]] || ip link set lo up
+	trap net_cleanup EXIT
+	net_httpd 127.0.0.1
+	net_wait_port 127.0.0.1 "$NET_HTTP_PORT" || info "the web server on 127.0.0.1:$NET_HTTP_PORT did not answer"
+	net_dns_setup
+}
+
+# dnsmasq on 127.0.0.1:53 answering NET_DNS_NAME, and the test host's
+# resolver pointed at it: user networking's DNS server (10.0.2.3) asks
+# the resolver in /etc/resolv.conf. NET_DNS is empty, or why not.
+net_dns_setup() {
+	NET_DNS=""
+	if [[ -z ${HUSK_TEST_NESTED:-} ]]; then
+		NET_DNS="runs only in the nested test host: it replaces /etc/resolv.conf"
+		return 0
+	fi
+	if [[ -z ${HUSK_DNSMASQ:-} ]]; then
+		NET_DNS="no dnsmasq to serve the name (install dnsmasq-base)"
+		return 0
+	fi
+	# dnsmasq looks its user up even as root; the test host has no passwd.
+	[[ -e /etc/passwd ]] || echo "root:x:0:0:root:/:/bin/sh" >/etc/passwd
+	[[ -e /etc/group ]] || echo "root:x:0:" >/etc/group
+	echo "nameserver 127.0.0.1" >/etc/resolv.conf
+	$HUSK_DNSMASQ --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null \
+		--listen-address=127.0.0.1 --bind-interfaces --port=53 --user=root --group=root \
+		--pid-file= --log-facility=- --address="/$NET_DNS_NAME/$NET_DNS_ADDR" \
+		>"$LOGDIR/dnsmasq.log" 2>&1 &
+	NET_PIDS+=($!)
+	local i
+	for ((i = 0; i < 50; i++)); do
+		grep -q 'started, version' "$LOGDIR/dnsmasq.log" && return 0
+		kill -0 "${NET_PIDS[-1]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	NET_DNS_BROKEN="dnsmasq did not start in the test host: $(tail -n 3 "$LOGDIR/dnsmasq.log" | tr '\n' ' ')"
+}
+
+# net_boot NAME GUEST_PARAMS [husk run option]...: start the network guest
+# and wait until it serves; false (VM stopped) if it never does.
+net_boot() {
+	local name=$1 params=$2
+	shift 2
+	VM_CMDLINE_EXTRA=$params vm_start "$name" net net "$@"
+	if vm_wait_for '^HUSK-NET-READY'; then
+		return 0
+	fi
+	kill -KILL "$VM_PID" 2>/dev/null || true
+	vm_wait
+	return 1
+}
+
+# The guest powers off once /cgi-bin/done was fetched from BASE.
+net_end() {
+	http_get "$1/cgi-bin/done" /dev/null || true
+	vm_wait
+	info "$VM_NAME: status $VM_RC after ${VM_WALL:-?}s wall"
+}
+
+# net_fetch_guest BASE PREFIX: the guest's index.html and big.bin into
+# LOGDIR/PREFIX.page and .big; prints what is wrong, nothing when all is well.
+net_fetch_guest() {
+	local base=$1 out=$LOGDIR/$2 page sha want
+	http_get "$base/" "$out.page" || { echo "GET $base/ failed"; return 0; }
+	page=$(cat "$out.page")
+	[[ $page == "husk-guest-page $VM_TOKEN" ]] || { echo "GET $base/ gave '$page'"; return 0; }
+	http_get "$base/big.bin" "$out.big" || { echo "GET $base/big.bin failed"; return 0; }
+	sha=$(sha_of "$out.big")
+	want=$(fact guest_big_sha)
+	[[ $sha == "$want" ]] || echo "GET $base/big.bin: sha256 $sha, the guest has ${want:-nothing}"
+}
+
+# What a guest fetched from this host; prints what is wrong.
+net_check_fetched() {
+	local page big
+	page=$(fact http_out)
+	big=$(fact http_out_big_sha)
+	if [[ $page != "$NET_PAGE" ]]; then
+		echo "the guest's GET $1/page.txt gave '${page:-nothing}'"
+	elif [[ $big != "$NET_BIG_SHA" ]]; then
+		echo "the guest's GET $1/big.bin has sha256 '${big:-nothing}', want $NET_BIG_SHA"
+	fi
+}
+
+# User networking: DHCP, the host's 127.0.0.1 as 10.0.2.2, DNS through
+# 10.0.2.3, a forwarded TCP and UDP port into the guest.
+test_net_user() {
+	local t params
+	VM_NAME=net-user
+	params="husk_net_ip=dhcp husk_net_fetch=10.0.2.2:$NET_HTTP_PORT husk_net_udp=$NET_GUEST_UDP"
+	[[ -n $NET_DNS ]] || params+=" husk_net_dns=$NET_DNS_NAME"
+	if ! net_boot net-user "$params" --net "user,hostfwd=tcp:127.0.0.1:$NET_FWD_TCP-:80,hostfwd=udp:127.0.0.1:$NET_FWD_UDP-:$NET_GUEST_UDP"; then
+		for t in net-dhcp net-http-out net-dns net-hostfwd-tcp net-hostfwd-udp; do
+			fail "$t" "the network guest never got to serve (status $VM_RC)" "$VM_LOG"
+		done
+		return 0
+	fi
+	local fwd_problem i
+	fwd_problem=$(net_fetch_guest "http://127.0.0.1:$NET_FWD_TCP" net-user-fwd)
+	# A few datagrams: the guest's listener keeps the first.
+	for i in 1 2 3; do
+		printf 'husk-udp %s\n' "$VM_TOKEN" >"/dev/udp/127.0.0.1/$NET_FWD_UDP" || true
+		sleep 0.3
+	done
+	net_end "http://127.0.0.1:$NET_FWD_TCP"
+
+	local ip router dns
+	ip=$(fact dhcp_ip) router=$(fact dhcp_router) dns=$(fact dhcp_dns)
+	if [[ $ip == 10.0.2.15 && $(fact eth0_ip) == 10.0.2.15/24 && $router == 10.0.2.2 && $dns == 10.0.2.3 ]]; then
+		pass net-dhcp
+	else
+		fail net-dhcp "DHCP gave address '$ip' (eth0 '$(fact eth0_ip)'), router '$router', DNS '$dns'; want 10.0.2.15, 10.0.2.2, 10.0.2.3" "$VM_LOG"
+	fi
+	local problem
+	problem=$(net_check_fetched "http://10.0.2.2:$NET_HTTP_PORT")
+	if [[ -z $problem ]]; then
+		pass net-http-out
+	else
+		fail net-http-out "$problem" "$VM_LOG"
+	fi
+	if [[ -n $NET_DNS ]]; then
+		skip net-dns "$NET_DNS"
+	elif [[ -n ${NET_DNS_BROKEN:-} ]]; then
+		fail net-dns "$NET_DNS_BROKEN"
+	else
+		expect_fact net-dns dns_answer "$NET_DNS_ADDR"
+	fi
+	if [[ -n $fwd_problem ]]; then
+		fail net-hostfwd-tcp "through hostfwd=tcp:127.0.0.1:$NET_FWD_TCP-:80: $fwd_problem" "$VM_LOG"
+	elif [[ $VM_RC != 0 ]]; then
+		fail net-hostfwd-tcp "the guest served, but after /cgi-bin/done husk exited $VM_RC, expected 0" "$VM_LOG"
+	else
+		pass net-hostfwd-tcp
+	fi
+	local got
+	got=$(fact udp_in)
+	if [[ $(fact udp_listener) == none ]]; then
+		skip net-hostfwd-udp "the guest image has no UDP listener (install netcat-openbsd)"
+	elif [[ $got == "husk-udp $VM_TOKEN" ]]; then
+		pass net-hostfwd-udp
+	else
+		fail net-hostfwd-udp "the guest's UDP port $NET_GUEST_UDP got '${got}' through hostfwd=udp:127.0.0.1:$NET_FWD_UDP" "$VM_LOG"
+	fi
+}
+
+# restrict=on: nothing gets out of the guest, forwarded ports still get in.
+test_net_restrict() {
+	VM_NAME=net-restrict
+	if ! net_boot net-restrict "husk_net_ip=dhcp husk_net_fetch=10.0.2.2:$NET_HTTP_PORT" \
+		--net "user,restrict=on,hostfwd=tcp:127.0.0.1:$NET_FWD_TCP-:80"; then
+		fail net-restrict "the network guest never got to serve (status $VM_RC)" "$VM_LOG"
+		return 0
+	fi
+	local fwd_problem
+	fwd_problem=$(net_fetch_guest "http://127.0.0.1:$NET_FWD_TCP" net-restrict-fwd)
+	net_end "http://127.0.0.1:$NET_FWD_TCP"
+	# (DHCP offers no router nor DNS server to a restricted guest.)
+	if [[ $(fact dhcp_ip) != 10.0.2.15 ]]; then
+		fail net-restrict "DHCP gave the guest '$(fact dhcp_ip)', not 10.0.2.15" "$VM_LOG"
+	elif [[ $(fact http_out) != failed ]]; then
+		fail net-restrict "the guest reached http://10.0.2.2:$NET_HTTP_PORT despite restrict=on (got '$(fact http_out)')" "$VM_LOG"
+	elif [[ -n $fwd_problem ]]; then
+		fail net-restrict "forwarded port with restrict=on: $fwd_problem" "$VM_LOG"
+	else
+		pass net-restrict
+	fi
+}
+
+# A TAP device in the test host with NET_TAP_HOST/24; the guest takes
+# NET_TAP_GUEST. Pings and HTTP both ways.
+test_net_tap() {
+	local t
+	VM_NAME=net-tap
+	if [[ -z ${HUSK_TEST_NESTED:-} ]]; then
+		for t in net-tap-ping net-tap-http; do
+			skip "$t" "runs only in the nested test host: it creates a TAP device"
+		done
+		return 0
+	fi
+	local err
+	if ! err=$({ ip tuntap add dev "$NET_TAP" mode tap 2>/dev/null || tunctl -t "$NET_TAP"; } 2>&1 >/dev/null) ||
+		! err=$({ ip addr add "$NET_TAP_HOST/24" dev "$NET_TAP" && ip link set "$NET_TAP" up; } 2>&1); then
+		for t in net-tap-ping net-tap-http; do
+			fail "$t" "cannot set up the TAP device $NET_TAP in the test host: $err"
+		done
+		return 0
+	fi
+	NET_TAP_MADE=1
+	net_httpd "$NET_TAP_HOST"
+	if ! net_boot net-tap "husk_net_ip=$NET_TAP_GUEST/24 husk_net_ping=$NET_TAP_HOST husk_net_fetch=$NET_TAP_HOST:$NET_HTTP_PORT" \
+		--net "tap=$NET_TAP"; then
+		for t in net-tap-ping net-tap-http; do
+			fail "$t" "the network guest never got to serve (status $VM_RC)" "$VM_LOG"
+		done
+		net_cleanup_tap
+		return 0
+	fi
+	local ping_in=ok fwd_problem
+	ping -c 3 -W 3 "$NET_TAP_GUEST" >"$LOGDIR/net-tap-ping.log" 2>&1 || ping_in=failed
+	fwd_problem=$(net_fetch_guest "http://$NET_TAP_GUEST" net-tap)
+	net_end "http://$NET_TAP_GUEST"
+	net_cleanup_tap
+	if [[ $(fact ping_out) == ok && $ping_in == ok ]]; then
+		pass net-tap-ping
+	else
+		fail net-tap-ping "guest → $NET_TAP_HOST: $(fact ping_out), host → $NET_TAP_GUEST: $ping_in ($(tail -n 1 "$LOGDIR/net-tap-ping.log"))" "$VM_LOG"
+	fi
+	local problem
+	problem=$(net_check_fetched "http://$NET_TAP_HOST:$NET_HTTP_PORT")
+	if [[ -n $problem ]]; then
+		fail net-tap-http "$problem" "$VM_LOG"
+	elif [[ -n $fwd_problem ]]; then
+		fail net-tap-http "host → guest: $fwd_problem" "$VM_LOG"
+	else
+		pass net-tap-http
+	fi
+}
+
+# The TAP device goes, and the web server bound to its address with it.
+net_cleanup_tap() {
+	kill "${NET_PIDS[-1]}" 2>/dev/null || true
+	unset 'NET_PIDS[-1]'
+	ip link del "$NET_TAP" 2>/dev/null || tunctl -d "$NET_TAP" >/dev/null 2>&1 || true
+	NET_TAP_MADE=""
+}
+
+test_net() {
+	local t
+	if [[ ! -r $ASSETS/net/vmlinuz || ! -r $ASSETS/net/initrd.cpio.gz ]]; then
+		for t in "${NET_TESTS[@]}"; do skip "$t" "no network guest in $ASSETS/net"; done
+		return 0
+	fi
+	net_host_setup
+	test_net_user
+	test_net_restrict
+	test_net_tap
+	net_cleanup
+}
+
 run_all() {
 	local t0
 	t0=$(now)
@@ -403,6 +714,7 @@ run_all() {
 	test_signal sigint INT 130
 	test_restart
 	test_disks
+	test_net
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
 }
 
