@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..16"
+	echo "1..22"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -150,6 +150,23 @@ main() {
 		skip "--net tap= of a missing device is a usage error naming it" "$why"
 		skip "--net user,hostfwd= of a bad port is a usage error naming hostfwd" "$why"
 	fi
+
+	expect_error "--share without a tag is a usage error naming --share" 2 --share \
+		run --kernel "$text" --share "$WORK"
+	if [[ -n $kernel ]]; then
+		expect_error "--share of a missing directory is a usage error naming it" 2 "$missing" \
+			run --kernel "$kernel" --share "$missing:tag"
+	else
+		skip "--share of a missing directory is a usage error naming it" \
+			"no kernel to isolate the option error (set HUSK_TEST_KERNEL or run tools/test)"
+	fi
+	# husk exec keeps 0-255 for the command: its own failures are 125.
+	expect_error "exec without a command exits 125 naming the command" 125 command exec
+	expect_error "exec --env without = exits 125 naming --env" 125 --env exec --env FOO -- true
+	expect_error "exec --timeout 0 exits 125 naming --timeout" 125 --timeout \
+		exec --timeout 0 -- true
+	expect_error "exec with a kernel that is a text file exits 125 naming it" 125 "$text" \
+		exec --kernel "$text" --modules "$WORK" -- true
 
 	# No subcommand: the usage text, which is more than one line.
 	run_husk

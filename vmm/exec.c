@@ -29,6 +29,7 @@
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
+#include "vmm/boot_linux.h"
 #include "vmm/error.h"
 #include "vmm/initramfs.h"
 #include "vmm/machine.h"
@@ -729,6 +730,8 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 		return fail(err);
 	}
 	char *kernel = o.kernel ? g_strdup(o.kernel) : find_kernel(&err);
+	if (kernel && !linux_check_files(&(struct linux_boot_args){.kernel_path = kernel}, &err))
+		g_clear_pointer(&kernel, g_free);
 	char *moddir = !kernel     ? NULL
 	               : o.modules ? g_strdup(o.modules)
 	                           : find_modules(kernel, &err);
