@@ -304,6 +304,46 @@ static void test_readdir(struct fixture *f, gconstpointer data)
 	                0);
 }
 
+/* trusted.* works on tmpfs as root; user.* where the file system has user xattrs. */
+static void test_xattrs(struct fixture *f, gconstpointer data)
+{
+	const char *name = geteuid() == 0 ? "trusted.husk" : "user.husk";
+	struct fuse_setxattr_in sx = {.size = 5};
+	struct fuse_getxattr_in gx = {.size = 64};
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+
+	/* SETXATTR: size and flags, the name, then the value. */
+	size_t len = build(f, FUSE_SETXATTR, node, &sx, 8, name, NULL);
+	memcpy(f->in + len, "value", 5);
+	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + 5);
+	send_req(f, len + 5);
+	if (oh(f)->error == -ENOTSUP || oh(f)->error == -EOPNOTSUPP) {
+		g_test_skip("the file system under the test directory has no such xattrs");
+		return;
+	}
+	g_assert_cmpint(oh(f)->error, ==, 0);
+	g_assert_cmpint(call(f, FUSE_GETXATTR, node, &gx, sizeof(gx), name, NULL), ==, 0);
+	g_assert_cmpuint(oh(f)->len - sizeof(struct fuse_out_header), ==, 5);
+	g_assert_true(memcmp(payload(f), "value", 5) == 0);
+	gx.size = 0; /* how big is it? */
+	g_assert_cmpint(call(f, FUSE_GETXATTR, node, &gx, sizeof(gx), name, NULL), ==, 0);
+	g_assert_cmpuint(((struct fuse_getxattr_out *)payload(f))->size, ==, 5);
+	gx.size = 2; /* too small */
+	g_assert_cmpint(call(f, FUSE_GETXATTR, node, &gx, sizeof(gx), name, NULL), ==, -ERANGE);
+	gx.size = 256;
+	g_assert_cmpint(call(f, FUSE_LISTXATTR, node, &gx, sizeof(gx), NULL, NULL), ==, 0);
+	g_assert_nonnull(
+	    memmem(payload(f), oh(f)->len - sizeof(struct fuse_out_header), name, strlen(name)));
+	g_assert_cmpint(call(f, FUSE_REMOVEXATTR, node, NULL, 0, name, NULL), ==, 0);
+	g_assert_cmpint(call(f, FUSE_GETXATTR, node, &gx, sizeof(gx), name, NULL), ==, -ENODATA);
+	/* A value longer than the request carries. */
+	sx.size = 500;
+	len = build(f, FUSE_SETXATTR, node, &sx, 8, name, NULL);
+	send_req(f, len);
+	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
+}
+
 /* ---- confinement ------------------------------------------------------------------ */
 
 static void test_no_dotdot(struct fixture *f, gconstpointer data)
@@ -380,6 +420,7 @@ int main(int argc, char **argv)
 	ADD("fs/read-write", test_read_write, NULL);
 	ADD("fs/create-mkdir-rename-unlink", test_create_mkdir_rename_unlink, NULL);
 	ADD("fs/readdir", test_readdir, NULL);
+	ADD("fs/xattrs", test_xattrs, NULL);
 	ADD("confine/no-dotdot", test_no_dotdot, NULL);
 	ADD("confine/planted-symlink", test_planted_symlink, NULL);
 	ADD("confine/read-only", test_read_only, "ro");
