@@ -50,7 +50,7 @@ struct exec_opts {
 	GPtrArray *mounts; /* char *, "HOSTDIR[:GUESTPATH][,ro]" */
 	GPtrArray *envs;   /* char *, "K=V" */
 	GPtrArray *disks, *nets;
-	gboolean console, allow_pvm;
+	gboolean console, allow_pvm, timings;
 	char **command;
 };
 
@@ -177,6 +177,8 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	     NULL},
 	    {"allow-pvm", 0, 0, G_OPTION_ARG_NONE, &o->allow_pvm,
 	     "Run even on a PVM-backed /dev/kvm", NULL},
+	    {"timings", 0, 0, G_OPTION_ARG_NONE, &o->timings,
+	     "Say where the time went: set-up, the VM's run, the exit (to stderr)", NULL},
 	    {NULL},
 	};
 	GOptionContext *ctx = g_option_context_new("[--] COMMAND [ARG...] - run a command in a VM");
@@ -621,6 +623,11 @@ static int guest_status(const char *ctl)
 	return status;
 }
 
+static int64_t now_ns(void)
+{
+	return g_get_monotonic_time() * 1000;
+}
+
 static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 {
 	GError *err = NULL;
@@ -643,6 +650,7 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 		g_source_attach(watch, machine_context(m));
 	}
 	enum stop_reason reason = machine_run(m, &signo);
+	int64_t stopped = now_ns();
 	if (watch) {
 		g_source_destroy(watch);
 		g_source_unref(watch);
@@ -654,6 +662,10 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 			close(r.streams[i].fd);
 	if (r.inotify >= 0)
 		close(r.inotify);
+	if (cfg->timings)
+		g_printerr("husk: exec: VM stopped after %.0f ms; torn down in %.1f ms\n",
+		           (double)(stopped - cfg->start_ns) / 1e6,
+		           (double)(now_ns() - stopped) / 1e6);
 	switch (reason) {
 	case STOP_POWEROFF:
 		return guest_status(ctl);
@@ -756,6 +768,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	    .console_in = false,
 	    .timeout_s = o.timeout,
 	    .allow_pvm = o.allow_pvm,
+	    .timings = o.timings,
 	    .start_ns = start_ns,
 	};
 	GString *exec = g_string_new(NULL);
