@@ -179,6 +179,17 @@ net)
 	net_action
 	poweroff -f
 	;;
+fs)
+	. /fs-workout.sh
+	poweroff -f
+	;;
+fs-root)
+	# A shared host directory as the root filesystem, with its own init.
+	mkdir -p /newroot
+	mount -t virtiofs rootfs /newroot && fact root_mounted yes
+	umount /proc /sys /tmp /dev 2>/dev/null
+	exec switch_root /newroot /init-root
+	;;
 *) echo "HUSK-GUEST-ERROR unknown husk_action '$husk_action'" ;;
 esac
 # Returning from init would panic the kernel; make any fall-through visible.

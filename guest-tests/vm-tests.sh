@@ -34,6 +34,14 @@ TESTS=(
 	net-hostfwd-udp net-restrict net-tap-ping net-tap-http
 )
 
+# virtio-fs and husk exec have their own files, beside this one.
+VM_TESTS_DIR=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=guest-tests/fs-tests.sh
+source "$VM_TESTS_DIR/fs-tests.sh"
+# shellcheck source=guest-tests/exec-tests.sh
+source "$VM_TESTS_DIR/exec-tests.sh"
+TESTS+=("${FS_TESTS[@]}" "${EXEC_TESTS[@]}")
+
 # The console tolerance: the kernel reports RAM minus the holes below
 # 1 MiB and whatever the VMM reserves, so allow a few MiB.
 MEM_TOLERANCE_KB=4096
@@ -715,6 +723,8 @@ run_all() {
 	test_restart
 	test_disks
 	test_net
+	run_fs_tests
+	run_exec_tests
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
 }
 

@@ -1,0 +1,116 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: MIT
+#
+# Whole-VM tests of virtio-fs (--share), sourced by vm-tests.sh: one boot
+# runs the workout in fs-workout.sh against two shares, another boots with
+# a shared directory as its root filesystem.
+
+FS_TESTS=(fs-workout fs-big-file fs-host-change fs-escape fs-read-only fs-root)
+
+# The shares and what lies beside them, fresh for each run.
+make_fs_tree() {
+	local top=$1
+	rm -rf "$top"
+	mkdir -p "$top/share" "$top/ro"
+	echo "from the host" >"$top/share/hostfile"
+	echo "do not move me out" >"$top/share/victim"
+	echo "secret" >"$top/outside"
+	echo "read-only data" >"$top/ro/data"
+	ln -s "$top/outside" "$top/share/planted-abs"
+	ln -s ../outside "$top/share/planted-rel"
+}
+
+listing() {
+	(cd "$1" && find . | sort | tr '\n' ' ')
+}
+
+test_fs() {
+	local top=$LOGDIR/fs
+	make_fs_tree "$top"
+	local outside_before parent_before ro_before
+	outside_before=$(sha256sum <"$top/outside")
+	parent_before=$(ls "$top" | tr '\n' ' ')
+	ro_before=$(listing "$top/ro")
+	vm_start fs fs fs --share "$top/share:work" --share "$top/ro:data,ro"
+	if vm_wait_for '^HUSK-FS-WAIT'; then
+		echo "changed on the host" >"$top/share/late"
+	fi
+	vm_wait
+	if ! guest_came_up || [[ $(fact fs_mounted) != yes ]]; then
+		local t
+		for t in "${FS_TESTS[@]:0:5}"; do
+			fail "$t" "the guest did not mount the share (status $VM_RC)" "$VM_LOG"
+		done
+		return 0
+	fi
+	local got want
+	got="$(fact host_file)|$(fact append)|$(fact truncate)|$(fact rename_over)|$(fact tree)|$(fact symlink)|$(fact hardlink)|$(fact chmod)|$(fact unlink)|$(fact rmdir_nonempty)"
+	want="from the host|one two |3:one|replaced|5|f:replaced|2|751|1|refused"
+	# And the host sees what the guest did.
+	local host_side
+	host_side="$(cat "$top/share/f" 2>/dev/null)|$(stat -c %a "$top/share/f" 2>/dev/null)|$(cat "$top/share/tree/a/b/c/leaf" 2>/dev/null)|$(readlink "$top/share/link")"
+	if [[ $got == "$want" && $host_side == "replaced|751|leaf|f" && $VM_RC == 0 &&
+		$(fact fs_unmounted) == yes ]]; then
+		pass fs-workout
+	else
+		fail fs-workout "guest saw '$got' (want '$want'); host sees '$host_side'; status $VM_RC" "$VM_LOG"
+	fi
+	local host_sha
+	host_sha=$(sha256sum "$top/share/big" 2>/dev/null | cut -d' ' -f1)
+	if [[ -n $host_sha && $host_sha == "$(fact big_sha)" && $(stat -c %s "$top/share/big") == 104857600 ]]; then
+		pass fs-big-file
+	else
+		fail fs-big-file "guest sha256 '$(fact big_sha)', host '$host_sha'" "$VM_LOG"
+	fi
+	if [[ $(fact late) == "changed on the host" ]]; then
+		pass fs-host-change
+	else
+		fail fs-host-change "the guest read '$(fact late)' for a file the host wrote while mounted" "$VM_LOG"
+	fi
+	# Nothing beside the share changed, and the planted links led nowhere.
+	local outside_after parent_after
+	outside_after=$(sha256sum <"$top/outside")
+	parent_after=$(ls "$top" | tr '\n' ' ')
+	if [[ $outside_after == "$outside_before" && $parent_after == "$parent_before" &&
+		$(fact planted_abs) != *secret* && $(fact planted_rel) != *secret* &&
+		$(fact hardlink_out) == refused && $(fact victim_in_guest) == "do not move me out" &&
+		! -e $top/share/victim ]]; then
+		pass fs-escape
+	else
+		fail fs-escape "outside $([[ $outside_after == "$outside_before" ]] && echo unchanged || echo CHANGED), beside the share '$parent_after' (was '$parent_before'), planted links read '$(fact planted_abs)'/'$(fact planted_rel)', hard link out $(fact hardlink_out)" "$VM_LOG"
+	fi
+	local ro_got
+	ro_got="$(fact ro_data)|$(fact ro_create)|$(fact ro_append)|$(fact ro_unlink)|$(fact ro_mkdir)"
+	if [[ $ro_got == "read-only data|refused|refused|refused|refused" &&
+		$(listing "$top/ro") == "$ro_before" && $(cat "$top/ro/data") == "read-only data" ]]; then
+		pass fs-read-only
+	else
+		fail fs-read-only "guest: '$ro_got'; host listing '$(listing "$top/ro")'" "$VM_LOG"
+	fi
+}
+
+# A directory as the root filesystem: the guest switches to it and writes there.
+test_fs_root() {
+	local root=$LOGDIR/fs-root
+	rm -rf "$root"
+	cp -a "$ASSETS/fs-root" "$root"
+	vm_boot fs-root fs fs-root --share "$root:rootfs"
+	local want got
+	want=$(fact root_written_sha)
+	got=$(sha256sum "$root/written" 2>/dev/null | cut -d' ' -f1)
+	if [[ $VM_RC == 0 && -n $want && $want == "$got" ]]; then
+		pass fs-root
+	else
+		fail fs-root "status $VM_RC, guest wrote sha256 '${want:-nothing}', the directory holds '${got:-nothing}'" "$VM_LOG"
+	fi
+}
+
+run_fs_tests() {
+	if [[ ! -r $ASSETS/fs/initrd.cpio.gz ]]; then
+		local t
+		for t in "${FS_TESTS[@]}"; do skip "$t" "no virtio-fs guest image in the assets"; done
+		return 0
+	fi
+	test_fs
+	test_fs_root
+}
