@@ -53,8 +53,6 @@ static gboolean parse_on_reboot(const char *name, const char *value, gpointer da
 
 	if (strcmp(value, "exit") == 0) {
 		cfg->on_reboot = ON_REBOOT_EXIT;
-		cfg->console_out = STDOUT_FILENO;
-		cfg->console_in = true;
 	} else if (strcmp(value, "restart") == 0) {
 		cfg->on_reboot = ON_REBOOT_RESTART;
 	} else {
@@ -230,6 +228,8 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	cfg->memory = VM_DEFAULT_MEMORY;
 	cfg->cpus = 1;
 	cfg->on_reboot = ON_REBOOT_EXIT;
+	cfg->console_out = STDOUT_FILENO;
+	cfg->console_in = true;
 	cfg->disks = g_ptr_array_new_with_free_func(free_disk);
 	cfg->nets = g_ptr_array_new_with_free_func(free_net);
 	cfg->shares = g_ptr_array_new_with_free_func(free_share);

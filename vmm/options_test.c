@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <glib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "vmm/error.h"
@@ -38,6 +39,11 @@ static void test_defaults(void)
 	g_assert_cmpuint(cfg.cpus, ==, 1);
 	g_assert_cmpint(cfg.on_reboot, ==, ON_REBOOT_EXIT);
 	g_assert_false(cfg.allow_pvm);
+	/* The console is the terminal's, both ways; no time limit. */
+	g_assert_cmpint(cfg.console_out, ==, STDOUT_FILENO);
+	g_assert_true(cfg.console_in);
+	g_assert_cmpuint(cfg.timeout_s, ==, 0);
+	g_assert_cmpuint(cfg.disks->len + cfg.nets->len + cfg.shares->len, ==, 0);
 	options_free(&cfg);
 }
 
