@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The measuring half of tools/bench-net; runs where the VMMs run (on a KVM
+# host, or inside the nested test host).
+#   bench-net-in-host.sh RUNS VMLINUZ INITRD
+# Boots the same kernel and iperf3 initramfs with husk (HUSK, default
+# "husk") and QEMU's virtio-net-pci, on user networking and on a TAP
+# device, RUNS times each, interleaved. An iperf3 server here answers on
+# 127.0.0.1 (user networking: the guest's 10.0.2.2) and on TAP_HOST. The
+# guest prints "HUSK-IPERF tx-mbits|rx-mbits VALUE" lines.
+# BENCH_NESTED=1: this is the throwaway test host, whose loopback starts
+# down; BENCH_IPERF_TIME is the length of one iperf3 test (seconds).
+set -euo pipefail
+
+RUNS=$1 VMLINUZ=$2 INITRD=$3
+read -ra HUSK_CMD <<<"${HUSK:-husk}"
+IPERF_TIME=${BENCH_IPERF_TIME:-8}
+TAP=husktap0 TAP_HOST=192.168.100.1 TAP_GUEST=192.168.100.2
+TESTS=(user-tx-mbits user-rx-mbits tap-tx-mbits tap-rx-mbits)
+PIDS=()
+TAP_MADE=""
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	if [[ -n $TAP_MADE ]]; then
+		ip link del "$TAP" 2>/dev/null || tunctl -d "$TAP" >/dev/null 2>&1 || true
+	fi
+}
+
+# The TAP device, if this host lets us make one (root; /dev/net/tun).
+setup_tap() {
+	if ip link show "$TAP" >/dev/null 2>&1; then
+		echo "bench: $TAP exists already; refusing to reconfigure it" >&2
+		return 1
+	fi
+	{ ip tuntap add dev "$TAP" mode tap 2>/dev/null || tunctl -t "$TAP" >/dev/null; } &&
+		TAP_MADE=1 &&
+		ip addr add "$TAP_HOST/24" dev "$TAP" &&
+		ip link set "$TAP" up
+}
+
+vmm_command() {
+	local vmm=$1 mode=$2 params net
+	case $mode in
+	user) params="bench_ip=10.0.2.15/24 bench_server=10.0.2.2" ;;
+	tap) params="bench_ip=$TAP_GUEST/24 bench_server=$TAP_HOST" ;;
+	esac
+	local cmdline="console=ttyS0 quiet $params"
+	case $vmm in
+	husk)
+		net=user
+		[[ $mode == tap ]] && net=tap=$TAP
+		CMD=("${HUSK_CMD[@]}" run --kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
+			--cpus 2 --cmdline "$cmdline" --net "$net")
+		;;
+	qemu)
+		# QEMU's slirp NIC has a 1500-byte MTU; husk's --net user offers 65520.
+		net=user,id=n0
+		[[ $mode == tap ]] && net=tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=off
+		# shellcheck disable=SC2054 # QEMU's options use commas
+		CMD=(qemu-system-x86_64 -enable-kvm -cpu host -M pc -m 512M -smp 2 -nographic
+			-no-reboot -kernel "$VMLINUZ" -initrd "$INITRD" -append "$cmdline"
+			-netdev "$net" -device virtio-net-pci,netdev=n0,romfile=)
+		;;
+	esac
+}
+
+# One boot: prints "VMM MODE-DIR-mbits VALUE" for each iperf3 result. The
+# console goes to a file, as in the tests, and a watchdog stops a hung VM.
+run_once() {
+	local vmm=$1 mode=$2 line pid deadline
+	vmm_command "$vmm" "$mode"
+	"${CMD[@]}" </dev/null >"$CONSOLE" 2>&1 &
+	pid=$!
+	# Two tests plus a boot.
+	deadline=$((SECONDS + 2 * IPERF_TIME * 3 + 180))
+	while kill -0 "$pid" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			echo "bench: $vmm $mode: no end after $((2 * IPERF_TIME * 3 + 180)) s, stopped" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 1
+	done
+	wait "$pid" || true
+	while IFS= read -r line || [[ -n $line ]]; do
+		line=${line%$'\r'}
+		case $line in
+		# Anywhere in the line: BIOS escape codes may come before it.
+		*HUSK-IPERF\ *) echo "$vmm $mode-${line#*HUSK-IPERF }" ;;
+		*HUSK-IPERF-MTU\ *) echo "bench: $vmm $mode: guest MTU ${line#*HUSK-IPERF-MTU }" >&2 ;;
+		*) [[ -z ${BENCH_VERBOSE:-} ]] || echo "  $vmm/$mode| $line" >&2 ;;
+		esac
+	done <"$CONSOLE"
+}
+
+median() {
+	awk '$1 != "-"' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+main() {
+	trap cleanup EXIT
+	[[ -z ${BENCH_NESTED:-} ]] || ip link set lo up
+	iperf3 -s -B 127.0.0.1 >/dev/null 2>&1 &
+	PIDS+=($!)
+	local modes=(user)
+	if setup_tap; then
+		iperf3 -s -B "$TAP_HOST" >/dev/null 2>&1 &
+		PIDS+=($!)
+		modes+=(tap)
+	else
+		echo "bench: cannot set up the TAP device $TAP (needs root and /dev/net/tun): TAP rows skipped" >&2
+	fi
+	sleep 1
+	local results i vmm mode t
+	results=$(mktemp)
+	CONSOLE=$(mktemp)
+	for ((i = 1; i <= RUNS; i++)); do
+		for mode in "${modes[@]}"; do
+			for vmm in husk qemu; do
+				run_once "$vmm" "$mode" | tee -a "$results" | sed "s/^/bench: run $i: /"
+			done
+		done
+	done
+	echo
+	echo "virtio-net, TCP with iperf3 (${IPERF_TIME} s each way), median of $RUNS runs (512M, 2 vCPUs); Mbit/s"
+	echo "tx: guest to host, rx: host to guest; user: --net user / -netdev user; tap: --net tap / -netdev tap,vhost=off"
+	printf '%-24s %12s %12s %12s\n' test husk qemu husk/qemu
+	for t in "${TESTS[@]}"; do
+		local h q
+		h=$(awk -v t="$t" '$1 == "husk" && $2 == t { print $3 }' "$results" | median)
+		q=$(awk -v t="$t" '$1 == "qemu" && $2 == t { print $3 }' "$results" | median)
+		awk -v t="$t" -v h="$h" -v q="$q" 'BEGIN {
+			r = (h == "-" || q == "-" || q == 0) ? "-" : sprintf("%.2f", h / q)
+			printf "%-24s %12s %12s %12s\n", t, h, q, r }'
+	done
+	rm -f "$results" "$CONSOLE"
+}
+
+main "$@"
