@@ -138,9 +138,10 @@ vm_wait() {
 # Wait until the console shows PATTERN COUNT times; fails if the VM ends
 # or the deadline passes first.
 vm_wait_for() {
-	local pattern=$1 count=${2:-1}
+	local pattern=$1 count=${2:-1} seen
 	local deadline=$((SECONDS + TIMEOUT))
-	while (($(grep -c -- "$pattern" "$VM_LOG" || true) < count)); do
+	# The log may not exist yet: husk's redirection happens in its own process.
+	while seen=$(grep -c -- "$pattern" "$VM_LOG" 2>/dev/null) || true; ((${seen:-0} < count)); do
 		kill -0 "$VM_PID" 2>/dev/null || return 1
 		((SECONDS < deadline)) || return 1
 		sleep 0.1
