@@ -35,6 +35,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef MODULE_INIT_COMPRESSED_FILE
+#define MODULE_INIT_COMPRESSED_FILE 4 /* linux/module.h, Linux 6.2 */
+#endif
+
 #define CTL      "/ctl"
 #define NEWROOT  "/newroot"
 #define MAX_RECS 4096
@@ -105,7 +109,10 @@ static void load_modules(void)
 			continue;
 		snprintf(path, sizeof(path), "/modules/%s", line);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) && errno != EEXIST))
+		/* Distributions that compress modules build kernels that unpack them (Linux 6.2+).
+		 */
+		int flags = strstr(line, ".ko.") ? MODULE_INIT_COMPRESSED_FILE : 0;
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", flags) && errno != EEXIST))
 			fprintf(stderr, "husk-init: module %s: %s\n", line, strerror(errno));
 		if (fd >= 0)
 			close(fd);
