@@ -30,6 +30,8 @@ source "$_NH_LIB/mkinitramfs.sh"
 NESTED_PAYLOAD=/payload
 # The test host prints this as its last word; nothing else prints it.
 NESTED_EXIT_TAG=HUSK-NESTED-EXIT
+# Written to the log (not by the test host) when its kernel locked up.
+NESTED_LOCKUP_TAG=HUSK-NESTED-LOCKUP
 
 # Copy a dynamically linked program into PAYLOAD so it runs in the test
 # host: the binary in libexec/, every library ldd lists plus the dynamic
@@ -113,14 +115,21 @@ _nh_write_init() {
 
 # Copy the test host's console to stdout and LOG as lines arrive, without
 # the serial line's carriage returns. The status line is for us, not for
-# whoever watches the demo, so quiet mode keeps it out of stdout.
+# whoever watches the demo, so quiet mode keeps it out of stdout. A soft
+# lockup report means the emulated test host's kernel is wedged (seen under
+# TCG's SVM emulation with nested KVM guests): it will never report, so stop
+# its QEMU at once (KILL names it by a path only its command line holds).
 _nh_stream() {
-	local log=$1 line
+	local log=$1 kill_pattern=${2:-} line
 	: >"$log"
 	while IFS= read -r line || [[ -n $line ]]; do
 		line=${line%$'\r'}
 		printf '%s\n' "$line" >>"$log"
 		[[ -n ${HUSK_QUIET:-} && $line == "$NESTED_EXIT_TAG "* ]] || printf '%s\n' "$line"
+		if [[ -n $kill_pattern && $line == *"BUG: soft lockup"* ]]; then
+			echo "$NESTED_LOCKUP_TAG" >>"$log"
+			pkill -KILL -f -- "$kill_pattern" || true
+		fi
 	done
 }
 
@@ -192,10 +201,13 @@ nested_host() (
 		-display none -monitor none -serial stdio -nic none -no-reboot \
 		-kernel "$KERNEL_VMLINUZ" -initrd "$work/host.cpio" \
 		-append "console=ttyS0 quiet loglevel=$loglevel panic=-1 oops=panic" </dev/null 2>&1 |
-		_nh_stream "$log" || qemu_rc=$?
+		_nh_stream "$log" "$work/host.cpio" || qemu_rc=$?
 	result=$(_nh_parse_exit "$log")
 	if [[ -z $result ]]; then
-		if ((qemu_rc == 124 || qemu_rc == 137)); then
+		if grep -q "^$NESTED_LOCKUP_TAG" "$log"; then
+			warn "the nested test host's kernel locked up (soft lockup); stopped it"
+			return 75
+		elif ((qemu_rc == 124 || qemu_rc == 137)); then
 			warn "nested test host timed out after ${limit}s"
 		else
 			warn "nested test host ended (qemu status $qemu_rc) without reporting a result"
