@@ -103,7 +103,14 @@ _nh_write_init() {
 		exec </dev/null >/dev/console 2>&1
 		# "#!/usr/bin/env bash" scripts find bash through PATH.
 		mkdir -p /usr/bin && ln -s /bin/busybox /usr/bin/env
-		for m in \$(cat /modules/order); do insmod /modules/\$m; done
+		# nx_huge_pages=off: KVM's NX huge-page recovery thread was seen wedged
+		# in a soft lockup here (the emulated CPU claims iTLB multihit).
+		for m in \$(cat /modules/order); do
+			case \$m in
+			kvm.ko) insmod /modules/\$m nx_huge_pages=off ;;
+			*) insmod /modules/\$m ;;
+			esac
+		done
 		[ -c /dev/kvm ] || echo "$HUSK_LOG_TAG: no /dev/kvm in the test host (kvm_amd did not load)"
 		${HUSK_QUIET:+: }echo "$HUSK_LOG_TAG: test host up after \$(cut -d' ' -f1 /proc/uptime)s"
 		cd /tmp
