@@ -11,11 +11,18 @@
 # PAYLOAD is a directory that appears as /payload in the test host; put
 # programs there with nested_stage_binary (source this file). SCRIPT runs
 # with bash, from /tmp (a tmpfs), with PATH=/payload/bin:/bin. Its output
-# streams to stdout (and to LOG); nested-host.sh exits with its status, or
-# 1 if the test host never reported one (crash, timeout).
+# streams to stdout (and to LOG); nested-host.sh exits with its status,
+# 75 if the test host's kernel wedged (see _nh_watch), or 1 if the test host
+# never reported a status for another reason (crash, timeout).
 #
-# Defaults come from HUSK_NESTED_CPUS (2), HUSK_NESTED_MEM (4096 MiB) and
-# HUSK_NESTED_TIMEOUT (3000 s: CI gives 90 minutes for everything).
+# The test host's kernel log goes to its second serial port, LOG.kmsg (at
+# every level), never into the script's output: a kernel line landing in
+# the middle of a RESULT line would corrupt it.
+#
+# Defaults come from HUSK_NESTED_CPUS (2), HUSK_NESTED_MEM (4096 MiB),
+# HUSK_NESTED_TIMEOUT (3000 s: CI gives 90 minutes for everything) and
+# HUSK_NESTED_SILENCE (480 s: a script that prints nothing for that long is
+# taken for a wedged test host).
 set -euo pipefail
 
 _NH_LIB=$(dirname "${BASH_SOURCE[0]}")
@@ -30,8 +37,11 @@ source "$_NH_LIB/mkinitramfs.sh"
 NESTED_PAYLOAD=/payload
 # The test host prints this as its last word; nothing else prints it.
 NESTED_EXIT_TAG=HUSK-NESTED-EXIT
-# Written to the log (not by the test host) when its kernel locked up.
+# Written to the log (not by the test host) when its kernel wedged.
 NESTED_LOCKUP_TAG=HUSK-NESTED-LOCKUP
+# Exit status of nested_host when the test host wedged: the test bed
+# failed, not the script (EX_TEMPFAIL: try again).
+NESTED_WEDGED=75
 
 # Copy a dynamically linked program into PAYLOAD so it runs in the test
 # host: the binary in libexec/, every library ldd lists plus the dynamic
@@ -100,7 +110,8 @@ _nh_write_init() {
 		mount -t tmpfs -o size=75% tmp /tmp
 		# devtmpfs has no /dev/fd; bash's process substitution needs it.
 		ln -s /proc/self/fd /dev/fd
-		exec </dev/null >/dev/console 2>&1
+		# The script's output has ttyS0 to itself; the kernel logs to ttyS1.
+		exec </dev/null >/dev/ttyS0 2>&1
 		# "#!/usr/bin/env bash" scripts find bash through PATH.
 		mkdir -p /usr/bin && ln -s /bin/busybox /usr/bin/env
 		# nx_huge_pages=off: KVM's NX huge-page recovery thread was seen wedged
@@ -122,20 +133,43 @@ _nh_write_init() {
 
 # Copy the test host's console to stdout and LOG as lines arrive, without
 # the serial line's carriage returns. The status line is for us, not for
-# whoever watches the demo, so quiet mode keeps it out of stdout. A soft
-# lockup report means the emulated test host's kernel is wedged (seen under
-# TCG's SVM emulation with nested KVM guests): it will never report, so stop
-# its QEMU at once (KILL names it by a path only its command line holds).
+# whoever watches the demo, so quiet mode keeps it out of stdout.
+# With KILL_PATTERN, also watch for a wedged test host (seen under TCG's SVM
+# emulation with nested KVM guests): its kernel reports a soft lockup in
+# KMSG, or the script prints nothing for SILENCE seconds. Such a host never
+# reports; its QEMU is stopped at once (KILL names it by a path only its
+# command line holds) and LOG gets NESTED_LOCKUP_TAG with the reason.
+#   _nh_stream LOG [KILL_PATTERN KMSG SILENCE]
 _nh_stream() {
-	local log=$1 kill_pattern=${2:-} line
+	local log=$1 kill_pattern=${2:-} kmsg=${3:-} silence=${4:-0}
+	local line partial="" why last=$SECONDS
 	: >"$log"
-	while IFS= read -r line || [[ -n $line ]]; do
-		line=${line%$'\r'}
-		printf '%s\n' "$line" >>"$log"
-		[[ -n ${HUSK_QUIET:-} && $line == "$NESTED_EXIT_TAG "* ]] || printf '%s\n' "$line"
-		if [[ -n $kill_pattern && $line == *"BUG: soft lockup"* ]]; then
-			echo "$NESTED_LOCKUP_TAG" >>"$log"
+	while :; do
+		# A read that times out keeps what it got of a line: the rest follows.
+		if IFS= read -r -t 10 line; then
+			line=$partial$line partial="" last=$SECONDS
+			line=${line%$'\r'}
+			printf '%s\n' "$line" >>"$log"
+			[[ -n ${HUSK_QUIET:-} && $line == "$NESTED_EXIT_TAG "* ]] || printf '%s\n' "$line"
+		elif (($? > 128)); then
+			partial+=$line
+		else
+			# The end, maybe after a last line without a newline.
+			line=$partial$line
+			[[ -z $line ]] || printf '%s\n' "${line%$'\r'}" | tee -a "$log"
+			return 0
+		fi
+		[[ -n $kill_pattern ]] || continue
+		why=""
+		if grep -q "BUG: soft lockup" "$kmsg" 2>/dev/null; then
+			why="its kernel reported a soft lockup"
+		elif ((silence > 0 && SECONDS - last >= silence)); then
+			why="it printed nothing for ${silence}s"
+		fi
+		if [[ -n $why ]]; then
+			echo "$NESTED_LOCKUP_TAG $why" >>"$log"
 			pkill -KILL -f -- "$kill_pattern" || true
+			kill_pattern=""
 		fi
 	done
 }
@@ -148,7 +182,8 @@ _nh_parse_exit() {
 # A subshell function, so that its cleanup trap stays its own.
 nested_host() (
 	local cpus=${HUSK_NESTED_CPUS:-2} mem=${HUSK_NESTED_MEM:-4096}
-	local limit=${HUSK_NESTED_TIMEOUT:-3000} log="" payload=""
+	local limit=${HUSK_NESTED_TIMEOUT:-3000} silence=${HUSK_NESTED_SILENCE:-480}
+	local log="" payload=""
 	local opt OPTIND=1
 	while getopts "c:m:t:l:p:" opt; do
 		case $opt in
@@ -196,28 +231,27 @@ nested_host() (
 
 	log "booting the nested test host ($KERNEL_VERSION, $cpus CPUs, $mem MiB, limit ${limit}s)"
 	local start=$SECONDS
-	# The test host's own kernel stays quiet: only emergencies (and in
-	# quiet mode, nothing) reach the console shared with the script.
-	local loglevel=3
-	[[ -z ${HUSK_QUIET:-} ]] || loglevel=0
-	# No stdin (CI has none), serial on stdout, no monitor; -no-reboot and
-	# panic=-1 turn a test-host crash into an exit instead of a hang.
-	local qemu_rc=0 result
+	# No stdin (CI has none), the script's serial port on stdout, the
+	# kernel's in a file, no monitor; -no-reboot and panic=-1 turn a
+	# test-host crash into an exit instead of a hang.
+	local kmsg=$log.kmsg qemu_rc=0 result wedged
 	timeout -k 10 "$limit" qemu-system-x86_64 \
 		-accel tcg,thread=multi -cpu qemu64,+svm -smp "$cpus" -m "$mem" \
-		-display none -monitor none -serial stdio -nic none -no-reboot \
+		-display none -monitor none -serial stdio -serial "file:$kmsg" -nic none -no-reboot \
 		-kernel "$KERNEL_VMLINUZ" -initrd "$work/host.cpio" \
-		-append "console=ttyS0 quiet loglevel=$loglevel panic=-1 oops=panic" </dev/null 2>&1 |
-		_nh_stream "$log" "$work/host.cpio" || qemu_rc=$?
+		-append "console=ttyS1 loglevel=7 panic=-1 oops=panic" </dev/null 2>&1 |
+		_nh_stream "$log" "$work/host.cpio" "$kmsg" "$silence" || qemu_rc=$?
 	result=$(_nh_parse_exit "$log")
 	if [[ -z $result ]]; then
-		if grep -q "^$NESTED_LOCKUP_TAG" "$log"; then
-			warn "the nested test host's kernel locked up (soft lockup); stopped it"
-			return 75
+		wedged=$(sed -n "s/^$NESTED_LOCKUP_TAG //p" "$log")
+		if [[ -n $wedged ]]; then
+			warn "the nested test host wedged ($wedged); stopped it. Its kernel's last words ($kmsg):"
+			tail -n 15 "$kmsg" | tr -d '\r' | sed 's/^/  kmsg| /' >&2
+			return "$NESTED_WEDGED"
 		elif ((qemu_rc == 124 || qemu_rc == 137)); then
-			warn "nested test host timed out after ${limit}s"
+			warn "nested test host timed out after ${limit}s (its kernel log: $kmsg)"
 		else
-			warn "nested test host ended (qemu status $qemu_rc) without reporting a result"
+			warn "nested test host ended (qemu status $qemu_rc) without reporting a result (its kernel log: $kmsg)"
 		fi
 		return 1
 	fi
