@@ -121,17 +121,20 @@ vm_start() {
 #   vm_wait [SECONDS]      (default: the boot timeout)
 vm_wait() {
 	local deadline=$((SECONDS + ${1:-$TIMEOUT}))
+	VM_RC=0
 	while kill -0 "$VM_PID" 2>/dev/null; do
 		if ((SECONDS >= deadline)); then
 			kill -KILL "$VM_PID" 2>/dev/null || true
-			wait "$VM_PID" 2>/dev/null || true
 			VM_RC=timeout
-			return 0
+			break
 		fi
 		sleep 0.1
 	done
-	VM_RC=0
-	wait "$VM_PID" || VM_RC=$?
+	if [[ $VM_RC == timeout ]]; then
+		wait "$VM_PID" 2>/dev/null || true
+	else
+		wait "$VM_PID" || VM_RC=$?
+	fi
 	VM_WALL=$(elapsed "$VM_T0" "$(now)")
 }
 
@@ -166,17 +169,24 @@ guest_came_up() {
 	grep -q '^HUSK-GUEST-UP' "$VM_LOG"
 }
 
-# Any process still running with this boot's token on its command line?
-# The bracket keeps grep from matching its own arguments.
-stray_processes() {
-	local f pids=""
+# Processes whose command line matches PATTERN, as "PID:NAME:STATE"
+# words. Callers bracket a letter of PATTERN ("husk_tes[t]=") so that grep
+# does not find its own arguments.
+processes_matching() {
+	local f pid found=""
 	for f in /proc/[0-9]*/cmdline; do
-		if tr '\0' ' ' <"$f" 2>/dev/null | grep -q "husk_tes[t]=$VM_TOKEN"; then
-			f=${f#/proc/}
-			pids+=" ${f%/cmdline}"
+		if tr '\0' ' ' <"$f" 2>/dev/null | grep -q -- "$1"; then
+			pid=${f#/proc/} && pid=${pid%/cmdline}
+			found+=" $pid$(awk '$1 == "Name:" || $1 == "State:" { printf ":%s", $2 }' \
+				"/proc/$pid/status" 2>/dev/null)"
 		fi
 	done
-	echo "${pids# }"
+	echo "${found# }"
+}
+
+# Any process still running with this boot's token on its command line?
+stray_processes() {
+	processes_matching "husk_tes[t]=$VM_TOKEN"
 }
 
 # ---- checks ------------------------------------------------------------
@@ -309,8 +319,8 @@ test_signal() {
 	if [[ $VM_RC != "$want" ]]; then
 		fail "$name" "husk exited with status $VM_RC after SIG$sig, expected $want" "$VM_LOG"
 	elif [[ -n $left ]]; then
-		# shellcheck disable=SC2086 # a list of pids
-		kill -KILL $left 2>/dev/null || true
+		local p
+		for p in $left; do kill -KILL "${p%%:*}" 2>/dev/null || true; done
 		fail "$name" "processes left after SIG$sig: $left" "$VM_LOG"
 	else
 		pass "$name"
