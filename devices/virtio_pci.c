@@ -299,6 +299,8 @@ static void common_read(struct virtio_pci *t, uint32_t off, uint8_t *data, uint3
 	}
 	if (off + len <= COMMON_SIZE)
 		memcpy(data, regs + off, len);
+	else
+		memset(data, 0, len);
 }
 
 static uint16_t valid_vector(const struct virtio_pci *t, uint64_t v)
@@ -328,7 +330,9 @@ static void set_status(struct virtio_pci *t, uint8_t status)
 
 static void enable_queue(struct virtio_pci *t, struct queue *q)
 {
-	if (!vq_init(&q->vq, t->env.mem, q->size, q->desc, q->driver, q->device)) {
+	/* A driver may shrink a queue, never grow it (4.1.4.3.2). */
+	if (q->size > t->ops->queue_size ||
+	    !vq_init(&q->vq, t->env.mem, q->size, q->desc, q->driver, q->device)) {
 		needs_reset(t);
 		return;
 	}
@@ -338,11 +342,17 @@ static void enable_queue(struct virtio_pci *t, struct queue *q)
 		set_ioeventfd(t, q, notify_addr(t, q->index));
 }
 
-/* A 64-bit field written whole or as two 32-bit halves, as Linux does. */
+/*
+ * A 64-bit field written whole or as two 32-bit halves, as Linux does. A
+ * write that runs past the field's end (8 bytes at its upper half) is
+ * ignored: the driver may not cross fields (4.1.3.1).
+ */
 static void write_part(uint64_t *field, uint32_t off_in_field, uint64_t v, uint32_t len)
 {
 	uint8_t bytes[8];
 
+	if (off_in_field + len > sizeof(bytes))
+		return;
 	le_put(bytes, *field, 8);
 	le_put(bytes + off_in_field, v, len);
 	*field = le_get(bytes, 8);

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The virtio-pci transport's common configuration against a hostile driver:
+ * accesses that cross fields or run past the structure, queues grown past
+ * what the device offers. No KVM: the test supplies the two MSI routing
+ * calls the transport makes (so vmm/msi.c is not linked in), and the
+ * ioeventfd registration fails harmlessly on fd -1.
+ */
+#include <glib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "devices/virtio_pci.h"
+
+#define MiB (1024ULL * 1024)
+
+/* Common configuration offsets (virtio 1.2, 4.1.4.3). */
+#define STATUS       0x14
+#define QUEUE_SELECT 0x16
+#define QUEUE_SIZE   0x18
+#define QUEUE_ENABLE 0x1c
+#define QUEUE_DESC   0x20
+#define QUEUE_DRIVER 0x28
+#define QUEUE_DEVICE 0x30
+#define COMMON_END   0x38
+
+#define STATUS_NEEDS_RESET 0x40
+
+int msi_vector_create(struct msi_router *r, uint32_t *gsi, GError **err)
+{
+	static uint32_t next = 24;
+
+	*gsi = next++;
+	return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	return true;
+}
+
+static void no_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
+{
+}
+
+static const struct virtio_device_ops test_ops = {
+    .name = "test",
+    .device_id = 4,
+    .class_code = 0xff0000,
+    .num_queues = 1,
+    .queue_size = 64,
+    .queue_notify = no_notify,
+};
+
+struct fixture {
+	struct guest_memory gm;
+	GMainContext *ctx;
+	struct virtio_pci *t;
+	struct pci_device *pci;
+};
+
+static void setup(struct fixture *f, gconstpointer data)
+{
+	g_assert_true(guest_memory_alloc(&f->gm, 1 * MiB));
+	f->ctx = g_main_context_new();
+	struct virtio_env env = {.vm_fd = -1, .ctx = f->ctx, .mem = &f->gm};
+	GError *err = NULL;
+	f->t = virtio_pci_create(&env, &test_ops, NULL, &err);
+	g_assert_no_error(err);
+	f->pci = virtio_pci_device(f->t);
+}
+
+static void teardown(struct fixture *f, gconstpointer data)
+{
+	virtio_pci_destroy(f->t);
+	g_main_context_unref(f->ctx);
+	guest_memory_free(&f->gm);
+}
+
+static void bar_write(struct fixture *f, uint32_t off, uint64_t v, uint32_t len)
+{
+	uint8_t b[8];
+
+	for (uint32_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	f->pci->ops->bar_access(f->pci, 0, off, b, len, true);
+}
+
+static uint64_t bar_read(struct fixture *f, uint32_t off, uint32_t len)
+{
+	uint8_t b[8];
+	uint64_t v = 0;
+
+	memset(b, 0xaa, sizeof(b));
+	f->pci->ops->bar_access(f->pci, 0, off, b, len, false);
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+/* Whole 64-bit writes and 32-bit halves, as drivers do. */
+static void test_queue_address_writes(struct fixture *f, gconstpointer data)
+{
+	bar_write(f, QUEUE_DESC, 0x1122334455667000ULL, 8);
+	g_assert_cmphex(bar_read(f, QUEUE_DESC, 8), ==, 0x1122334455667000ULL);
+	bar_write(f, QUEUE_DRIVER, 0x8000, 4);
+	bar_write(f, QUEUE_DRIVER + 4, 0x1, 4);
+	g_assert_cmphex(bar_read(f, QUEUE_DRIVER, 8), ==, 0x100008000ULL);
+}
+
+/*
+ * An 8-byte write at the upper half of a 64-bit field crosses into the next
+ * field (or past the structure): ignored, and nothing around it changes.
+ */
+static void test_write_across_fields(struct fixture *f, gconstpointer data)
+{
+	bar_write(f, QUEUE_DESC, 0x1000, 8);
+	bar_write(f, QUEUE_DRIVER, 0x2000, 8);
+	bar_write(f, QUEUE_DEVICE, 0x3000, 8);
+	bar_write(f, QUEUE_DESC + 4, 0xdeadbeefcafef00dULL, 8);
+	bar_write(f, QUEUE_DRIVER + 4, 0xdeadbeefcafef00dULL, 8);
+	bar_write(f, QUEUE_DEVICE + 4, 0xdeadbeefcafef00dULL, 8);
+	g_assert_cmphex(bar_read(f, QUEUE_DESC, 8), ==, 0x1000);
+	g_assert_cmphex(bar_read(f, QUEUE_DRIVER, 8), ==, 0x2000);
+	g_assert_cmphex(bar_read(f, QUEUE_DEVICE, 8), ==, 0x3000);
+}
+
+/* A read running past the end of the structure reads zeros, not stale bytes. */
+static void test_read_past_end(struct fixture *f, gconstpointer data)
+{
+	g_assert_cmphex(bar_read(f, COMMON_END - 4, 8), ==, 0);
+	g_assert_cmphex(bar_read(f, COMMON_END, 4), ==, 0);
+}
+
+/* A queue larger than the device offers is refused when enabled. */
+static void test_queue_grown(struct fixture *f, gconstpointer data)
+{
+	g_assert_cmpuint(bar_read(f, QUEUE_SIZE, 2), ==, 64);
+	bar_write(f, QUEUE_SIZE, 128, 2);
+	bar_write(f, QUEUE_DESC, 0x1000, 8);
+	bar_write(f, QUEUE_DRIVER, 0x2000, 8);
+	bar_write(f, QUEUE_DEVICE, 0x3000, 8);
+	bar_write(f, QUEUE_ENABLE, 1, 2);
+	g_assert_cmpuint(bar_read(f, QUEUE_ENABLE, 2), ==, 0);
+	g_assert_cmphex(bar_read(f, STATUS, 1) & STATUS_NEEDS_RESET, ==, STATUS_NEEDS_RESET);
+}
+
+/* The same queue at the offered size (or smaller) starts. */
+static void test_queue_shrunk(struct fixture *f, gconstpointer data)
+{
+	bar_write(f, QUEUE_SIZE, 32, 2);
+	bar_write(f, QUEUE_DESC, 0x1000, 8);
+	bar_write(f, QUEUE_DRIVER, 0x2000, 8);
+	bar_write(f, QUEUE_DEVICE, 0x3000, 8);
+	bar_write(f, QUEUE_ENABLE, 1, 2);
+	g_assert_cmpuint(bar_read(f, QUEUE_ENABLE, 2), ==, 1);
+	g_assert_cmphex(bar_read(f, STATUS, 1) & STATUS_NEEDS_RESET, ==, 0);
+}
+
+/* A queue index the device does not have reads as size 0 and takes no writes. */
+static void test_queue_select_out_of_range(struct fixture *f, gconstpointer data)
+{
+	bar_write(f, QUEUE_SELECT, 7, 2);
+	g_assert_cmpuint(bar_read(f, QUEUE_SIZE, 2), ==, 0);
+	bar_write(f, QUEUE_DESC, 0x1000, 8);
+	g_assert_cmphex(bar_read(f, QUEUE_DESC, 8), ==, 0);
+	bar_write(f, QUEUE_SELECT, 0, 2);
+	g_assert_cmphex(bar_read(f, QUEUE_DESC, 8), ==, 0);
+}
+
+#define ADD(name, fn) g_test_add(name, struct fixture, NULL, setup, fn, teardown)
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	ADD("/virtio_pci/queue-address-writes", test_queue_address_writes);
+	ADD("/virtio_pci/write-across-fields", test_write_across_fields);
+	ADD("/virtio_pci/read-past-end", test_read_past_end);
+	ADD("/virtio_pci/queue-grown", test_queue_grown);
+	ADD("/virtio_pci/queue-shrunk", test_queue_shrunk);
+	ADD("/virtio_pci/queue-select-out-of-range", test_queue_select_out_of_range);
+	return g_test_run();
+}
