@@ -9,9 +9,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -41,7 +41,8 @@ struct handle {
 struct fuse_server {
 	pthread_mutex_t lock;
 	bool read_only;
-	int proc_fd; /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
+	bool as_root; /* husk runs as root: no setuid files or device nodes from the guest */
+	int proc_fd;  /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
 	struct inode *root;
 	GHashTable *inodes;  /* nodeid -> struct inode */
 	GHashTable *by_file; /* "dev:ino" -> struct inode */
@@ -299,13 +300,22 @@ static void free_handle(gpointer data)
 	g_free(h);
 }
 
-/* An O_PATH descriptor opened again for I/O, through /proc/self/fd. */
+/*
+ * An O_PATH descriptor opened again for I/O, through /proc/self/fd. Only
+ * regular files and directories: the guest follows symlinks itself, and its
+ * kernel serves FIFOs, sockets and device nodes on its own side without
+ * asking (FUSE sends no OPEN for them), so an OPEN of one comes from a
+ * hostile guest, and opening a host FIFO or device would block or reach
+ * host hardware.
+ */
 static int reopen(struct fuse_server *s, struct inode *ino, int flags)
 {
 	char name[16];
 
 	if (ino->type == S_IFLNK)
-		return -ELOOP; /* the guest follows symlinks itself */
+		return -ELOOP;
+	if (ino->type != S_IFREG && ino->type != S_IFDIR)
+		return -EACCES;
 	snprintf(name, sizeof(name), "%d", ino->fd);
 	int fd = openat(s->proc_fd, name, (flags & ~(O_CREAT | O_NOFOLLOW | O_EXCL)) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
@@ -442,6 +452,21 @@ static int truncate_to(struct fuse_server *s, struct inode *ino, const struct fu
 	return e;
 }
 
+/*
+ * The permission bits a guest may give a host file. Files it makes belong
+ * to the user running husk; when that is root, a setuid or setgid bit
+ * would hand the guest root's powers on the host, so they are dropped
+ * (setgid stays on directories, where it only picks the group).
+ */
+static mode_t guest_mode(const struct fuse_server *s, uint32_t mode, bool dir)
+{
+	mode_t m = mode & 07777;
+
+	if (s->as_root)
+		m &= dir ? (mode_t)~S_ISUID : (mode_t) ~(S_ISUID | S_ISGID);
+	return m;
+}
+
 static size_t do_setattr(struct fuse_server *s, struct req *r, struct inode *ino)
 {
 	const struct fuse_setattr_in *in = arg(r, sizeof(*in));
@@ -453,7 +478,8 @@ static size_t do_setattr(struct fuse_server *s, struct req *r, struct inode *ino
 	if (s->read_only)
 		return reply_err(r, EROFS);
 	proc_path(ino, path, sizeof(path));
-	if ((in->valid & FATTR_MODE) && ino->type != S_IFLNK && chmod(path, in->mode & 07777))
+	if ((in->valid & FATTR_MODE) && ino->type != S_IFLNK &&
+	    chmod(path, guest_mode(s, in->mode, ino->type == S_IFDIR)))
 		e = errno;
 	if (!e && (in->valid & (FATTR_UID | FATTR_GID)) &&
 	    fchownat(ino->fd, "", (in->valid & FATTR_UID) ? in->uid : (uid_t)-1,
@@ -493,7 +519,7 @@ static size_t do_mkdir(struct fuse_server *s, struct req *r, struct inode *dir)
 
 	if (!e && s->read_only)
 		e = EROFS;
-	if (!e && mkdirat(dir->fd, name, in->mode & 07777))
+	if (!e && mkdirat(dir->fd, name, guest_mode(s, in->mode, true)))
 		e = errno;
 	return e ? reply_err(r, e) : reply_new(s, r, dir, name);
 }
@@ -506,7 +532,11 @@ static size_t do_mknod(struct fuse_server *s, struct req *r, struct inode *dir)
 
 	if (!e && s->read_only)
 		e = EROFS;
-	if (!e && mknodat(dir->fd, name, in->mode, in->rdev))
+	/* A device node made by root would open host hardware to the guest. */
+	if (!e && s->as_root && (S_ISCHR(in->mode) || S_ISBLK(in->mode)))
+		e = EPERM;
+	if (!e &&
+	    mknodat(dir->fd, name, (in->mode & S_IFMT) | guest_mode(s, in->mode, false), in->rdev))
 		e = errno;
 	return e ? reply_err(r, e) : reply_new(s, r, dir, name);
 }
@@ -638,7 +668,7 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 	int fd = openat(dir->fd, name,
 	                open_flags(in->flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
 	                    (int)(in->flags & O_EXCL),
-	                in->mode & 07777);
+	                guest_mode(s, in->mode, false));
 	if (fd < 0)
 		return reply_err(r, errno);
 	struct inode *ino;
@@ -1229,6 +1259,7 @@ struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **er
 	raise_fd_limit();
 	pthread_mutex_init(&s->lock, NULL);
 	s->read_only = read_only;
+	s->as_root = geteuid() == 0;
 	s->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	s->by_file = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	s->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, free_handle);

@@ -5,6 +5,8 @@
 #include <glib/gstdio.h>
 #include <linux/fuse.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "devices/fuse_server.h"
@@ -271,6 +273,65 @@ static void test_create_mkdir_rename_unlink(struct fixture *f, gconstpointer dat
 	g_assert_cmpint(err, ==, -ENOENT);
 }
 
+/* A FIFO on the share: OPEN would block the server forever; it fails at once. */
+static void test_special_files_not_opened(struct fixture *f, gconstpointer data)
+{
+	char *fifo = g_build_filename(f->share, "fifo", NULL);
+	int err;
+
+	g_assert_cmpint(mkfifo(fifo, 0644), ==, 0);
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "fifo", &err);
+	g_assert_cmpint(err, ==, 0);
+	open_file(f, node, O_RDONLY, &err);
+	g_assert_cmpint(err, ==, -EACCES);
+	struct fuse_setattr_in sa = {.valid = FATTR_SIZE};
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, -EACCES);
+	g_free(fifo);
+}
+
+static mode_t host_mode(struct fixture *f, const char *name)
+{
+	char *path = g_build_filename(f->share, name, NULL);
+	GStatBuf st;
+
+	g_assert_cmpint(g_lstat(path, &st), ==, 0);
+	g_free(path);
+	return st.st_mode;
+}
+
+/*
+ * When husk runs as root, the files the guest makes are root's: no setuid
+ * or setgid bit and no device node may reach the host.
+ */
+static void test_no_privileges_as_root(struct fixture *f, gconstpointer data)
+{
+	if (geteuid() != 0) {
+		g_test_skip("husk keeps setuid bits when it does not run as root");
+		return;
+	}
+	struct fuse_create_in cr = {.flags = O_WRONLY, .mode = 04755};
+	g_assert_cmpint(call(f, FUSE_CREATE, FUSE_ROOT_ID, &cr, sizeof(cr), "suid", NULL), ==, 0);
+	g_assert_cmpint(host_mode(f, "suid") & 07777, ==, 0755);
+	uint64_t node = ((struct fuse_entry_out *)payload(f))->nodeid;
+	struct fuse_setattr_in sa = {.valid = FATTR_MODE, .mode = 06755};
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, 0);
+	g_assert_cmpint(host_mode(f, "suid") & 07777, ==, 0755);
+	/* setgid on a directory only picks the group of what is made in it */
+	struct fuse_mkdir_in mk = {.mode = 0775};
+	g_assert_cmpint(call(f, FUSE_MKDIR, FUSE_ROOT_ID, &mk, sizeof(mk), "sgid-dir", NULL), ==,
+	                0);
+	node = ((struct fuse_entry_out *)payload(f))->nodeid;
+	sa.mode = 02775;
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, 0);
+	g_assert_cmpint(host_mode(f, "sgid-dir") & 07777, ==, 02775);
+	struct fuse_mknod_in mn = {.mode = S_IFCHR | 0666, .rdev = makedev(1, 3)};
+	g_assert_cmpint(call(f, FUSE_MKNOD, FUSE_ROOT_ID, &mn, sizeof(mn), "null", NULL), ==,
+	                -EPERM);
+	mn.mode = S_IFIFO | 0644;
+	g_assert_cmpint(call(f, FUSE_MKNOD, FUSE_ROOT_ID, &mn, sizeof(mn), "fifo", NULL), ==, 0);
+	g_assert_true(S_ISFIFO(host_mode(f, "fifo")));
+}
+
 static void test_readdir(struct fixture *f, gconstpointer data)
 {
 	struct fuse_open_in op = {0};
@@ -424,5 +485,7 @@ int main(int argc, char **argv)
 	ADD("confine/no-dotdot", test_no_dotdot, NULL);
 	ADD("confine/planted-symlink", test_planted_symlink, NULL);
 	ADD("confine/read-only", test_read_only, "ro");
+	ADD("confine/special-files-not-opened", test_special_files_not_opened, NULL);
+	ADD("confine/no-privileges-as-root", test_no_privileges_as_root, NULL);
 	return g_test_run();
 }
