@@ -215,6 +215,24 @@ static uint8_t do_get_id(struct virtio_blk *blk, struct request *r, uint32_t *wr
 	return S_OK;
 }
 
+/* Zeroes [off, off + len) with plain writes, from a page-aligned buffer (O_DIRECT). */
+static bool write_zero_bytes(int fd, off_t off, off_t len)
+{
+	static const uint8_t zeroes[64 * 1024] __attribute__((aligned(4096)));
+
+	while (len > 0) {
+		size_t chunk = len < (off_t)sizeof(zeroes) ? (size_t)len : sizeof(zeroes);
+		ssize_t n = pwrite(fd, zeroes, chunk, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		off += n;
+		len -= n;
+	}
+	return true;
+}
+
 /* Discard and write-zeroes carry a list of ranges (5.2.6.2). */
 static uint8_t do_ranges(struct virtio_blk *blk, struct request *r, bool zeroes)
 {
@@ -248,7 +266,11 @@ static uint8_t do_ranges(struct virtio_blk *blk, struct request *r, bool zeroes)
 		int mode = zeroes && !(flags & RANGE_F_UNMAP)
 		               ? FALLOC_FL_ZERO_RANGE
 		               : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-		if (fallocate(blk->fd, mode, (off_t)(sector * SECTOR), (off_t)count * SECTOR) < 0)
+		off_t off = (off_t)(sector * SECTOR), n = (off_t)count * SECTOR;
+		if (fallocate(blk->fd, mode, off, n) == 0)
+			continue;
+		/* Write zeroes was offered: where the file system cannot do it, write them. */
+		if (!zeroes || errno != EOPNOTSUPP || !write_zero_bytes(blk->fd, off, n))
 			return zeroes ? S_IOERR : S_UNSUPP;
 	}
 	return S_OK;

@@ -20,10 +20,12 @@ struct fixture {
 	struct vq_chain chain;
 };
 
-static void setup_image(struct fixture *f, bool read_only, const char *serial)
+/* An image of SECTORS sectors, each filled with its number; in DIR, or $TMPDIR. */
+static void setup_image_in(struct fixture *f, const char *dir, bool read_only, const char *serial)
 {
 	char *image = g_malloc(SECTORS * 512);
-	int fd = g_file_open_tmp("husk-blk-XXXXXX", &f->path, NULL);
+	int fd = dir ? g_mkstemp(f->path = g_build_filename(dir, "husk-blk-XXXXXX", NULL))
+	             : g_file_open_tmp("husk-blk-XXXXXX", &f->path, NULL);
 	struct disk_config cfg = {
 	    .path = f->path, .read_only = read_only, .serial = (char *)serial};
 
@@ -36,9 +38,21 @@ static void setup_image(struct fixture *f, bool read_only, const char *serial)
 	g_assert_nonnull(f->blk);
 }
 
+static void setup_image(struct fixture *f, bool read_only, const char *serial)
+{
+	setup_image_in(f, NULL, read_only, serial);
+}
+
 static void setup(struct fixture *f, gconstpointer data)
 {
 	setup_image(f, data != NULL, "disk-serial");
+}
+
+/* On tmpfs, which cannot zero a range with fallocate() (when it is there). */
+static void setup_tmpfs(struct fixture *f, gconstpointer data)
+{
+	setup_image_in(f, g_file_test("/dev/shm", G_FILE_TEST_IS_DIR) ? "/dev/shm" : NULL, false,
+	               NULL);
 }
 
 static void teardown(struct fixture *f, gconstpointer data)
@@ -159,6 +173,24 @@ static void test_discard_and_zeroes(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(run(f, &written), ==, S_IOERR);
 	make(f, 11, 0, 15, false); /* not whole ranges */
 	g_assert_cmpint(run(f, &written), ==, S_UNSUPP);
+}
+
+/* Write zeroes where the file system has no FALLOC_FL_ZERO_RANGE: written out. */
+static void test_zeroes_written_out(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+	uint64_t sector = 3;
+	uint32_t count = 5;
+
+	memset(f->data, 0, 16);
+	memcpy(f->data, &sector, 8);
+	memcpy(f->data + 8, &count, 4);
+	make(f, 13, 0, 16, false);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	make(f, 0, 2, 4096, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	for (int i = 0; i < 4096; i++)
+		g_assert_cmpuint(f->data[i], ==, i < 512 ? 2 : i < 3072 ? 0 : 8 + (i - 3072) / 512);
 }
 
 static void test_unknown_type(struct fixture *f, gconstpointer data)
@@ -356,6 +388,8 @@ int main(int argc, char **argv)
 	ADD_RO("read-only", test_read_only);
 	ADD("get-id", test_get_id);
 	ADD("discard-and-write-zeroes", test_discard_and_zeroes);
+	g_test_add("/virtio-blk/write-zeroes-on-tmpfs", struct fixture, NULL, setup_tmpfs,
+	           test_zeroes_written_out, teardown);
 	ADD("unknown-type", test_unknown_type);
 	ADD("malformed-chains", test_malformed_chains);
 	ADD("second-writer-locked-out", test_lock);
