@@ -8,7 +8,7 @@
 
 EXEC_TESTS=(
 	exec-status exec-signal exec-streams exec-10mib exec-timeout exec-shared-write
-	exec-snapshot exec-parallel
+	exec-snapshot exec-parallel exec-hostile-ctl
 )
 
 # husk_exec NAME [OPTION...] -- COMMAND...: runs husk exec; its status in
@@ -143,6 +143,25 @@ test_exec_parallel() {
 	fi
 }
 
+# A command that mounts husk's control share itself and plants a symlink
+# where init writes the status, a FIFO and a directory tree: husk reads
+# nothing through them, does not hang, says the command never ended, and
+# leaves no control directory behind.
+test_exec_hostile_ctl() {
+	local before after
+	before=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'husk-exec-*' | wc -l)
+	husk_exec exec-hostile-ctl --mount /tmp -- sh -c \
+		'mkdir -p /m && mount -t virtiofs husk-ctl /m && ln -s /etc/hostname /m/status &&
+		mkfifo /m/fifo && mkdir -p /m/d/e && echo x >/m/d/e/f'
+	after=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'husk-exec-*' | wc -l)
+	if [[ $EXEC_RC == 125 ]] && grep -q "stopped before the command ended" "$EXEC_ERR" &&
+		((after == before)); then
+		pass exec-hostile-ctl
+	else
+		exec_fail exec-hostile-ctl "status $EXEC_RC (want 125), control directories $before before, $after after"
+	fi
+}
+
 run_exec_tests() {
 	if [[ ! -d $ASSETS/exec-modules ]]; then
 		local t
@@ -157,4 +176,5 @@ run_exec_tests() {
 	test_exec_shared_write
 	test_exec_snapshot
 	test_exec_parallel
+	test_exec_hostile_ctl
 }

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -541,8 +542,33 @@ struct relay {
 		int out_fd;
 		int fd; /* the guest's file, once it exists */
 		off_t done;
+		bool refused; /* not a regular file: never read */
 	} streams[2];
 };
+
+/*
+ * A file the guest wrote in the control directory, opened for reading. The
+ * guest can put anything there under the expected name: a symlink to a host
+ * file, a FIFO that would block husk, /dev/zero's twin. Only a regular file
+ * is taken; -1 with errno ENOENT (not there yet) or EPERM (refused).
+ */
+static int open_ctl_file(const char *ctl, const char *name)
+{
+	char *path = g_build_filename(ctl, name, NULL);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+
+	g_free(path);
+	if (fd < 0 && errno == ENOENT)
+		return -1;
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
 
 static void pump(struct relay *r)
 {
@@ -550,10 +576,16 @@ static void pump(struct relay *r)
 
 	for (int i = 0; i < 2; i++) {
 		struct stream *s = &r->streams[i];
+		if (s->refused)
+			continue;
 		if (s->fd < 0) {
-			char *path = g_build_filename(r->ctl, s->name, NULL);
-			s->fd = open(path, O_RDONLY | O_CLOEXEC);
-			g_free(path);
+			s->fd = open_ctl_file(r->ctl, s->name);
+			if (s->fd < 0 && errno == EPERM) {
+				g_printerr(
+				    "husk: exec: the guest's %s is not a regular file; ignored\n",
+				    s->name);
+				s->refused = true;
+			}
 			if (s->fd < 0)
 				continue;
 		}
@@ -586,40 +618,46 @@ static gboolean on_inotify(gint fd, GIOCondition cond, gpointer data)
 
 /* --- running it ------------------------------------------------------------------ */
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+/*
+ * The control directory and whatever the guest made in it, once the VM is
+ * gone: depth first, never following a symlink, never leaving the file
+ * system it is on.
+ */
 static void remove_tree(const char *dir)
 {
-	GDir *d = g_dir_open(dir, 0, NULL);
-	const char *name;
-
-	while (d && (name = g_dir_read_name(d))) {
-		char *path = g_build_filename(dir, name, NULL);
-		g_unlink(path);
-		g_free(path);
-	}
-	if (d)
-		g_dir_close(d);
-	g_rmdir(dir);
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 /* What the guest's status file says, as husk's exit status. */
 static int guest_status(const char *ctl)
 {
-	char *path = g_build_filename(ctl, "status", NULL), *text = NULL;
-	int status = HUSK_EXIT_EXEC_FAILED, n;
+	char text[512];
+	int fd = open_ctl_file(ctl, "status"), status = HUSK_EXIT_EXEC_FAILED, n;
+	ssize_t len = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
 
-	if (!g_file_get_contents(path, &text, NULL, NULL)) {
+	if (fd >= 0)
+		close(fd);
+	if (len < 0) {
 		g_printerr("husk: exec: the guest stopped before the command ended\n");
-	} else if (sscanf(text, "exit %d", &n) == 1 && n >= 0 && n < 256) {
-		status = n;
-	} else if (sscanf(text, "signal %d", &n) == 1 && n > 0 && n < 128) {
-		status = 128 + n;
-	} else {
-		g_strchomp(text);
-		g_printerr("husk: exec: guest: %s\n",
-		           g_str_has_prefix(text, "error ") ? text + 6 : text);
+		return status;
 	}
-	g_free(text);
-	g_free(path);
+	text[len] = '\0';
+	if (sscanf(text, "exit %d", &n) == 1 && n >= 0 && n < 256)
+		return n;
+	if (sscanf(text, "signal %d", &n) == 1 && n > 0 && n < 128)
+		return 128 + n;
+	/* The guest's own words, on one line and with nothing a terminal would act on. */
+	text[strcspn(text, "\n")] = '\0';
+	for (char *c = text; *c; c++)
+		if (!g_ascii_isprint(*c))
+			*c = '?';
+	g_printerr("husk: exec: guest: %s\n", g_str_has_prefix(text, "error ") ? text + 6 : text);
 	return status;
 }
 
@@ -631,9 +669,9 @@ static int64_t now_ns(void)
 static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 {
 	GError *err = NULL;
-	struct relay r = {
-	    .ctl = (char *)ctl,
-	    .streams = {{"stdout", STDOUT_FILENO, -1, 0}, {"stderr", STDERR_FILENO, -1, 0}}};
+	struct relay r = {.ctl = (char *)ctl,
+	                  .streams = {{.name = "stdout", .out_fd = STDOUT_FILENO, .fd = -1},
+	                              {.name = "stderr", .out_fd = STDERR_FILENO, .fd = -1}}};
 	struct machine *m = machine_create(cfg, &err);
 	int signo = 0, status;
 
