@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..22"
+	echo "1..23"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -167,6 +167,8 @@ main() {
 		exec --timeout 0 -- true
 	expect_error "exec with a kernel that is a text file exits 125 naming it" 125 "$text" \
 		exec --kernel "$text" --modules "$WORK" -- true
+	expect_error "exec --console=FILE in a missing directory exits 125 naming it" 125 \
+		"$missing" exec --console="$missing/console" -- true
 
 	# No subcommand: the usage text, which is more than one line.
 	run_husk

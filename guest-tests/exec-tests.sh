@@ -23,15 +23,21 @@ husk_exec() {
 	# with husk's arguments behind for a second, which exec-timeout would find.
 	VM_T0=$(now)
 	"${HUSK_CMD[@]}" exec --kernel "$ASSETS/cloud/vmlinuz" --modules "$ASSETS/exec-modules" \
-		"$@" </dev/null >"$EXEC_OUT" 2>"$EXEC_ERR" &
+		--console="$LOGDIR/$name.console" "$@" </dev/null >"$EXEC_OUT" 2>"$EXEC_ERR" &
 	VM_PID=$!
 	vm_wait
 	EXEC_RC=$VM_RC EXEC_WALL=$VM_WALL
 	echo "$EXEC_RC" >"$LOGDIR/$name.rc"
 }
 
+# A failure shows husk's stderr, then the end of the guest's console.
 exec_fail() {
 	fail "$1" "$2" "$EXEC_ERR"
+	local console=${EXEC_ERR%.err}.console
+	if [[ -s $console ]]; then
+		echo "  --- the guest's console ($console):"
+		tail -n 25 "$console" | tr -d '\r' | sed 's/^/  | /'
+	fi
 }
 
 test_exec_status() {

@@ -52,6 +52,7 @@ struct exec_opts {
 	GPtrArray *envs;   /* char *, "K=V" */
 	GPtrArray *disks, *nets;
 	gboolean console, allow_pvm, timings;
+	char *console_file; /* --console=FILE */
 	char **command;
 };
 
@@ -146,6 +147,17 @@ static gboolean opt_timeout(const char *n, const char *v, gpointer d, GError **e
 	return FALSE;
 }
 
+/* --console alone: stderr; --console=FILE: that file, kept for later. */
+static gboolean opt_console(const char *n, const char *v, gpointer d, GError **e)
+{
+	struct exec_opts *o = d;
+
+	o->console = TRUE;
+	g_free(o->console_file);
+	o->console_file = v && *v ? g_strdup(v) : NULL;
+	return TRUE;
+}
+
 #define CB(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
 
 static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **err)
@@ -174,8 +186,8 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	     "Where the command starts (default: the current directory)", "DIR"},
 	    {"timeout", 't', 0, CB(opt_timeout), "Stop the VM after this long: exit status 124",
 	     "SECONDS"},
-	    {"console", 0, 0, G_OPTION_ARG_NONE, &o->console, "Show the guest's console on stderr",
-	     NULL},
+	    {"console", 0, G_OPTION_FLAG_OPTIONAL_ARG, CB(opt_console),
+	     "Show the guest's console on stderr, or write it to FILE", "[FILE]"},
 	    {"allow-pvm", 0, 0, G_OPTION_ARG_NONE, &o->allow_pvm,
 	     "Run even on a PVM-backed /dev/kvm", NULL},
 	    {"timings", 0, 0, G_OPTION_ARG_NONE, &o->timings,
@@ -725,6 +737,18 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 	return status;
 }
 
+/* Where the guest's console goes: stderr, a --console=FILE, or nowhere. */
+static int open_console(const struct exec_opts *o, GError **err)
+{
+	if (o->console && !o->console_file)
+		return STDERR_FILENO;
+	const char *path = o->console_file ? o->console_file : "/dev/null";
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		husk_fail(err, HUSK_EXIT_EXEC_FAILED, "--console: %s: %s", path, g_strerror(errno));
+	return fd;
+}
+
 static void free_opts(struct exec_opts *o)
 {
 	g_free(o->kernel);
@@ -732,6 +756,7 @@ static void free_opts(struct exec_opts *o)
 	g_free(o->rootfs);
 	g_free(o->root_dev);
 	g_free(o->workdir);
+	g_free(o->console_file);
 	g_ptr_array_unref(o->mounts);
 	g_ptr_array_unref(o->envs);
 	g_ptr_array_unref(o->disks);
@@ -775,7 +800,8 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	o.envs = g_ptr_array_new_with_free_func(g_free);
 	o.disks = g_ptr_array_new_with_free_func(free_disk);
 	o.nets = g_ptr_array_new_with_free_func(free_net);
-	if (!parse_options(argc, argv, &o, &err)) {
+	int console = -1;
+	if (!parse_options(argc, argv, &o, &err) || (console = open_console(&o, &err)) < 0) {
 		free_opts(&o);
 		return fail(err);
 	}
@@ -802,7 +828,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	    .disks = g_ptr_array_new_with_free_func(free_disk),
 	    .nets = g_ptr_array_new_with_free_func(free_net),
 	    .shares = g_ptr_array_new_with_free_func(free_share),
-	    .console_out = o.console ? STDERR_FILENO : open("/dev/null", O_WRONLY | O_CLOEXEC),
+	    .console_out = console,
 	    .console_in = false,
 	    .timeout_s = o.timeout,
 	    .allow_pvm = o.allow_pvm,
@@ -819,10 +845,11 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 		status = run_vm(&cfg, ctl, o.timeout);
 	}
 	g_string_free(exec, TRUE);
-	if (!o.console && cfg.console_out >= 0)
-		close(cfg.console_out);
+
 	options_free(&cfg);
 out:
+	if (console != STDERR_FILENO)
+		close(console);
 	if (ctl)
 		remove_tree(ctl);
 	g_free(ctl);
