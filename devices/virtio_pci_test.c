@@ -132,15 +132,21 @@ static void test_read_past_end(struct fixture *f, gconstpointer data)
 	g_assert_cmphex(bar_read(f, COMMON_END, 4), ==, 0);
 }
 
-/* A queue larger than the device offers is refused when enabled. */
-static void test_queue_grown(struct fixture *f, gconstpointer data)
+/* Queue 0 set up with SIZE entries at well-formed ring addresses, then enabled. */
+static void enable_queue(struct fixture *f, uint16_t size)
 {
-	g_assert_cmpuint(bar_read(f, QUEUE_SIZE, 2), ==, 64);
-	bar_write(f, QUEUE_SIZE, 128, 2);
+	bar_write(f, QUEUE_SIZE, size, 2);
 	bar_write(f, QUEUE_DESC, 0x1000, 8);
 	bar_write(f, QUEUE_DRIVER, 0x2000, 8);
 	bar_write(f, QUEUE_DEVICE, 0x3000, 8);
 	bar_write(f, QUEUE_ENABLE, 1, 2);
+}
+
+/* A queue larger than the device offers is refused when enabled. */
+static void test_queue_grown(struct fixture *f, gconstpointer data)
+{
+	g_assert_cmpuint(bar_read(f, QUEUE_SIZE, 2), ==, 64);
+	enable_queue(f, 128);
 	g_assert_cmpuint(bar_read(f, QUEUE_ENABLE, 2), ==, 0);
 	g_assert_cmphex(bar_read(f, STATUS, 1) & STATUS_NEEDS_RESET, ==, STATUS_NEEDS_RESET);
 }
@@ -148,11 +154,7 @@ static void test_queue_grown(struct fixture *f, gconstpointer data)
 /* The same queue at the offered size (or smaller) starts. */
 static void test_queue_shrunk(struct fixture *f, gconstpointer data)
 {
-	bar_write(f, QUEUE_SIZE, 32, 2);
-	bar_write(f, QUEUE_DESC, 0x1000, 8);
-	bar_write(f, QUEUE_DRIVER, 0x2000, 8);
-	bar_write(f, QUEUE_DEVICE, 0x3000, 8);
-	bar_write(f, QUEUE_ENABLE, 1, 2);
+	enable_queue(f, 32);
 	g_assert_cmpuint(bar_read(f, QUEUE_ENABLE, 2), ==, 1);
 	g_assert_cmphex(bar_read(f, STATUS, 1) & STATUS_NEEDS_RESET, ==, 0);
 }
