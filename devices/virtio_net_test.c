@@ -238,6 +238,28 @@ static void test_rx_waits_for_room(void)
 	guest_memory_free(&r.gm);
 }
 
+/*
+ * With EVENT_IDX, a frame that found too few buffers leaves avail_event at
+ * the driver's index, so the driver's next buffer brings a kick. Left
+ * behind the buffers it gave back, the driver would never kick again: a
+ * stalled receive queue under load (seen with TAP and large frames).
+ */
+static void test_rx_asks_for_a_kick(void)
+{
+	struct rx r;
+
+	rx_setup(&r);
+	r.vq.event_idx = true;
+	offer(&r, 0, 1536);
+	g_assert_cmpint(rx(&r, true, 4000), ==, 0);
+	uint16_t avail_event = *(uint16_t *)gm_ptr(&r.gm, USED + 4 + 8ULL * QSIZE, 2);
+	g_assert_cmpuint(avail_event, ==, *avail(&r, 1));
+	offer(&r, 1, 1536);
+	offer(&r, 2, 1536);
+	g_assert_cmpint(rx(&r, true, 4000), ==, 1);
+	guest_memory_free(&r.gm);
+}
+
 static void test_rx_unmerged_too_small(void)
 {
 	struct rx r;
@@ -312,6 +334,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-net/tx/segmentation-offload", test_tx_segmentation_offload);
 	g_test_add_func("/virtio-net/rx/merged", test_rx_merged);
 	g_test_add_func("/virtio-net/rx/waits-for-room", test_rx_waits_for_room);
+	g_test_add_func("/virtio-net/rx/asks-for-a-kick", test_rx_asks_for_a_kick);
 	g_test_add_func("/virtio-net/rx/unmerged-too-small", test_rx_unmerged_too_small);
 	g_test_add_func("/virtio-net/rx/too-big-for-the-ring", test_rx_too_big_for_the_ring);
 	g_test_add_func("/virtio-net/rx/header-split", test_rx_header_split);

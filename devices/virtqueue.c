@@ -176,6 +176,25 @@ void vq_unpop(struct virtqueue *vq, uint16_t count)
 	set_avail_event(vq);
 }
 
+/*
+ * After an unpop, avail_event would lie behind buffers the driver has
+ * already published, and a driver passes it only once (vring_need_event,
+ * 2.7.10): it would never kick again. So point it at the driver's own
+ * index, then read that index again in case buffers came in between.
+ */
+bool vq_kick_on_next(struct virtqueue *vq)
+{
+	if (!vq->event_idx || vq->broken)
+		return false;
+	uint16_t seen = load16(avail_field(vq, 2));
+	uint16_t *avail_event =
+	    gm_ptr(vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * vq->size, 2);
+	__atomic_store_n(avail_event, htole16(seen), __ATOMIC_RELAXED);
+	/* Our avail_event store before the driver's next idx load (2.7.10). */
+	atomic_thread_fence(memory_order_seq_cst);
+	return load16(avail_field(vq, 2)) != seen;
+}
+
 void vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned int count)
 {
 	uint16_t *idx = gm_ptr(vq->mem, vq->used_addr + 2, 2);

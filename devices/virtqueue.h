@@ -53,6 +53,13 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain);
 /* Gives back the last 'count' chains popped and not pushed, to be popped again. */
 void vq_unpop(struct virtqueue *vq, uint16_t count);
 
+/*
+ * The device found too few buffers and waits for more: ask the driver for a
+ * kick when it adds the next one. True if buffers were added meanwhile (no
+ * kick will come for them): look again now.
+ */
+bool vq_kick_on_next(struct virtqueue *vq);
+
 /* Returns a chain to the driver with the number of bytes written into it. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
 
