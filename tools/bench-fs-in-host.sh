@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The measuring half of tools/bench-fs; runs where the VMMs run (on a KVM
+# host, or inside the nested test host).
+#   bench-fs-in-host.sh RUNS VMLINUZ INITRD SHAREDIR
+# Boots the same kernel and initramfs with husk (HUSK, default "husk"),
+# sharing SHAREDIR with --share, and with QEMU's vhost-user-fs-pci served by
+# virtiofsd (VIRTIOFSD, default Debian's /usr/lib/qemu/virtiofsd) on the
+# same directory, RUNS times each, interleaved; SHAREDIR is emptied before
+# every boot. The guest prints "HUSK-FS name value" lines.
+# BENCH_FS_BOOT_LIMIT: seconds one boot may take (default 1200).
+set -euo pipefail
+
+RUNS=$1 VMLINUZ=$2 INITRD=$3 SHARE=$4
+read -ra HUSK_CMD <<<"${HUSK:-husk}"
+VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
+BOOT_LIMIT=${BENCH_FS_BOOT_LIMIT:-1200}
+CMDLINE="console=ttyS0 quiet"
+TAG=bench
+# name, unit, kind: "time" (lower is better, ratio qemu/husk) or "rate"
+# (higher is better, ratio husk/qemu), and the target ratio
+TESTS=(
+	"untar-s s time -"
+	"find-stat-s s time -"
+	"metadata-s s time 1.5"
+	"seqwrite-mibs MiB/s rate 1.0"
+	"seqread-mibs MiB/s rate 1.0"
+)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-fs.XXXXXX")
+VFSD_PID=""
+
+cleanup() {
+	[[ -z $VFSD_PID ]] || kill "$VFSD_PID" 2>/dev/null || true
+	rm -rf "$WORK"
+}
+
+# Empty, fresh for every boot (each VMM opens it anew when it starts).
+clear_share() {
+	rm -rf "$SHARE"
+	mkdir -p "$SHARE"
+}
+
+vmm_command() {
+	case $1 in
+	husk)
+		CMD=("${HUSK_CMD[@]}" run --kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
+			--cpus 1 --share "$SHARE:$TAG" --cmdline "$CMDLINE")
+		;;
+	qemu)
+		# vhost-user needs the guest's RAM in shared memory.
+		# shellcheck disable=SC2054 # QEMU's options use commas
+		CMD=(qemu-system-x86_64 -enable-kvm -cpu host -M pc -m 512M -smp 1 -nographic
+			-no-reboot -nic none -kernel "$VMLINUZ" -initrd "$INITRD" -append "$CMDLINE"
+			-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem
+			-chardev "socket,id=char0,path=$WORK/vfsd.sock"
+			-device "vhost-user-fs-pci,chardev=char0,tag=$TAG")
+		;;
+	esac
+}
+
+# virtiofsd on SHARE, ready when its socket appears. sandbox=chroot: the
+# default (namespace) pivot_roots, which cannot leave an initramfs root
+# such as the test host's; the per-request work is the same.
+start_virtiofsd() {
+	rm -f "$WORK/vfsd.sock"
+	"$VIRTIOFSD" --socket-path="$WORK/vfsd.sock" -o source="$SHARE" -o cache=auto \
+		-o sandbox=chroot </dev/null >"$WORK/vfsd.log" 2>&1 &
+	VFSD_PID=$!
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[[ -S $WORK/vfsd.sock ]] && return 0
+		kill -0 "$VFSD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "bench: virtiofsd did not come up:" >&2
+	sed 's/^/  virtiofsd| /' "$WORK/vfsd.log" >&2
+	return 1
+}
+
+stop_virtiofsd() {
+	[[ -n $VFSD_PID ]] || return 0
+	# It ends by itself when QEMU hangs up; give it a moment, then insist.
+	local i
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$VFSD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$VFSD_PID" 2>/dev/null || true
+	wait "$VFSD_PID" 2>/dev/null || true
+	VFSD_PID=""
+}
+
+# One boot: prints "VMM TEST VALUE" for each result. The console goes to a
+# file and a watchdog stops a hung VM; a boot that did not finish every
+# job shows its console's last lines.
+run_once() {
+	local vmm=$1 console=$WORK/console pid deadline line done_="" errors=0
+	clear_share
+	vmm_command "$vmm"
+	if [[ $vmm == qemu ]] && ! start_virtiofsd; then
+		return 0
+	fi
+	"${CMD[@]}" </dev/null >"$console" 2>&1 &
+	pid=$!
+	deadline=$((SECONDS + BOOT_LIMIT))
+	while kill -0 "$pid" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			echo "bench: $vmm: no end after $BOOT_LIMIT s, stopped" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 1
+	done
+	wait "$pid" || true
+	[[ $vmm != qemu ]] || stop_virtiofsd
+	while IFS= read -r line || [[ -n $line ]]; do
+		line=${line%$'\r'}
+		case $line in
+		# Anywhere in the line: BIOS escape codes may come before it.
+		*HUSK-FS-ERROR\ *)
+			echo "bench: $vmm: guest error: ${line#*HUSK-FS-ERROR }" >&2
+			errors=1
+			;;
+		*HUSK-FS-DONE*) done_=1 ;;
+		*HUSK-FS\ *) echo "$vmm ${line#*HUSK-FS }" ;;
+		*) [[ -z ${BENCH_VERBOSE:-} ]] || echo "  $vmm| $line" >&2 ;;
+		esac
+	done <"$console"
+	if [[ -z $done_ || $errors == 1 ]]; then
+		echo "bench: $vmm: the guest did not finish cleanly; its console's last lines:" >&2
+		tail -n 40 "$console" | tr -d '\r' | sed "s/^/  $vmm| /" >&2
+		if [[ $vmm == qemu && -s $WORK/vfsd.log ]]; then
+			tail -n 20 "$WORK/vfsd.log" | sed 's/^/  virtiofsd| /' >&2
+		fi
+	fi
+}
+
+median() {
+	awk '$1 != "-"' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+main() {
+	trap cleanup EXIT
+	[[ -d $SHARE ]] || { echo "bench: no directory $SHARE" >&2; exit 1; }
+	local results=$WORK/results i vmm spec
+	: >"$results"
+	for ((i = 1; i <= RUNS; i++)); do
+		for vmm in husk qemu; do
+			run_once "$vmm" | tee -a "$results" | sed "s/^/bench: run $i: /"
+		done
+	done
+	clear_share
+	echo
+	echo "virtio-fs, median of $RUNS runs (512M, 1 vCPU, share on tmpfs; QEMU: vhost-user-fs-pci + virtiofsd cache=auto)"
+	echo "metadata: untar 10,000 small files, then find + stat them cold; streaming: 256 MiB dd bs=1M (+ sync), read cold"
+	echo "ratio: > 1.0 means husk is better (qemu/husk for times, husk/qemu for rates)"
+	printf '%-16s %6s %10s %10s %8s %-10s %7s\n' test unit husk qemu ratio "ratio is" target
+	for spec in "${TESTS[@]}"; do
+		local t unit kind target h q
+		read -r t unit kind target <<<"$spec"
+		h=$(awk -v t="$t" '$1 == "husk" && $2 == t { print $3 }' "$results" | median)
+		q=$(awk -v t="$t" '$1 == "qemu" && $2 == t { print $3 }' "$results" | median)
+		awk -v t="$t" -v u="$unit" -v k="$kind" -v g="$target" -v h="$h" -v q="$q" 'BEGIN {
+			if (k == "time") { num = q; den = h; how = "qemu/husk" } else { num = h; den = q; how = "husk/qemu" }
+			r = (h == "-" || q == "-" || den == 0) ? "-" : sprintf("%.2f", num / den)
+			g = (g == "-") ? "" : ">=" g
+			printf "%-16s %6s %10s %10s %8s %-10s %7s\n", t, u, h, q, r, how, g }'
+	done
+}
+
+main "$@"
