@@ -140,14 +140,19 @@ static int walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 	}
 }
 
+/* avail_event, at the end of the used ring: kick us once the driver's index passes it. */
+static void store_avail_event(struct virtqueue *vq, uint16_t idx)
+{
+	uint16_t *avail_event =
+	    gm_ptr(vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * vq->size, 2);
+	__atomic_store_n(avail_event, htole16(idx), __ATOMIC_RELAXED);
+}
+
 /* avail_event: kick us again only after the entry we take next (2.7.10). */
 static void set_avail_event(struct virtqueue *vq)
 {
-	if (!vq->event_idx)
-		return;
-	uint16_t *avail_event =
-	    gm_ptr(vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * vq->size, 2);
-	__atomic_store_n(avail_event, htole16(vq->last_avail_idx), __ATOMIC_RELAXED);
+	if (vq->event_idx)
+		store_avail_event(vq, vq->last_avail_idx);
 }
 
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
@@ -187,9 +192,7 @@ bool vq_kick_on_next(struct virtqueue *vq)
 	if (!vq->event_idx || vq->broken)
 		return false;
 	uint16_t seen = load16(avail_field(vq, 2));
-	uint16_t *avail_event =
-	    gm_ptr(vq->mem, vq->used_addr + RING_HEADER + (uint64_t)USED_ELEM * vq->size, 2);
-	__atomic_store_n(avail_event, htole16(seen), __ATOMIC_RELAXED);
+	store_avail_event(vq, seen);
 	/* Our avail_event store before the driver's next idx load (2.7.10). */
 	atomic_thread_fence(memory_order_seq_cst);
 	return load16(avail_field(vq, 2)) != seen;
