@@ -14,7 +14,7 @@
 # programs there with nested_stage_binary (source this file). SCRIPT runs
 # with bash, from /tmp (a tmpfs), with PATH=/payload/bin:/bin. Its output
 # streams to stdout (and to LOG); nested-host.sh exits with its status,
-# 75 if the test host's kernel wedged (see _nh_watch), or 1 if the test host
+# 75 if the test host's kernel wedged (see _nh_stream), or 1 if the test host
 # never reported a status for another reason (crash, timeout).
 #
 # The test host's kernel log goes to its second serial port, LOG.kmsg (at
