@@ -148,13 +148,6 @@ static void store_avail_event(struct virtqueue *vq, uint16_t idx)
 	__atomic_store_n(avail_event, htole16(idx), __ATOMIC_RELAXED);
 }
 
-/* avail_event: kick us again only after the entry we take next (2.7.10). */
-static void set_avail_event(struct virtqueue *vq)
-{
-	if (vq->event_idx)
-		store_avail_event(vq, vq->last_avail_idx);
-}
-
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 {
 	if (vq->broken)
@@ -162,6 +155,15 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	uint16_t avail_idx = load16(avail_field(vq, 2));
 	uint16_t pending = (uint16_t)(avail_idx - vq->last_avail_idx);
 
+	/*
+	 * avail_event moves only when the ring is found empty, as QEMU does:
+	 * while the device still has buffers to take, the driver adds more
+	 * without a kick (each one a VM exit).
+	 */
+	if (pending == 0 && vq_kick_on_next(vq)) {
+		avail_idx = load16(avail_field(vq, 2));
+		pending = (uint16_t)(avail_idx - vq->last_avail_idx);
+	}
 	if (pending == 0)
 		return 0;
 	if (pending > vq->size)
@@ -171,21 +173,20 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	uint16_t slot = vq->last_avail_idx % vq->size;
 	uint16_t head = load16(avail_field(vq, RING_HEADER + 2ULL * slot));
 	vq->last_avail_idx++;
-	set_avail_event(vq);
 	return walk_chain(vq, chain, head);
 }
 
 void vq_unpop(struct virtqueue *vq, uint16_t count)
 {
 	vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - count);
-	set_avail_event(vq);
 }
 
 /*
- * After an unpop, avail_event would lie behind buffers the driver has
- * already published, and a driver passes it only once (vring_need_event,
- * 2.7.10): it would never kick again. So point it at the driver's own
- * index, then read that index again in case buffers came in between.
+ * avail_event (2.7.10) names the driver's index we want a kick at. Set to
+ * the driver's current index, its next buffer brings one; left behind
+ * buffers it already published (after an unpop, say) it would never come,
+ * since a driver kicks only on passing it. So store, then read the index
+ * again in case buffers came in between.
  */
 bool vq_kick_on_next(struct virtqueue *vq)
 {

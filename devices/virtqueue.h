@@ -47,7 +47,12 @@ struct vq_chain {
 bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size, uint64_t desc,
              uint64_t avail, uint64_t used);
 
-/* 1: *chain holds the next request; 0: nothing available; -1: malformed (vq->broken set). */
+/*
+ * 1: *chain holds the next request; 0: nothing available; -1: malformed
+ * (vq->broken set). With EVENT_IDX, the driver kicks again only once a pop
+ * has found the ring empty: a device pops until 0 or, stopping early, comes
+ * back by itself (or calls vq_kick_on_next).
+ */
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain);
 
 /* Gives back the last 'count' chains popped and not pushed, to be popped again. */
