@@ -44,6 +44,7 @@
 #define MAX_RANGES        32
 #define MAX_RANGE_SECTORS 0x400000 /* 2 GiB per discard or write-zeroes range */
 #define RANGE_F_UNMAP     1
+#define IO_THREADS        16 /* requests carried out at once, like QEMU's aio=threads pool */
 
 struct virtio_blk {
 	int fd;
@@ -51,6 +52,19 @@ struct virtio_blk {
 	bool read_only;
 	char id[VIRTIO_BLK_ID_BYTES];
 	struct blk_snapshot *snap; /* writes go here, not to the image */
+	GMutex snap_lock;          /* the overlay's map is not for two threads at once */
+	GThreadPool *pool;         /* carries out requests, off the I/O thread */
+	struct virtio_pci *t;      /* where finished requests are announced */
+	GMutex lock;               /* the three below */
+	GCond idle;                /* signalled when in_flight drops to 0 */
+	unsigned int in_flight;    /* handed to the pool, not yet in 'done' */
+	GQueue done;               /* struct blk_job, finished, not yet in the used ring */
+};
+
+/* One request, from the I/O thread to a pool thread and back. */
+struct blk_job {
+	uint32_t written;
+	struct vq_chain chain;
 };
 
 /* A request's bytes: readable ones (header, then data) and writable ones (data, then status). */
@@ -185,8 +199,14 @@ static uint8_t do_rw(struct virtio_blk *blk, struct request *r, uint64_t sector,
 		}
 		if (len > bytes)
 			len = (uint32_t)bytes;
-		bool ok = blk->snap ? blk_snapshot_io(blk->snap, p, len, off, is_write)
-		                    : full_io(blk->fd, p, len, off, is_write);
+		bool ok;
+		if (blk->snap) {
+			g_mutex_lock(&blk->snap_lock);
+			ok = blk_snapshot_io(blk->snap, p, len, off, is_write);
+			g_mutex_unlock(&blk->snap_lock);
+		} else {
+			ok = full_io(blk->fd, p, len, off, is_write);
+		}
 		if (!ok)
 			return S_IOERR;
 		off += len;
@@ -258,8 +278,11 @@ static uint8_t do_ranges(struct virtio_blk *blk, struct request *r, bool zeroes)
 		if (!zeroes && flags)
 			return S_UNSUPP; /* discard has no flags */
 		if (blk->snap) {
-			if (!blk_snapshot_zero(blk->snap, (off_t)(sector * SECTOR),
-			                       (uint64_t)count * SECTOR))
+			g_mutex_lock(&blk->snap_lock);
+			bool ok = blk_snapshot_zero(blk->snap, (off_t)(sector * SECTOR),
+			                            (uint64_t)count * SECTOR);
+			g_mutex_unlock(&blk->snap_lock);
+			if (!ok)
 				return S_IOERR;
 			continue;
 		}
@@ -318,22 +341,87 @@ int virtio_blk_process(struct virtio_blk *blk, struct vq_chain *chain, uint32_t 
 	return *r.status;
 }
 
+/* On a pool thread: the request's I/O, then back to the I/O thread to be pushed. */
+static void blk_work(gpointer data, gpointer user)
+{
+	struct blk_job *job = data;
+	struct virtio_blk *blk = user;
+
+	virtio_blk_process(blk, &job->chain, &job->written);
+	g_mutex_lock(&blk->lock);
+	/* The first of a batch wakes the I/O thread, which takes the whole batch. */
+	if (g_queue_is_empty(&blk->done))
+		virtio_pci_wake(blk->t, 0);
+	g_queue_push_tail(&blk->done, job);
+	if (--blk->in_flight == 0)
+		g_cond_broadcast(&blk->idle);
+	g_mutex_unlock(&blk->lock);
+}
+
+/* Finished requests into the used ring; true if there were any. */
+static bool push_done(struct virtio_blk *blk, struct virtqueue *vq)
+{
+	GQueue done = G_QUEUE_INIT;
+	struct blk_job *job;
+
+	g_mutex_lock(&blk->lock);
+	done = blk->done;
+	g_queue_init(&blk->done);
+	g_mutex_unlock(&blk->lock);
+	if (g_queue_is_empty(&done))
+		return false;
+	while ((job = g_queue_pop_head(&done))) {
+		vq_push(vq, job->chain.head, job->written);
+		g_free(job);
+	}
+	return true;
+}
+
+/*
+ * A kick, or a wake from the pool: push what is finished, hand new requests
+ * to the pool. Requests run at once and finish in any order (5.2.6.4: the
+ * driver orders what it needs with FLUSH and by waiting).
+ */
 static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
 {
 	struct virtio_blk *blk = dev;
-	struct vq_chain chain;
-	uint32_t written;
+	struct blk_job *job = g_new(struct blk_job, 1);
+	struct request r;
 
-	while (vq_pop(vq, &chain) > 0) {
-		if (virtio_blk_process(blk, &chain, &written) < 0) {
+	blk->t = t;
+	bool pushed = push_done(blk, vq);
+	while (vq_pop(vq, &job->chain) > 0) {
+		if (!parse_chain(&job->chain, &r)) {
 			/* No header or no place for a status: the driver broke the protocol
 			 * (5.2.6.1). */
 			vq->broken = true;
 			break;
 		}
-		vq_push(vq, chain.head, written);
+		g_mutex_lock(&blk->lock);
+		blk->in_flight++;
+		g_mutex_unlock(&blk->lock);
+		g_thread_pool_push(blk->pool, job, NULL);
+		job = g_new(struct blk_job, 1);
 	}
-	virtio_pci_used(t, vq, q);
+	g_free(job);
+	if (pushed)
+		virtio_pci_used(t, vq, q);
+}
+
+/*
+ * Under the transport's lock, on a vCPU thread: requests already handed out
+ * finish (their buffers are the guest's until then), and none is pushed to
+ * the reset rings.
+ */
+static void blk_reset(void *dev)
+{
+	struct virtio_blk *blk = dev;
+
+	g_mutex_lock(&blk->lock);
+	while (blk->in_flight)
+		g_cond_wait(&blk->idle, &blk->lock);
+	g_queue_clear_full(&blk->done, g_free);
+	g_mutex_unlock(&blk->lock);
 }
 
 static void blk_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t len)
@@ -384,6 +472,7 @@ const struct virtio_device_ops virtio_blk_ops = {
     .config_size = CONFIG_SIZE,
     .config_read = blk_config_read,
     .queue_notify = blk_notify,
+    .reset = blk_reset,
 };
 
 /* Like QEMU: an open file description lock, so a second VM cannot write the image. */
@@ -440,6 +529,12 @@ struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err)
 	}
 	if (cfg->serial)
 		memcpy(blk->id, cfg->serial, strnlen(cfg->serial, VIRTIO_BLK_ID_BYTES));
+	g_mutex_init(&blk->snap_lock);
+	g_mutex_init(&blk->lock);
+	g_cond_init(&blk->idle);
+	g_queue_init(&blk->done);
+	/* Shared threads, started as needed; creating a pool of them cannot fail. */
+	blk->pool = g_thread_pool_new(blk_work, blk, IO_THREADS, FALSE, NULL);
 	return blk;
 }
 
@@ -447,6 +542,12 @@ void virtio_blk_close(struct virtio_blk *blk)
 {
 	if (!blk)
 		return;
+	/* After the transport's last reset: nothing is in flight, the threads only end. */
+	g_thread_pool_free(blk->pool, FALSE, TRUE);
+	g_queue_clear_full(&blk->done, g_free);
+	g_cond_clear(&blk->idle);
+	g_mutex_clear(&blk->lock);
+	g_mutex_clear(&blk->snap_lock);
 	blk_snapshot_free(blk->snap);
 	close(blk->fd);
 	g_free(blk);

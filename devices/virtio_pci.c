@@ -206,6 +206,11 @@ bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index)
 	return running;
 }
 
+void virtio_pci_wake(struct virtio_pci *t, unsigned int index)
+{
+	eventfd_write(t->queues[index].kick_fd, 1);
+}
+
 /* A kick: let the device take what the driver made available. */
 static void service_queue(struct queue *q)
 {
@@ -627,7 +632,7 @@ struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
 	                ops->class_code, 1, &virtio_pci_ops, t);
 	pci_put16(t->pci.config + PCI_SUBSYSTEM_VENDOR, PCI_VENDOR_VIRTIO);
 	pci_put16(t->pci.config + PCI_SUBSYSTEM_ID, 0x40);
-	pci_device_add_bar(&t->pci, 0, BAR_SIZE);
+	pci_device_add_bar(&t->pci, 0, BAR_SIZE, true); /* above 4 GiB, as QEMU places it */
 	add_virtio_cap(t, CAP_COMMON, BAR_COMMON, COMMON_SIZE);
 	add_virtio_cap(t, CAP_ISR, BAR_ISR, 1);
 	/* Only devices with a configuration have the structure (4.1.4.6). */
@@ -657,6 +662,12 @@ void virtio_pci_destroy(struct virtio_pci *t)
 
 		if (q->has_worker)
 			pthread_join(q->worker, NULL);
+	}
+	/* The device's own threads may still hold kick_fds: let them finish first. */
+	if (t->ops->reset) {
+		pthread_mutex_lock(&t->lock);
+		t->ops->reset(t->dev);
+		pthread_mutex_unlock(&t->lock);
 	}
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++) {
 		struct queue *q = &t->queues[i];

@@ -37,8 +37,9 @@ struct virtio_device_ops {
 	void (*config_read)(void *dev, uint32_t offset, uint8_t *data, uint32_t len);
 	/* The driver kicked queue 'q': take requests, push results, then virtio_pci_used(). */
 	void (*queue_notify)(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
-	void (*reset)(void *dev); /* optional */
-	bool blocking;            /* queue work blocks (file I/O): run it on a thread per queue */
+	/* Optional; also called once before the transport goes away, to quiesce workers. */
+	void (*reset)(void *dev);
+	bool blocking; /* queue work blocks (file I/O): run it on a thread per queue */
 };
 
 /* What the transport needs from the machine. */
@@ -62,6 +63,12 @@ uint64_t virtio_pci_features(const struct virtio_pci *t);
  * Call it from the I/O thread. False if the queue is not running.
  */
 bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index);
+
+/*
+ * From any thread: has the I/O thread run queue_notify for queue 'index'
+ * soon, as a kick does (a device's worker with finished requests).
+ */
+void virtio_pci_wake(struct virtio_pci *t, unsigned int index);
 
 /* After pushing used buffers on 'vq': interrupts the driver if it wants one. */
 void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
