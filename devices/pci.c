@@ -27,11 +27,15 @@ void pci_device_init(struct pci_device *dev, uint16_t vendor, uint16_t device, u
 	dev->next_cap = FIRST_CAP;
 }
 
-void pci_device_add_bar(struct pci_device *dev, int bar, uint64_t size)
+void pci_device_add_bar(struct pci_device *dev, int bar, uint64_t size, bool is64)
 {
 	dev->bar_size[bar] = size;
 	/* The address bits above the size are writable: that is how sizing works (6.2.5.1). */
 	pci_put32(dev->wmask + PCI_BAR0 + 4 * bar, (uint32_t) ~(size - 1));
+	if (is64) {
+		dev->config[PCI_BAR0 + 4 * bar] = PCI_BAR_MEM_64 | PCI_BAR_PREFETCH;
+		pci_put32(dev->wmask + PCI_BAR0 + 4 * (bar + 1), (uint32_t) ~((size - 1) >> 32));
+	}
 }
 
 uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, uint8_t len)
@@ -52,9 +56,19 @@ uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, uint8_t len)
 	return at;
 }
 
+static bool bar_is64(const struct pci_device *dev, int bar)
+{
+	return dev->config[PCI_BAR0 + 4 * bar] & PCI_BAR_MEM_64;
+}
+
 uint64_t pci_device_bar_addr(const struct pci_device *dev, int bar)
 {
-	return pci_get32(dev->config + PCI_BAR0 + 4 * bar) & ~UINT32_C(0xf);
+	const uint8_t *reg = dev->config + PCI_BAR0 + 4 * bar;
+	uint64_t addr = pci_get32(reg) & ~UINT32_C(0xf);
+
+	if (bar_is64(dev, bar) && bar + 1 < PCI_NUM_BARS)
+		addr |= (uint64_t)pci_get32(reg + 4) << 32;
+	return addr;
 }
 
 static bool memory_enabled(const struct pci_device *dev)
@@ -70,6 +84,12 @@ void pci_bus_init(struct pci_bus *bus)
 	pci_device_init(&bus->host_bridge, HOST_BRIDGE_VENDOR, HOST_BRIDGE_DEVICE,
 	                CLASS_HOST_BRIDGE, 0, NULL, NULL);
 	bus->devices[0] = &bus->host_bridge;
+}
+
+void pci_bus_set_mmio64(struct pci_bus *bus, uint64_t base, uint64_t size)
+{
+	bus->mmio64_base = bus->next_bar64 = base;
+	bus->mmio64_size = size;
 }
 
 void pci_bus_destroy(struct pci_bus *bus)
@@ -90,18 +110,25 @@ int pci_bus_add(struct pci_bus *bus, struct pci_device *dev)
 		uint64_t size = dev->bar_size[bar];
 		if (!size)
 			continue;
-		uint64_t addr = (bus->next_bar + size - 1) & ~(size - 1);
-		if (addr + size > LAYOUT_PCI_MMIO32 + LAYOUT_PCI_MMIO32_SIZE)
+		bool is64 = bar_is64(dev, bar);
+		uint64_t *next = is64 ? &bus->next_bar64 : &bus->next_bar;
+		uint64_t end = is64 ? bus->mmio64_base + bus->mmio64_size
+		                    : LAYOUT_PCI_MMIO32 + LAYOUT_PCI_MMIO32_SIZE;
+		uint64_t addr = (*next + size - 1) & ~(size - 1);
+		if (addr + size > end)
 			return -1;
-		pci_put32(dev->config + PCI_BAR0 + 4 * bar, (uint32_t)addr);
-		bus->next_bar = addr + size;
+		pci_put32(dev->config + PCI_BAR0 + 4 * bar,
+		          (uint32_t)addr | (dev->config[PCI_BAR0 + 4 * bar] & 0xf));
+		if (is64)
+			pci_put32(dev->config + PCI_BAR0 + 4 * (bar + 1), (uint32_t)(addr >> 32));
+		*next = addr + size;
 	}
 	bus->devices[slot] = dev;
 	return slot;
 }
 
 /* A guest write may have moved a BAR; tell the device once decoding is on. */
-static void check_bars(struct pci_device *dev, const uint32_t old[PCI_NUM_BARS], bool was_enabled)
+static void check_bars(struct pci_device *dev, const uint64_t old[PCI_NUM_BARS], bool was_enabled)
 {
 	if (!dev->ops || !dev->ops->bar_moved || !memory_enabled(dev))
 		return;
@@ -129,11 +156,11 @@ static void config_access(struct pci_bus *bus, unsigned int slot, unsigned int f
 			dev->ops->config_read(dev, reg, len);
 		memcpy(data, dev->config + reg, len);
 	} else {
-		uint32_t old[PCI_NUM_BARS];
+		uint64_t old[PCI_NUM_BARS];
 		bool was_enabled = memory_enabled(dev);
 
 		for (int bar = 0; bar < PCI_NUM_BARS; bar++)
-			old[bar] = (uint32_t)pci_device_bar_addr(dev, bar);
+			old[bar] = pci_device_bar_addr(dev, bar);
 		for (uint32_t i = 0; i < len; i++) {
 			uint8_t m = dev->wmask[reg + i];
 			dev->config[reg + i] =
@@ -179,10 +206,10 @@ void pci_ecam_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 	              len, is_write);
 }
 
-void pci_mmio_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+/* An access at guest-physical 'addr' in a BAR window: to the BAR that holds it, if any. */
+static void mmio_access(struct pci_bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
+                        bool is_write)
 {
-	struct pci_bus *bus = opaque;
-	uint64_t addr = LAYOUT_PCI_MMIO32 + offset;
 	struct pci_device *hit = NULL;
 	int hit_bar = 0;
 	uint64_t base = 0;
@@ -207,4 +234,16 @@ void pci_mmio_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 		hit->ops->bar_access(hit, hit_bar, addr - base, data, len, is_write);
 	else if (!is_write)
 		memset(data, 0xff, len);
+}
+
+void pci_mmio32_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	mmio_access(opaque, LAYOUT_PCI_MMIO32 + offset, data, len, is_write);
+}
+
+void pci_mmio64_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct pci_bus *bus = opaque;
+
+	mmio_access(bus, bus->mmio64_base + offset, data, len, is_write);
 }

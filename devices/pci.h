@@ -2,9 +2,9 @@
 /*
  * PCI bus 0 behind one host bridge: configuration space through ports
  * 0xcf8/0xcfc and ECAM, and memory BARs placed by husk (there is no
- * firmware to do it) inside one 32-bit window. MMIO in that window is
- * routed by the BARs' current values, so a guest that moves a BAR is
- * followed.
+ * firmware to do it): 32-bit BARs in the window below 4 GiB, 64-bit ones
+ * in the window above RAM. MMIO in either window is routed by the BARs'
+ * current values, so a guest that moves a BAR is followed.
  */
 #ifndef HUSK_PCI_H
 #define HUSK_PCI_H
@@ -34,6 +34,7 @@
 #define PCI_COMMAND_MASTER   0x4
 #define PCI_STATUS_CAP_LIST  0x10
 #define PCI_BAR_MEM_64       0x4
+#define PCI_BAR_PREFETCH     0x8
 #define PCI_CAP_ID_VENDOR    0x09
 #define PCI_CAP_ID_MSIX      0x11
 
@@ -55,7 +56,7 @@ struct pci_device_ops {
 struct pci_device {
 	uint8_t config[PCI_CONFIG_SIZE];
 	uint8_t wmask[PCI_CONFIG_SIZE];  /* bits the guest may write */
-	uint64_t bar_size[PCI_NUM_BARS]; /* 0: no BAR */
+	uint64_t bar_size[PCI_NUM_BARS]; /* 0: no BAR (or the upper half of a 64-bit one) */
 	const struct pci_device_ops *ops;
 	void *opaque;
 	uint8_t next_cap; /* where the next capability goes */
@@ -66,18 +67,25 @@ struct pci_bus {
 	struct pci_device *devices[PCI_MAX_DEVICES];
 	pthread_mutex_t lock;    /* config space and BAR routing */
 	uint32_t config_address; /* the 0xcf8 register */
-	uint64_t next_bar;       /* where the next BAR goes */
+	uint64_t next_bar;       /* where the next 32-bit BAR goes */
+	uint64_t mmio64_base, mmio64_size;
+	uint64_t next_bar64; /* where the next 64-bit BAR goes */
 	struct pci_device host_bridge;
 };
 
 void pci_bus_init(struct pci_bus *bus);
+/* The window for 64-bit BARs (none until set: such devices cannot be added). */
+void pci_bus_set_mmio64(struct pci_bus *bus, uint64_t base, uint64_t size);
 void pci_bus_destroy(struct pci_bus *bus);
 
 /* Fills the header of a type-0 device; BARs and capabilities come next. */
 void pci_device_init(struct pci_device *dev, uint16_t vendor, uint16_t device, uint32_t class_code,
                      uint8_t revision, const struct pci_device_ops *ops, void *opaque);
-/* A 32-bit memory BAR of 'size' bytes (a power of two, at least 4 KiB). */
-void pci_device_add_bar(struct pci_device *dev, int bar, uint64_t size);
+/*
+ * A memory BAR of 'size' bytes (a power of two, at least 4 KiB). A 64-bit
+ * one (prefetchable, as QEMU's virtio BARs) takes slots bar and bar + 1.
+ */
+void pci_device_add_bar(struct pci_device *dev, int bar, uint64_t size, bool is64);
 /* Reserves 'len' bytes of capability 'id' and chains it; returns its offset, 0 if full. */
 uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, uint8_t len);
 uint64_t pci_device_bar_addr(const struct pci_device *dev, int bar);
@@ -85,11 +93,12 @@ uint64_t pci_device_bar_addr(const struct pci_device *dev, int bar);
 /* Places the device's BARs and puts it in a free slot; returns the slot or -1. */
 int pci_bus_add(struct pci_bus *bus, struct pci_device *dev);
 
-/* bus_access_fn callbacks: ports 0xcf8..0xcff, the ECAM window, the BAR window. */
+/* bus_access_fn callbacks: ports 0xcf8..0xcff, the ECAM window, the two BAR windows. */
 void pci_config_port_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
                             bool is_write);
 void pci_ecam_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
-void pci_mmio_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+void pci_mmio32_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+void pci_mmio64_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
 /* Little-endian helpers for config space and device registers. */
 static inline void pci_put16(uint8_t *p, uint16_t v)

@@ -44,7 +44,7 @@ fact pvpanic "$bound"
 # virtio devices, when the VMM gave any: disks, entropy, the PCI bus.
 block_facts() {
 	# shellcheck disable=SC3043 # busybox sh has local
-	local dev name
+	local dev name high=0 start
 	for dev in /sys/block/vd*; do
 		[ -e "$dev" ] || continue
 		name=${dev##*/}
@@ -59,6 +59,13 @@ block_facts() {
 	fi
 	fact pci_devices "$(find /sys/bus/pci/devices -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
 	fact pci_problems "$(dmesg | grep -cE 'PCI: Fatal|not reserved|virtio.*(failed|error)')"
+	# virtio functions whose BAR 0 the kernel kept in the 64-bit window, above 4 GiB
+	for dev in /sys/bus/pci/devices/*; do
+		[ "$(cat "$dev/vendor")" = 0x1af4 ] || continue
+		start=$(head -n 1 "$dev/resource" | cut -d' ' -f1)
+		[ $((start)) -ge $((0x100000000)) ] && high=$((high + 1))
+	done
+	fact pci_bars_high "$high"
 }
 block_facts
 

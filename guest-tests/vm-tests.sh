@@ -372,11 +372,11 @@ test_disks() {
 		done
 		return 0
 	fi
-	# host bridge, virtio-rng and two virtio-blk functions
-	if [[ $(fact pci_devices) == 4 && $(fact pci_problems) == 0 ]]; then
+	# host bridge, virtio-rng and two virtio-blk functions, their BARs above 4 GiB
+	if [[ $(fact pci_devices) == 4 && $(fact pci_problems) == 0 && $(fact pci_bars_high) == 3 ]]; then
 		pass pci-clean
 	else
-		fail pci-clean "guest saw $(fact pci_devices) PCI devices (want 4), $(fact pci_problems) PCI/virtio complaints" "$VM_LOG"
+		fail pci-clean "guest saw $(fact pci_devices) PCI devices (want 4), $(fact pci_problems) PCI/virtio complaints, $(fact pci_bars_high) virtio BARs above 4 GiB (want 3)" "$VM_LOG"
 	fi
 	if [[ $(fact hwrng_bytes) == 256 && $(fact hwrng_zero_bytes) -gt 200 && $(fact rng_current) == virtio_rng.* ]]; then
 		pass hwrng

@@ -253,7 +253,7 @@ static GByteArray *build_mcfg(const struct acpi_config *cfg)
 /*
  * The host bridge (PCI Firmware Spec 3.2, 4.1): a PCIe root (_HID PNP0A08,
  * _CID PNP0A03) whose _CRS hands out bus 0, the I/O ports around the
- * config ports and the 32-bit BAR window.
+ * config ports and both BAR windows.
  */
 static void dsdt_pci_host(GByteArray *t, const struct acpi_config *cfg)
 {
@@ -277,6 +277,8 @@ static void dsdt_pci_host(GByteArray *t, const struct acpi_config *cfg)
 	aml_res_word_io(res, (uint16_t)(cfg->pci_config_port + 8), 0xffff);
 	aml_res_dword_memory(res, cfg->pci_mmio32_start,
 	                     cfg->pci_mmio32_start + cfg->pci_mmio32_size - 1);
+	aml_res_qword_memory(res, cfg->pci_mmio64_start,
+	                     cfg->pci_mmio64_start + cfg->pci_mmio64_size - 1);
 	aml_resource_template(t, "_CRS", res);
 	aml_close(t, dev);
 	g_byte_array_free(res, TRUE);

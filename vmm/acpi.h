@@ -27,11 +27,13 @@ struct acpi_config {
 	uint16_t pvpanic_port;
 	uint16_t com1_port;
 	uint8_t com1_irq;
-	/* PCI bus 0: ECAM at pci_ecam (MCFG), config ports, BAR window. */
+	/* PCI bus 0: ECAM at pci_ecam (MCFG), config ports, BAR windows. */
 	uint64_t pci_ecam;
 	uint16_t pci_config_port;
 	uint32_t pci_mmio32_start;
 	uint32_t pci_mmio32_size;
+	uint64_t pci_mmio64_start;
+	uint64_t pci_mmio64_size;
 };
 
 /*

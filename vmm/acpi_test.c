@@ -22,6 +22,8 @@ static const struct acpi_config config4 = {
     .pci_config_port = 0xcf8,
     .pci_mmio32_start = 0xc0000000,
     .pci_mmio32_size = 0x20000000,
+    .pci_mmio64_start = 0x140000000,
+    .pci_mmio64_size = 0x400000000,
 };
 
 static uint8_t sum(const uint8_t *p, size_t len)
@@ -169,6 +171,11 @@ static void test_dsdt(void)
 	g_assert_true(contains(d, len, "PCI0", 4));
 	g_assert_true(contains(d, len, pnp0a08, sizeof(pnp0a08)));
 	g_assert_true(contains(d, len, window, sizeof(window)));
+	/* QWordMemory 0x140000000..0x53fffffff: tag, length 43, memory, fixed, read-write */
+	static const uint8_t window64[] = {0x8a, 0x2b, 0x00, 0x00, 0x0c, 0x01, 0,    0,    0,    0,
+	                                   0,    0,    0,    0,    0x00, 0x00, 0x00, 0x40, 0x01, 0,
+	                                   0,    0,    0xff, 0xff, 0xff, 0x3f, 0x05, 0,    0,    0};
+	g_assert_true(contains(d, len, window64, sizeof(window64)));
 	g_free(buf);
 }
 

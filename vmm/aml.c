@@ -19,6 +19,7 @@
 #define RES_END_TAG         0x79 /* small item, 1 byte: checksum (6.4.2.9) */
 #define RES_DWORD_ADDRESS   0x87 /* large items (6.4.3.5.2, 6.4.3.5.3) */
 #define RES_WORD_ADDRESS    0x88
+#define RES_QWORD_ADDRESS   0x8a
 #define RES_SPACE_MEMORY    0
 #define RES_SPACE_IO        1
 #define RES_SPACE_BUS       2
@@ -205,6 +206,11 @@ void aml_res_word_io(GByteArray *b, uint16_t min, uint16_t max)
 void aml_res_dword_memory(GByteArray *b, uint32_t min, uint32_t max)
 {
 	address_space(b, RES_DWORD_ADDRESS, 4, RES_SPACE_MEMORY, RES_MEM_READ_WRITE, min, max);
+}
+
+void aml_res_qword_memory(GByteArray *b, uint64_t min, uint64_t max)
+{
+	address_space(b, RES_QWORD_ADDRESS, 8, RES_SPACE_MEMORY, RES_MEM_READ_WRITE, min, max);
 }
 
 void aml_resource_template(GByteArray *b, const char *name, const GByteArray *res)

@@ -39,6 +39,7 @@ void aml_res_irq(GByteArray *b, uint8_t irq);
 void aml_res_word_bus(GByteArray *b, uint16_t min, uint16_t max);
 void aml_res_word_io(GByteArray *b, uint16_t min, uint16_t max);
 void aml_res_dword_memory(GByteArray *b, uint32_t min, uint32_t max);
+void aml_res_qword_memory(GByteArray *b, uint64_t min, uint64_t max);
 /* Name(name, ResourceTemplate() { contents }) where 'res' holds the descriptors. */
 void aml_resource_template(GByteArray *b, const char *name, const GByteArray *res);
 

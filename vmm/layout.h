@@ -38,6 +38,9 @@
 #define LAYOUT_KVM_IDMAP       UINT64_C(0xfffbc000) /* KVM_SET_IDENTITY_MAP_ADDR, 1 page */
 #define LAYOUT_KVM_TSS         UINT64_C(0xfffbd000) /* KVM_SET_TSS_ADDR, 3 pages */
 #define LAYOUT_HIGH_RAM        UINT64_C(0x100000000)
+/* Above the end of RAM, 1 GiB aligned: the window for 64-bit PCI BARs. */
+#define LAYOUT_PCI_MMIO64_ALIGN GiB
+#define LAYOUT_PCI_MMIO64_SIZE  (16 * GiB)
 
 /* I/O ports. */
 #define PORT_I8042_DATA     0x60

@@ -277,9 +277,37 @@ static void report_net_drops(struct machine *m)
 	}
 }
 
+/* MAXPHYADDR the vCPUs report (CPUID 0x80000008, EAX bits 7:0); 36 without the leaf. */
+static unsigned int guest_phys_bits(const struct kvm_cpuid2 *cpuid)
+{
+	for (uint32_t i = 0; i < cpuid->nent; i++)
+		if (cpuid->entries[i].function == 0x80000008 && (cpuid->entries[i].eax & 0xff))
+			return cpuid->entries[i].eax & 0xff;
+	return 36;
+}
+
+/* The 64-bit BAR window: past the end of RAM, and addressable by the guest. */
+static bool place_mmio64(struct machine *m, GError **err)
+{
+	const struct guest_region *last = &m->mem.regions[m->mem.count - 1];
+	uint64_t ram_end = MAX(last->gpa + last->size, LAYOUT_HIGH_RAM);
+	uint64_t base = (ram_end + LAYOUT_PCI_MMIO64_ALIGN - 1) & ~(LAYOUT_PCI_MMIO64_ALIGN - 1);
+	unsigned int bits = guest_phys_bits(m->cpuid);
+
+	if (bits < 64 && base + LAYOUT_PCI_MMIO64_SIZE > UINT64_C(1) << bits) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
+		            "--memory: %" PRIu64 " MiB leaves no room for PCI devices below the "
+		            "guest's %u-bit physical address limit",
+		            m->cfg->memory / MiB, bits);
+		return false;
+	}
+	pci_bus_set_mmio64(&m->pci, base, LAYOUT_PCI_MMIO64_SIZE);
+	return true;
+}
+
 static bool add_pci(struct machine *m, GError **err)
 {
-	if (!msi_router_init(&m->msi, m->vm_fd, err))
+	if (!place_mmio64(m, err) || !msi_router_init(&m->msi, m->vm_fd, err))
 		return false;
 	m->msi_ready = true;
 	m->virtio =
@@ -291,8 +319,10 @@ static bool add_pci(struct machine *m, GError **err)
 	                    &m->pci, "pci-config", err) &&
 	       register_mmio(m, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, pci_ecam_access, &m->pci,
 	                     "pci-ecam", err) &&
-	       register_mmio(m, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE, pci_mmio_access, &m->pci,
-	                     "pci-bars", err);
+	       register_mmio(m, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE, pci_mmio32_access,
+	                     &m->pci, "pci-bars", err) &&
+	       register_mmio(m, m->pci.mmio64_base, m->pci.mmio64_size, pci_mmio64_access, &m->pci,
+	                     "pci-bars-64", err);
 }
 
 static bool add_devices(struct machine *m, GError **err)
@@ -326,6 +356,8 @@ static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
 	    .pci_config_port = PORT_PCI_CONFIG,
 	    .pci_mmio32_start = (uint32_t)LAYOUT_PCI_MMIO32,
 	    .pci_mmio32_size = (uint32_t)LAYOUT_PCI_MMIO32_SIZE,
+	    .pci_mmio64_start = m->pci.mmio64_base,
+	    .pci_mmio64_size = m->pci.mmio64_size,
 	};
 	/* The tables end where the reset vector's 16 bytes begin. */
 	uint64_t size = RESET_VECTOR_ADDR - LAYOUT_ACPI_START;
