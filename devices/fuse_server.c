@@ -48,7 +48,8 @@ struct fuse_server {
 	GHashTable *by_file; /* "dev:ino" -> struct inode */
 	GHashTable *handles; /* fh -> struct handle */
 	uint64_t next_nodeid, next_fh;
-	uint8_t *buf; /* a request's header and arguments */
+	bool initialized; /* INIT answered, DESTROY not yet seen */
+	uint8_t *buf;     /* a request's header and arguments */
 	struct fuse_server_stats stats;
 };
 
@@ -395,6 +396,7 @@ static size_t do_init(struct fuse_server *s, struct req *r)
 	out.max_write = FUSE_SERVER_MAX_WRITE;
 	out.time_gran = 1;
 	out.max_pages = MAX_PAGES;
+	s->initialized = true;
 	return reply(r, 0, &out, sizeof(out));
 }
 
@@ -1123,13 +1125,36 @@ static size_t dispatch_node(struct fuse_server *s, struct req *r, struct inode *
 	}
 }
 
+/* The opcodes dispatch_node answers: for those, an unknown node is ESTALE, not ENOSYS. */
+static bool node_opcode(uint32_t opcode)
+{
+	static const uint32_t ops[] = {
+	    FUSE_LOOKUP,   FUSE_GETATTR,     FUSE_SETATTR,     FUSE_READLINK, FUSE_SYMLINK,
+	    FUSE_MKNOD,    FUSE_MKDIR,       FUSE_UNLINK,      FUSE_RMDIR,    FUSE_RENAME,
+	    FUSE_RENAME2,  FUSE_LINK,        FUSE_OPEN,        FUSE_OPENDIR,  FUSE_CREATE,
+	    FUSE_READDIR,  FUSE_READDIRPLUS, FUSE_STATFS,      FUSE_ACCESS,   FUSE_SETXATTR,
+	    FUSE_GETXATTR, FUSE_LISTXATTR,   FUSE_REMOVEXATTR,
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(ops); i++)
+		if (ops[i] == opcode)
+			return true;
+	return false;
+}
+
 static size_t dispatch(struct fuse_server *s, struct req *r)
 {
-	switch (r->h.opcode) {
-	case FUSE_INIT:
+	if (r->h.opcode == FUSE_INIT)
 		return do_init(s, r);
+	/* Like libfuse: nothing is served before INIT (FORGET has no reply to carry EIO). */
+	if (!s->initialized)
+		return r->h.opcode == FUSE_FORGET || r->h.opcode == FUSE_BATCH_FORGET
+		           ? 0
+		           : reply_err(r, EIO);
+	switch (r->h.opcode) {
 	case FUSE_DESTROY:
 		forget_all(s);
+		s->initialized = false;
 		return reply_err(r, 0);
 	case FUSE_FORGET: {
 		const struct fuse_forget_in *in = arg(r, sizeof(*in));
@@ -1164,6 +1189,8 @@ static size_t dispatch(struct fuse_server *s, struct req *r)
 	case FUSE_SYNCFS:
 		return reply_err(r, syncfs(s->root->fd) ? errno : 0);
 	}
+	if (!node_opcode(r->h.opcode))
+		return reply_err(r, ENOSYS);
 	struct inode *ino = find_inode(s, r->h.nodeid);
 	if (!ino)
 		return reply_err(r, ESTALE); /* a node id we never gave out */

@@ -164,6 +164,20 @@ static void test_unknown_opcode(struct fixture *f, gconstpointer data)
 {
 	g_assert_cmpint(call(f, 9999, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, -ENOSYS);
 	g_assert_cmpint(call(f, FUSE_IOCTL, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, -ENOSYS);
+	/* Not a node operation: ENOSYS whatever the node id says. */
+	g_assert_cmpint(call(f, 9999, 123456, NULL, 0, NULL, NULL), ==, -ENOSYS);
+	g_assert_cmpint(call(f, FUSE_GETATTR, 123456, NULL, 0, NULL, NULL), ==, -ESTALE);
+}
+
+/* Before INIT and after DESTROY the server answers nothing but INIT. */
+static void test_requests_need_init(struct fixture *f, gconstpointer data)
+{
+	g_assert_cmpint(call(f, FUSE_DESTROY, 0, NULL, 0, NULL, NULL), ==, 0);
+	g_assert_cmpint(call(f, FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, -EIO);
+	g_assert_cmpint(call(f, FUSE_STATFS, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, -EIO);
+	struct fuse_init_in init = {.major = 7, .minor = 38};
+	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
+	g_assert_cmpint(call(f, FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, 0);
 }
 
 static void test_bad_names(struct fixture *f, gconstpointer data)
@@ -476,6 +490,7 @@ int main(int argc, char **argv)
 	ADD("decoder/length-that-lies", test_length_that_lies, NULL);
 	ADD("decoder/no-room-for-reply", test_no_room_for_reply, NULL);
 	ADD("decoder/unknown-opcode", test_unknown_opcode, NULL);
+	ADD("decoder/requests-need-init", test_requests_need_init, NULL);
 	ADD("decoder/bad-names", test_bad_names, NULL);
 	ADD("decoder/made-up-nodes-and-handles", test_made_up_nodes_and_handles, NULL);
 	ADD("fs/read-write", test_read_write, NULL);
