@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <glib.h>
-#include <unistd.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmm/error.h"
 #include "vmm/options.h"
