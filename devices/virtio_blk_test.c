@@ -456,10 +456,21 @@ static void assert_done(struct ring *r)
 	}
 }
 
-static void test_queue_async(struct fixture *f, gconstpointer data)
+/* A snapshot disk sends every request to the pool. */
+static void reopen_as_snapshot(struct fixture *f)
+{
+	struct disk_config cfg = {.path = f->path, .snapshot = true};
+
+	virtio_blk_close(f->blk);
+	f->blk = virtio_blk_open(&cfg, NULL);
+	g_assert_nonnull(f->blk);
+}
+
+static void test_queue_pool(struct fixture *f, gconstpointer data)
 {
 	struct ring r;
 
+	reopen_as_snapshot(f);
 	ring_setup(&r);
 	g_atomic_int_set(&wakes, 0);
 	virtio_blk_ops.queue_notify(f->blk, FAKE_T, &r.vq, 0);
@@ -474,11 +485,26 @@ static void test_queue_async(struct fixture *f, gconstpointer data)
 	guest_memory_free(&r.gm);
 }
 
+/* An image in memory (tmpfs): the I/O thread answers at once, no pool, no wake. */
+static void test_queue_inline(struct fixture *f, gconstpointer data)
+{
+	struct ring r;
+
+	ring_setup(&r);
+	g_atomic_int_set(&wakes, 0);
+	virtio_blk_ops.queue_notify(f->blk, FAKE_T, &r.vq, 0);
+	g_assert_cmpuint(used_idx(&r), ==, NREQ);
+	g_assert_cmpint(g_atomic_int_get(&wakes), ==, 0);
+	assert_done(&r);
+	guest_memory_free(&r.gm);
+}
+
 /* A reset returns only once every request handed out is done, and pushes none of them. */
 static void test_queue_reset_waits(struct fixture *f, gconstpointer data)
 {
 	struct ring r;
 
+	reopen_as_snapshot(f);
 	ring_setup(&r);
 	virtio_blk_ops.queue_notify(f->blk, FAKE_T, &r.vq, 0);
 	virtio_blk_ops.reset(f->blk);
@@ -507,7 +533,9 @@ int main(int argc, char **argv)
 	ADD("second-writer-locked-out", test_lock);
 	ADD("cache-none", test_cache_none);
 	ADD("snapshot", test_snapshot);
-	ADD("queue-async", test_queue_async);
+	ADD("queue-pool", test_queue_pool);
+	g_test_add("/virtio-blk/queue-inline-on-tmpfs", struct fixture, NULL, setup_tmpfs,
+	           test_queue_inline, teardown);
 	ADD("queue-reset-waits", test_queue_reset_waits);
 	g_test_add_func("/virtio-blk/open-errors", test_open_errors);
 	g_test_add_func("/virtio-blk/parse", test_parse);
