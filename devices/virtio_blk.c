@@ -2,6 +2,7 @@
 #include "devices/virtio_blk.h"
 
 #include "devices/blk_snapshot.h"
+#include "devices/vq_pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,18 +70,7 @@ struct virtio_blk {
 	char id[VIRTIO_BLK_ID_BYTES];
 	struct blk_snapshot *snap; /* writes go here, not to the image */
 	GMutex snap_lock;          /* the overlay's map is not for two threads at once */
-	GThreadPool *pool;         /* carries out requests, off the I/O thread */
-	struct virtio_pci *t;      /* where finished requests are announced */
-	GMutex lock;               /* the three below */
-	GCond idle;                /* signalled when in_flight drops to 0 */
-	unsigned int in_flight;    /* handed to the pool, not yet in 'done' */
-	GQueue done;               /* struct blk_job, finished, not yet in the used ring */
-};
-
-/* One request, from the I/O thread to a pool thread and back. */
-struct blk_job {
-	uint32_t written;
-	struct vq_chain chain;
+	struct vq_pool *pool;      /* carries out what the I/O thread does not */
 };
 
 /* A request's bytes: readable ones (header, then data) and writable ones (data, then status). */
@@ -423,40 +413,9 @@ int virtio_blk_process(struct virtio_blk *blk, struct vq_chain *chain, uint32_t 
 	return process(blk, chain, written, false);
 }
 
-/* On a pool thread: the request's I/O, then back to the I/O thread to be pushed. */
-static void blk_work(gpointer data, gpointer user)
+static void blk_work(void *dev, struct vq_job *job)
 {
-	struct blk_job *job = data;
-	struct virtio_blk *blk = user;
-
-	virtio_blk_process(blk, &job->chain, &job->written);
-	g_mutex_lock(&blk->lock);
-	/* The first of a batch wakes the I/O thread, which takes the whole batch. */
-	if (g_queue_is_empty(&blk->done))
-		virtio_pci_wake(blk->t, 0);
-	g_queue_push_tail(&blk->done, job);
-	if (--blk->in_flight == 0)
-		g_cond_broadcast(&blk->idle);
-	g_mutex_unlock(&blk->lock);
-}
-
-/* Finished requests into the used ring; true if there were any. */
-static bool push_done(struct virtio_blk *blk, struct virtqueue *vq)
-{
-	GQueue done = G_QUEUE_INIT;
-	struct blk_job *job;
-
-	g_mutex_lock(&blk->lock);
-	done = blk->done;
-	g_queue_init(&blk->done);
-	g_mutex_unlock(&blk->lock);
-	if (g_queue_is_empty(&done))
-		return false;
-	while ((job = g_queue_pop_head(&done))) {
-		vq_push(vq, job->chain.head, job->written);
-		g_free(job);
-	}
-	return true;
+	virtio_blk_process(dev, &job->chain, &job->written);
 }
 
 /*
@@ -467,10 +426,8 @@ static bool push_done(struct virtio_blk *blk, struct virtqueue *vq)
 static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
 {
 	struct virtio_blk *blk = dev;
-	struct blk_job *job = g_new(struct blk_job, 1);
-
-	blk->t = t;
-	bool pushed = push_done(blk, vq);
+	struct vq_job *job = vq_job_new();
+	bool pushed = vq_pool_push_done(blk->pool, vq);
 	while (vq_pop(vq, &job->chain) > 0) {
 		int status = process(blk, &job->chain, &job->written, true);
 		if (status < 0) {
@@ -484,13 +441,10 @@ static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 			pushed = true;
 			continue;
 		}
-		g_mutex_lock(&blk->lock);
-		blk->in_flight++;
-		g_mutex_unlock(&blk->lock);
-		g_thread_pool_push(blk->pool, job, NULL);
-		job = g_new(struct blk_job, 1);
+		vq_pool_submit(blk->pool, t, q, job);
+		job = vq_job_new();
 	}
-	g_free(job);
+	vq_job_free(job);
 	if (pushed)
 		virtio_pci_used(t, vq, q);
 }
@@ -504,11 +458,7 @@ static void blk_reset(void *dev)
 {
 	struct virtio_blk *blk = dev;
 
-	g_mutex_lock(&blk->lock);
-	while (blk->in_flight)
-		g_cond_wait(&blk->idle, &blk->lock);
-	g_queue_clear_full(&blk->done, g_free);
-	g_mutex_unlock(&blk->lock);
+	vq_pool_drain(blk->pool);
 }
 
 static void blk_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t len)
@@ -629,11 +579,7 @@ struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err)
 	if (cfg->serial)
 		memcpy(blk->id, cfg->serial, strnlen(cfg->serial, VIRTIO_BLK_ID_BYTES));
 	g_mutex_init(&blk->snap_lock);
-	g_mutex_init(&blk->lock);
-	g_cond_init(&blk->idle);
-	g_queue_init(&blk->done);
-	/* Shared threads, started as needed; creating a pool of them cannot fail. */
-	blk->pool = g_thread_pool_new(blk_work, blk, IO_THREADS, FALSE, NULL);
+	blk->pool = vq_pool_new(IO_THREADS, blk_work, blk);
 	return blk;
 }
 
@@ -641,11 +587,7 @@ void virtio_blk_close(struct virtio_blk *blk)
 {
 	if (!blk)
 		return;
-	/* After the transport's last reset: nothing is in flight, the threads only end. */
-	g_thread_pool_free(blk->pool, FALSE, TRUE);
-	g_queue_clear_full(&blk->done, g_free);
-	g_cond_clear(&blk->idle);
-	g_mutex_clear(&blk->lock);
+	vq_pool_free(blk->pool); /* after the transport's last reset: nothing in flight */
 	g_mutex_clear(&blk->snap_lock);
 	blk_snapshot_free(blk->snap);
 	close(blk->fd);
