@@ -35,7 +35,8 @@ struct inode {
 
 struct handle {
 	int fd;
-	DIR *dir; /* for directories */
+	DIR *dir;          /* for directories */
+	unsigned int refs; /* the table's, and one per READ or WRITE under way */
 };
 
 struct fuse_server {
@@ -284,16 +285,19 @@ static uint64_t add_handle(struct fuse_server *s, int fd, DIR *dir)
 	struct handle *h = g_new0(struct handle, 1);
 	uint64_t *key = g_new(uint64_t, 1);
 
-	*h = (struct handle){.fd = fd, .dir = dir};
+	*h = (struct handle){.fd = fd, .dir = dir, .refs = 1};
 	*key = s->next_fh++;
 	g_hash_table_insert(s->handles, key, h);
 	return *key;
 }
 
-static void free_handle(gpointer data)
+/* Under the lock: the last reference closes the file. */
+static void unref_handle(gpointer data)
 {
 	struct handle *h = data;
 
+	if (--h->refs)
+		return;
 	if (h->dir)
 		closedir(h->dir);
 	else
@@ -692,6 +696,29 @@ static struct handle *file_handle(struct fuse_server *s, uint64_t fh)
 	return h && !h->dir ? h : NULL;
 }
 
+/*
+ * READ and WRITE copy without the lock, so several run at once (requests
+ * come from a pool, see fuse_server_is_data_request). The handle stays
+ * open meanwhile; the arguments, in the shared request buffer, are read
+ * before.
+ */
+static ssize_t unlocked_io(struct fuse_server *s, struct handle *h, const struct iovec *iov,
+                           int cnt, uint64_t offset, bool is_write)
+{
+	ssize_t n;
+	int e;
+
+	h->refs++;
+	pthread_mutex_unlock(&s->lock);
+	n = is_write ? pwritev(h->fd, iov, cnt, (off_t)offset)
+	             : preadv(h->fd, iov, cnt, (off_t)offset);
+	e = errno;
+	pthread_mutex_lock(&s->lock);
+	unref_handle(h);
+	errno = e;
+	return n;
+}
+
 static size_t do_read(struct fuse_server *s, struct req *r)
 {
 	const struct fuse_read_in *in = arg(r, sizeof(*in));
@@ -708,7 +735,7 @@ static size_t do_read(struct fuse_server *s, struct req *r)
 	/* Straight into the guest's buffers: no copy on the way. */
 	size_t want = MIN(MIN(in->size, (uint32_t)FUSE_SERVER_MAX_WRITE), r->out_cap - sizeof(oh));
 	int cnt = iov_slice(r->out, r->nout, sizeof(oh), want, iov, G_N_ELEMENTS(iov));
-	ssize_t n = preadv(h->fd, iov, cnt, (off_t)in->offset);
+	ssize_t n = unlocked_io(s, h, iov, cnt, in->offset, false);
 	if (n < 0)
 		return reply_err(r, errno);
 	oh.len = (uint32_t)(sizeof(oh) + (size_t)n);
@@ -736,11 +763,19 @@ static size_t do_write(struct fuse_server *s, struct req *r)
 	int cnt = iov_slice(r->in, r->nin, data_off, in->size, iov, G_N_ELEMENTS(iov));
 	if (iov_len(iov, cnt) != in->size)
 		return reply_err(r, EINVAL); /* more pieces than we take at once */
-	ssize_t n = pwritev(h->fd, iov, cnt, (off_t)in->offset);
+	ssize_t n = unlocked_io(s, h, iov, cnt, in->offset, true);
 	if (n < 0)
 		return reply_err(r, errno);
 	out.size = (uint32_t)n;
 	return reply(r, 0, &out, sizeof(out));
+}
+
+bool fuse_server_is_data_request(const struct iovec *in, int nin)
+{
+	struct fuse_in_header h;
+
+	return iov_copy_from(in, nin, 0, &h, sizeof(h)) == sizeof(h) &&
+	       (h.opcode == FUSE_READ || h.opcode == FUSE_WRITE);
 }
 
 static size_t do_statfs(struct fuse_server *s, struct req *r, struct inode *ino)
@@ -1289,7 +1324,7 @@ struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **er
 	s->as_root = geteuid() == 0;
 	s->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	s->by_file = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	s->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, free_handle);
+	s->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, unref_handle);
 	s->next_nodeid = FUSE_ROOT_ID;
 	s->next_fh = 1;
 	s->root = g_new0(struct inode, 1);

@@ -34,6 +34,12 @@ void fuse_server_free(struct fuse_server *s);
 size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin,
                           const struct iovec *out, int nout);
 
+/*
+ * READ or WRITE: worth a thread of its own. fuse_server_handle may run on
+ * several threads at once; it copies file data without holding its lock.
+ */
+bool fuse_server_is_data_request(const struct iovec *in, int nin);
+
 const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s);
 
 #endif

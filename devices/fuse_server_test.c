@@ -227,6 +227,80 @@ static void test_made_up_nodes_and_handles(struct fixture *f, gconstpointer data
 
 /* ---- the file system ------------------------------------------------------------------ */
 
+#define READERS    4
+#define READS_EACH 300
+
+struct reader {
+	struct fuse_server *s;
+	uint64_t node, fh;
+	int bad; /* replies that were not the file's 13 bytes */
+};
+
+/* One READ, with buffers of its own: what a pool thread does. */
+static gpointer read_many(gpointer data)
+{
+	struct reader *rd = data;
+
+	for (int i = 0; i < READS_EACH; i++) {
+		struct {
+			struct fuse_in_header h;
+			struct fuse_read_in r;
+		} req = {.h = {.len = sizeof(req),
+		               .opcode = FUSE_READ,
+		               .unique = (uint64_t)i,
+		               .nodeid = rd->node},
+		         .r = {.fh = rd->fh, .size = 100}};
+		uint8_t out[256];
+		struct iovec in = {&req, sizeof(req)}, o = {out, sizeof(out)};
+		size_t n = fuse_server_handle(rd->s, &in, 1, &o, 1);
+		if (n != sizeof(struct fuse_out_header) + 13 ||
+		    memcmp(out + sizeof(struct fuse_out_header), "hello, guest\n", 13) != 0)
+			rd->bad++;
+	}
+	return NULL;
+}
+
+/*
+ * Data requests run on several threads at once, beside other requests on
+ * the queue's thread: every answer is still right.
+ */
+static void test_concurrent_reads(struct fixture *f, gconstpointer data)
+{
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	uint64_t fh = open_file(f, node, O_RDONLY, &err);
+	struct reader rd[READERS];
+	GThread *th[READERS];
+
+	g_assert_cmpint(err, ==, 0);
+	for (int i = 0; i < READERS; i++) {
+		rd[i] = (struct reader){.s = f->s, .node = node, .fh = fh};
+		th[i] = g_thread_new("reader", read_many, &rd[i]);
+	}
+	for (int i = 0; i < READS_EACH; i++)
+		g_assert_cmpint(call(f, FUSE_GETATTR, node, NULL, 0, NULL, NULL), ==, 0);
+	for (int i = 0; i < READERS; i++) {
+		g_thread_join(th[i]);
+		g_assert_cmpint(rd[i].bad, ==, 0);
+	}
+}
+
+static void test_data_requests(struct fixture *f, gconstpointer data)
+{
+	struct fuse_in_header h = {.opcode = FUSE_READ};
+	struct iovec one = {&h, sizeof(h)}, split[2] = {{&h, 10}, {(uint8_t *)&h + 10, 30}};
+
+	g_assert_true(fuse_server_is_data_request(&one, 1));
+	g_assert_true(fuse_server_is_data_request(split, 2));
+	h.opcode = FUSE_WRITE;
+	g_assert_true(fuse_server_is_data_request(&one, 1));
+	h.opcode = FUSE_GETATTR;
+	g_assert_false(fuse_server_is_data_request(&one, 1));
+	one.iov_len = 8; /* no whole header */
+	h.opcode = FUSE_READ;
+	g_assert_false(fuse_server_is_data_request(&one, 1));
+}
+
 static void test_read_write(struct fixture *f, gconstpointer data)
 {
 	int err;
@@ -491,6 +565,8 @@ int main(int argc, char **argv)
 	ADD("decoder/no-room-for-reply", test_no_room_for_reply, NULL);
 	ADD("decoder/unknown-opcode", test_unknown_opcode, NULL);
 	ADD("decoder/requests-need-init", test_requests_need_init, NULL);
+	ADD("decoder/data-requests", test_data_requests, NULL);
+	ADD("fs/concurrent-reads", test_concurrent_reads, NULL);
 	ADD("decoder/bad-names", test_bad_names, NULL);
 	ADD("decoder/made-up-nodes-and-handles", test_made_up_nodes_and_handles, NULL);
 	ADD("fs/read-write", test_read_write, NULL);

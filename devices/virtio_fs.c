@@ -5,40 +5,86 @@
 #include <string.h>
 
 #include "devices/fuse_server.h"
+#include "devices/vq_pool.h"
 #include "vmm/error.h"
 
 #define VIRTIO_ID_FS   26
 #define CLASS_STORAGE  0x018000 /* mass storage, other */
 #define FS_QUEUE_SIZE  128
 #define REQUEST_QUEUES 1
+#define HIPRIO_QUEUE   0
+#define DATA_THREADS   8 /* READs and WRITEs under way at once */
 
 struct virtio_fs {
 	struct fuse_server *server;
+	struct vq_pool *pool; /* the request queue's READs and WRITEs */
 	char tag[VIRTIO_FS_TAG_BYTES];
 };
 
 /* virtio 1.2, 5.11.6: each chain is a FUSE request and room for its reply. */
+struct fs_request {
+	struct iovec in[FUSE_SERVER_MAX_SEGS], out[FUSE_SERVER_MAX_SEGS];
+	int nin, nout;
+};
+
+static void split_chain(const struct vq_chain *chain, struct fs_request *r)
+{
+	r->nin = r->nout = 0;
+	for (unsigned int i = 0; i < chain->nseg && i < FUSE_SERVER_MAX_SEGS; i++) {
+		const struct vq_seg *s = &chain->seg[i];
+		struct iovec v = {s->addr, s->len};
+		if (s->device_writable)
+			r->out[r->nout++] = v;
+		else
+			r->in[r->nin++] = v;
+	}
+}
+
+static uint32_t serve(struct virtio_fs *fs, const struct fs_request *r)
+{
+	return (uint32_t)fuse_server_handle(fs->server, r->in, r->nin, r->out, r->nout);
+}
+
+static void fs_work(void *dev, struct vq_job *job)
+{
+	struct fs_request r;
+
+	split_chain(&job->chain, &r);
+	job->written = serve(dev, &r);
+}
+
+/*
+ * On the queue's thread. File data moves on the pool, beside other
+ * requests, as virtiofsd's thread pool does; the rest is answered here, in
+ * order, each quick next to a thread switch.
+ */
 static void fs_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
 {
 	struct virtio_fs *fs = dev;
-	struct iovec in[FUSE_SERVER_MAX_SEGS], out[FUSE_SERVER_MAX_SEGS];
-	struct vq_chain chain;
+	struct vq_job *job = vq_job_new();
+	struct fs_request r;
 
-	while (vq_pop(vq, &chain) > 0) {
-		int nin = 0, nout = 0;
-
-		for (unsigned int i = 0; i < chain.nseg && i < FUSE_SERVER_MAX_SEGS; i++) {
-			struct vq_seg *s = &chain.seg[i];
-			struct iovec v = {s->addr, s->len};
-			if (s->device_writable)
-				out[nout++] = v;
-			else
-				in[nin++] = v;
+	if (q != HIPRIO_QUEUE)
+		vq_pool_push_done(fs->pool, vq);
+	while (vq_pop(vq, &job->chain) > 0) {
+		split_chain(&job->chain, &r);
+		if (q != HIPRIO_QUEUE && fuse_server_is_data_request(r.in, r.nin)) {
+			vq_pool_submit(fs->pool, t, q, job);
+			job = vq_job_new();
+			continue;
 		}
-		size_t n = fuse_server_handle(fs->server, in, nin, out, nout);
-		vq_push(vq, chain.head, (uint32_t)n);
+		vq_push(vq, job->chain.head, serve(fs, &r));
 	}
+	vq_job_free(job);
 	virtio_pci_used(t, vq, q);
+}
+
+/* Under the transport's lock: READs and WRITEs under way end before the rings go. */
+static void fs_reset(void *dev)
+{
+	struct virtio_fs *fs = dev;
+
+	vq_pool_drain(fs->pool);
 }
 
 static void fs_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t len)
@@ -64,6 +110,7 @@ const struct virtio_device_ops virtio_fs_ops = {
     .config_size = VIRTIO_FS_TAG_BYTES + 4,
     .config_read = fs_config_read,
     .queue_notify = fs_notify,
+    .reset = fs_reset,
     .blocking = true,
 };
 
@@ -76,6 +123,7 @@ struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err)
 		g_free(fs);
 		return NULL;
 	}
+	fs->pool = vq_pool_new(DATA_THREADS, fs_work, fs);
 	/* The tag is not NUL-terminated when it fills the field (5.11.4). */
 	memcpy(fs->tag, cfg->tag, MIN(strlen(cfg->tag), sizeof(fs->tag)));
 	return fs;
@@ -85,6 +133,7 @@ void virtio_fs_close(struct virtio_fs *fs)
 {
 	if (!fs)
 		return;
+	vq_pool_free(fs->pool); /* after the transport's last reset: nothing in flight */
 	fuse_server_free(fs->server);
 	g_free(fs);
 }
