@@ -770,12 +770,17 @@ static size_t do_write(struct fuse_server *s, struct req *r)
 	return reply(r, 0, &out, sizeof(out));
 }
 
-bool fuse_server_is_data_request(const struct iovec *in, int nin)
+bool fuse_server_is_bulk_request(const struct iovec *in, int nin)
 {
-	struct fuse_in_header h;
+	struct {
+		struct fuse_in_header h;
+		struct fuse_read_in read; /* size sits where fuse_write_in has it too */
+	} req;
 
-	return iov_copy_from(in, nin, 0, &h, sizeof(h)) == sizeof(h) &&
-	       (h.opcode == FUSE_READ || h.opcode == FUSE_WRITE);
+	if (iov_copy_from(in, nin, 0, &req, sizeof(req)) < sizeof(req))
+		return false;
+	return (req.h.opcode == FUSE_READ || req.h.opcode == FUSE_WRITE) &&
+	       req.read.size >= FUSE_SERVER_BULK_BYTES;
 }
 
 static size_t do_statfs(struct fuse_server *s, struct req *r, struct inode *ino)

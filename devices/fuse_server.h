@@ -35,10 +35,12 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin
                           const struct iovec *out, int nout);
 
 /*
- * READ or WRITE: worth a thread of its own. fuse_server_handle may run on
- * several threads at once; it copies file data without holding its lock.
+ * A READ or WRITE of FUSE_SERVER_BULK_BYTES or more: worth a thread of its
+ * own (a small one costs less than the switch). fuse_server_handle may run
+ * on several threads at once; it copies file data without holding its lock.
  */
-bool fuse_server_is_data_request(const struct iovec *in, int nin);
+#define FUSE_SERVER_BULK_BYTES (64 * 1024)
+bool fuse_server_is_bulk_request(const struct iovec *in, int nin);
 
 const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s);
 

@@ -285,20 +285,26 @@ static void test_concurrent_reads(struct fixture *f, gconstpointer data)
 	}
 }
 
-static void test_data_requests(struct fixture *f, gconstpointer data)
+static void test_bulk_requests(struct fixture *f, gconstpointer data)
 {
-	struct fuse_in_header h = {.opcode = FUSE_READ};
-	struct iovec one = {&h, sizeof(h)}, split[2] = {{&h, 10}, {(uint8_t *)&h + 10, 30}};
+	struct {
+		struct fuse_in_header h;
+		struct fuse_read_in r;
+	} req = {.h = {.opcode = FUSE_READ}, .r = {.size = FUSE_SERVER_BULK_BYTES}};
+	struct iovec one = {&req, sizeof(req)}, split[2] = {{&req, 10}, {(uint8_t *)&req + 10, 70}};
 
-	g_assert_true(fuse_server_is_data_request(&one, 1));
-	g_assert_true(fuse_server_is_data_request(split, 2));
-	h.opcode = FUSE_WRITE;
-	g_assert_true(fuse_server_is_data_request(&one, 1));
-	h.opcode = FUSE_GETATTR;
-	g_assert_false(fuse_server_is_data_request(&one, 1));
-	one.iov_len = 8; /* no whole header */
-	h.opcode = FUSE_READ;
-	g_assert_false(fuse_server_is_data_request(&one, 1));
+	g_assert_true(fuse_server_is_bulk_request(&one, 1));
+	g_assert_true(fuse_server_is_bulk_request(split, 2));
+	req.h.opcode = FUSE_WRITE;
+	g_assert_true(fuse_server_is_bulk_request(&one, 1));
+	req.r.size = 4096; /* a small file's data: not worth a thread */
+	g_assert_false(fuse_server_is_bulk_request(&one, 1));
+	req.r.size = FUSE_SERVER_BULK_BYTES;
+	req.h.opcode = FUSE_GETATTR;
+	g_assert_false(fuse_server_is_bulk_request(&one, 1));
+	req.h.opcode = FUSE_READ;
+	one.iov_len = 50; /* no whole read_in */
+	g_assert_false(fuse_server_is_bulk_request(&one, 1));
 }
 
 static void test_read_write(struct fixture *f, gconstpointer data)
@@ -565,7 +571,7 @@ int main(int argc, char **argv)
 	ADD("decoder/no-room-for-reply", test_no_room_for_reply, NULL);
 	ADD("decoder/unknown-opcode", test_unknown_opcode, NULL);
 	ADD("decoder/requests-need-init", test_requests_need_init, NULL);
-	ADD("decoder/data-requests", test_data_requests, NULL);
+	ADD("decoder/bulk-requests", test_bulk_requests, NULL);
 	ADD("fs/concurrent-reads", test_concurrent_reads, NULL);
 	ADD("decoder/bad-names", test_bad_names, NULL);
 	ADD("decoder/made-up-nodes-and-handles", test_made_up_nodes_and_handles, NULL);

@@ -13,11 +13,11 @@
 #define FS_QUEUE_SIZE  128
 #define REQUEST_QUEUES 1
 #define HIPRIO_QUEUE   0
-#define DATA_THREADS   8 /* READs and WRITEs under way at once */
+#define DATA_THREADS   8 /* large READs and WRITEs under way at once */
 
 struct virtio_fs {
 	struct fuse_server *server;
-	struct vq_pool *pool; /* the request queue's READs and WRITEs */
+	struct vq_pool *pool; /* the request queue's large READs and WRITEs */
 	char tag[VIRTIO_FS_TAG_BYTES];
 };
 
@@ -54,9 +54,9 @@ static void fs_work(void *dev, struct vq_job *job)
 }
 
 /*
- * On the queue's thread. File data moves on the pool, beside other
- * requests, as virtiofsd's thread pool does; the rest is answered here, in
- * order, each quick next to a thread switch.
+ * On the queue's thread. Large reads and writes move on the pool, beside
+ * other requests, as virtiofsd's thread pool does; the rest (small files'
+ * data too) is answered here, in order, each quick next to a thread switch.
  */
 static void fs_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
 {
@@ -68,7 +68,7 @@ static void fs_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, uns
 		vq_pool_push_done(fs->pool, vq);
 	while (vq_pop(vq, &job->chain) > 0) {
 		split_chain(&job->chain, &r);
-		if (q != HIPRIO_QUEUE && fuse_server_is_data_request(r.in, r.nin)) {
+		if (q != HIPRIO_QUEUE && fuse_server_is_bulk_request(r.in, r.nin)) {
 			vq_pool_submit(fs->pool, t, q, job);
 			job = vq_job_new();
 			continue;
