@@ -64,7 +64,10 @@ struct req {
 	const struct iovec *out;
 	int nout;
 	size_t out_cap;
+	bool nowait; /* must not wait for a disk: answer WOULD_BLOCK instead */
 };
+
+#define WOULD_BLOCK SIZE_MAX /* no reply yet: ask again where waiting is fine */
 
 /* ---- scatter lists ------------------------------------------------------- */
 
@@ -719,6 +722,33 @@ static ssize_t unlocked_io(struct fuse_server *s, struct handle *h, const struct
 	return n;
 }
 
+/*
+ * On the queue's thread a READ tries the page cache alone (RWF_NOWAIT): a
+ * miss goes to a thread that may wait. A short read means end of file to
+ * FUSE, so one that stopped at an uncached page reads on the usual way.
+ */
+static ssize_t read_nowait(struct fuse_server *s, struct req *r, struct handle *h,
+                           struct iovec *iov, int cnt, uint64_t offset, size_t want)
+{
+	ssize_t n = preadv2(h->fd, iov, cnt, (off_t)offset, RWF_NOWAIT);
+
+	if (n < 0 && errno == EAGAIN)
+		return -EAGAIN;
+	if (n < 0 && errno != EOPNOTSUPP)
+		return n;
+	if (n < 0) /* the file system cannot tell what is cached */
+		n = 0;
+	if ((size_t)n < want) {
+		cnt = iov_slice(r->out, r->nout, sizeof(struct fuse_out_header) + (size_t)n,
+		                want - (size_t)n, iov, FUSE_SERVER_MAX_SEGS);
+		ssize_t more = unlocked_io(s, h, iov, cnt, offset + (uint64_t)n, false);
+		if (more < 0)
+			return n ? n : more;
+		n += more;
+	}
+	return n;
+}
+
 static size_t do_read(struct fuse_server *s, struct req *r)
 {
 	const struct fuse_read_in *in = arg(r, sizeof(*in));
@@ -734,8 +764,12 @@ static size_t do_read(struct fuse_server *s, struct req *r)
 		return 0;
 	/* Straight into the guest's buffers: no copy on the way. */
 	size_t want = MIN(MIN(in->size, (uint32_t)FUSE_SERVER_MAX_WRITE), r->out_cap - sizeof(oh));
+	uint64_t offset = in->offset; /* 'in' is the shared buffer's: gone once we unlock */
 	int cnt = iov_slice(r->out, r->nout, sizeof(oh), want, iov, G_N_ELEMENTS(iov));
-	ssize_t n = unlocked_io(s, h, iov, cnt, in->offset, false);
+	ssize_t n = r->nowait ? read_nowait(s, r, h, iov, cnt, offset, want)
+	                      : unlocked_io(s, h, iov, cnt, offset, false);
+	if (n == -EAGAIN)
+		return WOULD_BLOCK;
 	if (n < 0)
 		return reply_err(r, errno);
 	oh.len = (uint32_t)(sizeof(oh) + (size_t)n);
@@ -768,19 +802,6 @@ static size_t do_write(struct fuse_server *s, struct req *r)
 		return reply_err(r, errno);
 	out.size = (uint32_t)n;
 	return reply(r, 0, &out, sizeof(out));
-}
-
-bool fuse_server_is_bulk_request(const struct iovec *in, int nin)
-{
-	struct {
-		struct fuse_in_header h;
-		struct fuse_read_in read; /* size sits where fuse_write_in has it too */
-	} req;
-
-	if (iov_copy_from(in, nin, 0, &req, sizeof(req)) < sizeof(req))
-		return false;
-	return (req.h.opcode == FUSE_READ || req.h.opcode == FUSE_WRITE) &&
-	       req.read.size >= FUSE_SERVER_BULK_BYTES;
 }
 
 static size_t do_statfs(struct fuse_server *s, struct req *r, struct inode *ino)
@@ -1237,10 +1258,10 @@ static size_t dispatch(struct fuse_server *s, struct req *r)
 	return dispatch_node(s, r, ino);
 }
 
-size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin,
-                          const struct iovec *out, int nout)
+static size_t handle(struct fuse_server *s, const struct iovec *in, int nin,
+                     const struct iovec *out, int nout, bool nowait)
 {
-	struct req r = {.in = in, .nin = nin, .out = out, .nout = nout};
+	struct req r = {.in = in, .nin = nin, .out = out, .nout = nout, .nowait = nowait};
 	size_t in_len = iov_len(in, nin), n;
 
 	r.out_cap = iov_len(out, nout);
@@ -1265,7 +1286,9 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin
 		r.arglen = body - sizeof(r.h);
 		n = dispatch(s, &r);
 	}
-	if (n >= sizeof(struct fuse_out_header)) {
+	if (n == WOULD_BLOCK) {
+		s->stats.requests--; /* counted when it is answered */
+	} else if (n >= sizeof(struct fuse_out_header)) {
 		struct fuse_out_header oh;
 		iov_copy_from(out, nout, 0, &oh, sizeof(oh));
 		if (oh.error)
@@ -1273,6 +1296,19 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin
 	}
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin,
+                          const struct iovec *out, int nout)
+{
+	return handle(s, in, nin, out, nout, false);
+}
+
+bool fuse_server_try_handle(struct fuse_server *s, const struct iovec *in, int nin,
+                            const struct iovec *out, int nout, size_t *n)
+{
+	*n = handle(s, in, nin, out, nout, true);
+	return *n != WOULD_BLOCK;
 }
 
 /*

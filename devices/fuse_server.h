@@ -35,12 +35,13 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin
                           const struct iovec *out, int nout);
 
 /*
- * A READ or WRITE of FUSE_SERVER_BULK_BYTES or more: worth a thread of its
- * own (a small one costs less than the switch). fuse_server_handle may run
- * on several threads at once; it copies file data without holding its lock.
+ * Like fuse_server_handle, but false, with nothing done, for a request that
+ * would wait for a disk (a READ of data the page cache lacks): hand that to
+ * fuse_server_handle on a thread that may wait. Both may run on several
+ * threads at once; file data is copied without the server's lock.
  */
-#define FUSE_SERVER_BULK_BYTES (64 * 1024)
-bool fuse_server_is_bulk_request(const struct iovec *in, int nin);
+bool fuse_server_try_handle(struct fuse_server *s, const struct iovec *in, int nin,
+                            const struct iovec *out, int nout, size_t *n);
 
 const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s);
 

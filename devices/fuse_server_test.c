@@ -285,26 +285,23 @@ static void test_concurrent_reads(struct fixture *f, gconstpointer data)
 	}
 }
 
-static void test_bulk_requests(struct fixture *f, gconstpointer data)
+/* A READ of cached data is answered at once; so is everything else. */
+static void test_try_handle(struct fixture *f, gconstpointer data)
 {
-	struct {
-		struct fuse_in_header h;
-		struct fuse_read_in r;
-	} req = {.h = {.opcode = FUSE_READ}, .r = {.size = FUSE_SERVER_BULK_BYTES}};
-	struct iovec one = {&req, sizeof(req)}, split[2] = {{&req, 10}, {(uint8_t *)&req + 10, 70}};
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	uint64_t fh = open_file(f, node, O_RDONLY, &err);
+	struct fuse_read_in rd = {.fh = fh, .size = 100};
+	size_t len = build(f, FUSE_READ, node, &rd, sizeof(rd), NULL, NULL), n;
+	struct iovec in = {f->in, len}, out = {f->out, f->out_cap};
 
-	g_assert_true(fuse_server_is_bulk_request(&one, 1));
-	g_assert_true(fuse_server_is_bulk_request(split, 2));
-	req.h.opcode = FUSE_WRITE;
-	g_assert_true(fuse_server_is_bulk_request(&one, 1));
-	req.r.size = 4096; /* a small file's data: not worth a thread */
-	g_assert_false(fuse_server_is_bulk_request(&one, 1));
-	req.r.size = FUSE_SERVER_BULK_BYTES;
-	req.h.opcode = FUSE_GETATTR;
-	g_assert_false(fuse_server_is_bulk_request(&one, 1));
-	req.h.opcode = FUSE_READ;
-	one.iov_len = 50; /* no whole read_in */
-	g_assert_false(fuse_server_is_bulk_request(&one, 1));
+	g_assert_cmpint(err, ==, 0);
+	g_assert_true(fuse_server_try_handle(f->s, &in, 1, &out, 1, &n));
+	g_assert_cmpuint(n, ==, sizeof(struct fuse_out_header) + 13);
+	g_assert_true(memcmp(payload(f), "hello, guest\n", 13) == 0);
+	in.iov_len = build(f, FUSE_GETATTR, node, NULL, 0, NULL, NULL);
+	g_assert_true(fuse_server_try_handle(f->s, &in, 1, &out, 1, &n));
+	g_assert_cmpint(oh(f)->error, ==, 0);
 }
 
 static void test_read_write(struct fixture *f, gconstpointer data)
@@ -571,7 +568,7 @@ int main(int argc, char **argv)
 	ADD("decoder/no-room-for-reply", test_no_room_for_reply, NULL);
 	ADD("decoder/unknown-opcode", test_unknown_opcode, NULL);
 	ADD("decoder/requests-need-init", test_requests_need_init, NULL);
-	ADD("decoder/bulk-requests", test_bulk_requests, NULL);
+	ADD("fs/try-handle", test_try_handle, NULL);
 	ADD("fs/concurrent-reads", test_concurrent_reads, NULL);
 	ADD("decoder/bad-names", test_bad_names, NULL);
 	ADD("decoder/made-up-nodes-and-handles", test_made_up_nodes_and_handles, NULL);

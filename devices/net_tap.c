@@ -29,6 +29,8 @@ struct net_tap {
 	int fd;
 	GSource *source;
 	gpointer tag;        /* the fd in 'source' */
+	bool watching;       /* 'tag' polls for G_IO_IN */
+	bool drained;        /* the last read found nothing (EAGAIN) */
 	bool guest_offloads; /* the host kernel can hand the guest TSO frames */
 };
 
@@ -52,23 +54,36 @@ static size_t tap_recv(struct net_backend *be, uint8_t *buf, size_t cap)
 	do
 		n = read(tap->fd, buf, cap);
 	while (n < 0 && errno == EINTR);
+	tap->drained = n < 0 && errno == EAGAIN;
 	return n > 0 ? (size_t)n : 0;
 }
 
-/* The fd is watched only while the device wants frames, so a full guest stops the reads. */
-static void tap_want_rx(struct net_backend *be)
+static void watch(struct net_tap *tap, bool on)
 {
-	struct net_tap *tap = (struct net_tap *)be;
-
-	g_source_modify_unix_fd(tap->source, tap->tag, G_IO_IN);
+	if (tap->watching != on)
+		g_source_modify_unix_fd(tap->source, tap->tag, on ? G_IO_IN : 0);
+	tap->watching = on;
 }
 
+static void tap_want_rx(struct net_backend *be)
+{
+	watch((struct net_tap *)be, true);
+}
+
+/*
+ * While the guest keeps up, the device reads until EAGAIN and the fd stays
+ * watched: no epoll_ctl per wake. A device that stopped short (a full
+ * guest, a used-up burst) has frames left: the fd is dropped from the poll
+ * until its want_rx, so a full guest stops the reads.
+ */
 static gboolean tap_readable(GSource *source, GSourceFunc cb, gpointer data)
 {
 	struct net_tap *tap = data;
 
-	g_source_modify_unix_fd(source, tap->tag, 0);
+	tap->drained = false;
 	tap->be.port.rx_ready(tap->be.port.dev);
+	if (!tap->drained)
+		watch(tap, false);
 	return G_SOURCE_CONTINUE;
 }
 

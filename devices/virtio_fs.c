@@ -13,11 +13,11 @@
 #define FS_QUEUE_SIZE  128
 #define REQUEST_QUEUES 1
 #define HIPRIO_QUEUE   0
-#define DATA_THREADS   8 /* large READs and WRITEs under way at once */
+#define WAIT_THREADS   8 /* READs waiting for the disk at once */
 
 struct virtio_fs {
 	struct fuse_server *server;
-	struct vq_pool *pool; /* the request queue's large READs and WRITEs */
+	struct vq_pool *pool; /* the request queue's READs that wait for the disk */
 	char tag[VIRTIO_FS_TAG_BYTES];
 };
 
@@ -40,46 +40,46 @@ static void split_chain(const struct vq_chain *chain, struct fs_request *r)
 	}
 }
 
-static uint32_t serve(struct virtio_fs *fs, const struct fs_request *r)
-{
-	return (uint32_t)fuse_server_handle(fs->server, r->in, r->nin, r->out, r->nout);
-}
-
 static void fs_work(void *dev, struct vq_job *job)
 {
+	struct virtio_fs *fs = dev;
 	struct fs_request r;
 
 	split_chain(&job->chain, &r);
-	job->written = serve(dev, &r);
+	job->written = (uint32_t)fuse_server_handle(fs->server, r.in, r.nin, r.out, r.nout);
 }
 
 /*
- * On the queue's thread. Large reads and writes move on the pool, beside
- * other requests, as virtiofsd's thread pool does; the rest (small files'
- * data too) is answered here, in order, each quick next to a thread switch.
+ * On the queue's thread. A READ the page cache cannot answer goes to the
+ * pool, to wait for the disk beside other requests (as virtiofsd's thread
+ * pool does); everything else is answered here, in order: quicker than a
+ * thread switch.
  */
 static void fs_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
 {
 	struct virtio_fs *fs = dev;
 	struct vq_job *job = vq_job_new();
 	struct fs_request r;
+	size_t n;
 
 	if (q != HIPRIO_QUEUE)
 		vq_pool_push_done(fs->pool, vq);
 	while (vq_pop(vq, &job->chain) > 0) {
 		split_chain(&job->chain, &r);
-		if (q != HIPRIO_QUEUE && fuse_server_is_bulk_request(r.in, r.nin)) {
+		if (q == HIPRIO_QUEUE) {
+			n = fuse_server_handle(fs->server, r.in, r.nin, r.out, r.nout);
+		} else if (!fuse_server_try_handle(fs->server, r.in, r.nin, r.out, r.nout, &n)) {
 			vq_pool_submit(fs->pool, t, q, job);
 			job = vq_job_new();
 			continue;
 		}
-		vq_push(vq, job->chain.head, serve(fs, &r));
+		vq_push(vq, job->chain.head, (uint32_t)n);
 	}
 	vq_job_free(job);
 	virtio_pci_used(t, vq, q);
 }
 
-/* Under the transport's lock: READs and WRITEs under way end before the rings go. */
+/* Under the transport's lock: READs under way end before the rings go. */
 static void fs_reset(void *dev)
 {
 	struct virtio_fs *fs = dev;
@@ -123,7 +123,7 @@ struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err)
 		g_free(fs);
 		return NULL;
 	}
-	fs->pool = vq_pool_new(DATA_THREADS, fs_work, fs);
+	fs->pool = vq_pool_new(WAIT_THREADS, fs_work, fs);
 	/* The tag is not NUL-terminated when it fills the field (5.11.4). */
 	memcpy(fs->tag, cfg->tag, MIN(strlen(cfg->tag), sizeof(fs->tag)));
 	return fs;
