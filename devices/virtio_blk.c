@@ -25,6 +25,7 @@
 
 /* Feature bits (5.2.3) */
 #define F_SEG_MAX      2
+#define F_MQ           12
 #define F_RO           5
 #define F_BLK_SIZE     6
 #define F_FLUSH        9
@@ -70,7 +71,8 @@ struct virtio_blk {
 	char id[VIRTIO_BLK_ID_BYTES];
 	struct blk_snapshot *snap; /* writes go here, not to the image */
 	GMutex snap_lock;          /* the overlay's map is not for two threads at once */
-	struct vq_pool *pool;      /* carries out what the I/O thread does not */
+	unsigned int nqueues;
+	struct vq_pool *pool[VIRTIO_MAX_QUEUES]; /* per queue: what the I/O thread does not do */
 };
 
 /* A request's bytes: readable ones (header, then data) and writable ones (data, then status). */
@@ -427,7 +429,7 @@ static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 {
 	struct virtio_blk *blk = dev;
 	struct vq_job *job = vq_job_new();
-	bool pushed = vq_pool_push_done(blk->pool, vq);
+	bool pushed = vq_pool_push_done(blk->pool[q], vq);
 	while (vq_pop(vq, &job->chain) > 0) {
 		int status = process(blk, &job->chain, &job->written, true);
 		if (status < 0) {
@@ -441,7 +443,7 @@ static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 			pushed = true;
 			continue;
 		}
-		vq_pool_submit(blk->pool, t, q, job);
+		vq_pool_submit(blk->pool[q], t, q, job);
 		job = vq_job_new();
 	}
 	vq_job_free(job);
@@ -458,7 +460,8 @@ static void blk_reset(void *dev)
 {
 	struct virtio_blk *blk = dev;
 
-	vq_pool_drain(blk->pool);
+	for (unsigned int q = 0; q < blk->nqueues; q++)
+		vq_pool_drain(blk->pool[q]);
 }
 
 static void blk_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t len)
@@ -472,8 +475,8 @@ static void blk_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t 
 	v = htole32(BLK_QUEUE_SIZE - 2); /* seg_max: room for header and status */
 	memcpy(cfg + 12, &v, 4);
 	v = htole32(SECTOR);
-	memcpy(cfg + 20, &v, 4); /* blk_size */
-	cfg[34] = 1;             /* num_queues (le16) */
+	memcpy(cfg + 20, &v, 4);         /* blk_size */
+	cfg[34] = (uint8_t)blk->nqueues; /* num_queues (le16) */
 	v = htole32(MAX_RANGE_SECTORS);
 	memcpy(cfg + 36, &v, 4); /* max_discard_sectors */
 	v = htole32(MAX_RANGES);
@@ -489,10 +492,15 @@ static void blk_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t 
 		memcpy(data, cfg + offset, len);
 }
 
+static unsigned int blk_queue_count(void *dev)
+{
+	return ((struct virtio_blk *)dev)->nqueues;
+}
+
 static uint64_t blk_features(void *dev)
 {
 	struct virtio_blk *blk = dev;
-	uint64_t f = 1ULL << F_SEG_MAX | 1ULL << F_BLK_SIZE | 1ULL << F_FLUSH;
+	uint64_t f = 1ULL << F_SEG_MAX | 1ULL << F_BLK_SIZE | 1ULL << F_FLUSH | 1ULL << F_MQ;
 
 	if (blk->read_only)
 		return f | 1ULL << F_RO;
@@ -503,7 +511,7 @@ const struct virtio_device_ops virtio_blk_ops = {
     .name = "virtio-blk",
     .device_id = VIRTIO_ID_BLOCK,
     .class_code = CLASS_STORAGE,
-    .num_queues = 1,
+    .queue_count = blk_queue_count,
     .queue_size = BLK_QUEUE_SIZE,
     .features = blk_features,
     .config_size = CONFIG_SIZE,
@@ -531,7 +539,7 @@ static enum inline_mode inline_mode_for(int fd, bool pool_only)
 	return INLINE_NOWAIT;
 }
 
-struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err)
+struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, unsigned int queues, GError **err)
 {
 	/* A snapshot never writes the image: it is opened read-only, with a shared lock. */
 	bool image_ro = cfg->read_only || cfg->snapshot;
@@ -579,7 +587,9 @@ struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err)
 	if (cfg->serial)
 		memcpy(blk->id, cfg->serial, strnlen(cfg->serial, VIRTIO_BLK_ID_BYTES));
 	g_mutex_init(&blk->snap_lock);
-	blk->pool = vq_pool_new(IO_THREADS, blk_work, blk);
+	blk->nqueues = CLAMP(queues, 1, VIRTIO_MAX_QUEUES);
+	for (unsigned int q = 0; q < blk->nqueues; q++)
+		blk->pool[q] = vq_pool_new(IO_THREADS, blk_work, blk);
 	return blk;
 }
 
@@ -587,7 +597,9 @@ void virtio_blk_close(struct virtio_blk *blk)
 {
 	if (!blk)
 		return;
-	vq_pool_free(blk->pool); /* after the transport's last reset: nothing in flight */
+	for (unsigned int q = 0; q < blk->nqueues; q++)
+		vq_pool_free(
+		    blk->pool[q]); /* after the transport's last reset: nothing in flight */
 	g_mutex_clear(&blk->snap_lock);
 	blk_snapshot_free(blk->snap);
 	close(blk->fd);

@@ -32,8 +32,11 @@ extern const struct virtio_device_ops virtio_blk_ops;
 /*
  * Opens and locks the image (a shared lock when read-only, an exclusive one
  * otherwise, so two VMs cannot write one image). Errors are usage errors.
+ * 'queues' request queues (VIRTIO_BLK_F_MQ; 1 to VIRTIO_MAX_QUEUES), one
+ * per vCPU as QEMU does: each vCPU submits and completes on its own.
  */
-struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, GError **err);
+struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, unsigned int queues,
+                                   GError **err);
 void virtio_blk_close(struct virtio_blk *blk);
 
 /*

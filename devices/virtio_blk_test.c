@@ -35,7 +35,7 @@ static void setup_image_in(struct fixture *f, const char *dir, bool read_only, c
 	g_assert_cmpint(write(fd, image, SECTORS * 512), ==, SECTORS * 512);
 	close(fd);
 	g_free(image);
-	f->blk = virtio_blk_open(&cfg, NULL);
+	f->blk = virtio_blk_open(&cfg, 1, NULL);
 	g_assert_nonnull(f->blk);
 }
 
@@ -232,11 +232,11 @@ static void test_cache_none(struct fixture *f, gconstpointer data)
 	uint32_t written;
 
 	virtio_blk_close(f->blk);
-	f->blk = virtio_blk_open(&cfg, &err);
+	f->blk = virtio_blk_open(&cfg, 1, &err);
 	if (!f->blk) {
 		g_test_skip("O_DIRECT is not supported where the test image lives");
 		g_clear_error(&err);
-		f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, NULL);
+		f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, 1, NULL);
 		return;
 	}
 	uint8_t *unaligned = f->data + 1;
@@ -275,7 +275,7 @@ static void test_snapshot(struct fixture *f, gconstpointer data)
 	uint32_t written;
 
 	virtio_blk_close(f->blk);
-	f->blk = virtio_blk_open(&cfg, NULL);
+	f->blk = virtio_blk_open(&cfg, 1, NULL);
 	g_assert_nonnull(f->blk);
 	memset(f->data, 0xcd, 512);
 	make(f, 1, 9, 512, false); /* one sector inside the second 4 KiB block */
@@ -314,7 +314,7 @@ static void test_snapshot(struct fixture *f, gconstpointer data)
 	g_assert_cmpstr(before, ==, after);
 	g_free(before);
 	g_free(after);
-	f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, NULL);
+	f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, 1, NULL);
 }
 
 static void test_open_errors(void)
@@ -322,15 +322,15 @@ static void test_open_errors(void)
 	struct disk_config cfg = {.path = "/nonexistent/disk.img"};
 	GError *err = NULL;
 
-	g_assert_null(virtio_blk_open(&cfg, &err));
+	g_assert_null(virtio_blk_open(&cfg, 1, &err));
 	g_assert_nonnull(strstr(err->message, "--disk: /nonexistent/disk.img"));
 	g_clear_error(&err);
 	cfg.path = "/";
-	g_assert_null(virtio_blk_open(&cfg, &err));
+	g_assert_null(virtio_blk_open(&cfg, 1, &err));
 	g_assert_nonnull(strstr(err->message, "Is a directory"));
 	g_clear_error(&err);
 	cfg.read_only = true; /* opens, but is no image */
-	g_assert_null(virtio_blk_open(&cfg, &err));
+	g_assert_null(virtio_blk_open(&cfg, 1, &err));
 	g_assert_nonnull(strstr(err->message, "not a regular file"));
 	g_clear_error(&err);
 }
@@ -340,7 +340,7 @@ static void test_lock(struct fixture *f, gconstpointer data)
 	struct disk_config cfg = {.path = f->path};
 	GError *err = NULL;
 
-	g_assert_null(virtio_blk_open(&cfg, &err));
+	g_assert_null(virtio_blk_open(&cfg, 1, &err));
 	g_assert_nonnull(strstr(err->message, "locked"));
 	g_clear_error(&err);
 }
@@ -393,10 +393,12 @@ static void test_parse(void)
 
 static int fake_transport;
 static gint wakes;
+static gint woken_queue;
 
 void virtio_pci_wake(struct virtio_pci *t, unsigned int index)
 {
-	g_assert_true(t == FAKE_T && index == 0);
+	g_assert_true(t == FAKE_T);
+	g_atomic_int_set(&woken_queue, (gint)index);
 	g_atomic_int_inc(&wakes);
 }
 
@@ -462,25 +464,29 @@ static void reopen_as_snapshot(struct fixture *f)
 	struct disk_config cfg = {.path = f->path, .snapshot = true};
 
 	virtio_blk_close(f->blk);
-	f->blk = virtio_blk_open(&cfg, NULL);
+	f->blk = virtio_blk_open(&cfg, 1, NULL);
 	g_assert_nonnull(f->blk);
 }
 
+/* On queue 2 of 4: the wake names the queue whose requests finished. */
 static void test_queue_pool(struct fixture *f, gconstpointer data)
 {
+	struct disk_config cfg = {.path = f->path, .snapshot = true};
 	struct ring r;
 
-	reopen_as_snapshot(f);
+	virtio_blk_close(f->blk);
+	f->blk = virtio_blk_open(&cfg, 4, NULL);
 	ring_setup(&r);
 	g_atomic_int_set(&wakes, 0);
-	virtio_blk_ops.queue_notify(f->blk, FAKE_T, &r.vq, 0);
+	virtio_blk_ops.queue_notify(f->blk, FAKE_T, &r.vq, 2);
 	for (int tries = 0; used_idx(&r) < NREQ && tries < 5000; tries++) {
 		g_usleep(1000);
 		if (g_atomic_int_get(&wakes))
-			virtio_blk_ops.queue_notify(f->blk, FAKE_T, &r.vq, 0);
+			virtio_blk_ops.queue_notify(f->blk, FAKE_T, &r.vq, 2);
 	}
 	g_assert_cmpuint(used_idx(&r), ==, NREQ);
 	g_assert_cmpint(g_atomic_int_get(&wakes), >=, 1);
+	g_assert_cmpint(g_atomic_int_get(&woken_queue), ==, 2);
 	assert_done(&r);
 	guest_memory_free(&r.gm);
 }
@@ -514,6 +520,24 @@ static void test_queue_reset_waits(struct fixture *f, gconstpointer data)
 	guest_memory_free(&r.gm);
 }
 
+/* One request queue per vCPU (VIRTIO_BLK_F_MQ), at most VIRTIO_MAX_QUEUES. */
+static void test_queue_count(struct fixture *f, gconstpointer data)
+{
+	struct disk_config cfg = {.path = f->path};
+	uint8_t n[2];
+
+	g_assert_cmpuint(virtio_blk_ops.queue_count(f->blk), ==, 1);
+	virtio_blk_close(f->blk);
+	f->blk = virtio_blk_open(&cfg, 4, NULL);
+	g_assert_cmpuint(virtio_blk_ops.queue_count(f->blk), ==, 4);
+	g_assert_true(virtio_blk_ops.features(f->blk) & 1ULL << 12);
+	virtio_blk_ops.config_read(f->blk, 34, n, 2);
+	g_assert_cmpuint(n[0] | n[1] << 8, ==, 4);
+	virtio_blk_close(f->blk);
+	f->blk = virtio_blk_open(&cfg, 64, NULL);
+	g_assert_cmpuint(virtio_blk_ops.queue_count(f->blk), ==, VIRTIO_MAX_QUEUES);
+}
+
 #define ADD(name, fn)    g_test_add("/virtio-blk/" name, struct fixture, NULL, setup, fn, teardown)
 #define ADD_RO(name, fn) g_test_add("/virtio-blk/" name, struct fixture, "ro", setup, fn, teardown)
 
@@ -534,6 +558,7 @@ int main(int argc, char **argv)
 	ADD("cache-none", test_cache_none);
 	ADD("snapshot", test_snapshot);
 	ADD("queue-pool", test_queue_pool);
+	ADD("queue-count", test_queue_count);
 	g_test_add("/virtio-blk/queue-inline-on-tmpfs", struct fixture, NULL, setup_tmpfs,
 	           test_queue_inline, teardown);
 	ADD("queue-reset-waits", test_queue_reset_waits);

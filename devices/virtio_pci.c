@@ -76,6 +76,7 @@ struct virtio_pci {
 	struct virtio_env env;
 	const struct virtio_device_ops *ops;
 	void *dev;
+	unsigned int nqueues;
 	pthread_mutex_t lock; /* everything below; queue work runs under it too */
 	uint32_t device_feature_select;
 	uint32_t driver_feature_select;
@@ -252,12 +253,12 @@ static void *queue_worker(void *data)
 
 static struct queue *selected(struct virtio_pci *t)
 {
-	return t->queue_select < t->ops->num_queues ? &t->queues[t->queue_select] : NULL;
+	return t->queue_select < t->nqueues ? &t->queues[t->queue_select] : NULL;
 }
 
 static void reset(struct virtio_pci *t)
 {
-	for (unsigned int i = 0; i < t->ops->num_queues; i++) {
+	for (unsigned int i = 0; i < t->nqueues; i++) {
 		struct queue *q = &t->queues[i];
 
 		set_ioeventfd(t, q, 0);
@@ -290,7 +291,7 @@ static void common_read(struct virtio_pci *t, uint32_t off, uint8_t *data, uint3
 	if (t->driver_feature_select < 2)
 		le_put(regs + 0x0c, t->driver_features >> (32 * t->driver_feature_select), 4);
 	le_put(regs + 0x10, t->config_vector, 2);
-	le_put(regs + 0x12, t->ops->num_queues, 2);
+	le_put(regs + 0x12, t->nqueues, 2);
 	regs[0x14] = t->status;
 	le_put(regs + 0x16, t->queue_select, 2);
 	if (q) {
@@ -326,7 +327,7 @@ static void set_status(struct virtio_pci *t, uint8_t status)
 			status &= (uint8_t)~STATUS_FEATURES_OK;
 	}
 	if ((status & STATUS_DRIVER_OK) && !(t->status & STATUS_DRIVER_OK)) {
-		for (unsigned int i = 0; i < t->ops->num_queues; i++)
+		for (unsigned int i = 0; i < t->nqueues; i++)
 			if (t->queues[i].enabled)
 				set_ioeventfd(t, &t->queues[i], notify_addr(t, i));
 	}
@@ -458,7 +459,7 @@ static void bar_access(struct pci_device *pci, int bar, uint64_t off, uint8_t *d
 
 	if (len > 8)
 		return;
-	if (off >= BAR_NOTIFY && off < BAR_NOTIFY + NOTIFY_MULT * t->ops->num_queues) {
+	if (off >= BAR_NOTIFY && off < BAR_NOTIFY + NOTIFY_MULT * t->nqueues) {
 		/* A kick the ioeventfd did not catch: hand it to the I/O thread the same way. */
 		if (is_write)
 			eventfd_write(t->queues[(off - BAR_NOTIFY) / NOTIFY_MULT].kick_fd, 1);
@@ -537,7 +538,7 @@ static void bar_moved(struct pci_device *pci, int bar, uint64_t old_addr, uint64
 	struct virtio_pci *t = pci->opaque;
 
 	pthread_mutex_lock(&t->lock);
-	for (unsigned int i = 0; i < t->ops->num_queues; i++)
+	for (unsigned int i = 0; i < t->nqueues; i++)
 		if (t->queues[i].kick_addr)
 			set_ioeventfd(t, &t->queues[i], notify_addr(t, i));
 	pthread_mutex_unlock(&t->lock);
@@ -581,7 +582,7 @@ static void add_msix_cap(struct virtio_pci *t)
 
 static bool setup_queues(struct virtio_pci *t, GError **err)
 {
-	for (unsigned int i = 0; i < t->ops->num_queues; i++) {
+	for (unsigned int i = 0; i < t->nqueues; i++) {
 		struct queue *q = &t->queues[i];
 
 		q->t = t;
@@ -615,12 +616,14 @@ struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
                                      const struct virtio_device_ops *ops, void *dev, GError **err)
 {
 	struct virtio_pci *t = g_new0(struct virtio_pci, 1);
+	unsigned int nqueues = ops->queue_count ? ops->queue_count(dev) : ops->num_queues;
 
-	g_assert(ops->num_queues <= VIRTIO_MAX_QUEUES);
+	g_assert(nqueues >= 1 && nqueues <= VIRTIO_MAX_QUEUES);
 	t->env = *env;
 	t->ops = ops;
 	t->dev = dev;
-	t->nvectors = ops->num_queues + 1;
+	t->nqueues = nqueues;
+	t->nvectors = nqueues + 1;
 	pthread_mutex_init(&t->lock, NULL);
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->vectors); i++)
 		t->vectors[i].fd = -1;
@@ -638,7 +641,7 @@ struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
 	/* Only devices with a configuration have the structure (4.1.4.6). */
 	if (ops->config_size)
 		add_virtio_cap(t, CAP_DEVICE, BAR_DEVICE, ops->config_size);
-	add_virtio_cap(t, CAP_NOTIFY, BAR_NOTIFY, NOTIFY_MULT * ops->num_queues);
+	add_virtio_cap(t, CAP_NOTIFY, BAR_NOTIFY, NOTIFY_MULT * nqueues);
 	/* The driver picks the window: bar, offset, length and the data are writable. */
 	t->cfg_cap = add_virtio_cap(t, CAP_PCI_CFG, 0, 0);
 	t->pci.wmask[t->cfg_cap + 4] = 0xff;

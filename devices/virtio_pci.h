@@ -31,9 +31,10 @@ struct virtio_device_ops {
 	uint16_t device_id;  /* virtio device type: 2 block, 4 entropy */
 	uint32_t class_code; /* PCI class for lspci */
 	unsigned int num_queues;
-	uint16_t queue_size;             /* the largest a driver may use */
-	uint64_t (*features)(void *dev); /* device-specific bits offered; may be NULL */
-	uint32_t config_size;            /* bytes of device configuration */
+	unsigned int (*queue_count)(void *dev); /* optional: overrides num_queues */
+	uint16_t queue_size;                    /* the largest a driver may use */
+	uint64_t (*features)(void *dev);        /* device-specific bits offered; may be NULL */
+	uint32_t config_size;                   /* bytes of device configuration */
 	void (*config_read)(void *dev, uint32_t offset, uint8_t *data, uint32_t len);
 	/* The driver kicked queue 'q': take requests, push results, then virtio_pci_used(). */
 	void (*queue_notify)(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q);

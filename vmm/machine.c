@@ -195,7 +195,8 @@ static bool add_virtio(struct machine *m, const struct virtio_device_ops *ops, v
 static bool add_disks(struct machine *m, GError **err)
 {
 	for (guint i = 0; i < m->cfg->disks->len; i++) {
-		struct virtio_blk *blk = virtio_blk_open(m->cfg->disks->pdata[i], err);
+		struct virtio_blk *blk =
+		    virtio_blk_open(m->cfg->disks->pdata[i], m->cfg->cpus, err);
 		struct virtio_pci *t;
 
 		if (!blk)

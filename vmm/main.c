@@ -86,7 +86,7 @@ static bool check_files(const struct vm_config *cfg, GError **err)
 	if (!linux_check_files(&files, err))
 		return false;
 	for (guint i = 0; i < cfg->disks->len; i++) {
-		struct virtio_blk *blk = virtio_blk_open(cfg->disks->pdata[i], err);
+		struct virtio_blk *blk = virtio_blk_open(cfg->disks->pdata[i], 1, err);
 
 		if (!blk)
 			return false;
