@@ -51,6 +51,7 @@ block_facts() {
 		fact "size_$name" "$(cat "$dev/size")"
 		fact "ro_$name" "$(cat "$dev/ro")"
 		fact "serial_$name" "$(cat "$dev/serial" 2>/dev/null)"
+		fact "queues_$name" "$(find "$dev/mq" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
 	done
 	if [ -e /dev/hwrng ]; then
 		fact hwrng_bytes "$(dd if=/dev/hwrng bs=64 count=4 2>/dev/null | wc -c)"

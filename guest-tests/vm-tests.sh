@@ -364,7 +364,7 @@ test_disks() {
 	local debugfs=${HUSK_DEBUGFS:-debugfs} e2fsck=${HUSK_E2FSCK:-e2fsck}
 	local b_before
 	b_before=$(sha_of "$b")
-	vm_boot disks cloud blk-root --disk "$a,serial=HUSKDISK1" --disk "$b,ro"
+	vm_boot disks cloud blk-root --cpus 2 --disk "$a,serial=HUSKDISK1" --disk "$b,ro"
 	if ! guest_came_up; then
 		local t
 		for t in pci-clean hwrng blk-serial blk-two-disks blk-ro blk-root blk-fsck; do
@@ -384,12 +384,14 @@ test_disks() {
 		fail hwrng "hwrng gave $(fact hwrng_bytes) bytes, $(fact hwrng_zero_bytes) non-zero, source '$(fact rng_current)'" "$VM_LOG"
 	fi
 	expect_fact blk-serial serial_vda HUSKDISK1
-	# 64 MiB and 32 MiB in 512-byte sectors, each with its own marker
+	# 64 MiB and 32 MiB in 512-byte sectors, each with its own marker and
+	# a request queue per vCPU
 	if [[ $(fact size_vda) == 131072 && $(fact size_vdb) == 65536 &&
-		$(fact marker_vda) == disk-a && $(fact marker_vdb) == disk-b ]]; then
+		$(fact marker_vda) == disk-a && $(fact marker_vdb) == disk-b &&
+		$(fact queues_vda) == 2 && $(fact queues_vdb) == 2 ]]; then
 		pass blk-two-disks
 	else
-		fail blk-two-disks "sizes $(fact size_vda)/$(fact size_vdb), markers '$(fact marker_vda)'/'$(fact marker_vdb)'" "$VM_LOG"
+		fail blk-two-disks "sizes $(fact size_vda)/$(fact size_vdb), markers '$(fact marker_vda)'/'$(fact marker_vdb)', queues $(fact queues_vda)/$(fact queues_vdb) (want 2 each)" "$VM_LOG"
 	fi
 	local b_after
 	b_after=$(sha_of "$b")
