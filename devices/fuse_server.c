@@ -700,10 +700,10 @@ static struct handle *file_handle(struct fuse_server *s, uint64_t fh)
 }
 
 /*
- * READ and WRITE copy without the lock, so several run at once (requests
- * come from a pool, see fuse_server_is_data_request). The handle stays
- * open meanwhile; the arguments, in the shared request buffer, are read
- * before.
+ * READ and WRITE copy without the lock, so a READ waiting for the disk on
+ * a pool thread (fuse_server_try_handle) holds up no other request. The
+ * handle stays open meanwhile; the arguments, in the shared request
+ * buffer, are read before.
  */
 static ssize_t unlocked_io(struct fuse_server *s, struct handle *h, const struct iovec *iov,
                            int cnt, uint64_t offset, bool is_write)

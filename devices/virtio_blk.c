@@ -429,7 +429,8 @@ static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 {
 	struct virtio_blk *blk = dev;
 	struct vq_job *job = vq_job_new();
-	bool pushed = vq_pool_push_done(blk->pool[q], vq);
+
+	vq_pool_push_done(blk->pool[q], vq);
 	while (vq_pop(vq, &job->chain) > 0) {
 		int status = process(blk, &job->chain, &job->written, true);
 		if (status < 0) {
@@ -440,15 +441,13 @@ static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 		}
 		if (status != S_AGAIN) {
 			vq_push(vq, job->chain.head, job->written);
-			pushed = true;
 			continue;
 		}
 		vq_pool_submit(blk->pool[q], t, q, job);
 		job = vq_job_new();
 	}
 	vq_job_free(job);
-	if (pushed)
-		virtio_pci_used(t, vq, q);
+	virtio_pci_used(t, vq, q);
 }
 
 /*

@@ -194,13 +194,10 @@ int virtio_net_rx_frame(struct virtqueue *vq, bool mergeable, const uint8_t *hdr
                         const uint8_t *frame, size_t len, struct vq_chain *scratch,
                         struct vq_used *used, unsigned int max_used)
 {
-	struct rx_stream st;
+	struct rx_stream st = {.hdr = hdr, .frame = frame, .total = HDR + len};
 	unsigned int max = mergeable ? MIN(vq->size, max_used) : 1;
-	unsigned int nbuf;
+	unsigned int nbuf = 0;
 
-again:
-	st = (struct rx_stream){.hdr = hdr, .frame = frame, .total = HDR + len};
-	nbuf = 0;
 	while (st.done < st.total) {
 		if (nbuf == max) {
 			vq_unpop(vq, (uint16_t)nbuf);
@@ -208,10 +205,8 @@ again:
 		}
 		int got = vq_pop(vq, scratch);
 		if (got == 0) {
+			/* The empty pop asked the driver for a kick at its next buffer. */
 			vq_unpop(vq, (uint16_t)nbuf);
-			/* Each look again needs new buffers: at most a ring's worth. */
-			if (vq_kick_on_next(vq))
-				goto again;
 			return 0;
 		}
 		if (got < 0)

@@ -462,7 +462,7 @@ static void bar_access(struct pci_device *pci, int bar, uint64_t off, uint8_t *d
 	if (off >= BAR_NOTIFY && off < BAR_NOTIFY + NOTIFY_MULT * t->nqueues) {
 		/* A kick the ioeventfd did not catch: hand it to the I/O thread the same way. */
 		if (is_write)
-			eventfd_write(t->queues[(off - BAR_NOTIFY) / NOTIFY_MULT].kick_fd, 1);
+			virtio_pci_wake(t, (unsigned int)((off - BAR_NOTIFY) / NOTIFY_MULT));
 		return;
 	}
 	pthread_mutex_lock(&t->lock);

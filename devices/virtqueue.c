@@ -148,6 +148,24 @@ static void store_avail_event(struct virtqueue *vq, uint16_t idx)
 	__atomic_store_n(avail_event, htole16(idx), __ATOMIC_RELAXED);
 }
 
+/*
+ * avail_event (2.7.10) names the driver's index we want a kick at. Set to
+ * the driver's current index, its next buffer brings one; left behind
+ * buffers it already published (after an unpop, say) it would never come,
+ * since a driver kicks only on passing it. So store, then read the index
+ * again in case buffers came in between.
+ */
+static bool kick_on_next(struct virtqueue *vq)
+{
+	if (!vq->event_idx || vq->broken)
+		return false;
+	uint16_t seen = load16(avail_field(vq, 2));
+	store_avail_event(vq, seen);
+	/* Our avail_event store before the driver's next idx load (2.7.10). */
+	atomic_thread_fence(memory_order_seq_cst);
+	return load16(avail_field(vq, 2)) != seen;
+}
+
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 {
 	if (vq->broken)
@@ -160,7 +178,7 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	 * while the device still has buffers to take, the driver adds more
 	 * without a kick (each one a VM exit).
 	 */
-	if (pending == 0 && vq_kick_on_next(vq)) {
+	if (pending == 0 && kick_on_next(vq)) {
 		avail_idx = load16(avail_field(vq, 2));
 		pending = (uint16_t)(avail_idx - vq->last_avail_idx);
 	}
@@ -179,24 +197,6 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 void vq_unpop(struct virtqueue *vq, uint16_t count)
 {
 	vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - count);
-}
-
-/*
- * avail_event (2.7.10) names the driver's index we want a kick at. Set to
- * the driver's current index, its next buffer brings one; left behind
- * buffers it already published (after an unpop, say) it would never come,
- * since a driver kicks only on passing it. So store, then read the index
- * again in case buffers came in between.
- */
-bool vq_kick_on_next(struct virtqueue *vq)
-{
-	if (!vq->event_idx || vq->broken)
-		return false;
-	uint16_t seen = load16(avail_field(vq, 2));
-	store_avail_event(vq, seen);
-	/* Our avail_event store before the driver's next idx load (2.7.10). */
-	atomic_thread_fence(memory_order_seq_cst);
-	return load16(avail_field(vq, 2)) != seen;
 }
 
 void vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned int count)

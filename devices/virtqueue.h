@@ -50,20 +50,14 @@ bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size
 /*
  * 1: *chain holds the next request; 0: nothing available; -1: malformed
  * (vq->broken set). With EVENT_IDX, the driver kicks again only once a pop
- * has found the ring empty: a device pops until 0 or, stopping early, comes
- * back by itself (or calls vq_kick_on_next).
+ * has found the ring empty (that pop asks for a kick at its next buffer,
+ * even one given back by vq_unpop): a device pops until 0 or, stopping
+ * early, comes back by itself.
  */
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain);
 
 /* Gives back the last 'count' chains popped and not pushed, to be popped again. */
 void vq_unpop(struct virtqueue *vq, uint16_t count);
-
-/*
- * The device found too few buffers and waits for more: ask the driver for a
- * kick when it adds the next one. True if buffers were added meanwhile (no
- * kick will come for them): look again now.
- */
-bool vq_kick_on_next(struct virtqueue *vq);
 
 /* Returns a chain to the driver with the number of bytes written into it. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);

@@ -78,7 +78,7 @@ void vq_pool_submit(struct vq_pool *p, struct virtio_pci *t, unsigned int q, str
 	g_thread_pool_push(p->threads, job, NULL);
 }
 
-bool vq_pool_push_done(struct vq_pool *p, struct virtqueue *vq)
+void vq_pool_push_done(struct vq_pool *p, struct virtqueue *vq)
 {
 	GQueue done;
 	struct vq_job *job;
@@ -87,13 +87,10 @@ bool vq_pool_push_done(struct vq_pool *p, struct virtqueue *vq)
 	done = p->done;
 	g_queue_init(&p->done);
 	g_mutex_unlock(&p->lock);
-	if (g_queue_is_empty(&done))
-		return false;
 	while ((job = g_queue_pop_head(&done))) {
 		vq_push(vq, job->chain.head, job->written);
-		g_free(job);
+		vq_job_free(job);
 	}
-	return true;
 }
 
 void vq_pool_drain(struct vq_pool *p)

@@ -34,8 +34,8 @@ void vq_job_free(struct vq_job *job);
 /* Hands the job over; queue 'q' of 't' is woken when it is done. */
 void vq_pool_submit(struct vq_pool *p, struct virtio_pci *t, unsigned int q, struct vq_job *job);
 
-/* On the queue's thread: pushes the finished jobs to 'vq'; true if there were any. */
-bool vq_pool_push_done(struct vq_pool *p, struct virtqueue *vq);
+/* On the queue's thread: pushes the finished jobs to 'vq'. */
+void vq_pool_push_done(struct vq_pool *p, struct virtqueue *vq);
 
 /*
  * For a device reset: waits until every submitted job is done (their
