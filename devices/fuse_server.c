@@ -416,6 +416,15 @@ static size_t do_lookup(struct fuse_server *s, struct req *r, struct inode *dir)
 
 	if (!e)
 		e = lookup(s, dir, name, &ino, &st);
+	if (e == ENOENT) {
+		/*
+		 * Node id 0 is "no such name" that the guest may remember as long
+		 * as a name it found: `tar` asks for each new file twice (unlink,
+		 * then open with O_CREAT), and an error would be asked again.
+		 */
+		struct fuse_entry_out neg = {.entry_valid = TIMEOUT_S};
+		return reply(r, 0, &neg, sizeof(neg));
+	}
 	return e ? reply_err(r, e) : reply_entry(r, ino, &st);
 }
 
@@ -656,6 +665,7 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 		return reply_err(r, e);
 	}
 	out.fh = add_handle(s, fd, d);
+	out.open_flags = dir ? 0 : FOPEN_NOFLUSH;
 	return reply(r, 0, &out, sizeof(out));
 }
 
@@ -689,6 +699,7 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 	}
 	fill_entry(&out.e, ino, &st);
 	out.o.fh = add_handle(s, fd, NULL);
+	out.o.open_flags = FOPEN_NOFLUSH;
 	return reply(r, 0, &out, sizeof(out));
 }
 
@@ -846,6 +857,11 @@ static size_t do_fsync(struct fuse_server *s, struct req *r)
 	return reply_err(r, rc ? errno : 0);
 }
 
+/*
+ * Nothing to do: husk holds no POSIX locks for the guest (its kernel keeps
+ * them) and writes are not buffered here. OPEN and CREATE say FOPEN_NOFLUSH,
+ * so a guest close costs no round trip; older guests still send FLUSH.
+ */
 static size_t do_flush(struct fuse_server *s, struct req *r)
 {
 	const struct fuse_flush_in *in = arg(r, sizeof(*in));
