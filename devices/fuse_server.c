@@ -24,11 +24,16 @@
 #define MAX_PAGES   (FUSE_SERVER_MAX_WRITE / 4096)
 #define XATTR_MAX   65536
 
+/* Which host file an inode is: the key of by_file. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+};
+
 struct inode {
 	uint64_t nodeid;
 	int fd; /* O_PATH, never following a symlink */
-	dev_t dev;
-	ino_t ino;
+	struct file_id id;
 	mode_t type;
 	uint64_t nlookup;
 };
@@ -46,7 +51,7 @@ struct fuse_server {
 	int proc_fd;  /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
 	struct inode *root;
 	GHashTable *inodes;  /* nodeid -> struct inode */
-	GHashTable *by_file; /* "dev:ino" -> struct inode */
+	GHashTable *by_file; /* struct file_id -> struct inode */
 	GHashTable *handles; /* fh -> struct handle */
 	uint64_t next_nodeid, next_fh;
 	bool initialized; /* INIT answered, DESTROY not yet seen */
@@ -193,9 +198,25 @@ static int take_name(struct req *r, size_t off, const char **name, size_t *next)
 
 /* ---- inodes and handles ------------------------------------------------------ */
 
-static char *file_key(dev_t dev, ino_t ino)
+static guint file_id_hash(gconstpointer key)
 {
-	return g_strdup_printf("%lx:%lx", (unsigned long)dev, (unsigned long)ino);
+	const struct file_id *id = key;
+
+	return (guint)(id->ino ^ (id->ino >> 32) ^ id->dev * 0x9e3779b1u);
+}
+
+static gboolean file_id_equal(gconstpointer a, gconstpointer b)
+{
+	const struct file_id *x = a, *y = b;
+
+	return x->dev == y->dev && x->ino == y->ino;
+}
+
+static struct inode *find_file(struct fuse_server *s, const struct stat *st)
+{
+	struct file_id id = {st->st_dev, st->st_ino};
+
+	return g_hash_table_lookup(s->by_file, &id);
 }
 
 static struct inode *find_inode(struct fuse_server *s, uint64_t nodeid)
@@ -205,10 +226,7 @@ static struct inode *find_inode(struct fuse_server *s, uint64_t nodeid)
 
 static void drop_inode(struct fuse_server *s, struct inode *ino)
 {
-	char *key = file_key(ino->dev, ino->ino);
-
-	g_hash_table_remove(s->by_file, key);
-	g_free(key);
+	g_hash_table_remove(s->by_file, &ino->id);
 	close(ino->fd);
 	g_hash_table_remove(s->inodes, &ino->nodeid); /* frees it */
 }
@@ -244,34 +262,51 @@ static int stat_fd(int fd, struct stat *st)
 	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? errno : 0;
 }
 
-/* Looks 'name' up under 'dir' and takes a reference the guest must FORGET. */
+/* A new inode for the file 'fd' (O_PATH) is, which 'st' describes. */
+static struct inode *add_inode(struct fuse_server *s, int fd, const struct stat *st)
+{
+	struct inode *ino = g_new0(struct inode, 1);
+
+	*ino = (struct inode){.nodeid = s->next_nodeid++,
+	                      .fd = fd,
+	                      .id = {st->st_dev, st->st_ino},
+	                      .type = st->st_mode & S_IFMT};
+	g_hash_table_insert(s->by_file, &ino->id, ino);
+	g_hash_table_insert(s->inodes, &ino->nodeid, ino);
+	return ino;
+}
+
+/*
+ * Looks 'name' up under 'dir' and takes a reference the guest must FORGET.
+ * A file we hold already is found by a stat of the name alone: the guest
+ * looks names up again every TIMEOUT_S, and two system calls fewer is
+ * what makes that cheap. 'name' is one component (take_name), never "."
+ * or "..", and the stat does not follow a symlink, so it cannot leave
+ * 'dir'. Only a new file is opened, beneath 'dir'.
+ */
 static int lookup(struct fuse_server *s, struct inode *dir, const char *name, struct inode **out,
                   struct stat *st)
 {
-	int fd = open_beneath(dir->fd, name);
-	int e;
+	struct inode *ino = NULL;
+	int fd, e;
 
-	if (fd < 0)
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return EINVAL;
+	if (fstatat(dir->fd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
 		return errno;
-	e = stat_fd(fd, st);
-	if (e) {
-		close(fd);
-		return e;
-	}
-	char *key = file_key(st->st_dev, st->st_ino);
-	struct inode *ino = g_hash_table_lookup(s->by_file, key);
-	if (ino) {
-		close(fd);
-		g_free(key);
-	} else {
-		ino = g_new0(struct inode, 1);
-		*ino = (struct inode){.nodeid = s->next_nodeid++,
-		                      .fd = fd,
-		                      .dev = st->st_dev,
-		                      .ino = st->st_ino,
-		                      .type = st->st_mode & S_IFMT};
-		g_hash_table_insert(s->by_file, key, ino);
-		g_hash_table_insert(s->inodes, &ino->nodeid, ino);
+	ino = find_file(s, st);
+	if (!ino) {
+		fd = open_beneath(dir->fd, name);
+		if (fd < 0)
+			return errno;
+		/* The name may have changed hands since the stat: describe what was opened. */
+		e = stat_fd(fd, st);
+		if (!e && !(ino = find_file(s, st)))
+			ino = add_inode(s, fd, st);
+		else
+			close(fd);
+		if (e)
+			return e;
 	}
 	ino->nlookup++;
 	*out = ino;
@@ -1380,19 +1415,18 @@ struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **er
 	s->read_only = read_only;
 	s->as_root = geteuid() == 0;
 	s->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
-	s->by_file = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	s->by_file = g_hash_table_new(file_id_hash, file_id_equal);
 	s->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, unref_handle);
 	s->next_nodeid = FUSE_ROOT_ID;
 	s->next_fh = 1;
 	s->root = g_new0(struct inode, 1);
 	*s->root = (struct inode){.nodeid = s->next_nodeid++,
 	                          .fd = fd,
-	                          .dev = st.st_dev,
-	                          .ino = st.st_ino,
+	                          .id = {st.st_dev, st.st_ino},
 	                          .type = S_IFDIR,
 	                          .nlookup = 1};
 	g_hash_table_insert(s->inodes, &s->root->nodeid, s->root);
-	g_hash_table_insert(s->by_file, file_key(st.st_dev, st.st_ino), s->root);
+	g_hash_table_insert(s->by_file, &s->root->id, s->root);
 	s->buf = g_malloc(MAX_REQUEST + 1);
 	return s;
 }
