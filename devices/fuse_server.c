@@ -432,7 +432,8 @@ static size_t do_init(struct fuse_server *s, struct req *r)
 	out.max_readahead = in->max_readahead;
 	out.flags = in->flags & (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC |
 	                         FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
-	                         FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS);
+	                         FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
+	                         FUSE_HANDLE_KILLPRIV_V2);
 	out.max_background = 64;
 	out.congestion_threshold = 48;
 	out.max_write = FUSE_SERVER_MAX_WRITE;
@@ -490,6 +491,31 @@ static int set_times(struct fuse_server *s, struct inode *ino, const struct fuse
 	return utimensat(AT_FDCWD, path, ts, 0) ? errno : 0;
 }
 
+/*
+ * FUSE_HANDLE_KILLPRIV_V2: a write or truncation by a guest process
+ * without CAP_FSETID drops setuid, and setgid where the group may execute,
+ * as Linux does. The host kernel does it only when husk itself lacks
+ * CAP_FSETID, so husk does it. (It drops security.capability on its own,
+ * and clears the bits on chown whoever asks.) In exchange, the guest asks
+ * for no attributes before a chown.
+ */
+static int kill_suidgid(int fd)
+{
+	struct stat st;
+	mode_t kill = S_ISUID;
+
+	if (fstat(fd, &st))
+		return errno;
+	if (st.st_mode & S_IXGRP)
+		kill |= S_ISGID;
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & kill))
+		return 0;
+	if (fchmod(fd, st.st_mode & 07777 & ~kill) == 0)
+		return 0;
+	/* Not ours and no CAP_FOWNER: then no CAP_FSETID either, and the host drops them. */
+	return errno == EPERM ? 0 : errno;
+}
+
 static int truncate_to(struct fuse_server *s, struct inode *ino, const struct fuse_setattr_in *in)
 {
 	struct handle *h = (in->valid & FATTR_FH) ? find_handle(s, in->fh) : NULL;
@@ -500,6 +526,8 @@ static int truncate_to(struct fuse_server *s, struct inode *ino, const struct fu
 		return -fd;
 	if (ftruncate(fd, (off_t)in->size))
 		e = errno;
+	if (!e && (in->valid & FATTR_KILL_SUIDGID))
+		e = kill_suidgid(fd);
 	if (!h || h->dir)
 		close(fd);
 	return e;
@@ -693,9 +721,14 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 	int fd = reopen(s, ino, flags);
 	if (fd < 0)
 		return reply_err(r, -fd);
+	int e = (flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID) ? kill_suidgid(fd) : 0;
+	if (e) {
+		close(fd);
+		return reply_err(r, e);
+	}
 	DIR *d = NULL;
 	if (dir && !(d = fdopendir(fd))) {
-		int e = errno;
+		e = errno;
 		close(fd);
 		return reply_err(r, e);
 	}
@@ -725,9 +758,12 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 	                guest_mode(s, in->mode, false));
 	if (fd < 0)
 		return reply_err(r, errno);
+	if ((in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID))
+		e = kill_suidgid(fd); /* it was there already, and is cut to nothing */
 	struct inode *ino;
 	struct stat st;
-	e = lookup(s, dir, name, &ino, &st);
+	if (!e)
+		e = lookup(s, dir, name, &ino, &st);
 	if (e) {
 		close(fd);
 		return reply_err(r, e);
@@ -843,6 +879,10 @@ static size_t do_write(struct fuse_server *s, struct req *r)
 	int cnt = iov_slice(r->in, r->nin, data_off, in->size, iov, G_N_ELEMENTS(iov));
 	if (iov_len(iov, cnt) != in->size)
 		return reply_err(r, EINVAL); /* more pieces than we take at once */
+	/* Before the data, as Linux does: a failed write has dropped them too. */
+	int e = (in->write_flags & FUSE_WRITE_KILL_SUIDGID) ? kill_suidgid(h->fd) : 0;
+	if (e)
+		return reply_err(r, e);
 	ssize_t n = unlocked_io(s, h, iov, cnt, in->offset, true);
 	if (n < 0)
 		return reply_err(r, errno);

@@ -95,13 +95,15 @@ static void setup(struct fixture *f, gconstpointer ro)
 	                            .minor = 38,
 	                            .max_readahead = 65536,
 	                            .flags =
-	                                FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES};
+	                                FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES |
+	                                FUSE_HANDLE_KILLPRIV_V2};
 	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
 	struct fuse_init_out *out = payload(f);
 	g_assert_cmpuint(out->major, ==, 7);
 	g_assert_cmpuint(out->minor, ==, 38);
 	g_assert_cmpuint(out->max_write, ==, FUSE_SERVER_MAX_WRITE);
 	g_assert_true(out->flags & FUSE_DO_READDIRPLUS);
+	g_assert_true(out->flags & FUSE_HANDLE_KILLPRIV_V2);
 }
 
 static void teardown(struct fixture *f, gconstpointer data)
@@ -436,6 +438,66 @@ static void test_no_privileges_as_root(struct fixture *f, gconstpointer data)
 	g_assert_true(S_ISFIFO(host_mode(f, "fifo")));
 }
 
+static void set_host_mode(struct fixture *f, const char *name, mode_t mode)
+{
+	char *path = g_build_filename(f->share, name, NULL);
+
+	g_assert_cmpint(chmod(path, mode), ==, 0);
+	g_free(path);
+}
+
+static void write_data(struct fixture *f, uint64_t node, uint64_t fh, uint32_t write_flags)
+{
+	struct fuse_write_in wr = {.fh = fh, .size = 2, .write_flags = write_flags};
+	size_t len = build(f, FUSE_WRITE, node, &wr, sizeof(wr), NULL, NULL);
+
+	memcpy(f->in + len, "x\n", 2);
+	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + 2);
+	send_req(f, len + 2);
+	g_assert_cmpint(oh(f)->error, ==, 0);
+}
+
+/*
+ * FUSE_HANDLE_KILLPRIV_V2: the guest says when a write or truncation is by
+ * a process without CAP_FSETID, and husk drops setuid (and setgid, where
+ * the group may execute) as Linux would, whatever powers husk has itself.
+ */
+static void test_killpriv(struct fixture *f, gconstpointer data)
+{
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	uint64_t fh = open_file(f, node, O_RDWR, &err);
+
+	g_assert_cmpint(err, ==, 0);
+	set_host_mode(f, "hello", 06755);
+	write_data(f, node, fh, 0); /* by a process with CAP_FSETID: kept */
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 06755);
+	write_data(f, node, fh, FUSE_WRITE_KILL_SUIDGID);
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 0755);
+	/* setgid without group execute marks locking, not privilege: kept */
+	set_host_mode(f, "hello", 06745);
+	write_data(f, node, fh, FUSE_WRITE_KILL_SUIDGID);
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 02745);
+	/* truncation */
+	set_host_mode(f, "hello", 04755);
+	struct fuse_setattr_in sa = {.valid = FATTR_SIZE, .size = 1};
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, 0);
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 04755);
+	sa.valid |= FATTR_KILL_SUIDGID;
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, 0);
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 0755);
+	/* an open that truncates */
+	set_host_mode(f, "hello", 04755);
+	struct fuse_open_in op = {.flags = O_WRONLY | O_TRUNC, .open_flags = FUSE_OPEN_KILL_SUIDGID};
+	g_assert_cmpint(call(f, FUSE_OPEN, node, &op, sizeof(op), NULL, NULL), ==, 0);
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 0755);
+	/* and one that does not */
+	set_host_mode(f, "hello", 04755);
+	op.flags = O_WRONLY;
+	g_assert_cmpint(call(f, FUSE_OPEN, node, &op, sizeof(op), NULL, NULL), ==, 0);
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 04755);
+}
+
 static void test_readdir(struct fixture *f, gconstpointer data)
 {
 	struct fuse_open_in op = {0};
@@ -589,6 +651,7 @@ int main(int argc, char **argv)
 	ADD("fs/create-mkdir-rename-unlink", test_create_mkdir_rename_unlink, NULL);
 	ADD("fs/readdir", test_readdir, NULL);
 	ADD("fs/xattrs", test_xattrs, NULL);
+	ADD("fs/killpriv", test_killpriv, NULL);
 	ADD("confine/no-dotdot", test_no_dotdot, NULL);
 	ADD("confine/planted-symlink", test_planted_symlink, NULL);
 	ADD("confine/read-only", test_read_only, "ro");
