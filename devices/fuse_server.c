@@ -7,6 +7,7 @@
 #include <linux/fuse.h>
 #include <linux/openat2.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -58,6 +59,21 @@ struct fuse_server {
 	uint8_t *buf;     /* a request's header and arguments */
 	struct fuse_server_stats stats;
 };
+
+/*
+ * Each inode the guest holds and each file it has open keeps one of our
+ * descriptors. A guest could ask for more than the process may have, and
+ * then husk itself could open nothing more (no disk, no socket); past
+ * this budget, shared by every share, the guest gets ENFILE instead.
+ */
+#define FD_RESERVE 1024 /* for the rest of husk */
+static atomic_long files_held;
+static long file_budget = LONG_MAX;
+
+static bool room_for(long files)
+{
+	return atomic_load(&files_held) + files <= file_budget;
+}
 
 /* One request being answered. */
 struct req {
@@ -228,6 +244,7 @@ static void drop_inode(struct fuse_server *s, struct inode *ino)
 {
 	g_hash_table_remove(s->by_file, &ino->id);
 	close(ino->fd);
+	atomic_fetch_sub(&files_held, 1);
 	g_hash_table_remove(s->inodes, &ino->nodeid); /* frees it */
 }
 
@@ -273,6 +290,7 @@ static struct inode *add_inode(struct fuse_server *s, int fd, const struct stat 
 	                      .type = st->st_mode & S_IFMT};
 	g_hash_table_insert(s->by_file, &ino->id, ino);
 	g_hash_table_insert(s->inodes, &ino->nodeid, ino);
+	atomic_fetch_add(&files_held, 1);
 	return ino;
 }
 
@@ -296,6 +314,8 @@ static int lookup(struct fuse_server *s, struct inode *dir, const char *name, st
 		return errno;
 	ino = find_file(s, st);
 	if (!ino) {
+		if (!room_for(1))
+			return ENFILE;
 		fd = open_beneath(dir->fd, name);
 		if (fd < 0)
 			return errno;
@@ -326,6 +346,7 @@ static uint64_t add_handle(struct fuse_server *s, int fd, DIR *dir)
 	*h = (struct handle){.fd = fd, .dir = dir, .refs = 1};
 	*key = s->next_fh++;
 	g_hash_table_insert(s->handles, key, h);
+	atomic_fetch_add(&files_held, 1);
 	return *key;
 }
 
@@ -340,6 +361,7 @@ static void unref_handle(gpointer data)
 		closedir(h->dir);
 	else
 		close(h->fd);
+	atomic_fetch_sub(&files_held, 1);
 	g_free(h);
 }
 
@@ -718,6 +740,8 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 	int flags = dir ? O_RDONLY | O_DIRECTORY : open_flags(in->flags);
 	if (s->read_only && writes(flags))
 		return reply_err(r, EROFS);
+	if (!room_for(1))
+		return reply_err(r, ENFILE);
 	int fd = reopen(s, ino, flags);
 	if (fd < 0)
 		return reply_err(r, -fd);
@@ -749,6 +773,8 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 
 	if (!e && s->read_only)
 		e = EROFS;
+	if (!e && !room_for(2)) /* the handle, and the inode if it is new */
+		e = ENFILE;
 	if (e)
 		return reply_err(r, e);
 	/* O_NOFOLLOW: a symlink planted under this name cannot send the open elsewhere. */
@@ -1429,6 +1455,22 @@ static void raise_fd_limit(void)
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+void fuse_server_set_file_budget(long files)
+{
+	file_budget = files;
+}
+
+/* All the descriptors the system lets us have, less what husk keeps for itself. */
+static void set_file_budget(void)
+{
+	struct rlimit rl;
+
+	raise_fd_limit();
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		fuse_server_set_file_budget((long)(rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE
+		                                                           : rl.rlim_cur / 2));
+}
+
 struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **err)
 {
 	struct fuse_server *s = g_new0(struct fuse_server, 1);
@@ -1450,7 +1492,7 @@ struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **er
 		g_free(s);
 		return NULL;
 	}
-	raise_fd_limit();
+	set_file_budget();
 	pthread_mutex_init(&s->lock, NULL);
 	s->read_only = read_only;
 	s->as_root = geteuid() == 0;

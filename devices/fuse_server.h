@@ -45,4 +45,11 @@ bool fuse_server_try_handle(struct fuse_server *s, const struct iovec *in, int n
 
 const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s);
 
+/*
+ * How many host descriptors (inodes the guests hold, files they have open)
+ * all shares together may keep; past it a guest gets ENFILE. Each new
+ * server sets it from RLIMIT_NOFILE, keeping some for the rest of husk.
+ */
+void fuse_server_set_file_budget(long files);
+
 #endif

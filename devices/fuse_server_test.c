@@ -498,6 +498,43 @@ static void test_killpriv(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 04755);
 }
 
+/* A guest cannot make us hold more descriptors than the budget: ENFILE, then room again. */
+static void test_file_budget(struct fixture *f, gconstpointer data)
+{
+	int err;
+
+	write_file(f->share, "a", "a");
+	write_file(f->share, "b", "b");
+	fuse_server_set_file_budget(2);
+	uint64_t hello = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	g_assert_cmpint(err, ==, 0);
+	uint64_t fh = open_file(f, hello, O_RDONLY, &err);
+	g_assert_cmpint(err, ==, 0);
+	lookup(f, FUSE_ROOT_ID, "a", &err);
+	g_assert_cmpint(err, ==, -ENFILE);
+	open_file(f, hello, O_RDONLY, &err);
+	g_assert_cmpint(err, ==, -ENFILE);
+	struct fuse_create_in cr = {.flags = O_WRONLY, .mode = 0644};
+	g_assert_cmpint(call(f, FUSE_CREATE, FUSE_ROOT_ID, &cr, sizeof(cr), "new", NULL), ==,
+	                -ENFILE);
+	/* A name we hold already costs nothing more. */
+	g_assert_cmpuint(lookup(f, FUSE_ROOT_ID, "hello", &err), ==, hello);
+	g_assert_cmpint(err, ==, 0);
+	/* Closing a file makes room. */
+	struct fuse_release_in rel = {.fh = fh};
+	g_assert_cmpint(call(f, FUSE_RELEASE, hello, &rel, sizeof(rel), NULL, NULL), ==, 0);
+	lookup(f, FUSE_ROOT_ID, "a", &err);
+	g_assert_cmpint(err, ==, 0);
+	lookup(f, FUSE_ROOT_ID, "b", &err);
+	g_assert_cmpint(err, ==, -ENFILE);
+	/* And so does forgetting an inode. */
+	struct fuse_forget_in fg = {.nlookup = 2};
+	g_assert_cmpuint(send_req(f, build(f, FUSE_FORGET, hello, &fg, sizeof(fg), NULL, NULL)), ==,
+	                 0); /* no reply */
+	lookup(f, FUSE_ROOT_ID, "b", &err);
+	g_assert_cmpint(err, ==, 0);
+}
+
 static void test_readdir(struct fixture *f, gconstpointer data)
 {
 	struct fuse_open_in op = {0};
@@ -652,6 +689,7 @@ int main(int argc, char **argv)
 	ADD("fs/readdir", test_readdir, NULL);
 	ADD("fs/xattrs", test_xattrs, NULL);
 	ADD("fs/killpriv", test_killpriv, NULL);
+	ADD("confine/file-budget", test_file_budget, NULL);
 	ADD("confine/no-dotdot", test_no_dotdot, NULL);
 	ADD("confine/planted-symlink", test_planted_symlink, NULL);
 	ADD("confine/read-only", test_read_only, "ro");
