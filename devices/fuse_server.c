@@ -452,10 +452,10 @@ static size_t do_init(struct fuse_server *s, struct req *r)
 	out.major = FUSE_KERNEL_VERSION;
 	out.minor = MIN(in->minor, FUSE_KERNEL_MINOR_VERSION);
 	out.max_readahead = in->max_readahead;
-	out.flags = in->flags & (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC |
-	                         FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
-	                         FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
-	                         FUSE_HANDLE_KILLPRIV_V2);
+	out.flags =
+	    in->flags & (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC |
+	                 FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
+	                 FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2);
 	out.max_background = 64;
 	out.congestion_threshold = 48;
 	out.max_write = FUSE_SERVER_MAX_WRITE;
@@ -745,7 +745,8 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 	int fd = reopen(s, ino, flags);
 	if (fd < 0)
 		return reply_err(r, -fd);
-	int e = (flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID) ? kill_suidgid(fd) : 0;
+	int e =
+	    (flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID) ? kill_suidgid(fd) : 0;
 	if (e) {
 		close(fd);
 		return reply_err(r, e);
@@ -1467,8 +1468,9 @@ static void set_file_budget(void)
 
 	raise_fd_limit();
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		fuse_server_set_file_budget((long)(rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE
-		                                                           : rl.rlim_cur / 2));
+		fuse_server_set_file_budget((long)(rl.rlim_cur > 2 * FD_RESERVE
+		                                       ? rl.rlim_cur - FD_RESERVE
+		                                       : rl.rlim_cur / 2));
 }
 
 struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **err)

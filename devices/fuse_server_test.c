@@ -94,9 +94,8 @@ static void setup(struct fixture *f, gconstpointer ro)
 	struct fuse_init_in init = {.major = 7,
 	                            .minor = 38,
 	                            .max_readahead = 65536,
-	                            .flags =
-	                                FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES |
-	                                FUSE_HANDLE_KILLPRIV_V2};
+	                            .flags = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS |
+	                                     FUSE_MAX_PAGES | FUSE_HANDLE_KILLPRIV_V2};
 	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
 	struct fuse_init_out *out = payload(f);
 	g_assert_cmpuint(out->major, ==, 7);
@@ -488,7 +487,8 @@ static void test_killpriv(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 0755);
 	/* an open that truncates */
 	set_host_mode(f, "hello", 04755);
-	struct fuse_open_in op = {.flags = O_WRONLY | O_TRUNC, .open_flags = FUSE_OPEN_KILL_SUIDGID};
+	struct fuse_open_in op = {.flags = O_WRONLY | O_TRUNC,
+	                          .open_flags = FUSE_OPEN_KILL_SUIDGID};
 	g_assert_cmpint(call(f, FUSE_OPEN, node, &op, sizeof(op), NULL, NULL), ==, 0);
 	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 0755);
 	/* and one that does not */
