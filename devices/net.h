@@ -94,6 +94,7 @@ struct net_backend_ops {
 struct net_backend {
 	const struct net_backend_ops *ops;
 	struct net_port port;
+	uint64_t rx_dropped; /* frames for the guest it had no room to keep */
 };
 
 /* Opens what 'cfg' names, its work on 'ctx'. Errors name the --net option. */

@@ -55,8 +55,10 @@ static ssize_t send_packet(const void *buf, size_t len, void *opaque)
 	if (g_queue_is_empty(&u->rxq) &&
 	    u->be.port.rx_offer(u->be.port.dev, buf, len) == NET_RX_TAKEN)
 		return (ssize_t)len;
-	if (u->rxq.length >= RX_QUEUE_MAX)
-		return (ssize_t)len; /* dropped: TCP retransmits, slower */
+	if (u->rxq.length >= RX_QUEUE_MAX) {
+		u->be.rx_dropped++; /* TCP retransmits, slower */
+		return (ssize_t)len;
+	}
 	g_queue_push_tail(&u->rxq, g_bytes_new(buf, len));
 	if (u->want_rx) {
 		u->want_rx = false;

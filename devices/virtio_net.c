@@ -318,8 +318,10 @@ static enum net_rx_result rx_offer(void *dev, const uint8_t *frame, size_t len)
 		schedule(n);
 		return NET_RX_LATER;
 	}
-	if (len < NET_MIN_FRAME || len > NET_MAX_FRAME)
-		return NET_RX_TAKEN; /* nothing a guest could take: dropped */
+	if (len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
+		n->stats.rx_dropped++; /* nothing a guest could take */
+		return NET_RX_TAKEN;
+	}
 	n->offer = frame;
 	n->offer_len = len;
 	n->offer_result = NET_RX_TAKEN; /* a stopped device drops what it is sent */
@@ -446,7 +448,8 @@ void virtio_net_destroy(struct virtio_net *n)
 	g_free(n);
 }
 
-const struct virtio_net_stats *virtio_net_stats(const struct virtio_net *n)
+void virtio_net_get_stats(const struct virtio_net *n, struct virtio_net_stats *out)
 {
-	return &n->stats;
+	*out = n->stats;
+	out->rx_queue_full = n->be->rx_dropped;
 }

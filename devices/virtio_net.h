@@ -32,7 +32,8 @@ enum net_tx_verdict {
 struct virtio_net_stats {
 	uint64_t tx_frames, rx_frames;
 	uint64_t tx_dropped[NET_TX_NVERDICTS];
-	uint64_t rx_dropped; /* too big for the guest's buffers */
+	uint64_t rx_dropped;    /* too big for the guest's buffers */
+	uint64_t rx_queue_full; /* dropped in the backend: the guest had no buffers free */
 };
 
 extern const struct virtio_device_ops virtio_net_ops;
@@ -41,7 +42,7 @@ struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext 
 /* The device is on the bus: it can now hand frames to the guest. */
 void virtio_net_attach(struct virtio_net *n, struct virtio_pci *t);
 void virtio_net_destroy(struct virtio_net *n);
-const struct virtio_net_stats *virtio_net_stats(const struct virtio_net *n);
+void virtio_net_get_stats(const struct virtio_net *n, struct virtio_net_stats *out);
 
 /*
  * Checks a transmit chain against the negotiated features: the frame's

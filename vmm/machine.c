@@ -259,22 +259,30 @@ static void report_net_drops(struct machine *m)
 	};
 
 	for (guint i = 0; m->nics && i < m->nics->len; i++) {
-		const struct virtio_net_stats *st = virtio_net_stats(m->nics->pdata[i]);
+		struct virtio_net_stats st;
 		GString *msg = g_string_new(NULL);
 		uint64_t total = 0;
 
+		virtio_net_get_stats(m->nics->pdata[i], &st);
 		for (int v = NET_TX_OK + 1; v < NET_TX_NVERDICTS; v++) {
-			if (!st->tx_dropped[v])
+			if (!st.tx_dropped[v])
 				continue;
-			total += st->tx_dropped[v];
+			total += st.tx_dropped[v];
 			g_string_append_printf(msg, "%s%" PRIu64 " %s", msg->len ? ", " : "",
-			                       st->tx_dropped[v], why[v]);
+			                       st.tx_dropped[v], why[v]);
 		}
 		if (total)
 			g_printerr("husk: net%u: dropped %" PRIu64 " of %" PRIu64
 			           " frames from the guest (%s)\n",
-			           i, total, total + st->tx_frames, msg->str);
+			           i, total, total + st.tx_frames, msg->str);
 		g_string_free(msg, TRUE);
+		total = st.rx_dropped + st.rx_queue_full;
+		if (total)
+			g_printerr("husk: net%u: dropped %" PRIu64 " of %" PRIu64
+			           " frames for the guest (%" PRIu64
+			           " too big for its buffers, %" PRIu64
+			           " while it had no buffers free)\n",
+			           i, total, total + st.rx_frames, st.rx_dropped, st.rx_queue_full);
 	}
 }
 
