@@ -66,6 +66,8 @@ struct net_port {
 	enum net_rx_result (*rx_offer)(void *dev, const uint8_t *frame, size_t len);
 	/* Frames are waiting in the backend: call recv() (after want_rx only). */
 	void (*rx_ready)(void *dev);
+	/* The backend's link went up or down (ops->link_up says which). */
+	void (*link_changed)(void *dev);
 };
 
 struct net_backend;
@@ -84,6 +86,8 @@ struct net_backend_ops {
 	size_t (*recv)(struct net_backend *be, uint8_t *buf, size_t cap);
 	/* Call port.rx_ready once when the next frame arrives. */
 	void (*want_rx)(struct net_backend *be);
+	/* Whether frames can pass now; NULL: always. From any thread. */
+	bool (*link_up)(struct net_backend *be);
 	/* The guest accepted these features: offloads it can take on receive. */
 	void (*set_offloads)(struct net_backend *be, uint64_t guest_features);
 	void (*close)(struct net_backend *be);

@@ -10,10 +10,13 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/virtio_net.h>
 #include <net/if.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -32,6 +35,10 @@ struct net_tap {
 	bool watching;       /* 'tag' polls for G_IO_IN */
 	bool drained;        /* the last read found nothing (EAGAIN) */
 	bool guest_offloads; /* the host kernel can hand the guest TSO frames */
+	unsigned int ifindex;
+	int link_fd; /* rtnetlink, told of link changes; -1 if we could not listen */
+	gpointer link_tag;
+	bool link_up; /* the interface is up and has carrier: read from any thread */
 };
 
 static bool tap_send(struct net_backend *be, const struct iovec *iov, int iovcnt, size_t len)
@@ -76,18 +83,64 @@ static void tap_want_rx(struct net_backend *be)
  * guest, a used-up burst) has frames left: the fd is dropped from the poll
  * until its want_rx, so a full guest stops the reads.
  */
-static gboolean tap_readable(GSource *source, GSourceFunc cb, gpointer data)
+static void tap_readable(struct net_tap *tap)
 {
-	struct net_tap *tap = data;
-
 	tap->drained = false;
 	tap->be.port.rx_ready(tap->be.port.dev);
 	if (!tap->drained)
 		watch(tap, false);
+}
+
+static bool tap_link_up(struct net_backend *be)
+{
+	return __atomic_load_n(&((struct net_tap *)be)->link_up, __ATOMIC_RELAXED);
+}
+
+static bool flags_up(unsigned int flags)
+{
+	return (flags & IFF_UP) && (flags & IFF_RUNNING);
+}
+
+static void set_link(struct net_tap *tap, bool up)
+{
+	if (up == tap_link_up(&tap->be))
+		return;
+	__atomic_store_n(&tap->link_up, up, __ATOMIC_RELAXED);
+	tap->be.port.link_changed(tap->be.port.dev);
+}
+
+/* RTM_NEWLINK messages: the host set our interface up or down. */
+static void read_link_changes(struct net_tap *tap)
+{
+	uint8_t buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+	ssize_t n;
+
+	while ((n = recv(tap->link_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		int left = (int)n;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left);
+		     h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_type != RTM_NEWLINK ||
+			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+				continue;
+			const struct ifinfomsg *ifi = NLMSG_DATA(h);
+			if ((unsigned int)ifi->ifi_index == tap->ifindex)
+				set_link(tap, flags_up(ifi->ifi_flags));
+		}
+	}
+}
+
+static gboolean tap_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+	struct net_tap *tap = data;
+
+	if (tap->link_tag && g_source_query_unix_fd(source, tap->link_tag))
+		read_link_changes(tap);
+	if (g_source_query_unix_fd(source, tap->tag))
+		tap_readable(tap);
 	return G_SOURCE_CONTINUE;
 }
 
-static GSourceFuncs tap_source_funcs = {.dispatch = tap_readable};
+static GSourceFuncs tap_source_funcs = {.dispatch = tap_dispatch};
 
 static uint64_t tap_features(struct net_backend *be)
 {
@@ -137,6 +190,8 @@ static void tap_close(struct net_backend *be)
 	}
 	if (tap->fd >= 0)
 		close(tap->fd);
+	if (tap->link_fd >= 0)
+		close(tap->link_fd);
 	g_free(tap);
 }
 
@@ -147,6 +202,7 @@ static const struct net_backend_ops tap_ops = {
     .send = tap_send,
     .recv = tap_recv,
     .want_rx = tap_want_rx,
+    .link_up = tap_link_up,
     .set_offloads = tap_set_offloads,
     .close = tap_close,
 };
@@ -200,13 +256,37 @@ static bool attach(struct net_tap *tap, const char *name, GError **err)
 	return true;
 }
 
+/*
+ * Follows the interface's state, as a NIC's link follows its cable: set
+ * down on the host (`ip link set tap0 down`), the guest sees its link go
+ * down. Without rtnetlink (a sandbox), the link stays as it was at start.
+ */
+static void listen_link(struct net_tap *tap, const char *name)
+{
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+	struct ifreq ifr = {0};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	g_strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+	tap->link_up =
+	    s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0 || flags_up((uint16_t)ifr.ifr_flags);
+	if (s >= 0)
+		close(s);
+	tap->ifindex = if_nametoindex(name);
+	tap->link_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+	if (tap->link_fd >= 0 && bind(tap->link_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(tap->link_fd);
+		tap->link_fd = -1;
+	}
+}
+
 struct net_backend *net_tap_open(const struct net_config *cfg, GMainContext *ctx,
                                  struct net_port port, GError **err)
 {
 	struct net_tap *tap = g_new0(struct net_tap, 1);
 
 	tap->be = (struct net_backend){.ops = &tap_ops, .port = port};
-	tap->fd = -1;
+	tap->fd = tap->link_fd = -1;
 	if (!check_device(cfg->ifname, err) || !attach(tap, cfg->ifname, err)) {
 		tap_close(&tap->be);
 		return NULL;
@@ -215,6 +295,9 @@ struct net_backend *net_tap_open(const struct net_config *cfg, GMainContext *ctx
 	g_source_set_callback(tap->source, NULL, tap, NULL);
 	g_source_set_name(tap->source, "tap");
 	tap->tag = g_source_add_unix_fd(tap->source, tap->fd, 0);
+	listen_link(tap, cfg->ifname);
+	if (tap->link_fd >= 0)
+		tap->link_tag = g_source_add_unix_fd(tap->source, tap->link_fd, G_IO_IN);
 	g_source_attach(tap->source, ctx);
 	return &tap->be;
 }

@@ -345,6 +345,14 @@ static void rx_ready(void *dev)
 	virtio_pci_notify_device(n->t, RXQ);
 }
 
+static void link_changed(void *dev)
+{
+	struct virtio_net *n = dev;
+
+	if (n->t)
+		virtio_pci_config_changed(n->t);
+}
+
 static gboolean run_deferred(GSource *source, GSourceFunc callback, gpointer data)
 {
 	struct virtio_net *n = data;
@@ -378,8 +386,9 @@ static uint64_t net_features(void *dev)
 static void net_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t len)
 {
 	struct virtio_net *n = dev;
+	bool up = !n->be->ops->link_up || n->be->ops->link_up(n->be);
 	struct virtio_net_config c = {
-	    .status = htole16(VIRTIO_NET_S_LINK_UP),
+	    .status = htole16(up ? VIRTIO_NET_S_LINK_UP : 0),
 	    .max_virtqueue_pairs = htole16(1),
 	    .mtu = htole16((uint16_t)n->mtu),
 	};
@@ -414,7 +423,8 @@ const struct virtio_device_ops virtio_net_ops = {
 struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext *ctx, GError **err)
 {
 	struct virtio_net *n = g_new0(struct virtio_net, 1);
-	struct net_port port = {.dev = n, .rx_offer = rx_offer, .rx_ready = rx_ready};
+	struct net_port port = {
+	    .dev = n, .rx_offer = rx_offer, .rx_ready = rx_ready, .link_changed = link_changed};
 
 	memcpy(n->mac, cfg->mac, sizeof(n->mac));
 	n->be = net_backend_open(cfg, ctx, port, err);

@@ -82,6 +82,7 @@ struct virtio_pci {
 	uint32_t driver_feature_select;
 	uint64_t driver_features;
 	uint16_t config_vector;
+	uint8_t config_generation; /* moves when device configuration changes */
 	uint8_t status;
 	uint8_t isr;
 	uint16_t queue_select;
@@ -151,6 +152,17 @@ static void needs_reset(struct virtio_pci *t)
 	t->status |= STATUS_NEEDS_RESET;
 	t->isr |= ISR_CONFIG;
 	fire(t, t->config_vector);
+}
+
+void virtio_pci_config_changed(struct virtio_pci *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->config_generation++;
+	if (t->status & STATUS_DRIVER_OK) {
+		t->isr |= ISR_CONFIG;
+		fire(t, t->config_vector);
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
@@ -293,6 +305,7 @@ static void common_read(struct virtio_pci *t, uint32_t off, uint8_t *data, uint3
 	le_put(regs + 0x10, t->config_vector, 2);
 	le_put(regs + 0x12, t->nqueues, 2);
 	regs[0x14] = t->status;
+	regs[0x15] = t->config_generation;
 	le_put(regs + 0x16, t->queue_select, 2);
 	if (q) {
 		le_put(regs + 0x18, q->size, 2);

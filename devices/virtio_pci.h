@@ -71,6 +71,13 @@ bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index);
  */
 void virtio_pci_wake(struct virtio_pci *t, unsigned int index);
 
+/*
+ * The device's configuration changed (a link went down): a new
+ * config_generation, and a configuration interrupt once the driver runs
+ * (4.1.4.3, 4.1.5.5). Not from inside the device's own ops.
+ */
+void virtio_pci_config_changed(struct virtio_pci *t);
+
 /* After pushing used buffers on 'vq': interrupts the driver if it wants one. */
 void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
 

@@ -16,6 +16,7 @@
 
 /* Common configuration offsets (virtio 1.2, 4.1.4.3). */
 #define STATUS       0x14
+#define CONFIG_GEN   0x15
 #define QUEUE_SELECT 0x16
 #define QUEUE_SIZE   0x18
 #define QUEUE_ENABLE 0x1c
@@ -25,6 +26,9 @@
 #define COMMON_END   0x38
 
 #define STATUS_NEEDS_RESET 0x40
+#define DRIVER_FEATURE_SEL 0x08
+#define DRIVER_FEATURE     0x0c
+#define ISR                0x1000 /* the ISR status region (4.1.4.5) */
 
 int msi_vector_create(struct msi_router *r, uint32_t *gsi, GError **err)
 {
@@ -170,6 +174,27 @@ static void test_queue_select_out_of_range(struct fixture *f, gconstpointer data
 	g_assert_cmphex(bar_read(f, QUEUE_DESC, 8), ==, 0);
 }
 
+/*
+ * A configuration change (a link went down) moves config_generation at
+ * once, and raises the configuration interrupt once the driver runs.
+ */
+static void test_config_changed(struct fixture *f, gconstpointer data)
+{
+	g_assert_cmpuint(bar_read(f, CONFIG_GEN, 1), ==, 0);
+	virtio_pci_config_changed(f->t);
+	g_assert_cmpuint(bar_read(f, CONFIG_GEN, 1), ==, 1);
+	g_assert_cmpuint(bar_read(f, ISR, 1), ==, 0); /* no driver yet */
+	bar_write(f, DRIVER_FEATURE_SEL, 1, 4);
+	bar_write(f, DRIVER_FEATURE, 1, 4);     /* VIRTIO_F_VERSION_1 */
+	bar_write(f, STATUS, 1 | 2 | 8, 1);     /* ACKNOWLEDGE, DRIVER, FEATURES_OK */
+	bar_write(f, STATUS, 1 | 2 | 8 | 4, 1); /* DRIVER_OK */
+	g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0xf);
+	virtio_pci_config_changed(f->t);
+	g_assert_cmpuint(bar_read(f, CONFIG_GEN, 1), ==, 2);
+	g_assert_cmpuint(bar_read(f, ISR, 1), ==, 2); /* the configuration bit, */
+	g_assert_cmpuint(bar_read(f, ISR, 1), ==, 0); /* cleared by the read */
+}
+
 #define ADD(name, fn) g_test_add(name, struct fixture, NULL, setup, fn, teardown)
 
 int main(int argc, char **argv)
@@ -181,5 +206,6 @@ int main(int argc, char **argv)
 	ADD("/virtio_pci/queue-grown", test_queue_grown);
 	ADD("/virtio_pci/queue-shrunk", test_queue_shrunk);
 	ADD("/virtio_pci/queue-select-out-of-range", test_queue_select_out_of_range);
+	ADD("/virtio_pci/config-changed", test_config_changed);
 	return g_test_run();
 }

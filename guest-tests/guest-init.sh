@@ -80,6 +80,8 @@ dmesg | grep -E 'ACPI.*(Error|Warning|BIOS)|BIOS-e820|Memory: ' | sed 's/^/HUSK-
 #   husk_net_ping=ADDR             ping ADDR
 #   husk_net_udp=PORT              print what arrives on UDP PORT (needs
 #                                  /net/bin/nc, netcat-openbsd, in the image)
+#   husk_net_link=1                print "HUSK-LINK 0|1" as eth0's carrier
+#                                  changes, while it serves
 # Then it serves HTTP on port 80 (/index.html, /big.bin, and
 # /cgi-bin/done, which ends the wait), says HUSK-NET-READY and waits for
 # the host's checks to finish before it powers off.
@@ -143,6 +145,17 @@ net_action() {
 		else
 			fact udp_listener none
 		fi
+	fi
+	if [ -n "${husk_net_link:-}" ]; then
+		(
+			last=""
+			while [ ! -e /tmp/net-done ]; do
+				c=$(cat /sys/class/net/eth0/carrier 2>/dev/null)
+				[ "$c" = "$last" ] || echo "HUSK-LINK $c"
+				last=$c
+				sleep 0.1
+			done
+		) &
 	fi
 	echo "HUSK-NET-READY"
 	# The host's last request is /cgi-bin/done; give up after a while so

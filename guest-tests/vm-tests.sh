@@ -31,7 +31,7 @@ TESTS=(
 	cpus-4 memory-split reboot panic boot-generic sigterm sigint
 	on-reboot-restart pci-clean hwrng blk-serial blk-two-disks blk-ro
 	blk-root blk-fsck net-dhcp net-http-out net-dns net-hostfwd-tcp
-	net-hostfwd-udp net-restrict net-tap-ping net-tap-http
+	net-hostfwd-udp net-restrict net-tap-ping net-tap-http net-tap-link
 )
 
 # virtio-fs and husk exec have their own files, beside this one.
@@ -429,7 +429,7 @@ test_disks() {
 # fetches through forwarded ports) runs here, in the test host.
 
 NET_TESTS=(net-dhcp net-http-out net-dns net-hostfwd-tcp net-hostfwd-udp
-	net-restrict net-tap-ping net-tap-http)
+	net-restrict net-tap-ping net-tap-http net-tap-link)
 NET_HTTP_PORT=18081 # this host's web server (127.0.0.1, and the TAP address)
 NET_FWD_TCP=18080   # forwarded to the guest's port 80
 NET_FWD_UDP=18082   # forwarded to the guest's NET_GUEST_UDP
@@ -661,7 +661,7 @@ test_net_tap() {
 	local t
 	VM_NAME=net-tap
 	if [[ -z ${HUSK_TEST_NESTED:-} ]]; then
-		for t in net-tap-ping net-tap-http; do
+		for t in net-tap-ping net-tap-http net-tap-link; do
 			skip "$t" "runs only in the nested test host: it creates a TAP device"
 		done
 		return 0
@@ -669,16 +669,16 @@ test_net_tap() {
 	local err
 	if ! err=$({ ip tuntap add dev "$NET_TAP" mode tap 2>/dev/null || tunctl -t "$NET_TAP"; } 2>&1 >/dev/null) ||
 		! err=$({ ip addr add "$NET_TAP_HOST/24" dev "$NET_TAP" && ip link set "$NET_TAP" up; } 2>&1); then
-		for t in net-tap-ping net-tap-http; do
+		for t in net-tap-ping net-tap-http net-tap-link; do
 			fail "$t" "cannot set up the TAP device $NET_TAP in the test host: $err"
 		done
 		return 0
 	fi
 	NET_TAP_MADE=1
 	net_httpd "$NET_TAP_HOST"
-	if ! net_boot net-tap "husk_net_ip=$NET_TAP_GUEST/24 husk_net_ping=$NET_TAP_HOST husk_net_fetch=$NET_TAP_HOST:$NET_HTTP_PORT" \
+	if ! net_boot net-tap "husk_net_ip=$NET_TAP_GUEST/24 husk_net_ping=$NET_TAP_HOST husk_net_fetch=$NET_TAP_HOST:$NET_HTTP_PORT husk_net_link=1" \
 		--net "tap=$NET_TAP"; then
-		for t in net-tap-ping net-tap-http; do
+		for t in net-tap-ping net-tap-http net-tap-link; do
 			fail "$t" "the network guest never got to serve (status $VM_RC)" "$VM_LOG"
 		done
 		net_cleanup_tap
@@ -687,8 +687,18 @@ test_net_tap() {
 	local ping_in=ok fwd_problem
 	ping -c 3 -W 3 "$NET_TAP_GUEST" >"$LOGDIR/net-tap-ping.log" 2>&1 || ping_in=failed
 	fwd_problem=$(net_fetch_guest "http://$NET_TAP_GUEST" net-tap)
+	# The guest's link follows the host's interface, down and up again.
+	local link=""
+	ip link set "$NET_TAP" down && TIMEOUT=60 vm_wait_for '^HUSK-LINK 0' || link="no carrier loss in the guest after 60 s"
+	ip link set "$NET_TAP" up
+	[[ -n $link ]] || TIMEOUT=60 vm_wait_for '^HUSK-LINK 1' 2 || link="the guest's carrier did not come back in 60 s"
 	net_end "http://$NET_TAP_GUEST"
 	net_cleanup_tap
+	if [[ -z $link ]]; then
+		pass net-tap-link
+	else
+		fail net-tap-link "$link ($(grep -c '^HUSK-LINK' "$VM_LOG") HUSK-LINK lines)" "$VM_LOG"
+	fi
 	if [[ $(fact ping_out) == ok && $ping_in == ok ]]; then
 		pass net-tap-ping
 	else
