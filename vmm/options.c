@@ -188,7 +188,12 @@ static const char run_description[] =
     "--net user options: hostfwd=tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT (repeatable;\n"
     "no HOSTADDR listens on every address), restrict=on (only forwarded ports),\n"
     "net=10.0.2.0/24, host=10.0.2.2, dns=10.0.2.3, dhcpstart=10.0.2.15, mac=MAC,\n"
-    "mtu=N (default 65520). --net tap=IFNAME options: mac=MAC, mtu=N.";
+    "mtu=N (default 65520). --net tap=IFNAME options: mac=MAC, mtu=N; the guest's\n"
+    "link is down while IFNAME is (ip link set IFNAME down).\n"
+    "\n"
+    "--share: what the guest creates belongs to the user running husk; a chown\n"
+    "passes through where the host allows it. Run as root, husk lets no setuid or\n"
+    "setgid file and no device node reach the host.";
 
 /*
  * GOption's own errors (unknown option, missing argument) become usage
