@@ -41,8 +41,9 @@ struct inode {
 
 struct handle {
 	int fd;
-	DIR *dir;          /* for directories */
-	unsigned int refs; /* the table's, and one per READ or WRITE under way */
+	DIR *dir;              /* for directories */
+	unsigned int refs;     /* the table's, and one per READ or WRITE under way */
+	atomic_bool no_nowait; /* its file system cannot do RWF_NOWAIT */
 };
 
 struct fuse_server {
@@ -839,14 +840,18 @@ static ssize_t unlocked_io(struct fuse_server *s, struct handle *h, const struct
 static ssize_t read_nowait(struct fuse_server *s, struct req *r, struct handle *h,
                            struct iovec *iov, int cnt, uint64_t offset, size_t want)
 {
-	ssize_t n = preadv2(h->fd, iov, cnt, (off_t)offset, RWF_NOWAIT);
+	ssize_t n = atomic_load_explicit(&h->no_nowait, memory_order_relaxed)
+	                ? 0
+	                : preadv2(h->fd, iov, cnt, (off_t)offset, RWF_NOWAIT);
 
 	if (n < 0 && errno == EAGAIN)
 		return -EAGAIN;
 	if (n < 0 && errno != EOPNOTSUPP)
 		return n;
-	if (n < 0) /* the file system cannot tell what is cached */
+	if (n < 0) { /* the file system cannot tell what is cached: read on the usual way */
+		atomic_store_explicit(&h->no_nowait, true, memory_order_relaxed);
 		n = 0;
+	}
 	if ((size_t)n < want) {
 		cnt = iov_slice(r->out, r->nout, sizeof(struct fuse_out_header) + (size_t)n,
 		                want - (size_t)n, iov, FUSE_SERVER_MAX_SEGS);
