@@ -145,6 +145,13 @@ static void tx_work(struct virtio_net *n, struct virtio_pci *t, struct virtqueue
 		else
 			n->stats.tx_dropped[v]++;
 		vq_push(vq, n->chain.head, 0);
+		/*
+		 * Each frame, not each burst: a guest that asked to hear of its
+		 * next completion (used_event) frees its buffers while we send
+		 * the rest, and its TCP stack, which holds back a socket with
+		 * too much unfreed (TCP small queues), keeps sending.
+		 */
+		virtio_pci_used(t, vq, TXQ);
 		budget--;
 	}
 	if (!budget) {
@@ -284,6 +291,8 @@ static void rx_work(struct virtio_net *n, struct virtio_pci *t, struct virtqueue
 		if (deliver_held(n, vq, f) == NO_ROOM)
 			break; /* the guest's next receive kick brings us back */
 		n->held = false;
+		/* Each frame, when the guest asks (used_event): an ACK waits for no burst. */
+		virtio_pci_used(t, vq, RXQ);
 		if (!--budget) {
 			n->rx_deferred = true;
 			schedule(n);
