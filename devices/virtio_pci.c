@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <glib-unix.h>
 #include <linux/kvm.h>
-#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -90,8 +90,8 @@ struct virtio_pci {
 	unsigned int nvectors;
 	struct msix_vector vectors[VIRTIO_MAX_QUEUES + 1];
 	uint8_t msix_cap;
-	uint8_t cfg_cap; /* VIRTIO_PCI_CAP_PCI_CFG: BAR access through config space */
-	int stop_fd;     /* tells queue workers to end */
+	uint8_t cfg_cap;      /* VIRTIO_PCI_CAP_PCI_CFG: BAR access through config space */
+	atomic_bool stopping; /* queue workers end at their next wake */
 };
 
 static uint64_t offered_features(const struct virtio_pci *t)
@@ -240,23 +240,25 @@ static gboolean on_kick(gint fd, GIOCondition condition, gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
-/* For devices whose queue work blocks (file I/O): a thread per queue, off the I/O loop. */
+/*
+ * For devices whose queue work blocks (file I/O): a thread per queue, off
+ * the I/O loop. It sleeps in a read of its (blocking) kick eventfd: one
+ * system call per wake, not a poll and then a read.
+ */
 static void *queue_worker(void *data)
 {
 	struct queue *q = data;
-	struct pollfd fds[2] = {{.fd = q->kick_fd, .events = POLLIN},
-	                        {.fd = q->t->stop_fd, .events = POLLIN}};
 	char name[16];
+	eventfd_t count;
 
 	snprintf(name, sizeof(name), "husk-%s", q->t->ops->name); /* cut to 15 bytes */
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		if (eventfd_read(q->kick_fd, &count) < 0 && errno != EINTR)
 			break;
-		if (fds[1].revents)
+		if (atomic_load(&q->t->stopping))
 			break;
-		if (fds[0].revents)
-			service_queue(q);
+		virtio_pci_notify_device(q->t, q->index);
 	}
 	return NULL;
 }
@@ -600,7 +602,7 @@ static bool setup_queues(struct virtio_pci *t, GError **err)
 
 		q->t = t;
 		q->index = i;
-		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		q->kick_fd = eventfd(0, EFD_CLOEXEC | (t->ops->blocking ? 0 : EFD_NONBLOCK));
 		if (q->kick_fd < 0)
 			return husk_fail(err, HUSK_EXIT_RUNTIME, "eventfd: %s", g_strerror(errno));
 		if (t->ops->blocking) {
@@ -642,7 +644,6 @@ struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
 		t->vectors[i].fd = -1;
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++)
 		t->queues[i].kick_fd = -1;
-	t->stop_fd = eventfd(0, EFD_CLOEXEC);
 
 	pci_device_init(&t->pci, PCI_VENDOR_VIRTIO, PCI_DEVICE_MODERN + ops->device_id,
 	                ops->class_code, 1, &virtio_pci_ops, t);
@@ -672,12 +673,14 @@ void virtio_pci_destroy(struct virtio_pci *t)
 {
 	if (!t)
 		return;
-	eventfd_write(t->stop_fd, 1);
+	atomic_store(&t->stopping, true);
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++) {
 		struct queue *q = &t->queues[i];
 
-		if (q->has_worker)
+		if (q->has_worker) {
+			eventfd_write(q->kick_fd, 1);
 			pthread_join(q->worker, NULL);
+		}
 	}
 	/* The device's own threads may still hold kick_fds: let them finish first. */
 	if (t->ops->reset) {
@@ -700,7 +703,6 @@ void virtio_pci_destroy(struct virtio_pci *t)
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->vectors); i++)
 		if (t->vectors[i].fd >= 0)
 			close(t->vectors[i].fd);
-	close(t->stop_fd);
 	pthread_mutex_destroy(&t->lock);
 	g_free(t);
 }
