@@ -779,6 +779,10 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 		e = ENFILE;
 	if (e)
 		return reply_err(r, e);
+	/* Only a file that was there is truncated; one this open makes keeps its bits. */
+	bool kill = (in->flags & O_TRUNC) && !(in->flags & O_EXCL) &&
+	            (in->open_flags & FUSE_OPEN_KILL_SUIDGID) &&
+	            faccessat(dir->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	/* O_NOFOLLOW: a symlink planted under this name cannot send the open elsewhere. */
 	int fd = openat(dir->fd, name,
 	                open_flags(in->flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
@@ -786,8 +790,8 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 	                guest_mode(s, in->mode, false));
 	if (fd < 0)
 		return reply_err(r, errno);
-	if ((in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID))
-		e = kill_suidgid(fd); /* it was there already, and is cut to nothing */
+	if (kill)
+		e = kill_suidgid(fd);
 	struct inode *ino;
 	struct stat st;
 	if (!e)
@@ -911,8 +915,12 @@ static size_t do_write(struct fuse_server *s, struct req *r)
 	int cnt = iov_slice(r->in, r->nin, data_off, in->size, iov, G_N_ELEMENTS(iov));
 	if (iov_len(iov, cnt) != in->size)
 		return reply_err(r, EINVAL); /* more pieces than we take at once */
-	/* Before the data, as Linux does: a failed write has dropped them too. */
-	int e = (in->write_flags & FUSE_WRITE_KILL_SUIDGID) ? kill_suidgid(h->fd) : 0;
+	/* Before the data, as Linux does, but only on a file open for writing. */
+	int e = 0;
+	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
+		int fl = fcntl(h->fd, F_GETFL);
+		e = fl < 0 ? errno : (fl & O_ACCMODE) == O_RDONLY ? EBADF : kill_suidgid(h->fd);
+	}
 	if (e)
 		return reply_err(r, e);
 	ssize_t n = unlocked_io(s, h, iov, cnt, in->offset, true);

@@ -496,6 +496,30 @@ static void test_killpriv(struct fixture *f, gconstpointer data)
 	op.flags = O_WRONLY;
 	g_assert_cmpint(call(f, FUSE_OPEN, node, &op, sizeof(op), NULL, NULL), ==, 0);
 	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 04755);
+	/* A write on a file open only for reading fails and drops nothing. */
+	op.flags = O_RDONLY;
+	g_assert_cmpint(call(f, FUSE_OPEN, node, &op, sizeof(op), NULL, NULL), ==, 0);
+	struct fuse_write_in wr = {.fh = ((struct fuse_open_out *)payload(f))->fh,
+	                           .size = 2,
+	                           .write_flags = FUSE_WRITE_KILL_SUIDGID};
+	size_t len = build(f, FUSE_WRITE, node, &wr, sizeof(wr), NULL, NULL);
+	memcpy(f->in + len, "x\n", 2);
+	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + 2);
+	send_req(f, len + 2);
+	g_assert_cmpint(oh(f)->error, ==, -EBADF);
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 04755);
+	/* CREATE with O_TRUNC over a file that was there drops them, */
+	struct fuse_create_in cr = {
+	    .flags = O_WRONLY | O_TRUNC, .mode = 0755, .open_flags = FUSE_OPEN_KILL_SUIDGID};
+	g_assert_cmpint(call(f, FUSE_CREATE, FUSE_ROOT_ID, &cr, sizeof(cr), "hello", NULL), ==, 0);
+	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 0755);
+	/* but a file it makes keeps the mode asked for (as root husk drops them anyway). */
+	if (geteuid() != 0) {
+		cr.mode = 04755;
+		g_assert_cmpint(call(f, FUSE_CREATE, FUSE_ROOT_ID, &cr, sizeof(cr), "new", NULL),
+		                ==, 0);
+		g_assert_cmpint(host_mode(f, "new") & 07777, ==, 04755);
+	}
 }
 
 /* A guest cannot make us hold more descriptors than the budget: ENFILE, then room again. */

@@ -36,6 +36,7 @@ struct net_tap {
 	bool drained;        /* the last read found nothing (EAGAIN) */
 	bool guest_offloads; /* the host kernel can hand the guest TSO frames */
 	unsigned int ifindex;
+	char ifname[IFNAMSIZ];
 	int link_fd; /* rtnetlink, told of link changes; -1 if we could not listen */
 	gpointer link_tag;
 	bool link_up; /* the interface is up and has carrier: read from any thread */
@@ -67,6 +68,8 @@ static size_t tap_recv(struct net_backend *be, uint8_t *buf, size_t cap)
 
 static void watch(struct net_tap *tap, bool on)
 {
+	if (!tap->tag)
+		return; /* the device is gone */
 	if (tap->watching != on)
 		g_source_modify_unix_fd(tap->source, tap->tag, on ? G_IO_IN : 0);
 	tap->watching = on;
@@ -101,6 +104,21 @@ static bool flags_up(unsigned int flags)
 	return (flags & IFF_UP) && (flags & IFF_RUNNING);
 }
 
+/* Asks the kernel; true when it cannot say. */
+static bool query_link(struct net_tap *tap)
+{
+	struct ifreq ifr = {0};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool up = true;
+
+	g_strlcpy(ifr.ifr_name, tap->ifname, sizeof(ifr.ifr_name));
+	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
+		up = flags_up((uint16_t)ifr.ifr_flags);
+	if (s >= 0)
+		close(s);
+	return up;
+}
+
 static void set_link(struct net_tap *tap, bool up)
 {
 	if (up == tap_link_up(&tap->be))
@@ -119,14 +137,33 @@ static void read_link_changes(struct net_tap *tap)
 		int left = (int)n;
 		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left);
 		     h = NLMSG_NEXT(h, left)) {
-			if (h->nlmsg_type != RTM_NEWLINK ||
+			if ((h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) ||
 			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
 				continue;
 			const struct ifinfomsg *ifi = NLMSG_DATA(h);
 			if ((unsigned int)ifi->ifi_index == tap->ifindex)
-				set_link(tap, flags_up(ifi->ifi_flags));
+				set_link(tap,
+				         h->nlmsg_type == RTM_NEWLINK && flags_up(ifi->ifi_flags));
 		}
 	}
+	/* Messages were lost (a busy host): ask instead. */
+	if (n < 0 && errno == ENOBUFS)
+		set_link(tap, tap->tag && query_link(tap));
+}
+
+/*
+ * The host deleted the device: the fd reports an error for ever. It leaves
+ * the poll (else we would spin), the link is down, and frames either way
+ * are dropped from now on.
+ */
+static void lost_device(struct net_tap *tap)
+{
+	g_source_remove_unix_fd(tap->source, tap->tag);
+	tap->tag = NULL;
+	tap->watching = false;
+	g_printerr("husk: net: tap=%s: the device is gone; the guest's link is down\n",
+	           tap->ifname);
+	set_link(tap, false);
 }
 
 static gboolean tap_dispatch(GSource *source, GSourceFunc cb, gpointer data)
@@ -135,7 +172,10 @@ static gboolean tap_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 
 	if (tap->link_tag && g_source_query_unix_fd(source, tap->link_tag))
 		read_link_changes(tap);
-	if (g_source_query_unix_fd(source, tap->tag))
+	GIOCondition c = tap->tag ? g_source_query_unix_fd(source, tap->tag) : 0;
+	if (c & (G_IO_ERR | G_IO_HUP | G_IO_NVAL))
+		lost_device(tap);
+	else if (c)
 		tap_readable(tap);
 	return G_SOURCE_CONTINUE;
 }
@@ -264,20 +304,16 @@ static bool attach(struct net_tap *tap, const char *name, GError **err)
 static void listen_link(struct net_tap *tap, const char *name)
 {
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
-	struct ifreq ifr = {0};
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	g_strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
-	tap->link_up =
-	    s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0 || flags_up((uint16_t)ifr.ifr_flags);
-	if (s >= 0)
-		close(s);
+	g_strlcpy(tap->ifname, name, sizeof(tap->ifname));
 	tap->ifindex = if_nametoindex(name);
 	tap->link_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
 	if (tap->link_fd >= 0 && bind(tap->link_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		close(tap->link_fd);
 		tap->link_fd = -1;
 	}
+	/* After listening: a change in between is not lost. */
+	tap->link_up = query_link(tap);
 }
 
 struct net_backend *net_tap_open(const struct net_config *cfg, GMainContext *ctx,

@@ -291,6 +291,8 @@ static void rx_work(struct virtio_net *n, struct virtio_pci *t, struct virtqueue
 		if (deliver_held(n, vq, f) == NO_ROOM)
 			break; /* the guest's next receive kick brings us back */
 		n->held = false;
+		if (vq->broken)
+			break; /* the driver must reset the queue: no more frames now */
 		/* Each frame, when the guest asks (used_event): an ACK waits for no burst. */
 		virtio_pci_used(t, vq, RXQ);
 		if (!--budget) {

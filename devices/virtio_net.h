@@ -32,7 +32,7 @@ enum net_tx_verdict {
 struct virtio_net_stats {
 	uint64_t tx_frames, rx_frames;
 	uint64_t tx_dropped[NET_TX_NVERDICTS];
-	uint64_t rx_dropped;    /* too big for the guest's buffers */
+	uint64_t rx_dropped;    /* runts, too big for its buffers, a broken queue */
 	uint64_t rx_queue_full; /* dropped in the backend: the guest had no buffers free */
 };
 

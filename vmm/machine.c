@@ -279,8 +279,7 @@ static void report_net_drops(struct machine *m)
 		total = st.rx_dropped + st.rx_queue_full;
 		if (total)
 			g_printerr("husk: net%u: dropped %" PRIu64 " of %" PRIu64
-			           " frames for the guest (%" PRIu64
-			           " too big for its buffers, %" PRIu64
+			           " frames for the guest (%" PRIu64 " it could not take, %" PRIu64
 			           " while it had no buffers free)\n",
 			           i, total, total + st.rx_frames, st.rx_dropped, st.rx_queue_full);
 	}
