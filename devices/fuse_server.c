@@ -36,6 +36,7 @@ struct inode {
 	int fd; /* O_PATH, never following a symlink */
 	struct file_id id;
 	mode_t type;
+	bool submount; /* a directory on another host file system than its parent */
 	uint64_t nlookup;
 };
 
@@ -280,15 +281,17 @@ static int stat_fd(int fd, struct stat *st)
 	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? errno : 0;
 }
 
-/* A new inode for the file 'fd' (O_PATH) is, which 'st' describes. */
-static struct inode *add_inode(struct fuse_server *s, int fd, const struct stat *st)
+/* A new inode for the file 'fd' (O_PATH) is, which 'st' describes, found in 'parent'. */
+static struct inode *add_inode(struct fuse_server *s, int fd, const struct stat *st,
+                               const struct inode *parent)
 {
 	struct inode *ino = g_new0(struct inode, 1);
 
 	*ino = (struct inode){.nodeid = s->next_nodeid++,
 	                      .fd = fd,
 	                      .id = {st->st_dev, st->st_ino},
-	                      .type = st->st_mode & S_IFMT};
+	                      .type = st->st_mode & S_IFMT,
+	                      .submount = S_ISDIR(st->st_mode) && st->st_dev != parent->id.dev};
 	g_hash_table_insert(s->by_file, &ino->id, ino);
 	g_hash_table_insert(s->inodes, &ino->nodeid, ino);
 	atomic_fetch_add(&files_held, 1);
@@ -323,7 +326,7 @@ static int lookup(struct fuse_server *s, struct inode *dir, const char *name, st
 		/* The name may have changed hands since the stat: describe what was opened. */
 		e = stat_fd(fd, st);
 		if (!e && !(ino = find_file(s, st)))
-			ino = add_inode(s, fd, st);
+			ino = add_inode(s, fd, st, dir);
 		else
 			close(fd);
 		if (e)
@@ -394,7 +397,12 @@ static void proc_path(const struct inode *ino, char *buf, size_t len)
 
 /* ---- attributes ---------------------------------------------------------------- */
 
-static void fill_attr(struct fuse_attr *a, const struct stat *st, uint64_t nodeid)
+/*
+ * A directory that is another host file system's mount point is marked
+ * FUSE_ATTR_SUBMOUNT: the guest mounts it apart, with its own st_dev, so
+ * inode numbers from the two file systems cannot collide in the guest.
+ */
+static void fill_attr(struct fuse_attr *a, const struct stat *st, const struct inode *ino)
 {
 	*a = (struct fuse_attr){
 	    .ino = st->st_ino,
@@ -412,6 +420,7 @@ static void fill_attr(struct fuse_attr *a, const struct stat *st, uint64_t nodei
 	    .gid = st->st_gid,
 	    .rdev = (uint32_t)st->st_rdev,
 	    .blksize = (uint32_t)st->st_blksize,
+	    .flags = ino->submount ? FUSE_ATTR_SUBMOUNT : 0,
 	};
 }
 
@@ -420,7 +429,7 @@ static void fill_entry(struct fuse_entry_out *e, const struct inode *ino, const 
 	memset(e, 0, sizeof(*e));
 	e->nodeid = ino->nodeid;
 	e->entry_valid = e->attr_valid = TIMEOUT_S;
-	fill_attr(&e->attr, st, ino->nodeid);
+	fill_attr(&e->attr, st, ino);
 }
 
 static size_t reply_entry(struct req *r, const struct inode *ino, const struct stat *st)
@@ -431,11 +440,11 @@ static size_t reply_entry(struct req *r, const struct inode *ino, const struct s
 	return reply(r, 0, &e, sizeof(e));
 }
 
-static size_t reply_attr(struct req *r, const struct stat *st)
+static size_t reply_attr(struct req *r, const struct inode *ino, const struct stat *st)
 {
 	struct fuse_attr_out a = {.attr_valid = TIMEOUT_S};
 
-	fill_attr(&a.attr, st, 0);
+	fill_attr(&a.attr, st, ino);
 	return reply(r, 0, &a, sizeof(a));
 }
 
@@ -453,10 +462,10 @@ static size_t do_init(struct fuse_server *s, struct req *r)
 	out.major = FUSE_KERNEL_VERSION;
 	out.minor = MIN(in->minor, FUSE_KERNEL_MINOR_VERSION);
 	out.max_readahead = in->max_readahead;
-	out.flags =
-	    in->flags & (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC |
-	                 FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
-	                 FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2);
+	out.flags = in->flags &
+	            (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_DO_READDIRPLUS |
+	             FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
+	             FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2 | FUSE_SUBMOUNTS);
 	out.max_background = 64;
 	out.congestion_threshold = 48;
 	out.max_write = FUSE_SERVER_MAX_WRITE;
@@ -492,7 +501,7 @@ static size_t do_getattr(struct fuse_server *s, struct req *r, struct inode *ino
 	struct stat st;
 	int e = stat_fd(ino->fd, &st);
 
-	return e ? reply_err(r, e) : reply_attr(r, &st);
+	return e ? reply_err(r, e) : reply_attr(r, ino, &st);
 }
 
 static int set_times(struct fuse_server *s, struct inode *ino, const struct fuse_setattr_in *in)

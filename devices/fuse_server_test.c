@@ -5,6 +5,7 @@
 #include <glib/gstdio.h>
 #include <linux/fuse.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -559,6 +560,33 @@ static void test_file_budget(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(err, ==, 0);
 }
 
+/*
+ * A directory where another host file system is mounted is a submount to
+ * the guest (its own st_dev there); a plain directory is not.
+ */
+static void test_submount(struct fixture *f, gconstpointer data)
+{
+	char *mnt = g_build_filename(f->share, "mnt", NULL);
+	int err;
+
+	g_assert_cmpint(g_mkdir(mnt, 0755), ==, 0);
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "mnt", &err);
+	g_assert_cmpint(err, ==, 0);
+	g_assert_cmpuint(((struct fuse_entry_out *)payload(f))->attr.flags, ==, 0);
+	struct fuse_forget_in fg = {.nlookup = 1};
+	send_req(f, build(f, FUSE_FORGET, node, &fg, sizeof(fg), NULL, NULL));
+	if (mount("husk-test", mnt, "tmpfs", 0, "size=1m") != 0) {
+		g_test_skip("cannot mount a tmpfs here (needs root)");
+		g_free(mnt);
+		return;
+	}
+	lookup(f, FUSE_ROOT_ID, "mnt", &err);
+	g_assert_cmpint(err, ==, 0);
+	g_assert_cmpuint(((struct fuse_entry_out *)payload(f))->attr.flags, ==, FUSE_ATTR_SUBMOUNT);
+	g_assert_cmpint(umount2(mnt, MNT_DETACH), ==, 0);
+	g_free(mnt);
+}
+
 static void test_readdir(struct fixture *f, gconstpointer data)
 {
 	struct fuse_open_in op = {0};
@@ -714,6 +742,7 @@ int main(int argc, char **argv)
 	ADD("fs/xattrs", test_xattrs, NULL);
 	ADD("fs/killpriv", test_killpriv, NULL);
 	ADD("confine/file-budget", test_file_budget, NULL);
+	ADD("fs/submount", test_submount, NULL);
 	ADD("confine/no-dotdot", test_no_dotdot, NULL);
 	ADD("confine/planted-symlink", test_planted_symlink, NULL);
 	ADD("confine/read-only", test_read_only, "ro");

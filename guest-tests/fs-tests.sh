@@ -5,7 +5,7 @@
 # runs the workout in fs-workout.sh against two shares, another boots with
 # a shared directory as its root filesystem.
 
-FS_TESTS=(fs-workout fs-big-file fs-host-change fs-escape fs-read-only fs-root)
+FS_TESTS=(fs-workout fs-big-file fs-host-change fs-escape fs-read-only fs-root fs-submount)
 
 # The shares and what lies beside them, fresh for each run.
 make_fs_tree() {
@@ -31,14 +31,22 @@ test_fs() {
 	outside_before=$(sha256sum <"$top/outside")
 	parent_before=$(ls "$top" | tr '\n' ' ')
 	ro_before=$(listing "$top/ro")
+	# Another file system inside the share (root only: a tmpfs mount).
+	local sub=""
+	mkdir "$top/share/sub"
+	if mount -t tmpfs -o size=1m husk-sub "$top/share/sub" 2>/dev/null; then
+		echo "on another file system" >"$top/share/sub/inner"
+		sub=1
+	fi
 	vm_start fs fs fs --share "$top/share:work" --share "$top/ro:data,ro"
 	if vm_wait_for '^HUSK-FS-WAIT'; then
 		echo "changed on the host" >"$top/share/late"
 	fi
 	vm_wait
+	[[ -z $sub ]] || umount "$top/share/sub"
 	if ! guest_came_up || [[ $(fact fs_mounted) != yes ]]; then
 		local t
-		for t in "${FS_TESTS[@]:0:5}"; do
+		for t in "${FS_TESTS[@]:0:5}" fs-submount; do
 			fail "$t" "the guest did not mount the share (status $VM_RC)" "$VM_LOG"
 		done
 		return 0
@@ -86,6 +94,13 @@ test_fs() {
 		pass fs-read-only
 	else
 		fail fs-read-only "guest: '$ro_got'; host listing '$(listing "$top/ro")'" "$VM_LOG"
+	fi
+	if [[ -z $sub ]]; then
+		skip fs-submount "cannot mount a tmpfs inside the share here (needs root)"
+	elif [[ $(fact submount) == "apart:on another file system" ]]; then
+		pass fs-submount
+	else
+		fail fs-submount "the guest saw '$(fact submount)' (want 'apart:on another file system')" "$VM_LOG"
 	fi
 }
 

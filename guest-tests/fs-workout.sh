@@ -42,6 +42,15 @@ ln f /outside-link 2>/dev/null && fact hardlink_out made || fact hardlink_out re
 mv victim /victim-moved 2>/dev/null
 fact victim_in_guest "$(cat /victim-moved 2>/dev/null)"
 
+# Another host file system mounted inside the share: a submount here,
+# with its own device number, so inode numbers cannot collide.
+if [ -e sub/inner ]; then
+	apart=same
+	[ "$(stat -c %d sub/.)" != "$(stat -c %d .)" ] && apart=apart
+	fact submount "$apart:$(cat sub/inner)"
+	umount sub 2>/dev/null
+fi
+
 # The read-only share refuses every change.
 fact ro_data "$(cat /ro/data)"
 ( echo x >/ro/new ) 2>/dev/null && fact ro_create ok || fact ro_create refused
