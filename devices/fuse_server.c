@@ -50,8 +50,9 @@ struct handle {
 struct fuse_server {
 	pthread_mutex_t lock;
 	bool read_only;
-	bool as_root; /* husk runs as root: no setuid files or device nodes from the guest */
-	int proc_fd;  /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
+	bool submounts; /* FUSE_SUBMOUNTS offered */
+	bool as_root;   /* husk runs as root: no setuid files or device nodes from the guest */
+	int proc_fd;    /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
 	struct inode *root;
 	GHashTable *inodes;  /* nodeid -> struct inode */
 	GHashTable *by_file; /* struct file_id -> struct inode */
@@ -291,7 +292,8 @@ static struct inode *add_inode(struct fuse_server *s, int fd, const struct stat 
 	                      .fd = fd,
 	                      .id = {st->st_dev, st->st_ino},
 	                      .type = st->st_mode & S_IFMT,
-	                      .submount = S_ISDIR(st->st_mode) && st->st_dev != parent->id.dev};
+	                      .submount = s->submounts && S_ISDIR(st->st_mode) &&
+	                                  st->st_dev != parent->id.dev};
 	g_hash_table_insert(s->by_file, &ino->id, ino);
 	g_hash_table_insert(s->inodes, &ino->nodeid, ino);
 	atomic_fetch_add(&files_held, 1);
@@ -462,10 +464,10 @@ static size_t do_init(struct fuse_server *s, struct req *r)
 	out.major = FUSE_KERNEL_VERSION;
 	out.minor = MIN(in->minor, FUSE_KERNEL_MINOR_VERSION);
 	out.max_readahead = in->max_readahead;
-	out.flags = in->flags &
-	            (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_DO_READDIRPLUS |
-	             FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
-	             FUSE_CACHE_SYMLINKS | FUSE_HANDLE_KILLPRIV_V2 | FUSE_SUBMOUNTS);
+	out.flags = in->flags & (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC |
+	                         FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+	                         FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
+	                         FUSE_HANDLE_KILLPRIV_V2 | (s->submounts ? FUSE_SUBMOUNTS : 0));
 	out.max_background = 64;
 	out.congestion_threshold = 48;
 	out.max_write = FUSE_SERVER_MAX_WRITE;
@@ -1495,7 +1497,7 @@ static void set_file_budget(void)
 		                                       : rl.rlim_cur / 2));
 }
 
-struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **err)
+struct fuse_server *fuse_server_new(const char *dir, bool read_only, bool submounts, GError **err)
 {
 	struct fuse_server *s = g_new0(struct fuse_server, 1);
 	struct stat st;
@@ -1519,6 +1521,7 @@ struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **er
 	set_file_budget();
 	pthread_mutex_init(&s->lock, NULL);
 	s->read_only = read_only;
+	s->submounts = submounts;
 	s->as_root = geteuid() == 0;
 	s->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	s->by_file = g_hash_table_new(file_id_hash, file_id_equal);

@@ -22,7 +22,13 @@ struct fuse_server_stats {
 	uint64_t requests, errors, bad_requests;
 };
 
-struct fuse_server *fuse_server_new(const char *dir, bool read_only, GError **err);
+/*
+ * Serves 'dir'. 'submounts': a directory where another host file system
+ * is mounted is a submount in the guest (FUSE_SUBMOUNTS), with its own
+ * st_dev; off, the guest sees one file system, as virtiofsd does unless
+ * told announce_submounts (a guest cannot mount over a submount).
+ */
+struct fuse_server *fuse_server_new(const char *dir, bool read_only, bool submounts, GError **err);
 void fuse_server_free(struct fuse_server *s);
 
 /*

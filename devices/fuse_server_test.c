@@ -89,7 +89,7 @@ static void setup(struct fixture *f, gconstpointer ro)
 	g_assert_cmpint(g_mkdir(f->share, 0755), ==, 0);
 	write_file(f->top, "outside", "secret");
 	write_file(f->share, "hello", "hello, guest\n");
-	f->s = fuse_server_new(f->share, ro != NULL, NULL);
+	f->s = fuse_server_new(f->share, ro != NULL, false, NULL);
 	g_assert_nonnull(f->s);
 	f->out_cap = sizeof(f->out);
 	struct fuse_init_in init = {.major = 7,
@@ -560,30 +560,42 @@ static void test_file_budget(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(err, ==, 0);
 }
 
+static uint32_t entry_flags(struct fixture *f, const char *name)
+{
+	int err;
+
+	lookup(f, FUSE_ROOT_ID, name, &err);
+	g_assert_cmpint(err, ==, 0);
+	return ((struct fuse_entry_out *)payload(f))->attr.flags;
+}
+
 /*
- * A directory where another host file system is mounted is a submount to
- * the guest (its own st_dev there); a plain directory is not.
+ * With the submounts option, a directory where another host file system
+ * is mounted is a submount to the guest (its own st_dev there); a plain
+ * directory is not, and without the option neither is.
  */
 static void test_submount(struct fixture *f, gconstpointer data)
 {
 	char *mnt = g_build_filename(f->share, "mnt", NULL);
-	int err;
+	char *plain = g_build_filename(f->share, "plain", NULL);
 
 	g_assert_cmpint(g_mkdir(mnt, 0755), ==, 0);
-	uint64_t node = lookup(f, FUSE_ROOT_ID, "mnt", &err);
-	g_assert_cmpint(err, ==, 0);
-	g_assert_cmpuint(((struct fuse_entry_out *)payload(f))->attr.flags, ==, 0);
-	struct fuse_forget_in fg = {.nlookup = 1};
-	send_req(f, build(f, FUSE_FORGET, node, &fg, sizeof(fg), NULL, NULL));
+	g_assert_cmpint(g_mkdir(plain, 0755), ==, 0);
 	if (mount("husk-test", mnt, "tmpfs", 0, "size=1m") != 0) {
 		g_test_skip("cannot mount a tmpfs here (needs root)");
-		g_free(mnt);
-		return;
+		goto out;
 	}
-	lookup(f, FUSE_ROOT_ID, "mnt", &err);
-	g_assert_cmpint(err, ==, 0);
-	g_assert_cmpuint(((struct fuse_entry_out *)payload(f))->attr.flags, ==, FUSE_ATTR_SUBMOUNT);
+	g_assert_cmpuint(entry_flags(f, "mnt"), ==, 0); /* the default */
+	fuse_server_free(f->s);
+	f->s = fuse_server_new(f->share, false, true, NULL);
+	struct fuse_init_in init = {.major = 7, .minor = 38, .flags = FUSE_SUBMOUNTS};
+	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
+	g_assert_true(((struct fuse_init_out *)payload(f))->flags & FUSE_SUBMOUNTS);
+	g_assert_cmpuint(entry_flags(f, "mnt"), ==, FUSE_ATTR_SUBMOUNT);
+	g_assert_cmpuint(entry_flags(f, "plain"), ==, 0);
 	g_assert_cmpint(umount2(mnt, MNT_DETACH), ==, 0);
+out:
+	g_free(plain);
 	g_free(mnt);
 }
 

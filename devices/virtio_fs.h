@@ -19,6 +19,7 @@ struct share_config {
 	char *path;
 	char *tag;
 	bool read_only;
+	bool submounts; /* host mount points inside are the guest's submounts */
 };
 
 extern const struct virtio_device_ops virtio_fs_ops;

@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..23"
+	echo "1..24"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -153,6 +153,8 @@ main() {
 
 	expect_error "--share without a tag is a usage error naming --share" 2 --share \
 		run --kernel "$text" --share "$WORK"
+	expect_error "--share with an unknown option names the options there are" 2 submounts \
+		run --kernel "$text" --share "$WORK:tag,announce"
 	if [[ -n $kernel ]]; then
 		expect_error "--share of a missing directory is a usage error naming it" 2 "$missing" \
 			run --kernel "$kernel" --share "$missing:tag"

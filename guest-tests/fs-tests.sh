@@ -38,7 +38,7 @@ test_fs() {
 		echo "on another file system" >"$top/share/sub/inner"
 		sub=1
 	fi
-	vm_start fs fs fs --share "$top/share:work" --share "$top/ro:data,ro"
+	vm_start fs fs fs --share "$top/share:work,submounts" --share "$top/ro:data,ro"
 	if vm_wait_for '^HUSK-FS-WAIT'; then
 		echo "changed on the host" >"$top/share/late"
 	fi

@@ -10,7 +10,8 @@
 # 127.0.0.1 (user networking: the guest's 10.0.2.2) and on TAP_HOST. The
 # guest prints "HUSK-IPERF tx-mbits|rx-mbits VALUE" lines.
 # BENCH_NESTED=1: this is the throwaway test host, whose loopback starts
-# down; BENCH_IPERF_TIME is the length of one iperf3 test (seconds).
+# down; BENCH_IPERF_TIME is the length of one iperf3 test (seconds);
+# BENCH_MODES is user, tap or user,tap (the default).
 set -euo pipefail
 
 RUNS=$1 VMLINUZ=$2 INITRD=$3
@@ -105,8 +106,11 @@ main() {
 	[[ -z ${BENCH_NESTED:-} ]] || ip link set lo up
 	iperf3 -s -B 127.0.0.1 >/dev/null 2>&1 &
 	PIDS+=($!)
-	local modes=(user)
-	if setup_tap; then
+	local modes=()
+	[[ ,${BENCH_MODES:-user,tap}, != *,user,* ]] || modes+=(user)
+	if [[ ,${BENCH_MODES:-user,tap}, != *,tap,* ]]; then
+		:
+	elif setup_tap; then
 		iperf3 -s -B "$TAP_HOST" >/dev/null 2>&1 &
 		PIDS+=($!)
 		modes+=(tap)

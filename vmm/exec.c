@@ -487,7 +487,7 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 	struct share_config *s = g_new0(struct share_config, 1);
 	char *cwd = g_get_current_dir();
 
-	*s = (struct share_config){g_strdup(ctl), g_strdup(CTL_TAG), false};
+	*s = (struct share_config){.path = g_strdup(ctl), .tag = g_strdup(CTL_TAG)};
 	g_ptr_array_add(cfg->shares, s);
 	if (o->root_dev) {
 		char *r = g_strdup_printf("dev:%s", o->root_dev);
@@ -495,8 +495,10 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 		g_free(r);
 	} else {
 		s = g_new0(struct share_config, 1);
-		*s = (struct share_config){g_strdup(o->rootfs ? o->rootfs : "/"),
-		                           g_strdup(ROOT_TAG), true};
+		/* One file system to the guest: it mounts /proc and the rest over it. */
+		*s = (struct share_config){.path = g_strdup(o->rootfs ? o->rootfs : "/"),
+		                           .tag = g_strdup(ROOT_TAG),
+		                           .read_only = true};
 		g_ptr_array_add(cfg->shares, s);
 		rec(exec, "root", "overlay:" ROOT_TAG);
 	}
@@ -510,7 +512,8 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 			char *tag = g_strdup_printf("husk-m%u", i);
 			char *r = g_strdup_printf("%s:%s:%s", tag, m.ro ? "ro" : "rw", m.guest);
 			s = g_new0(struct share_config, 1);
-			*s = (struct share_config){g_strdup(m.host), tag, m.ro};
+			*s = (struct share_config){
+			    .path = g_strdup(m.host), .tag = tag, .read_only = m.ro};
 			g_ptr_array_add(cfg->shares, s);
 			rec(exec, "mount", r);
 			g_free(r);

@@ -167,7 +167,7 @@ static const GOptionEntry run_entries[] = {
      "user[,hostfwd=tcp|udp:[ADDR]:PORT-[ADDR]:PORT][,restrict=on][,...]|tap=IFNAME"},
     {"share", 's', 0, CALLBACK(parse_share),
      "Share a host directory (repeatable); in the guest: mount -t virtiofs TAG /mnt",
-     "HOSTDIR:TAG[,ro]"},
+     "HOSTDIR:TAG[,ro][,submounts]"},
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
@@ -191,6 +191,8 @@ static const char run_description[] =
     "mtu=N (default 65520). --net tap=IFNAME options: mac=MAC, mtu=N; the guest's\n"
     "link is down while IFNAME is (ip link set IFNAME down).\n"
     "\n"
+    "--share options: ro, submounts (host mount points inside the share are\n"
+    "submounts in the guest, with their own device numbers).\n"
     "--share: what the guest creates belongs to the user running husk; a chown\n"
     "passes through where the host allows it. Run as root, husk lets no setuid or\n"
     "setgid file and no device node reach the host.";
