@@ -85,7 +85,13 @@ run_once() {
 		fi
 		sleep 1
 	done
-	wait "$pid" || true
+	local rc=0
+	wait "$pid" || rc=$?
+	# A boot that ends badly says how, and shows its console's last lines.
+	if ! grep -q 'HUSK-IPERF rx-mbits' "$CONSOLE"; then
+		echo "bench: $vmm $mode: ended (status $rc) before its last test; its console's last lines:" >&2
+		tail -n 15 "$CONSOLE" | tr -d '\r' | sed "s/^/  $vmm\/$mode| /" >&2
+	fi
 	while IFS= read -r line || [[ -n $line ]]; do
 		line=${line%$'\r'}
 		case $line in
