@@ -1050,8 +1050,7 @@ static size_t do_readdir(struct fuse_server *s, struct req *r, struct inode *dir
 			break;
 		struct fuse_entry_out e = {0};
 		struct inode *ino = NULL;
-		bool dots = strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0;
-		if (plus && !dots) {
+		if (plus) { /* lookup() refuses "." and "..": they go without attributes */
 			struct stat st;
 			if (lookup(s, dir, d->d_name, &ino, &st) == 0)
 				fill_entry(&e, ino, &st);
@@ -1486,7 +1485,7 @@ void fuse_server_set_file_budget(long files)
 }
 
 /* All the descriptors the system lets us have, less what husk keeps for itself. */
-static void set_file_budget(void)
+static void file_budget_from_rlimit(void)
 {
 	struct rlimit rl;
 
@@ -1518,7 +1517,7 @@ struct fuse_server *fuse_server_new(const char *dir, bool read_only, bool submou
 		g_free(s);
 		return NULL;
 	}
-	set_file_budget();
+	file_budget_from_rlimit();
 	pthread_mutex_init(&s->lock, NULL);
 	s->read_only = read_only;
 	s->submounts = submounts;

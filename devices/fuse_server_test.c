@@ -446,7 +446,8 @@ static void set_host_mode(struct fixture *f, const char *name, mode_t mode)
 	g_free(path);
 }
 
-static void write_data(struct fixture *f, uint64_t node, uint64_t fh, uint32_t write_flags)
+/* WRITEs two bytes; returns the reply's error. */
+static int write_data(struct fixture *f, uint64_t node, uint64_t fh, uint32_t write_flags)
 {
 	struct fuse_write_in wr = {.fh = fh, .size = 2, .write_flags = write_flags};
 	size_t len = build(f, FUSE_WRITE, node, &wr, sizeof(wr), NULL, NULL);
@@ -454,7 +455,7 @@ static void write_data(struct fixture *f, uint64_t node, uint64_t fh, uint32_t w
 	memcpy(f->in + len, "x\n", 2);
 	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + 2);
 	send_req(f, len + 2);
-	g_assert_cmpint(oh(f)->error, ==, 0);
+	return oh(f)->error;
 }
 
 /*
@@ -470,13 +471,13 @@ static void test_killpriv(struct fixture *f, gconstpointer data)
 
 	g_assert_cmpint(err, ==, 0);
 	set_host_mode(f, "hello", 06755);
-	write_data(f, node, fh, 0); /* by a process with CAP_FSETID: kept */
+	g_assert_cmpint(write_data(f, node, fh, 0), ==, 0); /* by a process with CAP_FSETID: kept */
 	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 06755);
-	write_data(f, node, fh, FUSE_WRITE_KILL_SUIDGID);
+	g_assert_cmpint(write_data(f, node, fh, FUSE_WRITE_KILL_SUIDGID), ==, 0);
 	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 0755);
 	/* setgid without group execute marks locking, not privilege: kept */
 	set_host_mode(f, "hello", 06745);
-	write_data(f, node, fh, FUSE_WRITE_KILL_SUIDGID);
+	g_assert_cmpint(write_data(f, node, fh, FUSE_WRITE_KILL_SUIDGID), ==, 0);
 	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 02745);
 	/* truncation */
 	set_host_mode(f, "hello", 04755);
@@ -500,14 +501,8 @@ static void test_killpriv(struct fixture *f, gconstpointer data)
 	/* A write on a file open only for reading fails and drops nothing. */
 	op.flags = O_RDONLY;
 	g_assert_cmpint(call(f, FUSE_OPEN, node, &op, sizeof(op), NULL, NULL), ==, 0);
-	struct fuse_write_in wr = {.fh = ((struct fuse_open_out *)payload(f))->fh,
-	                           .size = 2,
-	                           .write_flags = FUSE_WRITE_KILL_SUIDGID};
-	size_t len = build(f, FUSE_WRITE, node, &wr, sizeof(wr), NULL, NULL);
-	memcpy(f->in + len, "x\n", 2);
-	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + 2);
-	send_req(f, len + 2);
-	g_assert_cmpint(oh(f)->error, ==, -EBADF);
+	uint64_t ro_fh = ((struct fuse_open_out *)payload(f))->fh;
+	g_assert_cmpint(write_data(f, node, ro_fh, FUSE_WRITE_KILL_SUIDGID), ==, -EBADF);
 	g_assert_cmpint(host_mode(f, "hello") & 07777, ==, 04755);
 	/* CREATE with O_TRUNC over a file that was there drops them, */
 	struct fuse_create_in cr = {

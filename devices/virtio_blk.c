@@ -596,9 +596,9 @@ void virtio_blk_close(struct virtio_blk *blk)
 {
 	if (!blk)
 		return;
+	/* After the transport's last reset: nothing in flight. */
 	for (unsigned int q = 0; q < blk->nqueues; q++)
-		vq_pool_free(
-		    blk->pool[q]); /* after the transport's last reset: nothing in flight */
+		vq_pool_free(blk->pool[q]);
 	g_mutex_clear(&blk->snap_lock);
 	blk_snapshot_free(blk->snap);
 	close(blk->fd);
