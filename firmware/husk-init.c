@@ -35,13 +35,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exec_file.h"
+
 #ifndef MODULE_INIT_COMPRESSED_FILE
 #define MODULE_INIT_COMPRESSED_FILE 4 /* linux/module.h, Linux 6.2 */
 #endif
 
 #define CTL      "/ctl"
 #define NEWROOT  "/newroot"
-#define MAX_RECS 4096
+#define MAX_RECS EXEC_FILE_MAX_RECORDS
 
 static int ctl_fd = -1;
 static char resolver[32]; /* the DNS server user networking offers, if any */
@@ -126,13 +128,14 @@ static int nrecs;
 
 static void read_exec(void)
 {
-	static char buf[1 << 20];
+	static char buf[EXEC_FILE_MAX_BYTES + 1];
 	int fd = openat(ctl_fd, "exec", O_RDONLY);
 	ssize_t len = 0, n;
 
 	if (fd < 0)
 		die("no exec file in the control share: %s", strerror(errno));
-	while ((n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+	while (len < EXEC_FILE_MAX_BYTES &&
+	       (n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
 		len += n;
 	close(fd);
 	for (char *p = buf; p < buf + len && nrecs < MAX_RECS; p += strlen(p) + 1)

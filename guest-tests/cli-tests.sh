@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..24"
+	echo "1..25"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -171,6 +171,15 @@ main() {
 		exec --kernel "$text" --modules "$WORK" -- true
 	expect_error "exec --console=FILE in a missing directory exits 125 naming it" 125 \
 		"$missing" exec --console="$missing/console" -- true
+	if [[ -n $kernel ]]; then
+		# More arguments than the guest's init takes: refused, not cut short.
+		# shellcheck disable=SC2046 # one argument per number
+		expect_error "exec with more arguments than the guest takes exits 125" 125 "too long" \
+			exec --kernel "$kernel" -- true $(seq 1 5000)
+	else
+		skip "exec with more arguments than the guest takes exits 125" \
+			"no kernel (set HUSK_TEST_KERNEL or run tools/test)"
+	fi
 
 	# No subcommand: the usage text, which is more than one line.
 	run_husk

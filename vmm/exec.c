@@ -30,6 +30,7 @@
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
+#include "firmware/exec_file.h"
 #include "vmm/boot_linux.h"
 #include "vmm/error.h"
 #include "vmm/initramfs.h"
@@ -438,6 +439,22 @@ static void rec(GString *s, const char *key, const char *value)
 	g_string_append_c(s, '\0');
 }
 
+/* husk-init reads the records into fixed room: a command that would be cut is refused. */
+static bool exec_file_fits(const GString *exec, GError **err)
+{
+	gsize records = 0;
+
+	for (gsize i = 0; i < exec->len; i++)
+		records += exec->str[i] == '\0';
+	if (records > EXEC_FILE_MAX_RECORDS || exec->len > EXEC_FILE_MAX_BYTES)
+		return husk_fail(err, HUSK_EXIT_EXEC_FAILED,
+		                 "exec: the command, its environment and mounts are too long "
+		                 "(%" G_GSIZE_FORMAT " items in %" G_GSIZE_FORMAT
+		                 " bytes; at most %d items in %d bytes)",
+		                 records, exec->len, EXEC_FILE_MAX_RECORDS, EXEC_FILE_MAX_BYTES);
+	return true;
+}
+
 struct mount_spec {
 	char *host, *guest;
 	bool ro;
@@ -544,7 +561,7 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 	for (char **a = o->command; *a; a++)
 		rec(exec, "arg", *a);
 	g_free(cwd);
-	return ok;
+	return ok && exec_file_fits(exec, err);
 }
 
 /* --- the command's output, as it arrives --------------------------------------- */
@@ -843,9 +860,11 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 		status = fail(err);
 	} else {
 		char *path = g_build_filename(ctl, "exec", NULL);
-		g_file_set_contents(path, exec->str, (gssize)exec->len, NULL);
+		if (g_file_set_contents(path, exec->str, (gssize)exec->len, &err))
+			status = run_vm(&cfg, ctl, o.timeout);
+		else
+			status = fail(err);
 		g_free(path);
-		status = run_vm(&cfg, ctl, o.timeout);
 	}
 	g_string_free(exec, TRUE);
 
