@@ -372,6 +372,16 @@ static void unref_handle(gpointer data)
 }
 
 /*
+ * The inode's name in /proc/self/fd (s->proc_fd), for the calls that take
+ * no O_PATH descriptor: one component to resolve, where the whole path
+ * (proc_path, for the calls that take no directory) costs four.
+ */
+static void fd_name(const struct inode *ino, char *buf, size_t len)
+{
+	snprintf(buf, len, "%d", ino->fd);
+}
+
+/*
  * An O_PATH descriptor opened again for I/O, through /proc/self/fd. Only
  * regular files and directories: the guest follows symlinks itself, and its
  * kernel serves FIFOs, sockets and device nodes on its own side without
@@ -387,7 +397,7 @@ static int reopen(struct fuse_server *s, struct inode *ino, int flags)
 		return -ELOOP;
 	if (ino->type != S_IFREG && ino->type != S_IFDIR)
 		return -EACCES;
-	snprintf(name, sizeof(name), "%d", ino->fd);
+	fd_name(ino, name, sizeof(name));
 	int fd = openat(s->proc_fd, name, (flags & ~(O_CREAT | O_NOFOLLOW | O_EXCL)) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
@@ -509,7 +519,7 @@ static size_t do_getattr(struct fuse_server *s, struct req *r, struct inode *ino
 static int set_times(struct fuse_server *s, struct inode *ino, const struct fuse_setattr_in *in)
 {
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
-	char path[32];
+	char name[16];
 
 	if (in->valid & FATTR_ATIME_NOW)
 		ts[0].tv_nsec = UTIME_NOW;
@@ -521,8 +531,8 @@ static int set_times(struct fuse_server *s, struct inode *ino, const struct fuse
 		ts[1] = (struct timespec){(time_t)in->mtime, in->mtimensec};
 	if (ino->type == S_IFLNK)
 		return EPERM;
-	proc_path(ino, path, sizeof(path));
-	return utimensat(AT_FDCWD, path, ts, 0) ? errno : 0;
+	fd_name(ino, name, sizeof(name));
+	return utimensat(s->proc_fd, name, ts, 0) ? errno : 0;
 }
 
 /*
@@ -585,16 +595,16 @@ static mode_t guest_mode(const struct fuse_server *s, uint32_t mode, bool dir)
 static size_t do_setattr(struct fuse_server *s, struct req *r, struct inode *ino)
 {
 	const struct fuse_setattr_in *in = arg(r, sizeof(*in));
-	char path[32];
+	char name[16];
 	int e = 0;
 
 	if (!in)
 		return reply_err(r, EINVAL);
 	if (s->read_only)
 		return reply_err(r, EROFS);
-	proc_path(ino, path, sizeof(path));
+	fd_name(ino, name, sizeof(name));
 	if ((in->valid & FATTR_MODE) && ino->type != S_IFLNK &&
-	    chmod(path, guest_mode(s, in->mode, ino->type == S_IFDIR)))
+	    fchmodat(s->proc_fd, name, guest_mode(s, in->mode, ino->type == S_IFDIR), 0))
 		e = errno;
 	if (!e && (in->valid & (FATTR_UID | FATTR_GID)) &&
 	    fchownat(ino->fd, "", (in->valid & FATTR_UID) ? in->uid : (uid_t)-1,
@@ -715,7 +725,7 @@ static size_t do_link(struct fuse_server *s, struct req *r, struct inode *dir)
 	const struct fuse_link_in *in = arg(r, sizeof(*in));
 	struct inode *target = in ? find_inode(s, in->oldnodeid) : NULL;
 	const char *name;
-	char path[32];
+	char fd[16];
 	int e = in ? take_name(r, sizeof(*in), &name, NULL) : EINVAL;
 
 	if (!e && !target)
@@ -724,8 +734,8 @@ static size_t do_link(struct fuse_server *s, struct req *r, struct inode *dir)
 		e = EROFS;
 	if (!e) {
 		/* Through /proc: linking an O_PATH descriptor needs no privilege this way. */
-		proc_path(target, path, sizeof(path));
-		if (linkat(AT_FDCWD, path, dir->fd, name, AT_SYMLINK_FOLLOW))
+		fd_name(target, fd, sizeof(fd));
+		if (linkat(s->proc_fd, fd, dir->fd, name, AT_SYMLINK_FOLLOW))
 			e = errno;
 	}
 	return e ? reply_err(r, e) : reply_new(s, r, dir, name);
@@ -1087,7 +1097,7 @@ static size_t do_releasedir(struct fuse_server *s, struct req *r)
 static size_t do_access(struct fuse_server *s, struct req *r, struct inode *ino)
 {
 	const struct fuse_access_in *in = arg(r, sizeof(*in));
-	char path[32];
+	char name[16];
 
 	if (!in)
 		return reply_err(r, EINVAL);
@@ -1095,8 +1105,8 @@ static size_t do_access(struct fuse_server *s, struct req *r, struct inode *ino)
 		return reply_err(r, EROFS);
 	if (ino->type == S_IFLNK)
 		return reply_err(r, 0);
-	proc_path(ino, path, sizeof(path));
-	return reply_err(r, faccessat(AT_FDCWD, path, (int)in->mask, 0) ? errno : 0);
+	fd_name(ino, name, sizeof(name));
+	return reply_err(r, faccessat(s->proc_fd, name, (int)in->mask, 0) ? errno : 0);
 }
 
 /* Extended attributes, through /proc/self/fd: not on symlinks (Linux has none worth it). */
