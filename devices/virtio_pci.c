@@ -24,6 +24,7 @@
 #define COMMON_SIZE     0x38
 #define NOTIFY_MULT     4 /* queue q is kicked at BAR_NOTIFY + 4 * q */
 #define MSIX_ENTRY_SIZE 16
+#define POLL_START_US   8 /* a worker's first polling window */
 
 /* virtio 1.2, 4.1.4: capability types */
 #define CAP_COMMON  1
@@ -59,7 +60,10 @@ struct queue {
 	GSource *kick_source;
 	pthread_t worker;
 	bool has_worker;
-	uint64_t kick_addr; /* where the ioeventfd is assigned, 0 if not */
+	unsigned int poll_us; /* the worker's polling window, adapted to the driver */
+	int64_t idle_since;   /* when the worker last started to wait, for adapt_window */
+	atomic_uint wakes;    /* virtio_pci_wake calls: each ends a poll */
+	uint64_t kick_addr;   /* where the ioeventfd is assigned, 0 if not */
 };
 
 struct msix_vector {
@@ -203,13 +207,18 @@ static uint64_t notify_addr(const struct virtio_pci *t, unsigned int q)
 	return pci_device_bar_addr(&t->pci, 0) + BAR_NOTIFY + NOTIFY_MULT * q;
 }
 
+static bool queue_running(const struct virtio_pci *t, const struct queue *q)
+{
+	return (t->status & STATUS_DRIVER_OK) && !(t->status & STATUS_NEEDS_RESET) && q->enabled;
+}
+
 bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index)
 {
 	struct queue *q = &t->queues[index];
 	bool running;
 
 	pthread_mutex_lock(&t->lock);
-	running = (t->status & STATUS_DRIVER_OK) && !(t->status & STATUS_NEEDS_RESET) && q->enabled;
+	running = queue_running(t, q);
 	if (running) {
 		t->ops->queue_notify(t->dev, t, &q->vq, q->index);
 		if (q->vq.broken)
@@ -221,6 +230,7 @@ bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index)
 
 void virtio_pci_wake(struct virtio_pci *t, unsigned int index)
 {
+	atomic_fetch_add(&t->queues[index].wakes, 1);
 	eventfd_write(t->queues[index].kick_fd, 1);
 }
 
@@ -238,6 +248,76 @@ static gboolean on_kick(gint fd, GIOCondition condition, gpointer data)
 {
 	service_queue(data);
 	return G_SOURCE_CONTINUE;
+}
+
+/* --- queue workers and polling ------------------------------------------ */
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static bool queue_has_work(struct queue *q, unsigned int wakes)
+{
+	struct virtio_pci *t = q->t;
+	bool work;
+
+	if (atomic_load(&q->wakes) != wakes)
+		return true;
+	pthread_mutex_lock(&t->lock);
+	work = queue_running(t, q) && vq_has_avail(&q->vq);
+	pthread_mutex_unlock(&t->lock);
+	return work;
+}
+
+/*
+ * Polling, as KVM's halt polling and QEMU's iothreads do it: after its
+ * work a worker watches the ring for up to poll_us with kicks still off. A
+ * driver that sends its next request within that time sends it without a
+ * kick, which is a VM exit, and the worker takes it without a wake-up, a
+ * system call and a thread switch. True: there is more work. False: kicks
+ * are on again; sleep until one comes.
+ */
+static bool poll_queue(struct queue *q)
+{
+	struct virtio_pci *t = q->t;
+	unsigned int wakes = atomic_load(&q->wakes);
+	int64_t start = g_get_monotonic_time();
+	bool more;
+
+	while (g_get_monotonic_time() - start < q->poll_us && !atomic_load(&t->stopping)) {
+		if (queue_has_work(q, wakes))
+			return true;
+		cpu_relax();
+	}
+	q->idle_since = start;
+	pthread_mutex_lock(&t->lock);
+	more = queue_running(t, q) && vq_enable_kick(&q->vq);
+	pthread_mutex_unlock(&t->lock);
+	return more;
+}
+
+/*
+ * After a sleep: a wake that came within poll_us of the last work would
+ * have been caught by a longer window, so the window grows toward it; a
+ * longer sleep means the queue went quiet, and the window shrinks, so an
+ * idle guest costs no CPU.
+ */
+static void adapt_window(struct queue *q)
+{
+	unsigned int max = q->t->env.poll_us;
+
+	if (!q->idle_since)
+		return;
+	if (g_get_monotonic_time() - q->idle_since <= max)
+		q->poll_us = MIN(max, MAX(2 * q->poll_us, POLL_START_US));
+	else if ((q->poll_us /= 2) < POLL_START_US)
+		q->poll_us = 0;
+	q->idle_since = 0;
 }
 
 /*
@@ -258,7 +338,10 @@ static void *queue_worker(void *data)
 			break;
 		if (atomic_load(&q->t->stopping))
 			break;
-		virtio_pci_notify_device(q->t, q->index);
+		adapt_window(q);
+		do
+			virtio_pci_notify_device(q->t, q->index);
+		while (poll_queue(q));
 	}
 	return NULL;
 }
@@ -358,6 +441,8 @@ static void enable_queue(struct virtio_pci *t, struct queue *q)
 		return;
 	}
 	q->vq.event_idx = t->driver_features & 1ULL << VIRTIO_F_EVENT_IDX;
+	/* poll_queue asks for kicks, or the device itself does. */
+	q->vq.device_polls = q->has_worker || (t->ops->self_polled_queues & 1u << q->index);
 	q->enabled = true;
 	if (t->status & STATUS_DRIVER_OK)
 		set_ioeventfd(t, q, notify_addr(t, q->index));

@@ -40,7 +40,17 @@ struct virtio_device_ops {
 	void (*queue_notify)(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
 	/* Optional; also called once before the transport goes away, to quiesce workers. */
 	void (*reset)(void *dev);
-	bool blocking; /* queue work blocks (file I/O): run it on a thread per queue */
+	/*
+	 * Queue work blocks (file I/O): run it on a thread per queue, which
+	 * polls a busy queue (virtio_env.poll_us) before it sleeps.
+	 */
+	bool blocking;
+	/*
+	 * Queues (a bit each) whose device looks at the ring again by itself
+	 * while it is busy: a pop that finds it empty leaves kicks off until
+	 * the device calls vq_enable_kick. Workers of blocking devices do so.
+	 */
+	uint32_t self_polled_queues;
 };
 
 /* What the transport needs from the machine. */
@@ -49,6 +59,7 @@ struct virtio_env {
 	GMainContext *ctx; /* the I/O thread's loop: queue work runs there */
 	struct msi_router *msi;
 	const struct guest_memory *mem;
+	unsigned int poll_us; /* the longest a queue's thread watches its ring (0: never) */
 };
 
 struct virtio_pci *virtio_pci_create(const struct virtio_env *env,

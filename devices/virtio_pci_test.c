@@ -7,6 +7,7 @@
  * ioeventfd registration fails harmlessly on fd -1.
  */
 #include <glib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 
@@ -195,6 +196,113 @@ static void test_config_changed(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(bar_read(f, ISR, 1), ==, 0); /* cleared by the read */
 }
 
+/* --- a blocking device's worker, and its polling -------------------------- */
+
+#define DRIVER_OK   (1 | 2 | 8 | 4)
+#define NOTIFY      0x3000 /* queue 0's kick (the BAR's notify region) */
+#define POLL_MAX_US 1000000
+
+static atomic_uint served; /* requests the worker took */
+
+static void serve_all(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
+{
+	struct vq_chain *chain = g_new(struct vq_chain, 1);
+
+	while (vq_pop(vq, chain) > 0) {
+		vq_push(vq, chain->head, 0);
+		atomic_fetch_add(&served, 1);
+	}
+	g_free(chain);
+	virtio_pci_used(t, vq, q);
+}
+
+static const struct virtio_device_ops worker_ops = {
+    .name = "worker",
+    .device_id = 4,
+    .class_code = 0xff0000,
+    .num_queues = 1,
+    .queue_size = 64,
+    .queue_notify = serve_all,
+    .blocking = true,
+};
+
+/* A running device on a worker thread, EVENT_IDX negotiated; 'data' is poll_us. */
+static void setup_worker(struct fixture *f, gconstpointer data)
+{
+	g_assert_true(guest_memory_alloc(&f->gm, 1 * MiB));
+	f->ctx = g_main_context_new();
+	struct virtio_env env = {
+	    .vm_fd = -1, .ctx = f->ctx, .mem = &f->gm, .poll_us = GPOINTER_TO_UINT(data)};
+	GError *err = NULL;
+	f->t = virtio_pci_create(&env, &worker_ops, NULL, &err);
+	g_assert_no_error(err);
+	f->pci = virtio_pci_device(f->t);
+	atomic_store(&served, 0);
+	bar_write(f, DRIVER_FEATURE_SEL, 0, 4);
+	bar_write(f, DRIVER_FEATURE, 1u << 29, 4); /* VIRTIO_F_EVENT_IDX */
+	bar_write(f, DRIVER_FEATURE_SEL, 1, 4);
+	bar_write(f, DRIVER_FEATURE, 1, 4); /* VIRTIO_F_VERSION_1 */
+	bar_write(f, STATUS, 1 | 2 | 8, 1);
+	enable_queue(f, 64);
+	bar_write(f, STATUS, DRIVER_OK, 1);
+	g_assert_cmphex(bar_read(f, STATUS, 1), ==, DRIVER_OK);
+}
+
+/* Publishes one 16-byte buffer, as a driver does, without kicking. */
+static void offer_buffer(struct fixture *f)
+{
+	uint16_t *idx = gm_ptr(&f->gm, 0x2000 + 2, 2);
+	uint16_t head = *idx % 64;
+	uint8_t *desc = gm_ptr(&f->gm, 0x1000 + 16ULL * head, 16);
+	uint64_t addr = 0x10000;
+	uint32_t len = 16;
+
+	memset(desc, 0, 16);
+	memcpy(desc, &addr, 8);
+	memcpy(desc + 8, &len, 4);
+	*(uint16_t *)gm_ptr(&f->gm, 0x2000 + 4 + 2ULL * head, 2) = head;
+	__atomic_store_n(idx, (uint16_t)(*idx + 1), __ATOMIC_RELEASE);
+}
+
+/* Waits up to 'us' for the worker to have served 'n' requests. */
+static bool served_within(unsigned int n, unsigned int us)
+{
+	for (int64_t end = g_get_monotonic_time() + us; g_get_monotonic_time() < end;) {
+		if (atomic_load(&served) >= n)
+			return true;
+		g_usleep(50);
+	}
+	return atomic_load(&served) >= n;
+}
+
+/* Requests that follow each other closely grow the window from nothing. */
+static void warm_up(struct fixture *f)
+{
+	for (unsigned int i = 1; i <= 24; i++) {
+		offer_buffer(f);
+		bar_write(f, NOTIFY, 0, 2);
+		g_assert_true(served_within(i, 5000000));
+	}
+}
+
+/* While requests keep coming, the worker takes one the driver did not kick for. */
+static void test_worker_polls(struct fixture *f, gconstpointer data)
+{
+	warm_up(f);
+	offer_buffer(f);
+	g_assert_true(served_within(25, 5000000));
+}
+
+/* With polling off, a buffer without a kick waits for the kick. */
+static void test_worker_without_polling(struct fixture *f, gconstpointer data)
+{
+	warm_up(f);
+	offer_buffer(f);
+	g_assert_false(served_within(25, 100000));
+	bar_write(f, NOTIFY, 0, 2);
+	g_assert_true(served_within(25, 5000000));
+}
+
 #define ADD(name, fn) g_test_add(name, struct fixture, NULL, setup, fn, teardown)
 
 int main(int argc, char **argv)
@@ -207,5 +315,9 @@ int main(int argc, char **argv)
 	ADD("/virtio_pci/queue-shrunk", test_queue_shrunk);
 	ADD("/virtio_pci/queue-select-out-of-range", test_queue_select_out_of_range);
 	ADD("/virtio_pci/config-changed", test_config_changed);
+	g_test_add("/virtio_pci/worker-polls", struct fixture, GUINT_TO_POINTER(POLL_MAX_US),
+	           setup_worker, test_worker_polls, teardown);
+	g_test_add("/virtio_pci/worker-without-polling", struct fixture, GUINT_TO_POINTER(0),
+	           setup_worker, test_worker_without_polling, teardown);
 	return g_test_run();
 }

@@ -46,7 +46,7 @@ bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size
 	return true;
 }
 
-static uint16_t *avail_field(struct virtqueue *vq, uint64_t off)
+static uint16_t *avail_field(const struct virtqueue *vq, uint64_t off)
 {
 	return gm_ptr(vq->mem, vq->avail_addr + off, 2);
 }
@@ -178,7 +178,7 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	 * while the device still has buffers to take, the driver adds more
 	 * without a kick (each one a VM exit).
 	 */
-	if (pending == 0 && kick_on_next(vq)) {
+	if (pending == 0 && !vq->device_polls && kick_on_next(vq)) {
 		avail_idx = load16(avail_field(vq, 2));
 		pending = (uint16_t)(avail_idx - vq->last_avail_idx);
 	}
@@ -192,6 +192,16 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	uint16_t head = load16(avail_field(vq, RING_HEADER + 2ULL * slot));
 	vq->last_avail_idx++;
 	return walk_chain(vq, chain, head);
+}
+
+bool vq_has_avail(const struct virtqueue *vq)
+{
+	return !vq->broken && load16(avail_field(vq, 2)) != vq->last_avail_idx;
+}
+
+bool vq_enable_kick(struct virtqueue *vq)
+{
+	return kick_on_next(vq) || vq_has_avail(vq);
 }
 
 void vq_unpop(struct virtqueue *vq, uint16_t count)

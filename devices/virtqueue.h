@@ -26,6 +26,8 @@ struct virtqueue {
 	uint16_t signalled_used; /* used->idx at the last interrupt */
 	bool signalled_used_valid;
 	bool broken; /* the driver broke the rules; the device must be reset */
+	/* The device polls: a pop that finds the ring empty asks for no kick (vq_enable_kick). */
+	bool device_polls;
 };
 
 /* A guest buffer, already translated to host memory. */
@@ -51,10 +53,20 @@ bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size
  * 1: *chain holds the next request; 0: nothing available; -1: malformed
  * (vq->broken set). With EVENT_IDX, the driver kicks again only once a pop
  * has found the ring empty (that pop asks for a kick at its next buffer,
- * even one given back by vq_unpop): a device pops until 0 or, stopping
- * early, comes back by itself.
+ * even one given back by vq_unpop; with device_polls, vq_enable_kick asks):
+ * a device pops until 0 or, stopping early, comes back by itself.
  */
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain);
+
+/* Has the driver made buffers available that the device has not popped? */
+bool vq_has_avail(const struct virtqueue *vq);
+
+/*
+ * For a device that polls (device_polls), before it sleeps: asks for a
+ * kick at the driver's next buffer. True if buffers came in meanwhile: pop
+ * them instead of sleeping. Without EVENT_IDX the driver always kicks.
+ */
+bool vq_enable_kick(struct virtqueue *vq);
 
 /* Gives back the last 'count' chains popped and not pushed, to be popped again. */
 void vq_unpop(struct virtqueue *vq, uint16_t count);

@@ -260,6 +260,45 @@ static void test_event_idx_sets_avail_event(struct fixture *f, gconstpointer dat
 	g_assert_cmpuint(*avail_event, ==, 2);
 }
 
+/*
+ * A polling device: an empty pop leaves avail_event behind the driver, so
+ * the driver adds buffers without kicking, until vq_enable_kick asks again.
+ */
+static void test_device_polls(struct fixture *f, gconstpointer data)
+{
+	uint16_t *avail_event = gm_ptr(&f->gm, USED + 4 + 8 * QSIZE, 2);
+
+	f->vq.event_idx = true;
+	f->vq.device_polls = true;
+	set_desc(f, DESC, 0, DATA, 16, 0, 0);
+	set_desc(f, DESC, 1, DATA, 16, 0, 0);
+	g_assert_false(vq_has_avail(&f->vq));
+	offer(f, 0);
+	g_assert_true(vq_has_avail(&f->vq));
+	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 1);
+	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 0);
+	g_assert_false(vq_has_avail(&f->vq));
+	g_assert_cmpuint(*avail_event, ==, 0); /* no kick asked for */
+	g_assert_false(vq_enable_kick(&f->vq));
+	g_assert_cmpuint(*avail_event, ==, 1); /* a kick at the next buffer */
+	offer(f, 1);
+	g_assert_true(vq_enable_kick(&f->vq)); /* it came meanwhile: pop, do not sleep */
+	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 1);
+	g_assert_cmpuint(f->chain.head, ==, 1);
+}
+
+/* Without EVENT_IDX the driver always kicks; vq_enable_kick only says what waits. */
+static void test_device_polls_without_event_idx(struct fixture *f, gconstpointer data)
+{
+	f->vq.device_polls = true;
+	set_desc(f, DESC, 0, DATA, 16, 0, 0);
+	g_assert_false(vq_enable_kick(&f->vq));
+	offer(f, 0);
+	g_assert_true(vq_enable_kick(&f->vq));
+	f->vq.broken = true;
+	g_assert_false(vq_has_avail(&f->vq));
+}
+
 static void test_init_checks(void)
 {
 	struct guest_memory gm;
@@ -303,6 +342,8 @@ int main(int argc, char **argv)
 	ADD("no-interrupt-flag", test_no_interrupt_flag);
 	ADD("event-idx", test_event_idx);
 	ADD("event-idx-sets-avail-event", test_event_idx_sets_avail_event);
+	ADD("device-polls", test_device_polls);
+	ADD("device-polls-without-event-idx", test_device_polls_without_event_idx);
 	g_test_add_func("/virtqueue/init-checks", test_init_checks);
 	return g_test_run();
 }

@@ -844,6 +844,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	    .cmdline = g_strdup("console=ttyS0 quiet loglevel=3 panic=-1"),
 	    .memory = o.memory,
 	    .cpus = o.cpus,
+	    .poll_us = VM_DEFAULT_POLL_US,
 	    .on_reboot = ON_REBOOT_EXIT,
 	    .disks = g_ptr_array_new_with_free_func(free_disk),
 	    .nets = g_ptr_array_new_with_free_func(free_net),

@@ -318,8 +318,11 @@ static bool add_pci(struct machine *m, GError **err)
 	if (!place_mmio64(m, err) || !msi_router_init(&m->msi, m->vm_fd, err))
 		return false;
 	m->msi_ready = true;
-	m->virtio =
-	    (struct virtio_env){.vm_fd = m->vm_fd, .ctx = m->ctx, .msi = &m->msi, .mem = &m->mem};
+	m->virtio = (struct virtio_env){.vm_fd = m->vm_fd,
+	                                .ctx = m->ctx,
+	                                .msi = &m->msi,
+	                                .mem = &m->mem,
+	                                .poll_us = m->cfg->poll_us};
 	if (!add_virtio(m, &virtio_rng_ops, NULL, &m->rng, err) || !add_disks(m, err) ||
 	    !add_nics(m, err) || !add_shares(m, err))
 		return false;

@@ -47,6 +47,23 @@ static gboolean parse_cpus(const char *name, const char *value, gpointer data, G
 	return TRUE;
 }
 
+static gboolean parse_poll(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	char *end;
+
+	errno = 0;
+	unsigned long n = strtoul(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' || n > VM_MAX_POLL_US) {
+		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
+		            "--poll: \"%s\" is not a number of microseconds from 0 to %d", value,
+		            VM_MAX_POLL_US);
+		return FALSE;
+	}
+	cfg->poll_us = (unsigned int)n;
+	return TRUE;
+}
+
 static gboolean parse_on_reboot(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -170,6 +187,10 @@ static const GOptionEntry run_entries[] = {
      "HOSTDIR:TAG[,ro][,submounts]"},
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
+    {"poll", 0, 0, CALLBACK(parse_poll),
+     "How long disk and share threads poll a busy queue (default " G_STRINGIFY(
+         VM_DEFAULT_POLL_US) "; 0: off)",
+     "USEC"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
      "What a guest reboot does: exit (status 5, default) or restart", "exit|restart"},
     {"allow-pvm", 0, 0, G_OPTION_ARG_NONE, NULL, "Run even on a PVM-backed /dev/kvm", NULL},
@@ -234,6 +255,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->memory = VM_DEFAULT_MEMORY;
 	cfg->cpus = 1;
+	cfg->poll_us = VM_DEFAULT_POLL_US;
 	cfg->on_reboot = ON_REBOOT_EXIT;
 	cfg->console_out = STDOUT_FILENO;
 	cfg->console_in = true;

@@ -14,6 +14,8 @@
 #define VM_MAX_MEMORY      (1024 * GiB)
 #define VM_MAX_CPUS        254 /* APIC ids 0..253 plus the IOAPIC's id fit in xAPIC's 8 bits */
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
+#define VM_DEFAULT_POLL_US 500 /* see --poll */
+#define VM_MAX_POLL_US     1000000
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
@@ -23,6 +25,7 @@ struct vm_config {
 	char *cmdline;
 	uint64_t memory;
 	unsigned int cpus;
+	unsigned int poll_us; /* how long a disk or share thread polls a busy queue */
 	enum on_reboot on_reboot;
 	GPtrArray *disks;       /* struct disk_config *, in --disk order */
 	GPtrArray *nets;        /* struct net_config *, in --net order */

@@ -37,6 +37,7 @@ static void test_defaults(void)
 	g_assert_cmpstr(cfg.cmdline, ==, "console=ttyS0");
 	g_assert_cmpuint(cfg.memory, ==, 512 * MiB);
 	g_assert_cmpuint(cfg.cpus, ==, 1);
+	g_assert_cmpuint(cfg.poll_us, ==, VM_DEFAULT_POLL_US);
 	g_assert_cmpint(cfg.on_reboot, ==, ON_REBOOT_EXIT);
 	g_assert_false(cfg.allow_pvm);
 	/* The console is the terminal's, both ways; no time limit. */
@@ -52,7 +53,7 @@ static void test_all_options(void)
 	struct vm_config cfg;
 	char *argv[] = {"run",     "-k",          "bz",        "--initrd=rd", "--cmdline",
 	                "a b c",   "--memory",    "2G",        "--cpus=4",    "--on-reboot",
-	                "restart", "--allow-pvm", "--timings", NULL};
+	                "restart", "--allow-pvm", "--timings", "--poll=0",    NULL};
 
 	g_assert_true(options_parse_run(G_N_ELEMENTS(argv) - 1, argv, &cfg, NULL));
 	g_assert_cmpstr(cfg.kernel, ==, "bz");
@@ -63,6 +64,7 @@ static void test_all_options(void)
 	g_assert_cmpint(cfg.on_reboot, ==, ON_REBOOT_RESTART);
 	g_assert_true(cfg.allow_pvm);
 	g_assert_true(cfg.timings);
+	g_assert_cmpuint(cfg.poll_us, ==, 0);
 	options_free(&cfg);
 }
 
@@ -76,6 +78,10 @@ static void test_bad_options(void)
 	expect_error("run --kernel k --cpus -1", "--cpus: \"-1\" is not a number from 1 to 254");
 	expect_error("run --kernel k --cpus 4x", "--cpus: \"4x\" is not a number from 1 to 254");
 	expect_error("run --kernel k --cpus 255", "--cpus: \"255\" is not a number from 1 to 254");
+	expect_error("run --kernel k --poll 1000001",
+	             "--poll: \"1000001\" is not a number of microseconds from 0 to 1000000");
+	expect_error("run --kernel k --poll -5",
+	             "--poll: \"-5\" is not a number of microseconds from 0 to 1000000");
 	expect_error("run --kernel k --on-reboot maybe",
 	             "--on-reboot: \"maybe\" is not one of exit, restart");
 	expect_error("run --memory 1G", "run: --kernel is required (try 'husk run --help')");
