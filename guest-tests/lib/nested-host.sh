@@ -254,10 +254,12 @@ nested_host() (
 			tail -n 15 "$kmsg" | tr -d '\r' | sed 's/^/  kmsg| /' >&2
 			return "$NESTED_WEDGED"
 		elif ((qemu_rc == 124 || qemu_rc == 137)); then
-			warn "nested test host timed out after ${limit}s (its kernel log: $kmsg)"
+			warn "nested test host timed out after ${limit}s; its kernel's last words:"
 		else
-			warn "nested test host ended (qemu status $qemu_rc) without reporting a result (its kernel log: $kmsg)"
+			warn "nested test host ended (qemu status $qemu_rc) without reporting a result; its kernel's last words:"
 		fi
+		# The log goes with the work directory: show its end now.
+		tail -n 15 "$kmsg" 2>/dev/null | tr -d '\r' | sed 's/^/  kmsg| /' >&2
 		return 1
 	fi
 	log "nested test host: script status ${result% *}, test-host uptime ${result#* }s, wall $((SECONDS - start))s"
