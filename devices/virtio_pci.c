@@ -14,17 +14,18 @@
 #include "vmm/error.h"
 
 /* BAR 0 layout: one structure per 4 KiB page. */
-#define BAR_COMMON      0x0000
-#define BAR_ISR         0x1000
-#define BAR_DEVICE      0x2000
-#define BAR_NOTIFY      0x3000
-#define BAR_MSIX_TABLE  0x4000
-#define BAR_MSIX_PBA    0x5000
-#define BAR_SIZE        0x8000
-#define COMMON_SIZE     0x38
-#define NOTIFY_MULT     4 /* queue q is kicked at BAR_NOTIFY + 4 * q */
-#define MSIX_ENTRY_SIZE 16
-#define POLL_START_US   8 /* a worker's first polling window */
+#define BAR_COMMON        0x0000
+#define BAR_ISR           0x1000
+#define BAR_DEVICE        0x2000
+#define BAR_NOTIFY        0x3000
+#define BAR_MSIX_TABLE    0x4000
+#define BAR_MSIX_PBA      0x5000
+#define BAR_SIZE          0x8000
+#define COMMON_SIZE       0x38
+#define NOTIFY_MULT       4 /* queue q is kicked at BAR_NOTIFY + 4 * q */
+#define MSIX_ENTRY_SIZE   16
+#define POLL_START_US     8   /* a worker's first polling window */
+#define POLL_PREEMPTED_US 250 /* a longer gap between two looks: the thread was preempted */
 
 /* virtio 1.2, 4.1.4: capability types */
 #define CAP_COMMON  1
@@ -286,10 +287,19 @@ static bool poll_queue(struct queue *q)
 {
 	struct virtio_pci *t = q->t;
 	unsigned int wakes = atomic_load(&q->wakes);
-	int64_t start = g_get_monotonic_time();
+	int64_t start = g_get_monotonic_time(), last = start;
 	bool more;
 
-	while (g_get_monotonic_time() - start < q->poll_us && !atomic_load(&t->stopping)) {
+	for (int64_t now = start; now - start < q->poll_us && !atomic_load(&t->stopping);
+	     last = now, now = g_get_monotonic_time()) {
+		/*
+		 * The host gave our CPU to another thread meanwhile (a vCPU,
+		 * perhaps): it needs the CPU more. Stop, and start small again.
+		 */
+		if (now - last > POLL_PREEMPTED_US) {
+			q->poll_us = 0;
+			break;
+		}
 		if (queue_has_work(q, wakes))
 			return true;
 		cpu_relax();

@@ -278,19 +278,34 @@ static bool served_within(unsigned int n, unsigned int us)
 /* Requests that follow each other closely grow the window from nothing. */
 static void warm_up(struct fixture *f)
 {
-	for (unsigned int i = 1; i <= 24; i++) {
+	for (unsigned int i = 0; i < 24; i++) {
+		unsigned int n = atomic_load(&served) + 1;
 		offer_buffer(f);
 		bar_write(f, NOTIFY, 0, 2);
-		g_assert_true(served_within(i, 5000000));
+		g_assert_true(served_within(n, 5000000));
 	}
 }
 
-/* While requests keep coming, the worker takes one the driver did not kick for. */
+/*
+ * While requests keep coming, the worker takes one the driver did not kick
+ * for. A worker the host preempts stops polling, so on a busy machine it
+ * may take a few tries.
+ */
 static void test_worker_polls(struct fixture *f, gconstpointer data)
 {
-	warm_up(f);
-	offer_buffer(f);
-	g_assert_true(served_within(25, 5000000));
+	bool polled = false;
+
+	for (int try = 0; try < 5 && !polled; try++) {
+		warm_up(f);
+		unsigned int n = atomic_load(&served) + 1;
+		offer_buffer(f);
+		polled = served_within(n, 1000000);
+		if (!polled) {
+			bar_write(f, NOTIFY, 0, 2);
+			g_assert_true(served_within(n, 5000000));
+		}
+	}
+	g_assert_true(polled);
 }
 
 /* With polling off, a buffer without a kick waits for the kick. */
