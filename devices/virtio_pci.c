@@ -24,7 +24,7 @@
 #define COMMON_SIZE       0x38
 #define NOTIFY_MULT       4 /* queue q is kicked at BAR_NOTIFY + 4 * q */
 #define MSIX_ENTRY_SIZE   16
-#define POLL_START_US     8   /* a worker's first polling window */
+#define POLL_MIN_US       16  /* the shortest polling window */
 #define POLL_PREEMPTED_US 250 /* a longer gap between two looks: the thread was preempted */
 
 /* virtio 1.2, 4.1.4: capability types */
@@ -61,10 +61,11 @@ struct queue {
 	GSource *kick_source;
 	pthread_t worker;
 	bool has_worker;
-	unsigned int poll_us; /* the worker's polling window, adapted to the driver */
-	int64_t idle_since;   /* when the worker last started to wait, for adapt_window */
-	atomic_uint wakes;    /* virtio_pci_wake calls: each ends a poll */
-	uint64_t kick_addr;   /* where the ioeventfd is assigned, 0 if not */
+	unsigned int window_us; /* how long the worker polls now (record_gap) */
+	unsigned int gap_us;    /* how long the driver took to send its next request, on average */
+	int64_t idle_since;     /* when the worker last started to wait, for adapt_window */
+	atomic_uint wakes;      /* virtio_pci_wake calls: each ends a poll */
+	uint64_t kick_addr;     /* where the ioeventfd is assigned, 0 if not */
 };
 
 struct msix_vector {
@@ -276,10 +277,21 @@ static bool queue_has_work(struct queue *q, unsigned int wakes)
 }
 
 /*
+ * The window follows the driver: twice the average time its next request
+ * took to come, whether polling caught it or a kick brought it, so a fast
+ * guest gets a short window and a slow one a longer one, up to poll_us.
+ */
+static void record_gap(struct queue *q, int64_t gap_us)
+{
+	q->gap_us = q->gap_us ? (7 * q->gap_us + (unsigned int)gap_us) / 8 : (unsigned int)gap_us;
+	q->window_us = MIN(q->t->env.poll_us, MAX(2 * q->gap_us, POLL_MIN_US));
+}
+
+/*
  * Polling, as KVM's halt polling and QEMU's iothreads do it: after its
- * work a worker watches the ring for up to poll_us with kicks still off. A
- * driver that sends its next request within that time sends it without a
- * kick, which is a VM exit, and the worker takes it without a wake-up, a
+ * work a worker watches the ring for up to window_us with kicks still off.
+ * A driver that sends its next request within that time sends it without
+ * a kick, which is a VM exit, and the worker takes it without a wake-up, a
  * system call and a thread switch. True: there is more work. False: kicks
  * are on again; sleep until one comes.
  */
@@ -290,18 +302,22 @@ static bool poll_queue(struct queue *q)
 	int64_t start = g_get_monotonic_time(), last = start;
 	bool more;
 
-	for (int64_t now = start; now - start < q->poll_us && !atomic_load(&t->stopping);
+	for (int64_t now = start; now - start < q->window_us && !atomic_load(&t->stopping);
 	     last = now, now = g_get_monotonic_time()) {
 		/*
 		 * The host gave our CPU to another thread meanwhile (a vCPU,
-		 * perhaps): it needs the CPU more. Stop, and start small again.
+		 * perhaps): it needs the CPU more. Stop, and wait longer
+		 * before polling as long again.
 		 */
 		if (now - last > POLL_PREEMPTED_US) {
-			q->poll_us = 0;
+			q->gap_us /= 2;
+			q->window_us = 0;
 			break;
 		}
-		if (queue_has_work(q, wakes))
+		if (queue_has_work(q, wakes)) {
+			record_gap(q, now - start);
 			return true;
+		}
 		cpu_relax();
 	}
 	q->idle_since = start;
@@ -312,21 +328,21 @@ static bool poll_queue(struct queue *q)
 }
 
 /*
- * After a sleep: a wake that came within poll_us of the last work would
- * have been caught by a longer window, so the window grows toward it; a
- * longer sleep means the queue went quiet, and the window shrinks, so an
- * idle guest costs no CPU.
+ * After a sleep: a request that came within poll_us was one a longer
+ * window would have caught, and counts toward the window. A longer sleep
+ * means the queue went quiet: the window halves, so an idle guest costs
+ * no CPU.
  */
 static void adapt_window(struct queue *q)
 {
-	unsigned int max = q->t->env.poll_us;
+	int64_t idle = g_get_monotonic_time() - q->idle_since;
 
-	if (!q->idle_since)
+	if (!q->idle_since || !q->t->env.poll_us)
 		return;
-	if (g_get_monotonic_time() - q->idle_since <= max)
-		q->poll_us = MIN(max, MAX(2 * q->poll_us, POLL_START_US));
-	else if ((q->poll_us /= 2) < POLL_START_US)
-		q->poll_us = 0;
+	if (idle <= q->t->env.poll_us)
+		record_gap(q, idle);
+	else
+		q->window_us /= 2;
 	q->idle_since = 0;
 }
 

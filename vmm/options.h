@@ -14,7 +14,7 @@
 #define VM_MAX_MEMORY      (1024 * GiB)
 #define VM_MAX_CPUS        254 /* APIC ids 0..253 plus the IOAPIC's id fit in xAPIC's 8 bits */
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
-#define VM_DEFAULT_POLL_US 500 /* see --poll */
+#define VM_DEFAULT_POLL_US 1000 /* see --poll */
 #define VM_MAX_POLL_US     1000000
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
