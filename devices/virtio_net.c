@@ -125,13 +125,6 @@ static void schedule(struct virtio_net *n)
 	g_source_set_ready_time(n->deferred, 0);
 }
 
-/*
- * Frames go out as they come, and while the guest keeps sending, its kicks
- * stay off (as QEMU's transmit bottom half keeps them): after a turn that
- * sent frames, tx_work comes back once the loop has gone round (receive
- * work, other devices) and takes what the guest added meanwhile, with no
- * VM exit for it. Only a turn that finds the ring empty turns kicks on.
- */
 static void tx_work(struct virtio_net *n, struct virtio_pci *t, struct virtqueue *vq)
 {
 	uint64_t f = virtio_pci_features(t);
@@ -161,7 +154,7 @@ static void tx_work(struct virtio_net *n, struct virtio_pci *t, struct virtqueue
 		virtio_pci_used(t, vq, TXQ);
 		budget--;
 	}
-	if (budget < NET_BURST || vq_enable_kick(vq)) {
+	if (!budget) {
 		n->tx_deferred = true; /* more may be waiting: after the loop's turn */
 		schedule(n);
 	}
@@ -436,7 +429,6 @@ const struct virtio_device_ops virtio_net_ops = {
     .config_read = net_config_read,
     .queue_notify = net_notify,
     .reset = net_reset,
-    .self_polled_queues = 1u << TXQ, /* tx_work */
 };
 
 struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext *ctx, GError **err)

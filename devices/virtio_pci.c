@@ -467,8 +467,7 @@ static void enable_queue(struct virtio_pci *t, struct queue *q)
 		return;
 	}
 	q->vq.event_idx = t->driver_features & 1ULL << VIRTIO_F_EVENT_IDX;
-	/* poll_queue asks for kicks, or the device itself does. */
-	q->vq.device_polls = q->has_worker || (t->ops->self_polled_queues & 1u << q->index);
+	q->vq.device_polls = q->has_worker; /* poll_queue asks for kicks */
 	q->enabled = true;
 	if (t->status & STATUS_DRIVER_OK)
 		set_ioeventfd(t, q, notify_addr(t, q->index));

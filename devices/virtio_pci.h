@@ -45,12 +45,6 @@ struct virtio_device_ops {
 	 * polls a busy queue (virtio_env.poll_us) before it sleeps.
 	 */
 	bool blocking;
-	/*
-	 * Queues (a bit each) whose device looks at the ring again by itself
-	 * while it is busy: a pop that finds it empty leaves kicks off until
-	 * the device calls vq_enable_kick. Workers of blocking devices do so.
-	 */
-	uint32_t self_polled_queues;
 };
 
 /* What the transport needs from the machine. */
