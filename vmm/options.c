@@ -188,7 +188,7 @@ static const GOptionEntry run_entries[] = {
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
     {"poll", 0, 0, CALLBACK(parse_poll),
-     "The longest disk and share threads poll a busy queue (default " G_STRINGIFY(
+     "The longest a shared folder's threads poll a busy queue (default " G_STRINGIFY(
          VM_DEFAULT_POLL_US) "; 0: off)",
      "USEC"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),

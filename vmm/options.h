@@ -25,7 +25,7 @@ struct vm_config {
 	char *cmdline;
 	uint64_t memory;
 	unsigned int cpus;
-	unsigned int poll_us; /* how long a disk or share thread polls a busy queue */
+	unsigned int poll_us; /* the longest a share's queue thread polls a busy queue */
 	enum on_reboot on_reboot;
 	GPtrArray *disks;       /* struct disk_config *, in --disk order */
 	GPtrArray *nets;        /* struct net_config *, in --net order */
