@@ -20,6 +20,7 @@ IPERF_TIME=${BENCH_IPERF_TIME:-8}
 TAP=husktap0 TAP_HOST=192.168.100.1 TAP_GUEST=192.168.100.2
 TESTS=(user-tx-mbits user-rx-mbits tap-tx-mbits tap-rx-mbits)
 PIDS=()
+SERVER=""
 TAP_MADE=""
 
 cleanup() {
@@ -72,6 +73,7 @@ vmm_command() {
 # console goes to a file, as in the tests, and a watchdog stops a hung VM.
 run_once() {
 	local vmm=$1 mode=$2 line pid deadline
+	start_server "$mode"
 	vmm_command "$vmm" "$mode"
 	"${CMD[@]}" </dev/null >"$CONSOLE" 2>&1 &
 	pid=$!
@@ -101,6 +103,24 @@ run_once() {
 		*) [[ -z ${BENCH_VERBOSE:-} ]] || echo "  $vmm/$mode| $line" >&2 ;;
 		esac
 	done <"$CONSOLE"
+	stop_server
+}
+
+# A fresh iperf3 server for each boot: a guest that dies in the middle of a
+# test would leave a shared one waiting for it, and every later boot with
+# no figures.
+start_server() {
+	local addr=127.0.0.1
+	[[ $1 == user ]] || addr=$TAP_HOST
+	iperf3 -s -B "$addr" >/dev/null 2>&1 &
+	SERVER=$!
+	PIDS+=("$SERVER")
+	sleep 1
+}
+
+stop_server() {
+	kill "$SERVER" 2>/dev/null || true
+	wait "$SERVER" 2>/dev/null || true
 }
 
 median() {
@@ -110,20 +130,15 @@ median() {
 main() {
 	trap cleanup EXIT
 	[[ -z ${BENCH_NESTED:-} ]] || ip link set lo up
-	iperf3 -s -B 127.0.0.1 >/dev/null 2>&1 &
-	PIDS+=($!)
 	local modes=()
 	[[ ,${BENCH_MODES:-user,tap}, != *,user,* ]] || modes+=(user)
 	if [[ ,${BENCH_MODES:-user,tap}, != *,tap,* ]]; then
 		:
 	elif setup_tap; then
-		iperf3 -s -B "$TAP_HOST" >/dev/null 2>&1 &
-		PIDS+=($!)
 		modes+=(tap)
 	else
 		echo "bench: cannot set up the TAP device $TAP (needs root and /dev/net/tun): TAP rows skipped" >&2
 	fi
-	sleep 1
 	local results i vmm mode t
 	results=$(mktemp)
 	CONSOLE=$(mktemp)
