@@ -747,8 +747,11 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 		return HUSK_EXIT_SIGNAL + signo;
 	case STOP_PANIC:
 	case STOP_REBOOT:
+	case STOP_TRIPLE_FAULT:
 		g_printerr("husk: exec: the guest kernel %s\n",
-		           reason == STOP_PANIC ? "panicked" : "rebooted");
+		           reason == STOP_PANIC          ? "panicked"
+		           : reason == STOP_TRIPLE_FAULT ? "rebooted (a triple fault: it crashed)"
+		                                         : "rebooted");
 		return HUSK_EXIT_EXEC_FAILED;
 	default:
 		g_printerr("husk: exec: the VM failed\n");

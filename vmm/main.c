@@ -57,9 +57,12 @@ static int exit_status(const struct vm_config *cfg, enum stop_reason reason, int
 	case STOP_POWEROFF:
 		return HUSK_EXIT_POWEROFF;
 	case STOP_REBOOT:
+	case STOP_TRIPLE_FAULT:
 		if (cfg->on_reboot == ON_REBOOT_RESTART)
 			return -1;
-		g_printerr("husk: the guest rebooted\n");
+		/* A guest that crashes past its panic handler resets the PC: say which. */
+		g_printerr("husk: the guest rebooted%s\n",
+		           reason == STOP_TRIPLE_FAULT ? " (a triple fault: it crashed)" : "");
 		return HUSK_EXIT_REBOOT;
 	case STOP_PANIC:
 		g_printerr("husk: the guest kernel panicked\n");

@@ -8,13 +8,14 @@
 
 enum stop_reason {
 	STOP_NONE = 0,
-	STOP_POWEROFF, /* ACPI S5 from the guest */
-	STOP_REBOOT,   /* ACPI reset register, i8042 reset, triple fault */
-	STOP_PANIC,    /* pvpanic: the guest kernel panicked */
-	STOP_USER,     /* the console escape (Ctrl-A x) */
-	STOP_SIGNAL,   /* SIGINT/SIGTERM/SIGHUP to husk */
-	STOP_ERROR,    /* a vCPU or device hit an error husk cannot recover from */
-	STOP_TIMEOUT,  /* the time the VM was given ran out (husk exec --timeout) */
+	STOP_POWEROFF,     /* ACPI S5 from the guest */
+	STOP_REBOOT,       /* ACPI reset register, i8042 reset, KVM's reset event */
+	STOP_TRIPLE_FAULT, /* a reboot too, but the guest did not ask: it crashed */
+	STOP_PANIC,        /* pvpanic: the guest kernel panicked */
+	STOP_USER,         /* the console escape (Ctrl-A x) */
+	STOP_SIGNAL,       /* SIGINT/SIGTERM/SIGHUP to husk */
+	STOP_ERROR,        /* a vCPU or device hit an error husk cannot recover from */
+	STOP_TIMEOUT,      /* the time the VM was given ran out (husk exec --timeout) */
 };
 
 struct stop_hook {

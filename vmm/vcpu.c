@@ -213,7 +213,7 @@ static bool handle_exit(struct vcpu *v)
 		return true;
 	case KVM_EXIT_SHUTDOWN:
 		/* A triple fault: on a PC that resets the machine. */
-		stop_request(&v->env->stop, STOP_REBOOT);
+		stop_request(&v->env->stop, STOP_TRIPLE_FAULT);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
 		handle_system_event(v);
