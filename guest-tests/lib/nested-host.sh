@@ -258,8 +258,9 @@ nested_host() (
 		else
 			warn "nested test host ended (qemu status $qemu_rc) without reporting a result; its kernel's last words:"
 		fi
-		# The log goes with the work directory: show its end now.
-		tail -n 15 "$kmsg" 2>/dev/null | tr -d '\r' | sed 's/^/  kmsg| /' >&2
+		# The log goes with the work directory: show its end now, a whole
+		# oops (its first line names the fault) if the kernel crashed.
+		tail -n 60 "$kmsg" 2>/dev/null | tr -d '\r' | sed 's/^/  kmsg| /' >&2
 		return 1
 	fi
 	log "nested test host: script status ${result% *}, test-host uptime ${result#* }s, wall $((SECONDS - start))s"
