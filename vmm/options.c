@@ -31,14 +31,23 @@ static gboolean parse_memory(const char *name, const char *value, gpointer data,
 	return TRUE;
 }
 
-static gboolean parse_cpus(const char *name, const char *value, gpointer data, GError **err)
+/* A decimal number from min to max, with nothing after it; strtoul would take "-1". */
+static bool parse_number(const char *value, unsigned long min, unsigned long max,
+                         unsigned long *out)
 {
-	struct vm_config *cfg = data;
 	char *end;
 
 	errno = 0;
-	unsigned long n = strtoul(value, &end, 10);
-	if (errno || end == value || *end || value[0] == '-' || n < 1 || n > VM_MAX_CPUS) {
+	*out = strtoul(value, &end, 10);
+	return !errno && end != value && !*end && value[0] != '-' && *out >= min && *out <= max;
+}
+
+static gboolean parse_cpus(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	unsigned long n;
+
+	if (!parse_number(value, 1, VM_MAX_CPUS, &n)) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
 		            "--cpus: \"%s\" is not a number from 1 to %d", value, VM_MAX_CPUS);
 		return FALSE;
@@ -50,11 +59,9 @@ static gboolean parse_cpus(const char *name, const char *value, gpointer data, G
 static gboolean parse_poll(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
-	char *end;
+	unsigned long n;
 
-	errno = 0;
-	unsigned long n = strtoul(value, &end, 10);
-	if (errno || end == value || *end || value[0] == '-' || n > VM_MAX_POLL_US) {
+	if (!parse_number(value, 0, VM_MAX_POLL_US, &n)) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
 		            "--poll: \"%s\" is not a number of microseconds from 0 to %d", value,
 		            VM_MAX_POLL_US);
