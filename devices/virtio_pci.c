@@ -335,10 +335,9 @@ static bool poll_queue(struct queue *q)
  */
 static void adapt_window(struct queue *q)
 {
-	int64_t idle = g_get_monotonic_time() - q->idle_since;
-
 	if (!q->idle_since || !q->t->env.poll_us)
 		return;
+	int64_t idle = g_get_monotonic_time() - q->idle_since;
 	if (idle <= q->t->env.poll_us)
 		record_gap(q, idle);
 	else

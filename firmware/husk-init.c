@@ -134,8 +134,7 @@ static void read_exec(void)
 
 	if (fd < 0)
 		die("no exec file in the control share: %s", strerror(errno));
-	while (len < EXEC_FILE_MAX_BYTES &&
-	       (n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+	while ((n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
 		len += n;
 	close(fd);
 	for (char *p = buf; p < buf + len && nrecs < MAX_RECS; p += strlen(p) + 1)
