@@ -113,8 +113,7 @@ start_server() {
 	local addr=127.0.0.1
 	[[ $1 == user ]] || addr=$TAP_HOST
 	iperf3 -s -B "$addr" >/dev/null 2>&1 &
-	SERVER=$!
-	PIDS+=("$SERVER")
+	SERVER=$! # run_once runs in a pipeline's subshell: stop_server, not cleanup, ends it
 	sleep 1
 }
 
