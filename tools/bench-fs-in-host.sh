@@ -9,11 +9,23 @@
 # virtiofsd (VIRTIOFSD, default Debian's /usr/lib/qemu/virtiofsd) on the
 # same directory, RUNS times each, interleaved; SHAREDIR is emptied before
 # every boot. The guest prints "HUSK-FS name value" lines.
+# QEMU boots twice a run: "qemu" is virtiofsd as it comes (no_xattr: it
+# answers the guest's getxattr with ENOSYS, so the guest stops asking), and
+# "qemu-xattr" adds -o xattr, serving extended attributes as husk always
+# does. Only with xattrs does the guest ask for security.capability before
+# the first write to a file and before a chown: two of the twelve requests
+# per untarred file.
+# HUSK_B, HUSK_B_ARGS: a second husk binary (default the first), and
+# arguments added to its `run`; either one boots it in each run too, as
+# "husk-b": an A/B comparison taken from the same test host.
 # BENCH_FS_BOOT_LIMIT: seconds one boot may take (default 1200).
 set -euo pipefail
 
 RUNS=$1 VMLINUZ=$2 INITRD=$3 SHARE=$4
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
+read -ra HUSK_B_EXTRA <<<"${HUSK_B_ARGS:-}"
+VMMS=(husk qemu qemu-xattr)
+[[ -z ${HUSK_B:-}${HUSK_B_ARGS:-} ]] || VMMS=(husk husk-b qemu qemu-xattr)
 VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 BOOT_LIMIT=${BENCH_FS_BOOT_LIMIT:-1200}
 CMDLINE="console=ttyS0 quiet"
@@ -43,11 +55,15 @@ clear_share() {
 
 vmm_command() {
 	case $1 in
-	husk)
-		CMD=("${HUSK_CMD[@]}" run --kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
+	husk | husk-b)
+		CMD=("${HUSK_CMD[@]}")
+		[[ $1 == husk || -z ${HUSK_B:-} ]] || CMD=("$HUSK_B")
+		CMD+=(run)
+		[[ $1 == husk ]] || CMD+=("${HUSK_B_EXTRA[@]}")
+		CMD+=(--kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
 			--cpus 1 --share "$SHARE:$TAG" --cmdline "$CMDLINE")
 		;;
-	qemu)
+	qemu | qemu-xattr)
 		# vhost-user needs the guest's RAM in shared memory.
 		# shellcheck disable=SC2054 # QEMU's options use commas
 		CMD=(qemu-system-x86_64 -enable-kvm -cpu host -M pc -m 512M -smp 1 -nographic
@@ -63,9 +79,11 @@ vmm_command() {
 # default (namespace) pivot_roots, which cannot leave an initramfs root
 # such as the test host's; the per-request work is the same.
 start_virtiofsd() {
+	local xattr=no_xattr
+	[[ $1 != qemu-xattr ]] || xattr=xattr
 	rm -f "$WORK/vfsd.sock"
 	"$VIRTIOFSD" --socket-path="$WORK/vfsd.sock" -o source="$SHARE" -o cache=auto \
-		-o sandbox=chroot </dev/null >"$WORK/vfsd.log" 2>&1 &
+		-o "$xattr" -o sandbox=chroot </dev/null >"$WORK/vfsd.log" 2>&1 &
 	VFSD_PID=$!
 	local i
 	for ((i = 0; i < 300; i++)); do
@@ -98,7 +116,7 @@ run_once() {
 	local vmm=$1 console=$WORK/console pid deadline line done_="" errors=0
 	clear_share
 	vmm_command "$vmm"
-	if [[ $vmm == qemu ]] && ! start_virtiofsd; then
+	if [[ $vmm == qemu* ]] && ! start_virtiofsd "$vmm"; then
 		return 0
 	fi
 	"${CMD[@]}" </dev/null >"$console" 2>&1 &
@@ -113,7 +131,7 @@ run_once() {
 		sleep 1
 	done
 	wait "$pid" || true
-	[[ $vmm != qemu ]] || stop_virtiofsd
+	[[ $vmm != qemu* ]] || stop_virtiofsd
 	while IFS= read -r line || [[ -n $line ]]; do
 		line=${line%$'\r'}
 		case $line in
@@ -130,7 +148,7 @@ run_once() {
 	if [[ -z $done_ || $errors == 1 ]]; then
 		echo "bench: $vmm: the guest did not finish cleanly; its console's last lines:" >&2
 		tail -n 40 "$console" | tr -d '\r' | sed "s/^/  $vmm| /" >&2
-		if [[ $vmm == qemu && -s $WORK/vfsd.log ]]; then
+		if [[ $vmm == qemu* && -s $WORK/vfsd.log ]]; then
 			tail -n 20 "$WORK/vfsd.log" | sed 's/^/  virtiofsd| /' >&2
 		fi
 	fi
@@ -140,13 +158,24 @@ median() {
 	awk '$1 != "-"' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+median_of() {
+	awk -v v="$1" -v t="$2" '$1 == v && $2 == t { print $3 }' "$3" | median
+}
+
+# husk against one QEMU figure: qemu/husk for times, husk/qemu for rates.
+ratio() {
+	awk -v k="$1" -v h="$2" -v q="$3" 'BEGIN {
+		if (k == "time") { num = q; den = h } else { num = h; den = q }
+		print (h == "-" || q == "-" || den == 0) ? "-" : sprintf("%.2f", num / den) }'
+}
+
 main() {
 	trap cleanup EXIT
 	[[ -d $SHARE ]] || { echo "bench: no directory $SHARE" >&2; exit 1; }
 	local results=$WORK/results i vmm spec
 	: >"$results"
 	for ((i = 1; i <= RUNS; i++)); do
-		for vmm in husk qemu; do
+		for vmm in "${VMMS[@]}"; do
 			run_once "$vmm" | tee -a "$results" | sed "s/^/bench: run $i: /"
 		done
 	done
@@ -154,18 +183,29 @@ main() {
 	echo
 	echo "virtio-fs, median of $RUNS runs (512M, 1 vCPU, share on tmpfs; QEMU: vhost-user-fs-pci + virtiofsd cache=auto)"
 	echo "metadata: untar 10,000 small files, then find + stat them cold; streaming: 256 MiB dd bs=1M (+ sync), read cold"
+	echo "qemu: virtiofsd as it comes (no xattrs); qemu-xattr: virtiofsd -o xattr, serving xattrs as husk does"
 	echo "ratio: > 1.0 means husk is better (qemu/husk for times, husk/qemu for rates)"
-	printf '%-16s %6s %10s %10s %8s %-10s %7s\n' test unit husk qemu ratio "ratio is" target
+	local huskies=(husk) q
+	[[ ${VMMS[1]} != husk-b ]] || huskies+=(husk-b)
+	printf '%-14s %6s' test unit
+	printf ' %10s' "${VMMS[@]}"
+	for vmm in "${huskies[@]}"; do
+		for q in qemu qemu-xattr; do printf ' %17s' "$vmm/$q"; done
+	done
+	printf ' %7s\n' target
 	for spec in "${TESTS[@]}"; do
-		local t unit kind target h q
+		local t unit kind target
 		read -r t unit kind target <<<"$spec"
-		h=$(awk -v t="$t" '$1 == "husk" && $2 == t { print $3 }' "$results" | median)
-		q=$(awk -v t="$t" '$1 == "qemu" && $2 == t { print $3 }' "$results" | median)
-		awk -v t="$t" -v u="$unit" -v k="$kind" -v g="$target" -v h="$h" -v q="$q" 'BEGIN {
-			if (k == "time") { num = q; den = h; how = "qemu/husk" } else { num = h; den = q; how = "husk/qemu" }
-			r = (h == "-" || q == "-" || den == 0) ? "-" : sprintf("%.2f", num / den)
-			g = (g == "-") ? "" : ">=" g
-			printf "%-16s %6s %10s %10s %8s %-10s %7s\n", t, u, h, q, r, how, g }'
+		printf '%-14s %6s' "$t" "$unit"
+		for vmm in "${VMMS[@]}"; do printf ' %10s' "$(median_of "$vmm" "$t" "$results")"; done
+		for vmm in "${huskies[@]}"; do
+			for q in qemu qemu-xattr; do
+				printf ' %17s' "$(ratio "$kind" "$(median_of "$vmm" "$t" "$results")" \
+					"$(median_of "$q" "$t" "$results")")"
+			done
+		done
+		[[ $target == - ]] && target="" || target=">=$target"
+		printf ' %7s\n' "$target"
 	done
 }
 

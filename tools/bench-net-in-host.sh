@@ -12,10 +12,16 @@
 # BENCH_NESTED=1: this is the throwaway test host, whose loopback starts
 # down; BENCH_IPERF_TIME is the length of one iperf3 test (seconds);
 # BENCH_MODES is user, tap or user,tap (the default).
+# HUSK_B, HUSK_B_ARGS: a second husk binary (default the first), and
+# arguments added to its `run`; either one boots it in each run after the
+# first, as "husk-b": an A/B comparison taken from the same test host.
 set -euo pipefail
 
 RUNS=$1 VMLINUZ=$2 INITRD=$3
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
+read -ra HUSK_B_EXTRA <<<"${HUSK_B_ARGS:-}"
+VMMS=(husk qemu)
+[[ -z ${HUSK_B:-}${HUSK_B_ARGS:-} ]] || VMMS=(husk husk-b qemu)
 IPERF_TIME=${BENCH_IPERF_TIME:-8}
 TAP=husktap0 TAP_HOST=192.168.100.1 TAP_GUEST=192.168.100.2
 TESTS=(user-tx-mbits user-rx-mbits tap-tx-mbits tap-rx-mbits)
@@ -43,6 +49,13 @@ setup_tap() {
 		ip link set "$TAP" up
 }
 
+# husk-b's "husk run ...", in husk.
+husk_b_command() {
+	husk=("${HUSK_CMD[@]}")
+	[[ -z ${HUSK_B:-} ]] || husk=("$HUSK_B")
+	husk+=(run "${HUSK_B_EXTRA[@]}")
+}
+
 vmm_command() {
 	local vmm=$1 mode=$2 params net
 	case $mode in
@@ -51,10 +64,12 @@ vmm_command() {
 	esac
 	local cmdline="console=ttyS0 quiet $params"
 	case $vmm in
-	husk)
+	husk | husk-b)
 		net=user
 		[[ $mode == tap ]] && net=tap=$TAP
-		CMD=("${HUSK_CMD[@]}" run --kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
+		local husk=("${HUSK_CMD[@]}" run)
+		[[ $vmm == husk ]] || husk_b_command
+		CMD=("${husk[@]}" --kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
 			--cpus 2 --cmdline "$cmdline" --net "$net")
 		;;
 	qemu)
@@ -126,6 +141,23 @@ median() {
 	awk '$1 != "-"' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# Results are lines of "RUN VMM TEST VALUE".
+median_of() {
+	awk -v v="$1" -v t="$2" '$2 == v && $3 == t { print $4 }' "$3" | median
+}
+
+ratio() {
+	awk -v h="$1" -v q="$2" 'BEGIN { print (h == "-" || q == "-" || q == 0) ? "-" : sprintf("%.2f", h / q) }'
+}
+
+# The median of VMM/qemu over the runs that have both.
+paired() {
+	awk -v v="$1" -v t="$2" '$3 == t && $4 != "-" { x[$1, $2] = $4 }
+		END { for (k in x) { split(k, p, SUBSEP)
+			if (p[2] == v && ((p[1], "qemu") in x) && x[p[1], "qemu"] > 0) print x[k] / x[p[1], "qemu"] } }' "$3" |
+		sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.2f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
+}
+
 main() {
 	trap cleanup EXIT
 	[[ -z ${BENCH_NESTED:-} ]] || ip link set lo up
@@ -143,22 +175,28 @@ main() {
 	CONSOLE=$(mktemp)
 	for ((i = 1; i <= RUNS; i++)); do
 		for mode in "${modes[@]}"; do
-			for vmm in husk qemu; do
-				run_once "$vmm" "$mode" | tee -a "$results" | sed "s/^/bench: run $i: /"
+			for vmm in "${VMMS[@]}"; do
+				run_once "$vmm" "$mode" | sed "s/^/$i /" | tee -a "$results" | sed "s/^$i /bench: run $i: /"
 			done
 		done
 	done
 	echo
 	echo "virtio-net, TCP with iperf3 (${IPERF_TIME} s each way), median of $RUNS runs (512M, 2 vCPUs); Mbit/s"
 	echo "tx: guest to host, rx: host to guest; user: --net user / -netdev user; tap: --net tap / -netdev tap,vhost=off"
-	printf '%-24s %12s %12s %12s\n' test husk qemu husk/qemu
+	echo "paired: the median of each run's own ratio, which a test host's drift between runs does not move"
+	local vmm_cols=("${VMMS[@]}")
+	printf '%-16s' test
+	printf ' %10s' "${vmm_cols[@]}"
+	for vmm in "${vmm_cols[@]:0:${#vmm_cols[@]}-1}"; do printf ' %12s %8s' "$vmm/qemu" paired; done
+	echo
 	for t in "${TESTS[@]}"; do
-		local h q
-		h=$(awk -v t="$t" '$1 == "husk" && $2 == t { print $3 }' "$results" | median)
-		q=$(awk -v t="$t" '$1 == "qemu" && $2 == t { print $3 }' "$results" | median)
-		awk -v t="$t" -v h="$h" -v q="$q" 'BEGIN {
-			r = (h == "-" || q == "-" || q == 0) ? "-" : sprintf("%.2f", h / q)
-			printf "%-24s %12s %12s %12s\n", t, h, q, r }'
+		printf '%-16s' "$t"
+		for vmm in "${vmm_cols[@]}"; do printf ' %10s' "$(median_of "$vmm" "$t" "$results")"; done
+		for vmm in "${vmm_cols[@]:0:${#vmm_cols[@]}-1}"; do
+			printf ' %12s %8s' "$(ratio "$(median_of "$vmm" "$t" "$results")" "$(median_of qemu "$t" "$results")")" \
+				"$(paired "$vmm" "$t" "$results")"
+		done
+		echo
 	done
 	rm -f "$results" "$CONSOLE"
 }
