@@ -62,7 +62,7 @@ struct queue {
 	pthread_t worker;
 	bool has_worker;
 	unsigned int window_us; /* how long the worker polls now (record_gap) */
-	unsigned int gap_us;    /* how long the driver took to send its next request, on average */
+	unsigned int gap_us;    /* the driver's average wait before its next request */
 	int64_t idle_since;     /* when the worker last started to wait, for adapt_window */
 	atomic_uint wakes;      /* virtio_pci_wake calls: each ends a poll */
 	uint64_t kick_addr;     /* where the ioeventfd is assigned, 0 if not */
@@ -263,19 +263,6 @@ static void cpu_relax(void)
 #endif
 }
 
-static bool queue_has_work(struct queue *q, unsigned int wakes)
-{
-	struct virtio_pci *t = q->t;
-	bool work;
-
-	if (atomic_load(&q->wakes) != wakes)
-		return true;
-	pthread_mutex_lock(&t->lock);
-	work = queue_running(t, q) && vq_has_avail(&q->vq);
-	pthread_mutex_unlock(&t->lock);
-	return work;
-}
-
 /*
  * The window follows the driver: twice the average time its next request
  * took to come, whether polling caught it or a kick brought it, so a fast
@@ -300,9 +287,20 @@ static bool poll_queue(struct queue *q)
 	struct virtio_pci *t = q->t;
 	unsigned int wakes = atomic_load(&q->wakes);
 	int64_t start = g_get_monotonic_time(), last = start;
-	bool more;
+	struct vq_watch ring;
+	bool watching = false, more;
 
-	for (int64_t now = start; now - start < q->window_us && !atomic_load(&t->stopping);
+	/*
+	 * The spin takes no lock: a poller preempted while holding the
+	 * transport's lock would stall the other queues' work.
+	 */
+	if (q->window_us) {
+		pthread_mutex_lock(&t->lock);
+		watching = queue_running(t, q) && vq_watch(&q->vq, &ring);
+		pthread_mutex_unlock(&t->lock);
+	}
+	for (int64_t now = start;
+	     watching && now - start < q->window_us && !atomic_load(&t->stopping);
 	     last = now, now = g_get_monotonic_time()) {
 		/*
 		 * The host gave our CPU to another thread meanwhile (a vCPU,
@@ -314,7 +312,7 @@ static bool poll_queue(struct queue *q)
 			q->window_us = 0;
 			break;
 		}
-		if (queue_has_work(q, wakes)) {
+		if (atomic_load(&q->wakes) != wakes || vq_watch_moved(&ring)) {
 			record_gap(q, now - start);
 			return true;
 		}

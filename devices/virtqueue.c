@@ -194,14 +194,22 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	return walk_chain(vq, chain, head);
 }
 
-bool vq_has_avail(const struct virtqueue *vq)
+bool vq_watch(const struct virtqueue *vq, struct vq_watch *w)
 {
-	return !vq->broken && load16(avail_field(vq, 2)) != vq->last_avail_idx;
+	*w = (struct vq_watch){avail_field(vq, 2), vq->last_avail_idx};
+	return !vq->broken;
+}
+
+bool vq_watch_moved(const struct vq_watch *w)
+{
+	return load16(w->avail_idx) != w->taken;
 }
 
 bool vq_enable_kick(struct virtqueue *vq)
 {
-	return kick_on_next(vq) || vq_has_avail(vq);
+	struct vq_watch w;
+
+	return kick_on_next(vq) || (vq_watch(vq, &w) && vq_watch_moved(&w));
 }
 
 void vq_unpop(struct virtqueue *vq, uint16_t count)

@@ -58,8 +58,23 @@ bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size
  */
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain);
 
-/* Has the driver made buffers available that the device has not popped? */
-bool vq_has_avail(const struct virtqueue *vq);
+/*
+ * A poller's watch on the ring, kept without the device's lock: where the
+ * driver's index lives (guest RAM, mapped for the VM's life, whatever the
+ * driver does to the queue meanwhile) and how far the device had taken
+ * buffers when the watch began. Spinning on it takes no lock that queue
+ * work needs.
+ */
+struct vq_watch {
+	const uint16_t *avail_idx;
+	uint16_t taken;
+};
+
+/* Under the device's lock. False if the queue is broken: nothing to watch. */
+bool vq_watch(const struct virtqueue *vq, struct vq_watch *w);
+
+/* From any thread: has the driver made buffers available since vq_watch? */
+bool vq_watch_moved(const struct vq_watch *w);
 
 /*
  * For a device that polls (device_polls), before it sleeps: asks for a

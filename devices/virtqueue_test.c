@@ -267,17 +267,20 @@ static void test_event_idx_sets_avail_event(struct fixture *f, gconstpointer dat
 static void test_device_polls(struct fixture *f, gconstpointer data)
 {
 	uint16_t *avail_event = gm_ptr(&f->gm, USED + 4 + 8 * QSIZE, 2);
+	struct vq_watch w;
 
 	f->vq.event_idx = true;
 	f->vq.device_polls = true;
 	set_desc(f, DESC, 0, DATA, 16, 0, 0);
 	set_desc(f, DESC, 1, DATA, 16, 0, 0);
-	g_assert_false(vq_has_avail(&f->vq));
+	g_assert_true(vq_watch(&f->vq, &w));
+	g_assert_false(vq_watch_moved(&w));
 	offer(f, 0);
-	g_assert_true(vq_has_avail(&f->vq));
+	g_assert_true(vq_watch_moved(&w)); /* seen without the device doing anything */
 	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 1);
 	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 0);
-	g_assert_false(vq_has_avail(&f->vq));
+	g_assert_true(vq_watch(&f->vq, &w));
+	g_assert_false(vq_watch_moved(&w));
 	g_assert_cmpuint(*avail_event, ==, 0); /* no kick asked for */
 	g_assert_false(vq_enable_kick(&f->vq));
 	g_assert_cmpuint(*avail_event, ==, 1); /* a kick at the next buffer */
@@ -296,7 +299,8 @@ static void test_device_polls_without_event_idx(struct fixture *f, gconstpointer
 	offer(f, 0);
 	g_assert_true(vq_enable_kick(&f->vq));
 	f->vq.broken = true;
-	g_assert_false(vq_has_avail(&f->vq));
+	g_assert_false(vq_enable_kick(&f->vq));
+	g_assert_false(vq_watch(&f->vq, &(struct vq_watch){0}));
 }
 
 static void test_init_checks(void)
