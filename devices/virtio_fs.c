@@ -112,6 +112,7 @@ const struct virtio_device_ops virtio_fs_ops = {
     .queue_notify = fs_notify,
     .reset = fs_reset,
     .blocking = true,
+    .unpolled_queues = 1u << HIPRIO_QUEUE, /* FORGETs: the guest waits for no answer */
 };
 
 struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err)

@@ -61,11 +61,12 @@ struct queue {
 	GSource *kick_source;
 	pthread_t worker;
 	bool has_worker;
-	unsigned int window_us; /* how long the worker polls now (record_gap) */
-	unsigned int gap_us;    /* the driver's average wait before its next request */
-	int64_t idle_since;     /* when the worker last started to wait, for adapt_window */
-	atomic_uint wakes;      /* virtio_pci_wake calls: each ends a poll */
-	uint64_t kick_addr;     /* where the ioeventfd is assigned, 0 if not */
+	unsigned int poll_cap_us; /* env.poll_us, or 0 for unpolled_queues */
+	unsigned int window_us;   /* how long the worker polls now (record_gap) */
+	unsigned int gap_us;      /* the driver's average wait before its next request */
+	int64_t idle_since;       /* when the worker last started to wait, for adapt_window */
+	atomic_uint wakes;        /* virtio_pci_wake calls: each ends a poll */
+	uint64_t kick_addr;       /* where the ioeventfd is assigned, 0 if not */
 };
 
 struct msix_vector {
@@ -266,12 +267,12 @@ static void cpu_relax(void)
 /*
  * The window follows the driver: twice the average time its next request
  * took to come, whether polling caught it or a kick brought it, so a fast
- * guest gets a short window and a slow one a longer one, up to poll_us.
+ * guest gets a short window and a slow one a longer one, up to poll_cap_us.
  */
 static void record_gap(struct queue *q, int64_t gap_us)
 {
 	q->gap_us = q->gap_us ? (7 * q->gap_us + (unsigned int)gap_us) / 8 : (unsigned int)gap_us;
-	q->window_us = MIN(q->t->env.poll_us, MAX(2 * q->gap_us, POLL_MIN_US));
+	q->window_us = MIN(q->poll_cap_us, MAX(2 * q->gap_us, POLL_MIN_US));
 }
 
 /*
@@ -326,17 +327,17 @@ static bool poll_queue(struct queue *q)
 }
 
 /*
- * After a sleep: a request that came within poll_us was one a longer
+ * After a sleep: a request that came within poll_cap_us was one a longer
  * window would have caught, and counts toward the window. A longer sleep
  * means the queue went quiet: the window halves, so an idle guest costs
  * no CPU.
  */
 static void adapt_window(struct queue *q)
 {
-	if (!q->idle_since || !q->t->env.poll_us)
+	if (!q->idle_since || !q->poll_cap_us)
 		return;
 	int64_t idle = g_get_monotonic_time() - q->idle_since;
-	if (idle <= q->t->env.poll_us)
+	if (idle <= q->poll_cap_us)
 		record_gap(q, idle);
 	else
 		q->window_us /= 2;
@@ -719,6 +720,7 @@ static bool setup_queues(struct virtio_pci *t, GError **err)
 				                 "%s: cannot start a thread: %s", t->ops->name,
 				                 g_strerror(rc));
 			q->has_worker = true;
+			q->poll_cap_us = t->ops->unpolled_queues & 1u << i ? 0 : t->env.poll_us;
 			continue;
 		}
 		q->kick_source = g_unix_fd_source_new(q->kick_fd, G_IO_IN);

@@ -45,6 +45,12 @@ struct virtio_device_ops {
 	 * polls a busy queue (virtio_env.poll_us) before it sleeps.
 	 */
 	bool blocking;
+	/*
+	 * Queues (a bit each) whose thread never polls: nobody waits for their
+	 * answers (virtio-fs's FORGETs), so a spinning thread would only take
+	 * a CPU from the guest.
+	 */
+	uint32_t unpolled_queues;
 };
 
 /* What the transport needs from the machine. */

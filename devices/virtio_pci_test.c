@@ -232,10 +232,33 @@ static const struct virtio_device_ops worker_ops = {
     .blocking = true,
 };
 
-/* A running device on a worker thread, EVENT_IDX negotiated; 'data' is poll_us. */
+/* The same device, whose one queue is never to be polled. */
+static const struct virtio_device_ops unpolled_ops = {
+    .name = "worker",
+    .device_id = 4,
+    .class_code = 0xff0000,
+    .num_queues = 1,
+    .queue_size = 64,
+    .queue_notify = serve_all,
+    .blocking = true,
+    .unpolled_queues = 1,
+};
+
+struct worker_setup {
+	const struct virtio_device_ops *ops;
+	unsigned int poll_us;
+};
+
+static const struct worker_setup polling = {&worker_ops, POLL_MAX_US};
+static const struct worker_setup polling_off = {&worker_ops, 0};
+static const struct worker_setup unpolled_queue = {&unpolled_ops, POLL_MAX_US};
+
+/* A running device on a worker thread, EVENT_IDX negotiated; 'data' is a worker_setup. */
 static void setup_worker(struct fixture *f, gconstpointer data)
 {
-	create(f, &worker_ops, GPOINTER_TO_UINT(data));
+	const struct worker_setup *w = data;
+
+	create(f, w->ops, w->poll_us);
 	atomic_store(&served, 0);
 	bar_write(f, DRIVER_FEATURE_SEL, 0, 4);
 	bar_write(f, DRIVER_FEATURE, 1u << 29, 4); /* VIRTIO_F_EVENT_IDX */
@@ -307,7 +330,7 @@ static void test_worker_polls(struct fixture *f, gconstpointer data)
 	g_assert_true(polled);
 }
 
-/* With polling off, a buffer without a kick waits for the kick. */
+/* With polling off, or on a queue never polled, a buffer without a kick waits for the kick. */
 static void test_worker_without_polling(struct fixture *f, gconstpointer data)
 {
 	warm_up(f);
@@ -330,9 +353,11 @@ int main(int argc, char **argv)
 	ADD("/virtio_pci/queue-shrunk", test_queue_shrunk);
 	ADD("/virtio_pci/queue-select-out-of-range", test_queue_select_out_of_range);
 	ADD("/virtio_pci/config-changed", test_config_changed);
-	g_test_add("/virtio_pci/worker-polls", struct fixture, GUINT_TO_POINTER(POLL_MAX_US),
-	           setup_worker, test_worker_polls, teardown);
-	g_test_add("/virtio_pci/worker-without-polling", struct fixture, GUINT_TO_POINTER(0),
-	           setup_worker, test_worker_without_polling, teardown);
+	g_test_add("/virtio_pci/worker-polls", struct fixture, &polling, setup_worker,
+	           test_worker_polls, teardown);
+	g_test_add("/virtio_pci/worker-without-polling", struct fixture, &polling_off, setup_worker,
+	           test_worker_without_polling, teardown);
+	g_test_add("/virtio_pci/unpolled-queue", struct fixture, &unpolled_queue, setup_worker,
+	           test_worker_without_polling, teardown);
 	return g_test_run();
 }
