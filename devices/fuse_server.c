@@ -51,6 +51,7 @@ struct fuse_server {
 	pthread_mutex_t lock;
 	bool read_only;
 	bool submounts; /* FUSE_SUBMOUNTS offered */
+	bool no_xattr;  /* xattr requests answer ENOSYS */
 	bool as_root;   /* husk runs as root: no setuid files or device nodes from the guest */
 	int proc_fd;    /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
 	struct inode *root;
@@ -1325,13 +1326,13 @@ static size_t dispatch_node(struct fuse_server *s, struct req *r, struct inode *
 	case FUSE_ACCESS:
 		return do_access(s, r, ino);
 	case FUSE_SETXATTR:
-		return do_setxattr(s, r, ino);
+		return s->no_xattr ? reply_err(r, ENOSYS) : do_setxattr(s, r, ino);
 	case FUSE_GETXATTR:
-		return do_getxattr(s, r, ino, false);
+		return s->no_xattr ? reply_err(r, ENOSYS) : do_getxattr(s, r, ino, false);
 	case FUSE_LISTXATTR:
-		return do_getxattr(s, r, ino, true);
+		return s->no_xattr ? reply_err(r, ENOSYS) : do_getxattr(s, r, ino, true);
 	case FUSE_REMOVEXATTR:
-		return do_removexattr(s, r, ino);
+		return s->no_xattr ? reply_err(r, ENOSYS) : do_removexattr(s, r, ino);
 	default:
 		return reply_err(r, ENOSYS);
 	}
@@ -1506,7 +1507,8 @@ static void file_budget_from_rlimit(void)
 		                                       : rl.rlim_cur / 2));
 }
 
-struct fuse_server *fuse_server_new(const char *dir, bool read_only, bool submounts, GError **err)
+struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_options *opt,
+                                    GError **err)
 {
 	struct fuse_server *s = g_new0(struct fuse_server, 1);
 	struct stat st;
@@ -1529,8 +1531,9 @@ struct fuse_server *fuse_server_new(const char *dir, bool read_only, bool submou
 	}
 	file_budget_from_rlimit();
 	pthread_mutex_init(&s->lock, NULL);
-	s->read_only = read_only;
-	s->submounts = submounts;
+	s->read_only = opt->read_only;
+	s->submounts = opt->submounts;
+	s->no_xattr = opt->no_xattr;
 	s->as_root = geteuid() == 0;
 	s->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	s->by_file = g_hash_table_new(file_id_hash, file_id_equal);

@@ -22,13 +22,27 @@ struct fuse_server_stats {
 	uint64_t requests, errors, bad_requests;
 };
 
-/*
- * Serves 'dir'. 'submounts': a directory where another host file system
- * is mounted is a submount in the guest (FUSE_SUBMOUNTS), with its own
- * st_dev; off, the guest sees one file system, as virtiofsd does unless
- * told announce_submounts (a guest cannot mount over a submount).
- */
-struct fuse_server *fuse_server_new(const char *dir, bool read_only, bool submounts, GError **err);
+struct fuse_server_options {
+	bool read_only;
+	/*
+	 * A directory where another host file system is mounted is a
+	 * submount in the guest (FUSE_SUBMOUNTS), with its own st_dev; off,
+	 * the guest sees one file system, as virtiofsd does unless told
+	 * announce_submounts (a guest cannot mount over a submount).
+	 */
+	bool submounts;
+	/*
+	 * Extended attribute requests answer ENOSYS, as virtiofsd's default
+	 * no_xattr does: the guest stops sending them, and with them the
+	 * security.capability queries before a file's first write and before
+	 * a chown (two of the twelve round trips per file tar extracts).
+	 */
+	bool no_xattr;
+};
+
+/* Serves 'dir'. */
+struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_options *opt,
+                                    GError **err);
 void fuse_server_free(struct fuse_server *s);
 
 /*

@@ -81,7 +81,11 @@ static void write_file(const char *dir, const char *name, const char *text)
 	g_free(path);
 }
 
-static void setup(struct fixture *f, gconstpointer ro)
+static const struct fuse_server_options read_only_share = {.read_only = true};
+static const struct fuse_server_options no_xattr_share = {.no_xattr = true};
+
+/* 'opt': how the share is served (NULL: as --share DIR:TAG serves it). */
+static void setup(struct fixture *f, gconstpointer opt)
 {
 	f->top = g_dir_make_tmp("husk-fuse-XXXXXX", NULL);
 	g_assert_nonnull(f->top);
@@ -89,7 +93,7 @@ static void setup(struct fixture *f, gconstpointer ro)
 	g_assert_cmpint(g_mkdir(f->share, 0755), ==, 0);
 	write_file(f->top, "outside", "secret");
 	write_file(f->share, "hello", "hello, guest\n");
-	f->s = fuse_server_new(f->share, ro != NULL, false, NULL);
+	f->s = fuse_server_new(f->share, opt ? opt : &(struct fuse_server_options){0}, NULL);
 	g_assert_nonnull(f->s);
 	f->out_cap = sizeof(f->out);
 	struct fuse_init_in init = {.major = 7,
@@ -582,7 +586,7 @@ static void test_submount(struct fixture *f, gconstpointer data)
 	}
 	g_assert_cmpuint(entry_flags(f, "mnt"), ==, 0); /* the default */
 	fuse_server_free(f->s);
-	f->s = fuse_server_new(f->share, false, true, NULL);
+	f->s = fuse_server_new(f->share, &(struct fuse_server_options){.submounts = true}, NULL);
 	struct fuse_init_in init = {.major = 7, .minor = 38, .flags = FUSE_SUBMOUNTS};
 	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
 	g_assert_true(((struct fuse_init_out *)payload(f))->flags & FUSE_SUBMOUNTS);
@@ -625,6 +629,21 @@ static void test_readdir(struct fixture *f, gconstpointer data)
 	struct fuse_release_in rel = {.fh = fh};
 	g_assert_cmpint(call(f, FUSE_RELEASEDIR, FUSE_ROOT_ID, &rel, sizeof(rel), NULL, NULL), ==,
 	                0);
+}
+
+/* noxattr: every xattr request answers ENOSYS, which tells the guest to stop asking. */
+static void test_no_xattr(struct fixture *f, gconstpointer data)
+{
+	struct fuse_getxattr_in gx = {.size = 64};
+	struct fuse_setxattr_in sx = {.size = 1};
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+
+	g_assert_cmpint(call(f, FUSE_GETXATTR, node, &gx, sizeof(gx), "security.capability", NULL),
+	                ==, -ENOSYS);
+	g_assert_cmpint(call(f, FUSE_LISTXATTR, node, &gx, sizeof(gx), NULL, NULL), ==, -ENOSYS);
+	g_assert_cmpint(call(f, FUSE_SETXATTR, node, &sx, 8, "user.husk", NULL), ==, -ENOSYS);
+	g_assert_cmpint(call(f, FUSE_REMOVEXATTR, node, NULL, 0, "user.husk", NULL), ==, -ENOSYS);
 }
 
 /* trusted.* works on tmpfs as root; user.* where the file system has user xattrs. */
@@ -733,7 +752,7 @@ static void test_read_only(struct fixture *f, gconstpointer data)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-#define ADD(path, fn, ro) g_test_add("/fuse/" path, struct fixture, ro, setup, fn, teardown)
+#define ADD(path, fn, opt) g_test_add("/fuse/" path, struct fixture, opt, setup, fn, teardown)
 	ADD("decoder/truncated-header", test_truncated_header, NULL);
 	ADD("decoder/length-that-lies", test_length_that_lies, NULL);
 	ADD("decoder/no-room-for-reply", test_no_room_for_reply, NULL);
@@ -747,12 +766,13 @@ int main(int argc, char **argv)
 	ADD("fs/create-mkdir-rename-unlink", test_create_mkdir_rename_unlink, NULL);
 	ADD("fs/readdir", test_readdir, NULL);
 	ADD("fs/xattrs", test_xattrs, NULL);
+	ADD("fs/no-xattr", test_no_xattr, &no_xattr_share);
 	ADD("fs/killpriv", test_killpriv, NULL);
 	ADD("confine/file-budget", test_file_budget, NULL);
 	ADD("fs/submount", test_submount, NULL);
 	ADD("confine/no-dotdot", test_no_dotdot, NULL);
 	ADD("confine/planted-symlink", test_planted_symlink, NULL);
-	ADD("confine/read-only", test_read_only, "ro");
+	ADD("confine/read-only", test_read_only, &read_only_share);
 	ADD("confine/special-files-not-opened", test_special_files_not_opened, NULL);
 	ADD("confine/no-privileges-as-root", test_no_privileges_as_root, NULL);
 	return g_test_run();

@@ -119,7 +119,7 @@ struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err)
 {
 	struct virtio_fs *fs = g_new0(struct virtio_fs, 1);
 
-	fs->server = fuse_server_new(cfg->path, cfg->read_only, cfg->submounts, err);
+	fs->server = fuse_server_new(cfg->path, &cfg->serve, err);
 	if (!fs->server) {
 		g_free(fs);
 		return NULL;
@@ -149,19 +149,23 @@ bool share_config_parse(const char *text, struct share_config *out, GError **err
 	memset(out, 0, sizeof(*out));
 	if (!colon || colon == spec || !colon[1])
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
-		               "--share: \"%s\" is not HOSTDIR:TAG[,ro][,submounts]", text);
+		               "--share: \"%s\" is not HOSTDIR:TAG[,ro][,submounts][,noxattr]",
+		               text);
 	else if (strlen(colon + 1) > VIRTIO_FS_TAG_BYTES)
 		ok = husk_fail(err, HUSK_EXIT_USAGE, "--share: tag \"%s\" is longer than %d bytes",
 		               colon + 1, VIRTIO_FS_TAG_BYTES);
 	for (int i = 1; ok && parts[i]; i++) {
 		if (strcmp(parts[i], "ro") == 0)
-			out->read_only = true;
+			out->serve.read_only = true;
 		else if (strcmp(parts[i], "submounts") == 0)
-			out->submounts = true;
+			out->serve.submounts = true;
+		else if (strcmp(parts[i], "noxattr") == 0)
+			out->serve.no_xattr = true;
 		else
-			ok = husk_fail(err, HUSK_EXIT_USAGE,
-			               "--share: unknown option \"%s\" (try ro, submounts)",
-			               parts[i]);
+			ok =
+			    husk_fail(err, HUSK_EXIT_USAGE,
+			              "--share: unknown option \"%s\" (try ro, submounts, noxattr)",
+			              parts[i]);
 	}
 	if (ok) {
 		out->path = g_strndup(spec, (gsize)(colon - spec));

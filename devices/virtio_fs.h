@@ -11,6 +11,7 @@
 #include <glib.h>
 #include <stdbool.h>
 
+#include "devices/fuse_server.h"
 #include "devices/virtio_pci.h"
 
 #define VIRTIO_FS_TAG_BYTES 36
@@ -18,8 +19,7 @@
 struct share_config {
 	char *path;
 	char *tag;
-	bool read_only;
-	bool submounts; /* host mount points inside are the guest's submounts */
+	struct fuse_server_options serve;
 };
 
 extern const struct virtio_device_ops virtio_fs_ops;
@@ -27,7 +27,7 @@ extern const struct virtio_device_ops virtio_fs_ops;
 struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err);
 void virtio_fs_close(struct virtio_fs *fs);
 
-/* Parses "HOSTDIR:TAG[,ro]" as given to --share. */
+/* Parses "HOSTDIR:TAG[,ro][,submounts][,noxattr]" as given to --share. */
 bool share_config_parse(const char *text, struct share_config *out, GError **err);
 void share_config_clear(struct share_config *cfg);
 

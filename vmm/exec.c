@@ -515,7 +515,7 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 		/* One file system to the guest: it mounts /proc and the rest over it. */
 		*s = (struct share_config){.path = g_strdup(o->rootfs ? o->rootfs : "/"),
 		                           .tag = g_strdup(ROOT_TAG),
-		                           .read_only = true};
+		                           .serve.read_only = true};
 		g_ptr_array_add(cfg->shares, s);
 		rec(exec, "root", "overlay:" ROOT_TAG);
 	}
@@ -530,7 +530,7 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 			char *r = g_strdup_printf("%s:%s:%s", tag, m.ro ? "ro" : "rw", m.guest);
 			s = g_new0(struct share_config, 1);
 			*s = (struct share_config){
-			    .path = g_strdup(m.host), .tag = tag, .read_only = m.ro};
+			    .path = g_strdup(m.host), .tag = tag, .serve.read_only = m.ro};
 			g_ptr_array_add(cfg->shares, s);
 			rec(exec, "mount", r);
 			g_free(r);

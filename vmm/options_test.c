@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/virtio_fs.h"
 #include "vmm/error.h"
 #include "vmm/options.h"
 #include "vmm/size.h"
@@ -66,6 +67,24 @@ static void test_all_options(void)
 	g_assert_true(cfg.timings);
 	g_assert_cmpuint(cfg.poll_us, ==, 0);
 	options_free(&cfg);
+}
+
+static void test_share_options(void)
+{
+	struct vm_config cfg;
+
+	g_assert_true(parse("run --kernel k --share /srv/a:a --share /srv/b:b,ro,submounts,noxattr",
+	                    &cfg, NULL));
+	g_assert_cmpuint(cfg.shares->len, ==, 2);
+	const struct share_config *a = cfg.shares->pdata[0], *b = cfg.shares->pdata[1];
+	g_assert_cmpstr(a->path, ==, "/srv/a");
+	g_assert_cmpstr(a->tag, ==, "a");
+	g_assert_false(a->serve.read_only || a->serve.submounts || a->serve.no_xattr);
+	g_assert_cmpstr(b->path, ==, "/srv/b");
+	g_assert_true(b->serve.read_only && b->serve.submounts && b->serve.no_xattr);
+	options_free(&cfg);
+	expect_error("run --kernel k --share /srv:t,xattr",
+	             "--share: unknown option \"xattr\" (try ro, submounts, noxattr)");
 }
 
 static void test_bad_options(void)
@@ -139,6 +158,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/options/defaults", test_defaults);
 	g_test_add_func("/options/all-options", test_all_options);
+	g_test_add_func("/options/share-options", test_share_options);
 	g_test_add_func("/options/bad-options", test_bad_options);
 	g_test_add_func("/options/unknown-option", test_unknown_option);
 	g_test_add_func("/options/sizes", test_sizes);
