@@ -5,14 +5,15 @@
 # runs the workout in fs-workout.sh against two shares, another boots with
 # a shared directory as its root filesystem.
 
-FS_TESTS=(fs-workout fs-big-file fs-host-change fs-escape fs-read-only fs-root fs-submount)
+FS_TESTS=(fs-workout fs-big-file fs-host-change fs-escape fs-read-only fs-root fs-submount fs-xattrs)
 
 # The shares and what lies beside them, fresh for each run.
 make_fs_tree() {
 	local top=$1
 	rm -rf "$top"
-	mkdir -p "$top/share" "$top/ro"
+	mkdir -p "$top/share" "$top/ro" "$top/nox"
 	echo "from the host" >"$top/share/hostfile"
+	echo "no xattrs here" >"$top/nox/f"
 	echo "do not move me out" >"$top/share/victim"
 	echo "secret" >"$top/outside"
 	echo "read-only data" >"$top/ro/data"
@@ -38,7 +39,12 @@ test_fs() {
 		echo "on another file system" >"$top/share/sub/inner"
 		sub=1
 	fi
-	vm_start fs fs fs --share "$top/share:work,submounts" --share "$top/ro:data,ro"
+	# The xattr namespace this host lets husk write: trusted.* as root.
+	local xattr_name=user.husk
+	[[ $(id -u) != 0 ]] || xattr_name=trusted.husk
+	echo "$xattr_name" >"$top/share/xattr-name"
+	vm_start fs fs fs --share "$top/share:work,submounts" --share "$top/ro:data,ro" \
+		--share "$top/nox:nox,noxattr"
 	if vm_wait_for '^HUSK-FS-WAIT'; then
 		echo "changed on the host" >"$top/share/late"
 	fi
@@ -46,7 +52,7 @@ test_fs() {
 	[[ -z $sub ]] || umount "$top/share/sub"
 	if ! guest_came_up || [[ $(fact fs_mounted) != yes ]]; then
 		local t
-		for t in "${FS_TESTS[@]:0:5}" fs-submount; do
+		for t in "${FS_TESTS[@]:0:5}" fs-submount fs-xattrs; do
 			fail "$t" "the guest did not mount the share (status $VM_RC)" "$VM_LOG"
 		done
 		return 0
@@ -95,12 +101,27 @@ test_fs() {
 	else
 		fail fs-read-only "guest: '$ro_got'; host listing '$(listing "$top/ro")'" "$VM_LOG"
 	fi
+	check_xattrs "$top/share" "$xattr_name"
 	if [[ -z $sub ]]; then
 		skip fs-submount "cannot mount a tmpfs inside the share here (needs root)"
 	elif [[ $(fact submount) == "apart:on another file system" ]]; then
 		pass fs-submount
 	else
 		fail fs-submount "the guest saw '$(fact submount)' (want 'apart:on another file system')" "$VM_LOG"
+	fi
+}
+
+# The guest's xattr round trip on the share, and its refusal on the noxattr
+# share, where the host file system takes xattrs at all.
+check_xattrs() {
+	local dir=$1 name=$2 want_off="set: Operation not supported"
+	# The guest's helper is a static program: it asks this host's file system too.
+	if [[ $("$ASSETS/fs/xattr-probe" "$dir/hostfile" "$name" x 2>&1) != ok ]]; then
+		skip fs-xattrs "the host file system under the share takes no $name xattrs"
+	elif [[ $(fact xattr) == ok && $(fact xattr_off) == "$want_off" ]]; then
+		pass fs-xattrs
+	else
+		fail fs-xattrs "the guest's round trip of $name gave '$(fact xattr)' (want 'ok'); on the noxattr share '$(fact xattr_off)' (want '$want_off')" "$VM_LOG"
 	fi
 }
 

@@ -57,5 +57,13 @@ fact ro_data "$(cat /ro/data)"
 ( echo x >>/ro/data ) 2>/dev/null && fact ro_append ok || fact ro_append refused
 rm /ro/data 2>/dev/null && fact ro_unlink ok || fact ro_unlink refused
 mkdir /ro/d 2>/dev/null && fact ro_mkdir ok || fact ro_mkdir refused
+
+# Extended attributes (a name the host chose: trusted.* needs root there):
+# a round trip on the share, refused on the noxattr share "nox".
+name=$(cat xattr-name)
+fact xattr "$(xattr-probe f "$name" hello 2>&1)"
+mkdir -p /nox
+mount -t virtiofs nox /nox && fact xattr_off "$(xattr-probe /nox/f "$name" hello 2>&1)"
+umount /nox 2>/dev/null
 cd /
 umount /mnt && umount /ro && fact fs_unmounted yes
