@@ -15,9 +15,10 @@
 # does. Only with xattrs does the guest ask for security.capability before
 # the first write to a file and before a chown: two of the twelve requests
 # per untarred file.
-# HUSK_B, HUSK_B_ARGS: a second husk binary (default the first), and
-# arguments added to its `run`; either one boots it in each run too, as
-# "husk-b": an A/B comparison taken from the same test host.
+# HUSK_B, HUSK_B_ARGS, HUSK_B_SHARE: a second husk binary (default the
+# first), arguments added to its `run`, and options added to its --share
+# (noxattr, say); any one boots it in each run too, as "husk-b": an A/B
+# comparison taken from the same test host.
 # BENCH_FS_BOOT_LIMIT: seconds one boot may take (default 1200).
 set -euo pipefail
 
@@ -25,7 +26,7 @@ RUNS=$1 VMLINUZ=$2 INITRD=$3 SHARE=$4
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 read -ra HUSK_B_EXTRA <<<"${HUSK_B_ARGS:-}"
 VMMS=(husk qemu qemu-xattr)
-[[ -z ${HUSK_B:-}${HUSK_B_ARGS:-} ]] || VMMS=(husk husk-b qemu qemu-xattr)
+[[ -z ${HUSK_B:-}${HUSK_B_ARGS:-}${HUSK_B_SHARE:-} ]] || VMMS=(husk husk-b qemu qemu-xattr)
 VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 BOOT_LIMIT=${BENCH_FS_BOOT_LIMIT:-1200}
 CMDLINE="console=ttyS0 quiet"
@@ -59,9 +60,11 @@ vmm_command() {
 		CMD=("${HUSK_CMD[@]}")
 		[[ $1 == husk || -z ${HUSK_B:-} ]] || CMD=("$HUSK_B")
 		CMD+=(run)
+		local share=$SHARE:$TAG
 		[[ $1 == husk ]] || CMD+=("${HUSK_B_EXTRA[@]}")
+		[[ $1 == husk || -z ${HUSK_B_SHARE:-} ]] || share+=,$HUSK_B_SHARE
 		CMD+=(--kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
-			--cpus 1 --share "$SHARE:$TAG" --cmdline "$CMDLINE")
+			--cpus 1 --share "$share" --cmdline "$CMDLINE")
 		;;
 	qemu | qemu-xattr)
 		# vhost-user needs the guest's RAM in shared memory.
