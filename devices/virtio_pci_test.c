@@ -222,27 +222,14 @@ static void serve_all(void *dev, struct virtio_pci *t, struct virtqueue *vq, uns
 	virtio_pci_used(t, vq, q);
 }
 
-static const struct virtio_device_ops worker_ops = {
-    .name = "worker",
-    .device_id = 4,
-    .class_code = 0xff0000,
-    .num_queues = 1,
-    .queue_size = 64,
-    .queue_notify = serve_all,
-    .blocking = true,
-};
+/* A one-queue device whose queue work runs on a worker thread. */
+#define WORKER_DEVICE                                                                              \
+	.name = "worker", .device_id = 4, .class_code = 0xff0000, .num_queues = 1,                 \
+	.queue_size = 64, .queue_notify = serve_all, .blocking = true
 
+static const struct virtio_device_ops worker_ops = {WORKER_DEVICE};
 /* The same device, whose one queue is never to be polled. */
-static const struct virtio_device_ops unpolled_ops = {
-    .name = "worker",
-    .device_id = 4,
-    .class_code = 0xff0000,
-    .num_queues = 1,
-    .queue_size = 64,
-    .queue_notify = serve_all,
-    .blocking = true,
-    .unpolled_queues = 1,
-};
+static const struct virtio_device_ops unpolled_ops = {WORKER_DEVICE, .unpolled_queues = 1};
 
 struct worker_setup {
 	const struct virtio_device_ops *ops;
