@@ -25,3 +25,14 @@ build_husk() {
 	meson compile -C "$BUILD" >"$BUILD/compile.log" 2>&1 ||
 		{ tail -n 40 "$BUILD/compile.log" >&2; die "build failed (full log: $BUILD/compile.log)"; }
 }
+
+# The husk a bench measures: the --husk PATH held in the variable named $1,
+# checked, or, when it is empty, husk built from this tree.
+resolve_husk() {
+	local -n _husk=$1
+	if [[ -z $_husk ]]; then
+		build_husk
+		_husk=$BUILD/husk
+	fi
+	[[ -x $_husk ]] || die "--husk: $_husk is not an executable"
+}
