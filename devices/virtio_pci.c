@@ -26,7 +26,6 @@
 #define MSIX_ENTRY_SIZE   16
 #define POLL_MIN_US       16  /* the shortest polling window */
 #define POLL_PREEMPTED_US 250 /* a longer gap between two looks: the thread was preempted */
-#define POLL_BIG_REQUEST  (128 * 1024) /* after a request this big, no polling */
 
 /* virtio 1.2, 4.1.4: capability types */
 #define CAP_COMMON  1
@@ -295,15 +294,10 @@ static bool poll_queue(struct queue *q)
 	/*
 	 * The spin takes no lock: a poller preempted while holding the
 	 * transport's lock would stall the other queues' work.
-	 *
-	 * No spin after a big request (a 1 MiB WRITE, say): the driver takes
-	 * long to fill or drain the next one, so a kick is cheap beside it,
-	 * and a spin all that while takes a CPU the guest's copying needs.
 	 */
 	if (q->window_us) {
 		pthread_mutex_lock(&t->lock);
-		watching = queue_running(t, q) && q->vq.last_chain_bytes < POLL_BIG_REQUEST &&
-		           vq_watch(&q->vq, &ring);
+		watching = queue_running(t, q) && vq_watch(&q->vq, &ring);
 		pthread_mutex_unlock(&t->lock);
 	}
 	for (int64_t now = start;

@@ -191,10 +191,7 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	uint16_t slot = vq->last_avail_idx % vq->size;
 	uint16_t head = load16(avail_field(vq, RING_HEADER + 2ULL * slot));
 	vq->last_avail_idx++;
-	int r = walk_chain(vq, chain, head);
-	if (r > 0)
-		vq->last_chain_bytes = (uint64_t)chain->out_len + chain->in_len;
-	return r;
+	return walk_chain(vq, chain, head);
 }
 
 bool vq_watch(const struct virtqueue *vq, struct vq_watch *w)

@@ -28,8 +28,6 @@ struct virtqueue {
 	bool broken; /* the driver broke the rules; the device must be reset */
 	/* The device polls: a pop that finds the ring empty asks for no kick (vq_enable_kick). */
 	bool device_polls;
-	/* Bytes the last chain popped carried both ways: a poller's hint of what comes next. */
-	uint64_t last_chain_bytes;
 };
 
 /* A guest buffer, already translated to host memory. */
