@@ -749,9 +749,7 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 	case STOP_REBOOT:
 	case STOP_TRIPLE_FAULT:
 		g_printerr("husk: exec: the guest kernel %s\n",
-		           reason == STOP_PANIC          ? "panicked"
-		           : reason == STOP_TRIPLE_FAULT ? "rebooted (a triple fault: it crashed)"
-		                                         : "rebooted");
+		           reason == STOP_PANIC ? "panicked" : stop_reboot_words(reason));
 		return HUSK_EXIT_EXEC_FAILED;
 	default:
 		g_printerr("husk: exec: the VM failed\n");

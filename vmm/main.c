@@ -61,8 +61,7 @@ static int exit_status(const struct vm_config *cfg, enum stop_reason reason, int
 		if (cfg->on_reboot == ON_REBOOT_RESTART)
 			return -1;
 		/* A guest that crashes past its panic handler resets the PC: say which. */
-		g_printerr("husk: the guest rebooted%s\n",
-		           reason == STOP_TRIPLE_FAULT ? " (a triple fault: it crashed)" : "");
+		g_printerr("husk: the guest %s\n", stop_reboot_words(reason));
 		return HUSK_EXIT_REBOOT;
 	case STOP_PANIC:
 		g_printerr("husk: the guest kernel panicked\n");

@@ -18,6 +18,12 @@ enum stop_reason {
 	STOP_TIMEOUT,      /* the time the VM was given ran out (husk exec --timeout) */
 };
 
+/* How a reboot is told to the user: a triple fault is a crash, not a choice. */
+static inline const char *stop_reboot_words(enum stop_reason reason)
+{
+	return reason == STOP_TRIPLE_FAULT ? "rebooted (a triple fault: it crashed)" : "rebooted";
+}
+
 struct stop_hook {
 	void (*request)(void *ctx, enum stop_reason reason);
 	void *ctx;
