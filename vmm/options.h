@@ -14,14 +14,7 @@
 #define VM_MAX_MEMORY      (1024 * GiB)
 #define VM_MAX_CPUS        254 /* APIC ids 0..253 plus the IOAPIC's id fit in xAPIC's 8 bits */
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
-/*
- * See --poll. The window follows the guest's own pace and only reaches
- * this cap when its requests come over 1.5 ms apart, as they do where a
- * VM exit and a thread's wake-up cost hundreds of microseconds (nested
- * virtualization): there a wait of up to 3 ms beat 1 ms in every paired
- * bench-fs run, by 11% to 44% on the metadata job.
- */
-#define VM_DEFAULT_POLL_US 3000
+#define VM_DEFAULT_POLL_US 1000 /* see --poll */
 #define VM_MAX_POLL_US     1000000
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
