@@ -118,6 +118,8 @@ stop_virtiofsd() {
 run_once() {
 	local vmm=$1 console=$WORK/console pid deadline line done_="" errors=0
 	clear_share
+	# A test host that wedges mid-run leaves this as its last word.
+	echo "bench: $vmm boots; the test host has $(awk '/^MemAvailable/ { print int($2 / 1024) }' /proc/meminfo) MiB available" >&2
 	vmm_command "$vmm"
 	if [[ $vmm == qemu* ]] && ! start_virtiofsd "$vmm"; then
 		return 0
