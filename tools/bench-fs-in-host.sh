@@ -174,13 +174,25 @@ ratio() {
 		print (h == "-" || q == "-" || den == 0) ? "-" : sprintf("%.2f", num / den) }'
 }
 
+# Every other run boots the VMMs in reverse order. A VMM's place in a run
+# moves its figures: in four A/B runs of bench-fs, the husk booted second
+# read faster in 10 of 12 pairs, whichever variant it was.
+run_order() {
+	local k
+	ORDER=("${VMMS[@]}")
+	(($1 % 2)) && return
+	ORDER=()
+	for ((k = ${#VMMS[@]} - 1; k >= 0; k--)); do ORDER+=("${VMMS[k]}"); done
+}
+
 main() {
 	trap cleanup EXIT
 	[[ -d $SHARE ]] || { echo "bench: no directory $SHARE" >&2; exit 1; }
 	local results=$WORK/results i vmm spec
 	: >"$results"
 	for ((i = 1; i <= RUNS; i++)); do
-		for vmm in "${VMMS[@]}"; do
+		run_order "$i"
+		for vmm in "${ORDER[@]}"; do
 			run_once "$vmm" | tee -a "$results" | sed "s/^/bench: run $i: /"
 		done
 	done
