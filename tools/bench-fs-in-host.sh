@@ -22,6 +22,9 @@
 # BENCH_FS_BOOT_LIMIT: seconds one boot may take (default 1200).
 set -euo pipefail
 
+# shellcheck source=tools/bench-in-host-order.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-order.sh"
+
 RUNS=$1 VMLINUZ=$2 INITRD=$3 SHARE=$4
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 read -ra HUSK_B_EXTRA <<<"${HUSK_B_ARGS:-}"
@@ -172,17 +175,6 @@ ratio() {
 	awk -v k="$1" -v h="$2" -v q="$3" 'BEGIN {
 		if (k == "time") { num = q; den = h } else { num = h; den = q }
 		print (h == "-" || q == "-" || den == 0) ? "-" : sprintf("%.2f", num / den) }'
-}
-
-# Every other run boots the VMMs in reverse order. A VMM's place in a run
-# moves its figures: in four A/B runs of bench-fs, the husk booted second
-# read faster in 10 of 12 pairs, whichever variant it was.
-run_order() {
-	local k
-	ORDER=("${VMMS[@]}")
-	(($1 % 2)) && return
-	ORDER=()
-	for ((k = ${#VMMS[@]} - 1; k >= 0; k--)); do ORDER+=("${VMMS[k]}"); done
 }
 
 main() {

@@ -17,6 +17,9 @@
 # first, as "husk-b": an A/B comparison taken from the same test host.
 set -euo pipefail
 
+# shellcheck source=tools/bench-in-host-order.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-order.sh"
+
 RUNS=$1 VMLINUZ=$2 INITRD=$3
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 read -ra HUSK_B_EXTRA <<<"${HUSK_B_ARGS:-}"
@@ -156,17 +159,6 @@ paired() {
 		END { for (k in x) { split(k, p, SUBSEP)
 			if (p[2] == v && ((p[1], "qemu") in x) && x[p[1], "qemu"] > 0) print x[k] / x[p[1], "qemu"] } }' "$3" |
 		sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.2f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
-}
-
-# Every other run boots the VMMs in reverse order. A VMM's place in a run
-# moves its figures: in four A/B runs of bench-fs, the husk booted second
-# read faster in 10 of 12 pairs, whichever variant it was.
-run_order() {
-	local k
-	ORDER=("${VMMS[@]}")
-	(($1 % 2)) && return
-	ORDER=()
-	for ((k = ${#VMMS[@]} - 1; k >= 0; k--)); do ORDER+=("${VMMS[k]}"); done
 }
 
 main() {
