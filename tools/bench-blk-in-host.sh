@@ -7,13 +7,18 @@
 # Boots the same kernel and fio initramfs with husk (HUSK, default "husk")
 # and with QEMU's virtio-blk-pci, both on IMAGE through the host's page
 # cache (husk's only mode with honest flush; QEMU's cache=writeback), RUNS
-# times each, interleaved. The guest prints "HUSK-FIO name value" lines.
+# times each, interleaved, in reverse order every other run. The guest
+# prints "HUSK-FIO name value" lines.
 set -euo pipefail
+
+# shellcheck source=tools/bench-in-host-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-lib.sh"
 
 RUNS=$1 VMLINUZ=$2 INITRD=$3 IMAGE=$4
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 CMDLINE="console=ttyS0 quiet"
 TESTS=(randread-4k-qd32-iops seqread-1m-mibs seqwrite-1m-mibs)
+VMMS=(husk qemu)
 
 vmm_command() {
 	case $1 in
@@ -48,15 +53,13 @@ run_once() {
 	done
 }
 
-median() {
-	sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 main() {
 	local results i vmm t
 	results=$(mktemp)
 	for ((i = 1; i <= RUNS; i++)); do
-		for vmm in husk qemu; do
+		run_order "$i"
+		for vmm in "${ORDER[@]}"; do
 			run_once "$vmm" | tee -a "$results" | sed "s/^/bench: run $i: /"
 		done
 	done
@@ -65,8 +68,8 @@ main() {
 	printf '%-24s %12s %12s %12s\n' test husk qemu husk/qemu
 	for t in "${TESTS[@]}"; do
 		local h q
-		h=$(awk -v t="$t" '$1 == "husk" && $2 == t { print $3 }' "$results" | median)
-		q=$(awk -v t="$t" '$1 == "qemu" && $2 == t { print $3 }' "$results" | median)
+		h=$(awk -v t="$t" '$1 == "husk" && $2 == t { print $3 }' "$results" | median 1)
+		q=$(awk -v t="$t" '$1 == "qemu" && $2 == t { print $3 }' "$results" | median 1)
 		awk -v t="$t" -v h="$h" -v q="$q" 'BEGIN {
 			r = (h == "-" || q == "-" || q == 0) ? "-" : sprintf("%.2f", h / q)
 			printf "%-24s %12s %12s %12s\n", t, h, q, r }'

@@ -11,6 +11,9 @@
 # has no sub-second format): VMM start to the marker line, and to exit.
 set -euo pipefail
 
+# shellcheck source=tools/bench-in-host-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-lib.sh"
+
 RUNS=$1 VMLINUZ=$2 INITRD=$3
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 CMDLINE="console=ttyS0 quiet"
@@ -52,10 +55,6 @@ time_boot() {
 	}
 }
 
-median() {
-	sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 main() {
 	local results i vmm line
 	results=$(mktemp)
@@ -72,8 +71,8 @@ main() {
 	local -A up=() down=()
 	local failed=0
 	for vmm in "${vmms[@]}"; do
-		up[$vmm]=$(awk -v v="$vmm" '$1 == v && $2 != "-" && $4 == 0 { print $2 }' "$results" | median)
-		down[$vmm]=$(awk -v v="$vmm" '$1 == v && $2 != "-" && $4 == 0 { print $3 }' "$results" | median)
+		up[$vmm]=$(awk -v v="$vmm" '$1 == v && $2 != "-" && $4 == 0 { print $2 }' "$results" | median 2)
+		down[$vmm]=$(awk -v v="$vmm" '$1 == v && $2 != "-" && $4 == 0 { print $3 }' "$results" | median 2)
 		if awk -v v="$vmm" '$1 == v && ($2 == "-" || $4 != 0) { bad = 1 } END { exit !bad }' "$results"; then
 			echo "bench: $vmm: some runs did not reach the marker or exit 0 (see the runs above)"
 			failed=1

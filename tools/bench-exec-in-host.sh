@@ -8,6 +8,9 @@
 # runs `cat /proc/uptime`: the guest's age when the command starts.
 set -euo pipefail
 
+# shellcheck source=tools/bench-in-host-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-lib.sh"
+
 RUNS=$1 VMLINUZ=$2 MODULES=$3 QEMU_INITRD=$4
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 HUSK_EXEC=("${HUSK_CMD[@]}" exec --kernel "$VMLINUZ" --modules "$MODULES" --mount /tmp)
@@ -31,9 +34,6 @@ elapsed() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
 }
 
-median() {
-	sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 main() {
 	local results i t up
@@ -58,7 +58,7 @@ main() {
 	local -A med=()
 	local k
 	for k in husk husk-uptime qemu-pc qemu-microvm; do
-		med[$k]=$(awk -v k="$k" '$1 == k && $2 != "-" { print $2 }' "$results" | median)
+		med[$k]=$(awk -v k="$k" '$1 == k && $2 != "-" { print $2 }' "$results" | median 2)
 	done
 	echo
 	echo "husk exec -- true against QEMU booting the same kernel to true, median of $RUNS runs (1 vCPU, 1G)"

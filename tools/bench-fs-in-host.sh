@@ -22,8 +22,8 @@
 # BENCH_FS_BOOT_LIMIT: seconds one boot may take (default 1200).
 set -euo pipefail
 
-# shellcheck source=tools/bench-in-host-order.sh
-source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-order.sh"
+# shellcheck source=tools/bench-in-host-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-lib.sh"
 
 RUNS=$1 VMLINUZ=$2 INITRD=$3 SHARE=$4
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
@@ -162,12 +162,9 @@ run_once() {
 	fi
 }
 
-median() {
-	awk '$1 != "-"' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 median_of() {
-	awk -v v="$1" -v t="$2" '$1 == v && $2 == t { print $3 }' "$3" | median
+	awk -v v="$1" -v t="$2" '$1 == v && $2 == t { print $3 }' "$3" | median 2
 }
 
 # husk against one QEMU figure: qemu/husk for times, husk/qemu for rates.

@@ -17,8 +17,8 @@
 # first, as "husk-b": an A/B comparison taken from the same test host.
 set -euo pipefail
 
-# shellcheck source=tools/bench-in-host-order.sh
-source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-order.sh"
+# shellcheck source=tools/bench-in-host-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-lib.sh"
 
 RUNS=$1 VMLINUZ=$2 INITRD=$3
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
@@ -140,13 +140,10 @@ stop_server() {
 	wait "$SERVER" 2>/dev/null || true
 }
 
-median() {
-	awk '$1 != "-"' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 # Results are lines of "RUN VMM TEST VALUE".
 median_of() {
-	awk -v v="$1" -v t="$2" '$2 == v && $3 == t { print $4 }' "$3" | median
+	awk -v v="$1" -v t="$2" '$2 == v && $3 == t { print $4 }' "$3" | median 1
 }
 
 ratio() {
@@ -158,7 +155,7 @@ paired() {
 	awk -v v="$1" -v t="$2" '$3 == t && $4 != "-" { x[$1, $2] = $4 }
 		END { for (k in x) { split(k, p, SUBSEP)
 			if (p[2] == v && ((p[1], "qemu") in x) && x[p[1], "qemu"] > 0) print x[k] / x[p[1], "qemu"] } }' "$3" |
-		sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.2f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
+		median 2
 }
 
 main() {

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 #
-# Sourced by the benches' measuring halves (bench-fs-in-host.sh,
-# bench-net-in-host.sh), and staged into the nested test host beside them.
+# Sourced by the benches' measuring halves (tools/bench-*-in-host.sh), and
+# staged into the nested test host beside them.
 
 # Every other run boots the VMMs in reverse order. A VMM's place in a run
 # moves its figures: in four A/B runs of bench-fs, the husk booted second
@@ -14,4 +14,15 @@ run_order() {
 	(($1 % 2)) && return
 	ORDER=()
 	for ((k = ${#VMMS[@]} - 1; k >= 0; k--)); do ORDER+=("${VMMS[k]}"); done
+}
+
+# median DECIMALS: the median of the numbers on stdin, one a line ("-",
+# a figure a run did not give, is left out), with DECIMALS places; "-"
+# when there are none.
+median() {
+	awk '$1 != "-"' | sort -n | awk -v d="$1" '{ v[NR] = $1 }
+		END {
+			if (NR == 0) print "-"
+			else printf "%." d "f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2
+		}'
 }
