@@ -82,12 +82,6 @@ struct net_backend_ops {
 	uint64_t (*features)(struct net_backend *be);
 	/* A frame from the guest, 'len' bytes in 'iov'; false if it was dropped. */
 	bool (*send)(struct net_backend *be, const struct iovec *iov, int iovcnt, size_t len);
-	/*
-	 * send() may run on a thread of its own, beside the loop's work: the
-	 * transmit queue then gets one. Not slirp, which answers at once, on
-	 * the loop, through rx_offer.
-	 */
-	bool send_any_thread;
 	/* The next frame for the guest into buf: its length, or 0 if there is none now. */
 	size_t (*recv)(struct net_backend *be, uint8_t *buf, size_t cap);
 	/* Call port.rx_ready once when the next frame arrives. */

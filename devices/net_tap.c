@@ -240,7 +240,6 @@ static const struct net_backend_ops tap_ops = {
     .vnet_hdr = true,
     .features = tap_features,
     .send = tap_send,
-    .send_any_thread = true, /* a writev to the TAP fd */
     .recv = tap_recv,
     .want_rx = tap_want_rx,
     .link_up = tap_link_up,

@@ -27,7 +27,6 @@ struct virtio_net {
 	GSource *deferred; /* work that could not run at once */
 	bool rx_deferred, tx_deferred;
 	bool busy;         /* inside queue work, on the I/O thread */
-	bool tx_thread;    /* transmit work runs on the queue's own thread */
 	bool offloads_set; /* the backend knows what the guest accepted */
 	/* A frame from the backend that waits for guest buffers. */
 	uint8_t *rxbuf;
@@ -37,11 +36,9 @@ struct virtio_net {
 	const uint8_t *offer;
 	size_t offer_len;
 	enum net_rx_result offer_result;
+	struct iovec iov[VQ_MAX_SEGS];
 	struct vq_used used[NET_QUEUE_SIZE];
-	struct vq_chain rx_chain;
-	/* Transmit's own, as it may run beside receive (tx_thread). */
-	struct vq_chain tx_chain;
-	struct iovec tx_iov[VQ_MAX_SEGS];
+	struct vq_chain chain;
 	struct virtio_net_stats stats;
 };
 
@@ -117,7 +114,7 @@ static int chain_iov(struct virtio_net *n, const struct vq_chain *c, size_t skip
 			skip -= s->len;
 			continue;
 		}
-		n->tx_iov[cnt++] = (struct iovec){(uint8_t *)s->addr + skip, s->len - skip};
+		n->iov[cnt++] = (struct iovec){(uint8_t *)s->addr + skip, s->len - skip};
 		skip = 0;
 	}
 	return cnt;
@@ -134,20 +131,20 @@ static void tx_work(struct virtio_net *n, struct virtio_pci *t, struct virtqueue
 	unsigned int budget = NET_BURST;
 	int got = 0;
 
-	while (budget && (got = vq_pop(vq, &n->tx_chain)) > 0) {
+	while (budget && (got = vq_pop(vq, &n->chain)) > 0) {
 		size_t len = 0;
-		enum net_tx_verdict v = virtio_net_check_tx(&n->tx_chain, f, &len);
+		enum net_tx_verdict v = virtio_net_check_tx(&n->chain, f, &len);
 		if (v == NET_TX_OK) {
 			size_t skip = n->be->ops->vnet_hdr ? 0 : HDR;
-			int cnt = chain_iov(n, &n->tx_chain, skip);
-			if (!n->be->ops->send(n->be, n->tx_iov, cnt, len + HDR - skip))
+			int cnt = chain_iov(n, &n->chain, skip);
+			if (!n->be->ops->send(n->be, n->iov, cnt, len + HDR - skip))
 				v = NET_TX_BACKEND;
 		}
 		if (v == NET_TX_OK)
 			n->stats.tx_frames++;
 		else
 			n->stats.tx_dropped[v]++;
-		vq_push(vq, n->tx_chain.head, 0);
+		vq_push(vq, n->chain.head, 0);
 		/*
 		 * Each frame, not each burst: a guest that asked to hear of its
 		 * next completion (used_event) frees its buffers while we send
@@ -157,9 +154,8 @@ static void tx_work(struct virtio_net *n, struct virtio_pci *t, struct virtqueue
 		virtio_pci_used(t, vq, TXQ);
 		budget--;
 	}
-	/* More may be waiting: after the loop's turn (a thread of its own polls for it). */
-	if (!budget && !n->tx_thread) {
-		n->tx_deferred = true;
+	if (!budget) {
+		n->tx_deferred = true; /* more may be waiting: after the loop's turn */
 		schedule(n);
 	}
 	virtio_pci_used(t, vq, TXQ);
@@ -242,8 +238,8 @@ static enum deliver_result deliver(struct virtio_net *n, struct virtqueue *vq, u
 			synth[0] = VIRTIO_NET_HDR_F_DATA_VALID;
 		hdr = synth;
 	}
-	int r = virtio_net_rx_frame(vq, f & BIT(VIRTIO_NET_F_MRG_RXBUF), hdr, frame, len,
-	                            &n->rx_chain, n->used, NET_QUEUE_SIZE);
+	int r = virtio_net_rx_frame(vq, f & BIT(VIRTIO_NET_F_MRG_RXBUF), hdr, frame, len, &n->chain,
+	                            n->used, NET_QUEUE_SIZE);
 	if (r == 0)
 		return NO_ROOM;
 	if (r < 0) {
@@ -311,10 +307,6 @@ static void net_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 {
 	struct virtio_net *n = dev;
 
-	if (q == TXQ && n->tx_thread) {
-		tx_work(n, t, vq);
-		return;
-	}
 	n->busy = true;
 	if (q == RXQ)
 		rx_work(n, t, vq);
@@ -392,13 +384,6 @@ static GSourceFuncs deferred_funcs = {.dispatch = run_deferred};
 
 /* --- device configuration (5.1.4) ------------------------------------------ */
 
-static uint32_t net_threaded_queues(void *dev)
-{
-	struct virtio_net *n = dev;
-
-	return n->tx_thread ? 1u << TXQ : 0;
-}
-
 static uint64_t net_features(void *dev)
 {
 	struct virtio_net *n = dev;
@@ -444,7 +429,6 @@ const struct virtio_device_ops virtio_net_ops = {
     .config_read = net_config_read,
     .queue_notify = net_notify,
     .reset = net_reset,
-    .threaded_queues = net_threaded_queues,
 };
 
 struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext *ctx, GError **err)
@@ -460,7 +444,6 @@ struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext 
 		return NULL;
 	}
 	n->mtu = cfg->mtu ? cfg->mtu : n->be->ops->default_mtu;
-	n->tx_thread = n->be->ops->send_any_thread;
 	n->rxbuf = g_malloc(HDR + NET_MAX_FRAME);
 	n->deferred = g_source_new(&deferred_funcs, sizeof(GSource));
 	g_source_set_callback(n->deferred, NULL, n, NULL);

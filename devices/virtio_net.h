@@ -42,7 +42,6 @@ struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext 
 /* The device is on the bus: it can now hand frames to the guest. */
 void virtio_net_attach(struct virtio_net *n, struct virtio_pci *t);
 void virtio_net_destroy(struct virtio_net *n);
-/* Exact once the transport is gone: a transmit thread (TAP) counts too. */
 void virtio_net_get_stats(const struct virtio_net *n, struct virtio_net_stats *out);
 
 /*

@@ -345,10 +345,9 @@ static void adapt_window(struct queue *q)
 }
 
 /*
- * For devices whose queue work blocks (file I/O), a thread per queue off
- * the I/O loop; for threaded_queues, a thread for each of those. It
- * sleeps in a read of its (blocking) kick eventfd: one system call per
- * wake, not a poll and then a read.
+ * For devices whose queue work blocks (file I/O): a thread per queue, off
+ * the I/O loop. It sleeps in a read of its (blocking) kick eventfd: one
+ * system call per wake, not a poll and then a read.
  */
 static void *queue_worker(void *data)
 {
@@ -706,20 +705,15 @@ static void add_msix_cap(struct virtio_pci *t)
 
 static bool setup_queues(struct virtio_pci *t, GError **err)
 {
-	uint32_t threaded = t->ops->blocking          ? ~0u
-	                    : t->ops->threaded_queues ? t->ops->threaded_queues(t->dev)
-	                                              : 0;
-
 	for (unsigned int i = 0; i < t->nqueues; i++) {
 		struct queue *q = &t->queues[i];
-		bool own_thread = threaded & 1u << i;
 
 		q->t = t;
 		q->index = i;
-		q->kick_fd = eventfd(0, EFD_CLOEXEC | (own_thread ? 0 : EFD_NONBLOCK));
+		q->kick_fd = eventfd(0, EFD_CLOEXEC | (t->ops->blocking ? 0 : EFD_NONBLOCK));
 		if (q->kick_fd < 0)
 			return husk_fail(err, HUSK_EXIT_RUNTIME, "eventfd: %s", g_strerror(errno));
-		if (own_thread) {
+		if (t->ops->blocking) {
 			int rc = pthread_create(&q->worker, NULL, queue_worker, q);
 			if (rc)
 				return husk_fail(err, HUSK_EXIT_RUNTIME,

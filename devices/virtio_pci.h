@@ -46,13 +46,6 @@ struct virtio_device_ops {
 	 */
 	bool blocking;
 	/*
-	 * Optional, for a device that is not 'blocking': the queues (a bit
-	 * each) that get such a thread anyway. virtio-net's transmit queue on
-	 * TAP: it sends while the I/O loop receives, and polls for the
-	 * guest's next frame instead of waiting for a kick.
-	 */
-	uint32_t (*threaded_queues)(void *dev);
-	/*
 	 * Queues (a bit each) whose thread never polls: nobody waits for their
 	 * answers (virtio-fs's FORGETs), so a spinning thread would only take
 	 * a CPU from the guest.

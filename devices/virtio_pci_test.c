@@ -328,67 +328,6 @@ static void test_worker_without_polling(struct fixture *f, gconstpointer data)
 	g_assert_true(served_within(n, 5000000));
 }
 
-/* --- a queue with a thread of its own beside one on the I/O loop ---------- */
-
-static GThread *served_on[2]; /* the thread that served each queue last */
-
-static void note_thread(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
-{
-	serve_all(dev, t, vq, q);
-	g_atomic_pointer_set(&served_on[q], g_thread_self());
-}
-
-static uint32_t second_queue(void *dev)
-{
-	return 1u << 1;
-}
-
-static const struct virtio_device_ops mixed_ops = {.name = "mixed",
-                                                   .device_id = 4,
-                                                   .class_code = 0xff0000,
-                                                   .num_queues = 2,
-                                                   .queue_size = 64,
-                                                   .queue_notify = note_thread,
-                                                   .threaded_queues = second_queue};
-
-/* Queue 1 as enable_queue sets up queue 0, with rings of its own. */
-static void enable_queue_1(struct fixture *f)
-{
-	bar_write(f, QUEUE_SELECT, 1, 2);
-	bar_write(f, QUEUE_SIZE, 64, 2);
-	bar_write(f, QUEUE_DESC, 0x4000, 8);
-	bar_write(f, QUEUE_DRIVER, 0x5000, 8);
-	bar_write(f, QUEUE_DEVICE, 0x6000, 8);
-	bar_write(f, QUEUE_ENABLE, 1, 2);
-	bar_write(f, QUEUE_SELECT, 0, 2);
-}
-
-/* Queue 1's kick is served at once, off the loop; queue 0's waits for the loop's turn. */
-static void test_threaded_queue(struct fixture *f, gconstpointer data)
-{
-	create(f, &mixed_ops, 0);
-	atomic_store(&served, 0);
-	served_on[0] = served_on[1] = NULL;
-	bar_write(f, DRIVER_FEATURE_SEL, 1, 4);
-	bar_write(f, DRIVER_FEATURE, 1, 4); /* VIRTIO_F_VERSION_1 */
-	bar_write(f, STATUS, 1 | 2 | 8, 1);
-	enable_queue(f, 64);
-	enable_queue_1(f);
-	bar_write(f, STATUS, DRIVER_OK, 1);
-
-	bar_write(f, NOTIFY + 4, 0, 2); /* queue 1's kick */
-	bar_write(f, NOTIFY, 0, 2);
-	for (int64_t end = g_get_monotonic_time() + 5000000;
-	     !g_atomic_pointer_get(&served_on[1]) && g_get_monotonic_time() < end;)
-		g_usleep(50);
-	g_assert_nonnull(g_atomic_pointer_get(&served_on[1]));
-	g_assert_true(g_atomic_pointer_get(&served_on[1]) != g_thread_self());
-	g_assert_null(served_on[0]); /* the loop has not run */
-	while (g_main_context_iteration(f->ctx, FALSE))
-		;
-	g_assert_true(served_on[0] == g_thread_self());
-}
-
 #define ADD(name, fn) g_test_add(name, struct fixture, NULL, setup, fn, teardown)
 
 int main(int argc, char **argv)
@@ -407,7 +346,5 @@ int main(int argc, char **argv)
 	           test_worker_without_polling, teardown);
 	g_test_add("/virtio_pci/unpolled-queue", struct fixture, &unpolled_queue, setup_worker,
 	           test_worker_without_polling, teardown);
-	g_test_add("/virtio_pci/threaded-queue", struct fixture, NULL, NULL, test_threaded_queue,
-	           teardown);
 	return g_test_run();
 }

@@ -605,9 +605,8 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->i8042, i8042_destroy);
 	g_clear_pointer(&m->pvpanic, pvpanic_destroy);
 	g_clear_pointer(&m->acpi_pm, acpi_pm_destroy);
-	/* After the queue threads end: a NIC's transmit thread counts its drops. */
-	g_clear_pointer(&m->transports, g_ptr_array_unref);
 	report_net_drops(m);
+	g_clear_pointer(&m->transports, g_ptr_array_unref);
 	g_clear_pointer(&m->disks, g_ptr_array_unref);
 	g_clear_pointer(&m->nics, g_ptr_array_unref);
 	g_clear_pointer(&m->shares, g_ptr_array_unref);
