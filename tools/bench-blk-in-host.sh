@@ -41,16 +41,22 @@ run_once() {
 	local vmm=$1 line
 	vmm_command "$vmm"
 	# A boot that ends badly (a guest reset, seen in the emulated test host
-	# with either VMM) loses its figures, not the run's.
-	{ "${CMD[@]}" </dev/null 2>&1 || echo "HUSK-VMM-STATUS $?"; } | while IFS= read -r line; do
-		line=${line%$'\r'}
-		case $line in
-		HUSK-VMM-STATUS\ *) echo "bench: $vmm ended with status ${line#* } (its missing figures are not counted)" >&2 ;;
-		# Anywhere in the line: BIOS escape codes may come before it.
-		*HUSK-FIO\ *) echo "$vmm ${line#*HUSK-FIO }" ;;
-		*) [[ -z ${BENCH_VERBOSE:-} ]] || echo "  $vmm| $line" >&2 ;;
-		esac
-	done
+	# with either VMM; QEMU's -no-reboot exits 0 on one) loses its figures,
+	# not the run's.
+	{ "${CMD[@]}" </dev/null 2>&1 || echo "HUSK-VMM-STATUS $?"; } | {
+		local figures=0 status=0
+		while IFS= read -r line; do
+			line=${line%$'\r'}
+			case $line in
+			HUSK-VMM-STATUS\ *) status=${line#* } ;;
+			# Anywhere in the line: BIOS escape codes may come before it.
+			*HUSK-FIO\ *) echo "$vmm ${line#*HUSK-FIO }" && figures=$((figures + 1)) ;;
+			*) [[ -z ${BENCH_VERBOSE:-} ]] || echo "  $vmm| $line" >&2 ;;
+			esac
+		done
+		((figures == ${#TESTS[@]})) ||
+			echo "bench: $vmm ended with status $status and $figures of ${#TESTS[@]} figures (the missing ones are not counted)" >&2
+	}
 }
 
 
