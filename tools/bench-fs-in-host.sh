@@ -119,7 +119,7 @@ stop_virtiofsd() {
 # file and a watchdog stops a hung VM; a boot that did not finish every
 # job shows its console's last lines.
 run_once() {
-	local vmm=$1 console=$WORK/console pid deadline line done_="" errors=0
+	local vmm=$1 console=$WORK/console pid line done_="" errors=0
 	clear_share
 	# A test host that wedges mid-run leaves this as its last word.
 	echo "bench: $vmm boots; the test host has $(awk '/^MemAvailable/ { print int($2 / 1024) }' /proc/meminfo) MiB available" >&2
@@ -129,15 +129,7 @@ run_once() {
 	fi
 	"${CMD[@]}" </dev/null >"$console" 2>&1 &
 	pid=$!
-	deadline=$((SECONDS + BOOT_LIMIT))
-	while kill -0 "$pid" 2>/dev/null; do
-		if ((SECONDS >= deadline)); then
-			echo "bench: $vmm: no end after $BOOT_LIMIT s, stopped" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-			break
-		fi
-		sleep 1
-	done
+	wait_vm "$pid" "$BOOT_LIMIT" "$vmm" || true
 	wait "$pid" || true
 	[[ $vmm != qemu* ]] || stop_virtiofsd
 	while IFS= read -r line || [[ -n $line ]]; do

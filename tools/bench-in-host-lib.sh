@@ -26,3 +26,24 @@ median() {
 			else printf "%." d "f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2
 		}'
 }
+
+# wait_vm PID LIMIT LABEL: waits for the VMM PID; past LIMIT seconds it is
+# killed ("no end after LIMIT s"). A VM that runs long says so once a
+# minute: progress for whoever watches, and a sign of life for the nested
+# host's silence watchdog, which can then give up on a wedged test host in
+# minutes rather than after the longest boot. Status 1 if it was killed.
+wait_vm() {
+	local pid=$1 limit=$2 label=$3 start=$SECONDS next=60
+	while kill -0 "$pid" 2>/dev/null; do
+		if ((SECONDS - start >= limit)); then
+			echo "bench: $label: no end after $limit s, stopped" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			return 1
+		fi
+		if ((SECONDS - start >= next)); then
+			echo "bench: $label: running for $((next / 60)) min" >&2
+			next=$((next + 60))
+		fi
+		sleep 1
+	done
+}

@@ -90,21 +90,13 @@ vmm_command() {
 # One boot: prints "VMM MODE-DIR-mbits VALUE" for each iperf3 result. The
 # console goes to a file, as in the tests, and a watchdog stops a hung VM.
 run_once() {
-	local vmm=$1 mode=$2 line pid deadline
+	local vmm=$1 mode=$2 line pid
 	start_server "$mode"
 	vmm_command "$vmm" "$mode"
 	"${CMD[@]}" </dev/null >"$CONSOLE" 2>&1 &
 	pid=$!
 	# Two tests plus a boot.
-	deadline=$((SECONDS + 2 * IPERF_TIME * 3 + 180))
-	while kill -0 "$pid" 2>/dev/null; do
-		if ((SECONDS >= deadline)); then
-			echo "bench: $vmm $mode: no end after $((2 * IPERF_TIME * 3 + 180)) s, stopped" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-			break
-		fi
-		sleep 1
-	done
+	wait_vm "$pid" $((2 * IPERF_TIME * 3 + 180)) "$vmm $mode" || true
 	local rc=0
 	wait "$pid" || rc=$?
 	# A boot that ends badly says how, and shows its console's last lines.
