@@ -59,7 +59,6 @@ run_once() {
 	}
 }
 
-
 main() {
 	local results i vmm t
 	results=$(mktemp)

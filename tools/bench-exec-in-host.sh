@@ -34,7 +34,6 @@ elapsed() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
 }
 
-
 main() {
 	local results i t up
 	results=$(mktemp)

@@ -154,7 +154,6 @@ run_once() {
 	fi
 }
 
-
 median_of() {
 	awk -v v="$1" -v t="$2" '$1 == v && $2 == t { print $3 }' "$3" | median 2
 }

@@ -132,7 +132,6 @@ stop_server() {
 	wait "$SERVER" 2>/dev/null || true
 }
 
-
 # Results are lines of "RUN VMM TEST VALUE".
 median_of() {
 	awk -v v="$1" -v t="$2" '$2 == v && $3 == t { print $4 }' "$3" | median 1
