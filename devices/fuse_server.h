@@ -35,7 +35,7 @@ struct fuse_server_options {
 	 * Extended attribute requests answer ENOSYS, as virtiofsd's default
 	 * no_xattr does: the guest stops sending them, and with them the
 	 * security.capability queries before a file's first write and before
-	 * a chown (two of the twelve round trips per file tar extracts).
+	 * a chown (two of the thirteen round trips per file busybox tar extracts).
 	 */
 	bool no_xattr;
 };

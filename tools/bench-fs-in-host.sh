@@ -13,7 +13,7 @@
 # answers the guest's getxattr with ENOSYS, so the guest stops asking), and
 # "qemu-xattr" adds -o xattr, serving extended attributes as husk always
 # does. Only with xattrs does the guest ask for security.capability before
-# the first write to a file and before a chown: two of the twelve requests
+# the first write to a file and before a chown: two of the thirteen requests
 # per untarred file.
 # HUSK_B, HUSK_B_ARGS, HUSK_B_SHARE: a second husk binary (default the
 # first), arguments added to its `run`, and options added to its --share
