@@ -1119,6 +1119,20 @@ static int xattr_path(struct inode *ino, char *path, size_t len)
 	return 0;
 }
 
+/*
+ * security.* is what the host's kernel trusts about a file: capabilities
+ * (security.capability), SELinux and SMACK labels, IMA and EVM hashes. A
+ * guest that set one on a host file could give a host program powers when
+ * it runs (a husk running as root would be allowed to), as a setuid bit
+ * would (guest_mode). The guest reads them; it changes none.
+ */
+static int xattr_change_refused(const char *name)
+{
+	static const char security[] = "security.";
+
+	return strncmp(name, security, sizeof(security) - 1) == 0 ? EPERM : 0;
+}
+
 static size_t do_setxattr(struct fuse_server *s, struct req *r, struct inode *ino)
 {
 	const struct fuse_setxattr_in *in = arg(r, 8); /* size, flags: without SETXATTR_EXT */
@@ -1138,6 +1152,8 @@ static size_t do_setxattr(struct fuse_server *s, struct req *r, struct inode *in
 		e = EINVAL;
 	if (!e && s->read_only)
 		e = EROFS;
+	if (!e)
+		e = xattr_change_refused(name);
 	if (!e)
 		e = xattr_path(ino, path, sizeof(path));
 	if (!e && setxattr(path, name, r->arg + next, in->size, (int)in->flags))
@@ -1191,6 +1207,8 @@ static size_t do_removexattr(struct fuse_server *s, struct req *r, struct inode 
 
 	if (!e && s->read_only)
 		e = EROFS;
+	if (!e)
+		e = xattr_change_refused(p);
 	if (!e)
 		e = xattr_path(ino, path, sizeof(path));
 	if (!e && removexattr(path, p))

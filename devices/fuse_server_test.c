@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <limits.h>
 #include <linux/fuse.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "devices/fuse_server.h"
@@ -686,6 +688,32 @@ static void test_xattrs(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
 }
 
+/* security.* (capabilities, MAC labels) is read-only to the guest, whoever husk runs as. */
+static void test_security_xattrs_refused(struct fixture *f, gconstpointer data)
+{
+	static const char caps[] = "security.capability";
+	/* VFS_CAP_REVISION_2 with CAP_SETUID permitted and effective: setcap's cap_setuid+ep. */
+	static const uint32_t value[5] = {0x02000001, 1u << 7, 0, 0, 0};
+	struct fuse_setxattr_in sx = {.size = sizeof(value)};
+	struct fuse_getxattr_in gx = {.size = 64};
+	char path[PATH_MAX];
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+
+	size_t len = build(f, FUSE_SETXATTR, node, &sx, 8, caps, NULL);
+	memcpy(f->in + len, value, sizeof(value));
+	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + sizeof(value));
+	send_req(f, len + sizeof(value));
+	g_assert_cmpint(oh(f)->error, ==, -EPERM);
+	g_assert_cmpint(call(f, FUSE_REMOVEXATTR, node, NULL, 0, "security.selinux", NULL), ==,
+	                -EPERM);
+	snprintf(path, sizeof(path), "%s/hello", f->share);
+	g_assert_cmpint(getxattr(path, caps, NULL, 0), <, 0);
+	/* Reading goes on: the guest's kernel asks before each write. */
+	int e = call(f, FUSE_GETXATTR, node, &gx, sizeof(gx), caps, NULL);
+	g_assert_true(e == -ENODATA || e == -ENOTSUP || e == -EOPNOTSUPP);
+}
+
 /* ---- confinement ------------------------------------------------------------------ */
 
 static void test_no_dotdot(struct fixture *f, gconstpointer data)
@@ -767,6 +795,7 @@ int main(int argc, char **argv)
 	ADD("fs/readdir", test_readdir, NULL);
 	ADD("fs/xattrs", test_xattrs, NULL);
 	ADD("fs/no-xattr", test_no_xattr, &no_xattr_share);
+	ADD("fs/security-xattrs-refused", test_security_xattrs_refused, NULL);
 	ADD("fs/killpriv", test_killpriv, NULL);
 	ADD("confine/file-budget", test_file_budget, NULL);
 	ADD("fs/submount", test_submount, NULL);

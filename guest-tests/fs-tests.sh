@@ -111,17 +111,20 @@ test_fs() {
 	fi
 }
 
-# The guest's xattr round trip on the share, and its refusal on the noxattr
-# share, where the host file system takes xattrs at all.
+# The guest's xattr round trip on the share, its refusal on the noxattr
+# share, and of a security.* name anywhere, where the host file system
+# takes xattrs at all.
 check_xattrs() {
 	local dir=$1 name=$2 want_off="set: Operation not supported"
+	local want_security="set: Operation not permitted"
 	# The guest's helper is a static program: it asks this host's file system too.
 	if [[ $("$ASSETS/fs/xattr-probe" "$dir/hostfile" "$name" x 2>&1) != ok ]]; then
 		skip fs-xattrs "the host file system under the share takes no $name xattrs"
-	elif [[ $(fact xattr) == ok && $(fact xattr_off) == "$want_off" ]]; then
+	elif [[ $(fact xattr) == ok && $(fact xattr_off) == "$want_off" &&
+		$(fact xattr_security) == "$want_security" ]]; then
 		pass fs-xattrs
 	else
-		fail fs-xattrs "the guest's round trip of $name gave '$(fact xattr)' (want 'ok'); on the noxattr share '$(fact xattr_off)' (want '$want_off')" "$VM_LOG"
+		fail fs-xattrs "the guest's round trip of $name gave '$(fact xattr)' (want 'ok'); on the noxattr share '$(fact xattr_off)' (want '$want_off'); security.husk '$(fact xattr_security)' (want '$want_security')" "$VM_LOG"
 	fi
 }
 
