@@ -93,12 +93,16 @@ run_once() {
 	local vmm=$1 mode=$2 line pid
 	start_server "$mode"
 	vmm_command "$vmm" "$mode"
+	children_cpu
+	local cpu_before=$CHILDREN_CPU
 	"${CMD[@]}" </dev/null >"$CONSOLE" 2>&1 &
 	pid=$!
 	# Two tests plus a boot.
 	wait_vm "$pid" $((2 * IPERF_TIME * 3 + 180)) "$vmm $mode" || true
 	local rc=0
 	wait "$pid" || rc=$?
+	children_cpu
+	report_cpu "$vmm $mode" "$cpu_before" "$CHILDREN_CPU"
 	# A boot that ends badly says how, and shows its console's last lines.
 	if ! grep -q 'HUSK-IPERF rx-mbits' "$CONSOLE"; then
 		echo "bench: $vmm $mode: ended (status $rc) before its last test; its console's last lines:" >&2
@@ -114,6 +118,28 @@ run_once() {
 		esac
 	done <"$CONSOLE"
 	stop_server
+}
+
+# The CPU time (user and system clock ticks) of this shell's children that
+# have ended: read around one VMM's life, it is that VMM's CPU time (and a
+# few sleeps'). On a test host with two CPUs, a VMM that spends more of
+# them leaves less to the guest and the iperf3 server.
+# Sets CHILDREN_CPU; in this shell, not a $(...) one, whose children are not ours.
+children_cpu() {
+	local stat fields
+	read -r stat <"/proc/$BASHPID/stat"
+	read -ra fields <<<"${stat##*) }" # from the state field on: cutime and cstime are 14th and 15th
+	CHILDREN_CPU="${fields[13]} ${fields[14]}"
+}
+
+report_cpu() {
+	local label=$1 hz
+	hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+	awk -v l="$label" -v hz="$hz" -v b="$2" -v a="$3" 'BEGIN {
+		split(b, x, " "); split(a, y, " ")
+		u = (y[1] - x[1]) / hz; s = (y[2] - x[2]) / hz
+		printf "bench: %s: the VMM used %.1f s of CPU (%.1f user, %.1f system)\n", l, u + s, u, s
+	}' >&2
 }
 
 # A fresh iperf3 server for each boot: a guest that dies in the middle of a
