@@ -28,7 +28,7 @@ set -euo pipefail
 
 TESTS=(
 	check-host boot-cloud poweroff cpus-1 memory-512M acpi-clean
-	cpus-4 memory-split reboot panic boot-generic sigterm sigint
+	cpus-4 memory-split reboot panic boot-generic sigterm sigint seccomp
 	on-reboot-restart pci-clean hwrng blk-serial blk-two-disks blk-ro
 	blk-root blk-fsck net-dhcp net-http-out net-dns net-hostfwd-tcp
 	net-hostfwd-udp net-restrict net-tap-ping net-tap-http net-tap-link
@@ -328,6 +328,41 @@ test_signal() {
 		fail "$name" "processes left after SIG$sig: $left" "$VM_LOG"
 	else
 		pass "$name"
+	fi
+}
+
+# The seccomp mode ("Seccomp:" 2 is a filter) of each of a running husk's
+# threads, as "NAME:MODE" words.
+seccomp_modes() {
+	local t
+	for t in /proc/"$1"/task/*/status; do
+		awk '$1 == "Name:" { n = $2 } $1 == "Seccomp:" { m = $2 } END { printf "%s:%s ", n, m }' "$t" 2>/dev/null
+	done
+}
+
+# While the guest runs, every husk thread (vCPUs, the I/O loop, queue
+# workers) is under the system-call filter; with --no-seccomp none is.
+test_seccomp() {
+	local on off
+	vm_start seccomp cloud hang --cpus 2 --share "$LOGDIR:logs"
+	if vm_wait_for '^HUSK-GUEST-UP'; then
+		on=$(seccomp_modes "$VM_PID")
+	fi
+	kill -TERM "$VM_PID" 2>/dev/null || true
+	vm_wait "$STOP_TIMEOUT"
+	vm_start seccomp-off cloud hang --no-seccomp
+	if vm_wait_for '^HUSK-GUEST-UP'; then
+		off=$(seccomp_modes "$VM_PID")
+	fi
+	kill -TERM "$VM_PID" 2>/dev/null || true
+	vm_wait "$STOP_TIMEOUT"
+	if [[ -z $on || -z $off ]]; then
+		fail seccomp "a guest did not come up (status $VM_RC)" "$VM_LOG"
+	elif [[ $on == *husk-vcpu1:2* && $on == *husk-virtio-fs:2* && $on != *:[01]\ * &&
+		$off == *husk-vcpu0:0* && $off != *:[12]\ * ]]; then
+		pass seccomp
+	else
+		fail seccomp "threads and their seccomp modes: '$on' (want 2 for all); with --no-seccomp '$off' (want 0)" "$VM_LOG"
 	fi
 }
 
@@ -759,6 +794,7 @@ run_all() {
 	want boot-generic && test_generic
 	want sigterm && test_signal sigterm TERM 143
 	want sigint && test_signal sigint INT 130
+	want seccomp && test_seccomp
 	want on-reboot-restart && test_restart
 	want pci-clean hwrng blk-serial blk-two-disks blk-ro blk-root blk-fsck && test_disks
 	want "${NET_TESTS[@]}" && test_net

@@ -52,7 +52,7 @@ struct exec_opts {
 	GPtrArray *mounts; /* char *, "HOSTDIR[:GUESTPATH][,ro]" */
 	GPtrArray *envs;   /* char *, "K=V" */
 	GPtrArray *disks, *nets;
-	gboolean console, allow_pvm, timings;
+	gboolean console, allow_pvm, timings, no_seccomp;
 	char *console_file; /* --console=FILE */
 	char **command;
 };
@@ -193,6 +193,8 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	     "Run even on a PVM-backed /dev/kvm", NULL},
 	    {"timings", 0, 0, G_OPTION_ARG_NONE, &o->timings,
 	     "Say where the time went: set-up, the VM's run, the exit (to stderr)", NULL},
+	    {"no-seccomp", 0, 0, G_OPTION_ARG_NONE, &o->no_seccomp,
+	     "Run without husk's system-call filter (for debugging husk)", NULL},
 	    {NULL},
 	};
 	GOptionContext *ctx = g_option_context_new("[--] COMMAND [ARG...] - run a command in a VM");
@@ -855,6 +857,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	    .timeout_s = o.timeout,
 	    .allow_pvm = o.allow_pvm,
 	    .timings = o.timings,
+	    .no_seccomp = o.no_seccomp,
 	    .start_ns = start_ns,
 	};
 	GString *exec = g_string_new(NULL);

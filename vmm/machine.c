@@ -31,6 +31,7 @@
 #include "vmm/error.h"
 #include "vmm/guest_memory.h"
 #include "vmm/host_check.h"
+#include "vmm/seccomp.h"
 #include "vmm/irq.h"
 #include "vmm/layout.h"
 #include "vmm/long_mode.h"
@@ -437,6 +438,12 @@ static bool create_vcpus(struct machine *m, GError **err)
 	return true;
 }
 
+/* Last, once every file husk needs is open: the filter keeps a guest that took over a device in. */
+static bool lock_down(struct machine *m, GError **err)
+{
+	return m->cfg->no_seccomp || seccomp_lock_down(err);
+}
+
 struct machine *machine_create(const struct vm_config *cfg, GError **err)
 {
 	struct machine *m = g_new0(struct machine, 1);
@@ -461,6 +468,7 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 	} steps[] = {
 	    {"kvm", open_kvm},       {"vm", create_vm},        {"memory", add_memory},
 	    {"vcpus", create_vcpus}, {"devices", add_devices}, {"kernel", load_kernel},
+	    {"seccomp", lock_down},
 	};
 	GString *times = g_string_new(NULL);
 	bool ok = true;

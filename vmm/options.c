@@ -203,6 +203,8 @@ static const GOptionEntry run_entries[] = {
     {"allow-pvm", 0, 0, G_OPTION_ARG_NONE, NULL, "Run even on a PVM-backed /dev/kvm", NULL},
     {"timings", 0, 0, G_OPTION_ARG_NONE, NULL,
      "Print how long husk took to set up the VM (to stderr)", NULL},
+    {"no-seccomp", 0, 0, G_OPTION_ARG_NONE, NULL,
+     "Run without husk's system-call filter (for debugging husk)", NULL},
     {NULL},
 };
 
@@ -258,7 +260,7 @@ static bool check_required(int argc, char **argv, struct vm_config *cfg, GError 
 bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **err)
 {
 	GOptionEntry entries[G_N_ELEMENTS(run_entries)];
-	gboolean allow_pvm = FALSE, timings = FALSE;
+	gboolean allow_pvm = FALSE, timings = FALSE, no_seccomp = FALSE;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->memory = VM_DEFAULT_MEMORY;
@@ -277,6 +279,8 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 			entries[i].arg_data = &allow_pvm;
 		else if (strcmp(entries[i].long_name, "timings") == 0)
 			entries[i].arg_data = &timings;
+		else if (strcmp(entries[i].long_name, "no-seccomp") == 0)
+			entries[i].arg_data = &no_seccomp;
 	}
 
 	GOptionContext *ctx = g_option_context_new("- boot a Linux kernel in a VM");
@@ -299,6 +303,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 
 	cfg->allow_pvm = allow_pvm;
 	cfg->timings = timings;
+	cfg->no_seccomp = no_seccomp;
 	if (ok && !cfg->cmdline)
 		cfg->cmdline = g_strdup(VM_DEFAULT_CMDLINE);
 	if (!ok)

@@ -41,6 +41,7 @@ static void test_defaults(void)
 	g_assert_cmpuint(cfg.poll_us, ==, VM_DEFAULT_POLL_US);
 	g_assert_cmpint(cfg.on_reboot, ==, ON_REBOOT_EXIT);
 	g_assert_false(cfg.allow_pvm);
+	g_assert_false(cfg.no_seccomp);
 	/* The console is the terminal's, both ways; no time limit. */
 	g_assert_cmpint(cfg.console_out, ==, STDOUT_FILENO);
 	g_assert_true(cfg.console_in);
@@ -52,9 +53,10 @@ static void test_defaults(void)
 static void test_all_options(void)
 {
 	struct vm_config cfg;
-	char *argv[] = {"run",     "-k",          "bz",        "--initrd=rd", "--cmdline",
-	                "a b c",   "--memory",    "2G",        "--cpus=4",    "--on-reboot",
-	                "restart", "--allow-pvm", "--timings", "--poll=0",    NULL};
+	char *argv[] = {"run",       "-k",          "bz",           "--initrd=rd",
+	                "--cmdline", "a b c",       "--memory",     "2G",
+	                "--cpus=4",  "--on-reboot", "restart",      "--allow-pvm",
+	                "--timings", "--poll=0",    "--no-seccomp", NULL};
 
 	g_assert_true(options_parse_run(G_N_ELEMENTS(argv) - 1, argv, &cfg, NULL));
 	g_assert_cmpstr(cfg.kernel, ==, "bz");
@@ -66,6 +68,7 @@ static void test_all_options(void)
 	g_assert_true(cfg.allow_pvm);
 	g_assert_true(cfg.timings);
 	g_assert_cmpuint(cfg.poll_us, ==, 0);
+	g_assert_true(cfg.no_seccomp);
 	options_free(&cfg);
 }
 
