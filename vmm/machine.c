@@ -31,11 +31,11 @@
 #include "vmm/error.h"
 #include "vmm/guest_memory.h"
 #include "vmm/host_check.h"
-#include "vmm/seccomp.h"
 #include "vmm/irq.h"
 #include "vmm/layout.h"
 #include "vmm/long_mode.h"
 #include "vmm/msi.h"
+#include "vmm/seccomp.h"
 #include "vmm/vcpu.h"
 
 struct machine {
