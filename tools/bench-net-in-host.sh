@@ -65,7 +65,10 @@ vmm_command() {
 	user) params="bench_ip=10.0.2.15/24 bench_server=10.0.2.2" ;;
 	tap) params="bench_ip=$TAP_GUEST/24 bench_server=$TAP_HOST" ;;
 	esac
-	local cmdline="console=ttyS0 quiet $params"
+	# Verbose: the whole kernel log, to show what came before a guest that crashed.
+	local loglevel=quiet
+	[[ -z ${BENCH_VERBOSE:-} ]] || loglevel=ignore_loglevel
+	local cmdline="console=ttyS0 $loglevel $params"
 	case $vmm in
 	husk | husk-b)
 		net=user
