@@ -53,6 +53,7 @@ struct fuse_server {
 	bool submounts; /* FUSE_SUBMOUNTS offered */
 	bool no_xattr;  /* xattr requests answer ENOSYS */
 	bool as_root;   /* husk runs as root: no setuid files or device nodes from the guest */
+	struct fuse_id_map uid_map, gid_map; /* owners as the guest sees them */
 	int proc_fd;    /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
 	struct inode *root;
 	GHashTable *inodes;  /* nodeid -> struct inode */
@@ -415,7 +416,8 @@ static void proc_path(const struct inode *ino, char *buf, size_t len)
  * FUSE_ATTR_SUBMOUNT: the guest mounts it apart, with its own st_dev, so
  * inode numbers from the two file systems cannot collide in the guest.
  */
-static void fill_attr(struct fuse_attr *a, const struct stat *st, const struct inode *ino)
+static void fill_attr(const struct fuse_server *s, struct fuse_attr *a, const struct stat *st,
+                      const struct inode *ino)
 {
 	*a = (struct fuse_attr){
 	    .ino = st->st_ino,
@@ -429,35 +431,38 @@ static void fill_attr(struct fuse_attr *a, const struct stat *st, const struct i
 	    .ctimensec = (uint32_t)st->st_ctim.tv_nsec,
 	    .mode = st->st_mode,
 	    .nlink = (uint32_t)st->st_nlink,
-	    .uid = st->st_uid,
-	    .gid = st->st_gid,
+	    .uid = map_id(&s->uid_map, st->st_uid),
+	    .gid = map_id(&s->gid_map, st->st_gid),
 	    .rdev = (uint32_t)st->st_rdev,
 	    .blksize = (uint32_t)st->st_blksize,
 	    .flags = ino->submount ? FUSE_ATTR_SUBMOUNT : 0,
 	};
 }
 
-static void fill_entry(struct fuse_entry_out *e, const struct inode *ino, const struct stat *st)
+static void fill_entry(const struct fuse_server *s, struct fuse_entry_out *e,
+                       const struct inode *ino, const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->nodeid = ino->nodeid;
 	e->entry_valid = e->attr_valid = TIMEOUT_S;
-	fill_attr(&e->attr, st, ino);
+	fill_attr(s, &e->attr, st, ino);
 }
 
-static size_t reply_entry(struct req *r, const struct inode *ino, const struct stat *st)
+static size_t reply_entry(const struct fuse_server *s, struct req *r, const struct inode *ino,
+                          const struct stat *st)
 {
 	struct fuse_entry_out e;
 
-	fill_entry(&e, ino, st);
+	fill_entry(s, &e, ino, st);
 	return reply(r, 0, &e, sizeof(e));
 }
 
-static size_t reply_attr(struct req *r, const struct inode *ino, const struct stat *st)
+static size_t reply_attr(const struct fuse_server *s, struct req *r, const struct inode *ino,
+                         const struct stat *st)
 {
 	struct fuse_attr_out a = {.attr_valid = TIMEOUT_S};
 
-	fill_attr(&a.attr, st, ino);
+	fill_attr(s, &a.attr, st, ino);
 	return reply(r, 0, &a, sizeof(a));
 }
 
@@ -506,7 +511,7 @@ static size_t do_lookup(struct fuse_server *s, struct req *r, struct inode *dir)
 		struct fuse_entry_out neg = {.entry_valid = TIMEOUT_S};
 		return reply(r, 0, &neg, sizeof(neg));
 	}
-	return e ? reply_err(r, e) : reply_entry(r, ino, &st);
+	return e ? reply_err(r, e) : reply_entry(s, r, ino, &st);
 }
 
 static size_t do_getattr(struct fuse_server *s, struct req *r, struct inode *ino)
@@ -514,7 +519,7 @@ static size_t do_getattr(struct fuse_server *s, struct req *r, struct inode *ino
 	struct stat st;
 	int e = stat_fd(ino->fd, &st);
 
-	return e ? reply_err(r, e) : reply_attr(r, ino, &st);
+	return e ? reply_err(r, e) : reply_attr(s, r, ino, &st);
 }
 
 static int set_times(struct fuse_server *s, struct inode *ino, const struct fuse_setattr_in *in)
@@ -608,8 +613,8 @@ static size_t do_setattr(struct fuse_server *s, struct req *r, struct inode *ino
 	    fchmodat(s->proc_fd, name, guest_mode(s, in->mode, ino->type == S_IFDIR), 0))
 		e = errno;
 	if (!e && (in->valid & (FATTR_UID | FATTR_GID)) &&
-	    fchownat(ino->fd, "", (in->valid & FATTR_UID) ? in->uid : (uid_t)-1,
-	             (in->valid & FATTR_GID) ? in->gid : (gid_t)-1,
+	    fchownat(ino->fd, "", (in->valid & FATTR_UID) ? map_id(&s->uid_map, in->uid) : (uid_t)-1,
+	             (in->valid & FATTR_GID) ? map_id(&s->gid_map, in->gid) : (gid_t)-1,
 	             AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		e = errno;
 	if (!e && (in->valid & FATTR_SIZE))
@@ -634,7 +639,7 @@ static size_t reply_new(struct fuse_server *s, struct req *r, struct inode *dir,
 	struct stat st;
 	int e = lookup(s, dir, name, &ino, &st);
 
-	return e ? reply_err(r, e) : reply_entry(r, ino, &st);
+	return e ? reply_err(r, e) : reply_entry(s, r, ino, &st);
 }
 
 static size_t do_mkdir(struct fuse_server *s, struct req *r, struct inode *dir)
@@ -822,7 +827,7 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 		close(fd);
 		return reply_err(r, e);
 	}
-	fill_entry(&out.e, ino, &st);
+	fill_entry(s, &out.e, ino, &st);
 	out.o.fh = add_handle(s, fd, NULL);
 	out.o.open_flags = FOPEN_NOFLUSH;
 	return reply(r, 0, &out, sizeof(out));
@@ -1064,7 +1069,7 @@ static size_t do_readdir(struct fuse_server *s, struct req *r, struct inode *dir
 		if (plus) { /* lookup() refuses "." and "..": they go without attributes */
 			struct stat st;
 			if (lookup(s, dir, d->d_name, &ino, &st) == 0)
-				fill_entry(&e, ino, &st);
+				fill_entry(s, &e, ino, &st);
 		}
 		if (!add_dirent(buf, &used, size, d, plus ? &e : NULL)) {
 			if (ino)
@@ -1552,6 +1557,8 @@ struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_op
 	s->read_only = opt->read_only;
 	s->submounts = opt->submounts;
 	s->no_xattr = opt->no_xattr;
+	s->uid_map = opt->uid_map;
+	s->gid_map = opt->gid_map;
 	s->as_root = geteuid() == 0;
 	s->inodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	s->by_file = g_hash_table_new(file_id_hash, file_id_equal);

@@ -22,6 +22,25 @@ struct fuse_server_stats {
 	uint64_t requests, errors, bad_requests;
 };
 
+/*
+ * uid=HOST:GUEST (or gid=): the guest sees host owner HOST as GUEST and
+ * GUEST as HOST, and a chown to one stores the other. A swap, so that no
+ * two host owners look alike in the guest and a chown back restores what
+ * was there. Other ids pass as they are.
+ */
+struct fuse_id_map {
+	bool on;
+	uint32_t host, guest;
+};
+
+/* The id 'id' seen from the other side (the map is its own inverse). */
+static inline uint32_t map_id(const struct fuse_id_map *m, uint32_t id)
+{
+	if (!m->on || m->host == m->guest)
+		return id;
+	return id == m->host ? m->guest : id == m->guest ? m->host : id;
+}
+
 struct fuse_server_options {
 	bool read_only;
 	/*
@@ -38,6 +57,7 @@ struct fuse_server_options {
 	 * a chown (two of the thirteen round trips per file busybox tar extracts).
 	 */
 	bool no_xattr;
+	struct fuse_id_map uid_map, gid_map;
 };
 
 /* Serves 'dir'. */

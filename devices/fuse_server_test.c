@@ -85,6 +85,7 @@ static void write_file(const char *dir, const char *name, const char *text)
 
 static const struct fuse_server_options read_only_share = {.read_only = true};
 static const struct fuse_server_options no_xattr_share = {.no_xattr = true};
+static struct fuse_server_options id_map_share; /* uid=OURS:4321,gid=OURS:4322, from main() */
 
 /* 'opt': how the share is served (NULL: as --share DIR:TAG serves it). */
 static void setup(struct fixture *f, gconstpointer opt)
@@ -688,6 +689,46 @@ static void test_xattrs(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
 }
 
+static uid_t host_owner(struct fixture *f, const char *name)
+{
+	char *path = g_build_filename(f->share, name, NULL);
+	struct stat st;
+
+	g_assert_cmpint(lstat(path, &st), ==, 0);
+	g_free(path);
+	return st.st_uid;
+}
+
+/* uid=HOST:GUEST and gid=: the guest sees the swap, and its chowns are swapped back. */
+static void test_id_maps(struct fixture *f, gconstpointer data)
+{
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	const struct fuse_attr *a = &((struct fuse_entry_out *)payload(f))->attr;
+
+	g_assert_cmpuint(a->uid, ==, 4321); /* the file is ours on the host */
+	g_assert_cmpuint(a->gid, ==, 4322);
+	struct fuse_getattr_in ga = {0};
+	g_assert_cmpint(call(f, FUSE_GETATTR, node, &ga, sizeof(ga), NULL, NULL), ==, 0);
+	g_assert_cmpuint(((struct fuse_attr_out *)payload(f))->attr.uid, ==, 4321);
+	/* A chown to the guest's side of the pair stores ours: no change, allowed to anyone. */
+	struct fuse_setattr_in sa = {.valid = FATTR_UID | FATTR_GID, .uid = 4321, .gid = 4322};
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, 0);
+	g_assert_cmpuint(((struct fuse_attr_out *)payload(f))->attr.uid, ==, 4321);
+	g_assert_cmpuint(host_owner(f, "hello"), ==, getuid());
+	if (geteuid() != 0) {
+		g_test_skip("a chown to another owner needs root");
+		return;
+	}
+	/* The guest's "our id" is the host's 4321, and shows as ours again. */
+	sa.uid = getuid();
+	sa.gid = getgid();
+	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, 0);
+	g_assert_cmpuint(host_owner(f, "hello"), ==, 4321);
+	g_assert_cmpuint(((struct fuse_attr_out *)payload(f))->attr.uid, ==, getuid());
+	g_assert_cmpuint(((struct fuse_attr_out *)payload(f))->attr.gid, ==, getgid());
+}
+
 /* security.* (capabilities, MAC labels) is read-only to the guest, whoever husk runs as. */
 static void test_security_xattrs_refused(struct fixture *f, gconstpointer data)
 {
@@ -780,6 +821,8 @@ static void test_read_only(struct fixture *f, gconstpointer data)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	id_map_share.uid_map = (struct fuse_id_map){true, getuid(), 4321};
+	id_map_share.gid_map = (struct fuse_id_map){true, getgid(), 4322};
 #define ADD(path, fn, opt) g_test_add("/fuse/" path, struct fixture, opt, setup, fn, teardown)
 	ADD("decoder/truncated-header", test_truncated_header, NULL);
 	ADD("decoder/length-that-lies", test_length_that_lies, NULL);
@@ -796,6 +839,7 @@ int main(int argc, char **argv)
 	ADD("fs/xattrs", test_xattrs, NULL);
 	ADD("fs/no-xattr", test_no_xattr, &no_xattr_share);
 	ADD("fs/security-xattrs-refused", test_security_xattrs_refused, NULL);
+	ADD("fs/id-maps", test_id_maps, &id_map_share);
 	ADD("fs/killpriv", test_killpriv, NULL);
 	ADD("confine/file-budget", test_file_budget, NULL);
 	ADD("fs/submount", test_submount, NULL);

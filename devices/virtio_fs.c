@@ -139,6 +139,27 @@ void virtio_fs_close(struct virtio_fs *fs)
 	g_free(fs);
 }
 
+#define SHARE_SYNTAX "HOSTDIR:TAG[,ro][,submounts][,noxattr][,uid=HOST:GUEST][,gid=HOST:GUEST]"
+
+/* "uid=HOST:GUEST" (or gid=): two numeric ids; -1 (4294967295) means "none" to chown, so not it. */
+static bool parse_id_map(const char *opt, struct fuse_id_map *map, GError **err)
+{
+	char **ids = g_strsplit(strchr(opt, '=') + 1, ":", -1);
+	guint64 host = 0, guest = 0;
+	bool ok = g_strv_length(ids) == 2 &&
+	          g_ascii_string_to_unsigned(ids[0], 10, 0, UINT32_MAX - 1, &host, NULL) &&
+	          g_ascii_string_to_unsigned(ids[1], 10, 0, UINT32_MAX - 1, &guest, NULL);
+
+	g_strfreev(ids);
+	if (!ok)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "--share: \"%s\" is not %.3s=HOST:GUEST (two numeric ids)", opt, opt);
+	if (map->on)
+		return husk_fail(err, HUSK_EXIT_USAGE, "--share: %.3s= is given twice", opt);
+	*map = (struct fuse_id_map){.on = true, .host = (uint32_t)host, .guest = (uint32_t)guest};
+	return true;
+}
+
 bool share_config_parse(const char *text, struct share_config *out, GError **err)
 {
 	char **parts = g_strsplit(text, ",", -1);
@@ -148,9 +169,7 @@ bool share_config_parse(const char *text, struct share_config *out, GError **err
 
 	memset(out, 0, sizeof(*out));
 	if (!colon || colon == spec || !colon[1])
-		ok = husk_fail(err, HUSK_EXIT_USAGE,
-		               "--share: \"%s\" is not HOSTDIR:TAG[,ro][,submounts][,noxattr]",
-		               text);
+		ok = husk_fail(err, HUSK_EXIT_USAGE, "--share: \"%s\" is not " SHARE_SYNTAX, text);
 	else if (strlen(colon + 1) > VIRTIO_FS_TAG_BYTES)
 		ok = husk_fail(err, HUSK_EXIT_USAGE, "--share: tag \"%s\" is longer than %d bytes",
 		               colon + 1, VIRTIO_FS_TAG_BYTES);
@@ -161,11 +180,15 @@ bool share_config_parse(const char *text, struct share_config *out, GError **err
 			out->serve.submounts = true;
 		else if (strcmp(parts[i], "noxattr") == 0)
 			out->serve.no_xattr = true;
+		else if (g_str_has_prefix(parts[i], "uid="))
+			ok = parse_id_map(parts[i], &out->serve.uid_map, err);
+		else if (g_str_has_prefix(parts[i], "gid="))
+			ok = parse_id_map(parts[i], &out->serve.gid_map, err);
 		else
-			ok =
-			    husk_fail(err, HUSK_EXIT_USAGE,
-			              "--share: unknown option \"%s\" (try ro, submounts, noxattr)",
-			              parts[i]);
+			ok = husk_fail(
+			    err, HUSK_EXIT_USAGE,
+			    "--share: unknown option \"%s\" (try ro, submounts, noxattr, uid=, gid=)",
+			    parts[i]);
 	}
 	if (ok) {
 		out->path = g_strndup(spec, (gsize)(colon - spec));

@@ -5,13 +5,15 @@
 # runs the workout in fs-workout.sh against two shares, another boots with
 # a shared directory as its root filesystem.
 
-FS_TESTS=(fs-workout fs-big-file fs-host-change fs-escape fs-read-only fs-root fs-submount fs-xattrs)
+FS_TESTS=(fs-workout fs-big-file fs-host-change fs-escape fs-read-only fs-root fs-submount fs-xattrs
+	fs-id-maps)
 
 # The shares and what lies beside them, fresh for each run.
 make_fs_tree() {
 	local top=$1
 	rm -rf "$top"
-	mkdir -p "$top/share" "$top/ro" "$top/nox"
+	mkdir -p "$top/share" "$top/ro" "$top/nox" "$top/ids"
+	echo "ours on the host" >"$top/ids/mine"
 	echo "from the host" >"$top/share/hostfile"
 	echo "no xattrs here" >"$top/nox/f"
 	echo "do not move me out" >"$top/share/victim"
@@ -44,7 +46,7 @@ test_fs() {
 	[[ $(id -u) != 0 ]] || xattr_name=trusted.husk
 	echo "$xattr_name" >"$top/share/xattr-name"
 	vm_start fs fs fs --share "$top/share:work,submounts" --share "$top/ro:data,ro" \
-		--share "$top/nox:nox,noxattr"
+		--share "$top/nox:nox,noxattr" --share "$top/ids:ids,uid=$(id -u):4321,gid=$(id -g):4322"
 	if vm_wait_for '^HUSK-FS-WAIT'; then
 		echo "changed on the host" >"$top/share/late"
 	fi
@@ -52,7 +54,7 @@ test_fs() {
 	[[ -z $sub ]] || umount "$top/share/sub"
 	if ! guest_came_up || [[ $(fact fs_mounted) != yes ]]; then
 		local t
-		for t in "${FS_TESTS[@]:0:5}" fs-submount fs-xattrs; do
+		for t in "${FS_TESTS[@]:0:5}" fs-submount fs-xattrs fs-id-maps; do
 			fail "$t" "the guest did not mount the share (status $VM_RC)" "$VM_LOG"
 		done
 		return 0
@@ -102,6 +104,7 @@ test_fs() {
 		fail fs-read-only "guest: '$ro_got'; host listing '$(listing "$top/ro")'" "$VM_LOG"
 	fi
 	check_xattrs "$top/share" "$xattr_name"
+	check_id_maps "$top/ids"
 	if [[ -z $sub ]]; then
 		skip fs-submount "cannot mount a tmpfs inside the share here (needs root)"
 	elif [[ $(fact submount) == "apart:on another file system" ]]; then
@@ -125,6 +128,21 @@ check_xattrs() {
 		pass fs-xattrs
 	else
 		fail fs-xattrs "the guest's round trip of $name gave '$(fact xattr)' (want 'ok'); on the noxattr share '$(fact xattr_off)' (want '$want_off'); security.husk '$(fact xattr_security)' (want '$want_security')" "$VM_LOG"
+	fi
+}
+
+# uid=OURS:4321,gid=OURS:4322: the guest sees our files as 4321's, and a
+# chown to its root (0:0) gives the file to 4321 on the host: the swap.
+check_id_maps() {
+	local dir=$1 want_guest="4321:4322|4321:4322|0:0" got host
+	got="$(fact ids_host)|$(fact ids_made)|$(fact ids_chown)"
+	host=$(stat -c %u:%g "$dir/mine")
+	if [[ $(id -u) != 0 ]]; then
+		skip fs-id-maps "the guest's chown to root needs husk to run as root"
+	elif [[ $got == "$want_guest" && $host == 4321:4322 && $(stat -c %u "$dir/made") == 0 ]]; then
+		pass fs-id-maps
+	else
+		fail fs-id-maps "guest saw '$got' (want '$want_guest'); on the host mine is $host (want 4321:4322), made is $(stat -c %u:%g "$dir/made" 2>&1) (want 0:0)" "$VM_LOG"
 	fi
 }
 

@@ -67,5 +67,14 @@ fact xattr_security "$(xattr-probe f security.husk hello 2>&1)"
 mkdir -p /nox
 mount -t virtiofs nox /nox && fact xattr_off "$(xattr-probe /nox/f "$name" hello 2>&1)"
 umount /nox 2>/dev/null
+
+# "ids" maps the host's owner of its files to 4321:4322 (uid=, gid=).
+mkdir -p /ids
+if mount -t virtiofs ids /ids; then
+	fact ids_host "$(stat -c %u:%g /ids/mine)"
+	echo new >/ids/made && fact ids_made "$(stat -c %u:%g /ids/made)"
+	chown 0:0 /ids/mine && fact ids_chown "$(stat -c %u:%g /ids/mine)"
+	umount /ids
+fi
 cd /
 umount /mnt && umount /ro && fact fs_unmounted yes

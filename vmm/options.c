@@ -191,7 +191,7 @@ static const GOptionEntry run_entries[] = {
      "user[,hostfwd=tcp|udp:[ADDR]:PORT-[ADDR]:PORT][,restrict=on][,...]|tap=IFNAME"},
     {"share", 's', 0, CALLBACK(parse_share),
      "Share a host directory (repeatable); in the guest: mount -t virtiofs TAG /mnt",
-     "HOSTDIR:TAG[,ro][,submounts][,noxattr]"},
+     "HOSTDIR:TAG[,ro][,submounts][,noxattr][,uid=HOST:GUEST][,gid=HOST:GUEST]"},
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
     {"poll", 0, 0, CALLBACK(parse_poll),
@@ -223,7 +223,9 @@ static const char run_description[] =
     "\n"
     "--share options: ro, submounts (host mount points inside the share are\n"
     "submounts in the guest, with their own device numbers), noxattr (no extended\n"
-    "attributes, as virtiofsd's default: fewer round trips per file written).\n"
+    "attributes, as virtiofsd's default: fewer round trips per file written),\n"
+    "uid=HOST:GUEST and gid=HOST:GUEST (the guest sees host owner HOST as GUEST,\n"
+    "and GUEST as HOST; its chowns are mapped back).\n"
     "--share: what the guest creates belongs to the user running husk; a chown\n"
     "passes through where the host allows it. Run as root, husk lets no setuid or\n"
     "setgid file and no device node reach the host.";

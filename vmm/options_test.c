@@ -87,7 +87,35 @@ static void test_share_options(void)
 	g_assert_true(b->serve.read_only && b->serve.submounts && b->serve.no_xattr);
 	options_free(&cfg);
 	expect_error("run --kernel k --share /srv:t,xattr",
-	             "--share: unknown option \"xattr\" (try ro, submounts, noxattr)");
+	             "--share: unknown option \"xattr\" (try ro, submounts, noxattr, uid=, gid=)");
+}
+
+static void test_share_id_maps(void)
+{
+	struct vm_config cfg;
+
+	g_assert_true(parse("run --kernel k --share /srv/a:a,uid=1000:1001,gid=100:0", &cfg, NULL));
+	const struct share_config *a = cfg.shares->pdata[0];
+	g_assert_true(a->serve.uid_map.on && a->serve.gid_map.on);
+	g_assert_cmpuint(a->serve.uid_map.host, ==, 1000);
+	g_assert_cmpuint(a->serve.uid_map.guest, ==, 1001);
+	g_assert_cmpuint(a->serve.gid_map.host, ==, 100);
+	g_assert_cmpuint(a->serve.gid_map.guest, ==, 0);
+	/* A swap: each side's id is the other's, and the rest pass as they are. */
+	g_assert_cmpuint(map_id(&a->serve.uid_map, 1000), ==, 1001);
+	g_assert_cmpuint(map_id(&a->serve.uid_map, 1001), ==, 1000);
+	g_assert_cmpuint(map_id(&a->serve.uid_map, 0), ==, 0);
+	g_assert_cmpuint(map_id(&a->serve.gid_map, 0), ==, 100);
+	options_free(&cfg);
+	expect_error("run --kernel k --share /srv:t,uid=1000",
+	             "--share: \"uid=1000\" is not uid=HOST:GUEST (two numeric ids)");
+	expect_error("run --kernel k --share /srv:t,gid=a:b",
+	             "--share: \"gid=a:b\" is not gid=HOST:GUEST (two numeric ids)");
+	expect_error("run --kernel k --share /srv:t,uid=4294967295:0",
+	             "--share: \"uid=4294967295:0\" is not uid=HOST:GUEST (two numeric ids)");
+	expect_error("run --kernel k --share /srv:t,uid=1:2:3",
+	             "--share: \"uid=1:2:3\" is not uid=HOST:GUEST (two numeric ids)");
+	expect_error("run --kernel k --share /srv:t,uid=1:2,uid=3:4", "--share: uid= is given twice");
 }
 
 static void test_bad_options(void)
@@ -162,6 +190,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/options/defaults", test_defaults);
 	g_test_add_func("/options/all-options", test_all_options);
 	g_test_add_func("/options/share-options", test_share_options);
+	g_test_add_func("/options/share-id-maps", test_share_id_maps);
 	g_test_add_func("/options/bad-options", test_bad_options);
 	g_test_add_func("/options/unknown-option", test_unknown_option);
 	g_test_add_func("/options/sizes", test_sizes);
