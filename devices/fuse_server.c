@@ -54,7 +54,7 @@ struct fuse_server {
 	bool no_xattr;  /* xattr requests answer ENOSYS */
 	bool as_root;   /* husk runs as root: no setuid files or device nodes from the guest */
 	struct fuse_id_map uid_map, gid_map; /* owners as the guest sees them */
-	int proc_fd;    /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
+	int proc_fd; /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
 	struct inode *root;
 	GHashTable *inodes;  /* nodeid -> struct inode */
 	GHashTable *by_file; /* struct file_id -> struct inode */
@@ -613,7 +613,8 @@ static size_t do_setattr(struct fuse_server *s, struct req *r, struct inode *ino
 	    fchmodat(s->proc_fd, name, guest_mode(s, in->mode, ino->type == S_IFDIR), 0))
 		e = errno;
 	if (!e && (in->valid & (FATTR_UID | FATTR_GID)) &&
-	    fchownat(ino->fd, "", (in->valid & FATTR_UID) ? map_id(&s->uid_map, in->uid) : (uid_t)-1,
+	    fchownat(ino->fd, "",
+	             (in->valid & FATTR_UID) ? map_id(&s->uid_map, in->uid) : (uid_t)-1,
 	             (in->valid & FATTR_GID) ? map_id(&s->gid_map, in->gid) : (gid_t)-1,
 	             AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		e = errno;

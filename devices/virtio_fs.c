@@ -153,7 +153,8 @@ static bool parse_id_map(const char *opt, struct fuse_id_map *map, GError **err)
 	g_strfreev(ids);
 	if (!ok)
 		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "--share: \"%s\" is not %.3s=HOST:GUEST (two numeric ids)", opt, opt);
+		                 "--share: \"%s\" is not %.3s=HOST:GUEST (two numeric ids)", opt,
+		                 opt);
 	if (map->on)
 		return husk_fail(err, HUSK_EXIT_USAGE, "--share: %.3s= is given twice", opt);
 	*map = (struct fuse_id_map){.on = true, .host = (uint32_t)host, .guest = (uint32_t)guest};
@@ -185,10 +186,10 @@ bool share_config_parse(const char *text, struct share_config *out, GError **err
 		else if (g_str_has_prefix(parts[i], "gid="))
 			ok = parse_id_map(parts[i], &out->serve.gid_map, err);
 		else
-			ok = husk_fail(
-			    err, HUSK_EXIT_USAGE,
-			    "--share: unknown option \"%s\" (try ro, submounts, noxattr, uid=, gid=)",
-			    parts[i]);
+			ok = husk_fail(err, HUSK_EXIT_USAGE,
+			               "--share: unknown option \"%s\" (try ro, submounts, "
+			               "noxattr, uid=, gid=)",
+			               parts[i]);
 	}
 	if (ok) {
 		out->path = g_strndup(spec, (gsize)(colon - spec));

@@ -35,7 +35,7 @@ struct vm_config {
 	unsigned int timeout_s; /* 0: none */
 	bool allow_pvm;
 	bool timings;
-	bool no_seccomp; /* run without the system-call filter (vmm/seccomp.h) */
+	bool no_seccomp;  /* run without the system-call filter (vmm/seccomp.h) */
 	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */
 };
 

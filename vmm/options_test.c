@@ -115,7 +115,8 @@ static void test_share_id_maps(void)
 	             "--share: \"uid=4294967295:0\" is not uid=HOST:GUEST (two numeric ids)");
 	expect_error("run --kernel k --share /srv:t,uid=1:2:3",
 	             "--share: \"uid=1:2:3\" is not uid=HOST:GUEST (two numeric ids)");
-	expect_error("run --kernel k --share /srv:t,uid=1:2,uid=3:4", "--share: uid= is given twice");
+	expect_error("run --kernel k --share /srv:t,uid=1:2,uid=3:4",
+	             "--share: uid= is given twice");
 }
 
 static void test_bad_options(void)
