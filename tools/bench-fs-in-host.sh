@@ -20,6 +20,9 @@
 # (noxattr, say); any one boots it in each run too, as "husk-b": an A/B
 # comparison taken from the same test host.
 # BENCH_FS_BOOT_LIMIT: seconds one boot may take (default 1200).
+# BENCH_PROFILE=1: each boot runs under `perf record -a` (PERF, default
+# "perf"), and where the host's CPUs went is printed after it, by program
+# and by function.
 set -euo pipefail
 
 # shellcheck source=tools/bench-in-host-lib.sh
@@ -115,6 +118,28 @@ stop_virtiofsd() {
 	VFSD_PID=""
 }
 
+PERF_PID=""
+
+profile_start() {
+	[[ -n ${BENCH_PROFILE:-} ]] || return 0
+	${PERF:-perf} record -a -F 199 -o "$WORK/perf.data" >"$WORK/perf.log" 2>&1 &
+	PERF_PID=$!
+}
+
+# Samples in each program and library, then in each function, above a
+# floor; an idle CPU shows as the swapper's.
+profile_report() {
+	local vmm=$1 sort
+	[[ -n $PERF_PID ]] || return 0
+	kill -INT "$PERF_PID" 2>/dev/null || true
+	wait "$PERF_PID" 2>/dev/null || true
+	PERF_PID=""
+	for sort in comm,dso comm,dso,sym; do
+		${PERF:-perf} report -i "$WORK/perf.data" --stdio --sort "$sort" --percent-limit 0.8 2>&1 |
+			grep -v '^#' | grep -v '^$' | head -n 40 | sed "s/^/  profile $vmm| /" >&2
+	done
+}
+
 # One boot: prints "VMM TEST VALUE" for each result. The console goes to a
 # file and a watchdog stops a hung VM; a boot that did not finish every
 # job shows its console's last lines.
@@ -127,11 +152,13 @@ run_once() {
 	if [[ $vmm == qemu* ]] && ! start_virtiofsd "$vmm"; then
 		return 0
 	fi
+	profile_start
 	"${CMD[@]}" </dev/null >"$console" 2>&1 &
 	pid=$!
 	wait_vm "$pid" "$BOOT_LIMIT" "$vmm" || true
 	wait "$pid" || true
 	[[ $vmm != qemu* ]] || stop_virtiofsd
+	profile_report "$vmm"
 	while IFS= read -r line || [[ -n $line ]]; do
 		line=${line%$'\r'}
 		case $line in
