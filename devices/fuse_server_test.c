@@ -402,14 +402,20 @@ static void test_special_files_not_opened(struct fixture *f, gconstpointer data)
 	g_free(fifo);
 }
 
-static mode_t host_mode(struct fixture *f, const char *name)
+/* What the host says of 'name' in the share. */
+static GStatBuf host_stat(struct fixture *f, const char *name)
 {
 	char *path = g_build_filename(f->share, name, NULL);
 	GStatBuf st;
 
 	g_assert_cmpint(g_lstat(path, &st), ==, 0);
 	g_free(path);
-	return st.st_mode;
+	return st;
+}
+
+static mode_t host_mode(struct fixture *f, const char *name)
+{
+	return host_stat(f, name).st_mode;
 }
 
 /*
@@ -689,16 +695,6 @@ static void test_xattrs(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
 }
 
-static uid_t host_owner(struct fixture *f, const char *name)
-{
-	char *path = g_build_filename(f->share, name, NULL);
-	struct stat st;
-
-	g_assert_cmpint(lstat(path, &st), ==, 0);
-	g_free(path);
-	return st.st_uid;
-}
-
 /* uid=HOST:GUEST and gid=: the guest sees the swap, and its chowns are swapped back. */
 static void test_id_maps(struct fixture *f, gconstpointer data)
 {
@@ -715,7 +711,7 @@ static void test_id_maps(struct fixture *f, gconstpointer data)
 	struct fuse_setattr_in sa = {.valid = FATTR_UID | FATTR_GID, .uid = 4321, .gid = 4322};
 	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, 0);
 	g_assert_cmpuint(((struct fuse_attr_out *)payload(f))->attr.uid, ==, 4321);
-	g_assert_cmpuint(host_owner(f, "hello"), ==, getuid());
+	g_assert_cmpuint(host_stat(f, "hello").st_uid, ==, getuid());
 	if (geteuid() != 0) {
 		g_test_skip("a chown to another owner needs root");
 		return;
@@ -724,7 +720,7 @@ static void test_id_maps(struct fixture *f, gconstpointer data)
 	sa.uid = getuid();
 	sa.gid = getgid();
 	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, 0);
-	g_assert_cmpuint(host_owner(f, "hello"), ==, 4321);
+	g_assert_cmpuint(host_stat(f, "hello").st_uid, ==, 4321);
 	g_assert_cmpuint(((struct fuse_attr_out *)payload(f))->attr.uid, ==, getuid());
 	g_assert_cmpuint(((struct fuse_attr_out *)payload(f))->attr.gid, ==, getgid());
 }

@@ -25,6 +25,18 @@ static void lock_down(void)
 	g_assert_no_error(err);
 }
 
+/* Runs 'checks' under the filter in a subprocess, which must pass. */
+static void under_filter(void (*checks)(void))
+{
+	if (g_test_subprocess()) {
+		lock_down();
+		checks();
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
 static void *thread_main(void *arg)
 {
 	*(int *)arg = 42;
@@ -32,27 +44,27 @@ static void *thread_main(void *arg)
 }
 
 /* What husk does while its guest runs goes on: threads, files, sockets. */
+static void allowed_checks(void)
+{
+	pthread_t t;
+	int seen = 0;
+
+	g_assert_cmpint(pthread_create(&t, NULL, thread_main, &seen), ==, 0);
+	g_assert_cmpint(pthread_join(t, NULL), ==, 0);
+	g_assert_cmpint(seen, ==, 42);
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(write(fd, "x", 1), ==, 1);
+	close(fd);
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	g_assert_cmpint(s, >=, 0);
+	close(s);
+	lock_down(); /* a second time (a restarted VM): nothing more to do */
+}
+
 static void test_allowed(void)
 {
-	if (g_test_subprocess()) {
-		lock_down();
-		pthread_t t;
-		int seen = 0;
-		g_assert_cmpint(pthread_create(&t, NULL, thread_main, &seen), ==, 0);
-		g_assert_cmpint(pthread_join(t, NULL), ==, 0);
-		g_assert_cmpint(seen, ==, 42);
-		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-		g_assert_cmpint(fd, >=, 0);
-		g_assert_cmpint(write(fd, "x", 1), ==, 1);
-		close(fd);
-		int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		g_assert_cmpint(s, >=, 0);
-		close(s);
-		lock_down(); /* a second time (a restarted VM): nothing more to do */
-		return;
-	}
-	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
-	g_test_trap_assert_passed();
+	under_filter(allowed_checks);
 }
 
 static void assert_denied(long rc, int want)
@@ -66,25 +78,24 @@ static void assert_denied(long rc, int want)
  * filter let them through, each goes wrong loudly: /bin/false exits 1,
  * and a forked child's parent fails its assertion.
  */
+static void no_new_process_checks(void)
+{
+	char *const argv[] = {"/bin/false", NULL};
+
+	assert_denied(execve("/bin/false", argv, environ), EPERM);
+	assert_denied(syscall(SYS_execveat, AT_FDCWD, "/bin/false", argv, environ, 0), EPERM);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(0);
+	assert_denied(pid, EPERM);
+	assert_denied(syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0), EPERM);
+	/* clone3's flags are out of the filter's sight: it is refused whole. */
+	assert_denied(syscall(SYS_clone3, NULL, 0), ENOSYS);
+}
+
 static void test_no_new_process(void)
 {
-	if (g_test_subprocess()) {
-		lock_down();
-		char *const argv[] = {"/bin/false", NULL};
-		assert_denied(execve("/bin/false", argv, environ), EPERM);
-		assert_denied(syscall(SYS_execveat, AT_FDCWD, "/bin/false", argv, environ, 0),
-		              EPERM);
-		pid_t pid = fork();
-		if (pid == 0)
-			_exit(0);
-		assert_denied(pid, EPERM);
-		assert_denied(syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0), EPERM);
-		/* clone3's flags are out of the filter's sight: it is refused whole. */
-		assert_denied(syscall(SYS_clone3, NULL, 0), ENOSYS);
-		return;
-	}
-	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
-	g_test_trap_assert_passed();
+	under_filter(no_new_process_checks);
 }
 
 /*
@@ -92,23 +103,23 @@ static void test_no_new_process(void)
  * processes' memory, stay out of reach. Each call is one that, let
  * through, fails some other way or changes nothing outside the test.
  */
+static void no_host_changes_checks(void)
+{
+	char byte = 1, into = 0;
+	struct iovec local = {&into, 1}, remote = {&byte, 1};
+
+	assert_denied(mount("none", "/nonexistent/husk-seccomp", "tmpfs", 0, NULL), EPERM);
+	assert_denied(unshare(CLONE_NEWNS), EPERM);
+	assert_denied(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), EPERM);
+	assert_denied(syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, 0), EPERM);
+	assert_denied(syscall(SYS_finit_module, -1, "", 0), EPERM);
+	assert_denied(syscall(SYS_bpf, 0, NULL, 0), EPERM);
+	assert_denied(syscall(SYS_setresuid, -1, -1, -1), EPERM);
+}
+
 static void test_no_host_changes(void)
 {
-	if (g_test_subprocess()) {
-		lock_down();
-		char byte = 1, into = 0;
-		struct iovec local = {&into, 1}, remote = {&byte, 1};
-		assert_denied(mount("none", "/nonexistent/husk-seccomp", "tmpfs", 0, NULL), EPERM);
-		assert_denied(unshare(CLONE_NEWNS), EPERM);
-		assert_denied(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), EPERM);
-		assert_denied(syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, 0), EPERM);
-		assert_denied(syscall(SYS_finit_module, -1, "", 0), EPERM);
-		assert_denied(syscall(SYS_bpf, 0, NULL, 0), EPERM);
-		assert_denied(syscall(SYS_setresuid, -1, -1, -1), EPERM);
-		return;
-	}
-	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
-	g_test_trap_assert_passed();
+	under_filter(no_host_changes_checks);
 }
 
 int main(int argc, char **argv)
