@@ -139,8 +139,6 @@ void virtio_fs_close(struct virtio_fs *fs)
 	g_free(fs);
 }
 
-#define SHARE_SYNTAX "HOSTDIR:TAG[,ro][,submounts][,noxattr][,uid=HOST:GUEST][,gid=HOST:GUEST]"
-
 /* "uid=HOST:GUEST" (or gid=): two numeric ids; -1 (4294967295) means "none" to chown, so not it. */
 static bool parse_id_map(const char *opt, struct fuse_id_map *map, GError **err)
 {

@@ -27,7 +27,9 @@ extern const struct virtio_device_ops virtio_fs_ops;
 struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err);
 void virtio_fs_close(struct virtio_fs *fs);
 
-/* Parses "HOSTDIR:TAG[,ro][,submounts][,noxattr]" as given to --share. */
+#define SHARE_SYNTAX "HOSTDIR:TAG[,ro][,submounts][,noxattr][,uid=HOST:GUEST][,gid=HOST:GUEST]"
+
+/* Parses SHARE_SYNTAX, as given to --share. */
 bool share_config_parse(const char *text, struct share_config *out, GError **err);
 void share_config_clear(struct share_config *cfg);
 

@@ -182,18 +182,19 @@ bool seccomp_lock_down(GError **err)
 	GArray *p = build_program();
 	struct sock_fprog prog = {.len = (unsigned short)p->len,
 	                          .filter = (struct sock_filter *)(void *)p->data};
-	bool ok;
-
 	/* Without it only a process with CAP_SYS_ADMIN may install a filter. */
-	ok = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-	     syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
+	bool ok =
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
+	int why = errno; /* before the free */
+
 	g_array_free(p, TRUE);
 	installed = ok;
 	if (!ok)
 		return husk_fail(
 		    err, HUSK_EXIT_HOST,
 		    "cannot install the system-call filter: %s (--no-seccomp runs without)",
-		    g_strerror(errno));
+		    g_strerror(why));
 	return true;
 #endif
 }
