@@ -342,20 +342,25 @@ seccomp_modes() {
 
 # While the guest runs, every husk thread (vCPUs, the I/O loop, queue
 # workers) is under the system-call filter; with --no-seccomp none is.
+# running_modes NAME [option]...: boots a hanging guest, sets MODES to its
+# husk's seccomp_modes once the guest is up (empty if it never was), and
+# stops it.
+running_modes() {
+	MODES=""
+	vm_start "$1" cloud hang "${@:2}"
+	if vm_wait_for '^HUSK-GUEST-UP'; then
+		MODES=$(seccomp_modes "$VM_PID")
+	fi
+	kill -TERM "$VM_PID" 2>/dev/null || true
+	vm_wait "$STOP_TIMEOUT"
+}
+
 test_seccomp() {
 	local on off
-	vm_start seccomp cloud hang --cpus 2 --share "$LOGDIR:logs"
-	if vm_wait_for '^HUSK-GUEST-UP'; then
-		on=$(seccomp_modes "$VM_PID")
-	fi
-	kill -TERM "$VM_PID" 2>/dev/null || true
-	vm_wait "$STOP_TIMEOUT"
-	vm_start seccomp-off cloud hang --no-seccomp
-	if vm_wait_for '^HUSK-GUEST-UP'; then
-		off=$(seccomp_modes "$VM_PID")
-	fi
-	kill -TERM "$VM_PID" 2>/dev/null || true
-	vm_wait "$STOP_TIMEOUT"
+	running_modes seccomp --cpus 2 --share "$LOGDIR:logs"
+	on=$MODES
+	running_modes seccomp-off --no-seccomp
+	off=$MODES
 	if [[ -z $on || -z $off ]]; then
 		fail seccomp "a guest did not come up (status $VM_RC)" "$VM_LOG"
 	elif [[ $on == *husk-vcpu1:2* && $on == *husk-virtio-fs:2* && $on != *:[01]\ * &&
