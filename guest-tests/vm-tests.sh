@@ -28,7 +28,7 @@ set -euo pipefail
 
 TESTS=(
 	check-host boot-cloud poweroff cpus-1 memory-512M acpi-clean
-	cpus-4 memory-split reboot panic boot-generic sigterm sigint seccomp
+	cpus-4 memory-split reboot panic boot-generic sigterm sigint seccomp halt-poll
 	on-reboot-restart pci-clean hwrng blk-serial blk-two-disks blk-ro
 	blk-root blk-fsck net-dhcp net-http-out net-dns net-hostfwd-tcp
 	net-hostfwd-udp net-restrict net-tap-ping net-tap-http net-tap-link
@@ -340,27 +340,27 @@ seccomp_modes() {
 	done
 }
 
-# While the guest runs, every husk thread (vCPUs, the I/O loop, queue
-# workers) is under the system-call filter; with --no-seccomp none is.
-# running_modes NAME [option]...: boots a hanging guest, sets MODES to its
-# husk's seccomp_modes once the guest is up (empty if it never was), and
-# stops it.
-running_modes() {
-	MODES=""
-	vm_start "$1" cloud hang "${@:2}"
+# while_running PROBE NAME [option]...: boots a hanging guest, sets
+# PROBED to what `PROBE HUSK_PID` prints once the guest is up (empty if it
+# never was), and stops it.
+while_running() {
+	PROBED=""
+	vm_start "$2" cloud hang "${@:3}"
 	if vm_wait_for '^HUSK-GUEST-UP'; then
-		MODES=$(seccomp_modes "$VM_PID")
+		PROBED=$("$1" "$VM_PID")
 	fi
 	kill -TERM "$VM_PID" 2>/dev/null || true
 	vm_wait "$STOP_TIMEOUT"
 }
 
+# While the guest runs, every husk thread (vCPUs, the I/O loop, queue
+# workers) is under the system-call filter; with --no-seccomp none is.
 test_seccomp() {
 	local on off
-	running_modes seccomp --cpus 2 --share "$LOGDIR:logs"
-	on=$MODES
-	running_modes seccomp-off --no-seccomp
-	off=$MODES
+	while_running seccomp_modes seccomp --cpus 2 --share "$LOGDIR:logs"
+	on=$PROBED
+	while_running seccomp_modes seccomp-off --no-seccomp
+	off=$PROBED
 	if [[ -z $on || -z $off ]]; then
 		fail seccomp "a guest did not come up (status $VM_RC)" "$VM_LOG"
 	elif [[ $on == *husk-vcpu1:2* && $on == *husk-virtio-fs:2* && $on != *:[01]\ * &&
@@ -368,6 +368,39 @@ test_seccomp() {
 		pass seccomp
 	else
 		fail seccomp "threads and their seccomp modes: '$on' (want 2 for all); with --no-seccomp '$off' (want 0)" "$VM_LOG"
+	fi
+}
+
+# KVM's counts for a running husk's VM, after the idle guest has halted a
+# while: "POLLS HALTS", the halts where the vCPU polled before sleeping, and
+# the halts it slept through (debugfs sums them over the vCPUs).
+halt_counts() {
+	sleep 3
+	local dir
+	for dir in /sys/kernel/debug/kvm/"$1"-*; do
+		echo "$(cat "$dir/halt_attempted_poll") $(cat "$dir/halt_wakeup")"
+	done
+}
+
+# --halt-poll reaches KVM: at 0 a halted vCPU never polls; at 100 ms (KVM
+# grows its window after each short halt, up to this) it does.
+test_halt_poll() {
+	if [[ ! -d /sys/kernel/debug/kvm ]] && ! mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null; then
+		skip halt-poll "no debugfs here to read KVM's halt counts from"
+		return 0
+	fi
+	local off on
+	while_running halt_counts halt-poll-off --halt-poll=0
+	off=$PROBED
+	while_running halt_counts halt-poll-on --halt-poll=100000
+	on=$PROBED
+	if [[ -z $off || -z $on ]]; then
+		fail halt-poll "a guest did not come up, or KVM's debugfs has no halt counts (status $VM_RC)" "$VM_LOG"
+	elif [[ $off =~ ^0\ [1-9] && $on =~ ^[1-9][0-9]*\ [0-9] ]]; then
+		info "halt-poll: polls and halts slept through: '$off' with --halt-poll=0, '$on' with 100000"
+		pass halt-poll
+	else
+		fail halt-poll "polls and halts with --halt-poll=0: '$off' (want 0 polls); with 100000: '$on' (want some)" "$VM_LOG"
 	fi
 }
 
@@ -800,6 +833,7 @@ run_all() {
 	want sigterm && test_signal sigterm TERM 143
 	want sigint && test_signal sigint INT 130
 	want seccomp && test_seccomp
+	want halt-poll && test_halt_poll
 	want on-reboot-restart && test_restart
 	want pci-clean hwrng blk-serial blk-two-disks blk-ro blk-root blk-fsck && test_disks
 	want "${NET_TESTS[@]}" && test_net

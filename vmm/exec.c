@@ -848,6 +848,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	    .memory = o.memory,
 	    .cpus = o.cpus,
 	    .poll_us = VM_DEFAULT_POLL_US,
+	    .halt_poll_us = -1,
 	    .on_reboot = ON_REBOOT_EXIT,
 	    .disks = g_ptr_array_new_with_free_func(free_disk),
 	    .nets = g_ptr_array_new_with_free_func(free_net),

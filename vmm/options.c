@@ -56,18 +56,36 @@ static gboolean parse_cpus(const char *name, const char *value, gpointer data, G
 	return TRUE;
 }
 
+/* A time in microseconds, for --poll and --halt-poll. */
+static bool parse_usec(const char *option, const char *value, unsigned long *us, GError **err)
+{
+	if (parse_number(value, 0, VM_MAX_POLL_US, us))
+		return true;
+	g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
+	            "%s: \"%s\" is not a number of microseconds from 0 to %d", option, value,
+	            VM_MAX_POLL_US);
+	return false;
+}
+
 static gboolean parse_poll(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
 	unsigned long n;
 
-	if (!parse_number(value, 0, VM_MAX_POLL_US, &n)) {
-		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
-		            "--poll: \"%s\" is not a number of microseconds from 0 to %d", value,
-		            VM_MAX_POLL_US);
+	if (!parse_usec("--poll", value, &n, err))
 		return FALSE;
-	}
 	cfg->poll_us = (unsigned int)n;
+	return TRUE;
+}
+
+static gboolean parse_halt_poll(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	unsigned long n;
+
+	if (!parse_usec("--halt-poll", value, &n, err))
+		return FALSE;
+	cfg->halt_poll_us = (int)n;
 	return TRUE;
 }
 
@@ -197,6 +215,10 @@ static const GOptionEntry run_entries[] = {
      "The longest a shared folder's threads poll a busy queue (default " G_STRINGIFY(
          VM_DEFAULT_POLL_US) "; 0: off)",
      "USEC"},
+    {"halt-poll", 0, 0, CALLBACK(parse_halt_poll),
+     "The longest a halted vCPU waits in the host kernel for an interrupt before sleeping "
+     "(default: the host's kvm.halt_poll_ns; 0: off)",
+     "USEC"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
      "What a guest reboot does: exit (status 5, default) or restart", "exit|restart"},
     {"allow-pvm", 0, 0, G_OPTION_ARG_NONE, NULL, "Run even on a PVM-backed /dev/kvm", NULL},
@@ -267,6 +289,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	cfg->memory = VM_DEFAULT_MEMORY;
 	cfg->cpus = 1;
 	cfg->poll_us = VM_DEFAULT_POLL_US;
+	cfg->halt_poll_us = -1;
 	cfg->on_reboot = ON_REBOOT_EXIT;
 	cfg->console_out = STDOUT_FILENO;
 	cfg->console_in = true;

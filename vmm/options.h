@@ -26,6 +26,7 @@ struct vm_config {
 	uint64_t memory;
 	unsigned int cpus;
 	unsigned int poll_us; /* the longest a share's queue thread polls a busy queue */
+	int halt_poll_us;     /* the longest a halted vCPU polls in KVM; -1: the host's */
 	enum on_reboot on_reboot;
 	GPtrArray *disks;       /* struct disk_config *, in --disk order */
 	GPtrArray *nets;        /* struct net_config *, in --net order */

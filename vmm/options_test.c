@@ -39,6 +39,7 @@ static void test_defaults(void)
 	g_assert_cmpuint(cfg.memory, ==, 512 * MiB);
 	g_assert_cmpuint(cfg.cpus, ==, 1);
 	g_assert_cmpuint(cfg.poll_us, ==, VM_DEFAULT_POLL_US);
+	g_assert_cmpint(cfg.halt_poll_us, ==, -1); /* the host's */
 	g_assert_cmpint(cfg.on_reboot, ==, ON_REBOOT_EXIT);
 	g_assert_false(cfg.allow_pvm);
 	g_assert_false(cfg.no_seccomp);
@@ -53,10 +54,10 @@ static void test_defaults(void)
 static void test_all_options(void)
 {
 	struct vm_config cfg;
-	char *argv[] = {"run",       "-k",          "bz",           "--initrd=rd",
-	                "--cmdline", "a b c",       "--memory",     "2G",
-	                "--cpus=4",  "--on-reboot", "restart",      "--allow-pvm",
-	                "--timings", "--poll=0",    "--no-seccomp", NULL};
+	char *argv[] = {
+	    "run",       "-k",       "bz",           "--initrd=rd",     "--cmdline", "a b c",
+	    "--memory",  "2G",       "--cpus=4",     "--on-reboot",     "restart",   "--allow-pvm",
+	    "--timings", "--poll=0", "--no-seccomp", "--halt-poll=250", NULL};
 
 	g_assert_true(options_parse_run(G_N_ELEMENTS(argv) - 1, argv, &cfg, NULL));
 	g_assert_cmpstr(cfg.kernel, ==, "bz");
@@ -69,6 +70,7 @@ static void test_all_options(void)
 	g_assert_true(cfg.timings);
 	g_assert_cmpuint(cfg.poll_us, ==, 0);
 	g_assert_true(cfg.no_seccomp);
+	g_assert_cmpint(cfg.halt_poll_us, ==, 250);
 	options_free(&cfg);
 }
 
@@ -133,6 +135,8 @@ static void test_bad_options(void)
 	             "--poll: \"1000001\" is not a number of microseconds from 0 to 1000000");
 	expect_error("run --kernel k --poll -5",
 	             "--poll: \"-5\" is not a number of microseconds from 0 to 1000000");
+	expect_error("run --kernel k --halt-poll 2s",
+	             "--halt-poll: \"2s\" is not a number of microseconds from 0 to 1000000");
 	expect_error("run --kernel k --on-reboot maybe",
 	             "--on-reboot: \"maybe\" is not one of exit, restart");
 	expect_error("run --memory 1G", "run: --kernel is required (try 'husk run --help')");
