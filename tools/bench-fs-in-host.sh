@@ -19,6 +19,8 @@
 # first), arguments added to its `run`, and options added to its --share
 # (noxattr, say); any one boots it in each run too, as "husk-b": an A/B
 # comparison taken from the same test host.
+# BENCH_FS_NO_QEMU=1: only husk and husk-b boot, for an A/B comparison in
+# half the time; the table gives husk-b/husk.
 # BENCH_FS_BOOT_LIMIT: seconds one boot may take (default 1200).
 # BENCH_PROFILE=1: each boot runs under `perf record -a` (PERF, default
 # "perf"), and where the host's CPUs went is printed after it, by program
@@ -33,6 +35,7 @@ read -ra HUSK_CMD <<<"${HUSK:-husk}"
 read -ra HUSK_B_EXTRA <<<"${HUSK_B_ARGS:-}"
 VMMS=(husk qemu qemu-xattr)
 [[ -z ${HUSK_B:-}${HUSK_B_ARGS:-}${HUSK_B_SHARE:-} ]] || VMMS=(husk husk-b qemu qemu-xattr)
+[[ -z ${BENCH_FS_NO_QEMU:-} ]] || VMMS=(husk husk-b)
 VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 BOOT_LIMIT=${BENCH_FS_BOOT_LIMIT:-1200}
 CMDLINE="console=ttyS0 quiet"
@@ -209,12 +212,16 @@ main() {
 	echo "metadata: untar 10,000 small files, then find + stat them cold; streaming: 256 MiB dd bs=1M (+ sync), read cold"
 	echo "qemu: virtiofsd as it comes (no xattrs); qemu-xattr: virtiofsd -o xattr, serving xattrs as husk does"
 	echo "ratio: > 1.0 means husk is better (qemu/husk for times, husk/qemu for rates)"
-	local huskies=(husk) q
+	local huskies=(husk) q others=(qemu qemu-xattr)
 	[[ ${VMMS[1]} != husk-b ]] || huskies+=(husk-b)
+	if [[ -n ${BENCH_FS_NO_QEMU:-} ]]; then
+		huskies=(husk-b) others=(husk)
+		echo "A/B: husk-b/husk > 1.0 means husk-b is better"
+	fi
 	printf '%-14s %6s' test unit
 	printf ' %10s' "${VMMS[@]}"
 	for vmm in "${huskies[@]}"; do
-		for q in qemu qemu-xattr; do printf ' %17s' "$vmm/$q"; done
+		for q in "${others[@]}"; do printf ' %17s' "$vmm/$q"; done
 	done
 	printf ' %7s\n' target
 	for spec in "${TESTS[@]}"; do
@@ -223,7 +230,7 @@ main() {
 		printf '%-14s %6s' "$t" "$unit"
 		for vmm in "${VMMS[@]}"; do printf ' %10s' "$(median_of "$vmm" "$t" "$results")"; done
 		for vmm in "${huskies[@]}"; do
-			for q in qemu qemu-xattr; do
+			for q in "${others[@]}"; do
 				printf ' %17s' "$(ratio "$kind" "$(median_of "$vmm" "$t" "$results")" \
 					"$(median_of "$q" "$t" "$results")")"
 			done
