@@ -1130,12 +1130,17 @@ static int xattr_path(struct inode *ino, char *path, size_t len)
  * (security.capability), SELinux and SMACK labels, IMA and EVM hashes. A
  * guest that set one on a host file could give a host program powers when
  * it runs (a husk running as root would be allowed to), as a setuid bit
- * would (guest_mode). The guest reads them; it changes none.
+ * would (guest_mode). The guest reads them; it changes none, but for
+ * removing security.capability: that only takes powers away, and the
+ * guest's kernel does it before it writes to or chowns a file that has
+ * one (as the host's would), so refusing it would fail those writes.
  */
-static int xattr_change_refused(const char *name)
+static int xattr_change_refused(const char *name, bool removal)
 {
 	static const char security[] = "security.";
 
+	if (removal && strcmp(name, "security.capability") == 0)
+		return 0;
 	return strncmp(name, security, sizeof(security) - 1) == 0 ? EPERM : 0;
 }
 
@@ -1159,7 +1164,7 @@ static size_t do_setxattr(struct fuse_server *s, struct req *r, struct inode *in
 	if (!e && s->read_only)
 		e = EROFS;
 	if (!e)
-		e = xattr_change_refused(name);
+		e = xattr_change_refused(name, false);
 	if (!e)
 		e = xattr_path(ino, path, sizeof(path));
 	if (!e && setxattr(path, name, r->arg + next, in->size, (int)in->flags))
@@ -1214,7 +1219,7 @@ static size_t do_removexattr(struct fuse_server *s, struct req *r, struct inode 
 	if (!e && s->read_only)
 		e = EROFS;
 	if (!e)
-		e = xattr_change_refused(p);
+		e = xattr_change_refused(p, true);
 	if (!e)
 		e = xattr_path(ino, path, sizeof(path));
 	if (!e && removexattr(path, p))

@@ -751,6 +751,28 @@ static void test_security_xattrs_refused(struct fixture *f, gconstpointer data)
 	g_assert_true(e == -ENODATA || e == -ENOTSUP || e == -EOPNOTSUPP);
 }
 
+/*
+ * A capability the host put on a file, the guest may take off: its kernel
+ * does, before it writes to the file or chowns it, and those must not fail.
+ */
+static void test_file_capability_removable(struct fixture *f, gconstpointer data)
+{
+	static const char caps[] = "security.capability";
+	static const uint32_t value[5] = {0x02000001, 1u << 7, 0, 0, 0}; /* cap_setuid+ep */
+	char path[PATH_MAX];
+	int err;
+
+	snprintf(path, sizeof(path), "%s/hello", f->share);
+	if (setxattr(path, caps, value, sizeof(value), 0)) {
+		g_test_skip("this host will not let us set a file capability (needs CAP_SETFCAP)");
+		return;
+	}
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	g_assert_cmpint(call(f, FUSE_REMOVEXATTR, node, NULL, 0, caps, NULL), ==, 0);
+	g_assert_cmpint(getxattr(path, caps, NULL, 0), <, 0);
+	g_assert_cmpint(errno, ==, ENODATA);
+}
+
 /* ---- confinement ------------------------------------------------------------------ */
 
 static void test_no_dotdot(struct fixture *f, gconstpointer data)
@@ -835,6 +857,7 @@ int main(int argc, char **argv)
 	ADD("fs/xattrs", test_xattrs, NULL);
 	ADD("fs/no-xattr", test_no_xattr, &no_xattr_share);
 	ADD("fs/security-xattrs-refused", test_security_xattrs_refused, NULL);
+	ADD("fs/file-capability-removable", test_file_capability_removable, NULL);
 	ADD("fs/id-maps", test_id_maps, &id_map_share);
 	ADD("fs/killpriv", test_killpriv, NULL);
 	ADD("confine/file-budget", test_file_budget, NULL);

@@ -45,6 +45,9 @@ test_fs() {
 	local xattr_name=user.husk
 	[[ $(id -u) != 0 ]] || xattr_name=trusted.husk
 	echo "$xattr_name" >"$top/share/xattr-name"
+	# A file capability on a share file (where this host lets us set one).
+	echo "capped" >"$top/share/capped"
+	"$ASSETS/fs/xattr-probe" --set-cap "$top/share/capped" >/dev/null 2>&1 || rm "$top/share/capped"
 	vm_start fs fs fs --share "$top/share:work,submounts" --share "$top/ro:data,ro" \
 		--share "$top/nox:nox,noxattr" --share "$top/ids:ids,uid=$(id -u):4321,gid=$(id -g):4322"
 	if vm_wait_for '^HUSK-FS-WAIT'; then
@@ -116,18 +119,22 @@ test_fs() {
 
 # The guest's xattr round trip on the share, its refusal on the noxattr
 # share, and of a security.* name anywhere, where the host file system
-# takes xattrs at all.
+# takes xattrs at all; and, where the host let us give a file a
+# capability, the guest's write to it works and takes the capability away.
 check_xattrs() {
 	local dir=$1 name=$2 want_off="set: Operation not supported"
-	local want_security="set: Operation not permitted"
+	local want_security="set: Operation not permitted" capped="ok|no" capped_got="ok|no"
+	if [[ -e $dir/capped ]]; then
+		capped_got="$(fact capped_write)|$("$ASSETS/fs/xattr-probe" --has-cap "$dir/capped" 2>&1)"
+	fi
 	# The guest's helper is a static program: it asks this host's file system too.
 	if [[ $("$ASSETS/fs/xattr-probe" "$dir/hostfile" "$name" x 2>&1) != ok ]]; then
 		skip fs-xattrs "the host file system under the share takes no $name xattrs"
 	elif [[ $(fact xattr) == ok && $(fact xattr_off) == "$want_off" &&
-		$(fact xattr_security) == "$want_security" ]]; then
+		$(fact xattr_security) == "$want_security" && $capped_got == "$capped" ]]; then
 		pass fs-xattrs
 	else
-		fail fs-xattrs "the guest's round trip of $name gave '$(fact xattr)' (want 'ok'); on the noxattr share '$(fact xattr_off)' (want '$want_off'); security.husk '$(fact xattr_security)' (want '$want_security')" "$VM_LOG"
+		fail fs-xattrs "the guest's round trip of $name gave '$(fact xattr)' (want 'ok'); on the noxattr share '$(fact xattr_off)' (want '$want_off'); security.husk '$(fact xattr_security)' (want '$want_security'); write to a file with a capability, and is it left: '$capped_got' (want '$capped')" "$VM_LOG"
 	fi
 }
 
