@@ -27,6 +27,27 @@ median() {
 		}'
 }
 
+# threads_report PID LABEL: for a VMM that did not end, where its threads
+# are: each one's name, state, CPU time (user and system ticks) and kernel
+# stack, sampled twice a second apart, so a spinning thread shows.
+threads_report() {
+	local round t comm stat
+	local -a f
+	for round in 1 2; do
+		for t in /proc/"$1"/task/*; do
+			if ! comm=$(cat "$t/comm" 2>/dev/null) || ! stat=$(cat "$t/stat" 2>/dev/null); then
+				continue
+			fi
+			# After "pid (comm) ": state is field 1, utime 12, stime 13.
+			read -ra f <<<"${stat##*) }"
+			echo "bench: $2: sample $round: ${t##*/} $comm state ${f[0]} utime ${f[11]} stime ${f[12]}" >&2
+			[[ $round == 2 ]] || continue
+			sed "s|^|bench: $2: ${t##*/} $comm in |" "$t/stack" 2>/dev/null | head -n 8 >&2
+		done
+		sleep 1
+	done
+}
+
 # wait_vm PID LIMIT LABEL: waits for the VMM PID; past LIMIT seconds it is
 # killed ("no end after LIMIT s"). A VM that runs long says so once a
 # minute: progress for whoever watches, and a sign of life for the nested
@@ -37,6 +58,7 @@ wait_vm() {
 	while kill -0 "$pid" 2>/dev/null; do
 		if ((SECONDS - start >= limit)); then
 			echo "bench: $label: no end after $limit s, stopped" >&2
+			threads_report "$pid" "$label"
 			kill -KILL "$pid" 2>/dev/null || true
 			return 1
 		fi
