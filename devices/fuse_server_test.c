@@ -725,22 +725,23 @@ static void test_id_maps(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(((struct fuse_attr_out *)payload(f))->attr.gid, ==, getgid());
 }
 
+/* A file capability: VFS_CAP_REVISION_2, CAP_SETUID permitted and effective (cap_setuid+ep). */
+static const char caps[] = "security.capability";
+static const uint32_t setuid_cap[5] = {0x02000001, 1u << 7, 0, 0, 0};
+
 /* security.* (capabilities, MAC labels) is read-only to the guest, whoever husk runs as. */
 static void test_security_xattrs_refused(struct fixture *f, gconstpointer data)
 {
-	static const char caps[] = "security.capability";
-	/* VFS_CAP_REVISION_2 with CAP_SETUID permitted and effective: setcap's cap_setuid+ep. */
-	static const uint32_t value[5] = {0x02000001, 1u << 7, 0, 0, 0};
-	struct fuse_setxattr_in sx = {.size = sizeof(value)};
+	struct fuse_setxattr_in sx = {.size = sizeof(setuid_cap)};
 	struct fuse_getxattr_in gx = {.size = 64};
 	char path[PATH_MAX];
 	int err;
 	uint64_t node = lookup(f, FUSE_ROOT_ID, "hello", &err);
 
 	size_t len = build(f, FUSE_SETXATTR, node, &sx, 8, caps, NULL);
-	memcpy(f->in + len, value, sizeof(value));
-	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + sizeof(value));
-	send_req(f, len + sizeof(value));
+	memcpy(f->in + len, setuid_cap, sizeof(setuid_cap));
+	((struct fuse_in_header *)f->in)->len = (uint32_t)(len + sizeof(setuid_cap));
+	send_req(f, len + sizeof(setuid_cap));
 	g_assert_cmpint(oh(f)->error, ==, -EPERM);
 	g_assert_cmpint(call(f, FUSE_REMOVEXATTR, node, NULL, 0, "security.selinux", NULL), ==,
 	                -EPERM);
@@ -757,13 +758,11 @@ static void test_security_xattrs_refused(struct fixture *f, gconstpointer data)
  */
 static void test_file_capability_removable(struct fixture *f, gconstpointer data)
 {
-	static const char caps[] = "security.capability";
-	static const uint32_t value[5] = {0x02000001, 1u << 7, 0, 0, 0}; /* cap_setuid+ep */
 	char path[PATH_MAX];
 	int err;
 
 	snprintf(path, sizeof(path), "%s/hello", f->share);
-	if (setxattr(path, caps, value, sizeof(value), 0)) {
+	if (setxattr(path, caps, setuid_cap, sizeof(setuid_cap), 0)) {
 		g_test_skip("this host will not let us set a file capability (needs CAP_SETFCAP)");
 		return;
 	}
