@@ -13,7 +13,7 @@
 #define USAGE_USER                                                                                 \
 	"user[,hostfwd=tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT][,restrict=on]"                    \
 	"[,net=ADDR/PREFIX][,host=ADDR][,dns=ADDR][,dhcpstart=ADDR][,mac=MAC][,mtu=N]"
-#define USAGE_TAP "tap=IFNAME[,mac=MAC][,mtu=N]"
+#define USAGE_TAP "tap=IFNAME[,vhost=on|off][,mac=MAC][,mtu=N]"
 
 static bool bad(GError **err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
@@ -214,6 +214,20 @@ static bool parse_common(const char *p, struct net_config *cfg, bool *mac_set, G
 	return true;
 }
 
+static bool parse_tap_option(const char *p, struct net_config *cfg, GError **err)
+{
+	if (!g_str_has_prefix(p, "vhost="))
+		return bad(err, "unknown option \"%s\" for a TAP device (%s)", p, USAGE_TAP);
+	const char *v = p + strlen("vhost=");
+	if (strcmp(v, "on") == 0)
+		cfg->vhost = NET_VHOST_ON;
+	else if (strcmp(v, "off") == 0)
+		cfg->vhost = NET_VHOST_OFF;
+	else
+		return bad(err, "vhost \"%s\" is not on or off", v);
+	return true;
+}
+
 static bool check_user(struct net_config *cfg, const bool *set, GError **err)
 {
 	if (!set[0])
@@ -260,7 +274,7 @@ bool net_config_parse(const char *text, unsigned int index, struct net_config *o
 		else if (out->kind == NET_USER)
 			ok = parse_user_option(p, out, set, err);
 		else
-			ok = bad(err, "unknown option \"%s\" for a TAP device (%s)", p, USAGE_TAP);
+			ok = parse_tap_option(p, out, err);
 	}
 	if (ok && out->kind == NET_USER)
 		ok = check_user(out, set, err);

@@ -23,6 +23,9 @@
 
 enum net_kind { NET_USER, NET_TAP };
 
+/* tap's vhost=: the host kernel's vhost-net carries the frames, if it can (auto). */
+enum net_vhost { NET_VHOST_AUTO, NET_VHOST_ON, NET_VHOST_OFF };
+
 /* hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT */
 struct net_hostfwd {
 	bool udp;
@@ -37,6 +40,7 @@ struct net_config {
 	uint8_t mac[6];
 	unsigned int mtu; /* 0: the backend's default */
 	char *ifname;     /* tap */
+	enum net_vhost vhost;
 	/* user: the guest's network, QEMU's layout by default */
 	struct in_addr net, mask, host, dns, dhcp_start;
 	bool restrict_guest;
@@ -91,6 +95,11 @@ struct net_backend_ops {
 	/* The guest accepted these features: offloads it can take on receive. */
 	void (*set_offloads)(struct net_backend *be, uint64_t guest_features);
 	void (*close)(struct net_backend *be);
+	/*
+	 * Optional: the fd vhost-net can serve the guest from (TAP). While it
+	 * does, the device runs no queue work, so the backend reads nothing.
+	 */
+	int (*kernel_fd)(struct net_backend *be);
 	/* The backend's MTU when the user sets none (0: leave the guest's default). */
 	unsigned int default_mtu;
 };

@@ -235,6 +235,11 @@ static void tap_close(struct net_backend *be)
 	g_free(tap);
 }
 
+static int tap_kernel_fd(struct net_backend *be)
+{
+	return ((struct net_tap *)be)->fd;
+}
+
 static const struct net_backend_ops tap_ops = {
     .name = "tap",
     .vnet_hdr = true,
@@ -245,6 +250,7 @@ static const struct net_backend_ops tap_ops = {
     .link_up = tap_link_up,
     .set_offloads = tap_set_offloads,
     .close = tap_close,
+    .kernel_fd = tap_kernel_fd,
 };
 
 /* TUNSETIFF creates a device that does not exist; husk only opens existing TAPs. */

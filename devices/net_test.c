@@ -104,6 +104,13 @@ static void test_tap(void)
 	g_assert_cmphex(c.mac[3], ==, 0xab);
 	g_assert_cmphex(c.mac[5], ==, 0xef);
 	g_assert_cmpuint(c.mtu, ==, 9000);
+	g_assert_cmpint(c.vhost, ==, NET_VHOST_AUTO);
+	net_config_clear(&c);
+	g_assert_true(net_config_parse("tap=husktap0,vhost=off", 0, &c, NULL));
+	g_assert_cmpint(c.vhost, ==, NET_VHOST_OFF);
+	net_config_clear(&c);
+	g_assert_true(net_config_parse("tap=husktap0,vhost=on", 0, &c, NULL));
+	g_assert_cmpint(c.vhost, ==, NET_VHOST_ON);
 	net_config_clear(&c);
 }
 
@@ -151,6 +158,8 @@ static void test_errors(void)
 	    {"tap=a/b", "not a network interface name"},
 	    {"tap=abcdefghijklmnop", "not a network interface name"},
 	    {"tap=tap0,hostfwd=tcp::1-:1", "for a TAP device"},
+	    {"tap=tap0,vhost=yes", "vhost \"yes\" is not on or off"},
+	    {"user,vhost=on", "for user networking"},
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -5,6 +5,9 @@
 #include <linux/virtio_net.h>
 #include <string.h>
 
+#include "devices/vhost_net.h"
+#include "vmm/error.h"
+
 #define VIRTIO_ID_NET  1
 #define CLASS_ETHERNET 0x020000
 #define NET_QUEUE_SIZE 256
@@ -40,6 +43,8 @@ struct virtio_net {
 	struct vq_used used[NET_QUEUE_SIZE];
 	struct vq_chain chain;
 	struct virtio_net_stats stats;
+	struct vhost_net *vhost; /* the kernel may carry the frames (TAP's vhost=) */
+	bool vhost_warned;
 };
 
 /* --- transmit ------------------------------------------------------------- */
@@ -409,11 +414,63 @@ static void net_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t 
 		memcpy(data, (uint8_t *)&c + offset, len);
 }
 
+/* --- vhost-net -------------------------------------------------------------- */
+
+/*
+ * DRIVER_OK: the kernel's vhost-net takes both queues if it can. If it
+ * cannot, say so once and carry the frames here, as with vhost=off.
+ */
+static bool net_start(void *dev, struct virtio_pci *t)
+{
+	struct virtio_net *n = dev;
+	uint64_t f = virtio_pci_features(t);
+	struct vhost_ring rings[2];
+	GError *err = NULL;
+
+	if (!n->vhost)
+		return false;
+	for (unsigned int q = 0; q < 2; q++) {
+		struct virtio_queue_info qi;
+		if (!virtio_pci_queue_info(t, q, &qi))
+			return false; /* a queue the driver left off: ours to serve */
+		rings[q] = (struct vhost_ring){
+		    .size = qi.size,
+		    .next_avail = qi.next_avail,
+		    .desc = qi.desc,
+		    .avail = qi.driver,
+		    .used = qi.device,
+		    .kick_fd = qi.kick_fd,
+		    .call_fd = qi.call_fd,
+		};
+	}
+	/* Only what the guest accepted: frames it cannot parse would be lost. */
+	if (n->be->ops->set_offloads)
+		n->be->ops->set_offloads(n->be, f);
+	n->offloads_set = true;
+	if (vhost_net_start(n->vhost, virtio_pci_memory(t), f, rings, n->be->ops->kernel_fd(n->be),
+	                    &err))
+		return true;
+	if (!n->vhost_warned)
+		g_printerr("husk: net: %s; husk carries the frames instead\n", err->message);
+	n->vhost_warned = true;
+	g_error_free(err);
+	return false;
+}
+
+static void net_call_fd_changed(void *dev, unsigned int q, int fd)
+{
+	struct virtio_net *n = dev;
+
+	vhost_net_set_call(n->vhost, q, fd);
+}
+
 /* On a vCPU thread, under the transport's lock, like every queue run. */
 static void net_reset(void *dev)
 {
 	struct virtio_net *n = dev;
 
+	if (n->vhost)
+		vhost_net_stop(n->vhost);
 	n->held = false;
 	n->offloads_set = false;
 }
@@ -429,7 +486,26 @@ const struct virtio_device_ops virtio_net_ops = {
     .config_read = net_config_read,
     .queue_notify = net_notify,
     .reset = net_reset,
+    .start = net_start,
+    .call_fd_changed = net_call_fd_changed,
 };
+
+/* TAP's vhost=: on needs /dev/vhost-net; by default it is used if it opens. */
+static bool open_vhost(struct virtio_net *n, const struct net_config *cfg, GError **err)
+{
+	GError *why = NULL;
+
+	if (!n->be->ops->kernel_fd || cfg->vhost == NET_VHOST_OFF)
+		return true;
+	n->vhost = vhost_net_open(&why);
+	if (n->vhost || cfg->vhost == NET_VHOST_AUTO) {
+		g_clear_error(&why);
+		return true;
+	}
+	husk_fail(err, HUSK_EXIT_HOST, "--net: tap=%s,vhost=on: %s", cfg->ifname, why->message);
+	g_error_free(why);
+	return false;
+}
 
 struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext *ctx, GError **err)
 {
@@ -440,6 +516,11 @@ struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext 
 	memcpy(n->mac, cfg->mac, sizeof(n->mac));
 	n->be = net_backend_open(cfg, ctx, port, err);
 	if (!n->be) {
+		g_free(n);
+		return NULL;
+	}
+	if (!open_vhost(n, cfg, err)) {
+		n->be->ops->close(n->be);
 		g_free(n);
 		return NULL;
 	}
@@ -464,6 +545,7 @@ void virtio_net_destroy(struct virtio_net *n)
 	n->t = NULL; /* the transport may be gone; frames slirp makes while closing are dropped */
 	g_source_destroy(n->deferred);
 	g_source_unref(n->deferred);
+	vhost_net_close(n->vhost);
 	n->be->ops->close(n->be);
 	g_free(n->rxbuf);
 	g_free(n);

@@ -68,6 +68,8 @@ struct queue {
 	int64_t idle_since;       /* when the worker last started to wait, for adapt_window */
 	atomic_uint wakes;        /* virtio_pci_wake calls: each ends a poll */
 	uint64_t kick_addr;       /* where the ioeventfd is assigned, 0 if not */
+	bool handed;              /* the device gave the queue to the kernel (ops->start) */
+	int call_fd;              /* where the kernel interrupts the driver, when handed */
 };
 
 struct msix_vector {
@@ -75,8 +77,10 @@ struct msix_vector {
 	uint32_t data;
 	uint32_t control;
 	bool pending;
-	int fd;
+	int fd; /* the irqfd */
 	uint32_t gsi;
+	/* For queues handed to the kernel: where their calls go while masked. */
+	int masked_fd;
 };
 
 struct virtio_pci {
@@ -98,8 +102,9 @@ struct virtio_pci {
 	unsigned int nvectors;
 	struct msix_vector vectors[VIRTIO_MAX_QUEUES + 1];
 	uint8_t msix_cap;
-	uint8_t cfg_cap;      /* VIRTIO_PCI_CAP_PCI_CFG: BAR access through config space */
-	atomic_bool stopping; /* queue workers end at their next wake */
+	uint8_t cfg_cap;        /* VIRTIO_PCI_CAP_PCI_CFG: BAR access through config space */
+	GSource *masked_source; /* the I/O thread's watch on the vectors' masked_fds */
+	atomic_bool stopping;   /* queue workers end at their next wake */
 };
 
 static uint64_t offered_features(const struct virtio_pci *t)
@@ -153,6 +158,59 @@ static void fire_pending(struct virtio_pci *t)
 		if (t->vectors[i].pending)
 			fire(t, (uint16_t)i);
 }
+
+/*
+ * A queue handed to the kernel interrupts the driver itself, through the
+ * vector's irqfd, which KVM delivers whatever the vector's mask says. So
+ * while a vector is masked, its queues' calls go to masked_fd instead, and
+ * a call there makes the vector pending, as a masked MSI-X vector must be
+ * (PCI 3.0, 6.8.2.9), delivered when it is unmasked.
+ */
+static int call_target(const struct virtio_pci *t, const struct queue *q)
+{
+	if (q->vector >= t->nvectors)
+		return -1;
+	const struct msix_vector *v = &t->vectors[q->vector];
+	return msix_usable(t) && !(v->control & MSIX_VECTOR_MASK) ? v->fd : v->masked_fd;
+}
+
+static void collect_masked_calls(struct virtio_pci *t)
+{
+	eventfd_t count;
+
+	for (unsigned int i = 0; i < t->nvectors; i++)
+		if (t->vectors[i].masked_fd >= 0 &&
+		    eventfd_read(t->vectors[i].masked_fd, &count) == 0)
+			fire(t, (uint16_t)i);
+}
+
+/* After a mask changed: point each handed queue's calls where they must go now. */
+static void route_calls(struct virtio_pci *t)
+{
+	for (unsigned int i = 0; i < t->nqueues; i++) {
+		struct queue *q = &t->queues[i];
+		int fd = call_target(t, q);
+
+		if (!q->handed || fd == q->call_fd)
+			continue;
+		q->call_fd = fd;
+		t->ops->call_fd_changed(t->dev, i, fd);
+	}
+	/* Calls made before the switch: pending, or delivered if unmasked now. */
+	collect_masked_calls(t);
+}
+
+static gboolean on_masked_call(GSource *source, GSourceFunc callback, gpointer data)
+{
+	struct virtio_pci *t = data;
+
+	pthread_mutex_lock(&t->lock);
+	collect_masked_calls(t);
+	pthread_mutex_unlock(&t->lock);
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs masked_funcs = {.dispatch = on_masked_call};
 
 /* The device is broken (a malformed queue): tell the driver (2.1.1). */
 static void needs_reset(struct virtio_pci *t)
@@ -213,7 +271,8 @@ static uint64_t notify_addr(const struct virtio_pci *t, unsigned int q)
 
 static bool queue_running(const struct virtio_pci *t, const struct queue *q)
 {
-	return (t->status & STATUS_DRIVER_OK) && !(t->status & STATUS_NEEDS_RESET) && q->enabled;
+	return (t->status & STATUS_DRIVER_OK) && !(t->status & STATUS_NEEDS_RESET) && q->enabled &&
+	       !q->handed;
 }
 
 bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index)
@@ -252,6 +311,20 @@ static gboolean on_kick(gint fd, GIOCondition condition, gpointer data)
 {
 	service_queue(data);
 	return G_SOURCE_CONTINUE;
+}
+
+/* The I/O thread serves the queue's kicks, or (on: false) leaves them to the kernel. */
+static void watch_kicks(struct virtio_pci *t, struct queue *q, bool on)
+{
+	if (on && !q->kick_source) {
+		q->kick_source = g_unix_fd_source_new(q->kick_fd, G_IO_IN);
+		g_source_set_callback(q->kick_source, G_SOURCE_FUNC(on_kick), q, NULL);
+		g_source_attach(q->kick_source, t->env.ctx);
+	} else if (!on && q->kick_source) {
+		g_source_destroy(q->kick_source);
+		g_source_unref(q->kick_source);
+		q->kick_source = NULL;
+	}
 }
 
 /* --- queue workers and polling ------------------------------------------ */
@@ -409,6 +482,15 @@ static void reset(struct virtio_pci *t)
 	t->queue_select = 0;
 	if (t->ops->reset)
 		t->ops->reset(t->dev);
+	/* The kernel has let go of handed queues (ops->reset): ours again. */
+	for (unsigned int i = 0; i < t->nqueues; i++) {
+		struct queue *q = &t->queues[i];
+
+		if (q->handed)
+			watch_kicks(t, q, true);
+		q->handed = false;
+		q->call_fd = -1;
+	}
 }
 
 static void common_read(struct virtio_pci *t, uint32_t off, uint8_t *data, uint32_t len)
@@ -448,6 +530,47 @@ static uint16_t valid_vector(const struct virtio_pci *t, uint64_t v)
 	return v < t->nvectors ? (uint16_t)v : NO_VECTOR;
 }
 
+/* The device's start op took the enabled queues: the kernel serves their kicks now. */
+static void hand_over(struct virtio_pci *t)
+{
+	for (unsigned int i = 0; i < t->nqueues; i++) {
+		struct queue *q = &t->queues[i];
+
+		if (!q->enabled)
+			continue;
+		q->handed = true;
+		q->call_fd = call_target(t, q);
+		watch_kicks(t, q, false);
+		/* A kick the I/O thread took before: the kernel looks at the ring once. */
+		eventfd_write(q->kick_fd, 1);
+	}
+}
+
+bool virtio_pci_queue_info(struct virtio_pci *t, unsigned int index, struct virtio_queue_info *out)
+{
+	const struct guest_memory *mem = t->env.mem;
+
+	if (index >= t->nqueues || !t->queues[index].enabled)
+		return false;
+	struct queue *q = &t->queues[index];
+	/* vq_init checked these ranges when the queue was enabled (2.7). */
+	*out = (struct virtio_queue_info){
+	    .size = q->size,
+	    .next_avail = q->vq.last_avail_idx,
+	    .desc = gm_ptr(mem, q->desc, 16ULL * q->size),
+	    .driver = gm_ptr(mem, q->driver, 6ULL + 2ULL * q->size),
+	    .device = gm_ptr(mem, q->device, 6ULL + 8ULL * q->size),
+	    .kick_fd = q->kick_fd,
+	    .call_fd = call_target(t, q),
+	};
+	return out->desc && out->driver && out->device;
+}
+
+const struct guest_memory *virtio_pci_memory(const struct virtio_pci *t)
+{
+	return t->env.mem;
+}
+
 static void set_status(struct virtio_pci *t, uint8_t status)
 {
 	if (status == 0) {
@@ -460,12 +583,16 @@ static void set_status(struct virtio_pci *t, uint8_t status)
 		if ((f & ~offered_features(t)) || !(f & 1ULL << VIRTIO_F_VERSION_1))
 			status &= (uint8_t)~STATUS_FEATURES_OK;
 	}
-	if ((status & STATUS_DRIVER_OK) && !(t->status & STATUS_DRIVER_OK)) {
+	bool starting = (status & STATUS_DRIVER_OK) && !(t->status & STATUS_DRIVER_OK);
+	if (starting) {
 		for (unsigned int i = 0; i < t->nqueues; i++)
 			if (t->queues[i].enabled)
 				set_ioeventfd(t, &t->queues[i], notify_addr(t, i));
 	}
 	t->status = status | (t->status & STATUS_NEEDS_RESET);
+	if (starting && !(t->status & STATUS_NEEDS_RESET) && t->ops->start &&
+	    t->ops->start(t->dev, t))
+		hand_over(t);
 }
 
 static void enable_queue(struct virtio_pci *t, struct queue *q)
@@ -581,6 +708,8 @@ static void msix_access(struct virtio_pci *t, uint32_t off, uint8_t *data, uint3
 	v->control = (uint32_t)le_get(entry + 12, 4) & MSIX_VECTOR_MASK;
 	if (field < 12)
 		msi_vector_route(t->env.msi, v->gsi, v->addr, v->data);
+	if (was_masked != (bool)(v->control & MSIX_VECTOR_MASK))
+		route_calls(t);
 	if (was_masked && !(v->control & MSIX_VECTOR_MASK) && v->pending)
 		fire(t, (uint16_t)i);
 }
@@ -617,6 +746,7 @@ static void bar_access(struct pci_device *pci, int bar, uint64_t off, uint8_t *d
 		msix_access(t, (uint32_t)(off - BAR_MSIX_TABLE), data, len, is_write);
 	} else if (off >= BAR_MSIX_PBA && off < BAR_MSIX_PBA + 8 && !is_write) {
 		uint64_t pba = 0;
+		collect_masked_calls(t);
 		for (unsigned int i = 0; i < t->nvectors; i++)
 			pba |= (uint64_t)t->vectors[i].pending << i;
 		le_put(data, pba >> (8 * (off - BAR_MSIX_PBA)), len);
@@ -662,6 +792,7 @@ static void config_written(struct pci_device *pci, uint32_t offset, uint32_t len
 		bar_access(pci, 0, bar_off, pci->config + t->cfg_cap + 16, win_len, true);
 	if (offset <= t->msix_cap + 3u && offset + len > t->msix_cap + 3u) {
 		pthread_mutex_lock(&t->lock);
+		route_calls(t);
 		if (msix_usable(t))
 			fire_pending(t);
 		pthread_mutex_unlock(&t->lock);
@@ -715,6 +846,23 @@ static void add_msix_cap(struct virtio_pci *t)
 	t->pci.wmask[at + 3] = MSIX_ENABLE | MSIX_MASKALL;
 }
 
+/* Only for devices that may hand queues to the kernel (ops->start). */
+static bool watch_masked_calls(struct virtio_pci *t, GError **err)
+{
+	t->masked_source = g_source_new(&masked_funcs, sizeof(GSource));
+	g_source_set_callback(t->masked_source, NULL, t, NULL);
+	for (unsigned int i = 0; i < t->nvectors; i++) {
+		struct msix_vector *v = &t->vectors[i];
+
+		v->masked_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (v->masked_fd < 0)
+			return husk_fail(err, HUSK_EXIT_RUNTIME, "eventfd: %s", g_strerror(errno));
+		g_source_add_unix_fd(t->masked_source, v->masked_fd, G_IO_IN);
+	}
+	g_source_attach(t->masked_source, t->env.ctx);
+	return true;
+}
+
 static bool setup_queues(struct virtio_pci *t, GError **err)
 {
 	for (unsigned int i = 0; i < t->nqueues; i++) {
@@ -735,9 +883,7 @@ static bool setup_queues(struct virtio_pci *t, GError **err)
 			q->poll_cap_us = t->ops->unpolled_queues & 1u << i ? 0 : t->env.poll_us;
 			continue;
 		}
-		q->kick_source = g_unix_fd_source_new(q->kick_fd, G_IO_IN);
-		g_source_set_callback(q->kick_source, G_SOURCE_FUNC(on_kick), q, NULL);
-		g_source_attach(q->kick_source, t->env.ctx);
+		watch_kicks(t, q, true);
 	}
 	for (unsigned int i = 0; i < t->nvectors; i++) {
 		t->vectors[i].control = MSIX_VECTOR_MASK;
@@ -745,7 +891,7 @@ static bool setup_queues(struct virtio_pci *t, GError **err)
 		if (t->vectors[i].fd < 0)
 			return false;
 	}
-	return true;
+	return !t->ops->start || watch_masked_calls(t, err);
 }
 
 struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
@@ -762,9 +908,9 @@ struct virtio_pci *virtio_pci_create(const struct virtio_env *env,
 	t->nvectors = nqueues + 1;
 	pthread_mutex_init(&t->lock, NULL);
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->vectors); i++)
-		t->vectors[i].fd = -1;
+		t->vectors[i].fd = t->vectors[i].masked_fd = -1;
 	for (unsigned int i = 0; i < G_N_ELEMENTS(t->queues); i++)
-		t->queues[i].kick_fd = -1;
+		t->queues[i].kick_fd = t->queues[i].call_fd = -1;
 
 	pci_device_init(&t->pci, PCI_VENDOR_VIRTIO, PCI_DEVICE_MODERN + ops->device_id,
 	                ops->class_code, 1, &virtio_pci_ops, t);
@@ -814,16 +960,20 @@ void virtio_pci_destroy(struct virtio_pci *t)
 
 		if (q->kick_addr)
 			set_ioeventfd(t, q, 0);
-		if (q->kick_source) {
-			g_source_destroy(q->kick_source);
-			g_source_unref(q->kick_source);
-		}
+		watch_kicks(t, q, false);
 		if (q->kick_fd >= 0)
 			close(q->kick_fd);
 	}
-	for (unsigned int i = 0; i < G_N_ELEMENTS(t->vectors); i++)
+	if (t->masked_source) {
+		g_source_destroy(t->masked_source);
+		g_source_unref(t->masked_source);
+	}
+	for (unsigned int i = 0; i < G_N_ELEMENTS(t->vectors); i++) {
 		if (t->vectors[i].fd >= 0)
 			close(t->vectors[i].fd);
+		if (t->vectors[i].masked_fd >= 0)
+			close(t->vectors[i].masked_fd);
+	}
 	pthread_mutex_destroy(&t->lock);
 	g_free(t);
 }

@@ -41,6 +41,16 @@ struct virtio_device_ops {
 	/* Optional; also called once before the transport goes away, to quiesce workers. */
 	void (*reset)(void *dev);
 	/*
+	 * Optional, when the driver sets DRIVER_OK: the device may hand its
+	 * queues to the host kernel (vhost), reading them with
+	 * virtio_pci_queue_info(). True if it did: until the next reset the
+	 * transport leaves their kicks to the kernel and runs no queue_notify,
+	 * and call_fd_changed says where their interrupts must go when the
+	 * driver masks or unmasks a vector.
+	 */
+	bool (*start)(void *dev, struct virtio_pci *t);
+	void (*call_fd_changed)(void *dev, unsigned int q, int fd);
+	/*
 	 * Queue work blocks (file I/O): run it on a thread per queue, which
 	 * polls a busy queue (virtio_env.poll_us) before it sleeps.
 	 */
@@ -69,6 +79,19 @@ struct pci_device *virtio_pci_device(struct virtio_pci *t);
 
 /* Features the driver accepted (valid once the device is running). */
 uint64_t virtio_pci_features(const struct virtio_pci *t);
+
+/* A queue as the driver set it up, for a device that hands it to the kernel. */
+struct virtio_queue_info {
+	uint16_t size;
+	uint16_t next_avail;          /* the first available entry not yet taken */
+	void *desc, *driver, *device; /* the ring's parts, in host memory */
+	int kick_fd;                  /* signalled on each kick */
+	int call_fd;                  /* write to interrupt the driver now; -1: no vector */
+};
+
+/* Only from the device's start op. False if queue 'q' is not enabled. */
+bool virtio_pci_queue_info(struct virtio_pci *t, unsigned int q, struct virtio_queue_info *out);
+const struct guest_memory *virtio_pci_memory(const struct virtio_pci *t);
 /*
  * Runs the device's queue_notify for queue 'index' as a kick would, for work
  * that arrives from elsewhere (a network backend with frames for the guest).

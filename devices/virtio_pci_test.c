@@ -328,7 +328,164 @@ static void test_worker_without_polling(struct fixture *f, gconstpointer data)
 	g_assert_true(served_within(n, 5000000));
 }
 
-#define ADD(name, fn) g_test_add(name, struct fixture, NULL, setup, fn, teardown)
+/* --- queues handed to the kernel (vhost) ----------------------------------- */
+
+#define QUEUE_VECTOR 0x1a
+#define MSIX_TABLE   0x4000 /* the BAR's MSI-X table: vector 0's control word at +12 */
+#define MSIX_PBA     0x5000
+
+/* What a device that hands its one queue over saw. */
+static struct {
+	unsigned int starts, resets, notifies, call_changes;
+	struct virtio_queue_info info;
+	int call_fd; /* the last call_fd_changed */
+} handed;
+
+static void count_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
+{
+	handed.notifies++;
+}
+
+static bool take_queue(void *dev, struct virtio_pci *t)
+{
+	handed.starts++;
+	g_assert_true(virtio_pci_queue_info(t, 0, &handed.info));
+	g_assert_false(virtio_pci_queue_info(t, 1, &(struct virtio_queue_info){0}));
+	handed.call_fd = handed.info.call_fd;
+	return true;
+}
+
+static void count_reset(void *dev)
+{
+	handed.resets++;
+}
+
+static void call_moved(void *dev, unsigned int q, int fd)
+{
+	g_assert_cmpuint(q, ==, 0);
+	handed.call_changes++;
+	handed.call_fd = fd;
+}
+
+static const struct virtio_device_ops handing_ops = {
+    .name = "handing",
+    .device_id = 4,
+    .class_code = 0xff0000,
+    .num_queues = 1,
+    .queue_size = 64,
+    .queue_notify = count_notify,
+    .reset = count_reset,
+    .start = take_queue,
+    .call_fd_changed = call_moved,
+};
+
+static uint8_t msix_cap(struct fixture *f)
+{
+	uint8_t at = f->pci->config[PCI_CAPABILITY_LIST];
+
+	while (at && f->pci->config[at] != PCI_CAP_ID_MSIX)
+		at = f->pci->config[at + 1];
+	g_assert_cmpuint(at, !=, 0);
+	return at;
+}
+
+/* Writes the MSI-X Message Control's high byte, as the bus would. */
+static void msix_control(struct fixture *f, uint8_t high)
+{
+	uint8_t at = msix_cap(f) + 3;
+
+	f->pci->config[at] = high;
+	f->pci->ops->config_written(f->pci, at, 1);
+}
+
+static bool fd_signalled(int fd)
+{
+	eventfd_t count;
+
+	return eventfd_read(fd, &count) == 0;
+}
+
+/* Vector 0 for queue 0, MSI-X on and the vector unmasked, then DRIVER_OK. */
+static void setup_handing(struct fixture *f, gconstpointer data)
+{
+	memset(&handed, 0, sizeof(handed));
+	create(f, &handing_ops, 0);
+	msix_control(f, 0x80); /* MSI-X Enable */
+	bar_write(f, MSIX_TABLE + 12, 0, 4);
+	bar_write(f, DRIVER_FEATURE_SEL, 1, 4);
+	bar_write(f, DRIVER_FEATURE, 1, 4); /* VIRTIO_F_VERSION_1 */
+	bar_write(f, STATUS, 1 | 2 | 8, 1);
+	bar_write(f, QUEUE_VECTOR, 0, 2);
+	enable_queue(f, 64);
+	bar_write(f, STATUS, DRIVER_OK, 1);
+	g_assert_cmpuint(handed.starts, ==, 1);
+}
+
+/*
+ * The device's start op gets the ring in host memory and vector 0's irqfd;
+ * kicks are the kernel's from then on (the I/O thread leaves the kick fd
+ * alone, and no queue_notify runs) until a reset gives the queue back.
+ */
+static void test_handed_queue(struct fixture *f, gconstpointer data)
+{
+	g_assert_cmpuint(handed.info.size, ==, 64);
+	g_assert_true(handed.info.desc == gm_ptr(&f->gm, 0x1000, 1));
+	g_assert_true(handed.info.driver == gm_ptr(&f->gm, 0x2000, 1));
+	g_assert_true(handed.info.device == gm_ptr(&f->gm, 0x3000, 1));
+	g_assert_cmpint(handed.info.call_fd, >=, 0);
+	/* The transport's own wake-up of the kernel at the hand-over, then a kick. */
+	g_assert_true(fd_signalled(handed.info.kick_fd));
+	bar_write(f, NOTIFY, 0, 2);
+	while (g_main_context_iteration(f->ctx, FALSE))
+		;
+	g_assert_true(fd_signalled(handed.info.kick_fd));
+	g_assert_cmpuint(handed.notifies, ==, 0);
+
+	unsigned int resets = handed.resets;
+	bar_write(f, STATUS, 0, 1);
+	g_assert_cmpuint(handed.resets, ==, resets + 1);
+	bar_write(f, NOTIFY, 0, 2);
+	while (g_main_context_iteration(f->ctx, FALSE))
+		;
+	g_assert_false(fd_signalled(handed.info.kick_fd)); /* the I/O thread took it again */
+}
+
+/*
+ * Masking the vector moves the kernel's calls off the irqfd (KVM would
+ * deliver them regardless); a call while masked makes the vector pending,
+ * and unmasking delivers it through the irqfd (PCI 3.0, 6.8.2.9).
+ */
+static void test_handed_queue_masked(struct fixture *f, gconstpointer data)
+{
+	int irqfd = handed.info.call_fd;
+
+	bar_write(f, MSIX_TABLE + 12, 1, 4);
+	g_assert_cmpuint(handed.call_changes, ==, 1);
+	g_assert_cmpint(handed.call_fd, !=, irqfd);
+	g_assert_cmpint(handed.call_fd, >=, 0);
+	eventfd_write(handed.call_fd, 1); /* the kernel interrupts the masked vector */
+	while (g_main_context_iteration(f->ctx, FALSE))
+		;
+	g_assert_false(fd_signalled(irqfd));
+	g_assert_cmphex(bar_read(f, MSIX_PBA, 8), ==, 1);
+
+	bar_write(f, MSIX_TABLE + 12, 0, 4);
+	g_assert_cmpuint(handed.call_changes, ==, 2);
+	g_assert_cmpint(handed.call_fd, ==, irqfd);
+	g_assert_true(fd_signalled(irqfd));
+	g_assert_cmphex(bar_read(f, MSIX_PBA, 8), ==, 0);
+
+	/* The function's mask (MSI-X Function Mask) counts as well. */
+	msix_control(f, 0x80 | 0x40);
+	g_assert_cmpint(handed.call_fd, !=, irqfd);
+	eventfd_write(handed.call_fd, 1);
+	msix_control(f, 0x80);
+	g_assert_cmpint(handed.call_fd, ==, irqfd);
+	g_assert_true(fd_signalled(irqfd));
+}
+
+#define HANDING(name, fn) g_test_add(name, struct fixture, NULL, setup_handing, fn, teardown)
+#define ADD(name, fn)     g_test_add(name, struct fixture, NULL, setup, fn, teardown)
 
 int main(int argc, char **argv)
 {
@@ -346,5 +503,7 @@ int main(int argc, char **argv)
 	           test_worker_without_polling, teardown);
 	g_test_add("/virtio_pci/unpolled-queue", struct fixture, &unpolled_queue, setup_worker,
 	           test_worker_without_polling, teardown);
+	HANDING("/virtio_pci/handed-queue", test_handed_queue);
+	HANDING("/virtio_pci/handed-queue-masked", test_handed_queue_masked);
 	return g_test_run();
 }

@@ -32,6 +32,7 @@ TESTS=(
 	on-reboot-restart pci-clean hwrng blk-serial blk-two-disks blk-ro
 	blk-root blk-fsck net-dhcp net-http-out net-dns net-hostfwd-tcp
 	net-hostfwd-udp net-restrict net-tap-ping net-tap-http net-tap-link
+	net-tap-vhost net-tap-vhost-off
 )
 
 # virtio-fs and husk exec have their own files, beside this one.
@@ -501,8 +502,9 @@ test_disks() {
 # a TAP device. The host side (web servers, a DNS server, the TAP device,
 # fetches through forwarded ports) runs here, in the test host.
 
+NET_TAP_TESTS=(net-tap-ping net-tap-http net-tap-link net-tap-vhost net-tap-vhost-off)
 NET_TESTS=(net-dhcp net-http-out net-dns net-hostfwd-tcp net-hostfwd-udp
-	net-restrict net-tap-ping net-tap-http net-tap-link)
+	net-restrict "${NET_TAP_TESTS[@]}")
 NET_HTTP_PORT=18081 # this host's web server (127.0.0.1, and the TAP address)
 NET_FWD_TCP=18080   # forwarded to the guest's port 80
 NET_FWD_UDP=18082   # forwarded to the guest's NET_GUEST_UDP
@@ -729,12 +731,14 @@ test_net_restrict() {
 }
 
 # A TAP device in the test host with NET_TAP_HOST/24; the guest takes
-# NET_TAP_GUEST. Pings and HTTP both ways.
+# NET_TAP_GUEST. Pings and HTTP both ways, carried by the kernel's
+# vhost-net (husk's default where /dev/vhost-net opens), then again with
+# vhost=off, where husk carries every frame itself.
 test_net_tap() {
 	local t
 	VM_NAME=net-tap
 	if [[ -z ${HUSK_TEST_NESTED:-} ]]; then
-		for t in net-tap-ping net-tap-http net-tap-link; do
+		for t in "${NET_TAP_TESTS[@]}"; do
 			skip "$t" "runs only in the nested test host: it creates a TAP device"
 		done
 		return 0
@@ -742,49 +746,85 @@ test_net_tap() {
 	local err
 	if ! err=$({ ip tuntap add dev "$NET_TAP" mode tap 2>/dev/null || tunctl -t "$NET_TAP"; } 2>&1 >/dev/null) ||
 		! err=$({ ip addr add "$NET_TAP_HOST/24" dev "$NET_TAP" && ip link set "$NET_TAP" up; } 2>&1); then
-		for t in net-tap-ping net-tap-http net-tap-link; do
+		for t in "${NET_TAP_TESTS[@]}"; do
 			fail "$t" "cannot set up the TAP device $NET_TAP in the test host: $err"
 		done
 		return 0
 	fi
 	NET_TAP_MADE=1
 	net_httpd "$NET_TAP_HOST"
-	if ! net_boot net-tap "husk_net_ip=$NET_TAP_GUEST/24 husk_net_ping=$NET_TAP_HOST husk_net_fetch=$NET_TAP_HOST:$NET_HTTP_PORT husk_net_link=1" \
-		--net "tap=$NET_TAP"; then
-		for t in net-tap-ping net-tap-http net-tap-link; do
+	net_tap_boot net-tap "tap=$NET_TAP" net-tap-ping net-tap-http net-tap-link net-tap-vhost
+	VM_NAME=net-tap-vhost-off
+	net_tap_boot net-tap-vhost-off "tap=$NET_TAP,vhost=off" net-tap-vhost-off
+	net_cleanup_tap
+}
+
+# The kernel's vhost worker for husk process PID: "vhost-PID", a kernel
+# thread (before Linux 6.4) or a thread of PID's own. Prints its CPU ticks.
+vhost_worker_ticks() {
+	local comm
+	for comm in /proc/[0-9]*/comm "/proc/$1"/task/*/comm; do
+		if [[ $(cat "$comm" 2>/dev/null) == "vhost-$1" ]]; then
+			awk '{ print $14 + $15 }' "${comm%/comm}/stat"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# net_tap_boot NAME --net-VALUE TEST...: one boot on the TAP device. With
+# one test, it stands for ping and HTTP both ways and the absence of a vhost
+# worker; with four, they are ping, HTTP, link and vhost-net in use.
+net_tap_boot() {
+	local name=$1 net=$2 t
+	shift 2
+	if ! net_boot "$name" "husk_net_ip=$NET_TAP_GUEST/24 husk_net_ping=$NET_TAP_HOST husk_net_fetch=$NET_TAP_HOST:$NET_HTTP_PORT husk_net_link=1" \
+		--net "$net"; then
+		for t in "$@"; do
 			fail "$t" "the network guest never got to serve (status $VM_RC)" "$VM_LOG"
 		done
-		net_cleanup_tap
 		return 0
 	fi
-	local ping_in=ok fwd_problem
-	ping -c 3 -W 3 "$NET_TAP_GUEST" >"$LOGDIR/net-tap-ping.log" 2>&1 || ping_in=failed
-	fwd_problem=$(net_fetch_guest "http://$NET_TAP_GUEST" net-tap)
+	local ping_in=ok fwd_problem vhost=""
+	ping -c 3 -W 3 "$NET_TAP_GUEST" >"$LOGDIR/$name-ping.log" 2>&1 || ping_in=failed
+	fwd_problem=$(net_fetch_guest "http://$NET_TAP_GUEST" "$name")
+	local ticks
+	if ticks=$(vhost_worker_ticks "$VM_PID"); then
+		vhost="a vhost-$VM_PID worker with $ticks CPU ticks"
+		((ticks > 0)) || vhost="an idle vhost-$VM_PID worker"
+	fi
 	# The guest's link follows the host's interface, down and up again.
 	local link=""
-	ip link set "$NET_TAP" down && TIMEOUT=60 vm_wait_for '^HUSK-LINK 0' || link="no carrier loss in the guest after 60 s"
-	ip link set "$NET_TAP" up
-	[[ -n $link ]] || TIMEOUT=60 vm_wait_for '^HUSK-LINK 1' 2 || link="the guest's carrier did not come back in 60 s"
+	if (($# > 1)); then
+		ip link set "$NET_TAP" down && TIMEOUT=60 vm_wait_for '^HUSK-LINK 0' || link="no carrier loss in the guest after 60 s"
+		ip link set "$NET_TAP" up
+		[[ -n $link ]] || TIMEOUT=60 vm_wait_for '^HUSK-LINK 1' 2 || link="the guest's carrier did not come back in 60 s"
+	fi
 	net_end "http://$NET_TAP_GUEST"
-	net_cleanup_tap
-	if [[ -z $link ]]; then
-		pass net-tap-link
-	else
-		fail net-tap-link "$link ($(grep -c '^HUSK-LINK' "$VM_LOG") HUSK-LINK lines)" "$VM_LOG"
-	fi
-	if [[ $(fact ping_out) == ok && $ping_in == ok ]]; then
-		pass net-tap-ping
-	else
-		fail net-tap-ping "guest → $NET_TAP_HOST: $(fact ping_out), host → $NET_TAP_GUEST: $ping_in ($(tail -n 1 "$LOGDIR/net-tap-ping.log"))" "$VM_LOG"
-	fi
-	local problem
+	local ping_problem="" problem
+	[[ $(fact ping_out) == ok && $ping_in == ok ]] ||
+		ping_problem="ping guest → $NET_TAP_HOST: $(fact ping_out), host → $NET_TAP_GUEST: $ping_in ($(tail -n 1 "$LOGDIR/$name-ping.log"))"
 	problem=$(net_check_fetched "http://$NET_TAP_HOST:$NET_HTTP_PORT")
-	if [[ -n $problem ]]; then
-		fail net-tap-http "$problem" "$VM_LOG"
-	elif [[ -n $fwd_problem ]]; then
-		fail net-tap-http "host → guest: $fwd_problem" "$VM_LOG"
+	[[ -z $fwd_problem ]] || problem="${problem:+$problem; }host → guest: $fwd_problem"
+	if (($# == 1)); then
+		if [[ -n $ping_problem$problem ]]; then
+			fail "$1" "${ping_problem:+$ping_problem; }$problem" "$VM_LOG"
+		elif [[ -n $vhost ]]; then
+			fail "$1" "vhost=off, yet there is $vhost" "$VM_LOG"
+		else
+			pass "$1"
+		fi
+		return 0
+	fi
+	if [[ -z $link ]]; then pass "$3"; else fail "$3" "$link ($(grep -c '^HUSK-LINK' "$VM_LOG") HUSK-LINK lines)" "$VM_LOG"; fi
+	if [[ -z $ping_problem ]]; then pass "$1"; else fail "$1" "$ping_problem" "$VM_LOG"; fi
+	if [[ -z $problem ]]; then pass "$2"; else fail "$2" "$problem" "$VM_LOG"; fi
+	if [[ $vhost == "a vhost-$VM_PID worker with"* ]]; then
+		pass "$4"
+	elif [[ ! -c /dev/vhost-net ]]; then
+		fail "$4" "the test host has no /dev/vhost-net (vhost_net did not load)"
 	else
-		pass net-tap-http
+		fail "$4" "the frames did not go through vhost-net: ${vhost:-no vhost-$VM_PID worker} ($(head -c 300 "$VM_LOG.err"))" "$VM_LOG"
 	fi
 }
 

@@ -232,7 +232,7 @@ nested_host() (
 	# a payload holding QEMU costs more than copying the bytes. tun gives
 	# the network tests and benchmarks their TAP devices (/dev/net/tun).
 	mkinitramfs -o "$work/host.cpio" -z none -i "$work/init" -k "$KERNEL_MODULES" \
-		-m irqbypass -m ccp -m kvm -m kvm-amd -m tun -d "$payload=$NESTED_PAYLOAD"
+		-m irqbypass -m ccp -m kvm -m kvm-amd -m tun -m vhost_net -d "$payload=$NESTED_PAYLOAD"
 
 	log "booting the nested test host ($KERNEL_VERSION, $cpus CPUs, $mem MiB, limit ${limit}s)"
 	local start=$SECONDS
