@@ -11,9 +11,12 @@
 # guest prints "HUSK-IPERF tx-mbits|rx-mbits VALUE" lines.
 # BENCH_NESTED=1: this is the throwaway test host, whose loopback starts
 # down; BENCH_IPERF_TIME is the length of one iperf3 test (seconds);
-# BENCH_MODES is user, tap or user,tap (the default).
+# BENCH_MODES is user, tap or user,tap (the default). On TAP, QEMU boots
+# twice: with vhost=off and (as "qemu-vhost") with vhost=on, the kernel's
+# vhost-net, which husk uses by default.
 # HUSK_B, HUSK_B_ARGS: a second husk binary (default the first), and
-# arguments added to its `run`; either one boots it in each run after the
+# arguments added to its `run`; HUSK_B_TAP: options added to its --net
+# tap=... (",vhost=off"). Any of them boots it in each run after the
 # first, as "husk-b": an A/B comparison taken from the same test host.
 set -euo pipefail
 
@@ -24,7 +27,8 @@ RUNS=$1 VMLINUZ=$2 INITRD=$3
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 read -ra HUSK_B_EXTRA <<<"${HUSK_B_ARGS:-}"
 VMMS=(husk qemu)
-[[ -z ${HUSK_B:-}${HUSK_B_ARGS:-} ]] || VMMS=(husk husk-b qemu)
+[[ -z ${HUSK_B:-}${HUSK_B_ARGS:-}${HUSK_B_TAP:-} ]] || VMMS=(husk husk-b qemu)
+[[ ,${BENCH_MODES:-user,tap}, != *,tap,* ]] || VMMS+=(qemu-vhost)
 IPERF_TIME=${BENCH_IPERF_TIME:-8}
 TAP=husktap0 TAP_HOST=192.168.100.1 TAP_GUEST=192.168.100.2
 TESTS=(user-tx-mbits user-rx-mbits tap-tx-mbits tap-rx-mbits)
@@ -75,13 +79,15 @@ vmm_command() {
 		[[ $mode == tap ]] && net=tap=$TAP
 		local husk=("${HUSK_CMD[@]}" run)
 		[[ $vmm == husk ]] || husk_b_command
+		[[ $vmm == husk || $mode != tap ]] || net+=${HUSK_B_TAP:-}
 		CMD=("${husk[@]}" --kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
 			--cpus 2 --cmdline "$cmdline" --net "$net")
 		;;
-	qemu)
+	qemu | qemu-vhost)
 		# QEMU's slirp NIC has a 1500-byte MTU; husk's --net user offers 65520.
 		net=user,id=n0
 		[[ $mode == tap ]] && net=tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=off
+		[[ $vmm == qemu ]] || net=${net%off}on
 		# shellcheck disable=SC2054 # QEMU's options use commas
 		CMD=(qemu-system-x86_64 -enable-kvm -cpu host -M pc -m 512M -smp 2 -nographic
 			-no-reboot -kernel "$VMLINUZ" -initrd "$INITRD" -append "$cmdline"
@@ -170,11 +176,12 @@ ratio() {
 	awk -v h="$1" -v q="$2" 'BEGIN { print (h == "-" || q == "-" || q == 0) ? "-" : sprintf("%.2f", h / q) }'
 }
 
-# The median of VMM/qemu over the runs that have both.
+# paired VMM TEST RESULTS [OTHER]: the median of VMM/OTHER (default qemu)
+# over the runs that have both.
 paired() {
-	awk -v v="$1" -v t="$2" '$3 == t && $4 != "-" { x[$1, $2] = $4 }
+	awk -v v="$1" -v t="$2" -v o="${4:-qemu}" '$3 == t && $4 != "-" { x[$1, $2] = $4 }
 		END { for (k in x) { split(k, p, SUBSEP)
-			if (p[2] == v && ((p[1], "qemu") in x) && x[p[1], "qemu"] > 0) print x[k] / x[p[1], "qemu"] } }' "$3" |
+			if (p[2] == v && ((p[1], o) in x) && x[p[1], o] > 0) print x[k] / x[p[1], o] } }' "$3" |
 		median 2
 }
 
@@ -197,25 +204,33 @@ main() {
 		run_order "$i"
 		for mode in "${modes[@]}"; do
 			for vmm in "${ORDER[@]}"; do
+				[[ $vmm != qemu-vhost || $mode == tap ]] || continue
 				run_once "$vmm" "$mode" | sed "s/^/$i /" | tee -a "$results" | sed "s/^$i /bench: run $i: /"
 			done
 		done
 	done
 	echo
 	echo "virtio-net, TCP with iperf3 (${IPERF_TIME} s each way), median of $RUNS runs (512M, 2 vCPUs); Mbit/s"
-	echo "tx: guest to host, rx: host to guest; user: --net user / -netdev user; tap: --net tap / -netdev tap,vhost=off"
+	echo "tx: guest to host, rx: host to guest; user: --net user / -netdev user;"
+	echo "tap: --net tap (vhost-net if it opens) / -netdev tap,vhost=off; qemu-vhost: -netdev tap,vhost=on"
 	echo "paired: the median of each run's own ratio, which a test host's drift between runs does not move"
-	local vmm_cols=("${VMMS[@]}")
+	# Each husk against each QEMU: "husk/qemu", "husk/qemu-vhost", ...
+	local pairs=() h q
+	for h in "${VMMS[@]}"; do
+		[[ $h == husk* ]] || continue
+		for q in "${VMMS[@]}"; do [[ $q != qemu* ]] || pairs+=("$h/$q"); done
+	done
 	printf '%-16s' test
-	printf ' %10s' "${vmm_cols[@]}"
-	for vmm in "${vmm_cols[@]:0:${#vmm_cols[@]}-1}"; do printf ' %12s %8s' "$vmm/qemu" paired; done
+	printf ' %10s' "${VMMS[@]}"
+	for vmm in "${pairs[@]}"; do printf ' %16s %7s' "$vmm" paired; done
 	echo
 	for t in "${TESTS[@]}"; do
 		printf '%-16s' "$t"
-		for vmm in "${vmm_cols[@]}"; do printf ' %10s' "$(median_of "$vmm" "$t" "$results")"; done
-		for vmm in "${vmm_cols[@]:0:${#vmm_cols[@]}-1}"; do
-			printf ' %12s %8s' "$(ratio "$(median_of "$vmm" "$t" "$results")" "$(median_of qemu "$t" "$results")")" \
-				"$(paired "$vmm" "$t" "$results")"
+		for vmm in "${VMMS[@]}"; do printf ' %10s' "$(median_of "$vmm" "$t" "$results")"; done
+		for vmm in "${pairs[@]}"; do
+			h=${vmm%/*} q=${vmm#*/}
+			printf ' %16s %7s' "$(ratio "$(median_of "$h" "$t" "$results")" "$(median_of "$q" "$t" "$results")")" \
+				"$(paired "$h" "$t" "$results" "$q")"
 		done
 		echo
 	done
