@@ -82,9 +82,29 @@ dmesg | grep -E 'ACPI.*(Error|Warning|BIOS)|BIOS-e820|Memory: ' | sed 's/^/HUSK-
 #                                  /net/bin/nc, netcat-openbsd, in the image)
 #   husk_net_link=1                print "HUSK-LINK 0|1" as eth0's carrier
 #                                  changes, while it serves
+#   husk_net_rebind=1              first unbind eth0's driver and bind it
+#                                  again: the device is reset and restarted
 # Then it serves HTTP on port 80 (/index.html, /big.bin, and
 # /cgi-bin/done, which ends the wait), says HUSK-NET-READY and waits for
 # the host's checks to finish before it powers off.
+# eth0's driver lets go of the device and takes it again (fact rebind: ok,
+# or what went wrong).
+net_rebind() {
+	# shellcheck disable=SC3043 # busybox sh has local
+	local dev drv=/sys/bus/virtio/drivers/virtio_net i=0
+	dev=$(basename "$(readlink /sys/class/net/eth0/device)")
+	ip link set eth0 up
+	if ! echo "$dev" >$drv/unbind || [ -e /sys/class/net/eth0 ] || ! echo "$dev" >$drv/bind; then
+		fact rebind "could not unbind and bind $dev"
+		return 0
+	fi
+	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if [ -e /sys/class/net/eth0 ]; then fact rebind ok; else fact rebind "no eth0 after binding $dev"; fi
+}
+
 net_action() {
 	# shellcheck disable=SC3043 # busybox sh has local
 	local i
@@ -94,6 +114,7 @@ net_action() {
 		sleep 0.1
 		i=$((i + 1))
 	done
+	[ -z "${husk_net_rebind:-}" ] || net_rebind
 	fact eth0_mtu "$(cat /sys/class/net/eth0/mtu 2>/dev/null)"
 	fact eth0_mac "$(cat /sys/class/net/eth0/address 2>/dev/null)"
 	case ${husk_net_ip:-dhcp} in

@@ -753,7 +753,7 @@ test_net_tap() {
 	fi
 	NET_TAP_MADE=1
 	net_httpd "$NET_TAP_HOST"
-	net_tap_boot net-tap "tap=$NET_TAP" net-tap-ping net-tap-http net-tap-link net-tap-vhost
+	NET_TAP_EXTRA=husk_net_rebind=1 net_tap_boot net-tap "tap=$NET_TAP" net-tap-ping net-tap-http net-tap-link net-tap-vhost
 	VM_NAME=net-tap-vhost-off
 	net_tap_boot net-tap-vhost-off "tap=$NET_TAP,vhost=off" net-tap-vhost-off
 	net_cleanup_tap
@@ -774,11 +774,12 @@ vhost_worker_ticks() {
 
 # net_tap_boot NAME --net-VALUE TEST...: one boot on the TAP device. With
 # one test, it stands for ping and HTTP both ways and the absence of a vhost
-# worker; with four, they are ping, HTTP, link and vhost-net in use.
+# worker; with four, they are ping, HTTP, link and vhost-net in use (after
+# the guest reset and restarted the device: NET_TAP_EXTRA=husk_net_rebind=1).
 net_tap_boot() {
 	local name=$1 net=$2 t
 	shift 2
-	if ! net_boot "$name" "husk_net_ip=$NET_TAP_GUEST/24 husk_net_ping=$NET_TAP_HOST husk_net_fetch=$NET_TAP_HOST:$NET_HTTP_PORT husk_net_link=1" \
+	if ! net_boot "$name" "husk_net_ip=$NET_TAP_GUEST/24 husk_net_ping=$NET_TAP_HOST husk_net_fetch=$NET_TAP_HOST:$NET_HTTP_PORT husk_net_link=1${NET_TAP_EXTRA:+ $NET_TAP_EXTRA}" \
 		--net "$net"; then
 		for t in "$@"; do
 			fail "$t" "the network guest never got to serve (status $VM_RC)" "$VM_LOG"
@@ -819,7 +820,11 @@ net_tap_boot() {
 	if [[ -z $link ]]; then pass "$3"; else fail "$3" "$link ($(grep -c '^HUSK-LINK' "$VM_LOG") HUSK-LINK lines)" "$VM_LOG"; fi
 	if [[ -z $ping_problem ]]; then pass "$1"; else fail "$1" "$ping_problem" "$VM_LOG"; fi
 	if [[ -z $problem ]]; then pass "$2"; else fail "$2" "$problem" "$VM_LOG"; fi
-	if [[ $vhost == "a vhost-$VM_PID worker with"* ]]; then
+	if [[ $(fact rebind) != ok ]]; then
+		fail "$4" "the guest's unbind and bind of its driver (a reset and a new start): $(fact rebind)" "$VM_LOG"
+	elif grep -q "husk carries the frames instead" "$VM_LOG.err"; then
+		fail "$4" "vhost-net did not take the device: $(grep -m1 "husk carries" "$VM_LOG.err")" "$VM_LOG"
+	elif [[ $vhost == "a vhost-$VM_PID worker with"* ]]; then
 		pass "$4"
 	elif [[ ! -c /dev/vhost-net ]]; then
 		fail "$4" "the test host has no /dev/vhost-net (vhost_net did not load)"
