@@ -85,12 +85,14 @@ static bool set_ring(struct vhost_net *v, unsigned int i, const struct vhost_rin
 	};
 	struct vhost_vring_file kick = {.index = i, .fd = r->kick_fd};
 	struct vhost_vring_file call = {.index = i, .fd = r->call_fd};
+	struct vhost_vring_file error = {.index = i, .fd = r->err_fd};
 
 	return ioctl(v->fd, VHOST_SET_VRING_NUM, &num) == 0 &&
 	       ioctl(v->fd, VHOST_SET_VRING_BASE, &base) == 0 &&
 	       ioctl(v->fd, VHOST_SET_VRING_ADDR, &addr) == 0 &&
 	       ioctl(v->fd, VHOST_SET_VRING_KICK, &kick) == 0 &&
-	       ioctl(v->fd, VHOST_SET_VRING_CALL, &call) == 0;
+	       ioctl(v->fd, VHOST_SET_VRING_CALL, &call) == 0 &&
+	       ioctl(v->fd, VHOST_SET_VRING_ERR, &error) == 0;
 }
 
 static bool set_backend(struct vhost_net *v, unsigned int i, int fd)

@@ -21,6 +21,7 @@ struct vhost_ring {
 	void *desc, *avail, *used;
 	int kick_fd; /* signalled on each guest kick */
 	int call_fd; /* the kernel writes it to interrupt the guest; -1: never */
+	int err_fd;  /* the kernel writes it when the driver broke the ring */
 };
 
 struct vhost_net;

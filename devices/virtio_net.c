@@ -2,8 +2,11 @@
 #include "devices/virtio_net.h"
 
 #include <endian.h>
+#include <errno.h>
 #include <linux/virtio_net.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "devices/vhost_net.h"
 #include "vmm/error.h"
@@ -45,6 +48,8 @@ struct virtio_net {
 	struct virtio_net_stats stats;
 	struct vhost_net *vhost; /* the kernel may carry the frames (TAP's vhost=) */
 	bool vhost_warned;
+	int ring_err_fd[2];  /* vhost-net signals a malformed ring here */
+	GSource *ring_error; /* the I/O thread's watch on them */
 };
 
 /* --- transmit ------------------------------------------------------------- */
@@ -441,6 +446,7 @@ static bool net_start(void *dev, struct virtio_pci *t)
 		    .used = qi.device,
 		    .kick_fd = qi.kick_fd,
 		    .call_fd = qi.call_fd,
+		    .err_fd = n->ring_err_fd[q],
 		};
 	}
 	/* Only what the guest accepted: frames it cannot parse would be lost. */
@@ -490,21 +496,72 @@ const struct virtio_device_ops virtio_net_ops = {
     .call_fd_changed = net_call_fd_changed,
 };
 
+/*
+ * vhost-net found a descriptor out of guest memory, a loop, a bad index:
+ * it stops serving the ring, and husk counts it and tells the driver the
+ * device needs a reset, as it does for the rings it serves itself.
+ */
+static gboolean on_ring_error(GSource *source, GSourceFunc callback, gpointer data)
+{
+	struct virtio_net *n = data;
+	eventfd_t count;
+
+	for (unsigned int q = 0; q < 2; q++) {
+		if (eventfd_read(n->ring_err_fd[q], &count) == 0) {
+			n->stats.ring_faults += count;
+			if (n->t)
+				virtio_pci_broken(n->t);
+		}
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs ring_error_funcs = {.dispatch = on_ring_error};
+
+static bool watch_ring_errors(struct virtio_net *n, GMainContext *ctx, GError **err)
+{
+	n->ring_error = g_source_new(&ring_error_funcs, sizeof(GSource));
+	g_source_set_callback(n->ring_error, NULL, n, NULL);
+	for (unsigned int q = 0; q < 2; q++) {
+		n->ring_err_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (n->ring_err_fd[q] < 0)
+			return husk_fail(err, HUSK_EXIT_RUNTIME, "eventfd: %s", g_strerror(errno));
+		g_source_add_unix_fd(n->ring_error, n->ring_err_fd[q], G_IO_IN);
+	}
+	g_source_attach(n->ring_error, ctx);
+	return true;
+}
+
 /* TAP's vhost=: on needs /dev/vhost-net; by default it is used if it opens. */
-static bool open_vhost(struct virtio_net *n, const struct net_config *cfg, GError **err)
+static bool open_vhost(struct virtio_net *n, const struct net_config *cfg, GMainContext *ctx,
+                       GError **err)
 {
 	GError *why = NULL;
 
 	if (!n->be->ops->kernel_fd || cfg->vhost == NET_VHOST_OFF)
 		return true;
 	n->vhost = vhost_net_open(&why);
-	if (n->vhost || cfg->vhost == NET_VHOST_AUTO) {
+	if (n->vhost) {
+		return watch_ring_errors(n, ctx, err);
+	} else if (cfg->vhost == NET_VHOST_AUTO) {
 		g_clear_error(&why);
 		return true;
 	}
 	husk_fail(err, HUSK_EXIT_HOST, "--net: tap=%s,vhost=on: %s", cfg->ifname, why->message);
 	g_error_free(why);
 	return false;
+}
+
+static void close_vhost(struct virtio_net *n)
+{
+	vhost_net_close(n->vhost);
+	if (n->ring_error) {
+		g_source_destroy(n->ring_error);
+		g_source_unref(n->ring_error);
+	}
+	for (unsigned int q = 0; q < 2; q++)
+		if (n->ring_err_fd[q] >= 0)
+			close(n->ring_err_fd[q]);
 }
 
 struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext *ctx, GError **err)
@@ -519,7 +576,9 @@ struct virtio_net *virtio_net_create(const struct net_config *cfg, GMainContext 
 		g_free(n);
 		return NULL;
 	}
-	if (!open_vhost(n, cfg, err)) {
+	n->ring_err_fd[0] = n->ring_err_fd[1] = -1;
+	if (!open_vhost(n, cfg, ctx, err)) {
+		close_vhost(n);
 		n->be->ops->close(n->be);
 		g_free(n);
 		return NULL;
@@ -545,7 +604,7 @@ void virtio_net_destroy(struct virtio_net *n)
 	n->t = NULL; /* the transport may be gone; frames slirp makes while closing are dropped */
 	g_source_destroy(n->deferred);
 	g_source_unref(n->deferred);
-	vhost_net_close(n->vhost);
+	close_vhost(n);
 	n->be->ops->close(n->be);
 	g_free(n->rxbuf);
 	g_free(n);

@@ -34,6 +34,7 @@ struct virtio_net_stats {
 	uint64_t tx_dropped[NET_TX_NVERDICTS];
 	uint64_t rx_dropped;    /* runts, too big for its buffers, a broken queue */
 	uint64_t rx_queue_full; /* dropped in the backend: the guest had no buffers free */
+	uint64_t ring_faults;   /* malformed rings vhost-net found (it drops no frame itself) */
 };
 
 extern const struct virtio_device_ops virtio_net_ops;

@@ -220,6 +220,14 @@ static void needs_reset(struct virtio_pci *t)
 	fire(t, t->config_vector);
 }
 
+void virtio_pci_broken(struct virtio_pci *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->status & STATUS_DRIVER_OK)
+		needs_reset(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
 void virtio_pci_config_changed(struct virtio_pci *t)
 {
 	pthread_mutex_lock(&t->lock);

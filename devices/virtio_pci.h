@@ -112,6 +112,12 @@ void virtio_pci_wake(struct virtio_pci *t, unsigned int index);
  */
 void virtio_pci_config_changed(struct virtio_pci *t);
 
+/*
+ * The driver broke a queue the kernel serves (vhost found a bad descriptor):
+ * the device needs a reset, and the driver hears so (2.1.1). From any thread.
+ */
+void virtio_pci_broken(struct virtio_pci *t);
+
 /* After pushing used buffers on 'vq': interrupts the driver if it wants one. */
 void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
 

@@ -308,6 +308,10 @@ static void report_net_drops(struct machine *m)
 			           " frames for the guest (%" PRIu64 " it could not take, %" PRIu64
 			           " while it had no buffers free)\n",
 			           i, total, total + st.rx_frames, st.rx_dropped, st.rx_queue_full);
+		if (st.ring_faults)
+			g_printerr("husk: net%u: vhost-net found %" PRIu64
+			           " faults in the guest's rings (the device needed a reset)\n",
+			           i, st.ring_faults);
 	}
 }
 
