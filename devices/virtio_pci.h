@@ -114,7 +114,7 @@ void virtio_pci_config_changed(struct virtio_pci *t);
 
 /*
  * The driver broke a queue the kernel serves (vhost found a bad descriptor):
- * the device needs a reset, and the driver hears so (2.1.1). From any thread.
+ * the device needs a reset, and the driver hears so (2.1.2). From any thread.
  */
 void virtio_pci_broken(struct virtio_pci *t);
 

@@ -484,6 +484,21 @@ static void test_handed_queue_masked(struct fixture *f, gconstpointer data)
 	g_assert_true(fd_signalled(irqfd));
 }
 
+/*
+ * The kernel found the driver's ring malformed: the device reports it needs
+ * a reset (2.1.2) with a configuration interrupt, and a reset clears it.
+ */
+static void test_handed_queue_broken(struct fixture *f, gconstpointer data)
+{
+	virtio_pci_broken(f->t);
+	g_assert_cmphex(bar_read(f, STATUS, 1), ==, DRIVER_OK | STATUS_NEEDS_RESET);
+	g_assert_cmpuint(bar_read(f, ISR, 1), ==, 2);
+	bar_write(f, STATUS, 0, 1);
+	g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0);
+	virtio_pci_broken(f->t); /* no driver: nothing to tell */
+	g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0);
+}
+
 #define HANDING(name, fn) g_test_add(name, struct fixture, NULL, setup_handing, fn, teardown)
 #define ADD(name, fn)     g_test_add(name, struct fixture, NULL, setup, fn, teardown)
 
@@ -505,5 +520,6 @@ int main(int argc, char **argv)
 	           test_worker_without_polling, teardown);
 	HANDING("/virtio_pci/handed-queue", test_handed_queue);
 	HANDING("/virtio_pci/handed-queue-masked", test_handed_queue_masked);
+	HANDING("/virtio_pci/handed-queue-broken", test_handed_queue_broken);
 	return g_test_run();
 }
