@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <limits.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -295,6 +296,17 @@ static bool attach(struct net_tap *tap, const char *name, GError **err)
 		return husk_fail(err, HUSK_EXIT_USAGE,
 		                 "--net: tap=%s: no virtio-net header size: %s", name,
 		                 g_strerror(errno));
+	/*
+	 * Frames stay charged to the socket's send buffer until the host is
+	 * done with them (a bridge's NIC sent them). Its default, wmem_default
+	 * (some 200 KiB), is three 64 KiB TSO frames: writes beyond would fail
+	 * with EAGAIN and be lost, or hold vhost-net back. Unbounded, as QEMU's
+	 * default sndbuf=0: the host's own queues limit a flooding guest.
+	 */
+	int sndbuf = INT_MAX;
+	if (ioctl(tap->fd, TUNSETSNDBUF, &sndbuf) < 0)
+		return husk_fail(err, HUSK_EXIT_USAGE, "--net: tap=%s: no send buffer size: %s",
+		                 name, g_strerror(errno));
 	/* Can the host hand the guest unsegmented frames? Off until the guest says yes. */
 	tap->guest_offloads = ioctl(tap->fd, TUNSETOFFLOAD,
 	                            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) == 0;
