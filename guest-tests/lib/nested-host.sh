@@ -41,6 +41,7 @@ NESTED_PAYLOAD=/payload
 NESTED_EXIT_TAG=HUSK-NESTED-EXIT
 # Written to the log (not by the test host) when its kernel wedged.
 NESTED_LOCKUP_TAG=HUSK-NESTED-LOCKUP
+_NH_LOCKUP_RE='BUG: soft lockup\|detected stalls on CPUs' # for grep
 # Exit status of nested_host when the test host wedged: the test bed
 # failed, not the script (EX_TEMPFAIL: try again).
 NESTED_WEDGED=75
@@ -133,6 +134,19 @@ _nh_write_init() {
 	EOI
 }
 
+# The first lockup or stall report in KMSG and what follows it (the stuck
+# task's name, its registers and stack), or the log's end without one: the
+# first report names the culprit, later ones mostly its victims.
+_nh_first_lockup() {
+	local at
+	at=$(grep -n -m1 "$_NH_LOCKUP_RE" "$1" 2>/dev/null | cut -d: -f1) || true
+	if [[ -n $at ]]; then
+		sed -n "$at,$((at + 44))p" "$1"
+	else
+		tail -n 15 "$1" 2>/dev/null || true
+	fi
+}
+
 # Copy the test host's console to stdout and LOG as lines arrive, without
 # the serial line's carriage returns. The status line is for us, not for
 # whoever watches the demo, so quiet mode keeps it out of stdout.
@@ -166,7 +180,7 @@ _nh_stream() {
 		[[ -n $kill_pattern ]] || continue
 		why=""
 		if ((SECONDS - last >= 60)) &&
-			grep -q "BUG: soft lockup\|detected stalls on CPUs" "$kmsg" 2>/dev/null; then
+			grep -q "$_NH_LOCKUP_RE" "$kmsg" 2>/dev/null; then
 			why="its kernel reported a soft lockup or an RCU stall, and nothing was printed for a minute"
 		elif ((silence > 0 && SECONDS - last >= silence)); then
 			why="it printed nothing for ${silence}s"
@@ -250,8 +264,8 @@ nested_host() (
 	if [[ -z $result ]]; then
 		wedged=$(sed -n "s/^$NESTED_LOCKUP_TAG //p" "$log")
 		if [[ -n $wedged ]]; then
-			warn "the nested test host wedged ($wedged); stopped it. Its kernel's last words ($kmsg):"
-			tail -n 15 "$kmsg" | tr -d '\r' | sed 's/^/  kmsg| /' >&2
+			warn "the nested test host wedged ($wedged); stopped it. Its kernel's first report of it ($kmsg):"
+			_nh_first_lockup "$kmsg" | tr -d '\r' | sed 's/^/  kmsg| /' >&2
 			return "$NESTED_WEDGED"
 		elif ((qemu_rc == 124 || qemu_rc == 137)); then
 			warn "nested test host timed out after ${limit}s; its kernel's last words:"
