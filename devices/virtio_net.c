@@ -16,6 +16,7 @@
 #define NET_QUEUE_SIZE 256
 #define RXQ            0
 #define TXQ            1
+#define NQUEUES        2 /* RXQ and TXQ: one pair, no control queue */
 /* Frames handled per queue run before the loop gets a turn; the rest is deferred. */
 #define NET_BURST 256
 
@@ -48,8 +49,8 @@ struct virtio_net {
 	struct virtio_net_stats stats;
 	struct vhost_net *vhost; /* the kernel may carry the frames (TAP's vhost=) */
 	bool vhost_warned;
-	int ring_err_fd[2];  /* vhost-net signals a malformed ring here */
-	GSource *ring_error; /* the I/O thread's watch on them */
+	int ring_err_fd[NQUEUES]; /* vhost-net signals a malformed ring here */
+	GSource *ring_error;      /* the I/O thread's watch on them */
 };
 
 /* --- transmit ------------------------------------------------------------- */
@@ -429,12 +430,12 @@ static bool net_start(void *dev, struct virtio_pci *t)
 {
 	struct virtio_net *n = dev;
 	uint64_t f = virtio_pci_features(t);
-	struct vhost_ring rings[2];
+	struct vhost_ring rings[NQUEUES];
 	GError *err = NULL;
 
 	if (!n->vhost)
 		return false;
-	for (unsigned int q = 0; q < 2; q++) {
+	for (unsigned int q = 0; q < NQUEUES; q++) {
 		struct virtio_queue_info qi;
 		if (!virtio_pci_queue_info(t, q, &qi))
 			return false; /* a queue the driver left off: ours to serve */
@@ -485,7 +486,7 @@ const struct virtio_device_ops virtio_net_ops = {
     .name = "virtio-net",
     .device_id = VIRTIO_ID_NET,
     .class_code = CLASS_ETHERNET,
-    .num_queues = 2,
+    .num_queues = NQUEUES,
     .queue_size = NET_QUEUE_SIZE,
     .features = net_features,
     .config_size = 12, /* mac, status, max_virtqueue_pairs, mtu */
@@ -506,7 +507,7 @@ static gboolean on_ring_error(GSource *source, GSourceFunc callback, gpointer da
 	struct virtio_net *n = data;
 	eventfd_t count;
 
-	for (unsigned int q = 0; q < 2; q++) {
+	for (unsigned int q = 0; q < NQUEUES; q++) {
 		if (eventfd_read(n->ring_err_fd[q], &count) == 0) {
 			n->stats.ring_faults += count;
 			if (n->t)
@@ -522,7 +523,7 @@ static bool watch_ring_errors(struct virtio_net *n, GMainContext *ctx, GError **
 {
 	n->ring_error = g_source_new(&ring_error_funcs, sizeof(GSource));
 	g_source_set_callback(n->ring_error, NULL, n, NULL);
-	for (unsigned int q = 0; q < 2; q++) {
+	for (unsigned int q = 0; q < NQUEUES; q++) {
 		n->ring_err_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (n->ring_err_fd[q] < 0)
 			return husk_fail(err, HUSK_EXIT_RUNTIME, "eventfd: %s", g_strerror(errno));
@@ -559,7 +560,7 @@ static void close_vhost(struct virtio_net *n)
 		g_source_destroy(n->ring_error);
 		g_source_unref(n->ring_error);
 	}
-	for (unsigned int q = 0; q < 2; q++)
+	for (unsigned int q = 0; q < NQUEUES; q++)
 		if (n->ring_err_fd[q] >= 0)
 			close(n->ring_err_fd[q]);
 }

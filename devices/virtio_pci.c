@@ -212,7 +212,7 @@ static gboolean on_masked_call(GSource *source, GSourceFunc callback, gpointer d
 
 static GSourceFuncs masked_funcs = {.dispatch = on_masked_call};
 
-/* The device is broken (a malformed queue): tell the driver (2.1.1). */
+/* The device is broken (a malformed queue): tell the driver (2.1.2). */
 static void needs_reset(struct virtio_pci *t)
 {
 	t->status |= STATUS_NEEDS_RESET;

@@ -264,7 +264,7 @@ nested_host() (
 	if [[ -z $result ]]; then
 		wedged=$(sed -n "s/^$NESTED_LOCKUP_TAG //p" "$log")
 		if [[ -n $wedged ]]; then
-			warn "the nested test host wedged ($wedged); stopped it. Its kernel's first report of it ($kmsg):"
+			warn "the nested test host wedged ($wedged); stopped it. Its kernel's log, from the first lockup report if there is one ($kmsg):"
 			_nh_first_lockup "$kmsg" | tr -d '\r' | sed 's/^/  kmsg| /' >&2
 			return "$NESTED_WEDGED"
 		elif ((qemu_rc == 124 || qemu_rc == 137)); then
