@@ -24,7 +24,8 @@
 # BENCH_FS_BOOT_LIMIT: seconds one boot may take (default 1200).
 # BENCH_PROFILE=1: each boot runs under `perf record -a` (PERF, default
 # "perf"), and where the host's CPUs went is printed after it, by program
-# and by function.
+# and by function. BENCH_EXIT_REASONS=1: each boot's exits by reason and
+# MSR accesses by register (bench-in-host-lib.sh).
 set -euo pipefail
 
 # shellcheck source=tools/bench-in-host-lib.sh
@@ -40,15 +41,21 @@ VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 BOOT_LIMIT=${BENCH_FS_BOOT_LIMIT:-1200}
 CMDLINE="console=ttyS0 quiet"
 TAG=bench
-# name, unit, kind: "time" (lower is better, ratio qemu/husk) or "rate"
-# (higher is better, ratio husk/qemu), and the target ratio
+# name, unit, kind: "time" or "count" (lower is better, ratio qemu/husk)
+# or "rate" (higher is better, ratio husk/qemu), and the target ratio.
+# local-untar-s is the untar into the guest's own memory: the guest's work
+# alone, which no VMM can make faster; untar-cost-s is what the share adds
+# to it. The kvm- rows are the host KVM's counts for the whole boot.
 TESTS=(
+	"local-untar-s s time -"
 	"untar-s s time -"
+	"untar-cost-s s time -"
 	"find-stat-s s time -"
 	"metadata-s s time 1.5"
 	"seqwrite-mibs MiB/s rate 1.0"
 	"seqread-mibs MiB/s rate 1.0"
 )
+for name in "${KVM_STATS[@]}"; do TESTS+=("kvm-$name n count -"); done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-fs.XXXXXX")
 VFSD_PID=""
 
@@ -156,12 +163,16 @@ run_once() {
 		return 0
 	fi
 	profile_start
+	kvm_stats_start
+	exit_reasons_start
 	"${CMD[@]}" </dev/null >"$console" 2>&1 &
 	pid=$!
 	wait_vm "$pid" "$BOOT_LIMIT" "$vmm" || true
 	wait "$pid" || true
 	[[ $vmm != qemu* ]] || stop_virtiofsd
 	profile_report "$vmm"
+	exit_reasons_report "$vmm"
+	[[ -z $KVM_STATS_OUT ]] || sed "s/^/$vmm kvm-/" "$KVM_STATS_OUT"
 	while IFS= read -r line || [[ -n $line ]]; do
 		line=${line%$'\r'}
 		case $line in
@@ -184,14 +195,15 @@ run_once() {
 	fi
 }
 
+# median_of VMM TEST RESULTS [DECIMALS]
 median_of() {
-	awk -v v="$1" -v t="$2" '$1 == v && $2 == t { print $3 }' "$3" | median 2
+	awk -v v="$1" -v t="$2" '$1 == v && $2 == t { print $3 }' "$3" | median "${4:-2}"
 }
 
 # husk against one QEMU figure: qemu/husk for times, husk/qemu for rates.
 ratio() {
 	awk -v k="$1" -v h="$2" -v q="$3" 'BEGIN {
-		if (k == "time") { num = q; den = h } else { num = h; den = q }
+		if (k == "time" || k == "count") { num = q; den = h } else { num = h; den = q }
 		print (h == "-" || q == "-" || den == 0) ? "-" : sprintf("%.2f", num / den) }'
 }
 
@@ -218,7 +230,7 @@ main() {
 		huskies=(husk-b) others=(husk)
 		echo "A/B: husk-b/husk > 1.0 means husk-b is better"
 	fi
-	printf '%-14s %6s' test unit
+	printf '%-26s %6s' test unit
 	printf ' %10s' "${VMMS[@]}"
 	for vmm in "${huskies[@]}"; do
 		for q in "${others[@]}"; do printf ' %17s' "$vmm/$q"; done
@@ -227,8 +239,10 @@ main() {
 	for spec in "${TESTS[@]}"; do
 		local t unit kind target
 		read -r t unit kind target <<<"$spec"
-		printf '%-14s %6s' "$t" "$unit"
-		for vmm in "${VMMS[@]}"; do printf ' %10s' "$(median_of "$vmm" "$t" "$results")"; done
+		printf '%-26s %6s' "$t" "$unit"
+		local places=2
+		[[ $kind != count ]] || places=0
+		for vmm in "${VMMS[@]}"; do printf ' %10s' "$(median_of "$vmm" "$t" "$results" "$places")"; done
 		for vmm in "${huskies[@]}"; do
 			for q in "${others[@]}"; do
 				printf ' %17s' "$(ratio "$kind" "$(median_of "$vmm" "$t" "$results")" \

@@ -48,14 +48,78 @@ threads_report() {
 	done
 }
 
+# The host KVM's counts for one VM, which a VMM's own figures cannot show:
+# how often the guest left the CPU, halted, was woken, got an interrupt.
+KVM_STATS=(exits halt_exits halt_wakeup halt_successful_poll irq_injections io_exits mmio_exits)
+
+# kvm_stats_sample PID: when KVM_STATS_OUT names a file, writes the VM's
+# counts from debugfs there ("NAME VALUE" lines), replacing the last
+# sample; KVM drops them when the VM ends, so wait_vm samples each second
+# and the last sample stands for the boot (all but its last second).
+# Builtins only: a fork a second would cost the VM under test.
+kvm_stats_sample() {
+	[[ -n ${KVM_STATS_OUT:-} ]] || return 0
+	local dir name v out=""
+	for dir in /sys/kernel/debug/kvm/"$1"-*; do
+		[[ -d $dir ]] || return 0
+		for name in "${KVM_STATS[@]}"; do
+			[[ -r $dir/$name ]] && read -r v <"$dir/$name" && out+="$name $v"$'\n'
+		done
+		printf '%s' "$out" >"$KVM_STATS_OUT"
+		return 0
+	done
+}
+
+# kvm_stats_start: where this host lets it (debugfs, mounted here if it is
+# not), sets KVM_STATS_OUT to a fresh file for the next boot's counts.
+kvm_stats_start() {
+	KVM_STATS_OUT=""
+	[[ -d /sys/kernel/debug/kvm ]] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+	[[ -d /sys/kernel/debug/kvm ]] || return 0
+	KVM_STATS_OUT=$WORK/kvm-stats
+	: >"$KVM_STATS_OUT"
+}
+
+# BENCH_EXIT_REASONS=1: the host kernel counts the VM's exits by reason
+# and its MSR accesses by register (histogram triggers on the kvm_exit and
+# kvm_msr trace events, kept in the kernel), printed after each boot by
+# exit_reasons_report. Every VM's exits pay for the count, so compare only
+# boots that all had it.
+EXIT_HISTS=("kvm_exit hist:keys=exit_reason:sort=hitcount.descending"
+	"kvm_msr hist:keys=ecx,write:sort=hitcount.descending")
+TRACEFS=/sys/kernel/tracing
+
+exit_reasons_start() {
+	[[ -n ${BENCH_EXIT_REASONS:-} ]] || return 0
+	[[ -d $TRACEFS/events ]] || mount -t tracefs tracefs "$TRACEFS" 2>/dev/null || return 0
+	local spec
+	for spec in "${EXIT_HISTS[@]}"; do
+		echo "${spec#* }" >"$TRACEFS/events/kvm/${spec%% *}/trigger" 2>/dev/null || true
+	done
+}
+
+# exit_reasons_report LABEL: the counts, then the triggers go (which
+# zeroes them for the next boot).
+exit_reasons_report() {
+	[[ -n ${BENCH_EXIT_REASONS:-} && -d $TRACEFS/events ]] || return 0
+	local spec event
+	for spec in "${EXIT_HISTS[@]}"; do
+		event=$TRACEFS/events/kvm/${spec%% *}
+		grep -v '^#' "$event/hist" 2>/dev/null | grep -v '^$' | head -n 25 | sed "s/^/  ${spec%% *} $1| /" >&2
+		echo "!${spec#* }" >"$event/trigger" 2>/dev/null || true
+	done
+}
+
 # wait_vm PID LIMIT LABEL: waits for the VMM PID; past LIMIT seconds it is
 # killed ("no end after LIMIT s"). A VM that runs long says so once a
 # minute: progress for whoever watches, and a sign of life for the nested
 # host's silence watchdog, which can then give up on a wedged test host in
 # minutes rather than after the longest boot. Status 1 if it was killed.
+# Each second it samples the VM's KVM counts (kvm_stats_sample).
 wait_vm() {
 	local pid=$1 limit=$2 label=$3 start=$SECONDS next=60
 	while kill -0 "$pid" 2>/dev/null; do
+		kvm_stats_sample "$pid"
 		if ((SECONDS - start >= limit)); then
 			echo "bench: $label: no end after $limit s, stopped" >&2
 			threads_report "$pid" "$label"
