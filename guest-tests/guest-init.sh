@@ -35,12 +35,9 @@ fact memtotal_kb "$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
 fact mem_managed_kb "$(dmesg | sed -n 's|.*Memory: [0-9]*K/\([0-9]*\)K available.*|\1|p')"
 fact e820_ram_above_4g "$(dmesg | grep 'BIOS-e820:.*usable' | grep -vc 'mem 0x00000000[0-9a-f]\{8\}-')"
 fact acpi_problems "$(dmesg | grep -cE 'ACPI.*(Error|Warning|BIOS)')"
-# How the guest keeps time and idles: the timer it programs (lapic-deadline
-# when it may use the TSC-deadline mode), its cpuidle driver (acpi_idle,
-# from the DSDT's processor devices) and how many CPUs got C1 from it.
+# The timer the guest programs: lapic-deadline when it may use the
+# TSC-deadline mode.
 fact clockevent "$(cat /sys/devices/system/clockevents/clockevent0/current_device 2>/dev/null)"
-fact cpuidle_driver "$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null)"
-fact cpuidle_c1_cpus "$(cat /sys/devices/system/cpu/cpu*/cpuidle/state*/name 2>/dev/null | grep -c '^C1$')"
 # Devices the pvpanic driver bound: the VMM hears of a panic only then.
 bound=0
 for dev in /sys/bus/platform/drivers/pvpanic-mmio/*:*; do

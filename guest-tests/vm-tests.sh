@@ -28,7 +28,7 @@ set -euo pipefail
 
 TESTS=(
 	check-host boot-cloud poweroff cpus-1 memory-512M acpi-clean
-	timer-tsc-deadline cpuidle-acpi cpus-4 cpuidle-cpus-4 memory-split reboot panic boot-generic sigterm sigint seccomp halt-poll
+	timer-tsc-deadline cpus-4 memory-split reboot panic boot-generic sigterm sigint seccomp halt-poll
 	on-reboot-restart pci-clean hwrng blk-serial blk-two-disks blk-ro
 	blk-root blk-fsck net-dhcp net-http-out net-dns net-hostfwd-tcp
 	net-hostfwd-udp net-restrict net-tap-ping net-tap-http net-tap-link
@@ -264,14 +264,12 @@ test_default_boot() {
 	expect_memory memory-512M 512M
 	expect_fact acpi-clean acpi_problems 0
 	expect_fact timer-tsc-deadline clockevent lapic-deadline
-	expect_fact cpuidle-acpi cpuidle_driver acpi_idle
 }
 
 test_big_boot() {
 	local size=${HUSK_TEST_BIG_MEM:-3584M}
 	vm_boot big-boot cloud poweroff --cpus 4 --memory "$size"
 	expect_fact cpus-4 cpus 4
-	expect_fact cpuidle-cpus-4 cpuidle_c1_cpus 4
 	# The RAM must be all there, and some of it above 4 GiB: the
 	# VMM put the 32-bit PCI hole in the middle.
 	if [[ $(fact e820_ram_above_4g) == 0 ]]; then
@@ -873,9 +871,8 @@ run_all() {
 	local t0
 	t0=$(now)
 	want check-host && test_check_host
-	want boot-cloud poweroff cpus-1 memory-512M acpi-clean timer-tsc-deadline cpuidle-acpi &&
-		test_default_boot
-	want cpus-4 cpuidle-cpus-4 memory-split && test_big_boot
+	want boot-cloud poweroff cpus-1 memory-512M acpi-clean timer-tsc-deadline && test_default_boot
+	want cpus-4 memory-split && test_big_boot
 	want reboot && test_reboot
 	want panic && test_panic
 	want boot-generic && test_generic

@@ -3,7 +3,6 @@
 
 #include <glib.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "vmm/aml.h"
@@ -49,7 +48,6 @@ struct acpi_gas {
 } __attribute__((packed));
 
 #define GAS_SYSTEM_IO   1
-#define GAS_FIXED_HW    0x7f
 #define GAS_ACCESS_BYTE 1
 
 /* 5.2.9, revision 6: 276 bytes. Fields husk leaves zero are grouped as padding. */
@@ -232,47 +230,6 @@ static void dsdt_device(GByteArray *t, const char *name, const char *hid, bool e
 	aml_close(t, dev);
 }
 
-/*
- * A processor device per CPU (ACPI0007; _UID is its MADT processor UID)
- * whose _CST (8.4.2.1) offers one idle state: C1, a HLT (FFixedHW C1 is
- * HLT on a CPU without MWAIT, which KVM does not offer). It gives Linux a
- * cpuidle driver, acpi_idle. Without one, a CPU that idles stops its
- * timer tick and starts it again when it wakes, two timer writes that
- * each leave the guest; with one, the governor keeps the tick through the
- * short waits a guest spends on its devices.
- */
-static void dsdt_cpus(GByteArray *t, const struct acpi_config *cfg)
-{
-	GByteArray *halt = g_byte_array_new();
-
-	aml_res_generic_register(halt, GAS_FIXED_HW, 0, 0, 0, 0);
-	for (unsigned int i = 0; i < cfg->ncpus; i++) {
-		char name[12];
-		size_t dev = aml_open(t, AML_DEVICE_OP);
-
-		snprintf(name, sizeof(name), "C%03X", i);
-		aml_name_string(t, name);
-		aml_name(t, "_HID");
-		aml_string(t, "ACPI0007");
-		aml_name(t, "_UID");
-		aml_integer(t, i);
-		aml_name(t, "_CST");
-		size_t cst = aml_open(t, AML_PACKAGE_OP);
-		g_byte_array_append(t, (const guint8[]){2}, 1);
-		aml_integer(t, 1); /* one state */
-		size_t c1 = aml_open(t, AML_PACKAGE_OP);
-		g_byte_array_append(t, (const guint8[]){4}, 1);
-		aml_resource_buffer(t, halt);
-		aml_integer(t, 1);    /* C1 */
-		aml_integer(t, 1);    /* worst-case exit latency, µs */
-		aml_integer(t, 1000); /* average power, mW */
-		aml_close(t, c1);
-		aml_close(t, cst);
-		aml_close(t, dev);
-	}
-	g_byte_array_free(halt, TRUE);
-}
-
 /* 5.2.6: MCFG, one allocation: segment 0, bus 0 only. */
 struct mcfg_allocation {
 	uint64_t base;
@@ -342,7 +299,6 @@ static GByteArray *build_dsdt(const struct acpi_config *cfg)
 	aml_res_io(res, cfg->pvpanic_port, 1);
 	dsdt_device(t, "PEVT", "QEMU0001", false, res);
 	dsdt_pci_host(t, cfg);
-	dsdt_cpus(t, cfg);
 	aml_close(t, sb);
 
 	/* \_S5_: Package { SLP_TYPa, SLP_TYPb } (7.4.2) */

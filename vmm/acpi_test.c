@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 #include <glib.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "devices/acpi_pm.h"
@@ -180,47 +179,6 @@ static void test_dsdt(void)
 	g_free(buf);
 }
 
-/* One count of 'needle' in 'hay' for each place it starts. */
-static unsigned int occurrences(const uint8_t *hay, size_t len, const void *needle, size_t n)
-{
-	unsigned int count = 0;
-
-	for (size_t i = 0; i + n <= len; i++)
-		count += memcmp(hay + i, needle, n) == 0;
-	return count;
-}
-
-static void test_dsdt_cpus(void)
-{
-	static const unsigned int counts[] = {1, 4, 254};
-	/*
-	 * _CST: Package(2) { 1, Package(4) { ResourceTemplate() {
-	 * Register(FFixedHW, 0, 0, 0, 0) }, 1, 1, 1000 } }
-	 */
-	static const uint8_t cst[] = {'_',  'C',  'S',  'T',  0x12, 0x20, 0x02, 0x01, 0x12, 0x1c,
-	                              0x04, 0x11, 0x14, 0x0a, 0x11, 0x82, 0x0c, 0x00, 0x7f, 0x00,
-	                              0x00, 0x00, 0,    0,    0,    0,    0,    0,    0,    0,
-	                              0x79, 0x00, 0x01, 0x01, 0x0b, 0xe8, 0x03};
-
-	for (size_t i = 0; i < G_N_ELEMENTS(counts); i++) {
-		struct acpi_config cfg = config4;
-		cfg.ncpus = counts[i];
-		uint8_t *buf = build(&cfg);
-		const uint8_t *d = find(buf, "DSDT");
-		uint32_t len = le32(d + 4);
-		/* The last CPU's device, with its MADT UID: Name(_UID, n - 1) */
-		char name[8];
-		uint8_t uid[] = {'_', 'U', 'I', 'D', 0x0a, (uint8_t)(counts[i] - 1)};
-
-		snprintf(name, sizeof(name), "C%03X", counts[i] - 1);
-		g_assert_cmpuint(occurrences(d, len, "ACPI0007", 9), ==, counts[i]);
-		g_assert_cmpuint(occurrences(d, len, cst, sizeof(cst)), ==, counts[i]);
-		g_assert_true(contains(d, len, name, 4));
-		g_assert_true(counts[i] == 1 || contains(d, len, uid, sizeof(uid)));
-		g_free(buf);
-	}
-}
-
 static void test_mcfg(void)
 {
 	uint8_t *buf = build(&config4);
@@ -336,7 +294,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/acpi/madt-cpus", test_madt_cpus);
 	g_test_add_func("/acpi/fadt", test_fadt);
 	g_test_add_func("/acpi/dsdt", test_dsdt);
-	g_test_add_func("/acpi/dsdt-cpus", test_dsdt_cpus);
 	g_test_add_func("/acpi/mcfg", test_mcfg);
 	g_test_add_func("/acpi/too-small", test_too_small);
 	g_test_add_func("/aml/pkg-length", test_pkg_length);

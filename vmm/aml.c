@@ -20,7 +20,6 @@
 #define RES_DWORD_ADDRESS   0x87 /* large items (6.4.3.5.2, 6.4.3.5.3) */
 #define RES_WORD_ADDRESS    0x88
 #define RES_QWORD_ADDRESS   0x8a
-#define RES_GENERIC_REG     0x82 /* large item, 12 bytes of data (6.4.3.7) */
 #define RES_SPACE_MEMORY    0
 #define RES_SPACE_IO        1
 #define RES_SPACE_BUS       2
@@ -214,26 +213,9 @@ void aml_res_qword_memory(GByteArray *b, uint64_t min, uint64_t max)
 	address_space(b, RES_QWORD_ADDRESS, 8, RES_SPACE_MEMORY, RES_MEM_READ_WRITE, min, max);
 }
 
-void aml_res_generic_register(GByteArray *b, uint8_t space, uint8_t bit_width, uint8_t bit_offset,
-                              uint8_t access_size, uint64_t address)
-{
-	put8(b, RES_GENERIC_REG);
-	put_le(b, 12, 2);
-	put8(b, space);
-	put8(b, bit_width);
-	put8(b, bit_offset);
-	put8(b, access_size);
-	put_le(b, address, 8);
-}
-
 void aml_resource_template(GByteArray *b, const char *name, const GByteArray *res)
 {
 	aml_name(b, name);
-	aml_resource_buffer(b, res);
-}
-
-void aml_resource_buffer(GByteArray *b, const GByteArray *res)
-{
 	size_t buf = aml_open(b, AML_BUFFER_OP);
 	aml_integer(b, res->len + 2);
 	put(b, res->data, res->len);

@@ -40,12 +40,7 @@ void aml_res_word_bus(GByteArray *b, uint16_t min, uint16_t max);
 void aml_res_word_io(GByteArray *b, uint16_t min, uint16_t max);
 void aml_res_dword_memory(GByteArray *b, uint32_t min, uint32_t max);
 void aml_res_qword_memory(GByteArray *b, uint64_t min, uint64_t max);
-/* Register(space, width, offset, address, access size): a Generic Register (6.4.3.7). */
-void aml_res_generic_register(GByteArray *b, uint8_t space, uint8_t bit_width, uint8_t bit_offset,
-                              uint8_t access_size, uint64_t address);
 /* Name(name, ResourceTemplate() { contents }) where 'res' holds the descriptors. */
 void aml_resource_template(GByteArray *b, const char *name, const GByteArray *res);
-/* The ResourceTemplate alone, as a value (a _CST entry's register). */
-void aml_resource_buffer(GByteArray *b, const GByteArray *res);
 
 #endif
