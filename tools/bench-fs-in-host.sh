@@ -146,7 +146,7 @@ profile_report() {
 	PERF_PID=""
 	for sort in comm,dso comm,dso,sym; do
 		${PERF:-perf} report -i "$WORK/perf.data" --stdio --sort "$sort" --percent-limit 0.8 2>&1 |
-			grep -v '^#' | grep -v '^$' | head -n 40 | sed "s/^/  profile $vmm| /" >&2
+			awk -v p="  profile $vmm| " '!/^#/ && NF && n++ < 40 { print p $0 }' >&2
 	done
 }
 

@@ -42,7 +42,7 @@ threads_report() {
 			read -ra f <<<"${stat##*) }"
 			echo "bench: $2: sample $round: ${t##*/} $comm state ${f[0]} utime ${f[11]} stime ${f[12]}" >&2
 			[[ $round == 2 ]] || continue
-			sed "s|^|bench: $2: ${t##*/} $comm in |" "$t/stack" 2>/dev/null | head -n 8 >&2
+			sed -n "1,8s|^|bench: $2: ${t##*/} $comm in |p" "$t/stack" 2>/dev/null >&2 || true
 		done
 		sleep 1
 	done
@@ -105,7 +105,9 @@ exit_reasons_report() {
 	local spec event
 	for spec in "${EXIT_HISTS[@]}"; do
 		event=$TRACEFS/events/kvm/${spec%% *}
-		grep -v '^#' "$event/hist" 2>/dev/null | grep -v '^$' | head -n 25 | sed "s/^/  ${spec%% *} $1| /" >&2
+		# awk reads to the end: a head that left early would kill grep
+		# with SIGPIPE, and pipefail the bench with it.
+		awk -v p="  ${spec%% *} $1| " '!/^#/ && NF && n++ < 25 { print p $0 }' "$event/hist" >&2 2>/dev/null || true
 		echo "!${spec#* }" >"$event/trigger" 2>/dev/null || true
 	done
 }
