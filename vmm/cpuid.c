@@ -21,7 +21,7 @@
  * it left the CPUID bit out of KVM_GET_SUPPORTED_CPUID and said so with
  * KVM_CAP_TSC_DEADLINE_TIMER instead (the KVM API's "known problems",
  * 9.1). Offered, Linux times with it and skips calibrating the APIC
- * timer, which waits a tenth of a second at every boot.
+ * timer at boot (a wait of HZ/10 jiffies), as under QEMU and Firecracker.
  */
 static void offer_tsc_deadline(int kvm_fd, struct kvm_cpuid2 *c)
 {
