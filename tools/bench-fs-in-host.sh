@@ -200,7 +200,8 @@ median_of() {
 	awk -v v="$1" -v t="$2" '$1 == v && $2 == t { print $3 }' "$3" | median "${4:-2}"
 }
 
-# husk against one QEMU figure: qemu/husk for times, husk/qemu for rates.
+# husk against one QEMU figure: qemu/husk for times and counts, husk/qemu
+# for rates.
 ratio() {
 	awk -v k="$1" -v h="$2" -v q="$3" 'BEGIN {
 		if (k == "time" || k == "count") { num = q; den = h } else { num = h; den = q }

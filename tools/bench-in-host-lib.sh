@@ -42,7 +42,7 @@ threads_report() {
 			read -ra f <<<"${stat##*) }"
 			echo "bench: $2: sample $round: ${t##*/} $comm state ${f[0]} utime ${f[11]} stime ${f[12]}" >&2
 			[[ $round == 2 ]] || continue
-			sed -n "1,8s|^|bench: $2: ${t##*/} $comm in |p" "$t/stack" 2>/dev/null >&2 || true
+			sed -n "1,8s|^|bench: $2: ${t##*/} $comm in |p" "$t/stack" >&2 2>/dev/null || true
 		done
 		sleep 1
 	done
@@ -59,15 +59,12 @@ KVM_STATS=(exits halt_exits halt_wakeup halt_successful_poll irq_injections io_e
 # Builtins only: a fork a second would cost the VM under test.
 kvm_stats_sample() {
 	[[ -n ${KVM_STATS_OUT:-} ]] || return 0
-	local dir name v out=""
-	for dir in /sys/kernel/debug/kvm/"$1"-*; do
-		[[ -d $dir ]] || return 0
-		for name in "${KVM_STATS[@]}"; do
-			[[ -r $dir/$name ]] && read -r v <"$dir/$name" && out+="$name $v"$'\n'
-		done
-		printf '%s' "$out" >"$KVM_STATS_OUT"
-		return 0
+	local dirs=(/sys/kernel/debug/kvm/"$1"-*) name v out=""
+	[[ -d ${dirs[0]} ]] || return 0
+	for name in "${KVM_STATS[@]}"; do
+		[[ -r ${dirs[0]}/$name ]] && read -r v <"${dirs[0]}/$name" && out+="$name $v"$'\n'
 	done
+	printf '%s' "$out" >"$KVM_STATS_OUT"
 }
 
 # kvm_stats_start: where this host lets it (debugfs, mounted here if it is
