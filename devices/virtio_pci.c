@@ -67,6 +67,9 @@ struct queue {
 	unsigned int gap_us;      /* the driver's average wait before its next request */
 	int64_t idle_since;       /* when the worker last started to wait, for adapt_window */
 	atomic_uint wakes;        /* virtio_pci_wake calls: each ends a poll */
+	struct {
+		atomic_uint_fast64_t woken, caught, late, slept, preempted;
+	} stats; /* struct virtio_poll_stats; the worker alone writes them */
 	uint64_t kick_addr;       /* where the ioeventfd is assigned, 0 if not */
 	bool handed;              /* the device gave the queue to the kernel (ops->start) */
 	int call_fd;              /* where the kernel interrupts the driver, when handed */
@@ -346,6 +349,12 @@ static void cpu_relax(void)
 #endif
 }
 
+/* Relaxed: the worker alone writes its counts; a report may read them late. */
+static void tally(atomic_uint_fast64_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
 /*
  * The window follows the driver: twice the average time its next request
  * took to come, whether polling caught it or a kick brought it, so a fast
@@ -392,6 +401,7 @@ static bool poll_queue(struct queue *q)
 	for (unsigned int look = 1; watching && !atomic_load(&t->stopping); look++) {
 		if (atomic_load(&q->wakes) != wakes || vq_watch_moved(&ring)) {
 			record_gap(q, g_get_monotonic_time() - start);
+			tally(&q->stats.caught);
 			return true;
 		}
 		if (look % POLL_CLOCK_EVERY == 0) {
@@ -404,6 +414,7 @@ static bool poll_queue(struct queue *q)
 			if (now - last > POLL_PREEMPTED_US) {
 				q->gap_us /= 2;
 				q->window_us = 0;
+				tally(&q->stats.preempted);
 				break;
 			}
 			if (now - start >= q->window_us)
@@ -416,6 +427,7 @@ static bool poll_queue(struct queue *q)
 	pthread_mutex_lock(&t->lock);
 	more = queue_running(t, q) && vq_enable_kick(&q->vq);
 	pthread_mutex_unlock(&t->lock);
+	tally(more ? &q->stats.late : &q->stats.slept);
 	return more;
 }
 
@@ -455,12 +467,30 @@ static void *queue_worker(void *data)
 			break;
 		if (atomic_load(&q->t->stopping))
 			break;
+		tally(&q->stats.woken);
 		adapt_window(q);
 		do
 			virtio_pci_notify_device(q->t, q->index);
 		while (poll_queue(q));
 	}
 	return NULL;
+}
+
+bool virtio_pci_poll_stats(struct virtio_pci *t, unsigned int index, struct virtio_poll_stats *out)
+{
+	if (index >= t->nqueues)
+		return false;
+	struct queue *q = &t->queues[index];
+	*out = (struct virtio_poll_stats){
+	    .device = t->ops->name,
+	    .woken = atomic_load(&q->stats.woken),
+	    .caught = atomic_load(&q->stats.caught),
+	    .late = atomic_load(&q->stats.late),
+	    .slept = atomic_load(&q->stats.slept),
+	    .preempted = atomic_load(&q->stats.preempted),
+	    .polled = q->has_worker && q->poll_cap_us,
+	};
+	return true;
 }
 
 /* --- common configuration (4.1.4.3) --------------------------------------- */

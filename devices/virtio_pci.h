@@ -118,6 +118,20 @@ void virtio_pci_config_changed(struct virtio_pci *t);
  */
 void virtio_pci_broken(struct virtio_pci *t);
 
+/* How a queue's thread (ops->blocking) found its work, for --timings. */
+struct virtio_poll_stats {
+	const char *device; /* ops->name */
+	uint64_t woken;     /* wake-ups from a kick, or from virtio_pci_wake */
+	uint64_t caught;    /* polls that saw new work: kicks the driver did not need */
+	uint64_t late;      /* windows that closed, then found work as kicks came back on */
+	uint64_t slept;     /* windows that closed empty: the next work woke the thread */
+	uint64_t preempted; /* windows among those cut short as the thread lost its CPU */
+	bool polled; /* false: no thread, or one that never polls (unpolled_queues, --poll=0) */
+};
+
+/* False if the device has no queue 'index'. */
+bool virtio_pci_poll_stats(struct virtio_pci *t, unsigned int index, struct virtio_poll_stats *out);
+
 /* After pushing used buffers on 'vq': interrupts the driver if it wants one. */
 void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
 

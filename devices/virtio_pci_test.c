@@ -315,6 +315,13 @@ static void test_worker_polls(struct fixture *f, gconstpointer data)
 		}
 	}
 	g_assert_true(polled);
+
+	struct virtio_poll_stats st;
+	g_assert_true(virtio_pci_poll_stats(f->t, 0, &st));
+	g_assert_true(st.polled);
+	g_assert_cmpuint(st.caught, >=, 1);
+	g_assert_cmpuint(st.woken, >=, 1);
+	g_assert_false(virtio_pci_poll_stats(f->t, 1, &st));
 }
 
 /* With polling off, or on a queue never polled, a buffer without a kick waits for the kick. */
@@ -326,6 +333,12 @@ static void test_worker_without_polling(struct fixture *f, gconstpointer data)
 	g_assert_false(served_within(n, 100000));
 	bar_write(f, NOTIFY, 0, 2);
 	g_assert_true(served_within(n, 5000000));
+
+	struct virtio_poll_stats st;
+	g_assert_true(virtio_pci_poll_stats(f->t, 0, &st));
+	g_assert_false(st.polled);
+	g_assert_cmpuint(st.caught, ==, 0);
+	g_assert_cmpuint(st.woken, >=, 25);
 }
 
 /* --- queues handed to the kernel (vhost) ----------------------------------- */

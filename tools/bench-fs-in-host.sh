@@ -45,7 +45,10 @@ TAG=bench
 # or "rate" (higher is better, ratio husk/qemu), and the target ratio.
 # local-untar-s is the untar into the guest's own memory: the guest's work
 # alone, which no VMM can make faster; untar-cost-s is what the share adds
-# to it. The kvm- rows are the host KVM's counts for the whole boot.
+# to it. The kvm- rows are the host KVM's counts for the whole boot; the
+# poll- rows, husk's request queue thread's (--timings): its wake-ups (a
+# kick each, but for kicks that came while it was busy), the requests its
+# polling caught, and its windows that closed empty.
 TESTS=(
 	"local-untar-s s time -"
 	"untar-s s time -"
@@ -56,6 +59,8 @@ TESTS=(
 	"seqread-mibs MiB/s rate 1.0"
 )
 for name in "${KVM_STATS[@]}"; do TESTS+=("kvm-$name n count -"); done
+TESTS+=("poll-woken n count -" "poll-caught n count -" "poll-closed-empty n count -"
+	"poll-preempted n count -" "poll-late n count -")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-fs.XXXXXX")
 VFSD_PID=""
 
@@ -80,7 +85,7 @@ vmm_command() {
 		[[ $1 == husk ]] || CMD+=("${HUSK_B_EXTRA[@]}")
 		[[ $1 == husk || -z ${HUSK_B_SHARE:-} ]] || share+=,$HUSK_B_SHARE
 		CMD+=(--kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
-			--cpus 1 --share "$share" --cmdline "$CMDLINE")
+			--cpus 1 --share "$share" --cmdline "$CMDLINE" --timings)
 		;;
 	qemu | qemu-xattr)
 		# vhost-user needs the guest's RAM in shared memory.
@@ -183,6 +188,12 @@ run_once() {
 			;;
 		*HUSK-FS-DONE*) done_=1 ;;
 		*HUSK-FS\ *) echo "$vmm ${line#*HUSK-FS }" ;;
+		"husk: fs queue 1: "*)
+			local -a n
+			read -ra n <<<"$(tr -c '0-9\n' ' ' <<<"${line#husk: fs queue 1: }")"
+			printf '%s poll-%s %s\n' "$vmm" woken "${n[0]}" "$vmm" caught "${n[1]}" \
+				"$vmm" closed-empty "${n[2]}" "$vmm" preempted "${n[3]}" "$vmm" late "${n[4]}"
+			;;
 		*) [[ -z ${BENCH_VERBOSE:-} ]] || echo "  $vmm| $line" >&2 ;;
 		esac
 	done <"$console"
