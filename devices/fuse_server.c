@@ -1439,6 +1439,18 @@ static size_t dispatch(struct fuse_server *s, struct req *r)
 	return dispatch_node(s, r, ino);
 }
 
+/* A request answered with 'n' bytes (0: none, as FORGET takes); one refused unread is no opcode's. */
+static void count_answer(struct fuse_server *s, const struct req *r, size_t n, bool read)
+{
+	struct fuse_out_header oh;
+
+	if (read && r->h.opcode < FUSE_SERVER_OPCODES)
+		s->stats.by_opcode[r->h.opcode]++;
+	if (n >= sizeof(oh) && iov_copy_from(r->out, r->nout, 0, &oh, sizeof(oh)) == sizeof(oh) &&
+	    oh.error)
+		s->stats.errors++;
+}
+
 static size_t handle(struct fuse_server *s, const struct iovec *in, int nin,
                      const struct iovec *out, int nout, bool nowait)
 {
@@ -1457,7 +1469,8 @@ static size_t handle(struct fuse_server *s, const struct iovec *in, int nin,
 	size_t body = r.h.opcode == FUSE_WRITE
 	                  ? MIN(in_len, sizeof(r.h) + sizeof(struct fuse_write_in))
 	                  : in_len;
-	if (r.h.len != in_len || in_len > MAX_REQUEST) {
+	bool read = r.h.len == in_len && in_len <= MAX_REQUEST;
+	if (!read) {
 		s->stats.bad_requests++;
 		n = reply_err(&r, EINVAL);
 	} else {
@@ -1467,14 +1480,10 @@ static size_t handle(struct fuse_server *s, const struct iovec *in, int nin,
 		r.arglen = body - sizeof(r.h);
 		n = dispatch(s, &r);
 	}
-	if (n == WOULD_BLOCK) {
+	if (n == WOULD_BLOCK)
 		s->stats.requests--; /* counted when it is answered */
-	} else if (n >= sizeof(struct fuse_out_header)) {
-		struct fuse_out_header oh;
-		iov_copy_from(out, nout, 0, &oh, sizeof(oh));
-		if (oh.error)
-			s->stats.errors++;
-	}
+	else
+		count_answer(s, &r, n, read);
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
@@ -1598,7 +1607,66 @@ void fuse_server_free(struct fuse_server *s)
 	g_free(s);
 }
 
-const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s)
+void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *out)
 {
-	return &s->stats;
+	pthread_mutex_lock(&s->lock);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}
+
+const char *fuse_opcode_name(uint32_t opcode)
+{
+	static const char *const names[] = {
+	    [FUSE_LOOKUP] = "LOOKUP",
+	    [FUSE_FORGET] = "FORGET",
+	    [FUSE_GETATTR] = "GETATTR",
+	    [FUSE_SETATTR] = "SETATTR",
+	    [FUSE_READLINK] = "READLINK",
+	    [FUSE_SYMLINK] = "SYMLINK",
+	    [FUSE_MKNOD] = "MKNOD",
+	    [FUSE_MKDIR] = "MKDIR",
+	    [FUSE_UNLINK] = "UNLINK",
+	    [FUSE_RMDIR] = "RMDIR",
+	    [FUSE_RENAME] = "RENAME",
+	    [FUSE_LINK] = "LINK",
+	    [FUSE_OPEN] = "OPEN",
+	    [FUSE_READ] = "READ",
+	    [FUSE_WRITE] = "WRITE",
+	    [FUSE_STATFS] = "STATFS",
+	    [FUSE_RELEASE] = "RELEASE",
+	    [FUSE_FSYNC] = "FSYNC",
+	    [FUSE_SETXATTR] = "SETXATTR",
+	    [FUSE_GETXATTR] = "GETXATTR",
+	    [FUSE_LISTXATTR] = "LISTXATTR",
+	    [FUSE_REMOVEXATTR] = "REMOVEXATTR",
+	    [FUSE_FLUSH] = "FLUSH",
+	    [FUSE_INIT] = "INIT",
+	    [FUSE_OPENDIR] = "OPENDIR",
+	    [FUSE_READDIR] = "READDIR",
+	    [FUSE_RELEASEDIR] = "RELEASEDIR",
+	    [FUSE_FSYNCDIR] = "FSYNCDIR",
+	    [FUSE_GETLK] = "GETLK",
+	    [FUSE_SETLK] = "SETLK",
+	    [FUSE_SETLKW] = "SETLKW",
+	    [FUSE_ACCESS] = "ACCESS",
+	    [FUSE_CREATE] = "CREATE",
+	    [FUSE_INTERRUPT] = "INTERRUPT",
+	    [FUSE_BMAP] = "BMAP",
+	    [FUSE_DESTROY] = "DESTROY",
+	    [FUSE_IOCTL] = "IOCTL",
+	    [FUSE_POLL] = "POLL",
+	    [FUSE_NOTIFY_REPLY] = "NOTIFY_REPLY",
+	    [FUSE_BATCH_FORGET] = "BATCH_FORGET",
+	    [FUSE_FALLOCATE] = "FALLOCATE",
+	    [FUSE_READDIRPLUS] = "READDIRPLUS",
+	    [FUSE_RENAME2] = "RENAME2",
+	    [FUSE_LSEEK] = "LSEEK",
+	    [FUSE_COPY_FILE_RANGE] = "COPY_FILE_RANGE",
+	    [FUSE_SETUPMAPPING] = "SETUPMAPPING",
+	    [FUSE_REMOVEMAPPING] = "REMOVEMAPPING",
+	    [FUSE_SYNCFS] = "SYNCFS",
+	    [FUSE_TMPFILE] = "TMPFILE",
+	};
+
+	return opcode < G_N_ELEMENTS(names) ? names[opcode] : NULL;
 }

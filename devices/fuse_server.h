@@ -18,8 +18,11 @@
 #define FUSE_SERVER_MAX_WRITE (1024 * 1024)
 #define FUSE_SERVER_MAX_SEGS  1024 /* buffers in one request's data, as a virtqueue chain */
 
+#define FUSE_SERVER_OPCODES 64 /* opcodes counted one by one; CUSE's and later ones are not */
+
 struct fuse_server_stats {
 	uint64_t requests, errors, bad_requests;
+	uint64_t by_opcode[FUSE_SERVER_OPCODES]; /* requests answered, by opcode */
 };
 
 /*
@@ -83,7 +86,10 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, int nin
 bool fuse_server_try_handle(struct fuse_server *s, const struct iovec *in, int nin,
                             const struct iovec *out, int nout, size_t *n);
 
-const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s);
+/* A copy of the counts so far; from any thread. */
+void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *out);
+/* "LOOKUP", or NULL for an opcode husk does not know. */
+const char *fuse_opcode_name(uint32_t opcode);
 
 /*
  * How many host descriptors (inodes the guests hold, files they have open)

@@ -190,6 +190,31 @@ static void test_unknown_opcode(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(call(f, FUSE_GETATTR, 123456, NULL, 0, NULL, NULL), ==, -ESTALE);
 }
 
+/* Requests are counted by opcode once answered; malformed ones apart, by no opcode. */
+static void test_counts(struct fixture *f, gconstpointer data)
+{
+	struct fuse_server_stats before, after;
+
+	fuse_server_get_stats(f->s, &before);
+	g_assert_cmpint(call(f, FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, 0);
+	g_assert_cmpint(call(f, FUSE_IOCTL, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, -ENOSYS);
+	g_assert_cmpint(call(f, 9999, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, -ENOSYS);
+	size_t len = build(f, FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 0, "hello", NULL);
+	((struct fuse_in_header *)f->in)->len = 4096; /* a length that lies */
+	send_req(f, len);
+	fuse_server_get_stats(f->s, &after);
+	g_assert_cmpuint(after.requests - before.requests, ==, 4);
+	g_assert_cmpuint(after.errors - before.errors, ==, 3);
+	g_assert_cmpuint(after.bad_requests - before.bad_requests, ==, 1);
+	g_assert_cmpuint(after.by_opcode[FUSE_GETATTR] - before.by_opcode[FUSE_GETATTR], ==, 1);
+	g_assert_cmpuint(after.by_opcode[FUSE_IOCTL] - before.by_opcode[FUSE_IOCTL], ==, 1);
+	g_assert_cmpuint(after.by_opcode[FUSE_LOOKUP], ==, before.by_opcode[FUSE_LOOKUP]);
+	g_assert_cmpstr(fuse_opcode_name(FUSE_LOOKUP), ==, "LOOKUP");
+	g_assert_cmpstr(fuse_opcode_name(FUSE_TMPFILE), ==, "TMPFILE");
+	g_assert_null(fuse_opcode_name(7)); /* no opcode 7 */
+	g_assert_null(fuse_opcode_name(9999));
+}
+
 /* Before INIT and after DESTROY the server answers nothing but INIT. */
 static void test_requests_need_init(struct fixture *f, gconstpointer data)
 {
@@ -846,6 +871,7 @@ int main(int argc, char **argv)
 	ADD("decoder/no-room-for-reply", test_no_room_for_reply, NULL);
 	ADD("decoder/unknown-opcode", test_unknown_opcode, NULL);
 	ADD("decoder/requests-need-init", test_requests_need_init, NULL);
+	ADD("decoder/counts", test_counts, NULL);
 	ADD("fs/try-handle", test_try_handle, NULL);
 	ADD("fs/concurrent-reads", test_concurrent_reads, NULL);
 	ADD("decoder/bad-names", test_bad_names, NULL);

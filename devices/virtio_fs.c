@@ -130,6 +130,11 @@ struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err)
 	return fs;
 }
 
+void virtio_fs_get_stats(struct virtio_fs *fs, struct fuse_server_stats *out)
+{
+	fuse_server_get_stats(fs->server, out);
+}
+
 void virtio_fs_close(struct virtio_fs *fs)
 {
 	if (!fs)

@@ -26,6 +26,8 @@ extern const struct virtio_device_ops virtio_fs_ops;
 
 struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err);
 void virtio_fs_close(struct virtio_fs *fs);
+/* The share's FUSE requests so far (fuse_server_get_stats). */
+void virtio_fs_get_stats(struct virtio_fs *fs, struct fuse_server_stats *out);
 
 #define SHARE_SYNTAX "HOSTDIR:TAG[,ro][,submounts][,noxattr][,uid=HOST:GUEST][,gid=HOST:GUEST]"
 

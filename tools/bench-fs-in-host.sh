@@ -188,6 +188,7 @@ run_once() {
 			;;
 		*HUSK-FS-DONE*) done_=1 ;;
 		*HUSK-FS\ *) echo "$vmm ${line#*HUSK-FS }" ;;
+		"husk: share $TAG: "*) echo "bench: $vmm: ${line#husk: }" >&2 ;;
 		"husk: fs queue 1: "*)
 			local -a n
 			read -ra n <<<"$(tr -c '0-9\n' ' ' <<<"${line#husk: fs queue 1: }")"

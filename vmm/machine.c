@@ -593,6 +593,46 @@ static void report_polling(struct machine *m)
 	}
 }
 
+static int by_count_desc(const void *a, const void *b, void *counts)
+{
+	const uint64_t *n = counts;
+	uint64_t x = n[*(const unsigned int *)a], y = n[*(const unsigned int *)b];
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* --timings: each share's FUSE requests, the commonest first. */
+static void report_shares(struct machine *m)
+{
+	for (guint i = 0; i < m->shares->len; i++) {
+		const struct share_config *cfg = m->cfg->shares->pdata[i];
+		struct fuse_server_stats st;
+		unsigned int order[FUSE_SERVER_OPCODES];
+		GString *mix = g_string_new(NULL);
+
+		virtio_fs_get_stats(m->shares->pdata[i], &st);
+		for (unsigned int op = 0; op < FUSE_SERVER_OPCODES; op++)
+			order[op] = op;
+		g_qsort_with_data(order, FUSE_SERVER_OPCODES, sizeof(order[0]), by_count_desc,
+		                  st.by_opcode);
+		for (unsigned int k = 0; k < FUSE_SERVER_OPCODES && st.by_opcode[order[k]]; k++) {
+			const char *name = fuse_opcode_name(order[k]);
+
+			if (mix->len)
+				g_string_append(mix, ", ");
+			if (name)
+				g_string_append(mix, name);
+			else
+				g_string_append_printf(mix, "opcode %u", order[k]);
+			g_string_append_printf(mix, " %" PRIu64, st.by_opcode[order[k]]);
+		}
+		g_printerr("husk: share %s: %" PRIu64 " requests (%s), %" PRIu64 " answered with an error, %" PRIu64
+		           " malformed\n",
+		           cfg->tag, st.requests, mix->str, st.errors, st.bad_requests);
+		g_string_free(mix, TRUE);
+	}
+}
+
 static gboolean timed_out(gpointer data)
 {
 	request_stop(data, STOP_TIMEOUT);
@@ -640,6 +680,7 @@ enum stop_reason machine_run(struct machine *m, int *signal)
 			g_printerr("husk: %s\n", m->vcpus[i].error);
 	if (m->cfg->timings) {
 		report_timings(m);
+		report_shares(m);
 		report_polling(m);
 	}
 	*signal = m->stop_signal;

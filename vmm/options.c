@@ -223,7 +223,7 @@ static const GOptionEntry run_entries[] = {
      "What a guest reboot does: exit (status 5, default) or restart", "exit|restart"},
     {"allow-pvm", 0, 0, G_OPTION_ARG_NONE, NULL, "Run even on a PVM-backed /dev/kvm", NULL},
     {"timings", 0, 0, G_OPTION_ARG_NONE, NULL,
-     "Print how long husk took to set up the VM (to stderr)", NULL},
+     "Print how long husk took to set up the VM, and at exit its shares' requests (to stderr)", NULL},
     {"no-seccomp", 0, 0, G_OPTION_ARG_NONE, NULL,
      "Run without husk's system-call filter (for debugging husk)", NULL},
     {NULL},
