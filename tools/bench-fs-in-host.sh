@@ -189,9 +189,9 @@ run_once() {
 		*HUSK-FS-DONE*) done_=1 ;;
 		*HUSK-FS\ *) echo "$vmm ${line#*HUSK-FS }" ;;
 		"husk: share $TAG: "*) echo "bench: $vmm: ${line#husk: }" >&2 ;;
-		"husk: fs queue 1: "*)
+		"husk: virtio-fs queue 1: "*)
 			local -a n
-			read -ra n <<<"$(tr -c '0-9\n' ' ' <<<"${line#husk: fs queue 1: }")"
+			read -ra n <<<"$(tr -c '0-9\n' ' ' <<<"${line#husk: virtio-fs queue 1: }")"
 			printf '%s poll-%s %s\n' "$vmm" woken "${n[0]}" "$vmm" caught "${n[1]}" \
 				"$vmm" closed-empty "${n[2]}" "$vmm" preempted "${n[3]}" "$vmm" late "${n[4]}"
 			;;
