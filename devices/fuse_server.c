@@ -1439,7 +1439,10 @@ static size_t dispatch(struct fuse_server *s, struct req *r)
 	return dispatch_node(s, r, ino);
 }
 
-/* A request answered with 'n' bytes (0: none, as FORGET takes); one refused unread is no opcode's. */
+/*
+ * A request answered with 'n' bytes (0: none, as FORGET takes). One
+ * refused before it was read ('read' false) counts for no opcode.
+ */
 static void count_answer(struct fuse_server *s, const struct req *r, size_t n, bool read)
 {
 	struct fuse_out_header oh;

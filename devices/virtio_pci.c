@@ -68,11 +68,12 @@ struct queue {
 	int64_t idle_since;       /* when the worker last started to wait, for adapt_window */
 	atomic_uint wakes;        /* virtio_pci_wake calls: each ends a poll */
 	struct {
-		atomic_uint_fast64_t woken, caught, late, slept, preempted;
-	} stats; /* struct virtio_poll_stats; the worker alone writes them */
-	uint64_t kick_addr;       /* where the ioeventfd is assigned, 0 if not */
-	bool handed;              /* the device gave the queue to the kernel (ops->start) */
-	int call_fd;              /* where the kernel interrupts the driver, when handed */
+		atomic_uint_fast64_t woken, caught, late, preempted;
+		atomic_uint_fast64_t gaps[VIRTIO_POLL_GAP_BUCKETS];
+	} stats;            /* struct virtio_poll_stats; the worker alone writes them */
+	uint64_t kick_addr; /* where the ioeventfd is assigned, 0 if not */
+	bool handed;        /* the device gave the queue to the kernel (ops->start) */
+	int call_fd;        /* where the kernel interrupts the driver, when handed */
 };
 
 struct msix_vector {
@@ -356,6 +357,17 @@ static void tally(atomic_uint_fast64_t *c)
 }
 
 /*
+ * How long the driver took to send its next request, in buckets of powers
+ * of two microseconds: what a window of each length would have caught.
+ */
+static void note_gap(struct queue *q, int64_t gap_us)
+{
+	unsigned int b = gap_us < 2 ? 0 : 63 - (unsigned int)__builtin_clzll((uint64_t)gap_us);
+
+	tally(&q->stats.gaps[MIN(b, VIRTIO_POLL_GAP_BUCKETS - 1)]);
+}
+
+/*
  * The window follows the driver: twice the average time its next request
  * took to come, whether polling caught it or a kick brought it, so a fast
  * guest gets a short window and a slow one a longer one, up to poll_cap_us.
@@ -400,7 +412,9 @@ static bool poll_queue(struct queue *q)
 	 */
 	for (unsigned int look = 1; watching && !atomic_load(&t->stopping); look++) {
 		if (atomic_load(&q->wakes) != wakes || vq_watch_moved(&ring)) {
-			record_gap(q, g_get_monotonic_time() - start);
+			int64_t gap = g_get_monotonic_time() - start;
+			note_gap(q, gap);
+			record_gap(q, gap);
 			tally(&q->stats.caught);
 			return true;
 		}
@@ -427,7 +441,8 @@ static bool poll_queue(struct queue *q)
 	pthread_mutex_lock(&t->lock);
 	more = queue_running(t, q) && vq_enable_kick(&q->vq);
 	pthread_mutex_unlock(&t->lock);
-	tally(more ? &q->stats.late : &q->stats.slept);
+	if (more)
+		tally(&q->stats.late);
 	return more;
 }
 
@@ -442,6 +457,7 @@ static void adapt_window(struct queue *q)
 	if (!q->idle_since || !q->poll_cap_us)
 		return;
 	int64_t idle = g_get_monotonic_time() - q->idle_since;
+	note_gap(q, idle);
 	if (idle <= q->poll_cap_us)
 		record_gap(q, idle);
 	else
@@ -486,10 +502,11 @@ bool virtio_pci_poll_stats(struct virtio_pci *t, unsigned int index, struct virt
 	    .woken = atomic_load(&q->stats.woken),
 	    .caught = atomic_load(&q->stats.caught),
 	    .late = atomic_load(&q->stats.late),
-	    .slept = atomic_load(&q->stats.slept),
 	    .preempted = atomic_load(&q->stats.preempted),
 	    .polled = q->has_worker && q->poll_cap_us,
 	};
+	for (unsigned int b = 0; b < VIRTIO_POLL_GAP_BUCKETS; b++)
+		out->gaps[b] = atomic_load(&q->stats.gaps[b]);
 	return true;
 }
 

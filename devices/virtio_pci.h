@@ -118,14 +118,17 @@ void virtio_pci_config_changed(struct virtio_pci *t);
  */
 void virtio_pci_broken(struct virtio_pci *t);
 
+#define VIRTIO_POLL_GAP_BUCKETS 16
+
 /* How a queue's thread (ops->blocking) found its work, for --timings. */
 struct virtio_poll_stats {
 	const char *device; /* ops->name */
 	uint64_t woken;     /* wake-ups from a kick, or from virtio_pci_wake */
 	uint64_t caught;    /* polls that saw new work: kicks the driver did not need */
-	uint64_t late;      /* windows that closed, then found work as kicks came back on */
-	uint64_t slept;     /* windows that closed empty: the next work woke the thread */
+	uint64_t late;      /* work found as kicks came back on, the window closed */
 	uint64_t preempted; /* windows among those cut short as the thread lost its CPU */
+	/* Waits for the next request: [2^b, 2^(b+1)) us in bucket b; the last has the rest. */
+	uint64_t gaps[VIRTIO_POLL_GAP_BUCKETS];
 	bool polled; /* false: no thread, or one that never polls (unpolled_queues, --poll=0) */
 };
 

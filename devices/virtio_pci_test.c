@@ -321,6 +321,10 @@ static void test_worker_polls(struct fixture *f, gconstpointer data)
 	g_assert_true(st.polled);
 	g_assert_cmpuint(st.caught, >=, 1);
 	g_assert_cmpuint(st.woken, >=, 1);
+	uint64_t gaps = 0;
+	for (unsigned int b = 0; b < VIRTIO_POLL_GAP_BUCKETS; b++)
+		gaps += st.gaps[b];
+	g_assert_cmpuint(gaps, >=, st.caught); /* each catch had a wait before it */
 	g_assert_false(virtio_pci_poll_stats(f->t, 1, &st));
 }
 

@@ -6,7 +6,7 @@
 # a shared directory as its root filesystem.
 
 FS_TESTS=(fs-workout fs-big-file fs-host-change fs-escape fs-read-only fs-root fs-submount fs-xattrs
-	fs-id-maps)
+	fs-id-maps fs-counts)
 
 # The shares and what lies beside them, fresh for each run.
 make_fs_tree() {
@@ -48,7 +48,7 @@ test_fs() {
 	# A file capability on a share file (where this host lets us set one).
 	echo "capped" >"$top/share/capped"
 	"$ASSETS/fs/xattr-probe" --set-cap "$top/share/capped" >/dev/null 2>&1 || rm "$top/share/capped"
-	vm_start fs fs fs --share "$top/share:work,submounts" --share "$top/ro:data,ro" \
+	vm_start fs fs fs --timings --share "$top/share:work,submounts" --share "$top/ro:data,ro" \
 		--share "$top/nox:nox,noxattr" --share "$top/ids:ids,uid=$(id -u):4321,gid=$(id -g):4322"
 	if vm_wait_for '^HUSK-FS-WAIT'; then
 		echo "changed on the host" >"$top/share/late"
@@ -57,7 +57,7 @@ test_fs() {
 	[[ -z $sub ]] || umount "$top/share/sub"
 	if ! guest_came_up || [[ $(fact fs_mounted) != yes ]]; then
 		local t
-		for t in "${FS_TESTS[@]:0:5}" fs-submount fs-xattrs fs-id-maps; do
+		for t in "${FS_TESTS[@]:0:5}" fs-submount fs-xattrs fs-id-maps fs-counts; do
 			fail "$t" "the guest did not mount the share (status $VM_RC)" "$VM_LOG"
 		done
 		return 0
@@ -108,12 +108,27 @@ test_fs() {
 	fi
 	check_xattrs "$top/share" "$xattr_name"
 	check_id_maps "$top/ids"
+	check_counts "$VM_LOG.err"
 	if [[ -z $sub ]]; then
 		skip fs-submount "cannot mount a tmpfs inside the share here (needs root)"
 	elif [[ $(fact submount) == "apart:on another file system" ]]; then
 		pass fs-submount
 	else
 		fail fs-submount "the guest saw '$(fact submount)' (want 'apart:on another file system')" "$VM_LOG"
+	fi
+}
+
+# --timings at exit: the workout's requests on share "work" by opcode (it
+# makes files, so CREATE and WRITE are among them), and how the request
+# queue's thread found them.
+check_counts() {
+	local mix queue
+	mix=$(grep -m1 '^husk: share work: [0-9]* requests (' "$1")
+	queue=$(grep -m1 '^husk: virtio-fs queue 1: [0-9]* wake-ups, [0-9]* polls caught work' "$1")
+	if grep -qE '[( ]CREATE [1-9]' <<<"$mix" && grep -qE '[( ]WRITE [1-9]' <<<"$mix" && [[ -n $queue ]]; then
+		pass fs-counts
+	else
+		fail fs-counts "--timings printed '${mix:-no share line}' and '${queue:-no queue line}'" "$1"
 	fi
 }
 

@@ -572,6 +572,25 @@ static void report_timings(struct machine *m)
 	           (double)(peak > guest ? peak - guest : 0) / MiB);
 }
 
+/* The driver's waits, bucket by bucket: what each window length would catch. */
+static void report_gaps(const struct virtio_poll_stats *st, unsigned int q)
+{
+	GString *line = g_string_new(NULL);
+
+	for (unsigned int b = 0; b < VIRTIO_POLL_GAP_BUCKETS; b++) {
+		if (!st->gaps[b])
+			continue;
+		if (b == VIRTIO_POLL_GAP_BUCKETS - 1)
+			g_string_append_printf(line, "%s>=%uus %" PRIu64, line->len ? ", " : "",
+			                       1u << b, st->gaps[b]);
+		else
+			g_string_append_printf(line, "%s<%uus %" PRIu64, line->len ? ", " : "",
+			                       2u << b, st->gaps[b]);
+	}
+	g_printerr("husk: %s queue %u: waits for the next request: %s\n", st->device, q, line->str);
+	g_string_free(line, TRUE);
+}
+
 /*
  * --timings: how the queue threads found their work. Each request the
  * driver kicked cost the guest a VM exit; those polling caught cost none.
@@ -581,14 +600,16 @@ static void report_polling(struct machine *m)
 	for (guint i = 0; i < m->transports->len; i++) {
 		struct virtio_poll_stats st;
 
-		for (unsigned int q = 0; virtio_pci_poll_stats(m->transports->pdata[i], q, &st); q++) {
+		for (unsigned int q = 0; virtio_pci_poll_stats(m->transports->pdata[i], q, &st);
+		     q++) {
 			if (!st.polled || !(st.woken + st.caught))
 				continue;
 			g_printerr("husk: %s queue %u: %" PRIu64 " wake-ups, %" PRIu64
-			           " polls caught work, %" PRIu64 " windows closed empty (%" PRIu64
-			           " preempted), %" PRIu64 " found work as they closed\n",
-			           st.device, q, st.woken, st.caught, st.slept, st.preempted,
-			           st.late);
+			           " polls caught work, %" PRIu64
+			           " more as the window closed, %" PRIu64
+			           " windows cut short by preemption\n",
+			           st.device, q, st.woken, st.caught, st.late, st.preempted);
+			report_gaps(&st, q);
 		}
 	}
 }
@@ -626,8 +647,8 @@ static void report_shares(struct machine *m)
 				g_string_append_printf(mix, "opcode %u", order[k]);
 			g_string_append_printf(mix, " %" PRIu64, st.by_opcode[order[k]]);
 		}
-		g_printerr("husk: share %s: %" PRIu64 " requests (%s), %" PRIu64 " answered with an error, %" PRIu64
-		           " malformed\n",
+		g_printerr("husk: share %s: %" PRIu64 " requests (%s), %" PRIu64
+		           " answered with an error, %" PRIu64 " malformed\n",
 		           cfg->tag, st.requests, mix->str, st.errors, st.bad_requests);
 		g_string_free(mix, TRUE);
 	}
