@@ -39,7 +39,9 @@ VMMS=(husk qemu qemu-xattr)
 [[ -z ${BENCH_FS_NO_QEMU:-} ]] || VMMS=(husk husk-b)
 VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 BOOT_LIMIT=${BENCH_FS_BOOT_LIMIT:-1200}
-CMDLINE="console=ttyS0 quiet"
+# nokaslr: a stuck guest's addresses (guest_rips_report) are the same in
+# every boot of this kernel, so /proc/kallsyms of any nokaslr boot names them.
+CMDLINE="console=ttyS0 quiet nokaslr"
 TAG=bench
 # name, unit, kind: "time" or "count" (lower is better, ratio qemu/husk)
 # or "rate" (higher is better, ratio husk/qemu), and the target ratio.

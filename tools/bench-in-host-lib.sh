@@ -109,6 +109,22 @@ exit_reasons_report() {
 	done
 }
 
+# guest_rips_report LABEL: where a stuck guest runs. For 3 s the host
+# kernel counts the VM's exits by guest RIP (a hist trigger on kvm_exit),
+# and the commonest are printed. A guest that spins exits only for the
+# host's interrupts, at the addresses it spins on. (Debian ships no
+# System.map: a guest booted with nokaslr names them in /proc/kallsyms.)
+guest_rips_report() {
+	[[ -d $TRACEFS/events ]] || mount -t tracefs tracefs "$TRACEFS" 2>/dev/null || return 0
+	local event=$TRACEFS/events/kvm/kvm_exit spec="hist:keys=guest_rip.hex,exit_reason:sort=hitcount.descending"
+	echo "$spec" >"$event/trigger" 2>/dev/null || return 0
+	sleep 3
+	echo "bench: $1: the guest's commonest exits over 3 s, by address:" >&2
+	awk -v p="bench: $1: guest at " '/^\{/ && n++ < 15 { gsub(/[{}]/, ""); $1 = $1; print p $0 }' \
+		"$event/hist" >&2 2>/dev/null || true
+	echo "!$spec" >"$event/trigger" 2>/dev/null || true
+}
+
 # wait_vm PID LIMIT LABEL: waits for the VMM PID; past LIMIT seconds it is
 # killed ("no end after LIMIT s"). A VM that runs long says so once a
 # minute: progress for whoever watches, and a sign of life for the nested
@@ -121,6 +137,7 @@ wait_vm() {
 		kvm_stats_sample "$pid"
 		if ((SECONDS - start >= limit)); then
 			echo "bench: $label: no end after $limit s, stopped" >&2
+			guest_rips_report "$label"
 			threads_report "$pid" "$label"
 			kill -KILL "$pid" 2>/dev/null || true
 			return 1
