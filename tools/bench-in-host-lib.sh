@@ -86,43 +86,52 @@ EXIT_HISTS=("kvm_exit hist:keys=exit_reason:sort=hitcount.descending"
 	"kvm_msr hist:keys=ecx,write:sort=hitcount.descending")
 TRACEFS=/sys/kernel/tracing
 
+# hist_on EVENT SPEC: the host kernel starts counting the kvm trace event
+# EVENT's hits as the hist trigger SPEC says. False where it cannot.
+hist_on() {
+	[[ -d $TRACEFS/events ]] || mount -t tracefs tracefs "$TRACEFS" 2>/dev/null || return 1
+	echo "$2" >"$TRACEFS/events/kvm/$1/trigger" 2>/dev/null
+}
+
+# hist_off EVENT SPEC LABEL LINES: the first LINES lines of the counts,
+# then the trigger goes (which zeroes them for the next boot).
+hist_off() {
+	local event=$TRACEFS/events/kvm/$1
+	# awk reads to the end: a head that left early would kill grep
+	# with SIGPIPE, and pipefail the bench with it.
+	awk -v p="  $1 $3| " -v lines="$4" '!/^#/ && NF && n++ < lines { print p $0 }' "$event/hist" >&2 2>/dev/null || true
+	echo "!$2" >"$event/trigger" 2>/dev/null || true
+}
+
 exit_reasons_start() {
 	[[ -n ${BENCH_EXIT_REASONS:-} ]] || return 0
-	[[ -d $TRACEFS/events ]] || mount -t tracefs tracefs "$TRACEFS" 2>/dev/null || return 0
 	local spec
 	for spec in "${EXIT_HISTS[@]}"; do
-		echo "${spec#* }" >"$TRACEFS/events/kvm/${spec%% *}/trigger" 2>/dev/null || true
+		hist_on "${spec%% *}" "${spec#* }" || true
 	done
 }
 
-# exit_reasons_report LABEL: the counts, then the triggers go (which
-# zeroes them for the next boot).
+# exit_reasons_report LABEL: the counts, then the triggers go.
 exit_reasons_report() {
 	[[ -n ${BENCH_EXIT_REASONS:-} && -d $TRACEFS/events ]] || return 0
-	local spec event
+	local spec
 	for spec in "${EXIT_HISTS[@]}"; do
-		event=$TRACEFS/events/kvm/${spec%% *}
-		# awk reads to the end: a head that left early would kill grep
-		# with SIGPIPE, and pipefail the bench with it.
-		awk -v p="  ${spec%% *} $1| " '!/^#/ && NF && n++ < 25 { print p $0 }' "$event/hist" >&2 2>/dev/null || true
-		echo "!${spec#* }" >"$event/trigger" 2>/dev/null || true
+		hist_off "${spec%% *}" "${spec#* }" "$1" 25
 	done
 }
 
 # guest_rips_report LABEL: where a stuck guest runs. For 3 s the host
-# kernel counts the VM's exits by guest RIP (a hist trigger on kvm_exit),
-# and the commonest are printed. A guest that spins exits only for the
-# host's interrupts, at the addresses it spins on. (Debian ships no
-# System.map: a guest booted with nokaslr names them in /proc/kallsyms.)
+# kernel counts the VM's exits by guest RIP and reason, and the commonest
+# are printed. A guest that spins exits only for the host's interrupts,
+# at the addresses it spins on. (Debian ships no System.map: a guest
+# booted with nokaslr names them in /proc/kallsyms.) With
+# BENCH_EXIT_REASONS=1 the event's table by reason comes too, hence 40.
 guest_rips_report() {
-	[[ -d $TRACEFS/events ]] || mount -t tracefs tracefs "$TRACEFS" 2>/dev/null || return 0
-	local event=$TRACEFS/events/kvm/kvm_exit spec="hist:keys=guest_rip.hex,exit_reason:sort=hitcount.descending"
-	echo "$spec" >"$event/trigger" 2>/dev/null || return 0
+	local spec="hist:keys=guest_rip.hex,exit_reason:sort=hitcount.descending"
+	hist_on kvm_exit "$spec" || return 0
 	sleep 3
 	echo "bench: $1: the guest's commonest exits over 3 s, by address:" >&2
-	awk -v p="bench: $1: guest at " '/^\{/ && n++ < 15 { gsub(/[{}]/, ""); $1 = $1; print p $0 }' \
-		"$event/hist" >&2 2>/dev/null || true
-	echo "!$spec" >"$event/trigger" 2>/dev/null || true
+	hist_off kvm_exit "$spec" "$1" 40
 }
 
 # wait_vm PID LIMIT LABEL: waits for the VMM PID; past LIMIT seconds it is

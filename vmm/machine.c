@@ -578,14 +578,12 @@ static void report_gaps(const struct virtio_poll_stats *st, unsigned int q)
 	GString *line = g_string_new(NULL);
 
 	for (unsigned int b = 0; b < VIRTIO_POLL_GAP_BUCKETS; b++) {
-		if (!st->gaps[b])
-			continue;
-		if (b == VIRTIO_POLL_GAP_BUCKETS - 1)
-			g_string_append_printf(line, "%s>=%uus %" PRIu64, line->len ? ", " : "",
-			                       1u << b, st->gaps[b]);
-		else
-			g_string_append_printf(line, "%s<%uus %" PRIu64, line->len ? ", " : "",
-			                       2u << b, st->gaps[b]);
+		bool last = b == VIRTIO_POLL_GAP_BUCKETS - 1; /* it has the rest */
+
+		if (st->gaps[b])
+			g_string_append_printf(line, "%s%s%uus %" PRIu64, line->len ? ", " : "",
+			                       last ? ">=" : "<", last ? 1u << b : 2u << b,
+			                       st->gaps[b]);
 	}
 	g_printerr("husk: %s queue %u: waits for the next request: %s\n", st->device, q, line->str);
 	g_string_free(line, TRUE);
