@@ -342,7 +342,13 @@ static void test_worker_without_polling(struct fixture *f, gconstpointer data)
 	g_assert_true(virtio_pci_poll_stats(f->t, 0, &st));
 	g_assert_false(st.polled);
 	g_assert_cmpuint(st.caught, ==, 0);
-	g_assert_cmpuint(st.woken, >=, 25);
+	/*
+	 * Not one wake-up per kick: a kick that lands while the worker is busy
+	 * adds to its eventfd, and the worker's look at the ring before it
+	 * sleeps may take the request first, so on a loaded host two kicks can
+	 * make one wake-up.
+	 */
+	g_assert_cmpuint(st.woken, >=, 1);
 }
 
 /* --- queues handed to the kernel (vhost) ----------------------------------- */
