@@ -14,6 +14,40 @@ static void add_region(struct guest_memory *gm, uint64_t gpa, uint64_t size, uin
 	gm->regions[gm->count++] = (struct guest_region){gpa, size, hva};
 }
 
+/*
+ * KVM maps guest memory to the host's huge pages only where the guest
+ * address and the host address agree modulo the huge page's size; in a
+ * memory slot where they do not, it uses 4 KiB pages throughout
+ * (kvm_alloc_memslot_metadata). Guest RAM starts at a 2 MiB multiple, so
+ * its host mapping must too. Older kernels (Debian 12's 6.1) do not align
+ * large anonymous mappings by themselves, and a start off 2 MiB costs the
+ * guest a nested page fault for each 4 KiB it first touches, and 512 TLB
+ * entries for each 2 MiB it uses.
+ */
+#define HUGE_PAGE (UINT64_C(2) << 20)
+
+/*
+ * 'size' bytes of anonymous memory starting at a multiple of 'align' (a
+ * power of two): map 'align' more, then give back the ends. MAP_NORESERVE:
+ * a guest rarely touches all its RAM, so do not charge it all against the
+ * host's commit limit up front.
+ */
+static uint8_t *map_aligned(uint64_t size, uint64_t align)
+{
+	uint8_t *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
+	                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t head = -(uintptr_t)p & (align - 1);
+	uint64_t used = (head + size + page - 1) & ~(page - 1);
+	if (head)
+		munmap(p, head);
+	if (used < size + align)
+		munmap(p + used, size + align - used);
+	return p + head;
+}
+
 bool guest_memory_alloc(struct guest_memory *gm, uint64_t ram_size)
 {
 	uint64_t low = ram_size < LAYOUT_MMIO32_START ? ram_size : LAYOUT_MMIO32_START;
@@ -23,13 +57,8 @@ bool guest_memory_alloc(struct guest_memory *gm, uint64_t ram_size)
 		errno = EINVAL;
 		return false;
 	}
-	/*
-	 * MAP_NORESERVE: a guest rarely touches all its RAM, so do not charge
-	 * it all against the host's commit limit up front.
-	 */
-	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	uint8_t *p = map_aligned(ram_size, HUGE_PAGE);
+	if (!p)
 		return false;
 	madvise(p, ram_size, MADV_DONTDUMP);
 	madvise(p, ram_size, MADV_HUGEPAGE);
