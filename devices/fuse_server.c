@@ -717,7 +717,7 @@ static size_t do_rename(struct fuse_server *s, struct req *r, struct inode *dir,
 	struct inode *to = in ? find_inode(s, in->newdir) : NULL;
 	if (!e && !to)
 		e = ESTALE;
-	unsigned int flags = v2 ? in->flags : 0;
+	unsigned int flags = v2 && in ? in->flags : 0;
 	if (!e && (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)))
 		e = EINVAL;
 	if (!e && s->read_only)
