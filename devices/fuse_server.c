@@ -391,17 +391,22 @@ static void fd_name(const struct inode *ino, char *buf, size_t len)
  * hostile guest, and opening a host FIFO or device would block or reach
  * host hardware.
  */
-static int reopen(struct fuse_server *s, struct inode *ino, int flags)
+static int reopen_path(struct fuse_server *s, int path_fd, mode_t type, int flags)
 {
 	char name[16];
 
-	if (ino->type == S_IFLNK)
+	if (type == S_IFLNK)
 		return -ELOOP;
-	if (ino->type != S_IFREG && ino->type != S_IFDIR)
+	if (type != S_IFREG && type != S_IFDIR)
 		return -EACCES;
-	fd_name(ino, name, sizeof(name));
+	snprintf(name, sizeof(name), "%d", path_fd);
 	int fd = openat(s->proc_fd, name, (flags & ~(O_CREAT | O_NOFOLLOW | O_EXCL)) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
+}
+
+static int reopen(struct fuse_server *s, struct inode *ino, int flags)
+{
+	return reopen_path(s, ino->fd, ino->type, flags);
 }
 
 static void proc_path(const struct inode *ino, char *buf, size_t len)
@@ -791,6 +796,27 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 	return reply(r, 0, &out, sizeof(out));
 }
 
+/*
+ * CREATE of a name that is there: the guest's kernel asks only for a name
+ * it believes missing, so the host made it meanwhile, or the guest is
+ * hostile. It is opened as OPEN opens it: a regular file only, since a
+ * FIFO would block this thread until a writer came and a device node would
+ * reach host hardware.
+ */
+static int open_existing(struct fuse_server *s, int dir_fd, const char *name, int flags)
+{
+	int path = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (path < 0)
+		return -errno;
+	int fd = fstat(path, &st)      ? -errno
+	         : S_ISDIR(st.st_mode) ? -EISDIR
+	                               : reopen_path(s, path, st.st_mode & S_IFMT, flags);
+	close(path);
+	return fd;
+}
+
 static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 {
 	const struct fuse_create_in *in = arg(r, sizeof(*in));
@@ -807,18 +833,19 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 		e = ENFILE;
 	if (e)
 		return reply_err(r, e);
-	/* Only a file that was there is truncated; one this open makes keeps its bits. */
-	bool kill = (in->flags & O_TRUNC) && !(in->flags & O_EXCL) &&
-	            (in->open_flags & FUSE_OPEN_KILL_SUIDGID) &&
-	            faccessat(dir->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-	/* O_NOFOLLOW: a symlink planted under this name cannot send the open elsewhere. */
-	int fd = openat(dir->fd, name,
-	                open_flags(in->flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-	                    (int)(in->flags & O_EXCL),
+	/* O_EXCL: never open what is there, not even through a planted symlink. */
+	int flags = open_flags(in->flags);
+	int fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	                guest_mode(s, in->mode, false));
+	bool existed = fd < 0 && errno == EEXIST && !(in->flags & O_EXCL);
+	if (existed)
+		fd = open_existing(s, dir->fd, name, flags);
+	else if (fd < 0)
+		fd = -errno;
 	if (fd < 0)
-		return reply_err(r, errno);
-	if (kill)
+		return reply_err(r, -fd);
+	/* Only a file that was there is truncated; one this open makes keeps its bits. */
+	if (existed && (flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID))
 		e = kill_suidgid(fd);
 	struct inode *ino;
 	struct stat st;

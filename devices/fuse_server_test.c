@@ -411,9 +411,13 @@ static void test_create_mkdir_rename_unlink(struct fixture *f, gconstpointer dat
 	g_assert_cmpint(err, ==, -ENOENT);
 }
 
-/* A FIFO on the share: OPEN would block the server forever; it fails at once. */
+/*
+ * A FIFO on the share: OPEN would block the server forever; it fails at
+ * once. So does a CREATE of its name, which opens a file that is there.
+ */
 static void test_special_files_not_opened(struct fixture *f, gconstpointer data)
 {
+	struct fuse_create_in cr = {.flags = O_WRONLY | O_CREAT, .mode = S_IFREG | 0644};
 	char *fifo = g_build_filename(f->share, "fifo", NULL);
 	int err;
 
@@ -424,6 +428,8 @@ static void test_special_files_not_opened(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(err, ==, -EACCES);
 	struct fuse_setattr_in sa = {.valid = FATTR_SIZE};
 	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, -EACCES);
+	g_assert_cmpint(call(f, FUSE_CREATE, FUSE_ROOT_ID, &cr, sizeof(cr), "fifo", NULL), ==,
+	                -EACCES);
 	g_free(fifo);
 }
 
