@@ -40,7 +40,8 @@ static size_t build(struct fixture *f, uint32_t opcode, uint64_t nodeid, const v
 	struct fuse_in_header h = {.opcode = opcode, .unique = 77, .nodeid = nodeid};
 	size_t len = sizeof(h);
 
-	memcpy(f->in + len, arg, arglen);
+	if (arglen)
+		memcpy(f->in + len, arg, arglen);
 	len += arglen;
 	if (n1) {
 		memcpy(f->in + len, n1, strlen(n1) + 1);
@@ -866,6 +867,351 @@ static void test_read_only(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(call(f, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, NULL), ==, -EROFS);
 }
 
+/* ---- hostile requests ------------------------------------------------------------- */
+
+#define HOSTILE_REQUESTS 50000
+#define HOSTILE_POOL     64
+
+/* A guest that sends what it likes, reusing the node ids and handles it was given. */
+struct hostile {
+	GRand *rand;
+	uint64_t nodes[HOSTILE_POOL], handles[HOSTILE_POOL];
+	unsigned int n_nodes, n_handles;
+	char long_name[300];
+};
+
+static uint32_t below(struct hostile *h, uint32_t n)
+{
+	return (uint32_t)g_rand_int_range(h->rand, 0, (gint32)n);
+}
+
+static uint64_t random_u64(struct hostile *h)
+{
+	return (uint64_t)g_rand_int(h->rand) << 32 | g_rand_int(h->rand);
+}
+
+/* A value from 'pool' mostly; sometimes 1 (the root's node id), 0, a small number or one made up.
+ */
+static uint64_t pick(struct hostile *h, const uint64_t *pool, unsigned int n)
+{
+	switch (below(h, 8)) {
+	case 0:
+		return 0;
+	case 1:
+		return random_u64(h);
+	case 2:
+		return below(h, 64);
+	case 3:
+		return FUSE_ROOT_ID;
+	default:
+		return n ? pool[below(h, n)] : FUSE_ROOT_ID;
+	}
+}
+
+static void remember(struct hostile *h, uint64_t *pool, unsigned int *n, uint64_t v)
+{
+	if (*n < HOSTILE_POOL)
+		pool[(*n)++] = v;
+	else
+		pool[below(h, HOSTILE_POOL)] = v;
+}
+
+static const char *pick_name(struct hostile *h)
+{
+	static const char *const names[] = {
+	    "a",
+	    "b",
+	    "sub",
+	    "hello",
+	    ".",
+	    "..",
+	    "",
+	    "a/b",
+	    "/etc/passwd",
+	    "../outside",
+	    "security.capability",
+	    "user.x",
+	    "user.y",
+	    "trusted.x",
+	    "outside",
+	};
+	uint32_t i = below(h, G_N_ELEMENTS(names) + 1);
+
+	return i < G_N_ELEMENTS(names) ? names[i] : h->long_name;
+}
+
+/* How a well-formed request of each kind looks: its fixed arguments, and names after them. */
+static const struct {
+	uint32_t opcode;
+	uint8_t size, names;
+} shapes[] = {
+    {FUSE_LOOKUP, 0, 1},
+    {FUSE_GETATTR, sizeof(struct fuse_getattr_in), 0},
+    {FUSE_SETATTR, sizeof(struct fuse_setattr_in), 0},
+    {FUSE_READLINK, 0, 0},
+    {FUSE_SYMLINK, 0, 2},
+    {FUSE_MKNOD, sizeof(struct fuse_mknod_in), 1},
+    {FUSE_MKDIR, sizeof(struct fuse_mkdir_in), 1},
+    {FUSE_UNLINK, 0, 1},
+    {FUSE_RMDIR, 0, 1},
+    {FUSE_RENAME, sizeof(struct fuse_rename_in), 2},
+    {FUSE_RENAME2, sizeof(struct fuse_rename2_in), 2},
+    {FUSE_LINK, sizeof(struct fuse_link_in), 1},
+    {FUSE_OPEN, sizeof(struct fuse_open_in), 0},
+    {FUSE_OPENDIR, sizeof(struct fuse_open_in), 0},
+    {FUSE_CREATE, sizeof(struct fuse_create_in), 1},
+    {FUSE_READ, sizeof(struct fuse_read_in), 0},
+    {FUSE_READDIR, sizeof(struct fuse_read_in), 0},
+    {FUSE_READDIRPLUS, sizeof(struct fuse_read_in), 0},
+    {FUSE_WRITE, sizeof(struct fuse_write_in), 0},
+    {FUSE_RELEASE, sizeof(struct fuse_release_in), 0},
+    {FUSE_RELEASEDIR, sizeof(struct fuse_release_in), 0},
+    {FUSE_FSYNC, sizeof(struct fuse_fsync_in), 0},
+    {FUSE_FLUSH, sizeof(struct fuse_flush_in), 0},
+    {FUSE_SETXATTR, FUSE_COMPAT_SETXATTR_IN_SIZE, 2}, /* no FUSE_SETXATTR_EXT */
+    {FUSE_GETXATTR, sizeof(struct fuse_getxattr_in), 1},
+    {FUSE_LISTXATTR, sizeof(struct fuse_getxattr_in), 0},
+    {FUSE_REMOVEXATTR, 0, 1},
+    {FUSE_ACCESS, sizeof(struct fuse_access_in), 0},
+    {FUSE_STATFS, 0, 0},
+    {FUSE_FALLOCATE, sizeof(struct fuse_fallocate_in), 0},
+    {FUSE_LSEEK, sizeof(struct fuse_lseek_in), 0},
+    {FUSE_COPY_FILE_RANGE, sizeof(struct fuse_copy_file_range_in), 0},
+    {FUSE_FORGET, sizeof(struct fuse_forget_in), 0},
+    {FUSE_BATCH_FORGET, sizeof(struct fuse_batch_forget_in) + sizeof(struct fuse_forget_one), 0},
+};
+
+/*
+ * Fills 'len' bytes of arguments at 'p' 8 bytes at a time: a handle the
+ * guest holds (or one made up), a small number, or random bits. FALLOCATE's
+ * offset and length stay small: a made-up length that fits the host's disk
+ * would really be allocated there.
+ */
+static void hostile_fields(struct hostile *h, uint32_t opcode, uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)g_rand_int(h->rand);
+	for (size_t i = 0; i + 8 <= len; i += 8) {
+		uint64_t v = below(h, 5) < 2 ? pick(h, h->handles, h->n_handles) : below(h, 4096);
+		if (below(h, 5))
+			memcpy(p + i, &v, 8);
+	}
+	if (opcode == FUSE_FALLOCATE)
+		for (size_t i = 8; i < 24 && i + 8 <= len; i += 8)
+			*(uint64_t *)(p + i) %= 1 << 20;
+}
+
+/*
+ * Appends 'count' names, and sometimes leaves the last without its NUL;
+ * 'last' is the last one's length.
+ */
+static size_t hostile_names(struct hostile *h, uint8_t *p, unsigned int count, size_t *last)
+{
+	size_t len = 0;
+
+	*last = 0;
+	for (unsigned int k = 0; k < count; k++) {
+		const char *name = pick_name(h);
+		*last = strlen(name);
+		memcpy(p + len, name, *last + 1);
+		len += *last + 1;
+	}
+	return len && !below(h, 16) ? len - 1 : len;
+}
+
+/*
+ * A request's body, after its header: mostly the shape its opcode asks
+ * for, filled by hostile_fields; otherwise any opcode with any length.
+ * WRITE carries up to 4 KiB of data.
+ */
+static size_t hostile_body(struct hostile *h, uint32_t *opcode, uint8_t *p)
+{
+	size_t len, last;
+
+	if (below(h, 4)) {
+		unsigned int i = below(h, G_N_ELEMENTS(shapes));
+		*opcode = shapes[i].opcode;
+		hostile_fields(h, *opcode, p, shapes[i].size);
+		len = shapes[i].size + hostile_names(h, p + shapes[i].size, shapes[i].names, &last);
+		if (*opcode == FUSE_SETXATTR && below(h, 2)) /* the value is the second name */
+			((struct fuse_setxattr_in *)p)->size = (uint32_t)last;
+		if (*opcode == FUSE_WRITE) {
+			size_t data = below(h, 4097);
+			memset(p + len, 'w', data);
+			if (below(h, 2))
+				((struct fuse_write_in *)p)->size = (uint32_t)data;
+			len += data;
+		}
+		return len;
+	}
+	do /* seldom INIT or DESTROY, which start the session over */
+		*opcode = below(h, 200) ? 1 + below(h, FUSE_SYNCFS) : g_rand_int(h->rand);
+	while ((*opcode == FUSE_INIT || *opcode == FUSE_DESTROY) && below(h, 10));
+	len = below(h, 200);
+	hostile_fields(h, *opcode, p, len);
+	return len + hostile_names(h, p + len, below(h, 3), &last);
+}
+
+/* Splits 'len' bytes at 'buf' into 1 to 3 buffers, as a descriptor chain may. */
+static int split(struct hostile *h, uint8_t *buf, size_t len, struct iovec *iov)
+{
+	int n = 1 + (int)below(h, 3);
+	size_t at = 0;
+
+	for (int i = 0; i < n; i++) {
+		size_t part = i == n - 1 ? len - at : below(h, (uint32_t)(len - at + 1));
+		iov[i] = (struct iovec){buf + at, part};
+		at += part;
+	}
+	return n;
+}
+
+/* Starts the session over, as a guest that unmounts and mounts again does. */
+static void hostile_remount(struct fixture *f, struct hostile *h)
+{
+	struct fuse_init_in init = {.major = 7, .minor = 38, .flags = FUSE_DO_READDIRPLUS};
+
+	/* INIT first: the guest's request may have ended the session already. */
+	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
+	g_assert_cmpint(call(f, FUSE_DESTROY, 0, NULL, 0, NULL, NULL), ==, 0);
+	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
+	h->n_nodes = h->n_handles = 0;
+}
+
+/*
+ * Opens "hello" again (making it again if the guest removed it), so the
+ * pools always hold a file that is open: most requests on open files need
+ * one.
+ */
+static void hostile_refresh(struct fixture *f, struct hostile *h)
+{
+	struct fuse_create_in cr = {.flags = O_RDWR | O_CREAT, .mode = S_IFREG | 0644};
+	size_t at = sizeof(struct fuse_out_header) + sizeof(struct fuse_entry_out);
+
+	f->out_cap = sizeof(f->out);
+	if (call(f, FUSE_CREATE, FUSE_ROOT_ID, &cr, sizeof(cr), "hello", NULL))
+		return; /* it may be a directory now, say */
+	remember(h, h->nodes, &h->n_nodes, ((struct fuse_entry_out *)payload(f))->nodeid);
+	remember(h, h->handles, &h->n_handles, ((struct fuse_open_out *)(f->out + at))->fh);
+}
+
+/* Keeps what a successful reply gave the guest: a node id, a handle. */
+static void hostile_learn(struct hostile *h, uint32_t opcode, const uint8_t *out, size_t n)
+{
+	const size_t at = sizeof(struct fuse_out_header);
+	struct fuse_entry_out e;
+	struct fuse_open_out o;
+
+	switch (opcode) {
+	case FUSE_LOOKUP:
+	case FUSE_MKDIR:
+	case FUSE_MKNOD:
+	case FUSE_SYMLINK:
+	case FUSE_LINK:
+	case FUSE_CREATE:
+		if (n < at + sizeof(e))
+			return;
+		memcpy(&e, out + at, sizeof(e));
+		if (e.nodeid)
+			remember(h, h->nodes, &h->n_nodes, e.nodeid);
+		if (opcode != FUSE_CREATE || n < at + sizeof(e) + sizeof(o))
+			return;
+		memcpy(&o, out + at + sizeof(e), sizeof(o));
+		remember(h, h->handles, &h->n_handles, o.fh);
+		return;
+	case FUSE_OPEN:
+	case FUSE_OPENDIR:
+		if (n < at + sizeof(o))
+			return;
+		memcpy(&o, out + at, sizeof(o));
+		remember(h, h->handles, &h->n_handles, o.fh);
+		return;
+	}
+}
+
+/* One request from the hostile guest; checks its answer is one well-formed reply or none. */
+static void hostile_request(struct fixture *f, struct hostile *h, uint64_t unique)
+{
+	uint32_t opcode;
+	size_t len = sizeof(struct fuse_in_header) +
+	             hostile_body(h, &opcode, f->in + sizeof(struct fuse_in_header));
+	struct fuse_in_header hdr = {.opcode = opcode,
+	                             .unique = unique,
+	                             .nodeid = pick(h, h->nodes, h->n_nodes),
+	                             .uid = below(h, 4) ? 0 : g_rand_int(h->rand),
+	                             .gid = below(h, 4) ? 0 : g_rand_int(h->rand)};
+
+	hdr.len = below(h, 10) ? (uint32_t)len : (uint32_t)(len + below(h, 33)) - 16;
+	memcpy(f->in, &hdr, sizeof(hdr));
+	if (!below(h, 20))
+		len = below(h, sizeof(hdr)); /* cut inside the header */
+	size_t cap = below(h, 8) ? sizeof(f->out) : below(h, 512);
+	struct iovec in[3], out[3];
+	int nin = split(h, f->in, len, in), nout = split(h, f->out, cap, out);
+
+	memset(f->out, 0xa5, sizeof(f->out));
+	size_t n = fuse_server_handle(f->s, in, nin, out, nout);
+	if (n == 0) {
+		g_assert_true(len < sizeof(hdr) || cap < sizeof(struct fuse_out_header) ||
+		              opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET ||
+		              opcode == FUSE_INTERRUPT);
+	} else {
+		struct fuse_out_header o;
+		memcpy(&o, f->out, sizeof(o));
+		g_assert_cmpuint(n, >=, sizeof(o));
+		g_assert_cmpuint(n, <=, cap);
+		g_assert_cmpuint(o.len, ==, n);
+		g_assert_cmpuint(o.unique, ==, unique);
+		g_assert_cmpint(o.error, <=, 0);
+		g_assert_cmpint(o.error, >, -4096);
+		if (o.error)
+			g_assert_cmpuint(n, ==, sizeof(o));
+		else
+			hostile_learn(h, opcode, f->out, n);
+	}
+	if (len >= sizeof(hdr) && (opcode == FUSE_INIT || opcode == FUSE_DESTROY))
+		hostile_remount(f, h);
+}
+
+/*
+ * Requests a hostile guest might send, made at random (the same ones every
+ * run): truncated and lying lengths, names with '/' or no NUL, made-up
+ * node ids and handles, reused real ones, scattered buffers, replies with
+ * no room. Each gets one well-formed reply or none, nothing outside the
+ * share changes, and the server still serves at the end.
+ */
+static void test_hostile_requests(struct fixture *f, gconstpointer data)
+{
+	struct hostile h = {.rand = g_rand_new_with_seed(0x6875736b)};
+	char *outside = g_build_filename(f->top, "outside", NULL), *text, *cmd;
+
+	memset(h.long_name, 'n', sizeof(h.long_name) - 1);
+	for (uint64_t i = 0; i < HOSTILE_REQUESTS; i++) {
+		if (i % 64 == 0)
+			hostile_refresh(f, &h);
+		hostile_request(f, &h, 1000 + i);
+	}
+
+	g_assert_true(g_file_get_contents(outside, &text, NULL, NULL));
+	g_assert_cmpstr(text, ==, "secret");
+	GDir *top = g_dir_open(f->top, 0, NULL);
+	unsigned int entries = 0;
+	for (const char *name; (name = g_dir_read_name(top)); entries++)
+		g_assert_true(!strcmp(name, "share") || !strcmp(name, "outside"));
+	g_assert_cmpuint(entries, ==, 2);
+	g_dir_close(top);
+	f->out_cap = sizeof(f->out);
+	hostile_remount(f, &h);
+	g_assert_cmpint(call(f, FUSE_GETATTR, FUSE_ROOT_ID, NULL, 0, NULL, NULL), ==, 0);
+	/* The guest may have taken every permission away: give them back for teardown. */
+	cmd = g_strdup_printf("chmod -R u+rwx '%s'", f->share);
+	g_assert_cmpint(system(cmd), ==, 0);
+	g_free(cmd);
+	g_free(text);
+	g_free(outside);
+	g_rand_free(h.rand);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -882,6 +1228,7 @@ int main(int argc, char **argv)
 	ADD("fs/concurrent-reads", test_concurrent_reads, NULL);
 	ADD("decoder/bad-names", test_bad_names, NULL);
 	ADD("decoder/made-up-nodes-and-handles", test_made_up_nodes_and_handles, NULL);
+	ADD("decoder/hostile-requests", test_hostile_requests, NULL);
 	ADD("fs/read-write", test_read_write, NULL);
 	ADD("fs/create-mkdir-rename-unlink", test_create_mkdir_rename_unlink, NULL);
 	ADD("fs/readdir", test_readdir, NULL);
