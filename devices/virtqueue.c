@@ -71,8 +71,11 @@ static bool add_segment(struct virtqueue *vq, struct vq_chain *c, const struct d
 
 	if (!host || c->nseg == VQ_MAX_SEGS)
 		return false;
-	/* Device-readable buffers come before device-writable ones (2.7.4.2). */
-	if (!writable && c->in_len)
+	/*
+	 * Device-readable buffers come before device-writable ones (2.7.4.2),
+	 * an empty writable one included: its length cannot tell.
+	 */
+	if (!writable && c->nseg && c->seg[c->nseg - 1].device_writable)
 		return false;
 	uint32_t *total = writable ? &c->in_len : &c->out_len;
 	if (len > UINT32_MAX - *total)
