@@ -156,6 +156,14 @@ static void test_read_after_write(struct fixture *f, gconstpointer data)
 	expect_broken(f, 0);
 }
 
+/* An empty writable buffer counts as one: nothing readable may follow it. */
+static void test_read_after_empty_write(struct fixture *f, gconstpointer data)
+{
+	set_desc(f, DESC, 0, DATA, 0, 1 | 2, 1);
+	set_desc(f, DESC, 1, DATA + 16, 16, 0, 0);
+	expect_broken(f, 0);
+}
+
 static void test_avail_runs_ahead(struct fixture *f, gconstpointer data)
 {
 	*avail(f, 1) = QSIZE + 1;
@@ -321,6 +329,113 @@ static void test_init_checks(void)
 	guest_memory_free(&gm);
 }
 
+/* ---- hostile rings ---------------------------------------------------------------- */
+
+#define HOSTILE_ROUNDS 4000
+#define INDIR_ENTRIES  64
+
+static uint64_t hostile_addr(GRand *r)
+{
+	switch (g_rand_int_range(r, 0, 8)) {
+	case 0:
+		return MiB - (uint64_t)g_rand_int_range(r, 0, 64); /* at RAM's end */
+	case 1:
+		return (uint64_t)g_rand_int(r) << 32 | g_rand_int(r);
+	case 2:
+		return INDIR + 16ULL * (uint64_t)g_rand_int_range(r, 0, INDIR_ENTRIES);
+	default:
+		return DATA + (uint64_t)g_rand_int_range(r, 0, 65536);
+	}
+}
+
+static uint32_t hostile_len(GRand *r)
+{
+	switch (g_rand_int_range(r, 0, 8)) {
+	case 0:
+		return g_rand_int(r);
+	case 1:
+		return 16 * (uint32_t)g_rand_int_range(r, 0, INDIR_ENTRIES + 2);
+	default:
+		return (uint32_t)g_rand_int_range(r, 0, 8192);
+	}
+}
+
+/* A descriptor as a hostile driver might write it: mostly plausible, sometimes not. */
+static void hostile_desc(struct fixture *f, GRand *r, uint64_t table, uint16_t i, uint16_t size)
+{
+	uint16_t flags = (uint16_t)g_rand_int_range(r, 0, 8); /* NEXT, WRITE, INDIRECT */
+	uint16_t next = (uint16_t)g_rand_int_range(r, 0, size);
+
+	if (!g_rand_int_range(r, 0, 16))
+		flags = (uint16_t)g_rand_int(r);
+	if (!g_rand_int_range(r, 0, 16))
+		next = (uint16_t)g_rand_int(r);
+	set_desc(f, table, i, hostile_addr(r), hostile_len(r), flags, next);
+}
+
+/* A chain vq_pop accepted: every byte of it in guest RAM, what the device reads first. */
+static void check_chain(struct fixture *f)
+{
+	const uint8_t *ram = f->gm.mapping, *end = ram + f->gm.ram_size;
+	uint64_t out = 0, in = 0;
+	bool writing = false;
+
+	g_assert_cmpuint(f->chain.head, <, QSIZE);
+	g_assert_cmpuint(f->chain.nseg, <=, VQ_MAX_SEGS);
+	for (unsigned int i = 0; i < f->chain.nseg; i++) {
+		const struct vq_seg *s = &f->chain.seg[i];
+		g_assert_true((const uint8_t *)s->addr >= ram && (const uint8_t *)s->addr <= end);
+		g_assert_cmpuint(s->len, <=, (uint64_t)(end - (const uint8_t *)s->addr));
+		g_assert_true(s->device_writable || !writing);
+		writing = s->device_writable;
+		*(s->device_writable ? &in : &out) += s->len;
+	}
+	g_assert_cmpuint(out, ==, f->chain.out_len);
+	g_assert_cmpuint(in, ==, f->chain.in_len);
+}
+
+/*
+ * Rings a hostile driver might write, made at random (the same every run):
+ * chains that loop, run off the table or out of RAM, nest indirect tables,
+ * put readable buffers after writable ones; heads and indexes out of range.
+ * Every pop ends; what it accepts lies in guest RAM; what it refuses
+ * breaks the queue.
+ */
+static void test_hostile_rings(struct fixture *f, gconstpointer data)
+{
+	GRand *r = g_rand_new_with_seed(0x76697274);
+	unsigned int accepted = 0, refused = 0;
+
+	for (int round = 0; round < HOSTILE_ROUNDS; round++) {
+		memset(gm_ptr(&f->gm, DESC, 0x3000), 0, 0x3000);
+		g_assert_true(vq_init(&f->vq, &f->gm, QSIZE, DESC, AVAIL, USED));
+		for (uint16_t i = 0; i < QSIZE; i++)
+			hostile_desc(f, r, DESC, i, QSIZE);
+		for (uint16_t i = 0; i < INDIR_ENTRIES; i++)
+			hostile_desc(f, r, INDIR, i, INDIR_ENTRIES);
+		for (int n = g_rand_int_range(r, 0, QSIZE + 2); n > 0; n--)
+			offer(f, g_rand_int_range(r, 0, 8) ? (uint16_t)g_rand_int_range(r, 0, QSIZE)
+			                                   : (uint16_t)g_rand_int(r));
+		for (int pops = 0; pops < 2 * QSIZE; pops++) {
+			int got = vq_pop(&f->vq, &f->chain);
+			if (got == 0)
+				break;
+			if (got < 0) {
+				g_assert_true(f->vq.broken);
+				refused++;
+				break;
+			}
+			check_chain(f);
+			accepted++;
+			vq_push(&f->vq, f->chain.head, 0);
+		}
+	}
+	/* Both kinds came up, or the rings were not hostile enough to mean anything. */
+	g_assert_cmpuint(accepted, >, HOSTILE_ROUNDS / 10);
+	g_assert_cmpuint(refused, >, HOSTILE_ROUNDS / 10);
+	g_rand_free(r);
+}
+
 #define ADD(name, fn) g_test_add("/virtqueue/" name, struct fixture, NULL, setup, fn, teardown)
 
 int main(int argc, char **argv)
@@ -337,6 +452,7 @@ int main(int argc, char **argv)
 	ADD("next-out-of-range", test_next_out_of_range);
 	ADD("head-out-of-range", test_head_out_of_range);
 	ADD("read-after-write", test_read_after_write);
+	ADD("read-after-empty-write", test_read_after_empty_write);
 	ADD("avail-runs-ahead", test_avail_runs_ahead);
 	ADD("nested-indirect", test_bad_indirect);
 	ADD("indirect-with-next", test_indirect_with_next);
@@ -348,6 +464,7 @@ int main(int argc, char **argv)
 	ADD("event-idx-sets-avail-event", test_event_idx_sets_avail_event);
 	ADD("device-polls", test_device_polls);
 	ADD("device-polls-without-event-idx", test_device_polls_without_event_idx);
+	ADD("hostile-rings", test_hostile_rings);
 	g_test_add_func("/virtqueue/init-checks", test_init_checks);
 	return g_test_run();
 }
