@@ -538,6 +538,108 @@ static void test_queue_count(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(virtio_blk_ops.queue_count(f->blk), ==, VIRTIO_MAX_QUEUES);
 }
 
+/* ---- hostile requests ------------------------------------------------------------- */
+
+#define HOSTILE_REQUESTS 10000
+#define ARENA            32768
+
+/* A plausible header mostly: a known type and a sector near the image; else anything. */
+static void hostile_header(GRand *r, uint8_t *p, uint32_t len)
+{
+	static const uint32_t types[] = {0, 1, 4, 8, 11, 13};
+	uint32_t type =
+	    g_rand_int_range(r, 0, 8) ? types[g_rand_int_range(r, 0, 6)] : g_rand_int(r);
+	uint64_t sector = g_rand_int_range(r, 0, 4) ? (uint64_t)g_rand_int_range(r, 0, SECTORS + 4)
+	                                            : (uint64_t)g_rand_int(r) << 32 | g_rand_int(r);
+
+	for (uint32_t i = 0; i < len; i++)
+		p[i] = (uint8_t)g_rand_int(r);
+	if (len >= 16) {
+		memcpy(p, &type, 4);
+		memcpy(p + 8, &sector, 8);
+	}
+}
+
+/*
+ * A chain as vq_pop hands it over (readable buffers, then writable ones)
+ * but with any lengths, carved from 'arena' without overlaps: readable
+ * ones hold a header and random bytes (discard ranges among them).
+ */
+static void hostile_chain(struct fixture *f, GRand *r, uint8_t *arena)
+{
+	int readable = g_rand_int_range(r, 0, 4), writable = g_rand_int_range(r, 0, 4);
+	uint32_t at = 0;
+
+	memset(&f->chain, 0, sizeof(f->chain));
+	for (int i = 0; i < readable + writable; i++) {
+		uint32_t len = g_rand_int_range(r, 0, 4)
+		                   ? (uint32_t)g_rand_int_range(r, 0, 1100)
+		                   : 512 * (uint32_t)g_rand_int_range(r, 0, 9);
+		at += (uint32_t)g_rand_int_range(r, 0, 64);
+		if (at + len > ARENA)
+			break;
+		bool w = i >= readable;
+		if (w)
+			memset(arena + at, 0xa5, len);
+		else
+			hostile_header(r, arena + at, len);
+		f->chain.seg[f->chain.nseg++] = (struct vq_seg){arena + at, len, w};
+		*(w ? &f->chain.in_len : &f->chain.out_len) += len;
+		at += len;
+	}
+}
+
+/* Whether arena byte 'i' lies in a writable buffer of the chain. */
+static bool in_writable(const struct fixture *f, const uint8_t *arena, uint32_t i)
+{
+	for (unsigned int k = 0; k < f->chain.nseg; k++) {
+		const struct vq_seg *s = &f->chain.seg[k];
+		if (s->device_writable && arena + i >= (uint8_t *)s->addr &&
+		    arena + i < (uint8_t *)s->addr + s->len)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Requests a hostile driver might send, made at random (the same ones
+ * every run): any type, sector and lengths, headers cut short, no room
+ * for the status. Each is refused (-1) or answered with a status in its
+ * last writable byte, and nothing but writable buffers changes.
+ */
+static void test_hostile_requests(struct fixture *f, gconstpointer data)
+{
+	GRand *r = g_rand_new_with_seed(0x626c6b);
+	uint8_t *arena = g_malloc(ARENA), *before = g_malloc(ARENA);
+	unsigned int answered = 0;
+	GStatBuf st;
+
+	for (int n = 0; n < HOSTILE_REQUESTS; n++) {
+		uint32_t written;
+		hostile_chain(f, r, arena);
+		memcpy(before, arena, ARENA);
+		int status = virtio_blk_process(f->blk, &f->chain, &written);
+		if (status >= 0) {
+			const struct vq_seg *last = &f->chain.seg[f->chain.nseg - 1];
+			g_assert_cmpint(status, <=, S_UNSUPP);
+			g_assert_true(last->device_writable);
+			g_assert_cmpuint(((uint8_t *)last->addr)[last->len - 1], ==, status);
+			g_assert_cmpuint(written, >=, 1);
+			g_assert_cmpuint(written, <=, f->chain.in_len);
+			answered++;
+		}
+		for (uint32_t i = 0; i < ARENA; i++)
+			if (arena[i] != before[i])
+				g_assert_true(in_writable(f, arena, i));
+	}
+	g_assert_cmpuint(answered, >, HOSTILE_REQUESTS / 4);
+	g_assert_cmpint(g_stat(f->path, &st), ==, 0);
+	g_assert_cmpint(st.st_size, ==, SECTORS * 512);
+	g_free(before);
+	g_free(arena);
+	g_rand_free(r);
+}
+
 #define ADD(name, fn)    g_test_add("/virtio-blk/" name, struct fixture, NULL, setup, fn, teardown)
 #define ADD_RO(name, fn) g_test_add("/virtio-blk/" name, struct fixture, "ro", setup, fn, teardown)
 
@@ -554,6 +656,7 @@ int main(int argc, char **argv)
 	           test_zeroes_written_out, teardown);
 	ADD("unknown-type", test_unknown_type);
 	ADD("malformed-chains", test_malformed_chains);
+	ADD("hostile-requests", test_hostile_requests);
 	ADD("second-writer-locked-out", test_lock);
 	ADD("cache-none", test_cache_none);
 	ADD("snapshot", test_snapshot);
