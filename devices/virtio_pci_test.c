@@ -240,13 +240,9 @@ static const struct worker_setup polling = {&worker_ops, POLL_MAX_US};
 static const struct worker_setup polling_off = {&worker_ops, 0};
 static const struct worker_setup unpolled_queue = {&unpolled_ops, POLL_MAX_US};
 
-/* A running device on a worker thread, EVENT_IDX negotiated; 'data' is a worker_setup. */
-static void setup_worker(struct fixture *f, gconstpointer data)
+/* What a driver does to start the device: EVENT_IDX, then queue 0, then DRIVER_OK. */
+static void start_driver(struct fixture *f)
 {
-	const struct worker_setup *w = data;
-
-	create(f, w->ops, w->poll_us);
-	atomic_store(&served, 0);
 	bar_write(f, DRIVER_FEATURE_SEL, 0, 4);
 	bar_write(f, DRIVER_FEATURE, 1u << 29, 4); /* VIRTIO_F_EVENT_IDX */
 	bar_write(f, DRIVER_FEATURE_SEL, 1, 4);
@@ -255,6 +251,16 @@ static void setup_worker(struct fixture *f, gconstpointer data)
 	enable_queue(f, 64);
 	bar_write(f, STATUS, DRIVER_OK, 1);
 	g_assert_cmphex(bar_read(f, STATUS, 1), ==, DRIVER_OK);
+}
+
+/* A running device on a worker thread; 'data' is a worker_setup. */
+static void setup_worker(struct fixture *f, gconstpointer data)
+{
+	const struct worker_setup *w = data;
+
+	create(f, w->ops, w->poll_us);
+	atomic_store(&served, 0);
+	start_driver(f);
 }
 
 /* Publishes one 16-byte buffer, as a driver does, without kicking. */
@@ -522,6 +528,116 @@ static void test_handed_queue_broken(struct fixture *f, gconstpointer data)
 	g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0);
 }
 
+/* --- a hostile driver ---------------------------------------------------------- */
+
+#define HOSTILE_ACCESSES 20000
+#define BAR_END          0x8000
+
+/* A value for a common configuration field: mostly one a driver might write. */
+static uint64_t hostile_value(GRand *r, uint32_t off)
+{
+	static const uint64_t statuses[] = {0, 1, 3, 11, 15, 0x40, 0x80};
+	static const uint64_t sizes[] = {0, 1, 3, 16, 64, 64, 64, 128, 32768};
+
+	if (!g_rand_int_range(r, 0, 8))
+		return (uint64_t)g_rand_int(r) << 32 | g_rand_int(r);
+	switch (off) {
+	case STATUS:
+		return statuses[g_rand_int_range(r, 0, G_N_ELEMENTS(statuses))];
+	case QUEUE_SELECT:
+		return (uint64_t)g_rand_int_range(r, 0, 3);
+	case QUEUE_SIZE:
+		return sizes[g_rand_int_range(r, 0, G_N_ELEMENTS(sizes))];
+	case QUEUE_ENABLE:
+		return (uint64_t)g_rand_int_range(r, 0, 2);
+	case QUEUE_DESC:
+	case QUEUE_DRIVER:
+	case QUEUE_DEVICE:
+		/* Half the time where offer_buffer() puts requests; else anywhere, some past RAM.
+		 */
+		if (g_rand_int_range(r, 0, 2))
+			return 0x1000 + (off - QUEUE_DESC) / 8 * 0x1000;
+		return 0x1000 * (uint64_t)g_rand_int_range(r, 0, 260);
+	default:
+		return g_rand_int(r);
+	}
+}
+
+/* Somewhere in the BAR, mostly the common configuration; any size, any alignment. */
+static void hostile_access(struct fixture *f, GRand *r)
+{
+	static const uint32_t fields[] = {
+	    0x00,       0x04, 0x08,         0x0c, STATUS,     CONFIG_GEN,   QUEUE_SELECT,
+	    QUEUE_SIZE, 0x1a, QUEUE_ENABLE, 0x1e, QUEUE_DESC, QUEUE_DRIVER, QUEUE_DEVICE};
+	static const uint32_t lens[] = {1, 2, 4, 8};
+	uint32_t len = lens[g_rand_int_range(r, 0, 4)], off;
+
+	switch (g_rand_int_range(r, 0, 10)) {
+	case 0:
+		off = (uint32_t)g_rand_int_range(r, 0, BAR_END - 8);
+		break;
+	case 1:
+		off = NOTIFY + 4 * (uint32_t)g_rand_int_range(r, 0, 3);
+		break;
+	case 2:
+		off = MSIX_TABLE + (uint32_t)g_rand_int_range(r, 0, 64);
+		break;
+	default:
+		off = fields[g_rand_int_range(r, 0, G_N_ELEMENTS(fields))];
+		if (!g_rand_int_range(r, 0, 8))
+			off += (uint32_t)g_rand_int_range(r, 1, 4);
+	}
+	if (g_rand_int_range(r, 0, 3))
+		bar_write(f, off, hostile_value(r, off), len);
+	else
+		bar_read(f, off, len);
+}
+
+/*
+ * A driver that writes what it likes where it likes in the BAR, while the
+ * device's worker serves whatever the rings say: well-formed requests, and
+ * the driver's scribbles over them; selects and sizes out of range, rings outside RAM,
+ * enables and resets in any order, kicks for queues that are not there.
+ * Nothing crashes, and a reset brings back a device a proper driver can use.
+ */
+static void test_hostile_driver(struct fixture *f, gconstpointer data)
+{
+	GRand *r = g_rand_new_with_seed(0x706369);
+
+	for (int i = 0; i < HOSTILE_ACCESSES; i++) {
+		switch (g_rand_int_range(r, 0, 16)) {
+		case 0: {
+			uint8_t *rings = gm_ptr(&f->gm, 0x1000, 0x3000);
+			for (int k = 0; k < 16; k++)
+				rings[g_rand_int_range(r, 0, 0x3000)] = (uint8_t)g_rand_int(r);
+			break;
+		}
+		case 1: /* a proper driver's turn: reset, start, send a request */
+			bar_write(f, STATUS, 0, 1);
+			g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0);
+			memset(gm_ptr(&f->gm, 0x1000, 0x3000), 0, 0x3000);
+			bar_write(f, QUEUE_SELECT, 0, 2);
+			start_driver(f);
+			/* fall through */
+		case 2:
+			offer_buffer(f);
+			bar_write(f, NOTIFY, 0, 2);
+			break;
+		}
+		hostile_access(f, r);
+	}
+	bar_write(f, STATUS, 0, 1);
+	g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0);
+	memset(gm_ptr(&f->gm, 0x1000, 0x3000), 0, 0x3000);
+	bar_write(f, QUEUE_SELECT, 0, 2);
+	start_driver(f);
+	unsigned int n = atomic_load(&served) + 1;
+	offer_buffer(f);
+	bar_write(f, NOTIFY, 0, 2);
+	g_assert_true(served_within(n, 5000000));
+	g_rand_free(r);
+}
+
 #define HANDING(name, fn) g_test_add(name, struct fixture, NULL, setup_handing, fn, teardown)
 #define ADD(name, fn)     g_test_add(name, struct fixture, NULL, setup, fn, teardown)
 
@@ -541,6 +657,8 @@ int main(int argc, char **argv)
 	           test_worker_without_polling, teardown);
 	g_test_add("/virtio_pci/unpolled-queue", struct fixture, &unpolled_queue, setup_worker,
 	           test_worker_without_polling, teardown);
+	g_test_add("/virtio_pci/hostile-driver", struct fixture, &polling_off, setup_worker,
+	           test_hostile_driver, teardown);
 	HANDING("/virtio_pci/handed-queue", test_handed_queue);
 	HANDING("/virtio_pci/handed-queue-masked", test_handed_queue_masked);
 	HANDING("/virtio_pci/handed-queue-broken", test_handed_queue_broken);
