@@ -324,6 +324,119 @@ static void test_rx_broken_ring(void)
 	guest_memory_free(&r.gm);
 }
 
+/*
+ * The bytes a published chain got: its writable buffers' first 'len'
+ * bytes, in order, appended at 'out' (descriptor i's buffer is at DATA +
+ * i * 4 KiB, as hostile_buffers lays them out).
+ */
+static size_t gather(struct rx *r, uint16_t head, uint32_t len, uint8_t *out)
+{
+	size_t n = 0;
+
+	for (uint16_t i = head;;) {
+		const uint8_t *d = gm_ptr(&r->gm, DESC + 16ULL * i, 16);
+		uint32_t blen;
+		uint16_t flags, next;
+		memcpy(&blen, d + 8, 4);
+		memcpy(&flags, d + 12, 2);
+		memcpy(&next, d + 14, 2);
+		if (flags & 2) {
+			uint32_t take = MIN(blen, len - (uint32_t)n);
+			memcpy(out + n, buf(r, i), take);
+			n += take;
+		}
+		if (!(flags & 1))
+			return n;
+		i = next;
+	}
+}
+
+/*
+ * Offers chains of one to three buffers until the ring's 16 descriptors
+ * run out: a readable one first at times, then writable ones of any
+ * length, empty ones included. Readable buffers are filled with 0xee.
+ */
+static void hostile_buffers(struct rx *r, GRand *g)
+{
+	uint16_t next = 0;
+
+	while (next < QSIZE) {
+		uint16_t head = next;
+		int count = MIN(g_rand_int_range(g, 1, 4), QSIZE - next);
+		for (int k = 0; k < count; k++, next++) {
+			bool readable = k == 0 && count > 1 && !g_rand_int_range(g, 0, 4);
+			uint32_t len = g_rand_int_range(g, 0, 4)
+			                   ? (uint32_t)g_rand_int_range(g, 0, 2049)
+			                   : (uint32_t)g_rand_int_range(g, 0, 16);
+			set_desc(r, next, DATA + 4096ULL * next, len,
+			         (readable ? 0 : 2) | (k < count - 1 ? 1 : 0),
+			         (uint16_t)(next + 1));
+			memset(buf(r, next), readable ? 0xee : 0x55, 4096);
+		}
+		uint16_t idx = *avail(r, 1);
+		*avail(r, 2 + idx % QSIZE) = head;
+		*avail(r, 1) = (uint16_t)(idx + 1);
+	}
+}
+
+/*
+ * Frames of any length into rings of buffers of any size, merged or not,
+ * made at random (the same every run). A frame is delivered whole: the
+ * used entries' bytes are the header, with num_buffers the count of them,
+ * then the frame; or nothing is published. Readable buffers stay as they
+ * were.
+ */
+static void test_rx_hostile_buffers(void)
+{
+	GRand *g = g_rand_new_with_seed(0x6e6574);
+	uint8_t *got = g_malloc(QSIZE * 2048 + 64), want[sizeof(((struct rx *)0)->frame) + 12];
+	unsigned int delivered = 0;
+
+	for (int round = 0; round < 2000; round++) {
+		struct rx r;
+		rx_setup(&r);
+		hostile_buffers(&r, g);
+		bool mergeable = g_rand_int_range(g, 0, 2);
+		for (int n = 0; n < 8; n++) {
+			guint len = g_rand_int_range(g, 0, 8) ? (guint)g_rand_int_range(g, 0, 3000)
+			                                      : (guint)g_rand_int_range(g, 0, 8193);
+			uint16_t before = used_idx(&r);
+			int got_frame = rx(&r, mergeable, len);
+			uint16_t k = (uint16_t)(used_idx(&r) - before);
+			if (got_frame != 1) {
+				g_assert_cmpuint(k, ==, 0);
+				if (got_frame < 0 && r.vq.broken)
+					break;
+				continue;
+			}
+			g_assert_cmpuint(k, >=, 1);
+			g_assert_true(mergeable || k == 1);
+			size_t total = 0;
+			for (uint16_t j = 0; j < k; j++) {
+				uint16_t slot = (uint16_t)(before + j) % QSIZE;
+				uint32_t id = *(uint32_t *)gm_ptr(&r.gm, USED + 4 + 8ULL * slot, 4);
+				g_assert_cmpuint(id, <, QSIZE);
+				total += gather(&r, (uint16_t)id, used_len(&r, slot), got + total);
+			}
+			g_assert_cmpuint(total, ==, VIRTIO_NET_HDR_BYTES + len);
+			memcpy(want, r.hdr, VIRTIO_NET_HDR_BYTES);
+			memcpy(want + 10, &k, 2); /* num_buffers: 1 without merging (5.1.6.4.1) */
+			memcpy(want + VIRTIO_NET_HDR_BYTES, r.frame, MIN(len, sizeof(r.frame)));
+			g_assert_true(memcmp(got, want, total) == 0);
+			delivered++;
+		}
+		for (uint16_t i = 0; i < QSIZE; i++) {
+			const uint8_t *d = gm_ptr(&r.gm, DESC + 16ULL * i, 16);
+			if (!(d[12] & 2))
+				g_assert_cmpuint(buf(&r, i)[0], ==, 0xee); /* readable: untouched */
+		}
+		guest_memory_free(&r.gm);
+	}
+	g_assert_cmpuint(delivered, >, 1000);
+	g_free(got);
+	g_rand_free(g);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -339,5 +452,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-net/rx/too-big-for-the-ring", test_rx_too_big_for_the_ring);
 	g_test_add_func("/virtio-net/rx/header-split", test_rx_header_split);
 	g_test_add_func("/virtio-net/rx/broken-ring", test_rx_broken_ring);
+	g_test_add_func("/virtio-net/rx/hostile-buffers", test_rx_hostile_buffers);
 	return g_test_run();
 }
