@@ -374,13 +374,13 @@ static void unref_handle(gpointer data)
 }
 
 /*
- * The inode's name in /proc/self/fd (s->proc_fd), for the calls that take
- * no O_PATH descriptor: one component to resolve, where the whole path
+ * An O_PATH descriptor's name in /proc/self/fd (s->proc_fd), for the calls
+ * that take none: one component to resolve, where the whole path
  * (proc_path, for the calls that take no directory) costs four.
  */
-static void fd_name(const struct inode *ino, char *buf, size_t len)
+static void fd_name(int fd, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d", ino->fd);
+	snprintf(buf, len, "%d", fd);
 }
 
 /*
@@ -399,7 +399,7 @@ static int reopen_path(struct fuse_server *s, int path_fd, mode_t type, int flag
 		return -ELOOP;
 	if (type != S_IFREG && type != S_IFDIR)
 		return -EACCES;
-	snprintf(name, sizeof(name), "%d", path_fd);
+	fd_name(path_fd, name, sizeof(name));
 	int fd = openat(s->proc_fd, name, (flags & ~(O_CREAT | O_NOFOLLOW | O_EXCL)) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
@@ -542,7 +542,7 @@ static int set_times(struct fuse_server *s, struct inode *ino, const struct fuse
 		ts[1] = (struct timespec){(time_t)in->mtime, in->mtimensec};
 	if (ino->type == S_IFLNK)
 		return EPERM;
-	fd_name(ino, name, sizeof(name));
+	fd_name(ino->fd, name, sizeof(name));
 	return utimensat(s->proc_fd, name, ts, 0) ? errno : 0;
 }
 
@@ -613,7 +613,7 @@ static size_t do_setattr(struct fuse_server *s, struct req *r, struct inode *ino
 		return reply_err(r, EINVAL);
 	if (s->read_only)
 		return reply_err(r, EROFS);
-	fd_name(ino, name, sizeof(name));
+	fd_name(ino->fd, name, sizeof(name));
 	if ((in->valid & FATTR_MODE) && ino->type != S_IFLNK &&
 	    fchmodat(s->proc_fd, name, guest_mode(s, in->mode, ino->type == S_IFDIR), 0))
 		e = errno;
@@ -746,7 +746,7 @@ static size_t do_link(struct fuse_server *s, struct req *r, struct inode *dir)
 		e = EROFS;
 	if (!e) {
 		/* Through /proc: linking an O_PATH descriptor needs no privilege this way. */
-		fd_name(target, fd, sizeof(fd));
+		fd_name(target->fd, fd, sizeof(fd));
 		if (linkat(s->proc_fd, fd, dir->fd, name, AT_SYMLINK_FOLLOW))
 			e = errno;
 	}
@@ -1139,7 +1139,7 @@ static size_t do_access(struct fuse_server *s, struct req *r, struct inode *ino)
 		return reply_err(r, EROFS);
 	if (ino->type == S_IFLNK)
 		return reply_err(r, 0);
-	fd_name(ino, name, sizeof(name));
+	fd_name(ino->fd, name, sizeof(name));
 	return reply_err(r, faccessat(s->proc_fd, name, (int)in->mask, 0) ? errno : 0);
 }
 
