@@ -244,14 +244,20 @@ static uint32_t used_len(struct rx *r, unsigned int slot)
 	return *(uint32_t *)gm_ptr(&r->gm, USED + 4 + 8ULL * slot + 4, 4);
 }
 
-/* Offers buffer 'i' (one writable descriptor of 'len' bytes at DATA + i * 4 KiB). */
-static void offer(struct rx *r, uint16_t i, uint32_t len)
+/* Publishes the chain at 'head' as the next available entry. */
+static void publish(struct rx *r, uint16_t head)
 {
 	uint16_t idx = *avail(r, 1);
 
-	set_desc(r, i, DATA + 4096ULL * i, len, 2 /* WRITE */, 0);
-	*avail(r, 2 + idx % QSIZE) = i;
+	*avail(r, 2 + idx % QSIZE) = head;
 	*avail(r, 1) = (uint16_t)(idx + 1);
+}
+
+/* Offers buffer 'i' (one writable descriptor of 'len' bytes at DATA + i * 4 KiB). */
+static void offer(struct rx *r, uint16_t i, uint32_t len)
+{
+	set_desc(r, i, DATA + 4096ULL * i, len, 2 /* WRITE */, 0);
+	publish(r, i);
 }
 
 static uint8_t *buf(struct rx *r, uint16_t i)
@@ -456,9 +462,7 @@ static void hostile_buffers(struct rx *r, GRand *g)
 			         (uint16_t)(next + 1));
 			memset(buf(r, next), readable ? 0xee : 0x55, 4096);
 		}
-		uint16_t idx = *avail(r, 1);
-		*avail(r, 2 + idx % QSIZE) = head;
-		*avail(r, 1) = (uint16_t)(idx + 1);
+		publish(r, head);
 	}
 }
 

@@ -594,11 +594,25 @@ static void hostile_access(struct fixture *f, GRand *r)
 }
 
 /*
+ * What a proper driver does after whatever came before: reset the device
+ * (which must take at once), clear its rings and start it again.
+ */
+static void restart_driver(struct fixture *f)
+{
+	bar_write(f, STATUS, 0, 1);
+	g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0);
+	memset(gm_ptr(&f->gm, 0x1000, 0x3000), 0, 0x3000);
+	bar_write(f, QUEUE_SELECT, 0, 2);
+	start_driver(f);
+}
+
+/*
  * A driver that writes what it likes where it likes in the BAR, while the
  * device's worker serves whatever the rings say: well-formed requests, and
- * the driver's scribbles over them; selects and sizes out of range, rings outside RAM,
- * enables and resets in any order, kicks for queues that are not there.
- * Nothing crashes, and a reset brings back a device a proper driver can use.
+ * the driver's scribbles over them; selects and sizes out of range, rings
+ * outside RAM, enables and resets in any order, kicks for queues that are
+ * not there. Nothing crashes, and a reset brings back a device a proper
+ * driver can use.
  */
 static void test_hostile_driver(struct fixture *f, gconstpointer data)
 {
@@ -613,11 +627,7 @@ static void test_hostile_driver(struct fixture *f, gconstpointer data)
 			break;
 		}
 		case 1: /* a proper driver's turn: reset, start, send a request */
-			bar_write(f, STATUS, 0, 1);
-			g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0);
-			memset(gm_ptr(&f->gm, 0x1000, 0x3000), 0, 0x3000);
-			bar_write(f, QUEUE_SELECT, 0, 2);
-			start_driver(f);
+			restart_driver(f);
 			/* fall through */
 		case 2:
 			offer_buffer(f);
@@ -626,11 +636,7 @@ static void test_hostile_driver(struct fixture *f, gconstpointer data)
 		}
 		hostile_access(f, r);
 	}
-	bar_write(f, STATUS, 0, 1);
-	g_assert_cmphex(bar_read(f, STATUS, 1), ==, 0);
-	memset(gm_ptr(&f->gm, 0x1000, 0x3000), 0, 0x3000);
-	bar_write(f, QUEUE_SELECT, 0, 2);
-	start_driver(f);
+	restart_driver(f);
 	unsigned int n = atomic_load(&served) + 1;
 	offer_buffer(f);
 	bar_write(f, NOTIFY, 0, 2);
