@@ -1,19 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "devices/virtio_blk.h"
 
-#include "devices/blk_snapshot.h"
+#include "devices/block/block.h"
 #include "devices/vq_pool.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <linux/magic.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <sys/vfs.h>
-#include <unistd.h>
 
 #include "vmm/error.h"
 
@@ -44,7 +36,6 @@
 #define S_UNSUPP       2
 #define S_AGAIN        0xfe /* ours, never the guest's: the request must go to the pool */
 
-#define DIRECT_ALIGN      4096
 #define HEADER_SIZE       16
 #define RANGE_SIZE        16 /* struct virtio_blk_discard_write_zeroes */
 #define MAX_RANGES        32
@@ -58,19 +49,17 @@
  * costs a copy. QEMU with io_uring makes the same split.
  */
 enum inline_mode {
-	INLINE_NONE,   /* O_DIRECT, snapshot, or no RWF_NOWAIT here: every request to the pool */
+	INLINE_NONE,   /* O_DIRECT, or a format without RWF_NOWAIT: every request to the pool */
 	INLINE_NOWAIT, /* reads, with RWF_NOWAIT: what is not in the page cache goes to the pool */
 	INLINE_MEMORY, /* the image is in memory (tmpfs): reads and writes never wait for a disk */
 };
 
 struct virtio_blk {
-	int fd;
+	struct block_backend *disk;
 	enum inline_mode inline_mode; /* read and changed on the I/O thread only */
 	uint64_t sectors;
 	bool read_only;
 	char id[VIRTIO_BLK_ID_BYTES];
-	struct blk_snapshot *snap; /* writes go here, not to the image */
-	GMutex snap_lock;          /* the overlay's map is not for two threads at once */
 	unsigned int nqueues;
 	struct vq_pool *pool[VIRTIO_MAX_QUEUES]; /* per queue: what the I/O thread does not do */
 };
@@ -125,107 +114,25 @@ static bool in_range(const struct virtio_blk *blk, uint64_t sector, uint64_t byt
 	       bytes / SECTOR <= blk->sectors - sector;
 }
 
-/*
- * O_DIRECT wants buffers aligned to the host's block size; guest buffers
- * usually are (page-sized bio pages), but nothing promises it. Those that
- * are not go through an aligned bounce buffer.
- */
-static bool bounce_io(int fd, uint8_t *buf, size_t len, off_t off, bool is_write);
-
-static bool full_io(int fd, uint8_t *buf, size_t len, off_t off, bool is_write)
-{
-	while (len) {
-		ssize_t n = is_write ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EINVAL &&
-		    ((uintptr_t)buf % DIRECT_ALIGN || len % DIRECT_ALIGN))
-			return bounce_io(fd, buf, len, off, is_write);
-		if (n < 0)
-			return false;
-		if (n == 0) {
-			if (is_write)
-				return false;
-			memset(buf, 0, len); /* past the end of a shorter file: zeros */
-			return true;
-		}
-		buf += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return true;
-}
-
-static bool bounce_io(int fd, uint8_t *buf, size_t len, off_t off, bool is_write)
-{
-	size_t size = (len + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
-	void *bounce;
-	bool ok;
-
-	if (posix_memalign(&bounce, DIRECT_ALIGN, size))
-		return false;
-	if (is_write) {
-		/* A partial last block: fill its tail from the image, write it whole. */
-		ok = size == len || full_io(fd, bounce, size, off, false);
-		if (ok) {
-			memcpy(bounce, buf, len);
-			ok = full_io(fd, bounce, size, off, true);
-		}
-	} else {
-		ok = full_io(fd, bounce, size, off, false);
-		if (ok)
-			memcpy(buf, bounce, len);
-	}
-	free(bounce);
-	return ok;
-}
-
-/* Like full_io, but never waits for the disk: 0, -1 for an error, or -EAGAIN / -EOPNOTSUPP. */
-static int nowait_io(int fd, uint8_t *buf, size_t len, off_t off, bool is_write)
-{
-	while (len) {
-		struct iovec v = {buf, len};
-		ssize_t n = is_write ? pwritev2(fd, &v, 1, off, RWF_NOWAIT)
-		                     : preadv2(fd, &v, 1, off, RWF_NOWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EAGAIN || errno == EOPNOTSUPP ? -errno : -1;
-		if (n == 0) {
-			if (is_write)
-				return -1;
-			memset(buf, 0, len);
-			return 0;
-		}
-		buf += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
 /* One data segment, the way the request is being carried out. */
-static uint8_t segment_io(struct virtio_blk *blk, uint8_t *p, uint32_t len, off_t off,
+static uint8_t segment_io(struct virtio_blk *blk, uint8_t *p, uint32_t len, uint64_t off,
                           bool is_write, bool nowait)
 {
-	bool ok;
+	struct block_backend *disk = blk->disk;
+	int e;
 
-	if (blk->snap) {
-		g_mutex_lock(&blk->snap_lock);
-		ok = blk_snapshot_io(blk->snap, p, len, off, is_write);
-		g_mutex_unlock(&blk->snap_lock);
-	} else if (nowait) {
-		int e = nowait_io(blk->fd, p, len, off, is_write);
+	if (nowait) {
+		e = disk->ops->read_nowait(disk, p, len, off);
 		if (e == -EOPNOTSUPP)
 			blk->inline_mode =
 			    INLINE_NONE; /* this file system cannot say "not cached" */
 		if (e == -EAGAIN || e == -EOPNOTSUPP)
 			return S_AGAIN;
-		ok = e == 0;
 	} else {
-		ok = full_io(blk->fd, p, len, off, is_write);
+		e = is_write ? disk->ops->write(disk, p, len, off)
+		             : disk->ops->read(disk, p, len, off);
 	}
-	return ok ? S_OK : S_IOERR;
+	return e == 0 ? S_OK : S_IOERR;
 }
 
 /* Data segments: for a read the writable ones minus the status byte, for a write the readable ones
@@ -235,7 +142,7 @@ static uint8_t do_rw(struct virtio_blk *blk, struct request *r, uint64_t sector,
 {
 	uint64_t bytes = is_write ? r->readable - HEADER_SIZE : r->writable - 1u;
 	uint32_t skip = is_write ? HEADER_SIZE : 0;
-	off_t off = (off_t)(sector * SECTOR);
+	uint64_t off = sector * SECTOR;
 
 	if (is_write && blk->read_only)
 		return S_IOERR;
@@ -284,24 +191,6 @@ static uint8_t do_get_id(struct virtio_blk *blk, struct request *r, uint32_t *wr
 	return S_OK;
 }
 
-/* Zeroes [off, off + len) with plain writes, from a page-aligned buffer (O_DIRECT). */
-static bool write_zero_bytes(int fd, off_t off, off_t len)
-{
-	static const uint8_t zeroes[64 * 1024] __attribute__((aligned(4096)));
-
-	while (len > 0) {
-		size_t chunk = len < (off_t)sizeof(zeroes) ? (size_t)len : sizeof(zeroes);
-		ssize_t n = pwrite(fd, zeroes, chunk, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		off += n;
-		len -= n;
-	}
-	return true;
-}
-
 /* Discard and write-zeroes carry a list of ranges (5.2.6.2). */
 static uint8_t do_ranges(struct virtio_blk *blk, struct request *r, bool zeroes)
 {
@@ -326,24 +215,13 @@ static uint8_t do_ranges(struct virtio_blk *blk, struct request *r, bool zeroes)
 			return S_IOERR;
 		if (!zeroes && flags)
 			return S_UNSUPP; /* discard has no flags */
-		if (blk->snap) {
-			g_mutex_lock(&blk->snap_lock);
-			bool ok = blk_snapshot_zero(blk->snap, (off_t)(sector * SECTOR),
-			                            (uint64_t)count * SECTOR);
-			g_mutex_unlock(&blk->snap_lock);
-			if (!ok)
-				return S_IOERR;
-			continue;
-		}
-		int mode = zeroes && !(flags & RANGE_F_UNMAP)
-		               ? FALLOC_FL_ZERO_RANGE
-		               : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-		off_t off = (off_t)(sector * SECTOR), n = (off_t)count * SECTOR;
-		if (fallocate(blk->fd, mode, off, n) == 0)
-			continue;
-		/* Write zeroes was offered: where the file system cannot do it, write them. */
-		if (!zeroes || errno != EOPNOTSUPP || !write_zero_bytes(blk->fd, off, n))
-			return zeroes ? S_IOERR : S_UNSUPP;
+		uint64_t off = sector * SECTOR, n = (uint64_t)count * SECTOR;
+		struct block_backend *disk = blk->disk;
+		/* Write zeroes was offered, so it must work; discard may say it cannot. */
+		if (zeroes && disk->ops->write_zeroes(disk, off, n, flags & RANGE_F_UNMAP) < 0)
+			return S_IOERR;
+		if (!zeroes && disk->ops->discard(disk, off, n) < 0)
+			return S_UNSUPP;
 	}
 	return S_OK;
 }
@@ -380,7 +258,7 @@ static uint8_t handle(struct virtio_blk *blk, struct request *r, uint32_t *writt
 		return do_rw(blk, r, sector, true, written, false);
 	case T_FLUSH:
 		/* The promise FLUSH makes: acknowledged writes are on the host's disk. */
-		return blk->read_only || blk->snap || fdatasync(blk->fd) == 0 ? S_OK : S_IOERR;
+		return blk->read_only || blk->disk->ops->flush(blk->disk) == 0 ? S_OK : S_IOERR;
 	case T_GET_ID:
 		return do_get_id(blk, r, written);
 	case T_DISCARD:
@@ -519,73 +397,35 @@ const struct virtio_device_ops virtio_blk_ops = {
     .reset = blk_reset,
 };
 
-/* Like QEMU: an open file description lock, so a second VM cannot write the image. */
-static bool lock_image(int fd, bool read_only)
+/* See enum inline_mode: reads the page cache may answer, or everything when it is memory. */
+static enum inline_mode inline_mode_for(const struct block_backend *disk, bool direct)
 {
-	struct flock fl = {.l_type = read_only ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET};
-
-	return fcntl(fd, F_OFD_SETLK, &fl) == 0;
-}
-
-static enum inline_mode inline_mode_for(int fd, bool pool_only)
-{
-	struct statfs fs;
-
-	if (pool_only)
+	if (direct || !disk->ops->read_nowait)
 		return INLINE_NONE;
-	if (fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
-		return INLINE_MEMORY;
-	return INLINE_NOWAIT;
+	return disk->in_memory ? INLINE_MEMORY : INLINE_NOWAIT;
 }
 
 struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, unsigned int queues, GError **err)
 {
-	/* A snapshot never writes the image: it is opened read-only, with a shared lock. */
-	bool image_ro = cfg->read_only || cfg->snapshot;
-	int flags = (image_ro ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-	bool direct = cfg->cache == DISK_CACHE_NONE && !cfg->snapshot;
-	int fd = open(cfg->path, flags | (direct ? O_DIRECT : 0));
-	struct stat st;
+	struct block_open_options o = {
+	    .format = cfg->format,
+	    .read_only = cfg->read_only,
+	    .snapshot = cfg->snapshot,
+	    .direct = cfg->cache == DISK_CACHE_NONE && !cfg->snapshot,
+	};
+	struct block_backend *disk = block_open(cfg->path, &o, err);
 
-	if (fd < 0) {
-		bool ro_hint = !image_ro && (errno == EACCES || errno == EROFS);
-		husk_fail(err, HUSK_EXIT_USAGE, "--disk: %s: %s%s", cfg->path, g_strerror(errno),
-		          ro_hint ? " (add ,ro to attach it read-only)" : "");
+	if (!disk) {
+		g_prefix_error(err, "--disk: ");
 		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-		husk_fail(err, HUSK_EXIT_USAGE, "--disk: %s: not a regular file or block device",
-		          cfg->path);
-		close(fd);
-		return NULL;
-	}
-	if (!lock_image(fd, image_ro)) {
-		husk_fail(err, HUSK_EXIT_USAGE, "--disk: %s: in use by another process (locked)",
-		          cfg->path);
-		close(fd);
-		return NULL;
-	}
-	uint64_t size = (uint64_t)st.st_size;
-	if (S_ISBLK(st.st_mode)) {
-		off_t end = lseek(fd, 0, SEEK_END);
-		size = end > 0 ? (uint64_t)end : 0;
 	}
 	struct virtio_blk *blk = g_new0(struct virtio_blk, 1);
-	blk->fd = fd;
-	blk->sectors = size / SECTOR;
+	blk->disk = disk;
+	blk->sectors = disk->size / SECTOR;
 	blk->read_only = cfg->read_only;
-	blk->inline_mode = inline_mode_for(fd, direct || cfg->snapshot);
-	if (cfg->snapshot && !cfg->read_only) {
-		blk->snap = blk_snapshot_new(fd, size, err);
-		if (!blk->snap) {
-			close(fd);
-			g_free(blk);
-			return NULL;
-		}
-	}
+	blk->inline_mode = inline_mode_for(disk, o.direct);
 	if (cfg->serial)
 		memcpy(blk->id, cfg->serial, strnlen(cfg->serial, VIRTIO_BLK_ID_BYTES));
-	g_mutex_init(&blk->snap_lock);
 	blk->nqueues = CLAMP(queues, 1, VIRTIO_MAX_QUEUES);
 	for (unsigned int q = 0; q < blk->nqueues; q++)
 		blk->pool[q] = vq_pool_new(IO_THREADS, blk_work, blk);
@@ -599,9 +439,7 @@ void virtio_blk_close(struct virtio_blk *blk)
 	/* After the transport's last reset: nothing in flight. */
 	for (unsigned int q = 0; q < blk->nqueues; q++)
 		vq_pool_free(blk->pool[q]);
-	g_mutex_clear(&blk->snap_lock);
-	blk_snapshot_free(blk->snap);
-	close(blk->fd);
+	block_close(blk->disk);
 	g_free(blk);
 }
 
@@ -623,6 +461,9 @@ bool disk_config_parse(const char *text, struct disk_config *out, GError **err)
 			out->cache = DISK_CACHE_WRITEBACK;
 		} else if (strcmp(p, "cache=none") == 0) {
 			out->cache = DISK_CACHE_NONE;
+		} else if (strcmp(p, "format=raw") == 0 || strcmp(p, "format=qcow2") == 0) {
+			g_free(out->format);
+			out->format = g_strdup(p + strlen("format="));
 		} else if (g_str_has_prefix(p, "serial=")) {
 			const char *id = p + strlen("serial=");
 			ok = strlen(id) <= VIRTIO_BLK_ID_BYTES;
@@ -636,7 +477,7 @@ bool disk_config_parse(const char *text, struct disk_config *out, GError **err)
 			ok =
 			    husk_fail(err, HUSK_EXIT_USAGE,
 			              "--disk: unknown option \"%s\" (try ro, snapshot, serial=ID, "
-			              "cache=writeback|none)",
+			              "cache=writeback|none, format=raw|qcow2)",
 			              p);
 		}
 	}
@@ -652,4 +493,5 @@ void disk_config_clear(struct disk_config *cfg)
 {
 	g_clear_pointer(&cfg->path, g_free);
 	g_clear_pointer(&cfg->serial, g_free);
+	g_clear_pointer(&cfg->format, g_free);
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio-blk (virtio 1.2, 5.2) on a raw image file: read, write, flush,
- * discard, write-zeroes and the device id. A flush completes only after
- * fdatasync(), so data the guest was told is flushed is on the host's disk.
+ * virtio-blk (virtio 1.2, 5.2) on a disk stack (devices/block/block.h):
+ * read, write, flush, discard, write-zeroes and the device id. A flush
+ * completes only once the backend made it durable (fdatasync), so data the
+ * guest was told is flushed is on the host's disk.
  */
 #ifndef HUSK_VIRTIO_BLK_H
 #define HUSK_VIRTIO_BLK_H
@@ -25,6 +26,7 @@ struct disk_config {
 	bool snapshot; /* guest writes land in a throwaway overlay; the image never changes */
 	enum disk_cache cache;
 	char *serial; /* at most VIRTIO_BLK_ID_BYTES bytes, or NULL */
+	char *format; /* "raw", "qcow2", or NULL: detected (devices/block/block.c) */
 };
 
 extern const struct virtio_device_ops virtio_blk_ops;
@@ -46,7 +48,10 @@ void virtio_blk_close(struct virtio_blk *blk);
  */
 int virtio_blk_process(struct virtio_blk *blk, struct vq_chain *chain, uint32_t *written);
 
-/* Parses "PATH[,ro][,snapshot][,serial=ID][,cache=writeback|none]" as given to --disk. */
+/*
+ * Parses "PATH[,ro][,snapshot][,serial=ID][,cache=writeback|none][,format=raw|qcow2]"
+ * as given to --disk.
+ */
 bool disk_config_parse(const char *text, struct disk_config *out, GError **err);
 void disk_config_clear(struct disk_config *cfg);
 

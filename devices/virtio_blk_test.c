@@ -335,6 +335,26 @@ static void test_open_errors(void)
 	g_clear_error(&err);
 }
 
+/*
+ * A raw image whose format was detected cannot be made to look like qcow2
+ * by its guest (devices/block/block.c); given format=raw, it can.
+ */
+static void test_header_guard(struct fixture *f, gconstpointer data)
+{
+	struct disk_config cfg = {.path = f->path, .format = "raw"};
+	uint32_t written;
+
+	memcpy(f->data, "QFI\xfb", 4);
+	make(f, 1, 0, 512, false);
+	g_assert_cmpint(run(f, &written), ==, S_IOERR);
+	make(f, 1, 1, 512, false); /* not the first sector: any bytes */
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	virtio_blk_close(f->blk);
+	f->blk = virtio_blk_open(&cfg, 1, NULL);
+	make(f, 1, 0, 512, false);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+}
+
 static void test_lock(struct fixture *f, gconstpointer data)
 {
 	struct disk_config cfg = {.path = f->path};
@@ -371,7 +391,12 @@ static void test_parse(void)
 	g_assert_false(disk_config_parse("c.img,rw", &cfg, &err));
 	g_assert_cmpstr(err->message, ==,
 	                "--disk: unknown option \"rw\" (try ro, snapshot, serial=ID, "
-	                "cache=writeback|none)");
+	                "cache=writeback|none, format=raw|qcow2)");
+	g_clear_error(&err);
+	g_assert_true(disk_config_parse("d.img,format=qcow2", &cfg, NULL));
+	g_assert_cmpstr(cfg.format, ==, "qcow2");
+	disk_config_clear(&cfg);
+	g_assert_false(disk_config_parse("d.img,format=vmdk", &cfg, &err));
 	g_clear_error(&err);
 	g_assert_false(disk_config_parse("c.img,serial=123456789012345678901", &cfg, &err));
 	g_clear_error(&err);
@@ -658,6 +683,7 @@ int main(int argc, char **argv)
 	ADD("malformed-chains", test_malformed_chains);
 	ADD("hostile-requests", test_hostile_requests);
 	ADD("second-writer-locked-out", test_lock);
+	ADD("detected-raw-keeps-its-format", test_header_guard);
 	ADD("cache-none", test_cache_none);
 	ADD("snapshot", test_snapshot);
 	ADD("queue-pool", test_queue_pool);
