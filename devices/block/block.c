@@ -159,6 +159,58 @@ void block_close(struct block_backend *b)
 		b->ops->close(b);
 }
 
+void block_describe(struct block_backend *b, struct block_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (b->ops->describe)
+		b->ops->describe(b, out);
+}
+
+/* The size a new image over 'backing' gets when none is given: the backing file's. */
+static bool backing_size(const char *path, const char *backing, const char *format, uint64_t *size,
+                         GError **err)
+{
+	char *dir = g_path_get_dirname(path);
+	char *full =
+	    g_path_is_absolute(backing) ? g_strdup(backing) : g_build_filename(dir, backing, NULL);
+	struct block_chain chain = {0};
+	struct block_backend *b = block_open_backing(full, format, &chain, err);
+
+	if (b)
+		*size = b->size;
+	block_close(b);
+	g_free(full);
+	g_free(dir);
+	return b != NULL;
+}
+
+bool block_create(const char *path, const char *format, uint64_t size, const char *backing,
+                  const char *backing_format, GError **err)
+{
+	const struct block_format *fmt = format_named(format);
+
+	if (!fmt || !fmt->create)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "%s: cannot create format \"%s\" (try raw "
+		                 "or qcow2)",
+		                 path, format);
+	if (backing && !size && !backing_size(path, backing, backing_format, &size, err))
+		return false;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: %s", path, g_strerror(errno));
+	if (!lock_image(fd, false)) {
+		close(fd);
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: in use by another process (locked)",
+		                 path);
+	}
+	bool ok = fmt->create(fd, path, size, backing, backing_format, err);
+	if (ok && fsync(fd) < 0)
+		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path, g_strerror(errno));
+	close(fd);
+	return ok;
+}
+
 int block_pread(struct block_backend *b, void *buf, size_t len, uint64_t off)
 {
 	if (off > b->size || len > b->size - off)

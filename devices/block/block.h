@@ -24,6 +24,13 @@
 
 struct block_backend;
 
+struct block_info {
+	uint64_t cluster_size;                     /* 0 where the format has none */
+	bool dirty;                                /* qcow2: refcounts need a repair */
+	const char *backing_name, *backing_format; /* as the image records them, or NULL */
+	struct block_backend *backing;             /* opened, or NULL */
+};
+
 /* The files of one chain, top first, to refuse a loop. */
 struct block_chain {
 	unsigned int depth;
@@ -43,6 +50,8 @@ struct block_ops {
 	int (*write_zeroes)(struct block_backend *b, uint64_t off, uint64_t len, bool may_unmap);
 	/* Optional: a read that never waits for a disk, or -EAGAIN (RWF_NOWAIT). */
 	int (*read_nowait)(struct block_backend *b, void *buf, size_t len, uint64_t off);
+	/* Optional: what `husk image info` shows beyond the size. */
+	void (*describe)(struct block_backend *b, struct block_info *out);
 	void (*close)(struct block_backend *b);
 };
 
@@ -71,6 +80,17 @@ struct block_backend *block_open(const char *path, const struct block_open_optio
                                  GError **err);
 void block_close(struct block_backend *b);
 
+/* Fills what the backend can tell (all zeros and NULLs where it has nothing). */
+void block_describe(struct block_backend *b, struct block_info *out);
+
+/*
+ * Makes a new, empty image (an existing file is replaced). A backing file
+ * (qcow2 only) is named as given, relative to the new image's folder, and
+ * recorded with its format; size 0 takes the backing file's size.
+ */
+bool block_create(const char *path, const char *format, uint64_t size, const char *backing,
+                  const char *backing_format, GError **err);
+
 /* Reads len bytes at off; 0 or a negative errno. Bytes past the end read as an error. */
 int block_pread(struct block_backend *b, void *buf, size_t len, uint64_t off);
 int block_pwrite(struct block_backend *b, const void *buf, size_t len, uint64_t off);
@@ -87,6 +107,9 @@ struct block_format {
 	 */
 	struct block_backend *(*open)(int fd, const char *path, const struct block_open_options *o,
 	                              struct block_chain *chain, GError **err);
+	/* Writes an empty image of 'size' bytes to the empty file fd (block_create). */
+	bool (*create)(int fd, const char *path, uint64_t size, const char *backing,
+	               const char *backing_format, GError **err);
 };
 
 extern const struct block_format block_raw, block_qcow2;

@@ -867,7 +867,19 @@ static void qcow2_close(struct block_backend *b)
 	g_free(q);
 }
 
+static void qcow2_describe(struct block_backend *b, struct block_info *out)
+{
+	struct qcow2 *q = (struct qcow2 *)b;
+
+	out->cluster_size = q->cluster_size;
+	out->dirty = q->dirty_bit;
+	out->backing_name = q->backing_name;
+	out->backing_format = q->backing_format;
+	out->backing = q->backing;
+}
+
 static const struct block_ops qcow2_ops = {
+    .describe = qcow2_describe,
     .read = qcow2_read,
     .write = qcow2_write,
     .flush = qcow2_flush,
@@ -1166,8 +1178,94 @@ static struct block_backend *qcow2_open(int fd, const char *path,
 	return &q->b;
 }
 
+/* ---- creating ------------------------------------------------------------------- */
+
+#define NEW_CLUSTER_BITS   16 /* 64 KiB, as qemu-img makes them */
+#define NEW_REFCOUNT_ORDER 4
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, 8);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, 4);
+}
+
+/*
+ * The first cluster: a v3 header, the backing format extension, the end
+ * of the extensions, then the backing file's name.
+ */
+static bool write_header(int fd, const char *path, uint64_t size, uint32_t l1_size,
+                         uint32_t l1_clusters, const char *backing, const char *backing_format,
+                         GError **err)
+{
+	uint64_t cs = 1ULL << NEW_CLUSTER_BITS;
+	uint8_t *h = g_malloc0(cs);
+	size_t at = V3_HEADER_LENGTH;
+
+	memcpy(h, QCOW2_MAGIC, 4);
+	put_be32(h + 4, 3);
+	put_be32(h + 20, NEW_CLUSTER_BITS);
+	put_be64(h + 24, size);
+	put_be32(h + 36, l1_size);
+	put_be64(h + 40, 3 * cs);
+	put_be64(h + 48, cs);
+	put_be32(h + 56, 1);
+	put_be32(h + 96, NEW_REFCOUNT_ORDER);
+	put_be32(h + 100, V3_HEADER_LENGTH);
+	if (backing) {
+		size_t fmt_len = strlen(backing_format);
+		put_be32(h + at, EXT_BACKING_FORMAT);
+		put_be32(h + at + 4, (uint32_t)fmt_len);
+		memcpy(h + at + 8, backing_format, fmt_len);
+		at += 8 + (fmt_len + 7) / 8 * 8;
+		at += 8; /* the end-of-extensions mark: zeros */
+		put_be64(h + 8, at);
+		put_be32(h + 16, (uint32_t)strlen(backing));
+		memcpy(h + at, backing, strlen(backing));
+	}
+	bool ok = block_full_io(fd, h, cs, 0, true) == 0;
+	/* Refcount table (cluster 1) -> block (cluster 2): header, the two, the L1 table. */
+	memset(h, 0, cs);
+	put_be64(h, 2 * cs);
+	ok = ok && block_full_io(fd, h, cs, cs, true) == 0;
+	memset(h, 0, cs);
+	for (uint32_t c = 0; c < 3 + l1_clusters; c++)
+		h[2 * c + 1] = 1; /* 16-bit big-endian refcounts */
+	ok = ok && block_full_io(fd, h, cs, 2 * cs, true) == 0 &&
+	     ftruncate(fd, (off_t)((3 + l1_clusters) * cs)) == 0;
+	g_free(h);
+	if (!ok)
+		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path, g_strerror(errno));
+	return ok;
+}
+
+static bool qcow2_create(int fd, const char *path, uint64_t size, const char *backing,
+                         const char *backing_format, GError **err)
+{
+	uint64_t cs = 1ULL << NEW_CLUSTER_BITS, l2_span = cs * (cs / 8);
+	uint64_t l1_size = (size + l2_span - 1) / l2_span;
+	uint64_t l1_clusters = (l1_size * 8 + cs - 1) / cs;
+
+	if (size > MAX_VIRTUAL_SIZE || l1_size * 8 > MAX_L1_BYTES)
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: size too large for qcow2", path);
+	if (backing && strlen(backing) > MAX_BACKING_NAME)
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: backing file name longer than %d bytes",
+		                 path, MAX_BACKING_NAME);
+	if (backing && !backing_format)
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: the backing file's format is needed",
+		                 path);
+	return write_header(fd, path, size, (uint32_t)l1_size, (uint32_t)MAX(l1_clusters, 1),
+	                    backing, backing_format, err);
+}
+
 const struct block_format block_qcow2 = {
     .name = "qcow2",
     .probe = qcow2_probe,
     .open = qcow2_open,
+    .create = qcow2_create,
 };

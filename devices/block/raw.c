@@ -16,6 +16,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "vmm/error.h"
+
 #define DIRECT_ALIGN 4096
 #define GUARD_BYTES  512 /* what the format probes look at, at most */
 
@@ -211,7 +213,18 @@ static struct block_backend *raw_open(int fd, const char *path, const struct blo
 	return &r->b;
 }
 
+static bool raw_create(int fd, const char *path, uint64_t size, const char *backing,
+                       const char *backing_format, GError **err)
+{
+	if (backing)
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: a raw image has no backing file", path);
+	if (ftruncate(fd, (off_t)size) < 0)
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: %s", path, g_strerror(errno));
+	return true;
+}
+
 const struct block_format block_raw = {
     .name = "raw",
     .open = raw_open,
+    .create = raw_create,
 };
