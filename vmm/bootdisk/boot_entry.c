@@ -1,0 +1,534 @@
+// SPDX-License-Identifier: MIT
+/*
+ * grub.cfg: a small reader for the shape grub-mkconfig's templates write.
+ * Commands are words split as GRUB's shell splits them (quotes, escapes,
+ * comments, ';' and newlines); `if`/`then`/`else`/`fi` are read through as
+ * if every branch ran, function bodies are skipped, and menuentry and
+ * submenu blocks become a tree of entries. Variables are never expanded:
+ * a word naming one is only kept where its meaning is clear (the default
+ * entry, through grubenv).
+ */
+#include "vmm/bootdisk/boot_entry.h"
+
+#include <string.h>
+
+#include "vmm/error.h"
+
+/* Bounds on what a hostile file can make us build. */
+#define GRUB_DEPTH_MAX   16
+#define GRUB_ITEMS_MAX   1024
+#define GRUB_WORDS_MAX   512
+#define GRUB_DEFAULT_MAX 256
+
+struct word {
+	GString *text;
+	bool has_var; /* an unquoted or double-quoted '$' */
+	bool quoted;
+};
+
+struct lexer {
+	const char *p, *end;
+};
+
+enum token { TOKEN_WORD, TOKEN_END_OF_COMMAND, TOKEN_END_OF_FILE };
+
+struct grub_item {
+	char *title, *id;
+	GPtrArray *children; /* a submenu's items; NULL for an entry */
+	struct boot_entry entry;
+};
+
+struct grub_parse {
+	struct lexer lx;
+	char *default_value; /* the last `set default=` not naming a variable */
+	const char *grubenv;
+	unsigned items;
+};
+
+void boot_entry_clear(struct boot_entry *e)
+{
+	g_free(e->title);
+	g_free(e->kernel);
+	if (e->initrds)
+		g_ptr_array_unref(e->initrds);
+	g_free(e->options);
+	g_free(e->search_uuid);
+	memset(e, 0, sizeof(*e));
+}
+
+static void grub_item_free(void *p)
+{
+	struct grub_item *item = p;
+
+	g_free(item->title);
+	g_free(item->id);
+	if (item->children)
+		g_ptr_array_unref(item->children);
+	boot_entry_clear(&item->entry);
+	g_free(item);
+}
+
+static void word_free(struct word *w)
+{
+	g_string_free(w->text, TRUE);
+	g_free(w);
+}
+
+static void words_free(GPtrArray *words)
+{
+	for (unsigned i = 0; i < words->len; i++)
+		word_free(words->pdata[i]);
+	g_ptr_array_free(words, TRUE);
+}
+
+static void skip_blanks_and_comments(struct lexer *lx)
+{
+	while (lx->p < lx->end) {
+		if (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\r') {
+			lx->p++;
+		} else if (*lx->p == '\\' && lx->p + 1 < lx->end && lx->p[1] == '\n') {
+			lx->p += 2;
+		} else if (*lx->p == '#') {
+			while (lx->p < lx->end && *lx->p != '\n')
+				lx->p++;
+		} else {
+			return;
+		}
+	}
+}
+
+static bool ends_word(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ';';
+}
+
+/* A double-quoted string, from after its opening quote. */
+static void lex_double_quoted(struct lexer *lx, struct word *w)
+{
+	while (lx->p < lx->end && *lx->p != '"') {
+		char c = *lx->p++;
+
+		if (c == '\\' && lx->p < lx->end && strchr("\"\\$\n", *lx->p))
+			c = *lx->p++;
+		else if (c == '$')
+			w->has_var = true;
+		g_string_append_c(w->text, c);
+	}
+	lx->p += lx->p < lx->end; /* the closing quote */
+}
+
+static enum token lex(struct lexer *lx, struct word *w)
+{
+	skip_blanks_and_comments(lx);
+	if (lx->p >= lx->end)
+		return TOKEN_END_OF_FILE;
+	if (*lx->p == '\n' || *lx->p == ';') {
+		lx->p++;
+		return TOKEN_END_OF_COMMAND;
+	}
+	while (lx->p < lx->end && !ends_word(*lx->p)) {
+		char c = *lx->p++;
+
+		if (c == '\'') {
+			const char *close = memchr(lx->p, '\'', lx->end - lx->p);
+			const char *stop = close ? close : lx->end;
+
+			g_string_append_len(w->text, lx->p, stop - lx->p);
+			lx->p = close ? close + 1 : lx->end;
+			w->quoted = true;
+		} else if (c == '"') {
+			lex_double_quoted(lx, w);
+			w->quoted = true;
+		} else if (c == '\\' && lx->p < lx->end) {
+			g_string_append_c(w->text, *lx->p++);
+		} else {
+			w->has_var |= c == '$';
+			g_string_append_c(w->text, c);
+		}
+	}
+	return TOKEN_WORD;
+}
+
+/*
+ * The next command's words, up to a separator or a '{' opening a block;
+ * false at the end of the file.
+ */
+static bool next_command(struct lexer *lx, GPtrArray **out)
+{
+	GPtrArray *words = g_ptr_array_new();
+
+	for (;;) {
+		struct word *w = g_new0(struct word, 1);
+
+		w->text = g_string_new(NULL);
+		enum token t = lex(lx, w);
+
+		if (t != TOKEN_WORD) {
+			word_free(w);
+			*out = words;
+			return t != TOKEN_END_OF_FILE || words->len > 0;
+		}
+		bool opens_block = !w->quoted && strcmp(w->text->str, "{") == 0;
+
+		if (words->len < GRUB_WORDS_MAX || opens_block)
+			g_ptr_array_add(words, w);
+		else
+			word_free(w);
+		if (opens_block) { /* what follows on the line is the block's first command */
+			*out = words;
+			return true;
+		}
+	}
+}
+
+static const char *word_at(GPtrArray *words, unsigned i)
+{
+	return i < words->len ? ((struct word *)words->pdata[i])->text->str : NULL;
+}
+
+static bool is_bare(GPtrArray *words, unsigned i, const char *text)
+{
+	if (i >= words->len)
+		return false;
+	struct word *w = words->pdata[i];
+
+	return !w->quoted && strcmp(w->text->str, text) == 0;
+}
+
+/* `if`, `then`, `else`... introduce the command after them: skip them. */
+static unsigned first_command_word(GPtrArray *words)
+{
+	static const char *const keywords[] = {"if", "then",  "else", "elif",
+	                                       "do", "while", "until"};
+	unsigned i = 0;
+
+	for (bool again = true; again && i < words->len;) {
+		again = false;
+		for (size_t k = 0; k < G_N_ELEMENTS(keywords); k++)
+			if (is_bare(words, i, keywords[k])) {
+				i++;
+				again = true;
+			}
+	}
+	return i;
+}
+
+/* "(hd0,gpt1)/boot/vmlinuz" and "($root)/vmlinuz" name a path on a device. */
+static char *path_without_device(const char *path)
+{
+	if (path[0] == '(') {
+		const char *close = strchr(path, ')');
+
+		if (close)
+			path = close + 1;
+	}
+	return g_strdup(path);
+}
+
+/* The kernel's arguments; one with a space is quoted as the kernel reads it. */
+static char *kernel_options(GPtrArray *words, unsigned from)
+{
+	GString *s = g_string_new(NULL);
+
+	for (unsigned i = from; i < words->len; i++) {
+		struct word *w = words->pdata[i];
+		const char *eq = strchr(w->text->str, '=');
+
+		if (w->has_var || w->text->len == 0)
+			continue;
+		if (s->len)
+			g_string_append_c(s, ' ');
+		if (strchr(w->text->str, ' ') && eq)
+			g_string_append_printf(s, "%.*s\"%s\"", (int)(eq - w->text->str + 1),
+			                       w->text->str, eq + 1);
+		else
+			g_string_append(s, w->text->str);
+	}
+	return g_string_free(s, FALSE);
+}
+
+/* search --no-floppy --fs-uuid --set=root [--hint...] UUID */
+static void search_command(struct boot_entry *e, GPtrArray *words, unsigned at)
+{
+	const char *last = NULL;
+	bool by_uuid = false;
+
+	for (unsigned i = at + 1; i < words->len; i++) {
+		const char *w = word_at(words, i);
+
+		if (!strcmp(w, "--fs-uuid") || !strcmp(w, "-u"))
+			by_uuid = true;
+		else if (w[0] != '-')
+			last = w;
+	}
+	if (by_uuid && last) {
+		g_free(e->search_uuid);
+		e->search_uuid = g_strdup(last);
+	}
+}
+
+static void entry_command(struct boot_entry *e, GPtrArray *words, unsigned at)
+{
+	const char *cmd = word_at(words, at);
+
+	if (!cmd)
+		return;
+	if ((!strcmp(cmd, "linux") || !strcmp(cmd, "linux16") || !strcmp(cmd, "linuxefi")) &&
+	    words->len > at + 1) {
+		g_free(e->kernel);
+		g_free(e->options);
+		e->kernel = path_without_device(word_at(words, at + 1));
+		e->options = kernel_options(words, at + 2);
+	} else if (!strcmp(cmd, "initrd") || !strcmp(cmd, "initrd16") ||
+	           !strcmp(cmd, "initrdefi")) {
+		g_ptr_array_set_size(e->initrds, 0);
+		for (unsigned i = at + 1; i < words->len; i++)
+			g_ptr_array_add(e->initrds, path_without_device(word_at(words, i)));
+	} else if (!strcmp(cmd, "search.fs_uuid") && words->len > at + 1) {
+		g_free(e->search_uuid);
+		e->search_uuid = g_strdup(word_at(words, at + 1));
+	} else if (!strcmp(cmd, "search")) {
+		search_command(e, words, at);
+	}
+}
+
+static void note_assignment(struct grub_parse *gp, GPtrArray *words, unsigned at);
+static void parse_block(struct grub_parse *gp, GPtrArray *items, struct grub_item *entry,
+                        unsigned depth);
+
+/* menuentry TITLE [--class x]... [$menuentry_id_option|--id ID] { */
+static struct grub_item *new_item(GPtrArray *words, unsigned at, bool submenu)
+{
+	struct grub_item *item = g_new0(struct grub_item, 1);
+
+	item->title = g_strdup(word_at(words, at + 1) ? word_at(words, at + 1) : "");
+	for (unsigned i = at + 2; i + 1 < words->len; i++) {
+		const char *w = word_at(words, i);
+
+		if (!strcmp(w, "--id") || !strcmp(w, "$menuentry_id_option")) {
+			g_free(item->id);
+			item->id = g_strdup(word_at(words, i + 1));
+		}
+	}
+	if (submenu)
+		item->children = g_ptr_array_new_with_free_func(grub_item_free);
+	else
+		item->entry.initrds = g_ptr_array_new_with_free_func(g_free);
+	return item;
+}
+
+static void block_command(struct grub_parse *gp, GPtrArray *items, GPtrArray *words, unsigned at,
+                          unsigned depth)
+{
+	const char *cmd = word_at(words, at);
+	bool submenu = !strcmp(cmd, "submenu");
+
+	if ((submenu || !strcmp(cmd, "menuentry")) && items && gp->items < GRUB_ITEMS_MAX) {
+		struct grub_item *item = new_item(words, at, submenu);
+
+		gp->items++;
+		g_ptr_array_add(items, item);
+		parse_block(gp, item->children, submenu ? NULL : item, depth + 1);
+	} else {
+		parse_block(gp, NULL, NULL, depth + 1); /* a function, or too many entries */
+	}
+}
+
+/*
+ * Reads commands up to the '}' closing this block (or the end). Entries go
+ * to 'items' (NULL: thrown away), an entry's commands to 'entry'.
+ */
+static void parse_block(struct grub_parse *gp, GPtrArray *items, struct grub_item *entry,
+                        unsigned depth)
+{
+	GPtrArray *words;
+
+	while (next_command(&gp->lx, &words)) {
+		unsigned at = first_command_word(words);
+		bool opens = words->len > at && is_bare(words, words->len - 1, "{");
+
+		if (is_bare(words, at, "}")) {
+			words_free(words);
+			return;
+		}
+		if (opens && depth < GRUB_DEPTH_MAX)
+			block_command(gp, items, words, at, depth);
+		else if (entry)
+			entry_command(&entry->entry, words, at);
+		else if (depth == 0)
+			note_assignment(gp, words, at);
+		words_free(words);
+	}
+}
+
+/* `${name}` or `$name`: the name. */
+static char *variable_name(const char *value)
+{
+	if (value[0] != '$')
+		return NULL;
+	if (value[1] == '{') {
+		const char *close = strchr(value, '}');
+
+		return close && close[1] == '\0' ? g_strndup(value + 2, close - value - 2) : NULL;
+	}
+	return g_strdup(value + 1);
+}
+
+/* A variable's value in grubenv ("name=value" lines). */
+static char *grubenv_value(const char *grubenv, const char *name)
+{
+	if (!grubenv)
+		return NULL;
+	g_auto(GStrv) lines = g_strsplit(grubenv, "\n", -1);
+	size_t len = strlen(name);
+
+	for (char **l = lines; *l; l++)
+		if (!strncmp(*l, name, len) && (*l)[len] == '=' && (*l)[len + 1])
+			return g_strdup(*l + len + 1);
+	return NULL;
+}
+
+/* `set default=VALUE` or `default=VALUE`, at the top level. */
+static void note_assignment(struct grub_parse *gp, GPtrArray *words, unsigned at)
+{
+	if (is_bare(words, at, "set"))
+		at++;
+	if (at >= words->len || strncmp(word_at(words, at), "default=", 8) != 0)
+		return;
+	struct word *w = words->pdata[at];
+	const char *value = w->text->str + 8;
+	char *chosen = NULL;
+
+	if (w->has_var) {
+		g_autofree char *name = variable_name(value);
+
+		chosen = name ? grubenv_value(gp->grubenv, name) : NULL;
+	} else {
+		chosen = g_strdup(value);
+	}
+	if (chosen && strlen(chosen) <= GRUB_DEFAULT_MAX) {
+		g_free(gp->default_value);
+		gp->default_value = chosen;
+	} else {
+		g_free(chosen);
+	}
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!g_ascii_isdigit(*s))
+			return false;
+	return true;
+}
+
+static struct grub_item *find_item(GPtrArray *items, const char *key)
+{
+	if (all_digits(key)) {
+		guint64 i = g_ascii_strtoull(key, NULL, 10);
+
+		return i < items->len ? items->pdata[i] : NULL;
+	}
+	for (unsigned i = 0; i < items->len; i++) {
+		struct grub_item *item = items->pdata[i];
+
+		if (!strcmp(item->title, key) || (item->id && !strcmp(item->id, key)))
+			return item;
+	}
+	return NULL;
+}
+
+/* Follows "a>b>c" down the submenus; a submenu itself means its first entry. */
+static struct grub_item *resolve_default(GPtrArray *items, const char *value)
+{
+	g_auto(GStrv) path = g_strsplit(value, ">", GRUB_DEPTH_MAX);
+	struct grub_item *item = NULL;
+
+	for (char **key = path; *key; key++) {
+		item = find_item(items, *key);
+		if (!item)
+			return NULL;
+		if (item->children)
+			items = item->children;
+	}
+	while (item && item->children)
+		item = item->children->len ? item->children->pdata[0] : NULL;
+	return item;
+}
+
+static void take_entry(struct grub_item *item, struct boot_entry *out)
+{
+	*out = item->entry;
+	memset(&item->entry, 0, sizeof(item->entry));
+	out->title = g_strdup(item->title);
+}
+
+bool grub_cfg_default_entry(const char *text, size_t len, const char *grubenv,
+                            struct boot_entry *out, GError **err)
+{
+	struct grub_parse gp = {.lx = {text, text + len}, .grubenv = grubenv};
+	g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(grub_item_free);
+
+	memset(out, 0, sizeof(*out));
+	while (gp.lx.p < gp.lx.end)
+		parse_block(&gp, items, NULL, 0); /* a stray '}' ends a block early: go on */
+	struct grub_item *item = resolve_default(items, gp.default_value ? gp.default_value : "0");
+
+	/* GRUB boots the first entry when the default names none. */
+	if (!item)
+		item = resolve_default(items, "0");
+	g_free(gp.default_value);
+	if (!item)
+		return husk_fail(err, HUSK_EXIT_USAGE, "it has no menu entry");
+	if (!item->entry.kernel)
+		return husk_fail(err, HUSK_EXIT_USAGE, "its entry '%s' has no linux command",
+		                 item->title);
+	take_entry(item, out);
+	return true;
+}
+
+/* BLS: "key value" lines; options may repeat, and so may initrd. */
+bool bls_entry_parse(const char *text, size_t len, struct boot_entry *out, char **version)
+{
+	g_autofree char *copy = g_strndup(text, len);
+	g_auto(GStrv) lines = g_strsplit(copy, "\n", -1);
+	GString *options = g_string_new(NULL);
+
+	memset(out, 0, sizeof(*out));
+	*version = NULL;
+	out->initrds = g_ptr_array_new_with_free_func(g_free);
+	for (char **l = lines; *l; l++) {
+		char *line = g_strstrip(*l);
+		size_t key_len = strcspn(line, " \t");
+
+		if (line[0] == '#' || line[key_len] == '\0')
+			continue;
+		line[key_len] = '\0';
+		char *value = g_strstrip(line + key_len + 1);
+		if (!strcmp(line, "title") && !out->title)
+			out->title = g_strdup(value);
+		else if (!strcmp(line, "version") && !*version)
+			*version = g_strdup(value);
+		else if (!strcmp(line, "linux") && !out->kernel)
+			out->kernel = g_strdup(value);
+		else if (!strcmp(line, "initrd"))
+			g_ptr_array_add(out->initrds, g_strdup(value));
+		else if (!strcmp(line, "options"))
+			g_string_append_printf(options, "%s%s", options->len ? " " : "", value);
+	}
+	g_auto(GStrv) words = g_strsplit_set(options->str, " \t", -1);
+
+	g_string_truncate(options, 0);
+	for (char **w = words; *w; w++)
+		if (**w && !strchr(*w, '$')) /* Fedora's old $kernelopts */
+			g_string_append_printf(options, "%s%s", options->len ? " " : "", *w);
+	out->options = g_string_free(options, FALSE);
+	if (!out->kernel) {
+		boot_entry_clear(out);
+		g_clear_pointer(version, g_free);
+		return false;
+	}
+	return true;
+}
