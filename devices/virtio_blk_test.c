@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/block/block.h"
 #include "devices/virtio_blk.h"
 #include "vmm/layout.h"
 
@@ -315,6 +316,46 @@ static void test_snapshot(struct fixture *f, gconstpointer data)
 	g_free(before);
 	g_free(after);
 	f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, 1, NULL);
+}
+
+/* A qcow2 image (detected), and a snapshot over one: the device cannot tell them from raw. */
+static void test_qcow2(struct fixture *f, gconstpointer data)
+{
+	char *path = g_strconcat(f->path, ".qcow2", NULL);
+	struct disk_config cfg = {.path = path};
+	uint32_t written;
+
+	g_assert_true(block_create(path, "qcow2", SECTORS * 512, NULL, NULL, NULL));
+	virtio_blk_close(f->blk);
+	f->blk = virtio_blk_open(&cfg, 2, NULL);
+	g_assert_nonnull(f->blk);
+	memset(f->data, 0x77, 1024);
+	make(f, 1, 5, 1024, false);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	make(f, 4, 0, 0, false);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	virtio_blk_close(f->blk);
+	char *before = file_sha(path);
+	cfg.snapshot = true;
+	f->blk = virtio_blk_open(&cfg, 1, NULL);
+	memset(f->data, 0x11, 512);
+	make(f, 1, 6, 512, false);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	memset(f->data, 0, sizeof(f->data));
+	make(f, 0, 4, 2048, true);
+	g_assert_cmpint(run(f, &written), ==, S_OK);
+	g_assert_cmpuint(f->data[0], ==, 0);
+	g_assert_cmpuint(f->data[512], ==, 0x77);
+	g_assert_cmpuint(f->data[1024], ==, 0x11);
+	g_assert_cmpuint(f->data[1536], ==, 0);
+	virtio_blk_close(f->blk);
+	char *after = file_sha(path);
+	g_assert_cmpstr(before, ==, after);
+	f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, 1, NULL);
+	g_unlink(path);
+	g_free(before);
+	g_free(after);
+	g_free(path);
 }
 
 static void test_open_errors(void)
@@ -686,6 +727,7 @@ int main(int argc, char **argv)
 	ADD("detected-raw-keeps-its-format", test_header_guard);
 	ADD("cache-none", test_cache_none);
 	ADD("snapshot", test_snapshot);
+	ADD("qcow2", test_qcow2);
 	ADD("queue-pool", test_queue_pool);
 	ADD("queue-count", test_queue_count);
 	g_test_add("/virtio-blk/queue-inline-on-tmpfs", struct fixture, NULL, setup_tmpfs,

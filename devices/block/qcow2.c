@@ -194,6 +194,18 @@ static void refcount_place(const struct qcow2 *q, uint64_t index, uint64_t *at, 
 
 static int grow_reftable(struct qcow2 *q, uint64_t need);
 
+/* refcount_table_offset and refcount_table_clusters, in one write. */
+static int write_reftable_pointer(struct qcow2 *q)
+{
+	uint8_t header[12];
+	uint64_t at = htobe64(q->reftable_offset);
+	uint32_t clusters = htobe32((uint32_t)(q->reftable_entries * 8 / q->cluster_size));
+
+	memcpy(header, &at, 8);
+	memcpy(header + 8, &clusters, 4);
+	return block_full_io(q->fd, header, sizeof(header), 48, true);
+}
+
 /*
  * A new refcount block for reftable entry 'index', at the end of the file.
  * Its contents (its own refcount, when it covers itself) are durable before
@@ -320,24 +332,15 @@ static int grow_reftable(struct qcow2 *q, uint64_t need)
 	g_free(old);
 	q->reftable_entries = clusters * per_cluster;
 	q->reftable_offset = at; /* new refblocks are entered in the new table only */
-	for (uint64_t i = 0; i < clusters; i++)
-		if ((e = refcount_adjust(q, at + i * q->cluster_size, +1)) < 0)
-			return e;
+	/* The table is in the file before any refcount says it is (see alloc_cluster). */
 	uint64_t *disk = g_new(uint64_t, q->reftable_entries);
 	for (uint64_t i = 0; i < q->reftable_entries; i++)
 		disk[i] = htobe64(q->reftable[i]);
 	e = block_full_io(q->fd, disk, q->reftable_entries * 8, at, true);
 	g_free(disk);
-	if (e == 0)
-		e = sync_file(q);
-	if (e < 0)
-		return e;
-	uint8_t header[12]; /* refcount_table_offset and refcount_table_clusters, at once */
-	uint64_t be_at = htobe64(at);
-	uint32_t be_clusters = htobe32((uint32_t)clusters);
-	memcpy(header, &be_at, 8);
-	memcpy(header + 8, &be_clusters, 4);
-	if ((e = block_full_io(q->fd, header, sizeof(header), 48, true)) < 0 ||
+	for (uint64_t i = 0; i < clusters && e == 0; i++)
+		e = refcount_adjust(q, at + i * q->cluster_size, +1);
+	if (e < 0 || (e = sync_file(q)) < 0 || (e = write_reftable_pointer(q)) < 0 ||
 	    (e = sync_file(q)) < 0)
 		return e;
 	for (uint64_t i = 0; i < old_clusters; i++)
@@ -345,14 +348,20 @@ static int grow_reftable(struct qcow2 *q, uint64_t need)
 	return 0;
 }
 
-/* A new host cluster at the end of the file, its refcount 1 on disk already. */
-static int alloc_cluster(struct qcow2 *q, uint64_t *host)
+/*
+ * A new host cluster at the end of the file, holding 'contents', its
+ * refcount 1 on disk already. The data goes first: a refcount never
+ * counts a cluster past the end of the file, which the next open would
+ * hand out again.
+ */
+static int alloc_cluster(struct qcow2 *q, const void *contents, uint64_t *host)
 {
 	uint64_t at = q->file_end;
+	int e = block_full_io(q->fd, (void *)contents, q->cluster_size, at, true);
 
 	q->file_end += q->cluster_size;
 	*host = at;
-	return refcount_adjust(q, at, +1);
+	return e < 0 ? e : refcount_adjust(q, at, +1);
 }
 
 /* ---- L2 tables and their cache ---------------------------------------------------- */
@@ -412,10 +421,8 @@ static int l2_create(struct qcow2 *q, uint64_t i)
 {
 	uint8_t *zeros = g_malloc0(q->cluster_size);
 	uint64_t at;
-	int e = alloc_cluster(q, &at);
+	int e = alloc_cluster(q, zeros, &at);
 
-	if (e == 0)
-		e = block_full_io(q->fd, zeros, q->cluster_size, at, true);
 	g_free(zeros);
 	if (e < 0)
 		return e;
@@ -535,10 +542,8 @@ static int read_compressed(struct qcow2 *q, uint64_t entry, uint8_t *cluster)
 {
 	uint64_t at, len;
 
+	/* Checked under the lock to start in the file (check_entry); past its end reads zeros. */
 	compressed_extent(q, entry, &at, &len);
-	if (at >= q->file_end)
-		return -EIO;
-	len = MIN(len, q->file_end - at);
 	uint8_t *in = g_malloc(len);
 	int e = block_full_io(q->fd, in, len, at, false);
 	bool ok = q->compression == COMPRESSION_ZSTD
@@ -682,9 +687,7 @@ static int write_new_cluster(struct qcow2 *q, uint64_t cluster, uint64_t old, co
 		e = read_part(q, cluster, old, whole, 0, q->cluster_size);
 	memcpy(whole + at, buf, len);
 	if (e == 0)
-		e = alloc_cluster(q, &host);
-	if (e == 0)
-		e = block_full_io(q->fd, whole, q->cluster_size, host, true);
+		e = alloc_cluster(q, whole, &host);
 	if (e == 0)
 		e = entry_set(q, cluster, host | OFLAG_COPIED);
 	if (e == 0)
@@ -932,18 +935,19 @@ static bool table_ok(uint64_t offset, uint64_t bytes, uint64_t cluster_size, uin
 
 static bool check_features(const struct header *h, const char *path, bool read_only, GError **err)
 {
+	static const struct {
+		uint64_t bit;
+		const char *what;
+	} unsupported[] = {
+	    {INCOMPAT_EXTENDED_L2, "extended L2 entries"},
+	    {INCOMPAT_DATA_FILE, "external data files"},
+	};
 	uint64_t known = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION;
 
-	if (h->incompatible & INCOMPAT_EXTENDED_L2)
-		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "%s: qcow2 extended L2 entries are not "
-		                 "supported",
-		                 path);
-	if (h->incompatible & INCOMPAT_DATA_FILE)
-		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "%s: qcow2 external data files are not "
-		                 "supported",
-		                 path);
+	for (size_t i = 0; i < G_N_ELEMENTS(unsupported); i++)
+		if (h->incompatible & unsupported[i].bit)
+			return husk_fail(err, HUSK_EXIT_USAGE, "%s: qcow2 %s are not supported",
+			                 path, unsupported[i].what);
 	if (h->incompatible & ~known)
 		return husk_fail(err, HUSK_EXIT_USAGE,
 		                 "%s: unknown qcow2 incompatible features 0x%" G_GINT64_MODIFIER
@@ -951,20 +955,13 @@ static bool check_features(const struct header *h, const char *path, bool read_o
 		                 path, (guint64)(h->incompatible & ~known));
 	if (h->crypt)
 		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "%s: encrypted qcow2 images are not "
-		                 "supported",
-		                 path);
+		                 "%s: encrypted qcow2 images are not supported", path);
 	if (read_only)
 		return true;
 	if (h->incompatible & INCOMPAT_CORRUPT)
 		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "%s: the image is marked corrupt; repair "
-		                 "it with qemu-img check -r all, or attach it read-only",
-		                 path);
-	if (h->incompatible & INCOMPAT_DIRTY)
-		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "%s: refcounts are not up to date (dirty); "
-		                 "repair with qemu-img check -r all, or attach it read-only",
+		                 "%s: the image is marked corrupt; repair it with qemu-img check "
+		                 "-r all, or attach it read-only",
 		                 path);
 	if (h->nb_snapshots)
 		return husk_fail(err, HUSK_EXIT_USAGE,
@@ -1124,6 +1121,146 @@ static bool clear_autoclear(struct qcow2 *q, const struct header *h, const char 
 	return true;
 }
 
+/* ---- a dirty image: refcounts rebuilt from the tables -------------------------- */
+
+#define MAX_REBUILD_CLUSTERS (16u << 20) /* 32 MiB of counts */
+
+/* One more reference to each host cluster in [at, at + len). */
+static bool count_range(uint16_t *counts, uint64_t nclusters, unsigned int bits, uint64_t at,
+                        uint64_t len)
+{
+	uint64_t last = (at + len - 1) >> bits;
+
+	if (len == 0 || at + len < at || last >= nclusters)
+		return false;
+	for (uint64_t c = at >> bits; c <= last; c++)
+		counts[c] = counts[c] == UINT16_MAX ? UINT16_MAX : counts[c] + 1;
+	return true;
+}
+
+/* The host clusters an L2 entry uses, counted; false for one outside the file. */
+static bool count_entry(struct qcow2 *q, uint16_t *counts, uint64_t n, uint64_t entry)
+{
+	uint64_t at, len;
+
+	if (kind_of(q, entry) == COMPRESSED) {
+		compressed_extent(q, entry, &at, &len);
+		return check_entry(q, entry) == 0 &&
+		       count_range(counts, n, q->cluster_bits, at & ~511ULL, len + (at & 511));
+	}
+	at = entry & OFFSET_MASK;
+	return !at ||
+	       (aligned(q, at) && count_range(counts, n, q->cluster_bits, at, q->cluster_size));
+}
+
+/* Counts every reference the header, L1 and L2 tables make (spec: "Host cluster management"). */
+static bool count_references(struct qcow2 *q, uint16_t *counts, uint64_t n)
+{
+	unsigned int bits = q->cluster_bits;
+	uint64_t *l2 = g_malloc(q->cluster_size);
+	bool ok = count_range(counts, n, bits, 0, q->cluster_size) &&
+	          (!q->l1_size || count_range(counts, n, bits, q->l1_offset, q->l1_size * 8));
+
+	for (uint64_t i = 0; ok && i < q->l1_size; i++) {
+		uint64_t off = q->l1[i] & OFFSET_MASK;
+		if (!off)
+			continue;
+		ok = aligned(q, off) && count_range(counts, n, bits, off, q->cluster_size) &&
+		     block_full_io(q->fd, l2, q->cluster_size, off, false) == 0;
+		for (uint64_t j = 0; ok && j < q->l2_entries; j++)
+			ok = count_entry(q, counts, n, be64toh(l2[j]));
+	}
+	g_free(l2);
+	return ok;
+}
+
+/* Refcount blocks, then the table, at the end of the file: counts for them included. */
+static int write_refcounts(struct qcow2 *q, uint16_t **counts, uint64_t n)
+{
+	uint64_t per_block = 1ULL << q->refblock_bits, per_table = q->cluster_size / 8;
+	uint64_t blocks = 0, tables = 0, total = n;
+
+	for (;;) {
+		uint64_t b = (total + per_block - 1) / per_block,
+		         t = (b + per_table - 1) / per_table;
+		if (b == blocks && t == tables)
+			break;
+		blocks = b, tables = t, total = n + b + t;
+	}
+	if (tables * q->cluster_size > MAX_REFTABLE_BYTES)
+		return -EFBIG;
+	*counts = g_renew(uint16_t, *counts, total);
+	for (uint64_t c = n; c < total; c++)
+		(*counts)[c] = 1;
+	uint64_t at = q->file_end, table_at = at + blocks * q->cluster_size;
+	uint8_t *block = g_malloc(q->cluster_size);
+	uint64_t *table = g_new0(uint64_t, tables * per_table);
+	int e = 0;
+	for (uint64_t b = 0; b < blocks && e == 0; b++) {
+		memset(block, 0, q->cluster_size);
+		for (uint64_t c = b * per_block; c < MIN(total, (b + 1) * per_block) && e == 0;
+		     c++) {
+			if ((*counts)[c] > refcount_max(q))
+				e = -EOVERFLOW;
+			refcount_put(block, c - b * per_block, q->refcount_order, (*counts)[c]);
+		}
+		table[b] = htobe64(at + b * q->cluster_size);
+		if (e == 0)
+			e = block_full_io(q->fd, block, q->cluster_size, at + b * q->cluster_size,
+			                  true);
+	}
+	if (e == 0)
+		e = block_full_io(q->fd, table, tables * q->cluster_size, table_at, true);
+	g_free(block);
+	for (uint64_t i = 0; i < tables * per_table; i++)
+		table[i] = be64toh(table[i]);
+	g_free(q->reftable);
+	q->reftable = table;
+	q->reftable_entries = tables * per_table;
+	q->reftable_offset = table_at;
+	q->file_end = at + (blocks + tables) * q->cluster_size;
+	return e;
+}
+
+/* The new table takes over, then the dirty bit goes: a crash before that rebuilds again. */
+static int switch_refcounts(struct qcow2 *q, uint64_t incompatible)
+{
+	int e;
+
+	if ((e = sync_file(q)) < 0 || (e = write_reftable_pointer(q)) < 0 ||
+	    (e = sync_file(q)) < 0 || (e = pwrite_be64(q, 72, incompatible & ~INCOMPAT_DIRTY)) < 0)
+		return e;
+	return sync_file(q);
+}
+
+/*
+ * A dirty image (lazy refcounts, spec: "incompatible features" bit 0) may
+ * have refcounts that lie: before writing, count what the tables use and
+ * write all the refcounts anew.
+ */
+static bool rebuild_refcounts(struct qcow2 *q, const struct header *h, const char *path,
+                              GError **err)
+{
+	uint64_t n = q->file_end >> q->cluster_bits;
+	int e = -EFBIG;
+
+	if (q->b.read_only || !(h->incompatible & INCOMPAT_DIRTY))
+		return true;
+	if (n <= MAX_REBUILD_CLUSTERS) {
+		uint16_t *counts = g_new0(uint16_t, n);
+		e = count_references(q, counts, n) ? write_refcounts(q, &counts, n) : -EIO;
+		if (e == 0)
+			e = switch_refcounts(q, h->incompatible);
+		g_free(counts);
+	}
+	if (e == 0)
+		return true;
+	return husk_fail(err, HUSK_EXIT_USAGE,
+	                 "%s: the image is dirty and its refcounts cannot be rebuilt (%s); "
+	                 "repair it with qemu-img check -r all, or attach it read-only",
+	                 path, g_strerror(-e));
+}
+
 static bool open_image(struct qcow2 *q, const char *path, struct block_chain *chain, GError **err)
 {
 	uint8_t head[V3_HEADER_LENGTH] = {0};
@@ -1145,7 +1282,7 @@ static bool open_image(struct qcow2 *q, const char *path, struct block_chain *ch
 	          open_backing(q, first, &h, path, chain, err) &&
 	          load_table(q, &q->l1, q->l1_size, q->l1_offset, path, err) &&
 	          load_table(q, &q->reftable, q->reftable_entries, q->reftable_offset, path, err) &&
-	          clear_autoclear(q, &h, path, err);
+	          rebuild_refcounts(q, &h, path, err) && clear_autoclear(q, &h, path, err);
 	g_free(first);
 	if (!ok && err && !*err)
 		husk_fail(err, HUSK_EXIT_USAGE, "%s: cannot read the qcow2 header", path);

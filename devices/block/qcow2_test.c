@@ -56,9 +56,13 @@ static int sh(struct dir *d, const char *fmt, ...)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* On tmpfs where there is one: the tests fdatasync a lot, and a disk makes that slow. */
 static void dir_setup(struct dir *d, gconstpointer data)
 {
-	d->path = g_dir_make_tmp("husk-qcow2-XXXXXX", NULL);
+	if (g_file_test("/dev/shm", G_FILE_TEST_IS_DIR))
+		d->path = g_mkdtemp(g_strdup("/dev/shm/husk-qcow2-XXXXXX"));
+	else
+		d->path = g_dir_make_tmp("husk-qcow2-XXXXXX", NULL);
 	g_assert_nonnull(d->path);
 }
 
@@ -387,6 +391,69 @@ static void test_write_compressed_and_backed(struct dir *d, gconstpointer data)
 	g_free(disk);
 }
 
+#define THREADS 8
+
+struct worker {
+	struct mirror *m;
+	unsigned int id;
+};
+
+/* Ops on the clusters this worker owns (every THREADS-th), beside the others' at once. */
+static gpointer worker_run(gpointer data)
+{
+	struct worker *w = data;
+	struct mirror *m = w->m;
+	GRand *r = g_rand_new_with_seed(500 + w->id);
+	uint64_t clusters = m->size / m->cluster;
+	uint8_t *buf = g_malloc(m->cluster);
+
+	for (int i = 0; i < 400; i++) {
+		uint64_t c = (uint64_t)g_rand_int_range(r, 0, (gint32)(clusters / THREADS));
+		uint64_t base = (c * THREADS + w->id) * m->cluster;
+		uint64_t at = (uint64_t)g_rand_int_range(r, 0, (gint32)m->cluster);
+		uint64_t len = (uint64_t)g_rand_int_range(r, 1, (gint32)(m->cluster - at + 1));
+		int op = g_rand_int_range(r, 0, 8);
+		if (op < 4) {
+			mirror_write(m, r, base + at, len);
+		} else if (op == 4) {
+			g_assert_cmpint(m->b->ops->write_zeroes(m->b, base + at, len, true), ==, 0);
+			memset(m->ref + base + at, 0, len);
+		} else if (op == 5) {
+			g_assert_cmpint(m->b->ops->discard(m->b, base, m->cluster), ==, 0);
+			memset(m->ref + base, 0, m->cluster);
+		} else if (op == 6) {
+			g_assert_cmpint(block_pread(m->b, buf, len, base + at), ==, 0);
+			g_assert_true(memcmp(buf, m->ref + base + at, len) == 0);
+		} else {
+			g_assert_cmpint(m->b->ops->flush(m->b), ==, 0);
+		}
+	}
+	g_free(buf);
+	g_rand_free(r);
+	return NULL;
+}
+
+/* Requests from a pool of threads at once, as virtio-blk sends them. */
+static void test_write_threads(struct dir *d, gconstpointer data)
+{
+	if (!need_qemu_img())
+		return;
+	struct mirror m;
+	struct worker w[THREADS];
+	GThread *t[THREADS];
+
+	g_assert_cmpint(sh(d, "qemu-img create -q -f qcow2 -o cluster_size=4096 w.qcow2 4M"), ==,
+	                0);
+	mirror_open(d, &m, "w.qcow2", 4096, true);
+	for (unsigned int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){&m, i};
+		t[i] = g_thread_new("worker", worker_run, &w[i]);
+	}
+	for (unsigned int i = 0; i < THREADS; i++)
+		g_thread_join(t[i]);
+	mirror_close(d, &m, "w.qcow2");
+}
+
 /* Enough writes that the refcount table must grow (4 KiB clusters, 1-bit refcounts). */
 static void test_write_grows_reftable(struct dir *d, gconstpointer data)
 {
@@ -403,6 +470,48 @@ static void test_write_grows_reftable(struct dir *d, gconstpointer data)
 		mirror_write(&m, r, off, 512);
 	g_rand_free(r);
 	mirror_close(d, &m, "w.qcow2");
+}
+
+static uint64_t get_be64(struct dir *d, const char *name, uint64_t off)
+{
+	char *path = at(d, name);
+	int fd = open(path, O_RDONLY);
+	uint8_t b[8];
+	uint64_t v = 0;
+
+	g_assert_cmpint(pread(fd, b, 8, (off_t)off), ==, 8);
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	close(fd);
+	g_free(path);
+	return v;
+}
+
+static void put_be(struct dir *d, const char *name, uint64_t off, uint64_t v, int bytes);
+
+/* A dirty image whose refcounts lie (its first refcount block zeroed) is rebuilt, then written. */
+static void test_write_dirty_rebuilt(struct dir *d, gconstpointer data)
+{
+	if (!need_qemu_img())
+		return;
+	uint8_t *disk = random_disk(2 * MIB, 10);
+	struct mirror m;
+
+	write_file(d, "src.raw", disk, 2 * MIB);
+	g_assert_cmpint(sh(d, "qemu-img convert -c -O qcow2 -o cluster_size=4096,lazy_refcounts=on "
+	                      "src.raw w.qcow2 && qemu-io -f qcow2 -c 'write -P 4 100k 200k' "
+	                      "-c 'write -z 1M 64k' w.qcow2"),
+	                ==, 0);
+	uint64_t refblock = get_be64(d, "w.qcow2", get_be64(d, "w.qcow2", 48));
+	for (uint64_t off = 0; off < 4096; off += 8)
+		put_be(d, "w.qcow2", refblock + off, 0, 8);
+	put_be(d, "w.qcow2", 72, 1, 8); /* dirty */
+	g_assert_cmpint(sh(d, "qemu-img check -q w.qcow2"), !=, 0);
+	mirror_open(d, &m, "w.qcow2", 4096, true);
+	random_ops(&m, 400, 200);
+	mirror_close(d, &m, "w.qcow2");
+	g_assert_cmpuint(get_be64(d, "w.qcow2", 72) & 1, ==, 0);
+	g_free(disk);
 }
 
 /* ---- refusals --------------------------------------------------------------------- */
@@ -447,7 +556,7 @@ static void test_refusals(struct dir *d, gconstpointer data)
 		return;
 	g_assert_cmpint(sh(d, "qemu-img create -q -f qcow2 a.qcow2 1M && cp a.qcow2 keep.qcow2"),
 	                ==, 0);
-	put_be(d, "a.qcow2", 72, 1, 8); /* dirty */
+	put_be(d, "a.qcow2", 72, 2, 8); /* corrupt */
 	assert_refused(d, "a.qcow2", false, "qemu-img check -r all");
 	assert_opens(d, "a.qcow2", true);
 	put_be(d, "a.qcow2", 72, 1ULL << 20, 8);
@@ -530,6 +639,9 @@ static const uint64_t boundary[] = {0,          1,          511,        512,
 static void mutate(GRand *r, uint8_t *img, size_t len, const uint64_t *hot, int nhot)
 {
 	int changes = g_rand_int_range(r, 1, 6);
+
+	if (g_rand_int_range(r, 0, 4) == 0)
+		img[79] |= 1; /* dirty: the refcounts are rebuilt from the tables it lies in */
 
 	for (int i = 0; i < changes; i++) {
 		size_t off;
@@ -779,6 +891,8 @@ int main(int argc, char **argv)
 	ADD("write/v2", test_write_v2);
 	ADD("write/compressed-and-backed", test_write_compressed_and_backed);
 	ADD("write/grows-refcount-table", test_write_grows_reftable);
+	ADD("write/threads", test_write_threads);
+	ADD("write/dirty-image-rebuilt", test_write_dirty_rebuilt);
 	ADD("refuse/features", test_refusals);
 	ADD("refuse/backing", test_backing_refusals);
 	ADD("hostile-images", test_hostile_images);

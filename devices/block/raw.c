@@ -36,27 +36,11 @@ static int bounce_io(int fd, uint8_t *buf, size_t len, uint64_t off, bool is_wri
 
 static int direct_io(int fd, uint8_t *buf, size_t len, uint64_t off, bool is_write)
 {
-	while (len) {
-		ssize_t n =
-		    is_write ? pwrite(fd, buf, len, (off_t)off) : pread(fd, buf, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EINVAL &&
-		    ((uintptr_t)buf % DIRECT_ALIGN || len % DIRECT_ALIGN))
-			return bounce_io(fd, buf, len, off, is_write);
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
-			if (is_write)
-				return -EIO;
-			memset(buf, 0, len); /* past the end of a shorter file: zeros */
-			return 0;
-		}
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	int e = block_full_io(fd, buf, len, off, is_write);
+
+	if (e == -EINVAL && ((uintptr_t)buf % DIRECT_ALIGN || len % DIRECT_ALIGN))
+		return bounce_io(fd, buf, len, off, is_write);
+	return e;
 }
 
 static int bounce_io(int fd, uint8_t *buf, size_t len, uint64_t off, bool is_write)

@@ -37,8 +37,12 @@ static int husk_image(const char *args)
 	char **argv;
 	g_assert_true(g_shell_parse_argv(args, NULL, &argv, NULL));
 	char *cwd = g_get_current_dir();
+	/* Option parsing takes what it reads out of the array it is given: give it a copy. */
+	char **copy = g_new(char *, g_strv_length(argv) + 1);
+	memcpy(copy, argv, (g_strv_length(argv) + 1) * sizeof(char *));
 	g_assert_cmpint(g_chdir(dir), ==, 0);
-	int status = husk_image_main((int)g_strv_length(argv), argv);
+	int status = husk_image_main((int)g_strv_length(argv), copy);
+	g_free(copy);
 	g_assert_cmpint(g_chdir(cwd), ==, 0);
 	g_free(cwd);
 	g_strfreev(argv);
