@@ -196,13 +196,18 @@ bool block_create(const char *path, const char *format, uint64_t size, const cha
 		                 path, format);
 	if (backing && !size && !backing_size(path, backing, backing_format, &size, err))
 		return false;
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Emptied only once locked: a running VM's image is left alone. */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return husk_fail(err, HUSK_EXIT_USAGE, "%s: %s", path, g_strerror(errno));
 	if (!lock_image(fd, false)) {
 		close(fd);
 		return husk_fail(err, HUSK_EXIT_USAGE, "%s: in use by another process (locked)",
 		                 path);
+	}
+	if (ftruncate(fd, 0) < 0) {
+		close(fd);
+		return husk_fail(err, HUSK_EXIT_USAGE, "%s: %s", path, g_strerror(errno));
 	}
 	bool ok = fmt->create(fd, path, size, backing, backing_format, err);
 	if (ok && fsync(fd) < 0)

@@ -1054,10 +1054,12 @@ static bool open_backing(struct qcow2 *q, const uint8_t *first, const struct hea
 	char *full = g_path_is_absolute(q->backing_name)
 	                 ? g_strdup(q->backing_name)
 	                 : g_build_filename(dir, q->backing_name, NULL);
+	/* The image the user named, then the file that failed (which names itself). */
+	bool top = chain->depth == 1;
 	q->backing = block_open_backing(full, q->backing_format, chain, err);
 	g_free(dir);
 	g_free(full);
-	if (!q->backing)
+	if (!q->backing && top)
 		g_prefix_error(err, "%s: backing file: ", path);
 	return q->backing != NULL;
 }

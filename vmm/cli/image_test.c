@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "devices/block/block.h"
 #include "vmm/cli/image.h"
 
 static char *dir;
@@ -65,6 +66,16 @@ static void test_create(void)
 	                   "base.raw && qemu-img info top.qcow2 | grep -q 'backing file format: "
 	                   "raw'"),
 	                ==, 0);
+	/* An image in use is neither emptied nor replaced. */
+	char *top = g_build_filename(dir, "top.qcow2", NULL);
+	struct block_open_options o = {.format = "qcow2"};
+	struct block_backend *b = block_open(top, &o, NULL);
+	g_assert_nonnull(b);
+	g_assert_cmpint(husk_image("image create --size 1M top.qcow2"), ==, 2);
+	g_assert_cmpint(block_pread(b, (uint8_t[512]){0}, 512, 1 << 20), ==, 0);
+	block_close(b);
+	g_assert_cmpint(sh("qemu-img compare -q top.qcow2 base.raw"), ==, 0);
+	g_free(top);
 	g_assert_cmpint(husk_image("image create big.qcow2"), ==, 2);
 	g_assert_cmpint(husk_image("image create --size lots x.qcow2"), ==, 2);
 	g_assert_cmpint(husk_image("image make x.qcow2"), ==, 2);
