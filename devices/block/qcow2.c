@@ -746,19 +746,26 @@ static bool emptied_entry(const struct qcow2 *q, bool must_read_zero, uint64_t *
 	return q->version >= 3;
 }
 
-static int empty_cluster(struct qcow2 *q, uint64_t cluster, bool must_read_zero)
+/* Zeros written as data, where no entry can say "zeros". */
+static int write_zeros(struct qcow2 *q, uint64_t off, uint64_t len)
 {
 	static const uint8_t zeros[4096];
+	int e = 0;
+
+	for (uint64_t k = 0; k < len && e == 0; k += sizeof(zeros))
+		e = qcow2_write(&q->b, zeros, (size_t)MIN(sizeof(zeros), len - k), off + k);
+	return e;
+}
+
+static int empty_cluster(struct qcow2 *q, uint64_t cluster, bool must_read_zero)
+{
 	uint64_t entry, old;
 	int e;
 
-	if (!emptied_entry(q, must_read_zero, &entry)) {
-		for (uint64_t at = 0; at < q->cluster_size; at += sizeof(zeros))
-			if ((e = qcow2_write(&q->b, zeros, MIN(sizeof(zeros), q->cluster_size - at),
-			                     (cluster << q->cluster_bits) + at)) < 0)
-				return e;
-		return 0;
-	}
+	uint64_t start = cluster << q->cluster_bits;
+
+	if (!emptied_entry(q, must_read_zero, &entry))
+		return write_zeros(q, start, MIN(q->cluster_size, q->b.size - start));
 	g_mutex_lock(&q->lock);
 	e = entry_get(q, cluster, &old);
 	if (e == 0 && old != entry) {
@@ -773,19 +780,15 @@ static int empty_cluster(struct qcow2 *q, uint64_t cluster, bool must_read_zero)
 /* Whole clusters lose their data; the partial ones at the ends get zeros or nothing. */
 static int empty_range(struct qcow2 *q, uint64_t off, uint64_t len, bool must_read_zero)
 {
-	static const uint8_t zeros[4096];
-
 	while (len) {
 		uint64_t at = off & (q->cluster_size - 1);
 		uint64_t n = MIN(len, q->cluster_size - at);
-		int e = 0;
 		bool last_partial = off + n == q->b.size && at == 0;
+		int e = 0;
 		if (n == q->cluster_size || last_partial)
 			e = empty_cluster(q, off >> q->cluster_bits, must_read_zero);
 		else if (must_read_zero)
-			for (uint64_t k = 0; k < n && e == 0; k += sizeof(zeros))
-				e = qcow2_write(&q->b, zeros, (size_t)MIN(sizeof(zeros), n - k),
-				                off + k);
+			e = write_zeros(q, off, n);
 		if (e < 0)
 			return e;
 		off += n, len -= n;
@@ -1102,7 +1105,8 @@ static bool setup(struct qcow2 *q, const struct header *h, uint64_t file_size)
 static bool compression_ok(struct qcow2 *q, const uint8_t *first, const struct header *h,
                            const char *path, GError **err)
 {
-	q->compression = h->version >= 3 && h->length > V3_HEADER_LENGTH ? first[104] : 0;
+	q->compression =
+	    h->version >= 3 && h->length > V3_HEADER_LENGTH ? first[104] : COMPRESSION_ZLIB;
 	if (q->compression > COMPRESSION_ZSTD)
 		return husk_fail(err, HUSK_EXIT_USAGE, "%s: unknown qcow2 compression type %u",
 		                 path, q->compression);
