@@ -217,6 +217,21 @@ static void test_backing_chain(struct dir *d, gconstpointer data)
 	g_free(disk);
 }
 
+static uint64_t get_be64(struct dir *d, const char *name, uint64_t off)
+{
+	char *path = at(d, name);
+	int fd = open(path, O_RDONLY);
+	uint8_t b[8];
+	uint64_t v = 0;
+
+	g_assert_cmpint(pread(fd, b, 8, (off_t)off), ==, 8);
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	close(fd);
+	g_free(path);
+	return v;
+}
+
 /* ---- husk writes, qemu-img checks ------------------------------------------------ */
 
 struct mirror {
@@ -454,7 +469,7 @@ static void test_write_threads(struct dir *d, gconstpointer data)
 	mirror_close(d, &m, "w.qcow2");
 }
 
-/* Enough writes that the refcount table must grow (4 KiB clusters, 1-bit refcounts). */
+/* Enough writes that the refcount table must grow (512 B clusters, 64-bit refcounts). */
 static void test_write_grows_reftable(struct dir *d, gconstpointer data)
 {
 	if (!need_qemu_img())
@@ -464,27 +479,16 @@ static void test_write_grows_reftable(struct dir *d, gconstpointer data)
 	g_assert_cmpint(sh(d, "qemu-img create -q -f qcow2 -o cluster_size=512,refcount_bits=64 "
 	                      "w.qcow2 64M"),
 	                ==, 0);
+	uint64_t before = get_be64(d, "w.qcow2", 48);
 	mirror_open(d, &m, "w.qcow2", 512, true);
 	GRand *r = g_rand_new_with_seed(9);
-	for (uint64_t off = 0; off < 8 * MIB; off += 512 * 37)
+	for (uint64_t off = 0; off < 6 * MIB; off += 65536)
+		mirror_write(&m, r, off, 65536);
+	for (uint64_t off = 8 * MIB; off < 64 * MIB; off += 512 * 37)
 		mirror_write(&m, r, off, 512);
 	g_rand_free(r);
 	mirror_close(d, &m, "w.qcow2");
-}
-
-static uint64_t get_be64(struct dir *d, const char *name, uint64_t off)
-{
-	char *path = at(d, name);
-	int fd = open(path, O_RDONLY);
-	uint8_t b[8];
-	uint64_t v = 0;
-
-	g_assert_cmpint(pread(fd, b, 8, (off_t)off), ==, 8);
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | b[i];
-	close(fd);
-	g_free(path);
-	return v;
+	g_assert_cmpuint(get_be64(d, "w.qcow2", 48), !=, before);
 }
 
 static void put_be(struct dir *d, const char *name, uint64_t off, uint64_t v, int bytes);
@@ -842,8 +846,8 @@ static void test_crash_consistency(struct dir *d, gconstpointer data)
 	GRand *r = g_rand_new_with_seed(42);
 	uint64_t held[CRASH_BLOCKS] = {0};
 
-	g_assert_cmpint(sh(d, "qemu-img create -q -f qcow2 -o cluster_size=4096 crash.qcow2 2M"),
-	                ==, 0);
+	g_assert_cmpint(sh(d, "qemu-img create -q -f qcow2 -o %s crash.qcow2 2M", (char *)data), ==,
+	                0);
 	for (int run = 0; run < CRASH_RUNS; run++) {
 		int fds[2];
 		g_assert_cmpint(pipe(fds), ==, 0);
@@ -877,6 +881,8 @@ static void test_crash_consistency(struct dir *d, gconstpointer data)
 }
 
 #define ADD(name, fn) g_test_add("/qcow2/" name, struct dir, NULL, dir_setup, fn, dir_teardown)
+#define ADD_WITH(name, arg, fn)                                                                    \
+	g_test_add("/qcow2/" name, struct dir, arg, dir_setup, fn, dir_teardown)
 
 int main(int argc, char **argv)
 {
@@ -896,6 +902,9 @@ int main(int argc, char **argv)
 	ADD("refuse/features", test_refusals);
 	ADD("refuse/backing", test_backing_refusals);
 	ADD("hostile-images", test_hostile_images);
-	ADD("crash-consistency", test_crash_consistency);
+	ADD_WITH("crash-consistency", "cluster_size=4096", test_crash_consistency);
+	/* Tiny refcount blocks and table: the crashes land in refcount table growth too. */
+	ADD_WITH("crash-consistency-growing-refcounts", "cluster_size=512,refcount_bits=64",
+	         test_crash_consistency);
 	return g_test_run();
 }
