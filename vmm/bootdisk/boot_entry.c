@@ -489,42 +489,61 @@ bool grub_cfg_default_entry(const char *text, size_t len, const char *grubenv,
 	return true;
 }
 
-/* BLS: "key value" lines; options may repeat, and so may initrd. */
-bool bls_entry_parse(const char *text, size_t len, struct boot_entry *out, char **version)
+/*
+ * BLS options: a word naming a grubenv variable is its value there (Fedora
+ * 30 to 32 kept the kernel's arguments in $kernelopts); other variables go.
+ */
+static char *bls_options(const char *options, const char *grubenv)
+{
+	g_auto(GStrv) words = g_strsplit_set(options, " \t", -1);
+	GString *s = g_string_new(NULL);
+
+	for (char **w = words; *w; w++) {
+		g_autofree char *name = variable_name(*w);
+		g_autofree char *value = name ? grubenv_value(grubenv, name) : NULL;
+		const char *word = name ? value : *w;
+
+		if (word && *word && !strchr(word, '$'))
+			g_string_append_printf(s, "%s%s", s->len ? " " : "", word);
+	}
+	return g_string_free(s, FALSE);
+}
+
+/* One "key value" line; options may repeat, and so may initrd. */
+static void bls_line(char *line, struct boot_entry *out, char **version, GString *options)
+{
+	size_t key_len = strcspn(line, " \t");
+
+	if (line[0] == '#' || line[key_len] == '\0')
+		return;
+	line[key_len] = '\0';
+	char *value = g_strstrip(line + key_len + 1);
+
+	if (!strcmp(line, "title") && !out->title)
+		out->title = g_strdup(value);
+	else if (!strcmp(line, "version") && !*version)
+		*version = g_strdup(value);
+	else if (!strcmp(line, "linux") && !out->kernel)
+		out->kernel = g_strdup(value);
+	else if (!strcmp(line, "initrd"))
+		g_ptr_array_add(out->initrds, g_strdup(value));
+	else if (!strcmp(line, "options"))
+		g_string_append_printf(options, "%s%s", options->len ? " " : "", value);
+}
+
+bool bls_entry_parse(const char *text, size_t len, const char *grubenv, struct boot_entry *out,
+                     char **version)
 {
 	g_autofree char *copy = g_strndup(text, len);
 	g_auto(GStrv) lines = g_strsplit(copy, "\n", -1);
-	GString *options = g_string_new(NULL);
+	g_autoptr(GString) options = g_string_new(NULL);
 
 	memset(out, 0, sizeof(*out));
 	*version = NULL;
 	out->initrds = g_ptr_array_new_with_free_func(g_free);
-	for (char **l = lines; *l; l++) {
-		char *line = g_strstrip(*l);
-		size_t key_len = strcspn(line, " \t");
-
-		if (line[0] == '#' || line[key_len] == '\0')
-			continue;
-		line[key_len] = '\0';
-		char *value = g_strstrip(line + key_len + 1);
-		if (!strcmp(line, "title") && !out->title)
-			out->title = g_strdup(value);
-		else if (!strcmp(line, "version") && !*version)
-			*version = g_strdup(value);
-		else if (!strcmp(line, "linux") && !out->kernel)
-			out->kernel = g_strdup(value);
-		else if (!strcmp(line, "initrd"))
-			g_ptr_array_add(out->initrds, g_strdup(value));
-		else if (!strcmp(line, "options"))
-			g_string_append_printf(options, "%s%s", options->len ? " " : "", value);
-	}
-	g_auto(GStrv) words = g_strsplit_set(options->str, " \t", -1);
-
-	g_string_truncate(options, 0);
-	for (char **w = words; *w; w++)
-		if (**w && !strchr(*w, '$')) /* Fedora's old $kernelopts */
-			g_string_append_printf(options, "%s%s", options->len ? " " : "", *w);
-	out->options = g_string_free(options, FALSE);
+	for (char **l = lines; *l; l++)
+		bls_line(g_strstrip(*l), out, version, options);
+	out->options = bls_options(options->str, grubenv);
 	if (!out->kernel) {
 		boot_entry_clear(out);
 		g_clear_pointer(version, g_free);

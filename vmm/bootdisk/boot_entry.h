@@ -32,7 +32,11 @@ void boot_entry_clear(struct boot_entry *e);
 bool grub_cfg_default_entry(const char *text, size_t len, const char *grubenv,
                             struct boot_entry *out, GError **err);
 
-/* One BLS entry file; false when it names no kernel. *version may be NULL on return. */
-bool bls_entry_parse(const char *text, size_t len, struct boot_entry *out, char **version);
+/*
+ * One BLS entry file; false when it names no kernel. *version may be NULL on
+ * return. 'grubenv' (may be NULL) gives variables in options their values.
+ */
+bool bls_entry_parse(const char *text, size_t len, const char *grubenv, struct boot_entry *out,
+                     char **version);
 
 #endif

@@ -159,19 +159,20 @@ static void test_bls(void)
 	                           "version 6.11.4-301.fc41.x86_64\n"
 	                           "linux /vmlinuz-6.11.4-301.fc41.x86_64\n"
 	                           "initrd /initramfs-6.11.4-301.fc41.x86_64.img\n"
-	                           "options root=UUID=1234 ro\noptions rhgb quiet $tuned_params\n"
+	                           "options $kernelopts\noptions rhgb quiet $tuned_params\n"
 	                           "grub_users $grub_users\ngrub_class fedora\n";
 	struct boot_entry e;
 	char *version;
 
-	g_assert_true(bls_entry_parse(conf, strlen(conf), &e, &version));
+	g_assert_true(
+	    bls_entry_parse(conf, strlen(conf), "kernelopts=root=UUID=1234 ro\n", &e, &version));
 	g_assert_cmpstr(version, ==, "6.11.4-301.fc41.x86_64");
 	g_assert_cmpstr(e.kernel, ==, "/vmlinuz-6.11.4-301.fc41.x86_64");
 	g_assert_cmpstr(e.options, ==, "root=UUID=1234 ro rhgb quiet");
 	g_assert_cmpstr(e.initrds->pdata[0], ==, "/initramfs-6.11.4-301.fc41.x86_64.img");
 	boot_entry_clear(&e);
 	g_free(version);
-	g_assert_false(bls_entry_parse("title x\n", 8, &e, &version));
+	g_assert_false(bls_entry_parse("title x\n", 8, NULL, &e, &version));
 	g_assert_null(version);
 }
 

@@ -484,12 +484,17 @@ static void test_bls(void)
 	add_partition(&b, ESP, 2, NULL);
 	g_autofree char *boot = build_tree(&b);
 
+	/* As Fedora's: a grub.cfg of no entries but blscfg, the arguments in grubenv. */
+	write_text(boot, "grub2/grub.cfg",
+	           "set default=\"${saved_entry}\"\ninsmod blscfg\nblscfg\n");
+	write_text(boot, "grub2/grubenv",
+	           "# GRUB Environment Block\nkernelopts=root=UUID=" OTHER_UUID " ro rhgb\n");
 	for (int v = 9; v <= 11; v++) {
 		g_autofree char *conf = g_strdup_printf("loader/entries/abc-6.%d.0-1.fc41.conf", v);
 		g_autofree char *text = g_strdup_printf(
 		    "title Fedora Linux 6.%d\nversion 6.%d.0-1.fc41\nlinux /vmlinuz-6.%d.0-1.fc41\n"
-		    "initrd /initramfs-6.%d.0-1.fc41.img\noptions root=UUID=%s ro rhgb\n",
-		    v, v, v, v, OTHER_UUID);
+		    "initrd /initramfs-6.%d.0-1.fc41.img\noptions $kernelopts\n",
+		    v, v, v, v);
 		g_autofree char *kernel = g_strdup_printf("vmlinuz-6.%d.0-1.fc41", v);
 		g_autofree char *initrd = g_strdup_printf("initramfs-6.%d.0-1.fc41.img", v);
 
@@ -506,7 +511,9 @@ static void test_bls(void)
 	g_assert_cmpstr(kernel_name(&c), ==, "vmlinuz-6.11.0-1.fc41");
 	g_assert_cmpstr(initrd_text(&c), ==, "initramfs-6.11.0-1.fc41.img");
 	g_assert_cmpstr(c.cmdline, ==, "root=UUID=" OTHER_UUID " ro rhgb console=ttyS0");
-	g_assert_nonnull(strstr(c.description, "from partition 2 (ext4), BLS entry"));
+	g_assert_cmpstr(c.description, ==,
+	                "vmlinuz-6.11.0-1.fc41 from partition 2 (ext4), BLS entry "
+	                "/loader/entries/abc-6.11.0-1.fc41.conf");
 	release(&img, &c);
 }
 

@@ -17,6 +17,9 @@
 /* Filesystems opened at most: a disk with more is not a cloud image. */
 #define FS_MAX 16
 
+/* grubenv is one 1 KiB block; more is not GRUB's. */
+#define GRUBENV_MAX (64 * 1024)
+
 struct found_fs {
 	const struct partition *part;
 	struct ext_fs *fs;
@@ -172,22 +175,33 @@ static bool choose_entry(struct search *s, struct found_fs *near, const char *so
 	return true;
 }
 
+/* GRUB's environment block (saved_entry, kernelopts) beside its grub.cfg in 'dir'. */
+static char *grubenv_in(struct ext_fs *fs, const char *dir)
+{
+	g_autofree char *path = g_strconcat(dir, "/grubenv", NULL);
+	size_t len;
+
+	return ext_read_text(fs, path, GRUBENV_MAX, &len);
+}
+
 static bool try_grub(struct search *s, struct found_fs *f, struct choice *c, GString *notes)
 {
 	for (size_t i = 0; i < G_N_ELEMENTS(grub_dirs); i++) {
 		g_autofree char *cfg_path = g_strconcat(grub_dirs[i], "/grub.cfg", NULL);
-		g_autofree char *env_path = g_strconcat(grub_dirs[i], "/grubenv", NULL);
-		size_t len, env_len;
+		size_t len;
 		g_autofree char *cfg = ext_read_text(f->fs, cfg_path, BOOT_CONFIG_MAX, &len);
-		g_autofree char *env = ext_read_text(f->fs, env_path, 64 * 1024, &env_len);
 		g_autoptr(GError) err = NULL;
 		struct boot_entry e;
 
 		if (!cfg)
 			continue;
+		g_autofree char *env = grubenv_in(f->fs, grub_dirs[i]);
+
 		if (!grub_cfg_default_entry(cfg, len, env, &e, &err)) {
-			g_string_append_printf(notes, "%s%s: %s", notes->len ? "; " : "", cfg_path,
-			                       err->message);
+			/* Fedora's has no entries: its blscfg reads the BLS ones, tried next. */
+			if (!strstr(cfg, "blscfg"))
+				g_string_append_printf(notes, "%s%s: %s", notes->len ? "; " : "",
+				                       cfg_path, err->message);
 			return false;
 		}
 		bool ok = choose_entry(s, f, "grub.cfg entry", &e, c, notes);
@@ -224,10 +238,21 @@ static int bls_newest_first(const void *a, const void *b)
 	return by_version ? by_version : strverscmp(y->file, x->file);
 }
 
+/* The first grubenv beside a grub.cfg, for the variables in BLS options. */
+static char *any_grubenv(struct ext_fs *fs)
+{
+	char *env = NULL;
+
+	for (size_t i = 0; !env && i < G_N_ELEMENTS(grub_dirs); i++)
+		env = grubenv_in(fs, grub_dirs[i]);
+	return env;
+}
+
 static GPtrArray *bls_entries(struct ext_fs *fs, const char *dir)
 {
 	GPtrArray *found = g_ptr_array_new_with_free_func(bls_candidate_free);
 	g_autoptr(GPtrArray) names = ext_list(fs, dir, "");
+	g_autofree char *env = names->len ? any_grubenv(fs) : NULL;
 
 	for (unsigned i = 0; i < names->len; i++) {
 		const char *name = names->pdata[i];
@@ -242,7 +267,7 @@ static GPtrArray *bls_entries(struct ext_fs *fs, const char *dir)
 		if (!text)
 			continue;
 		b = g_new0(struct bls_candidate, 1);
-		if (!bls_entry_parse(text, len, &b->entry, &b->version)) {
+		if (!bls_entry_parse(text, len, env, &b->entry, &b->version)) {
 			g_free(b);
 			continue;
 		}
