@@ -9,8 +9,8 @@
  * locking. Operations return 0 or a negative errno; offsets and lengths
  * are bytes, checked by the caller to lie inside the virtual size.
  *
- * A new format is one file here: a struct block_format, and one line in
- * the table in block.c.
+ * A new format is one file here exporting a struct block_format, named in
+ * the table in block.c (and its extern below, and devices/meson.build).
  */
 #ifndef HUSK_BLOCK_H
 #define HUSK_BLOCK_H

@@ -104,6 +104,14 @@ static void write_file(struct dir *d, const char *name, const void *p, size_t le
 	g_free(path);
 }
 
+/* A file of random_disk()'s bytes. */
+static void random_file(struct dir *d, const char *name, size_t size, uint32_t seed)
+{
+	uint8_t *disk = random_disk(size, seed);
+	write_file(d, name, disk, size);
+	g_free(disk);
+}
+
 static struct block_backend *open_image(struct dir *d, const char *name, const char *format,
                                         bool read_only, GError **err)
 {
@@ -147,8 +155,7 @@ static void test_cluster_sizes(struct dir *d, gconstpointer data)
 {
 	if (!need_qemu_img())
 		return;
-	uint8_t *disk = random_disk(3 * MIB + 1536, 1);
-	write_file(d, "src.raw", disk, 3 * MIB + 1536);
+	random_file(d, "src.raw", 3 * MIB + 1536, 1);
 	for (unsigned int bits = 9; bits <= 21; bits++) {
 		g_assert_cmpint(sh(d,
 		                   "qemu-img convert -O qcow2 -o cluster_size=%u src.raw c.qcow2",
@@ -156,7 +163,6 @@ static void test_cluster_sizes(struct dir *d, gconstpointer data)
 		                ==, 0);
 		assert_reads_like_qemu(d, "c.qcow2");
 	}
-	g_free(disk);
 }
 
 static void test_compressed(struct dir *d, gconstpointer data)
@@ -187,8 +193,7 @@ static void test_v2_and_zero_clusters(struct dir *d, gconstpointer data)
 {
 	if (!need_qemu_img())
 		return;
-	uint8_t *disk = random_disk(2 * MIB, 3);
-	write_file(d, "src.raw", disk, 2 * MIB);
+	random_file(d, "src.raw", 2 * MIB, 3);
 	g_assert_cmpint(sh(d, "qemu-img convert -O qcow2 -o compat=0.10 src.raw v2.qcow2"), ==, 0);
 	assert_reads_like_qemu(d, "v2.qcow2");
 	g_assert_cmpint(sh(d, "qemu-img create -q -f qcow2 z.qcow2 2M && qemu-io -f qcow2 "
@@ -196,15 +201,13 @@ static void test_v2_and_zero_clusters(struct dir *d, gconstpointer data)
 	                      "-c 'write -z -u 1M 192k' -c 'write -z 1500k 3k' z.qcow2"),
 	                ==, 0);
 	assert_reads_like_qemu(d, "z.qcow2");
-	g_free(disk);
 }
 
 static void test_backing_chain(struct dir *d, gconstpointer data)
 {
 	if (!need_qemu_img())
 		return;
-	uint8_t *disk = random_disk(2 * MIB, 4);
-	write_file(d, "base.raw", disk, 2 * MIB);
+	random_file(d, "base.raw", 2 * MIB, 4);
 	g_assert_cmpint(sh(d, "qemu-img create -q -f qcow2 -b base.raw -F raw mid.qcow2 && "
 	                      "qemu-io -f qcow2 -c 'write -P 1 100k 300k' -c 'write -z 1M 64k' "
 	                      "mid.qcow2 && mkdir top && "
@@ -214,7 +217,6 @@ static void test_backing_chain(struct dir *d, gconstpointer data)
 	                ==, 0);
 	assert_reads_like_qemu(d, "mid.qcow2");
 	assert_reads_like_qemu(d, "top/top.qcow2");
-	g_free(disk);
 }
 
 static uint64_t get_be64(struct dir *d, const char *name, uint64_t off)
@@ -399,8 +401,7 @@ static void test_write_compressed_and_backed(struct dir *d, gconstpointer data)
 {
 	if (!need_qemu_img())
 		return;
-	uint8_t *disk = random_disk(3 * MIB, 5);
-	write_file(d, "src.raw", disk, 3 * MIB);
+	random_file(d, "src.raw", 3 * MIB, 5);
 	write_and_check(d, "qemu-img convert -c -O qcow2 -o cluster_size=4096 src.raw w.qcow2",
 	                4096, true, 300);
 	write_and_check(d,
@@ -415,7 +416,6 @@ static void test_write_compressed_and_backed(struct dir *d, gconstpointer data)
 	                "rm -f w.qcow2; qemu-img create -q -f qcow2 -b src.raw -F raw -o "
 	                "cluster_size=4096,compat=0.10 w.qcow2",
 	                4096, false, 303);
-	g_free(disk);
 }
 
 #define THREADS 8
@@ -510,10 +510,9 @@ static void test_write_dirty_rebuilt(struct dir *d, gconstpointer data)
 {
 	if (!need_qemu_img())
 		return;
-	uint8_t *disk = random_disk(2 * MIB, 10);
 	struct mirror m;
 
-	write_file(d, "src.raw", disk, 2 * MIB);
+	random_file(d, "src.raw", 2 * MIB, 10);
 	g_assert_cmpint(sh(d, "qemu-img convert -c -O qcow2 -o cluster_size=4096,lazy_refcounts=on "
 	                      "src.raw w.qcow2 && qemu-io -f qcow2 -c 'write -P 4 100k 200k' "
 	                      "-c 'write -z 1M 64k' w.qcow2"),
@@ -527,7 +526,6 @@ static void test_write_dirty_rebuilt(struct dir *d, gconstpointer data)
 	random_ops(&m, 400, 200);
 	mirror_close(d, &m, "w.qcow2");
 	g_assert_cmpuint(get_be64(d, "w.qcow2", 72) & 1, ==, 0);
-	g_free(disk);
 }
 
 /* ---- refusals --------------------------------------------------------------------- */
