@@ -414,23 +414,31 @@ static void note_assignment(struct grub_parse *gp, GPtrArray *words, unsigned at
 	}
 }
 
-static bool all_digits(const char *s)
+/*
+ * An entry's index, or -1 if 'key' is not a number. By hand, not with
+ * g_ascii_strtoull: its first call sets up a locale behind a lock, a
+ * futex the sandbox's filter may refuse.
+ */
+static long entry_index(const char *key)
 {
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!g_ascii_isdigit(*s))
-			return false;
-	return true;
+	long n = 0;
+
+	if (!*key)
+		return -1;
+	for (; *key; key++) {
+		if (!g_ascii_isdigit(*key))
+			return -1;
+		n = MIN(n * 10 + (*key - '0'), GRUB_ITEMS_MAX); /* past any entry, no overflow */
+	}
+	return n;
 }
 
 static struct grub_item *find_item(GPtrArray *items, const char *key)
 {
-	if (all_digits(key)) {
-		guint64 i = g_ascii_strtoull(key, NULL, 10);
+	long index = entry_index(key);
 
-		return i < items->len ? items->pdata[i] : NULL;
-	}
+	if (index >= 0)
+		return (guint)index < items->len ? items->pdata[index] : NULL;
 	for (unsigned i = 0; i < items->len; i++) {
 		struct grub_item *item = items->pdata[i];
 

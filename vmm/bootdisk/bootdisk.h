@@ -44,7 +44,8 @@ struct boot_choice {
 /*
  * Finds the default kernel of the image. Errors are one line, HUSK_EXIT_USAGE
  * for a bad or unsupported image, HUSK_EXIT_RUNTIME when the sandbox itself
- * cannot run.
+ * cannot run. It forks: call it before seccomp_lock_down(), which forbids
+ * that, and best before starting threads.
  */
 bool bootdisk_find(const struct bootdisk_reader *r, struct boot_choice *out, GError **err);
 

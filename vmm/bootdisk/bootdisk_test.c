@@ -737,6 +737,33 @@ static void child_sends_a_long_message(const struct bootdisk_reader *image, int 
 	write(fd, &m, sizeof(m));
 }
 
+/*
+ * GLib sets some things up on first use, behind g_once_init_leave's futex
+ * wake (g_ascii_strtoull's locale, for one): the child may do that.
+ */
+static void child_sets_up_once(const struct bootdisk_reader *image, int fd)
+{
+	static const char done[] = "set up";
+	static gsize once;
+
+	if (g_once_init_enter(&once))
+		g_once_init_leave(&once, 1);
+	sandbox_send(fd, SANDBOX_ERROR, HUSK_EXIT_USAGE, done, sizeof(done) - 1);
+}
+
+static void test_sandbox_glib_once(void)
+{
+	struct image img;
+	struct boot_choice c;
+	GError *err = NULL;
+
+	zero_image(&img, 1);
+	g_assert_false(sandbox_run(&img.reader, child_sets_up_once, 20000, &c, &err));
+	g_assert_cmpstr(err->message, ==, "set up");
+	g_clear_error(&err);
+	image_clear(&img);
+}
+
 static void test_sandbox_misbehaves(void)
 {
 	static const struct {
@@ -1011,6 +1038,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/bootdisk/no-filesystem", test_no_filesystem);
 	g_test_add_func("/bootdisk/speed", test_speed);
 	g_test_add_func("/bootdisk/sandbox/misbehaves", test_sandbox_misbehaves);
+	g_test_add_func("/bootdisk/sandbox/glib-once", test_sandbox_glib_once);
 	g_test_add_func("/bootdisk/hostile/partition-tables", test_hostile_partition_tables);
 	g_test_add_func("/bootdisk/hostile/images", test_hostile_images);
 	return g_test_run();

@@ -2,7 +2,7 @@
 /*
  * The child holds no file of the image and no other descriptor it may use:
  * its filter lets it read and write only its socket, map memory that is
- * never executable, and exit. Everything else kills it (SIGSYS). Its
+ * never executable, wake a futex, and exit. Everything else kills it (SIGSYS). Its
  * address space is bounded (RLIMIT_AS), it leaves no core dump, it dies
  * with its parent, and the parent kills it at the deadline.
  *
@@ -13,6 +13,8 @@
 #include "vmm/bootdisk/sandbox.h"
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <locale.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -165,6 +167,10 @@ static bool install_filter(int fd)
 
 	for (size_t i = 0; rc == 0 && i < G_N_ELEMENTS(plain); i++)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, plain[i], 0);
+	/* GLib's one-time set-ups wake waiters there could be (g_once_init_leave). */
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(futex), 1,
+		                      SCMP_A1(SCMP_CMP_EQ, FUTEX_WAKE_PRIVATE));
 	if (rc == 0)
 		rc = allow_on_fd(ctx, SCMP_SYS(read), fd);
 	if (rc == 0)
@@ -189,6 +195,8 @@ static bool confine(int fd, uint64_t address_space)
 		return false;
 	as.rlim_cur = MIN(as.rlim_cur, address_space);
 	as.rlim_max = as.rlim_cur;
+	/* Messages (strerror, com_err) never open a catalog in the C locale. */
+	setlocale(LC_ALL, "C");
 	/* No core dump: a pipe in core_pattern takes one whatever RLIMIT_CORE says. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || prctl(PR_SET_DUMPABLE, 0) != 0 ||
 	    setrlimit(RLIMIT_CORE, &no_core) != 0 || setrlimit(RLIMIT_AS, &as) != 0)
