@@ -341,6 +341,9 @@ static void write_initrd(const char *root, const char *path)
 	write_file(root, path, path, strlen(path) + 1);
 }
 
+/* After 1 MiB of table, 1 of BIOS boot and 2 of ESP. */
+#define DEBIAN_ROOT_OFFSET (4 * MiB)
+
 /* Debian 12's genericcloud layout: BIOS boot and ESP first here, /boot inside the root. */
 static bool build_debian(struct image *img)
 {
@@ -619,6 +622,19 @@ static void test_no_filesystem(void)
 	image_clear(&img);
 	zero_image(&img, 0);
 	find_fails(&img, "too small");
+	image_clear(&img);
+}
+
+/* A damaged superblock: the filesystem's own complaint, in one line. */
+static void test_damaged_superblock(void)
+{
+	struct image img;
+
+	if (!build_debian(&img))
+		return;
+	img.bytes->data[DEBIAN_ROOT_OFFSET + 1024 + 24] = 0x40; /* s_log_block_size */
+	find_fails(&img, "the disk image's ext2/3/4 filesystem is damaged (partition 3: "
+	                 "Superblock checksum does not match superblock)");
 	image_clear(&img);
 }
 
@@ -1030,6 +1046,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/bootdisk/gpt/bls", test_bls);
 	g_test_add_func("/bootdisk/gpt/grub-names-missing-kernel", test_grub_missing_kernel);
 	g_test_add_func("/bootdisk/gpt/no-kernel", test_no_kernel);
+	g_test_add_func("/bootdisk/gpt/damaged-superblock", test_damaged_superblock);
 	g_test_add_func("/bootdisk/gpt/large-grub-cfg", test_large_grub_cfg);
 	g_test_add_func("/bootdisk/gpt/btrfs", test_btrfs_partition);
 	g_test_add_func("/bootdisk/mbr/logical", test_mbr_logical);

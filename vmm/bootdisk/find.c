@@ -30,7 +30,10 @@ struct search {
 	int nparts;
 	struct found_fs fss[FS_MAX];
 	int nfs;
-	GString *unread; /* "partition 2 is btrfs, partition 3 is xfs", for the error message */
+	/* For the error message: "partition 2 is btrfs, partition 3 is xfs" */
+	GString *unread;
+	/* and "partition 1: Superblock checksum does not match superblock". */
+	GString *damaged;
 };
 
 /* What will be booted. */
@@ -96,8 +99,8 @@ static void open_one(struct search *s, const struct bootdisk_reader *r, const st
 	if (fs)
 		s->fss[s->nfs++] = (struct found_fs){p, fs};
 	else
-		g_string_append_printf(s->unread, "%s%s's ext filesystem is damaged (%s)",
-		                       s->unread->len ? ", " : "", name, err->message);
+		g_string_append_printf(s->damaged, "%s%s: %s", s->damaged->len ? ", " : "", name,
+		                       err->message);
 }
 
 static void open_filesystems(struct search *s, const struct bootdisk_reader *r)
@@ -425,6 +428,10 @@ static bool stream_files(const struct choice *c, const struct boot_sink *sink, G
 
 static bool nothing_readable(struct search *s, GError **err)
 {
+	if (s->damaged->len)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "the disk image's ext2/3/4 filesystem is damaged (%s)%s%s",
+		                 s->damaged->str, s->unread->len ? "; " : "", s->unread->str);
 	if (s->unread->len)
 		return husk_fail(err, HUSK_EXIT_USAGE,
 		                 "no ext2/3/4 filesystem in the disk image (%s): husk reads the "
@@ -468,6 +475,7 @@ bool bootdisk_search(const struct bootdisk_reader *r, const struct boot_sink *si
 	bool ok;
 
 	s->unread = g_string_new(NULL);
+	s->damaged = g_string_new(NULL);
 	ok = partition_read(r, s->parts, &s->nparts, err);
 	if (ok) {
 		open_filesystems(s, r);
@@ -479,6 +487,7 @@ bool bootdisk_search(const struct bootdisk_reader *r, const struct boot_sink *si
 	for (int i = 0; i < s->nfs; i++)
 		ext_close(s->fss[i].fs);
 	g_string_free(s->unread, TRUE);
+	g_string_free(s->damaged, TRUE);
 	g_free(s);
 	return ok;
 }
