@@ -14,6 +14,8 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
 #include "vmm/boot_linux.h"
+#include "vmm/cli/image.h"
+#include "vmm/disk_boot.h"
 #include "vmm/error.h"
 #include "vmm/exec.h"
 #include "vmm/host_check.h"
@@ -21,14 +23,16 @@
 #include "vmm/options.h"
 
 static const char usage[] =
-    "usage: husk run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--memory SIZE]\n"
-    "                [--cpus N] [--on-reboot exit|restart]\n"
+    "usage: husk run [--kernel PATH] [--initrd PATH] [--cmdline TEXT] [--memory SIZE]\n"
+    "                [--cpus N] [--disk PATH[,OPT...]] [--net ...] [IMAGE]\n"
     "       husk exec [--kernel PATH] [--mount DIR[:PATH][,ro]] [--timeout S] ... -- COMMAND\n"
+    "       husk image create|info|convert ...\n"
     "       husk check-host\n"
     "       husk --version\n"
     "\n"
-    "  run         boot a Linux kernel with its console on this terminal\n"
+    "  run         boot a Linux kernel, or a disk image's own, with its console here\n"
     "  exec        run one command in a throwaway VM: its output and exit status\n"
+    "  image       create, describe and convert disk images (raw, qcow2)\n"
     "  check-host  say whether this host can run husk's VMs (exit 0 or 3)\n"
     "\n"
     "'husk run --help' and 'husk exec --help' list every option and the exit statuses.\n";
@@ -116,7 +120,7 @@ static int cmd_run(int argc, char **argv, int64_t start_ns)
 	if (!options_parse_run(argc, argv, &cfg, &err))
 		return fail(err);
 	cfg.start_ns = start_ns;
-	if (!check_files(&cfg, &err)) {
+	if ((!cfg.kernel && !disk_boot_resolve(&cfg, &err)) || !check_files(&cfg, &err)) {
 		options_free(&cfg);
 		return fail(err);
 	}
@@ -164,6 +168,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1, start_ns);
 	if (strcmp(cmd, "exec") == 0)
 		return exec_main(argc - 1, argv + 1, start_ns);
+	if (strcmp(cmd, "image") == 0)
+		return husk_image_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "check-host") == 0 && argc == 2)
 		return cmd_check_host();
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

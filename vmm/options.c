@@ -196,14 +196,14 @@ static gboolean parse_cmdline(const char *name, const char *value, gpointer data
 #define CALLBACK(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
 
 static const GOptionEntry run_entries[] = {
-    {"kernel", 'k', 0, CALLBACK(parse_kernel), "Linux kernel to boot (a bzImage, e.g. vmlinuz)",
-     "PATH"},
+    {"kernel", 'k', 0, CALLBACK(parse_kernel),
+     "Linux kernel to boot (a bzImage, e.g. vmlinuz; default: the first disk's own)", "PATH"},
     {"initrd", 'i', 0, CALLBACK(parse_initrd), "Initial ramdisk", "PATH"},
     {"cmdline", 'a', 0, CALLBACK(parse_cmdline),
      "Kernel command line (default \"" VM_DEFAULT_CMDLINE "\")", "TEXT"},
     {"disk", 'd', 0, CALLBACK(parse_disk),
-     "A raw disk image as a virtio-blk device (repeatable: vda, vdb, ...)",
-     "PATH[,ro][,snapshot][,serial=ID][,cache=writeback|none]"},
+     "A disk image (raw or qcow2) as a virtio-blk device (repeatable: vda, vdb, ...)",
+     "PATH[,format=raw|qcow2][,ro][,snapshot][,serial=ID][,cache=writeback|none]"},
     {"net", 'n', 0, CALLBACK(parse_net),
      "A virtio-net NIC (repeatable): user networking through slirp, or an existing TAP device",
      "user[,hostfwd=tcp|udp:[ADDR]:PORT-[ADDR]:PORT][,restrict=on][,...]|tap=IFNAME"},
@@ -231,6 +231,13 @@ static const GOptionEntry run_entries[] = {
 };
 
 static const char run_description[] =
+    "IMAGE, if given, is the first disk (--disk IMAGE). Without --kernel husk boots\n"
+    "the kernel the first disk holds: its partition table (GPT, MBR), the ext2/3/4\n"
+    "filesystem with /boot, and GRUB's grub.cfg default entry, Boot Loader\n"
+    "Specification entries, or the newest /boot/vmlinuz-*. --initrd and --cmdline\n"
+    "still replace those parts; console=ttyS0 is added when the entry has no serial\n"
+    "console. Other filesystems (btrfs, xfs) are not read: give --kernel there.\n"
+    "\n"
     "Exit status: 0 guest powered off, 1 husk failed while running, 2 bad usage\n"
     "or input file, 3 this host cannot run VMs, 4 guest kernel panicked, 5 guest\n"
     "rebooted, 128+N stopped by signal N (130: also the console escape).\n"
@@ -267,18 +274,22 @@ static void normalize_error(GError *err)
 		err->message[0] = g_ascii_tolower(err->message[0]);
 }
 
-static bool check_required(int argc, char **argv, struct vm_config *cfg, GError **err)
+/* `husk run IMAGE` is `husk run --disk IMAGE`, the first disk: the one booted from. */
+static bool take_image(int argc, char **argv, struct vm_config *cfg, GError **err)
 {
-	if (argc > 1) {
+	if (argc > 2) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
-		            "run: unexpected argument \"%s\" (try 'husk run --help')", argv[1]);
+		            "run: unexpected argument \"%s\" (try 'husk run --help')", argv[2]);
 		return false;
 	}
-	if (!cfg->kernel) {
-		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
-		            "run: --kernel is required (try 'husk run --help')");
+	if (argc < 2)
+		return true;
+	struct disk_config *disk = g_new0(struct disk_config, 1);
+	if (!disk_config_parse(argv[1], disk, err)) {
+		g_free(disk);
 		return false;
 	}
+	g_ptr_array_insert(cfg->disks, 0, disk);
 	return true;
 }
 
@@ -309,7 +320,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 			entries[i].arg_data = &no_seccomp;
 	}
 
-	GOptionContext *ctx = g_option_context_new("- boot a Linux kernel in a VM");
+	GOptionContext *ctx = g_option_context_new("[IMAGE] - boot a Linux kernel in a VM");
 	GOptionGroup *group =
 	    g_option_group_new("run", "husk run options", "Show run options", cfg, NULL);
 	g_option_group_add_entries(group, entries);
@@ -323,14 +334,15 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	bool ok = g_option_context_parse(ctx, &nargs, &args, err);
 	normalize_error(err ? *err : NULL);
 	if (ok)
-		ok = check_required(nargs, args, cfg, err);
+		ok = take_image(nargs, args, cfg, err);
 	g_free(args);
 	g_option_context_free(ctx);
 
 	cfg->allow_pvm = allow_pvm;
 	cfg->timings = timings;
 	cfg->no_seccomp = no_seccomp;
-	if (ok && !cfg->cmdline)
+	/* Without --kernel, the disk's boot entry has a command line (vmm/disk_boot.c). */
+	if (ok && cfg->kernel && !cfg->cmdline)
 		cfg->cmdline = g_strdup(VM_DEFAULT_CMDLINE);
 	if (!ok)
 		options_free(cfg);

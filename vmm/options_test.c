@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
 #include "vmm/error.h"
 #include "vmm/options.h"
@@ -139,10 +140,32 @@ static void test_bad_options(void)
 	             "--halt-poll: \"2s\" is not a number of microseconds from 0 to 1000000");
 	expect_error("run --kernel k --on-reboot maybe",
 	             "--on-reboot: \"maybe\" is not one of exit, restart");
-	expect_error("run --memory 1G", "run: --kernel is required (try 'husk run --help')");
-	expect_error("run --kernel k extra",
+	expect_error("run --kernel k image extra",
 	             "run: unexpected argument \"extra\" (try 'husk run --help')");
+	expect_error("run image,rw", "--disk: unknown option \"rw\" (try ro, snapshot, "
+	                             "serial=ID, cache=writeback|none, format=raw|qcow2)");
 	expect_error("run --kernel", "missing argument for --kernel");
+}
+
+/* `husk run IMAGE`: the image is the first disk, and its own boot entry has the command line. */
+static void test_image_argument(void)
+{
+	struct vm_config cfg;
+	const struct disk_config *d;
+
+	g_assert_true(parse("run --disk data.img --memory 1G base.qcow2,snapshot", &cfg, NULL));
+	g_assert_null(cfg.kernel);
+	g_assert_null(cfg.cmdline);
+	g_assert_cmpuint(cfg.disks->len, ==, 2);
+	d = cfg.disks->pdata[0];
+	g_assert_cmpstr(d->path, ==, "base.qcow2");
+	g_assert_true(d->snapshot);
+	d = cfg.disks->pdata[1];
+	g_assert_cmpstr(d->path, ==, "data.img");
+	options_free(&cfg);
+	g_assert_true(parse("run --cmdline quiet image.raw", &cfg, NULL));
+	g_assert_cmpstr(cfg.cmdline, ==, "quiet");
+	options_free(&cfg);
 }
 
 static void test_unknown_option(void)
@@ -197,6 +220,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/options/share-options", test_share_options);
 	g_test_add_func("/options/share-id-maps", test_share_id_maps);
 	g_test_add_func("/options/bad-options", test_bad_options);
+	g_test_add_func("/options/image-argument", test_image_argument);
 	g_test_add_func("/options/unknown-option", test_unknown_option);
 	g_test_add_func("/options/sizes", test_sizes);
 	return g_test_run();
