@@ -924,7 +924,7 @@ static void hostile_images(const char *features, guint32 seed)
 		return;
 	g_autoptr(GArray) reads = reads_of_a_search(&img);
 
-	for (int n = 0; n < 1000; n++) {
+	for (int n = 0; n < 600; n++) {
 		struct boot_choice c;
 		GError *err = NULL;
 

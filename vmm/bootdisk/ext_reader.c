@@ -64,7 +64,7 @@ const char *fs_probe(const struct bootdisk_reader *r, uint64_t offset, uint64_t 
 	    {0x8001, "CD001", 5, "iso9660"},
 	    {0xff6, "SWAPSPACE2", 10, "swap"},
 	    {0x10000 + 52, "ReIsEr", 6, "reiserfs"},
-	    {0x20000 + 0x20, "\x0c\xb1\xba\x00", 4, "zfs"},
+	    {0x20000, "\x0c\xb1\xba\x00", 4, "zfs"}, /* the first uberblock */
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(known); i++) {
