@@ -799,12 +799,6 @@ static void free_net(gpointer n)
 	g_free(n);
 }
 
-static void free_share(gpointer s)
-{
-	share_config_clear(s);
-	g_free(s);
-}
-
 static int fail(GError *err)
 {
 	g_printerr("husk: %s\n", err->message);
@@ -840,27 +834,19 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 		status = err ? fail(err) : HUSK_EXIT_EXEC_FAILED;
 		goto out;
 	}
-	memset(&cfg, 0, sizeof(cfg));
-	cfg = (struct vm_config){
-	    .kernel = g_strdup(kernel),
-	    .initrd = g_strdup(initrd),
-	    .cmdline = g_strdup("console=ttyS0 quiet loglevel=3 panic=-1"),
-	    .memory = o.memory,
-	    .cpus = o.cpus,
-	    .poll_us = VM_DEFAULT_POLL_US,
-	    .halt_poll_us = -1,
-	    .on_reboot = ON_REBOOT_EXIT,
-	    .disks = g_ptr_array_new_with_free_func(free_disk),
-	    .nets = g_ptr_array_new_with_free_func(free_net),
-	    .shares = g_ptr_array_new_with_free_func(free_share),
-	    .console_out = console,
-	    .console_in = false,
-	    .timeout_s = o.timeout,
-	    .allow_pvm = o.allow_pvm,
-	    .timings = o.timings,
-	    .no_seccomp = o.no_seccomp,
-	    .start_ns = start_ns,
-	};
+	config_init(&cfg);
+	cfg.kernel = g_strdup(kernel);
+	cfg.initrd = g_strdup(initrd);
+	cfg.cmdline = g_strdup("console=ttyS0 quiet loglevel=3 panic=-1");
+	cfg.memory = o.memory;
+	cfg.cpus = o.cpus;
+	cfg.console_out = console;
+	cfg.console_in = -1;
+	cfg.timeout_s = o.timeout;
+	cfg.allow_pvm = o.allow_pvm;
+	cfg.timings = o.timings;
+	cfg.no_seccomp = o.no_seccomp;
+	cfg.start_ns = start_ns;
 	GString *exec = g_string_new(NULL);
 	if (!plan(&o, &cfg, exec, ctl, &err)) {
 		status = fail(err);
@@ -874,7 +860,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	}
 	g_string_free(exec, TRUE);
 
-	options_free(&cfg);
+	config_clear(&cfg);
 out:
 	if (console != STDERR_FILENO)
 		close(console);

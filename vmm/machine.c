@@ -677,8 +677,8 @@ enum stop_reason machine_run(struct machine *m, int *signal)
 	GError *err = NULL;
 
 	watch_signals(m);
-	if (m->cfg->console_in)
-		m->console = console_open(STDIN_FILENO, m->ctx, m->serial, stop_hook(m));
+	if (m->cfg->console_in >= 0)
+		m->console = console_open(m->cfg->console_in, m->ctx, m->serial, stop_hook(m));
 	if (m->cfg->timeout_s)
 		add_timeout(m);
 	for (unsigned int i = 0; i < m->nvcpus; i++) {

@@ -121,7 +121,7 @@ static int cmd_run(int argc, char **argv, int64_t start_ns)
 		return fail(err);
 	cfg.start_ns = start_ns;
 	if ((!cfg.kernel && !disk_boot_resolve(&cfg, &err)) || !check_files(&cfg, &err)) {
-		options_free(&cfg);
+		config_clear(&cfg);
 		return fail(err);
 	}
 	while (status < 0) {
@@ -136,7 +136,7 @@ static int cmd_run(int argc, char **argv, int64_t start_ns)
 		machine_destroy(m);
 		status = exit_status(&cfg, reason, signo);
 	}
-	options_free(&cfg);
+	config_clear(&cfg);
 	return status;
 }
 

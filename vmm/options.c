@@ -135,14 +135,8 @@ static gboolean parse_disk(const char *name, const char *value, gpointer data, G
 		g_free(disk);
 		return FALSE;
 	}
-	g_ptr_array_add(cfg->disks, disk);
+	config_add_disk(cfg, disk);
 	return TRUE;
-}
-
-static void free_disk(gpointer disk)
-{
-	disk_config_clear(disk);
-	g_free(disk);
 }
 
 static gboolean parse_net(const char *name, const char *value, gpointer data, GError **err)
@@ -154,14 +148,8 @@ static gboolean parse_net(const char *name, const char *value, gpointer data, GE
 		g_free(net);
 		return FALSE;
 	}
-	g_ptr_array_add(cfg->nets, net);
+	config_add_net(cfg, net);
 	return TRUE;
-}
-
-static void free_net(gpointer net)
-{
-	net_config_clear(net);
-	g_free(net);
 }
 
 static gboolean parse_share(const char *name, const char *value, gpointer data, GError **err)
@@ -175,12 +163,6 @@ static gboolean parse_share(const char *name, const char *value, gpointer data, 
 	}
 	g_ptr_array_add(cfg->shares, share);
 	return TRUE;
-}
-
-static void free_share(gpointer share)
-{
-	share_config_clear(share);
-	g_free(share);
 }
 
 static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
@@ -298,17 +280,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	GOptionEntry entries[G_N_ELEMENTS(run_entries)];
 	gboolean allow_pvm = FALSE, timings = FALSE, no_seccomp = FALSE;
 
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->memory = VM_DEFAULT_MEMORY;
-	cfg->cpus = 1;
-	cfg->poll_us = VM_DEFAULT_POLL_US;
-	cfg->halt_poll_us = -1;
-	cfg->on_reboot = ON_REBOOT_EXIT;
-	cfg->console_out = STDOUT_FILENO;
-	cfg->console_in = true;
-	cfg->disks = g_ptr_array_new_with_free_func(free_disk);
-	cfg->nets = g_ptr_array_new_with_free_func(free_net);
-	cfg->shares = g_ptr_array_new_with_free_func(free_share);
+	config_init(cfg);
 
 	memcpy(entries, run_entries, sizeof(entries));
 	for (size_t i = 0; entries[i].long_name; i++) {
@@ -345,16 +317,6 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	if (ok && cfg->kernel && !cfg->cmdline)
 		cfg->cmdline = g_strdup(VM_DEFAULT_CMDLINE);
 	if (!ok)
-		options_free(cfg);
+		config_clear(cfg);
 	return ok;
-}
-
-void options_free(struct vm_config *cfg)
-{
-	g_clear_pointer(&cfg->kernel, g_free);
-	g_clear_pointer(&cfg->initrd, g_free);
-	g_clear_pointer(&cfg->cmdline, g_free);
-	g_clear_pointer(&cfg->disks, g_ptr_array_unref);
-	g_clear_pointer(&cfg->nets, g_ptr_array_unref);
-	g_clear_pointer(&cfg->shares, g_ptr_array_unref);
 }

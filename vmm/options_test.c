@@ -46,10 +46,10 @@ static void test_defaults(void)
 	g_assert_false(cfg.no_seccomp);
 	/* The console is the terminal's, both ways; no time limit. */
 	g_assert_cmpint(cfg.console_out, ==, STDOUT_FILENO);
-	g_assert_true(cfg.console_in);
+	g_assert_cmpint(cfg.console_in, ==, STDIN_FILENO);
 	g_assert_cmpuint(cfg.timeout_s, ==, 0);
 	g_assert_cmpuint(cfg.disks->len + cfg.nets->len + cfg.shares->len, ==, 0);
-	options_free(&cfg);
+	config_clear(&cfg);
 }
 
 static void test_all_options(void)
@@ -72,7 +72,7 @@ static void test_all_options(void)
 	g_assert_cmpuint(cfg.poll_us, ==, 0);
 	g_assert_true(cfg.no_seccomp);
 	g_assert_cmpint(cfg.halt_poll_us, ==, 250);
-	options_free(&cfg);
+	config_clear(&cfg);
 }
 
 static void test_share_options(void)
@@ -88,7 +88,7 @@ static void test_share_options(void)
 	g_assert_false(a->serve.read_only || a->serve.submounts || a->serve.no_xattr);
 	g_assert_cmpstr(b->path, ==, "/srv/b");
 	g_assert_true(b->serve.read_only && b->serve.submounts && b->serve.no_xattr);
-	options_free(&cfg);
+	config_clear(&cfg);
 	expect_error("run --kernel k --share /srv:t,xattr",
 	             "--share: unknown option \"xattr\" (try ro, submounts, noxattr, uid=, gid=)");
 }
@@ -109,7 +109,7 @@ static void test_share_id_maps(void)
 	g_assert_cmpuint(map_id(&a->serve.uid_map, 1001), ==, 1000);
 	g_assert_cmpuint(map_id(&a->serve.uid_map, 0), ==, 0);
 	g_assert_cmpuint(map_id(&a->serve.gid_map, 0), ==, 100);
-	options_free(&cfg);
+	config_clear(&cfg);
 	expect_error("run --kernel k --share /srv:t,uid=1000",
 	             "--share: \"uid=1000\" is not uid=HOST:GUEST (two numeric ids)");
 	expect_error("run --kernel k --share /srv:t,gid=a:b",
@@ -162,10 +162,10 @@ static void test_image_argument(void)
 	g_assert_true(d->snapshot);
 	d = cfg.disks->pdata[1];
 	g_assert_cmpstr(d->path, ==, "data.img");
-	options_free(&cfg);
+	config_clear(&cfg);
 	g_assert_true(parse("run --cmdline quiet image.raw", &cfg, NULL));
 	g_assert_cmpstr(cfg.cmdline, ==, "quiet");
-	options_free(&cfg);
+	config_clear(&cfg);
 }
 
 static void test_unknown_option(void)

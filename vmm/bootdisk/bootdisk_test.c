@@ -625,6 +625,23 @@ static void test_no_filesystem(void)
 	image_clear(&img);
 }
 
+/* A damaged primary GPT header: its backup in the last sector serves, as in firmware. */
+static void test_gpt_backup(void)
+{
+	struct image img;
+	struct boot_choice c;
+
+	if (!build_debian(&img))
+		return;
+	img.bytes->data[512 + 16] ^= 0xff; /* the header's checksum */
+	find_ok(&img, &c);
+	g_assert_cmpstr(kernel_name(&c), ==, "vmlinuz-6.1.0-28-cloud-amd64");
+	boot_choice_clear(&c);
+	img.bytes->data[img.bytes->len - 512 + 16] ^= 0xff;
+	find_fails(&img, "the GPT header's checksum is wrong");
+	image_clear(&img);
+}
+
 /* A damaged superblock: the filesystem's own complaint, in one line. */
 static void test_damaged_superblock(void)
 {
@@ -1051,6 +1068,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/bootdisk/gpt/grub-names-missing-kernel", test_grub_missing_kernel);
 	g_test_add_func("/bootdisk/gpt/no-kernel", test_no_kernel);
 	g_test_add_func("/bootdisk/gpt/damaged-superblock", test_damaged_superblock);
+	g_test_add_func("/bootdisk/gpt/backup-header", test_gpt_backup);
 	g_test_add_func("/bootdisk/gpt/large-grub-cfg", test_large_grub_cfg);
 	g_test_add_func("/bootdisk/gpt/btrfs", test_btrfs_partition);
 	g_test_add_func("/bootdisk/mbr/logical", test_mbr_logical);

@@ -99,42 +99,79 @@ static enum partition_kind gpt_kind(const uint8_t *type)
 	return PARTITION_OTHER;
 }
 
-static bool gpt_read(const struct bootdisk_reader *r, struct partition *parts, int *count_out,
-                     GError **err)
+/*
+ * The partition array of the GPT header at 'lba', both checked; NULL with
+ * *err set when either is wrong.
+ */
+static uint8_t *gpt_entries(const struct bootdisk_reader *r, uint64_t lba, uint32_t *count,
+                            uint32_t *entry_size, GError **err)
 {
 	uint8_t hdr[SECTOR];
 
-	if (!reader_read(r, hdr, sizeof(hdr), SECTOR) || memcmp(hdr, "EFI PART", 8) != 0)
-		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "the protective MBR announces a GPT, but sector 1 holds none");
+	if (!reader_read(r, hdr, sizeof(hdr), lba * SECTOR) || memcmp(hdr, "EFI PART", 8) != 0 ||
+	    le64(hdr + 24) != lba) {
+		husk_fail(err, HUSK_EXIT_USAGE,
+		          "the protective MBR announces a GPT, but sector %" G_GUINT64_FORMAT
+		          " holds none",
+		          lba);
+		return NULL;
+	}
 	uint32_t hdr_size = le32(hdr + 12), hdr_crc = le32(hdr + 16);
 	uint64_t entries_lba = le64(hdr + 72);
-	uint32_t count = le32(hdr + 80), entry_size = le32(hdr + 84), entries_crc = le32(hdr + 88);
+	uint32_t entries_crc = le32(hdr + 88);
 
-	if (hdr_size < 92 || hdr_size > SECTOR)
-		return husk_fail(err, HUSK_EXIT_USAGE, "the GPT header's size (%u) is wrong",
-		                 hdr_size);
+	*count = le32(hdr + 80);
+	*entry_size = le32(hdr + 84);
+	if (hdr_size < 92 || hdr_size > SECTOR) {
+		husk_fail(err, HUSK_EXIT_USAGE, "the GPT header's size (%u) is wrong", hdr_size);
+		return NULL;
+	}
 	memset(hdr + 16, 0, 4);
-	if (gpt_crc32(hdr, hdr_size) != hdr_crc)
-		return husk_fail(err, HUSK_EXIT_USAGE, "the GPT header's checksum is wrong");
-	if (entry_size < 128 || entry_size % 8 != 0 || count == 0 ||
-	    (uint64_t)count * entry_size > GPT_ENTRIES_MAX_BYTES ||
-	    entries_lba > UINT64_MAX / SECTOR)
-		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "the GPT's partition array (%u entries of %u bytes) is wrong",
-		                 count, entry_size);
-	size_t len = (size_t)count * entry_size;
-	g_autofree uint8_t *entries = g_malloc(len);
+	if (gpt_crc32(hdr, hdr_size) != hdr_crc) {
+		husk_fail(err, HUSK_EXIT_USAGE, "the GPT header's checksum is wrong");
+		return NULL;
+	}
+	if (*entry_size < 128 || *entry_size % 8 != 0 || *count == 0 ||
+	    (uint64_t)*count * *entry_size > GPT_ENTRIES_MAX_BYTES ||
+	    entries_lba > UINT64_MAX / SECTOR) {
+		husk_fail(err, HUSK_EXIT_USAGE,
+		          "the GPT's partition array (%u entries of %u bytes) is wrong", *count,
+		          *entry_size);
+		return NULL;
+	}
+	size_t len = (size_t)*count * *entry_size;
+	uint8_t *entries = g_malloc(len);
 
-	if (!reader_read(r, entries, len, entries_lba * SECTOR))
-		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "the GPT's partition array lies past the disk's end");
-	if (gpt_crc32(entries, len) != entries_crc)
-		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "the GPT's partition array checksum is wrong");
+	if (!reader_read(r, entries, len, entries_lba * SECTOR)) {
+		husk_fail(err, HUSK_EXIT_USAGE,
+		          "the GPT's partition array lies past the disk's end");
+		g_free(entries);
+		return NULL;
+	}
+	if (gpt_crc32(entries, len) != entries_crc) {
+		husk_fail(err, HUSK_EXIT_USAGE, "the GPT's partition array checksum is wrong");
+		g_free(entries);
+		return NULL;
+	}
+	return entries;
+}
+
+/* As firmware does, the backup header in the disk's last sector stands in for a bad primary. */
+static bool gpt_read(const struct bootdisk_reader *r, struct partition *parts, int *count_out,
+                     GError **err)
+{
 	static const uint8_t unused[16];
+	g_autoptr(GError) primary_err = NULL;
+	uint32_t count, entry_size;
+	g_autofree uint8_t *entries = gpt_entries(r, 1, &count, &entry_size, &primary_err);
 	int n = 0;
 
+	if (!entries && r->size / SECTOR > 2)
+		entries = gpt_entries(r, r->size / SECTOR - 1, &count, &entry_size, NULL);
+	if (!entries) {
+		g_propagate_error(err, g_steal_pointer(&primary_err));
+		return false;
+	}
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *e = entries + (size_t)i * entry_size;
 		uint64_t first = le64(e + 32), last = le64(e + 40);
