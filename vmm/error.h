@@ -18,6 +18,7 @@ enum husk_exit {
 	HUSK_EXIT_HOST = 3,    /* this host cannot run the VM */
 	HUSK_EXIT_PANIC = 4,   /* the guest kernel panicked */
 	HUSK_EXIT_REBOOT = 5,  /* the guest rebooted (--on-reboot=exit) */
+	HUSK_EXIT_BUSY = 6,    /* another husk command is working on the instance */
 	/* husk exec: the command's own status is 0-255, so husk's own are where timeout(1) and
 	 * docker run put theirs. */
 	HUSK_EXIT_TIMEOUT = 124,     /* --timeout fired */

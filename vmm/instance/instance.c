@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/instance/instance.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "vmm/error.h"
+
+char *instance_home(void)
+{
+	const char *home = g_getenv("HUSK_HOME");
+
+	if (home && *home)
+		return g_strdup(home);
+	/* GLib's own answer falls back to ~/.local/share as the XDG spec says. */
+	return g_build_filename(g_get_user_data_dir(), "husk", NULL);
+}
+
+char *instance_image_cache(void)
+{
+	char *home = instance_home();
+	char *dir = g_build_filename(home, "images", NULL);
+
+	g_free(home);
+	return dir;
+}
+
+static char *instances_dir(void)
+{
+	char *home = instance_home();
+	char *dir = g_build_filename(home, "instances", NULL);
+
+	g_free(home);
+	return dir;
+}
+
+bool instance_name_check(const char *name, GError **err)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > INSTANCE_NAME_MAX)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "name \"%s\" must be 1 to %d characters long", name,
+		                 INSTANCE_NAME_MAX);
+	for (size_t i = 0; i < len; i++)
+		if (!g_ascii_islower(name[i]) && !g_ascii_isdigit(name[i]) && name[i] != '-')
+			return husk_fail(err, HUSK_EXIT_USAGE,
+			                 "name \"%s\" may only have a-z, 0-9 and -", name);
+	if (name[0] == '-' || name[len - 1] == '-')
+		return husk_fail(err, HUSK_EXIT_USAGE, "name \"%s\" may not begin or end with -",
+		                 name);
+	return true;
+}
+
+struct instance *instance_get(const char *name, GError **err)
+{
+	if (!instance_name_check(name, err))
+		return NULL;
+	struct instance *inst = g_new0(struct instance, 1);
+	char *dir = instances_dir();
+
+	inst->name = g_strdup(name);
+	inst->dir = g_build_filename(dir, name, NULL);
+	inst->lock_fd = -1;
+	g_free(dir);
+	return inst;
+}
+
+bool instance_exists(const struct instance *inst)
+{
+	char *config = instance_path(inst, "config.json");
+	bool there = g_file_test(config, G_FILE_TEST_EXISTS);
+
+	g_free(config);
+	return there;
+}
+
+void instance_free(struct instance *inst)
+{
+	if (!inst)
+		return;
+	if (inst->lock_fd >= 0)
+		close(inst->lock_fd);
+	g_free(inst->name);
+	g_free(inst->dir);
+	g_free(inst);
+}
+
+char *instance_path(const struct instance *inst, const char *file)
+{
+	return g_build_filename(inst->dir, file, NULL);
+}
+
+static gint by_name(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+GPtrArray *instance_list(void)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	char *dir = instances_dir();
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		struct instance *inst = instance_get(name, NULL);
+
+		if (inst && instance_exists(inst))
+			g_ptr_array_add(names, g_strdup(name));
+		instance_free(inst);
+	}
+	if (d)
+		g_dir_close(d);
+	g_free(dir);
+	g_ptr_array_sort(names, by_name);
+	return names;
+}
+
+/* Opens (creating) a lock file of the instance's and tries to take it. */
+static int try_lock(const struct instance *inst, const char *file, int how)
+{
+	char *path = instance_path(inst, file);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	g_free(path);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, how | LOCK_NB) < 0) {
+		int why = errno;
+		close(fd);
+		return -why;
+	}
+	return fd;
+}
+
+bool instance_lock(struct instance *inst, GError **err)
+{
+	if (g_mkdir_with_parents(inst->dir, 0700) < 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", inst->dir, g_strerror(errno));
+	int fd = try_lock(inst, "lock", LOCK_EX);
+	if (fd == -EWOULDBLOCK)
+		return husk_fail(err, HUSK_EXIT_BUSY, "another husk command is working on %s",
+		                 inst->name);
+	if (fd < 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: cannot lock: %s", inst->name,
+		                 g_strerror(-fd));
+	inst->lock_fd = fd;
+	return true;
+}
+
+bool instance_claim_running(const struct instance *inst, int *fd, GError **err)
+{
+	*fd = try_lock(inst, "running", LOCK_EX);
+	if (*fd == -EWOULDBLOCK)
+		return husk_fail(err, HUSK_EXIT_BUSY, "%s is already running", inst->name);
+	if (*fd < 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: cannot lock: %s", inst->name,
+		                 g_strerror(-*fd));
+	/* Its pid, for info and stop --force: the lock says whether it is still true. */
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(*fd, 0) < 0 || pwrite(*fd, pid, (size_t)n, 0) != n) {
+		close(*fd);
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: cannot record the pid: %s",
+		                 inst->name, g_strerror(errno));
+	}
+	return true;
+}
+
+pid_t instance_running_pid(const struct instance *inst)
+{
+	int fd = try_lock(inst, "running", LOCK_SH);
+	char buf[24] = "";
+
+	if (fd >= 0) {
+		close(fd); /* nobody holds it: stopped, whatever the file says */
+		return 0;
+	}
+	if (fd != -EWOULDBLOCK)
+		return 0;
+	char *path = instance_path(inst, "running");
+	int rd = open(path, O_RDONLY | O_CLOEXEC);
+	g_free(path);
+	if (rd < 0)
+		return 0;
+	ssize_t n = read(rd, buf, sizeof(buf) - 1);
+	close(rd);
+	return n > 0 ? (pid_t)strtol(buf, NULL, 10) : 0;
+}
+
+bool instance_remove(struct instance *inst, GError **err)
+{
+	GDir *d = g_dir_open(inst->dir, 0, NULL);
+	const char *name;
+	bool ok = true;
+
+	while (d && (name = g_dir_read_name(d))) {
+		char *path = instance_path(inst, name);
+
+		if (g_unlink(path) < 0 && ok)
+			ok = husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path, g_strerror(errno));
+		g_free(path);
+	}
+	if (d)
+		g_dir_close(d);
+	if (ok && g_rmdir(inst->dir) < 0)
+		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", inst->dir, g_strerror(errno));
+	return ok;
+}

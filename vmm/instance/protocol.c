@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/instance/protocol.h"
+
+#include "vmm/error.h"
+
+static char *to_line(JsonObject *o)
+{
+	JsonNode *root = json_node_init_object(json_node_alloc(), o);
+	char *text = json_to_string(root, FALSE);
+	char *line = g_strconcat(text, "\n", NULL);
+
+	g_free(text);
+	json_node_unref(root);
+	return line;
+}
+
+char *protocol_request(const char *op)
+{
+	JsonObject *o = json_object_new();
+
+	json_object_set_int_member(o, "husk", PROTOCOL_VERSION);
+	json_object_set_string_member(o, "op", op);
+	char *line = to_line(o);
+	json_object_unref(o);
+	return line;
+}
+
+/* The object a line holds, or NULL with 'what' named in the error. */
+static JsonObject *parse_object(const char *line, const char *what, GError **err)
+{
+	JsonParser *p = json_parser_new();
+	JsonObject *o = NULL;
+
+	if (json_parser_load_from_data(p, line, -1, NULL) &&
+	    JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
+		o = json_object_ref(json_node_get_object(json_parser_get_root(p)));
+	g_object_unref(p);
+	if (!o) {
+		husk_fail(err, HUSK_EXIT_RUNTIME, "%s is not a JSON object", what);
+		return NULL;
+	}
+	JsonNode *v = json_object_get_member(o, "husk");
+	if (!v || !JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_INT64 ||
+	    json_node_get_int(v) != PROTOCOL_VERSION) {
+		husk_fail(err, HUSK_EXIT_RUNTIME, "%s is not of control protocol version %d", what,
+		          PROTOCOL_VERSION);
+		json_object_unref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static const char *string_member(JsonObject *o, const char *key)
+{
+	JsonNode *v = json_object_get_member(o, key);
+
+	return v && JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_STRING
+	           ? json_node_get_string(v)
+	           : NULL;
+}
+
+char *protocol_parse_request(const char *line, GError **err)
+{
+	JsonObject *o = parse_object(line, "the request", err);
+
+	if (!o)
+		return NULL;
+	char *op = g_strdup(string_member(o, "op"));
+	json_object_unref(o);
+	if (!op)
+		husk_fail(err, HUSK_EXIT_RUNTIME, "the request has no op");
+	return op;
+}
+
+char *protocol_reply(JsonObject *fields)
+{
+	JsonObject *o = fields ? fields : json_object_new();
+
+	json_object_set_int_member(o, "husk", PROTOCOL_VERSION);
+	json_object_set_boolean_member(o, "ok", TRUE);
+	char *line = to_line(o);
+	json_object_unref(o);
+	return line;
+}
+
+char *protocol_reply_error(const char *message)
+{
+	JsonObject *o = json_object_new();
+
+	json_object_set_int_member(o, "husk", PROTOCOL_VERSION);
+	json_object_set_boolean_member(o, "ok", FALSE);
+	json_object_set_string_member(o, "error", message);
+	char *line = to_line(o);
+	json_object_unref(o);
+	return line;
+}
+
+JsonObject *protocol_parse_reply(const char *line, GError **err)
+{
+	JsonObject *o = parse_object(line, "the reply", err);
+
+	if (!o)
+		return NULL;
+	JsonNode *ok = json_object_get_member(o, "ok");
+	if (ok && JSON_NODE_HOLDS_VALUE(ok) && json_node_get_value_type(ok) == G_TYPE_BOOLEAN &&
+	    json_node_get_boolean(ok))
+		return o;
+	const char *why = string_member(o, "error");
+	husk_fail(err, HUSK_EXIT_RUNTIME, "%s", why ? why : "the reply says neither ok nor why");
+	json_object_unref(o);
+	return NULL;
+}
