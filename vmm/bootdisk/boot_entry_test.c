@@ -134,6 +134,37 @@ static void test_paths_and_options(void)
 	boot_entry_clear(&e);
 }
 
+/*
+ * Ubuntu's cloud images (GRUB_FORCE_PARTUUID) try a boot without initrd
+ * unless the last one failed. Both branches are read, in order: the
+ * kernel's arguments are the initrd-less ones, and the initrd stays, which
+ * boots whether or not the kernel needed it.
+ */
+static void test_initrdless_fallback(void)
+{
+	static const char cfg[] =
+	    "menuentry 'Ubuntu' {\n"
+	    "\tif [ \"${initrdfail}\" = 1 ]; then\n"
+	    "\t  echo\t'GRUB_FORCE_PARTUUID set, initrdless boot failed. Attempting with initrd.'\n"
+	    "\t  linux\t/vmlinuz-6.8.0-49-generic root=PARTUUID=0a1b ro console=tty1 "
+	    "console=ttyS0\n"
+	    "\t  initrd\t/initrd.img-6.8.0-49-generic\n"
+	    "\telse\n"
+	    "\t  echo\t'GRUB_FORCE_PARTUUID set, attempting initrdless boot.'\n"
+	    "\t  linux\t/vmlinuz-6.8.0-49-generic root=PARTUUID=0a1b ro console=tty1 console=ttyS0 "
+	    "panic=-1\n"
+	    "\tfi\n"
+	    "\tinitrdfail\n"
+	    "}\n";
+	struct boot_entry e;
+
+	default_of(cfg, NULL, &e);
+	g_assert_cmpstr(e.kernel, ==, "/vmlinuz-6.8.0-49-generic");
+	g_assert_cmpstr(e.options, ==, "root=PARTUUID=0a1b ro console=tty1 console=ttyS0 panic=-1");
+	g_assert_cmpuint(e.initrds->len, ==, 1);
+	boot_entry_clear(&e);
+}
+
 static void test_refused(void)
 {
 	static const char *const bad[] = {
@@ -254,6 +285,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/boot_entry/grub/saved-entry", test_saved_entry);
 	g_test_add_func("/boot_entry/grub/default-forms", test_default_forms);
 	g_test_add_func("/boot_entry/grub/paths-and-options", test_paths_and_options);
+	g_test_add_func("/boot_entry/grub/initrdless-fallback", test_initrdless_fallback);
 	g_test_add_func("/boot_entry/grub/refused", test_refused);
 	g_test_add_func("/boot_entry/bls", test_bls);
 	g_test_add_func("/boot_entry/grub/hostile", test_hostile);
