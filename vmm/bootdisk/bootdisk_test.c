@@ -650,7 +650,7 @@ static void test_damaged_superblock(void)
 	if (!build_debian(&img))
 		return;
 	img.bytes->data[DEBIAN_ROOT_OFFSET + 1024 + 24] = 0x40; /* s_log_block_size */
-	find_fails(&img, "the disk image's ext2/3/4 filesystem is damaged (partition 3: "
+	find_fails(&img, "the disk image's ext2/3/4 filesystem cannot be read (partition 3: "
 	                 "Superblock checksum does not match superblock)");
 	image_clear(&img);
 }

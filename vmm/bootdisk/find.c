@@ -30,10 +30,11 @@ struct search {
 	int nparts;
 	struct found_fs fss[FS_MAX];
 	int nfs;
-	/* For the error message: "partition 2 is btrfs, partition 3 is xfs" */
+	/* For the error message: "partition 2 is btrfs, partition 3 is xfs", */
 	GString *unread;
-	/* and "partition 1: Superblock checksum does not match superblock". */
-	GString *damaged;
+	/* and ext filesystems libext2fs would not open, damaged or with features
+	 * it lacks: "partition 1: Superblock checksum does not match superblock". */
+	GString *unopened;
 };
 
 /* What will be booted. */
@@ -99,7 +100,7 @@ static void open_one(struct search *s, const struct bootdisk_reader *r, const st
 	if (fs)
 		s->fss[s->nfs++] = (struct found_fs){p, fs};
 	else
-		g_string_append_printf(s->damaged, "%s%s: %s", s->damaged->len ? ", " : "", name,
+		g_string_append_printf(s->unopened, "%s%s: %s", s->unopened->len ? ", " : "", name,
 		                       err->message);
 }
 
@@ -428,10 +429,10 @@ static bool stream_files(const struct choice *c, const struct boot_sink *sink, G
 
 static bool nothing_readable(struct search *s, GError **err)
 {
-	if (s->damaged->len)
+	if (s->unopened->len)
 		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "the disk image's ext2/3/4 filesystem is damaged (%s)%s%s",
-		                 s->damaged->str, s->unread->len ? "; " : "", s->unread->str);
+		                 "the disk image's ext2/3/4 filesystem cannot be read (%s)%s%s",
+		                 s->unopened->str, s->unread->len ? "; " : "", s->unread->str);
 	if (s->unread->len)
 		return husk_fail(err, HUSK_EXIT_USAGE,
 		                 "no ext2/3/4 filesystem in the disk image (%s): husk reads the "
@@ -475,7 +476,7 @@ bool bootdisk_search(const struct bootdisk_reader *r, const struct boot_sink *si
 	bool ok;
 
 	s->unread = g_string_new(NULL);
-	s->damaged = g_string_new(NULL);
+	s->unopened = g_string_new(NULL);
 	ok = partition_read(r, s->parts, &s->nparts, err);
 	if (ok) {
 		open_filesystems(s, r);
@@ -487,7 +488,7 @@ bool bootdisk_search(const struct bootdisk_reader *r, const struct boot_sink *si
 	for (int i = 0; i < s->nfs; i++)
 		ext_close(s->fss[i].fs);
 	g_string_free(s->unread, TRUE);
-	g_string_free(s->damaged, TRUE);
+	g_string_free(s->unopened, TRUE);
 	g_free(s);
 	return ok;
 }
