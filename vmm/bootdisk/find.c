@@ -20,6 +20,10 @@
 /* grubenv is one 1 KiB block; more is not GRUB's. */
 #define GRUBENV_MAX (64 * 1024)
 
+/* BLS entries read at most, and their size: a real one is a few hundred bytes. */
+#define BLS_ENTRIES_MAX    256
+#define BLS_ENTRY_SIZE_MAX (64 * 1024)
+
 struct found_fs {
 	const struct partition *part;
 	struct ext_fs *fs;
@@ -258,7 +262,7 @@ static GPtrArray *bls_entries(struct ext_fs *fs, const char *dir)
 	g_autoptr(GPtrArray) names = ext_list(fs, dir, "");
 	g_autofree char *env = names->len ? any_grubenv(fs) : NULL;
 
-	for (unsigned i = 0; i < names->len; i++) {
+	for (unsigned i = 0; i < names->len && found->len < BLS_ENTRIES_MAX; i++) {
 		const char *name = names->pdata[i];
 		g_autofree char *path = g_strconcat(dir, "/", name, NULL);
 		size_t len;
@@ -267,7 +271,7 @@ static GPtrArray *bls_entries(struct ext_fs *fs, const char *dir)
 
 		if (!g_str_has_suffix(name, ".conf"))
 			continue;
-		text = ext_read_text(fs, path, BOOT_CONFIG_MAX, &len);
+		text = ext_read_text(fs, path, BLS_ENTRY_SIZE_MAX, &len);
 		if (!text)
 			continue;
 		b = g_new0(struct bls_candidate, 1);
