@@ -38,7 +38,7 @@ static void search_in_child(const struct bootdisk_reader *image, int fd)
 	g_autoptr(GError) err = NULL;
 
 	if (!bootdisk_search(image, &sink, &cmdline, &description, &err)) {
-		send_text(fd, SANDBOX_ERROR, (uint64_t)err->code, err->message, 1024);
+		send_text(fd, SANDBOX_ERROR, (uint64_t)err->code, err->message, SANDBOX_ERROR_MAX);
 		return;
 	}
 	if (strlen(cmdline) >= BOOTDISK_CMDLINE_MAX) {

@@ -37,9 +37,6 @@
 #define CACHE_SLOTS 8
 #define CACHE_CHUNK (128u << 10)
 
-/* What a child may tell of its own failure. */
-#define ERROR_MAX 1024
-
 struct remote_image {
 	int fd;
 	uint64_t size;
@@ -390,7 +387,7 @@ static size_t piece_limit(uint32_t type)
 	case SANDBOX_DESCRIPTION:
 		return BOOTDISK_DESCRIPTION_MAX;
 	case SANDBOX_ERROR:
-		return ERROR_MAX;
+		return SANDBOX_ERROR_MAX;
 	default:
 		return 0;
 	}

@@ -37,6 +37,7 @@ enum sandbox_msg_type {
 };
 
 #define SANDBOX_PIECE_MAX (1u << 20) /* bytes of one message */
+#define SANDBOX_ERROR_MAX 1024       /* of a SANDBOX_ERROR's text */
 
 /* The child's work: it reads the image through 'image' and answers on 'fd'. */
 typedef void (*sandbox_child_fn)(const struct bootdisk_reader *image, int fd);
