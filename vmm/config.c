@@ -71,6 +71,57 @@ void config_add_net(struct vm_config *cfg, struct net_config *net)
 	g_ptr_array_add(cfg->nets, net);
 }
 
+/* "[ADDR:]HOSTPORT:GUESTPORT[/udp]" as a --net user hostfwd= text. */
+static char *publish_text(const char *spec, GError **err)
+{
+	const char *slash = strchr(spec, '/');
+	char *ports = slash ? g_strndup(spec, (size_t)(slash - spec)) : g_strdup(spec);
+	char **parts = g_strsplit(ports, ":", -1);
+	guint n = g_strv_length(parts);
+	char *text = NULL;
+
+	if (slash && strcmp(slash, "/udp") != 0 && strcmp(slash, "/tcp") != 0)
+		husk_fail(err, HUSK_EXIT_USAGE, "-p: \"%s\": the protocol is tcp or udp", spec);
+	else if (n != 2 && n != 3)
+		husk_fail(err, HUSK_EXIT_USAGE, "-p: \"%s\" is not [ADDR:]HOSTPORT:GUESTPORT[/udp]",
+		          spec);
+	else
+		text = g_strdup_printf("user,hostfwd=%s:%s:%s-:%s",
+		                       slash && strcmp(slash, "/udp") == 0 ? "udp" : "tcp",
+		                       n == 3 ? parts[0] : "127.0.0.1", parts[n - 2], parts[n - 1]);
+	g_strfreev(parts);
+	g_free(ports);
+	return text;
+}
+
+bool config_publish(struct vm_config *cfg, const char *spec, GError **err)
+{
+	char *text = publish_text(spec, err);
+	struct net_config *fwd = g_new0(struct net_config, 1);
+	struct net_config *user = NULL;
+
+	if (!text || !net_config_parse(text, cfg->nets->len, fwd, err)) {
+		if (text)
+			g_prefix_error(err, "-p: ");
+		g_free(fwd);
+		g_free(text);
+		return false;
+	}
+	g_free(text);
+	for (guint i = 0; !user && i < cfg->nets->len; i++)
+		if (((struct net_config *)cfg->nets->pdata[i])->kind == NET_USER)
+			user = cfg->nets->pdata[i];
+	if (!user) {
+		config_add_net(cfg, fwd);
+		return true;
+	}
+	struct net_hostfwd f = g_array_index(fwd->hostfwd, struct net_hostfwd, 0);
+	f.guest_addr = user->dhcp_start;
+	g_array_append_val(user->hostfwd, f);
+	free_net(fwd);
+	return true;
+}
+
 /* --- writing ------------------------------------------------------------- */
 
 static void add_string(JsonBuilder *b, const char *key, const char *value)

@@ -60,6 +60,13 @@ void config_add_net(struct vm_config *cfg, struct net_config *net);
  * an error, when there are any), and back. config_from_json() starts from
  * config_init()'s defaults; its errors are one line, HUSK_EXIT_USAGE.
  */
+/*
+ * Publishes a guest port as Docker's -p does: "[ADDR:]HOSTPORT:GUESTPORT[/udp]"
+ * (ADDR 127.0.0.1 by default) on the first user-networking NIC, which is
+ * added when there is none. Errors are one line, HUSK_EXIT_USAGE.
+ */
+bool config_publish(struct vm_config *cfg, const char *spec, GError **err);
+
 /* The --net text that makes 'net' again. */
 char *config_net_text(const struct net_config *net);
 

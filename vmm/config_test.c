@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <glib.h>
+#include <string.h>
 
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
@@ -94,11 +95,40 @@ static void test_shares_not_saved(void)
 	config_clear(&cfg);
 }
 
+/* -p goes to the first user NIC, which it adds when there is none, after every --net. */
+static void test_publish(void)
+{
+	struct vm_config cfg;
+	GError *err = NULL;
+
+	parse_run("run --kernel /k -p 8080:80 -p 0.0.0.0:5353:53/udp --net user,restrict=on", &cfg);
+	g_assert_cmpuint(cfg.nets->len, ==, 1);
+	char *text = config_net_text(cfg.nets->pdata[0]);
+	g_assert_nonnull(strstr(text, ",restrict=on,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80,"
+	                              "hostfwd=udp:0.0.0.0:5353-10.0.2.15:53,"));
+	g_free(text);
+	config_clear(&cfg);
+
+	parse_run("run --kernel /k -p 2222:22", &cfg);
+	g_assert_cmpuint(cfg.nets->len, ==, 1);
+	g_assert_false(config_publish(&cfg, "80", &err));
+	g_assert_cmpstr(err->message, ==, "-p: \"80\" is not [ADDR:]HOSTPORT:GUESTPORT[/udp]");
+	g_clear_error(&err);
+	g_assert_false(config_publish(&cfg, "80:80/sctp", &err));
+	g_assert_cmpstr(err->message, ==, "-p: \"80:80/sctp\": the protocol is tcp or udp");
+	g_clear_error(&err);
+	g_assert_false(config_publish(&cfg, "x:80", &err));
+	g_assert_true(g_str_has_prefix(err->message, "-p: --net: "));
+	g_clear_error(&err);
+	config_clear(&cfg);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/config/round-trip", test_round_trip);
 	g_test_add_func("/config/bad-input", test_bad_input);
 	g_test_add_func("/config/shares-not-saved", test_shares_not_saved);
+	g_test_add_func("/config/publish", test_publish);
 	return g_test_run();
 }

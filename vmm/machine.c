@@ -667,6 +667,11 @@ static void add_timeout(struct machine *m)
 	g_source_unref(t);
 }
 
+void machine_request_stop(struct machine *m, enum stop_reason reason)
+{
+	request_stop(m, reason);
+}
+
 GMainContext *machine_context(struct machine *m)
 {
 	return m->ctx;

@@ -22,6 +22,9 @@ enum stop_reason machine_run(struct machine *m, int *signal);
 
 void machine_destroy(struct machine *m);
 
+/* Stops the VM as 'reason' would (the first reason wins); from any thread. */
+void machine_request_stop(struct machine *m, enum stop_reason reason);
+
 /* The I/O thread's loop, for work that runs alongside the VM (husk exec's output). */
 GMainContext *machine_context(struct machine *m);
 

@@ -15,10 +15,12 @@
 #include "devices/virtio_fs.h"
 #include "vmm/boot_linux.h"
 #include "vmm/cli/image.h"
+#include "vmm/cli/instances.h"
 #include "vmm/disk_boot.h"
 #include "vmm/error.h"
 #include "vmm/exec.h"
 #include "vmm/host_check.h"
+#include "vmm/instance/serve.h"
 #include "vmm/machine.h"
 #include "vmm/options.h"
 
@@ -27,15 +29,31 @@ static const char usage[] =
     "                [--cpus N] [--disk PATH[,OPT...]] [--net ...] [IMAGE]\n"
     "       husk exec [--kernel PATH] [--mount DIR[:PATH][,ro]] [--timeout S] ... -- COMMAND\n"
     "       husk image create|info|convert ...\n"
+    "       husk launch IMAGE [--name NAME] [--cpus N] [--memory SIZE] [--disk-size SIZE]\n"
+    "                   [--cloud-init FILE] [-p [ADDR:]HOSTPORT:GUESTPORT[/udp]] ...\n"
+    "       husk list|info|start|stop|restart|delete|console ...\n"
     "       husk check-host\n"
     "       husk --version\n"
     "\n"
     "  run         boot a Linux kernel, or a disk image's own, with its console here\n"
     "  exec        run one command in a throwaway VM: its output and exit status\n"
     "  image       create, describe and convert disk images (raw, qcow2)\n"
+    "  launch      a new named instance from a cloud image, with cloud-init; it runs\n"
+    "              in the background until stopped\n"
+    "  list, info  the instances, and one in detail (--format json)\n"
+    "  start, stop, restart, delete, console   what their names say\n"
     "  check-host  say whether this host can run husk's VMs (exit 0 or 3)\n"
     "\n"
     "'husk run --help' and 'husk exec --help' list every option and the exit statuses.\n";
+
+static const struct {
+	const char *name;
+	int (*main)(int argc, char **argv);
+} instance_commands[] = {
+    {"launch", launch_main}, {"list", list_main},       {"info", info_main},
+    {"start", start_main},   {"stop", stop_main},       {"restart", restart_main},
+    {"delete", delete_main}, {"console", console_main},
+};
 
 static int64_t now_ns(void)
 {
@@ -170,6 +188,11 @@ int main(int argc, char **argv)
 		return exec_main(argc - 1, argv + 1, start_ns);
 	if (strcmp(cmd, "image") == 0)
 		return husk_image_main(argc - 1, argv + 1);
+	for (size_t i = 0; i < G_N_ELEMENTS(instance_commands); i++)
+		if (strcmp(cmd, instance_commands[i].name) == 0)
+			return instance_commands[i].main(argc - 1, argv + 1);
+	if (strcmp(cmd, "instance-serve") == 0)
+		return serve_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "check-host") == 0 && argc == 2)
 		return cmd_check_host();
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

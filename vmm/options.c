@@ -191,6 +191,9 @@ static const GOptionEntry run_entries[] = {
      "user[,hostfwd=tcp|udp:[ADDR]:PORT-[ADDR]:PORT][,restrict=on][,...]|tap=IFNAME"},
     {"share", 's', 0, CALLBACK(parse_share),
      "Share a host directory (repeatable); in the guest: mount -t virtiofs TAG /mnt", SHARE_SYNTAX},
+    {"publish", 'p', 0, G_OPTION_ARG_STRING_ARRAY, NULL,
+     "Publish a guest port on the host, as docker run -p (repeatable; ADDR 127.0.0.1 by default)",
+     "[ADDR:]HOSTPORT:GUESTPORT[/udp]"},
     {"memory", 'm', 0, CALLBACK(parse_memory), "Guest RAM, e.g. 512M or 2G (default 512M)", "SIZE"},
     {"cpus", 'c', 0, CALLBACK(parse_cpus), "Number of vCPUs (default 1)", "N"},
     {"poll", 0, 0, CALLBACK(parse_poll),
@@ -279,6 +282,7 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 {
 	GOptionEntry entries[G_N_ELEMENTS(run_entries)];
 	gboolean allow_pvm = FALSE, timings = FALSE, no_seccomp = FALSE;
+	char **publish = NULL;
 
 	config_init(cfg);
 
@@ -290,6 +294,8 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 			entries[i].arg_data = &timings;
 		else if (strcmp(entries[i].long_name, "no-seccomp") == 0)
 			entries[i].arg_data = &no_seccomp;
+		else if (strcmp(entries[i].long_name, "publish") == 0)
+			entries[i].arg_data = &publish;
 	}
 
 	GOptionContext *ctx = g_option_context_new("[IMAGE] - boot a Linux kernel in a VM");
@@ -307,6 +313,10 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	normalize_error(err ? *err : NULL);
 	if (ok)
 		ok = take_image(nargs, args, cfg, err);
+	/* After every --net: a port goes to the first user-networking NIC. */
+	for (char **p = publish; ok && p && *p; p++)
+		ok = config_publish(cfg, *p, err);
+	g_strfreev(publish);
 	g_free(args);
 	g_option_context_free(ctx);
 

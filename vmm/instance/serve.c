@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The serving process. The guest's console goes through a pipe to the I/O
+ * thread, which appends it to console.log (bounded: SERVE_LOG_MAX), looks
+ * for cloud-init's final message to call the guest ready, and copies it to
+ * attached consoles; what they type goes to the guest through another pipe.
+ */
+#include "vmm/instance/serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "devices/net.h"
+#include "vmm/config.h"
+#include "vmm/disk_boot.h"
+#include "vmm/error.h"
+#include "vmm/instance/control.h"
+#include "vmm/instance/instance.h"
+#include "vmm/machine.h"
+
+#define LINE_MAX_SCAN  1024    /* longer console lines are not looked at for readiness */
+#define CONSOLE_REPLAY (16384) /* what a console that attaches sees of the past */
+
+enum serve_state { SERVE_BOOTING, SERVE_RUNNING, SERVE_STOPPING };
+
+struct server {
+	struct instance *inst;
+	struct vm_config cfg;
+	struct machine *m;
+	int out_pipe[2]; /* guest → log */
+	int in_pipe[2];  /* consoles → guest */
+	int log_fd;
+	uint64_t log_size;
+	GString *line; /* the console line being written, for the readiness check */
+	enum serve_state state;
+	int64_t started_us;
+	GPtrArray *consoles; /* struct console_client * */
+	GSource *out_source;
+};
+
+struct console_client {
+	struct server *s;
+	int fd;
+	GSource *source;
+};
+
+bool serve_line_is_ready(const char *line)
+{
+	/* "Cloud-init v. 22.4.2 finished at Sun, 06 Dec 2026 ... Up 41.2 seconds" */
+	const char *v = strstr(line, "Cloud-init v. ");
+
+	return v && strstr(v, " finished at ");
+}
+
+/* --- the console log ------------------------------------------------------ */
+
+static int open_log(struct server *s, int flags)
+{
+	char *path = instance_path(s->inst, "console.log");
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | flags, 0600);
+	struct stat st;
+
+	g_free(path);
+	s->log_size = fd >= 0 && fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return fd;
+}
+
+/* The log keeps its newest SERVE_LOG_MAX bytes and the half before them. */
+static void rotate_log(struct server *s)
+{
+	char *path = instance_path(s->inst, "console.log");
+	char *old = instance_path(s->inst, "console.log.1");
+
+	rename(path, old);
+	close(s->log_fd);
+	s->log_fd = open_log(s, O_TRUNC);
+	g_free(path);
+	g_free(old);
+}
+
+static void scan_for_ready(struct server *s, const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] == '\n' || buf[i] == '\r') {
+			if (s->state == SERVE_BOOTING && serve_line_is_ready(s->line->str))
+				s->state = SERVE_RUNNING;
+			g_string_truncate(s->line, 0);
+		} else if (s->line->len < LINE_MAX_SCAN) {
+			g_string_append_c(s->line, buf[i]);
+		}
+	}
+}
+
+static void drop_console(struct console_client *c)
+{
+	g_ptr_array_remove(c->s->consoles, c);
+}
+
+static void free_console(gpointer data)
+{
+	struct console_client *c = data;
+
+	g_source_destroy(c->source);
+	g_source_unref(c->source);
+	close(c->fd);
+	g_free(c);
+}
+
+/* A console that cannot keep up is dropped rather than let it stall the guest. */
+static void copy_to_consoles(struct server *s, const char *buf, size_t n)
+{
+	for (guint i = s->consoles->len; i-- > 0;) {
+		struct console_client *c = s->consoles->pdata[i];
+
+		if (send(c->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n)
+			drop_console(c);
+	}
+}
+
+static gboolean on_guest_output(gint fd, GIOCondition cond, gpointer data)
+{
+	struct server *s = data;
+	char buf[4096];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n <= 0)
+		return G_SOURCE_CONTINUE;
+	if (s->log_fd >= 0 && write(s->log_fd, buf, (size_t)n) == n)
+		s->log_size += (uint64_t)n;
+	if (s->log_size >= SERVE_LOG_MAX)
+		rotate_log(s);
+	scan_for_ready(s, buf, (size_t)n);
+	copy_to_consoles(s, buf, (size_t)n);
+	return G_SOURCE_CONTINUE;
+}
+
+/* --- consoles ------------------------------------------------------------- */
+
+static gboolean on_console_input(gint fd, GIOCondition cond, gpointer data)
+{
+	struct console_client *c = data;
+	char buf[1024];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n <= 0 || write(c->s->in_pipe[1], buf, (size_t)n) != n) {
+		drop_console(c);
+		return G_SOURCE_REMOVE;
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* The end of the log, so a console that attaches shows the screen it missed. */
+static void replay_log(struct server *s, int fd)
+{
+	char *path = instance_path(s->inst, "console.log");
+	int rd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[CONSOLE_REPLAY];
+
+	g_free(path);
+	if (rd < 0)
+		return;
+	off_t end = lseek(rd, 0, SEEK_END);
+	ssize_t n = pread(rd, buf, sizeof(buf), end > CONSOLE_REPLAY ? end - CONSOLE_REPLAY : 0);
+	if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+		g_debug("console replay: %s", g_strerror(errno));
+	close(rd);
+}
+
+static void attach_console(struct server *s, int fd)
+{
+	struct console_client *c = g_new0(struct console_client, 1);
+
+	c->s = s;
+	c->fd = fd;
+	c->source = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+	g_source_set_callback(c->source, G_SOURCE_FUNC(on_console_input), c, NULL);
+	g_source_attach(c->source, machine_context(s->m));
+	g_ptr_array_add(s->consoles, c);
+}
+
+/* --- the control socket's ops --------------------------------------------- */
+
+static const char *state_name(enum serve_state st)
+{
+	return st == SERVE_BOOTING ? "booting" : st == SERVE_RUNNING ? "running" : "stopping";
+}
+
+/* The guest's address: user networking's DHCP address, which only -p reaches. */
+static void add_network(struct server *s, JsonObject *reply)
+{
+	JsonArray *ports = json_array_new();
+
+	for (guint i = 0; i < s->cfg.nets->len; i++) {
+		const struct net_config *n = s->cfg.nets->pdata[i];
+
+		if (n->kind == NET_USER && !json_object_has_member(reply, "ipv4"))
+			json_object_set_string_member(reply, "ipv4", inet_ntoa(n->dhcp_start));
+		for (guint f = 0; n->kind == NET_USER && f < n->hostfwd->len; f++) {
+			const struct net_hostfwd *h =
+			    &g_array_index(n->hostfwd, struct net_hostfwd, f);
+			char *text =
+			    g_strdup_printf("%s:%u->%u/%s", inet_ntoa(h->host_addr), h->host_port,
+			                    h->guest_port, h->udp ? "udp" : "tcp");
+			json_array_add_string_element(ports, text);
+			g_free(text);
+		}
+	}
+	json_object_set_array_member(reply, "ports", ports);
+}
+
+static void add_info(struct server *s, JsonObject *reply)
+{
+	json_object_set_int_member(reply, "pid", getpid());
+	json_object_set_int_member(reply, "uptime_s",
+	                           (g_get_monotonic_time() - s->started_us) / G_USEC_PER_SEC);
+	json_object_set_int_member(reply, "cpus", s->cfg.cpus);
+	json_object_set_int_member(reply, "memory", (gint64)s->cfg.memory);
+	add_network(s, reply);
+}
+
+static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool *take_fd,
+                   GError **err)
+{
+	struct server *s = opaque;
+
+	if (strcmp(op, "stop") == 0 || strcmp(op, "force-stop") == 0) {
+		s->state = SERVE_STOPPING;
+		machine_request_stop(s->m, STOP_SIGNAL);
+	} else if (strcmp(op, "console") == 0) {
+		replay_log(s, fd);
+		attach_console(s, fd);
+		*take_fd = true;
+	} else if (strcmp(op, "info") == 0) {
+		add_info(s, reply);
+	} else if (strcmp(op, "state") != 0) {
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "unknown op \"%s\"", op);
+	}
+	json_object_set_string_member(reply, "state", state_name(s->state));
+	return true;
+}
+
+/* --- running the VM ------------------------------------------------------- */
+
+static bool load_config(struct server *s, GError **err)
+{
+	char *path = instance_path(s->inst, "config.json");
+	char *json = NULL;
+	bool ok =
+	    g_file_get_contents(path, &json, NULL, err) && config_from_json(json, &s->cfg, err);
+
+	g_free(path);
+	g_free(json);
+	if (!ok)
+		return false;
+	s->cfg.console_out = s->out_pipe[1];
+	s->cfg.console_in = s->in_pipe[0];
+	/* Read again at each start: the guest may have installed a new kernel. */
+	return disk_boot_resolve(&s->cfg, err);
+}
+
+static bool open_pipes(struct server *s, GError **err)
+{
+	if (pipe2(s->out_pipe, O_CLOEXEC) < 0 || pipe2(s->in_pipe, O_CLOEXEC) < 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "pipe: %s", g_strerror(errno));
+	/* Room for a burst of boot messages while the I/O thread is busy. */
+	fcntl(s->out_pipe[1], F_SETPIPE_SZ, 1024 * 1024);
+	s->log_fd = open_log(s, 0);
+	return true;
+}
+
+static void watch_output(struct server *s)
+{
+	s->out_source = g_unix_fd_source_new(s->out_pipe[0], G_IO_IN);
+	g_source_set_callback(s->out_source, G_SOURCE_FUNC(on_guest_output), s, NULL);
+	g_source_attach(s->out_source, machine_context(s->m));
+}
+
+static void unwatch(struct server *s)
+{
+	g_ptr_array_set_size(s->consoles, 0);
+	g_source_destroy(s->out_source);
+	g_clear_pointer(&s->out_source, g_source_unref);
+}
+
+/* Why the VM ended, for `husk info` and for whoever reads husk.log. */
+static void report_end(enum stop_reason reason)
+{
+	static const char *const words[] = {
+	    [STOP_NONE] = "ended",         [STOP_POWEROFF] = "powered off",
+	    [STOP_REBOOT] = "rebooted",    [STOP_TRIPLE_FAULT] = "crashed (a triple fault)",
+	    [STOP_PANIC] = "panicked",     [STOP_USER] = "was stopped",
+	    [STOP_SIGNAL] = "was stopped", [STOP_ERROR] = "failed",
+	    [STOP_TIMEOUT] = "timed out",
+	};
+	GDateTime *now = g_date_time_new_now_local();
+	char *when = g_date_time_format_iso8601(now);
+
+	g_printerr("husk: %s: the guest %s\n", when, words[reason]);
+	g_free(when);
+	g_date_time_unref(now);
+}
+
+static int run(struct server *s)
+{
+	GError *err = NULL;
+	struct control_server *ctl = NULL;
+	char *sock = instance_path(s->inst, "control.sock");
+	enum stop_reason reason = STOP_ERROR;
+
+	s->m = machine_create(&s->cfg, &err);
+	if (s->m)
+		ctl = control_server_start(sock, machine_context(s->m), answer, s, &err);
+	if (ctl) {
+		int signo = 0;
+
+		watch_output(s);
+		reason = machine_run(s->m, &signo);
+		unwatch(s);
+		control_server_stop(ctl);
+	}
+	unlink(sock);
+	g_free(sock);
+	machine_destroy(s->m);
+	if (err) {
+		int status = err->code ? err->code : HUSK_EXIT_RUNTIME;
+		g_printerr("husk: %s\n", err->message);
+		g_error_free(err);
+		return status;
+	}
+	report_end(reason);
+	return reason == STOP_POWEROFF || reason == STOP_SIGNAL ? 0 : HUSK_EXIT_RUNTIME;
+}
+
+/* exit-status: what the commands waiting on this process tell their user. */
+static void record_status(const struct instance *inst, int status)
+{
+	char *path = instance_path(inst, "exit-status");
+	char *text = g_strdup_printf("%d\n", status);
+
+	g_file_set_contents(path, text, -1, NULL);
+	g_free(text);
+	g_free(path);
+}
+
+int serve_main(int argc, char **argv)
+{
+	struct server s = {.log_fd = -1, .started_us = g_get_monotonic_time()};
+	GError *err = NULL;
+
+	if (argc != 2) {
+		g_printerr("husk: instance-serve: give the instance's name\n");
+		return HUSK_EXIT_USAGE;
+	}
+	s.inst = instance_get(argv[1], &err);
+	s.line = g_string_new(NULL);
+	s.consoles = g_ptr_array_new_with_free_func(free_console);
+	int status = HUSK_EXIT_RUNTIME;
+	if (s.inst && open_pipes(&s, &err) && load_config(&s, &err))
+		status = run(&s);
+	if (err) {
+		status = err->domain == HUSK_ERROR && err->code ? err->code : HUSK_EXIT_RUNTIME;
+		g_printerr("husk: %s\n", err->message);
+		g_error_free(err);
+	}
+	if (s.inst)
+		record_status(s.inst, status);
+	return status;
+}
+
+/* --- starting it ---------------------------------------------------------- */
+
+/* In the grandchild: take the running lock, say so to the waiting parent, become husk. */
+static void become_server(const struct instance *inst, int ready_fd)
+{
+	char *log = instance_path(inst, "husk.log");
+	int out = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	GError *err = NULL;
+	int running;
+
+	if (out < 0 || in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+	    dup2(out, STDERR_FILENO) < 0)
+		_exit(HUSK_EXIT_RUNTIME);
+	if (!instance_claim_running(inst, &running, &err)) {
+		g_printerr("husk: %s\n", err->message);
+		_exit(err->code);
+	}
+	/* The lock goes with the open file into husk, and lasts as long as husk runs. */
+	fcntl(running, F_SETFD, 0);
+	if (write(ready_fd, "y", 1) != 1)
+		_exit(HUSK_EXIT_RUNTIME);
+	close(ready_fd);
+	execl("/proc/self/exe", "husk", "instance-serve", inst->name, (char *)NULL);
+	g_printerr("husk: cannot run husk again: %s\n", g_strerror(errno));
+	_exit(HUSK_EXIT_RUNTIME);
+}
+
+/* The first child: a new session with no terminal, then the grandchild that stays. */
+static void detach(const struct instance *inst, int ready_fd)
+{
+	if (setsid() < 0)
+		_exit(HUSK_EXIT_RUNTIME);
+	pid_t pid = fork();
+	if (pid < 0)
+		_exit(HUSK_EXIT_RUNTIME);
+	if (pid == 0)
+		become_server(inst, ready_fd);
+	_exit(0);
+}
+
+bool serve_spawn(const char *name, GError **err)
+{
+	struct instance *inst = instance_get(name, err);
+	int ready[2];
+	char byte;
+
+	if (!inst)
+		return false;
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		instance_free(inst);
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "pipe: %s", g_strerror(errno));
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		detach(inst, ready[1]);
+	}
+	close(ready[1]);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	/* A byte once the grandchild holds the lock; nothing if it died first. */
+	bool ok = pid > 0 && read(ready[0], &byte, 1) == 1;
+	close(ready[0]);
+	if (!ok) {
+		char *log = instance_path(inst, "husk.log");
+		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: could not start (see %s)", name, log);
+		g_free(log);
+	}
+	instance_free(inst);
+	return ok;
+}
