@@ -92,21 +92,31 @@ static bool have_tools(void)
 	return false;
 }
 
+/* Runs 'argv', its standard input from 'input_file' if not NULL (by the shell); it must succeed. */
 static void run(const char *const *argv, const char *input_file)
 {
+	g_autoptr(GString) cmd = g_string_new(NULL);
 	g_autofree char *out = NULL, *errout = NULL;
 	int status;
 	GError *err = NULL;
-	g_autofree char *cmd = g_strjoinv(" ", (char **)argv);
-	g_autofree char *shell =
-	    input_file ? g_strdup_printf("%s < '%s'", cmd, input_file) : g_strdup(cmd);
-	const char *sh[] = {"/bin/sh", "-c", shell, NULL};
+
+	for (const char *const *a = argv; *a; a++) {
+		g_autofree char *quoted = g_shell_quote(*a);
+
+		g_string_append_printf(cmd, "%s ", quoted);
+	}
+	if (input_file) {
+		g_autofree char *quoted = g_shell_quote(input_file);
+
+		g_string_append_printf(cmd, "< %s", quoted);
+	}
+	const char *sh[] = {"/bin/sh", "-c", cmd->str, NULL};
 
 	g_assert_true(g_spawn_sync(NULL, (char **)sh, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
 	                           &errout, &status, &err));
 	g_assert_no_error(err);
 	if (!g_spawn_check_wait_status(status, NULL))
-		g_error("%s failed: %s%s", shell, out, errout);
+		g_error("%s failed: %s%s", cmd->str, out, errout);
 }
 
 static void write_file(const char *root, const char *path, const void *data, size_t len)
