@@ -284,6 +284,41 @@ static void dsdt_pci_host(GByteArray *t, const struct acpi_config *cfg)
 	g_byte_array_free(res, TRUE);
 }
 
+/*
+ * A power button for hardware-reduced ACPI, as QEMU's microvm has one: a
+ * Generic Event Device (5.6.9) whose interrupt runs _EVT, which notifies
+ * the control-method power button (PNP0C0C). Linux's button driver turns
+ * that into KEY_POWER; systemd-logind powers off.
+ */
+static void dsdt_power_button(GByteArray *t, const struct acpi_config *cfg)
+{
+	GByteArray *res = g_byte_array_new();
+	size_t dev = aml_open(t, AML_DEVICE_OP);
+
+	aml_name_string(t, "PWRB");
+	aml_name(t, "_HID");
+	aml_eisaid(t, "PNP0C0C");
+	aml_name(t, "_UID");
+	aml_integer(t, 0);
+	aml_close(t, dev);
+
+	dev = aml_open(t, AML_DEVICE_OP);
+	aml_name_string(t, "GED0");
+	aml_name(t, "_HID");
+	aml_string(t, "ACPI0013");
+	aml_name(t, "_UID");
+	aml_integer(t, 0);
+	aml_res_interrupt(res, cfg->power_button_gsi);
+	aml_resource_template(t, "_CRS", res);
+	size_t method = aml_open(t, AML_METHOD_OP);
+	aml_name_string(t, "_EVT");
+	g_byte_array_append(t, (const guint8[]){1}, 1); /* one argument: the GSI */
+	aml_notify(t, "\\_SB_.PWRB", 0x80);             /* 0x80: the button was pressed */
+	aml_close(t, method);
+	aml_close(t, dev);
+	g_byte_array_free(res, TRUE);
+}
+
 static GByteArray *build_dsdt(const struct acpi_config *cfg)
 {
 	GByteArray *t = table_new("DSDT", 2); /* revision 2: 64-bit integers */
@@ -299,6 +334,8 @@ static GByteArray *build_dsdt(const struct acpi_config *cfg)
 	aml_res_io(res, cfg->pvpanic_port, 1);
 	dsdt_device(t, "PEVT", "QEMU0001", false, res);
 	dsdt_pci_host(t, cfg);
+	if (cfg->power_button_gsi)
+		dsdt_power_button(t, cfg);
 	aml_close(t, sb);
 
 	/* \_S5_: Package { SLP_TYPa, SLP_TYPb } (7.4.2) */

@@ -27,6 +27,7 @@ struct acpi_config {
 	uint16_t pvpanic_port;
 	uint16_t com1_port;
 	uint8_t com1_irq;
+	uint8_t power_button_gsi; /* an edge here presses the power button; 0: none */
 	/* PCI bus 0: ECAM at pci_ecam (MCFG), config ports, BAR windows. */
 	uint64_t pci_ecam;
 	uint16_t pci_config_port;

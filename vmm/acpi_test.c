@@ -179,6 +179,33 @@ static void test_dsdt(void)
 	g_free(buf);
 }
 
+/* The power button: a GED on GSI 5 whose _EVT notifies PWRB (PNP0C0C) with 0x80. */
+static void test_power_button(void)
+{
+	struct acpi_config cfg = config4;
+	cfg.power_button_gsi = 5;
+	uint8_t *buf = build(&cfg);
+	const uint8_t *d = find(buf, "DSDT");
+	uint32_t len = le32(d + 4);
+	/* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { 5 } */
+	static const uint8_t irq[] = {0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00};
+	/* Method(_EVT, 1) { Notify(\_SB_.PWRB, 0x80) } */
+	static const uint8_t evt[] = {'_', 'E', 'V', 'T', 0x01, 0x86, '\\', 0x2e, '_',
+	                              'S', 'B', '_', 'P', 'W',  'R',  'B',  0x0a, 0x80};
+	static const uint8_t pnp0c0c[] = {'_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x0c};
+
+	g_assert_true(contains(d, len, irq, sizeof(irq)));
+	g_assert_true(contains(d, len, evt, sizeof(evt)));
+	g_assert_true(contains(d, len, pnp0c0c, sizeof(pnp0c0c)));
+	g_assert_true(contains(d, len, "ACPI0013", 9));
+	g_free(buf);
+	/* Without a GSI, no button. */
+	buf = build(&config4);
+	d = find(buf, "DSDT");
+	g_assert_false(contains(d, le32(d + 4), "ACPI0013", 9));
+	g_free(buf);
+}
+
 static void test_mcfg(void)
 {
 	uint8_t *buf = build(&config4);
@@ -294,6 +321,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/acpi/madt-cpus", test_madt_cpus);
 	g_test_add_func("/acpi/fadt", test_fadt);
 	g_test_add_func("/acpi/dsdt", test_dsdt);
+	g_test_add_func("/acpi/power-button", test_power_button);
 	g_test_add_func("/acpi/mcfg", test_mcfg);
 	g_test_add_func("/acpi/too-small", test_too_small);
 	g_test_add_func("/aml/pkg-length", test_pkg_length);

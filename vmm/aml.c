@@ -177,6 +177,22 @@ void aml_res_irq(GByteArray *b, uint8_t irq)
 	put_le(b, 1U << irq, 2);
 }
 
+void aml_res_interrupt(GByteArray *b, uint32_t gsi)
+{
+	put8(b, 0x89);        /* large item 9 */
+	put_le(b, 6, 2);      /* flags, count, one DWord */
+	put8(b, 0x01 | 0x02); /* consumer, edge; active high and exclusive are zeros */
+	put8(b, 1);
+	put_le(b, gsi, 4);
+}
+
+void aml_notify(GByteArray *b, const char *path, uint8_t value)
+{
+	put8(b, 0x86); /* NotifyOp */
+	aml_name_string(b, path);
+	aml_integer(b, value);
+}
+
 /* The fields every address space descriptor shares, for a window [min, max]. */
 static void address_space(GByteArray *b, uint8_t tag, unsigned int width, uint8_t space,
                           uint8_t type_flags, uint64_t min, uint64_t max)

@@ -35,6 +35,10 @@ uint32_t aml_eisaid_value(const char *id);
 /* Resource descriptors for a ResourceTemplate (6.4.2), and its end tag. */
 void aml_res_io(GByteArray *b, uint16_t port, uint8_t len);
 void aml_res_irq(GByteArray *b, uint8_t irq);
+/* Extended Interrupt (6.4.3.6): one GSI, consumed, edge-triggered, active high. */
+void aml_res_interrupt(GByteArray *b, uint32_t gsi);
+/* Notify(path, value) (19.6.92). */
+void aml_notify(GByteArray *b, const char *path, uint8_t value);
 /* Address space descriptors of a bridge's windows (6.4.3.5): a producer, min/max fixed. */
 void aml_res_word_bus(GByteArray *b, uint16_t min, uint16_t max);
 void aml_res_word_io(GByteArray *b, uint16_t min, uint16_t max);

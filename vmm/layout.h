@@ -54,5 +54,7 @@
 
 /* Interrupt lines (GSIs of the in-kernel IOAPIC). */
 #define IRQ_COM1 4
+/* The ACPI power button's GED (vmm/acpi.c): an edge on an IOAPIC pin no legacy device uses. */
+#define IRQ_POWER_BUTTON 5
 
 #endif

@@ -393,6 +393,7 @@ static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
 	    .pvpanic_port = PORT_PVPANIC,
 	    .com1_port = PORT_COM1,
 	    .com1_irq = IRQ_COM1,
+	    .power_button_gsi = IRQ_POWER_BUTTON,
 	    .pci_ecam = LAYOUT_PCI_ECAM,
 	    .pci_config_port = PORT_PCI_CONFIG,
 	    .pci_mmio32_start = (uint32_t)LAYOUT_PCI_MMIO32,
@@ -665,6 +666,12 @@ static void add_timeout(struct machine *m)
 	g_source_set_callback(t, timed_out, m, NULL);
 	g_source_attach(t, m->ctx);
 	g_source_unref(t);
+}
+
+void machine_press_power_button(struct machine *m)
+{
+	set_irq_line(m, IRQ_POWER_BUTTON, true);
+	set_irq_line(m, IRQ_POWER_BUTTON, false);
 }
 
 void machine_request_stop(struct machine *m, enum stop_reason reason)

@@ -22,6 +22,9 @@ enum stop_reason machine_run(struct machine *m, int *signal);
 
 void machine_destroy(struct machine *m);
 
+/* An ACPI power-button press: the guest's OS decides what to do (systemd powers off). */
+void machine_press_power_button(struct machine *m);
+
 /* Stops the VM as 'reason' would (the first reason wins); from any thread. */
 void machine_request_stop(struct machine *m, enum stop_reason reason);
 

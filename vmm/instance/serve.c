@@ -232,7 +232,10 @@ static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool
 {
 	struct server *s = opaque;
 
-	if (strcmp(op, "stop") == 0 || strcmp(op, "force-stop") == 0) {
+	if (strcmp(op, "stop") == 0) {
+		s->state = SERVE_STOPPING;
+		machine_press_power_button(s->m);
+	} else if (strcmp(op, "force-stop") == 0) {
 		s->state = SERVE_STOPPING;
 		machine_request_stop(s->m, STOP_SIGNAL);
 	} else if (strcmp(op, "console") == 0) {
