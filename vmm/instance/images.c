@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -233,6 +234,25 @@ static char *cache_path(const char *url, GError **err)
 	return path;
 }
 
+/*
+ * Two launches of one image take turns: the second waits for the first's
+ * download, then finds the image in the cache.
+ */
+static int lock_download(const char *path, GError **err)
+{
+	char *name = g_strconcat(path, ".lock", NULL);
+	int fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", name, g_strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	g_free(name);
+	return fd;
+}
+
 /* A cached image --sha256 names: it must be that one. */
 static char *check_cached(char *path, const char *sha256, GError **err)
 {
@@ -251,11 +271,16 @@ static char *check_cached(char *path, const char *sha256, GError **err)
 static char *fetch_url(const char *url, const char *sums_url, const char *sha256, GError **err)
 {
 	char *path = cache_path(url, err);
+	int lock = path ? lock_download(path, err) : -1;
 
-	if (!path || (g_file_test(path, G_FILE_TEST_EXISTS) && !sha256))
-		return path;
-	if (g_file_test(path, G_FILE_TEST_EXISTS))
-		return check_cached(path, sha256, err);
+	if (lock < 0) {
+		g_free(path);
+		return NULL;
+	}
+	if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+		close(lock);
+		return sha256 ? check_cached(path, sha256, err) : path;
+	}
 	char *want = expected_sum(url, sums_url, sha256, err);
 	char *part = g_strconcat(path, ".part", NULL);
 	char *got = NULL;
@@ -270,6 +295,7 @@ static char *fetch_url(const char *url, const char *sums_url, const char *sha256
 	}
 	if (ok && rename(part, path) < 0)
 		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path, g_strerror(errno));
+	close(lock);
 	g_free(want);
 	g_free(got);
 	g_free(part);
