@@ -307,9 +307,12 @@ static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 {
 	struct virtio_blk *blk = dev;
 	struct vq_job *job = vq_job_new();
+	unsigned int budget;
 
 	vq_pool_push_done(blk->pool[q], vq);
-	while (vq_pop(vq, &job->chain) > 0) {
+	for (budget = VQ_BURST; budget; budget--) {
+		if (vq_pool_full(blk->pool[q]) || vq_pop(vq, &job->chain) <= 0)
+			break;
 		int status = process(blk, &job->chain, &job->written, true);
 		if (status < 0) {
 			/* No header or no place for a status: the driver broke the protocol
@@ -325,6 +328,8 @@ static void blk_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 		job = vq_job_new();
 	}
 	vq_job_free(job);
+	if (!budget)
+		virtio_pci_wake(t, q);
 	virtio_pci_used(t, vq, q);
 }
 
@@ -428,7 +433,7 @@ struct virtio_blk *virtio_blk_open(const struct disk_config *cfg, unsigned int q
 		memcpy(blk->id, cfg->serial, strnlen(cfg->serial, VIRTIO_BLK_ID_BYTES));
 	blk->nqueues = CLAMP(queues, 1, VIRTIO_MAX_QUEUES);
 	for (unsigned int q = 0; q < blk->nqueues; q++)
-		blk->pool[q] = vq_pool_new(IO_THREADS, blk_work, blk);
+		blk->pool[q] = vq_pool_new(IO_THREADS, BLK_QUEUE_SIZE, blk_work, blk);
 	return blk;
 }
 

@@ -60,11 +60,15 @@ static void fs_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, uns
 	struct virtio_fs *fs = dev;
 	struct vq_job *job = vq_job_new();
 	struct fs_request r;
+	unsigned int budget;
 	size_t n;
 
 	if (q != HIPRIO_QUEUE)
 		vq_pool_push_done(fs->pool, vq);
-	while (vq_pop(vq, &job->chain) > 0) {
+	for (budget = VQ_BURST; budget; budget--) {
+		/* The high-priority queue hands nothing to the pool. */
+		if ((q != HIPRIO_QUEUE && vq_pool_full(fs->pool)) || vq_pop(vq, &job->chain) <= 0)
+			break;
 		split_chain(&job->chain, &r);
 		if (q == HIPRIO_QUEUE) {
 			n = fuse_server_handle(fs->server, r.in, r.nin, r.out, r.nout);
@@ -76,6 +80,8 @@ static void fs_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, uns
 		vq_push(vq, job->chain.head, (uint32_t)n);
 	}
 	vq_job_free(job);
+	if (!budget)
+		virtio_pci_wake(t, q);
 	virtio_pci_used(t, vq, q);
 }
 
@@ -124,7 +130,7 @@ struct virtio_fs *virtio_fs_open(const struct share_config *cfg, GError **err)
 		g_free(fs);
 		return NULL;
 	}
-	fs->pool = vq_pool_new(WAIT_THREADS, fs_work, fs);
+	fs->pool = vq_pool_new(WAIT_THREADS, FS_QUEUE_SIZE, fs_work, fs);
 	/* The tag is not NUL-terminated when it fills the field (5.11.4). */
 	memcpy(fs->tag, cfg->tag, MIN(strlen(cfg->tag), sizeof(fs->tag)));
 	return fs;

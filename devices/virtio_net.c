@@ -218,13 +218,13 @@ int virtio_net_rx_frame(struct virtqueue *vq, bool mergeable, const uint8_t *hdr
 
 	while (st.done < st.total) {
 		if (nbuf == max) {
-			vq_unpop(vq, (uint16_t)nbuf);
+			vq_unpop(vq, used, (uint16_t)nbuf);
 			return -1;
 		}
 		int got = vq_pop(vq, scratch);
 		if (got == 0) {
 			/* The empty pop asked the driver for a kick at its next buffer. */
-			vq_unpop(vq, (uint16_t)nbuf);
+			vq_unpop(vq, used, (uint16_t)nbuf);
 			return 0;
 		}
 		if (got < 0)

@@ -33,10 +33,12 @@ static uint32_t fill(struct vq_chain *chain)
 static void rng_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
 {
 	struct vq_chain chain;
-	int got;
+	unsigned int budget;
 
-	while ((got = vq_pop(vq, &chain)) > 0)
+	for (budget = VQ_BURST; budget && vq_pop(vq, &chain) > 0; budget--)
 		vq_push(vq, chain.head, fill(&chain));
+	if (!budget)
+		virtio_pci_wake(t, q);
 	virtio_pci_used(t, vq, q);
 }
 

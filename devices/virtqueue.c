@@ -110,6 +110,23 @@ static bool walk_indirect(struct virtqueue *vq, struct vq_chain *c, const struct
 	}
 }
 
+static bool head_in_flight(const struct virtqueue *vq, uint16_t head)
+{
+	return vq->in_flight_map[head / 8] & (1u << (head % 8));
+}
+
+static void take_head(struct virtqueue *vq, uint16_t head)
+{
+	vq->in_flight_map[head / 8] |= (uint8_t)(1u << (head % 8));
+}
+
+/* A head the device did not hold (its own bug) changes nothing. */
+static void return_head(struct virtqueue *vq, uint16_t head)
+{
+	if (head < vq->size)
+		vq->in_flight_map[head / 8] &= (uint8_t)~(1u << (head % 8));
+}
+
 static int walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 {
 	const struct desc *table = gm_ptr(vq->mem, vq->desc_addr, 16ULL * vq->size);
@@ -117,7 +134,8 @@ static int walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 
 	memset(c, 0, offsetof(struct vq_chain, seg));
 	c->head = head;
-	if (head >= vq->size)
+	/* A head is the driver's until pushed; taking it twice is QEMU's "Virtqueue size exceeded". */
+	if (head >= vq->size || head_in_flight(vq, head))
 		return fail(vq);
 	for (unsigned int steps = 0;; steps++) {
 		struct desc d;
@@ -194,7 +212,10 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	uint16_t slot = vq->last_avail_idx % vq->size;
 	uint16_t head = load16(avail_field(vq, RING_HEADER + 2ULL * slot));
 	vq->last_avail_idx++;
-	return walk_chain(vq, chain, head);
+	int got = walk_chain(vq, chain, head);
+	if (got > 0)
+		take_head(vq, head);
+	return got;
 }
 
 bool vq_watch(const struct virtqueue *vq, struct vq_watch *w)
@@ -215,8 +236,10 @@ bool vq_enable_kick(struct virtqueue *vq)
 	return kick_on_next(vq) || (vq_watch(vq, &w) && vq_watch_moved(&w));
 }
 
-void vq_unpop(struct virtqueue *vq, uint16_t count)
+void vq_unpop(struct virtqueue *vq, const struct vq_used *popped, uint16_t count)
 {
+	for (uint16_t i = 0; i < count; i++)
+		return_head(vq, popped[i].head);
 	vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - count);
 }
 
@@ -232,6 +255,7 @@ void vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned int
 
 		memcpy(elem, &id, 4);
 		memcpy(elem + 4, &len, 4);
+		return_head(vq, used[i].head);
 	}
 	vq->used_idx = (uint16_t)(vq->used_idx + count);
 	/* The elements must be visible before the index that publishes them. */

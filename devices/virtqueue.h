@@ -15,6 +15,12 @@
 
 #define VQ_MAX_SIZE 32768
 #define VQ_MAX_SEGS 1024 /* longest chain accepted, indirect tables included */
+/*
+ * Chains a device takes in one run of its queue: then it lets the loop
+ * serve others and asks to run again (virtio_pci_wake), so a driver
+ * that keeps its ring full cannot hold the I/O thread.
+ */
+#define VQ_BURST 256
 
 struct virtqueue {
 	const struct guest_memory *mem;
@@ -28,6 +34,13 @@ struct virtqueue {
 	bool broken; /* the driver broke the rules; the device must be reset */
 	/* The device polls: a pop that finds the ring empty asks for no kick (vq_enable_kick). */
 	bool device_polls;
+	/*
+	 * Heads popped and not yet pushed. A head taken again before it comes
+	 * back breaks the queue: else a driver republishing one head would
+	 * have the device hold a request per pop, without end. Distinct heads
+	 * below size: never more than the ring holds.
+	 */
+	uint8_t in_flight_map[VQ_MAX_SIZE / 8];
 };
 
 /* A guest buffer, already translated to host memory. */
@@ -51,7 +64,7 @@ bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size
 
 /*
  * 1: *chain holds the next request; 0: nothing available; -1: malformed
- * (vq->broken set). With EVENT_IDX, the driver kicks again only once a pop
+ * or a head already in flight (vq->broken set). With EVENT_IDX, the driver kicks again only once a pop
  * has found the ring empty (that pop asks for a kick at its next buffer,
  * even one given back by vq_unpop; with device_polls, vq_enable_kick asks):
  * a device pops until 0 or, stopping early, comes back by itself.
@@ -83,8 +96,14 @@ bool vq_watch_moved(const struct vq_watch *w);
  */
 bool vq_enable_kick(struct virtqueue *vq);
 
+/* A chain given back: its head and the number of bytes written into it. */
+struct vq_used {
+	uint16_t head;
+	uint32_t len;
+};
+
 /* Gives back the last 'count' chains popped and not pushed, to be popped again. */
-void vq_unpop(struct virtqueue *vq, uint16_t count);
+void vq_unpop(struct virtqueue *vq, const struct vq_used *popped, uint16_t count);
 
 /* Returns a chain to the driver with the number of bytes written into it. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
@@ -93,10 +112,6 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
  * Returns several chains under one used->idx update, so the driver sees
  * all or none of them (a frame spread over merged buffers, 5.1.6.4).
  */
-struct vq_used {
-	uint16_t head;
-	uint32_t len;
-};
 void vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned int count);
 
 /* After pushing: does the driver want an interrupt (2.7.7, 2.7.10)? */

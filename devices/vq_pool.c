@@ -9,6 +9,7 @@ struct vq_pool {
 	void *dev;
 	struct virtio_pci *t; /* whom to wake, and which queue */
 	unsigned int q;
+	unsigned int max_jobs;
 	GMutex lock;            /* the three below */
 	GCond idle;             /* signalled when in_flight drops to 0 */
 	unsigned int in_flight; /* submitted, not yet in 'done' */
@@ -32,10 +33,12 @@ static void run_job(gpointer data, gpointer user)
 	g_mutex_unlock(&p->lock);
 }
 
-struct vq_pool *vq_pool_new(unsigned int threads, vq_work_fn work, void *dev)
+struct vq_pool *vq_pool_new(unsigned int threads, unsigned int max_jobs, vq_work_fn work,
+                            void *dev)
 {
 	struct vq_pool *p = g_new0(struct vq_pool, 1);
 
+	p->max_jobs = max_jobs;
 	p->work = work;
 	p->dev = dev;
 	g_mutex_init(&p->lock);
@@ -66,6 +69,14 @@ struct vq_job *vq_job_new(void)
 void vq_job_free(struct vq_job *job)
 {
 	g_free(job);
+}
+
+bool vq_pool_full(struct vq_pool *p)
+{
+	g_mutex_lock(&p->lock);
+	bool full = p->in_flight + g_queue_get_length(&p->done) >= p->max_jobs;
+	g_mutex_unlock(&p->lock);
+	return full;
 }
 
 void vq_pool_submit(struct vq_pool *p, struct virtio_pci *t, unsigned int q, struct vq_job *job)

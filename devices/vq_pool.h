@@ -23,13 +23,21 @@ struct vq_job {
 /* On a pool thread: carry out job->chain, set job->written. */
 typedef void (*vq_work_fn)(void *dev, struct vq_job *job);
 
-struct vq_pool *vq_pool_new(unsigned int threads, vq_work_fn work, void *dev);
+/* At most 'max_jobs' submitted and not yet pushed (vq_pool_full). */
+struct vq_pool *vq_pool_new(unsigned int threads, unsigned int max_jobs, vq_work_fn work,
+                            void *dev);
 /* Call vq_pool_drain first: nothing may be in flight. */
 void vq_pool_free(struct vq_pool *p);
 
 /* A job to pop a chain into; give it back with vq_job_free unless submitted. */
 struct vq_job *vq_job_new(void);
 void vq_job_free(struct vq_job *job);
+
+/*
+ * True when no job may be submitted: the queue's thread stops popping, and
+ * the wake of the next job done brings it back.
+ */
+bool vq_pool_full(struct vq_pool *p);
 
 /* Hands the job over; queue 'q' of 't' is woken when it is done. */
 void vq_pool_submit(struct vq_pool *p, struct virtio_pci *t, unsigned int q, struct vq_job *job);
