@@ -212,9 +212,8 @@ static GByteArray *build_madt(const struct acpi_config *cfg)
 	return t;
 }
 
-/* Device(name) { _HID, _UID, _CRS }: the shape of both legacy devices. */
-static void dsdt_device(GByteArray *t, const char *name, const char *hid, bool eisa,
-                        const GByteArray *res)
+/* Device(name) { _HID, _UID ...: returns the mark aml_close() takes. */
+static size_t device_open(GByteArray *t, const char *name, const char *hid, bool eisa)
 {
 	size_t dev = aml_open(t, AML_DEVICE_OP);
 
@@ -226,6 +225,15 @@ static void dsdt_device(GByteArray *t, const char *name, const char *hid, bool e
 		aml_string(t, hid);
 	aml_name(t, "_UID");
 	aml_integer(t, 0);
+	return dev;
+}
+
+/* Device(name) { _HID, _UID, _CRS }: the shape of both legacy devices. */
+static void dsdt_device(GByteArray *t, const char *name, const char *hid, bool eisa,
+                        const GByteArray *res)
+{
+	size_t dev = device_open(t, name, hid, eisa);
+
 	aml_resource_template(t, "_CRS", res);
 	aml_close(t, dev);
 }
@@ -293,21 +301,9 @@ static void dsdt_pci_host(GByteArray *t, const struct acpi_config *cfg)
 static void dsdt_power_button(GByteArray *t, const struct acpi_config *cfg)
 {
 	GByteArray *res = g_byte_array_new();
-	size_t dev = aml_open(t, AML_DEVICE_OP);
 
-	aml_name_string(t, "PWRB");
-	aml_name(t, "_HID");
-	aml_eisaid(t, "PNP0C0C");
-	aml_name(t, "_UID");
-	aml_integer(t, 0);
-	aml_close(t, dev);
-
-	dev = aml_open(t, AML_DEVICE_OP);
-	aml_name_string(t, "GED0");
-	aml_name(t, "_HID");
-	aml_string(t, "ACPI0013");
-	aml_name(t, "_UID");
-	aml_integer(t, 0);
+	aml_close(t, device_open(t, "PWRB", "PNP0C0C", true));
+	size_t dev = device_open(t, "GED0", "ACPI0013", false);
 	aml_res_interrupt(res, cfg->power_button_gsi);
 	aml_resource_template(t, "_CRS", res);
 	size_t method = aml_open(t, AML_METHOD_OP);

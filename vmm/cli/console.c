@@ -18,19 +18,6 @@
 
 #define CTRL_A 0x01
 
-static bool write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		buf += n, len -= (size_t)n;
-	}
-	return true;
-}
-
 /*
  * What the user typed, escapes taken out: false once they asked to detach.
  * 'escape' carries a Ctrl-A across reads.
@@ -54,7 +41,7 @@ static bool forward_input(int sock, const char *in, size_t n, bool *escape, bool
 			out[len++] = in[i];
 		}
 	}
-	return write_all(sock, out, len);
+	return control_write_all(sock, out, len);
 }
 
 /* Copies both ways until the user detaches, or the instance's husk goes. */
@@ -70,7 +57,7 @@ static void relay(int sock, bool raw)
 			return;
 		if (fds[1].revents) {
 			ssize_t n = read(sock, buf, sizeof(buf));
-			if (n <= 0 || !write_all(STDOUT_FILENO, buf, (size_t)n))
+			if (n <= 0 || !control_write_all(STDOUT_FILENO, buf, (size_t)n))
 				return;
 		}
 		if (fds[0].revents) {

@@ -140,7 +140,7 @@ bool instance_boot(const char *name, unsigned int timeout_s, GError **err)
 }
 
 /* Waits for the serving process to end; force-stops, then kills it, if it will not. */
-static bool wait_stopped(struct instance *inst, unsigned int timeout_s, GError **err)
+static void wait_stopped(struct instance *inst, unsigned int timeout_s)
 {
 	char *sock = instance_path(inst, "control.sock");
 	int64_t t0 = g_get_monotonic_time();
@@ -163,21 +163,20 @@ static bool wait_stopped(struct instance *inst, unsigned int timeout_s, GError *
 	}
 	progress_end();
 	g_free(sock);
-	return true;
 }
 
 /* Asks the serving process to stop, and waits for it. */
-static bool stop_instance(struct instance *inst, bool force, unsigned int timeout_s, GError **err)
+static void stop_instance(struct instance *inst, bool force, unsigned int timeout_s)
 {
 	if (!instance_running_pid(inst))
-		return true;
+		return;
 	char *sock = instance_path(inst, "control.sock");
 	JsonObject *reply = control_call(sock, force ? "force-stop" : "stop", NULL);
 	g_free(sock);
 	if (reply)
 		json_object_unref(reply);
 	/* No answer: a process that hangs still holds the lock; wait_stopped ends it. */
-	return wait_stopped(inst, force ? 0 : timeout_s, err);
+	wait_stopped(inst, force ? 0 : timeout_s);
 }
 
 struct lifecycle_opts {
@@ -244,22 +243,30 @@ static const char stop_summary[] =
     "seconds if it has not (default 60). --force ends it at once; the disks are\n"
     "flushed either way.";
 
-int stop_main(int argc, char **argv)
+/* stop's and restart's options. */
+static bool parse_stop(int argc, char **argv, const char *summary, struct lifecycle_opts *o,
+                       GError **err)
 {
-	struct lifecycle_opts o = {.timeout = STOP_DEFAULT_S};
 	const GOptionEntry entries[] = {
-	    {"force", 'f', 0, G_OPTION_ARG_NONE, &o.force, "End the VM at once", NULL},
-	    {"timeout", 't', 0, G_OPTION_ARG_INT, &o.timeout,
+	    {"force", 'f', 0, G_OPTION_ARG_NONE, &o->force, "End the VM at once", NULL},
+	    {"timeout", 't', 0, G_OPTION_ARG_INT, &o->timeout,
 	     "Seconds the guest has to power off (default 60)", "S"},
 	    {NULL}};
+
+	o->timeout = STOP_DEFAULT_S;
+	return parse(argc, argv, entries, summary, o, err);
+}
+
+int stop_main(int argc, char **argv)
+{
+	struct lifecycle_opts o = {0};
 	GError *err = NULL;
 	struct instance *inst = NULL;
 
-	if (!parse(argc, argv, entries, stop_summary, &o, &err) ||
-	    !(inst = take("stop", o.name, &err)))
+	if (!parse_stop(argc, argv, stop_summary, &o, &err) || !(inst = take("stop", o.name, &err)))
 		return instance_cli_fail(err);
 	bool was_running = instance_running_pid(inst) != 0;
-	stop_instance(inst, o.force, (unsigned int)o.timeout, &err);
+	stop_instance(inst, o.force, (unsigned int)o.timeout);
 	printf("%s %s\n", inst->name, was_running ? "stopped" : "was not running");
 	instance_free(inst);
 	return 0;
@@ -267,20 +274,15 @@ int stop_main(int argc, char **argv)
 
 int restart_main(int argc, char **argv)
 {
-	struct lifecycle_opts o = {.timeout = STOP_DEFAULT_S};
-	const GOptionEntry entries[] = {
-	    {"force", 'f', 0, G_OPTION_ARG_NONE, &o.force, "End the VM at once", NULL},
-	    {"timeout", 't', 0, G_OPTION_ARG_INT, &o.timeout,
-	     "Seconds the guest has to power off (default 60)", "S"},
-	    {NULL}};
+	struct lifecycle_opts o = {0};
 	GError *err = NULL;
 	struct instance *inst = NULL;
 
-	if (!parse(argc, argv, entries, "Stop an instance and boot it again.", &o, &err) ||
+	if (!parse_stop(argc, argv, "Stop an instance and boot it again.", &o, &err) ||
 	    !(inst = take("restart", o.name, &err)))
 		return instance_cli_fail(err);
-	bool ok = stop_instance(inst, o.force, (unsigned int)o.timeout, &err) &&
-	          instance_boot(inst->name, INSTANCE_DEFAULT_TIMEOUT_S, &err);
+	stop_instance(inst, o.force, (unsigned int)o.timeout);
+	bool ok = instance_boot(inst->name, INSTANCE_DEFAULT_TIMEOUT_S, &err);
 	if (ok)
 		printf("%s is running\n", inst->name);
 	instance_free(inst);
@@ -297,7 +299,8 @@ int delete_main(int argc, char **argv)
 	           &err) ||
 	    !(inst = take("delete", o.name, &err)))
 		return instance_cli_fail(err);
-	bool ok = stop_instance(inst, true, 0, &err) && instance_remove(inst, &err);
+	stop_instance(inst, true, 0);
+	bool ok = instance_remove(inst, &err);
 	if (ok)
 		printf("%s deleted\n", inst->name);
 	instance_free(inst);

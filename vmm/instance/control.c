@@ -41,7 +41,7 @@ static void set_timeouts(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static bool write_all(int fd, const char *buf, size_t len)
+bool control_write_all(int fd, const char *buf, size_t len)
 {
 	while (len) {
 		ssize_t n = write(fd, buf, len);
@@ -99,7 +99,7 @@ static void serve_client(struct control_server *s, int fd)
 		json_object_unref(fields);
 		take_fd = false;
 	}
-	write_all(fd, reply, strlen(reply));
+	control_write_all(fd, reply, strlen(reply));
 	if (!take_fd)
 		close(fd);
 	g_clear_error(&err);
@@ -173,7 +173,7 @@ static int send_request(const char *path, const char *op, GError **err)
 	}
 	set_timeouts(fd);
 	char *line = protocol_request(op);
-	bool ok = write_all(fd, line, strlen(line));
+	bool ok = control_write_all(fd, line, strlen(line));
 	g_free(line);
 	if (!ok) {
 		husk_fail(err, HUSK_EXIT_RUNTIME, "cannot send to the instance's husk: %s",

@@ -28,4 +28,7 @@ JsonObject *control_call(const char *path, const char *op, GError **err);
 /* Sends a streaming request: the connected fd once the reply said ok, or -1. */
 int control_open_stream(const char *path, const char *op, GError **err);
 
+/* Writes all of 'buf' (retrying short writes and EINTR); false on an error. */
+bool control_write_all(int fd, const char *buf, size_t len);
+
 #endif
