@@ -43,6 +43,7 @@ struct inode {
 struct handle {
 	int fd;
 	DIR *dir;              /* for directories */
+	uint64_t nodeid;       /* the inode it was opened from */
 	unsigned int refs;     /* the table's, and one per READ or WRITE under way */
 	atomic_bool no_nowait; /* its file system cannot do RWF_NOWAIT */
 };
@@ -346,12 +347,12 @@ static struct handle *find_handle(struct fuse_server *s, uint64_t fh)
 	return g_hash_table_lookup(s->handles, &fh);
 }
 
-static uint64_t add_handle(struct fuse_server *s, int fd, DIR *dir)
+static uint64_t add_handle(struct fuse_server *s, const struct inode *ino, int fd, DIR *dir)
 {
 	struct handle *h = g_new0(struct handle, 1);
 	uint64_t *key = g_new(uint64_t, 1);
 
-	*h = (struct handle){.fd = fd, .dir = dir, .refs = 1};
+	*h = (struct handle){.fd = fd, .dir = dir, .nodeid = ino->nodeid, .refs = 1};
 	*key = s->next_fh++;
 	g_hash_table_insert(s->handles, key, h);
 	atomic_fetch_add(&files_held, 1);
@@ -571,10 +572,17 @@ static int kill_suidgid(int fd)
 	return errno == EPERM ? 0 : errno;
 }
 
+/*
+ * With a handle, that of a file opened from this very node: else a guest
+ * could truncate another open file, one it may not open for writing.
+ */
 static int truncate_to(struct fuse_server *s, struct inode *ino, const struct fuse_setattr_in *in)
 {
 	struct handle *h = (in->valid & FATTR_FH) ? find_handle(s, in->fh) : NULL;
-	int fd = h && !h->dir ? h->fd : reopen(s, ino, O_WRONLY);
+
+	if ((in->valid & FATTR_FH) && (!h || h->dir || h->nodeid != ino->nodeid))
+		return EBADF;
+	int fd = h ? h->fd : reopen(s, ino, O_WRONLY);
 	int e = 0;
 
 	if (fd < 0)
@@ -583,7 +591,7 @@ static int truncate_to(struct fuse_server *s, struct inode *ino, const struct fu
 		e = errno;
 	if (!e && (in->valid & FATTR_KILL_SUIDGID))
 		e = kill_suidgid(fd);
-	if (!h || h->dir)
+	if (!h)
 		close(fd);
 	return e;
 }
@@ -791,7 +799,7 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 		close(fd);
 		return reply_err(r, e);
 	}
-	out.fh = add_handle(s, fd, d);
+	out.fh = add_handle(s, ino, fd, d);
 	out.open_flags = dir ? 0 : FOPEN_NOFLUSH;
 	return reply(r, 0, &out, sizeof(out));
 }
@@ -856,7 +864,7 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 		return reply_err(r, e);
 	}
 	fill_entry(s, &out.e, ino, &st);
-	out.o.fh = add_handle(s, fd, NULL);
+	out.o.fh = add_handle(s, ino, fd, NULL);
 	out.o.open_flags = FOPEN_NOFLUSH;
 	return reply(r, 0, &out, sizeof(out));
 }

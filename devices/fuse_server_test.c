@@ -600,6 +600,27 @@ static void test_file_budget(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(err, ==, 0);
 }
 
+/* SETATTR's handle must be one opened from the node it names: no truncating another file. */
+static void test_setattr_foreign_handle(struct fixture *f, gconstpointer data)
+{
+	int err;
+
+	write_file(f->share, "other", "keep me");
+	uint64_t hello = lookup(f, FUSE_ROOT_ID, "hello", &err);
+	uint64_t other = lookup(f, FUSE_ROOT_ID, "other", &err);
+	g_assert_cmpint(err, ==, 0);
+	uint64_t fh = open_file(f, hello, O_RDWR, &err);
+	g_assert_cmpint(err, ==, 0);
+	struct fuse_setattr_in sa = {.valid = FATTR_SIZE | FATTR_FH, .fh = fh, .size = 0};
+	g_assert_cmpint(call(f, FUSE_SETATTR, other, &sa, sizeof(sa), NULL, NULL), ==, -EBADF);
+	g_assert_cmpint(call(f, FUSE_SETATTR, hello, &sa, sizeof(sa), NULL, NULL), ==, 0);
+	char *path = g_build_filename(f->share, "other", NULL), *text;
+	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+	g_assert_cmpstr(text, ==, "keep me");
+	g_free(text);
+	g_free(path);
+}
+
 static uint32_t entry_flags(struct fixture *f, const char *name)
 {
 	int err;
@@ -1239,6 +1260,7 @@ int main(int argc, char **argv)
 	ADD("fs/id-maps", test_id_maps, &id_map_share);
 	ADD("fs/killpriv", test_killpriv, NULL);
 	ADD("confine/file-budget", test_file_budget, NULL);
+	ADD("confine/setattr-foreign-handle", test_setattr_foreign_handle, NULL);
 	ADD("fs/submount", test_submount, NULL);
 	ADD("confine/no-dotdot", test_no_dotdot, NULL);
 	ADD("confine/planted-symlink", test_planted_symlink, NULL);
