@@ -576,6 +576,27 @@ static int kill_suidgid(int fd)
  * With a handle, that of a file opened from this very node: else a guest
  * could truncate another open file, one it may not open for writing.
  */
+/*
+ * Before a file's data changes: as root, husk holds CAP_FSETID, and the
+ * host keeps a setuid bit that a write by anyone else drops. So a hostile
+ * guest, which need not ask for it (FUSE_WRITE_KILL_SUIDGID), would keep
+ * the bit on a setuid-root file it rewrote. husk drops it itself, whatever
+ * the guest says; without root, the host does.
+ */
+static int before_change(const struct fuse_server *s, int fd, bool guest_asked)
+{
+	return s->as_root || guest_asked ? kill_suidgid(fd) : 0;
+}
+
+/* The same through a handle, which must be open for writing: else no change is coming. */
+static int before_handle_change(const struct fuse_server *s, int fd, bool guest_asked)
+{
+	if (!s->as_root && !guest_asked)
+		return 0;
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? errno : (fl & O_ACCMODE) == O_RDONLY ? EBADF : kill_suidgid(fd);
+}
+
 static int truncate_to(struct fuse_server *s, struct inode *ino, const struct fuse_setattr_in *in)
 {
 	struct handle *h = (in->valid & FATTR_FH) ? find_handle(s, in->fh) : NULL;
@@ -587,10 +608,10 @@ static int truncate_to(struct fuse_server *s, struct inode *ino, const struct fu
 
 	if (fd < 0)
 		return -fd;
-	if (ftruncate(fd, (off_t)in->size))
+	e = h ? before_handle_change(s, fd, in->valid & FATTR_KILL_SUIDGID)
+	      : before_change(s, fd, in->valid & FATTR_KILL_SUIDGID);
+	if (!e && ftruncate(fd, (off_t)in->size))
 		e = errno;
-	if (!e && (in->valid & FATTR_KILL_SUIDGID))
-		e = kill_suidgid(fd);
 	if (!h)
 		close(fd);
 	return e;
@@ -787,8 +808,7 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 	int fd = reopen(s, ino, flags);
 	if (fd < 0)
 		return reply_err(r, -fd);
-	int e =
-	    (flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID) ? kill_suidgid(fd) : 0;
+	int e = (flags & O_TRUNC) ? before_change(s, fd, in->open_flags & FUSE_OPEN_KILL_SUIDGID) : 0;
 	if (e) {
 		close(fd);
 		return reply_err(r, e);
@@ -853,8 +873,8 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 	if (fd < 0)
 		return reply_err(r, -fd);
 	/* Only a file that was there is truncated; one this open makes keeps its bits. */
-	if (existed && (flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID))
-		e = kill_suidgid(fd);
+	if (existed && (flags & O_TRUNC))
+		e = before_change(s, fd, in->open_flags & FUSE_OPEN_KILL_SUIDGID);
 	struct inode *ino;
 	struct stat st;
 	if (!e)
@@ -979,11 +999,7 @@ static size_t do_write(struct fuse_server *s, struct req *r)
 	if (iov_len(iov, cnt) != in->size)
 		return reply_err(r, EINVAL); /* more pieces than we take at once */
 	/* Before the data, as Linux does, but only on a file open for writing. */
-	int e = 0;
-	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
-		int fl = fcntl(h->fd, F_GETFL);
-		e = fl < 0 ? errno : (fl & O_ACCMODE) == O_RDONLY ? EBADF : kill_suidgid(h->fd);
-	}
+	int e = before_handle_change(s, h->fd, in->write_flags & FUSE_WRITE_KILL_SUIDGID);
 	if (e)
 		return reply_err(r, e);
 	ssize_t n = unlocked_io(s, h, iov, cnt, in->offset, true);
@@ -1169,13 +1185,17 @@ static int xattr_path(struct inode *ino, char *path, size_t len)
  * removing security.capability: that only takes powers away, and the
  * guest's kernel does it before it writes to or chowns a file that has
  * one (as the host's would), so refusing it would fail those writes.
+ * trusted.* is what the host's overlayfs trusts (trusted.overlay.redirect,
+ * .origin, .opaque) when a share is a layer of it: refused too.
  */
 static int xattr_change_refused(const char *name, bool removal)
 {
-	static const char security[] = "security.";
+	static const char security[] = "security.", trusted[] = "trusted.";
 
 	if (removal && strcmp(name, "security.capability") == 0)
 		return 0;
+	if (strncmp(name, trusted, sizeof(trusted) - 1) == 0)
+		return EPERM;
 	return strncmp(name, security, sizeof(security) - 1) == 0 ? EPERM : 0;
 }
 
@@ -1273,8 +1293,10 @@ static size_t do_fallocate(struct fuse_server *s, struct req *r)
 		return reply_err(r, EBADF);
 	if (s->read_only)
 		return reply_err(r, EROFS);
-	return reply_err(
-	    r, fallocate(h->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length) ? errno : 0);
+	int e = before_handle_change(s, h->fd, false);
+	if (!e && fallocate(h->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length))
+		e = errno;
+	return reply_err(r, e);
 }
 
 static size_t do_lseek(struct fuse_server *s, struct req *r)
@@ -1307,6 +1329,9 @@ static size_t do_copy_file_range(struct fuse_server *s, struct req *r)
 		return reply_err(r, EBADF);
 	if (s->read_only)
 		return reply_err(r, EROFS);
+	int e = before_handle_change(s, to->fd, false);
+	if (e)
+		return reply_err(r, e);
 	loff_t off_in = (loff_t)in->off_in, off_out = (loff_t)in->off_out;
 	ssize_t n = copy_file_range(from->fd, &off_in, to->fd, &off_out, in->len, 0);
 	if (n < 0)
