@@ -42,6 +42,8 @@ source "$VM_TESTS_DIR/fs-tests.sh"
 # shellcheck source=guest-tests/exec-tests.sh
 source "$VM_TESTS_DIR/exec-tests.sh"
 TESTS+=("${FS_TESTS[@]}" "${EXEC_TESTS[@]}")
+# shellcheck source=guest-tests/disk-tests.sh
+source "$VM_TESTS_DIR/disk-tests.sh" && TESTS+=("${DISK_TESTS[@]}")
 
 # The console tolerance: the kernel reports RAM minus the holes below
 # 1 MiB and whatever the VMM reserves, so allow a few MiB.
@@ -885,6 +887,7 @@ run_all() {
 	want "${NET_TESTS[@]}" && test_net
 	want "${FS_TESTS[@]}" && run_fs_tests
 	want "${EXEC_TESTS[@]}" && run_exec_tests
+	want "${DISK_TESTS[@]}" && run_disk_tests
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
 }
 

@@ -20,7 +20,6 @@
 #include "vmm/error.h"
 #include "vmm/exec.h"
 #include "vmm/host_check.h"
-#include "vmm/instance/serve.h"
 #include "vmm/machine.h"
 #include "vmm/options.h"
 
@@ -191,8 +190,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < G_N_ELEMENTS(instance_commands); i++)
 		if (strcmp(cmd, instance_commands[i].name) == 0)
 			return instance_commands[i].main(argc - 1, argv + 1);
-	if (strcmp(cmd, "instance-serve") == 0)
-		return serve_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "check-host") == 0 && argc == 2)
 		return cmd_check_host();
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

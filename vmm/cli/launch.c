@@ -31,8 +31,20 @@ struct launch_opts {
 	char *name, *memory, *disk_size, *cloud_init, *sha256;
 	int cpus, timeout;
 	char **publish, **nets;
+	gboolean timings;
 	const char *image;
+	GString *laps; /* --timings: " step ms" for each step so far */
+	int64_t lap_us;
 };
+
+/* --timings: how long the step just done took. */
+static void lap(struct launch_opts *o, const char *step)
+{
+	int64_t us = g_get_monotonic_time();
+
+	g_string_append_printf(o->laps, " %s %.1f", step, (double)(us - o->lap_us) / 1000);
+	o->lap_us = us;
+}
 
 static const char launch_description[] =
     "IMAGE is a qcow2 or raw cloud image: a file, an http(s):// URL, or an alias\n"
@@ -61,6 +73,8 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 	     "The SHA-256 a downloaded image must have", "HEX"},
 	    {"timeout", 't', 0, G_OPTION_ARG_INT, &o->timeout,
 	     "Seconds to wait for the guest to be ready (default 900)", "S"},
+	    {"timings", 0, 0, G_OPTION_ARG_NONE, &o->timings,
+	     "Print how long each step took (to stderr)", NULL},
 	    {NULL}};
 	GOptionContext *ctx = g_option_context_new("IMAGE - launch a new instance");
 	bool ok;
@@ -231,19 +245,21 @@ static bool write_origin(const struct instance *inst, const char *image, const c
 }
 
 /* Everything in the folder; config.json last, as it makes the instance exist. */
-static bool create(const struct launch_opts *o, struct instance *inst, const char *base,
-                   GError **err)
+static bool create(struct launch_opts *o, struct instance *inst, const char *base, GError **err)
 {
 	struct vm_config cfg;
 	uint64_t disk_size;
 
 	config_init(&cfg);
 	bool ok = parse_size("--disk-size", o->disk_size, DEFAULT_DISK_SIZE, &disk_size, err) &&
-	          build_config(o, inst, &cfg, err) && make_disk(inst, base, disk_size, err) &&
-	          make_seed(o, inst, err) && write_origin(inst, o->image, base, err);
+	          build_config(o, inst, &cfg, err) && make_disk(inst, base, disk_size, err);
+	lap(o, "overlay");
+	ok = ok && make_seed(o, inst, err);
+	lap(o, "seed");
+	ok = ok && write_origin(inst, o->image, base, err);
 	char *json = ok ? config_to_json(&cfg, err) : NULL;
-
 	ok = json && write_file(inst, "config.json", json, err);
+	lap(o, "config");
 	g_free(json);
 	config_clear(&cfg);
 	return ok;
@@ -275,7 +291,7 @@ static void free_opts(struct launch_opts *o)
 }
 
 /* The folder, made from nothing: on any failure it goes again. */
-static bool make_instance(const struct launch_opts *o, struct instance *inst, GError **err)
+static bool make_instance(struct launch_opts *o, struct instance *inst, GError **err)
 {
 	if (!instance_lock(inst, err))
 		return false;
@@ -283,6 +299,7 @@ static bool make_instance(const struct launch_opts *o, struct instance *inst, GE
 		return husk_fail(err, HUSK_EXIT_USAGE,
 		                 "launch: an instance called %s already exists", inst->name);
 	char *base = images_fetch(o->image, o->sha256, err);
+	lap(o, "image");
 	bool ok = base && create(o, inst, base, err);
 	if (!ok)
 		instance_remove(inst, NULL);
@@ -292,7 +309,10 @@ static bool make_instance(const struct launch_opts *o, struct instance *inst, GE
 
 int launch_main(int argc, char **argv)
 {
-	struct launch_opts o = {.cpus = 1, .timeout = INSTANCE_DEFAULT_TIMEOUT_S};
+	struct launch_opts o = {.cpus = 1,
+	                        .timeout = INSTANCE_DEFAULT_TIMEOUT_S,
+	                        .laps = g_string_new(NULL),
+	                        .lap_us = g_get_monotonic_time()};
 	GError *err = NULL;
 	struct instance *inst = NULL;
 	int status = 0;
@@ -303,11 +323,16 @@ int launch_main(int argc, char **argv)
 		if (!(inst = instance_get(o.name, &err)))
 			g_prefix_error(&err, "launch: ");
 	}
-	if (inst && make_instance(&o, inst, &err) &&
-	    instance_boot(inst->name, (unsigned int)o.timeout, &err))
+	bool ok = inst && make_instance(&o, inst, &err) &&
+	          instance_boot(inst->name, (unsigned int)o.timeout, &err);
+	lap(&o, "boot-to-ready");
+	if (ok)
 		print_launched(inst);
 	else
 		status = instance_cli_fail(err);
+	if (ok && o.timings)
+		g_printerr("husk: launch steps (ms):%s\n", o.laps->str);
+	g_string_free(o.laps, TRUE);
 	instance_free(inst);
 	free_opts(&o);
 	return status;

@@ -235,21 +235,22 @@ static char *cache_path(const char *url, GError **err)
 }
 
 /*
- * Two launches of one image take turns: the second waits for the first's
- * download, then finds the image in the cache.
+ * Launches take turns at the cache: a second launch of one image waits
+ * for the first's download, then finds the image there. A lock on the
+ * folder itself leaves no lock files behind.
  */
-static int lock_download(const char *path, GError **err)
+static int lock_cache(const char *path, GError **err)
 {
-	char *name = g_strconcat(path, ".lock", NULL);
-	int fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	char *dir = g_path_get_dirname(path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", name, g_strerror(errno));
+		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", dir, g_strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
 	}
-	g_free(name);
+	g_free(dir);
 	return fd;
 }
 
@@ -271,7 +272,7 @@ static char *check_cached(char *path, const char *sha256, GError **err)
 static char *fetch_url(const char *url, const char *sums_url, const char *sha256, GError **err)
 {
 	char *path = cache_path(url, err);
-	int lock = path ? lock_download(path, err) : -1;
+	int lock = path ? lock_cache(path, err) : -1;
 
 	if (lock < 0) {
 		g_free(path);
@@ -295,6 +296,10 @@ static char *fetch_url(const char *url, const char *sums_url, const char *sha256
 	}
 	if (ok && rename(part, path) < 0)
 		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path, g_strerror(errno));
+	/* A failed transfer that got nothing (a 404, say) has nothing to resume. */
+	struct stat st;
+	if (!ok && stat(part, &st) == 0 && st.st_size == 0)
+		unlink(part);
 	close(lock);
 	g_free(want);
 	g_free(got);

@@ -266,6 +266,9 @@ static bool load_config(struct server *s, GError **err)
 		return false;
 	s->cfg.console_out = s->out_pipe[1];
 	s->cfg.console_in = s->in_pipe[0];
+	/* Where the time goes, in husk.log: the kernel lookup, the set-up steps. */
+	s->cfg.timings = true;
+	s->cfg.start_ns = g_get_monotonic_time() * 1000;
 	/* Read again at each start: the guest may have installed a new kernel. */
 	return disk_boot_resolve(&s->cfg, err);
 }
@@ -354,16 +357,12 @@ static void record_status(const struct instance *inst, int status)
 	g_free(path);
 }
 
-int serve_main(int argc, char **argv)
+static int serve(const char *name)
 {
 	struct server s = {.log_fd = -1, .started_us = g_get_monotonic_time()};
 	GError *err = NULL;
 
-	if (argc != 2) {
-		g_printerr("husk: instance-serve: give the instance's name\n");
-		return HUSK_EXIT_USAGE;
-	}
-	s.inst = instance_get(argv[1], &err);
+	s.inst = instance_get(name, &err);
 	s.line = g_string_new(NULL);
 	s.consoles = g_ptr_array_new_with_free_func(free_console);
 	int status = HUSK_EXIT_RUNTIME;
@@ -381,7 +380,12 @@ int serve_main(int argc, char **argv)
 
 /* --- starting it ---------------------------------------------------------- */
 
-/* In the grandchild: take the running lock, say so to the waiting parent, become husk. */
+/*
+ * In the grandchild: take the running lock, say so to the waiting parent,
+ * and serve. No exec: the binary may run through a dynamic loader that
+ * /proc/self/exe would name (as in the nested test host). So every file
+ * the command had open is closed here, its instance lock above all.
+ */
 static void become_server(const struct instance *inst, int ready_fd)
 {
 	char *log = instance_path(inst, "husk.log");
@@ -397,14 +401,12 @@ static void become_server(const struct instance *inst, int ready_fd)
 		g_printerr("husk: %s\n", err->message);
 		_exit(err->code);
 	}
-	/* The lock goes with the open file into husk, and lasts as long as husk runs. */
-	fcntl(running, F_SETFD, 0);
 	if (write(ready_fd, "y", 1) != 1)
 		_exit(HUSK_EXIT_RUNTIME);
-	close(ready_fd);
-	execl("/proc/self/exe", "husk", "instance-serve", inst->name, (char *)NULL);
-	g_printerr("husk: cannot run husk again: %s\n", g_strerror(errno));
-	_exit(HUSK_EXIT_RUNTIME);
+	/* The running lock lives at fd 3 for the process's life; nothing else stays open. */
+	if (dup2(running, 3) < 0 || close_range(4, ~0U, 0) < 0)
+		_exit(HUSK_EXIT_RUNTIME);
+	_exit(serve(inst->name));
 }
 
 /* The first child: a new session with no terminal, then the grandchild that stays. */

@@ -20,9 +20,6 @@
  */
 bool serve_spawn(const char *name, GError **err);
 
-/* `husk instance-serve NAME RUNNING_FD`: the serving process's main. */
-int serve_main(int argc, char **argv);
-
 /* True if 'line' (one console line) is cloud-init's last word: the guest is ready. */
 bool serve_line_is_ready(const char *line);
 
