@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,6 +38,12 @@ struct inode {
 	struct file_id id;
 	mode_t type;
 	bool submount; /* a directory on another host file system than its parent */
+	/*
+	 * A stand-in for what the guest may not see (sealed_opcode): a hidden
+	 * directory, a kernel file system, a mount the share does not cross.
+	 */
+	bool sealed;
+	uint64_t mnt; /* the host mount it is on (mount_of) */
 	uint64_t nlookup;
 };
 
@@ -52,6 +59,8 @@ struct fuse_server {
 	pthread_mutex_t lock;
 	bool read_only;
 	bool submounts; /* FUSE_SUBMOUNTS offered */
+	bool cross_mounts;
+	GArray *hidden; /* struct file_id: the files of opt->hidden */
 	bool no_xattr;  /* xattr requests answer ENOSYS */
 	bool as_root;   /* husk runs as root: no setuid files or device nodes from the guest */
 	struct fuse_id_map uid_map, gid_map; /* owners as the guest sees them */
@@ -285,9 +294,76 @@ static int stat_fd(int fd, struct stat *st)
 	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? errno : 0;
 }
 
+/*
+ * Which mount 'fd' is on: its mount id (Linux 5.8), else its device,
+ * which tells apart mounts of different file systems but not bind mounts.
+ */
+static uint64_t mount_of(int fd, const struct stat *st)
+{
+	struct statx x;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &x) == 0 &&
+	    (x.stx_mask & STATX_MNT_ID))
+		return x.stx_mnt_id;
+	return st->st_dev;
+}
+
+/*
+ * File systems that are the host's kernel, its processes and its devices
+ * (procfs: /proc/<pid>/mem of husk itself), never a share's, wherever and
+ * however often they are mounted: known by type, not by path.
+ */
+static bool kernel_fs(int fd)
+{
+	static const long types[] = {
+	    PROC_SUPER_MAGIC,   SYSFS_MAGIC,     DEBUGFS_MAGIC,       SECURITYFS_MAGIC,
+	    TRACEFS_MAGIC,      CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, BPF_FS_MAGIC,
+	    EFIVARFS_MAGIC,     PSTOREFS_MAGIC,  BINFMTFS_MAGIC,      NSFS_MAGIC,
+	    SELINUX_MAGIC,      SMACK_MAGIC,
+	};
+	struct statfs fs;
+
+	if (fstatfs(fd, &fs))
+		return true; /* cannot tell: keep out */
+	for (size_t i = 0; i < G_N_ELEMENTS(types); i++)
+		if (fs.f_type == types[i])
+			return true;
+	return false;
+}
+
+static bool is_hidden(const struct fuse_server *s, const struct stat *st)
+{
+	for (guint i = 0; i < s->hidden->len; i++) {
+		const struct file_id *id = &g_array_index(s->hidden, struct file_id, i);
+		if (id->dev == st->st_dev && id->ino == st->st_ino)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * May the guest see the new file 'fd' found in 'parent'? ENOENT for a file
+ * the share hides (by identity: a hard link is hidden too); a hidden
+ * directory, a kernel file system and a mount the share does not cross
+ * are sealed: there, but empty.
+ */
+static int admit(const struct fuse_server *s, const struct inode *parent, int fd,
+                 const struct stat *st, uint64_t *mnt, bool *sealed)
+{
+	*mnt = mount_of(fd, st);
+	*sealed = false;
+	if (is_hidden(s, st)) {
+		*sealed = true;
+		return S_ISDIR(st->st_mode) ? 0 : ENOENT;
+	}
+	if (*mnt != parent->mnt)
+		*sealed = !(s->submounts || s->cross_mounts) || kernel_fs(fd);
+	return 0;
+}
+
 /* A new inode for the file 'fd' (O_PATH) is, which 'st' describes, found in 'parent'. */
 static struct inode *add_inode(struct fuse_server *s, int fd, const struct stat *st,
-                               const struct inode *parent)
+                               const struct inode *parent, uint64_t mnt, bool sealed)
 {
 	struct inode *ino = g_new0(struct inode, 1);
 
@@ -295,8 +371,10 @@ static struct inode *add_inode(struct fuse_server *s, int fd, const struct stat 
 	                      .fd = fd,
 	                      .id = {st->st_dev, st->st_ino},
 	                      .type = st->st_mode & S_IFMT,
-	                      .submount = s->submounts && S_ISDIR(st->st_mode) &&
-	                                  st->st_dev != parent->id.dev};
+	                      .submount = s->submounts && !sealed && S_ISDIR(st->st_mode) &&
+	                                  st->st_dev != parent->id.dev,
+	                      .sealed = sealed,
+	                      .mnt = mnt};
 	g_hash_table_insert(s->by_file, &ino->id, ino);
 	g_hash_table_insert(s->inodes, &ino->nodeid, ino);
 	atomic_fetch_add(&files_held, 1);
@@ -329,9 +407,13 @@ static int lookup(struct fuse_server *s, struct inode *dir, const char *name, st
 		if (fd < 0)
 			return errno;
 		/* The name may have changed hands since the stat: describe what was opened. */
+		uint64_t mnt;
+		bool sealed;
 		e = stat_fd(fd, st);
 		if (!e && !(ino = find_file(s, st)))
-			ino = add_inode(s, fd, st, dir);
+			e = admit(s, dir, fd, st, &mnt, &sealed);
+		if (!e && !ino)
+			ino = add_inode(s, fd, st, dir, mnt, sealed);
 		else
 			close(fd);
 		if (e)
@@ -443,6 +525,10 @@ static void fill_attr(const struct fuse_server *s, struct fuse_attr *a, const st
 	    .blksize = (uint32_t)st->st_blksize,
 	    .flags = ino->submount ? FUSE_ATTR_SUBMOUNT : 0,
 	};
+	if (ino->sealed) { /* an empty directory: not procfs's count of processes */
+		a->size = a->blocks = 0;
+		a->nlink = S_ISDIR(st->st_mode) ? 2 : 1;
+	}
 }
 
 static void fill_entry(const struct fuse_server *s, struct fuse_entry_out *e,
@@ -751,6 +837,8 @@ static size_t do_rename(struct fuse_server *s, struct req *r, struct inode *dir,
 	struct inode *to = in ? find_inode(s, in->newdir) : NULL;
 	if (!e && !to)
 		e = ESTALE;
+	if (!e && to->sealed)
+		e = EACCES;
 	unsigned int flags = v2 && in ? in->flags : 0;
 	if (!e && (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)))
 		e = EINVAL;
@@ -771,6 +859,8 @@ static size_t do_link(struct fuse_server *s, struct req *r, struct inode *dir)
 
 	if (!e && !target)
 		e = ESTALE;
+	if (!e && target->sealed)
+		e = EACCES;
 	if (!e && s->read_only)
 		e = EROFS;
 	if (!e) {
@@ -805,7 +895,8 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 		return reply_err(r, EROFS);
 	if (!room_for(1))
 		return reply_err(r, ENFILE);
-	int fd = reopen(s, ino, flags);
+	/* A sealed directory's listing is empty (do_readdir): its own is never opened. */
+	int fd = reopen(s, ino->sealed ? s->root : ino, flags);
 	if (fd < 0)
 		return reply_err(r, -fd);
 	int e = (flags & O_TRUNC) ? before_change(s, fd, in->open_flags & FUSE_OPEN_KILL_SUIDGID) : 0;
@@ -1014,7 +1105,7 @@ static size_t do_statfs(struct fuse_server *s, struct req *r, struct inode *ino)
 	struct fuse_statfs_out out = {0};
 	struct statfs st;
 
-	if (fstatfs(ino->fd, &st))
+	if (fstatfs(ino->sealed ? s->root->fd : ino->fd, &st))
 		return reply_err(r, errno);
 	out.st = (struct fuse_kstatfs){
 	    .blocks = st.f_blocks,
@@ -1104,6 +1195,8 @@ static size_t do_readdir(struct fuse_server *s, struct req *r, struct inode *dir
 		return reply_err(r, EINVAL);
 	if (!h || !h->dir)
 		return reply_err(r, EBADF);
+	if (dir->sealed)
+		return reply(r, 0, NULL, 0);
 	size = MIN(MIN((size_t)in->size, (size_t)MAX_REQUEST), r->out_cap - MIN(r->out_cap, 16));
 	uint8_t *buf = g_malloc(size + 1);
 	if (in->offset == 0)
@@ -1371,10 +1464,39 @@ static void forget_all(struct fuse_server *s)
 }
 
 /* Operations on a node: the node must be one we gave the guest. */
+/*
+ * What a sealed inode answers itself: it has attributes and extended
+ * attributes (the guest's overlayfs copies them up, /root under the
+ * command's HOME), an empty listing (its own is never read), names in it
+ * are missing, and nothing in it opens or changes. 0: the usual
+ * operation may go on.
+ */
+static int sealed_error(uint32_t opcode)
+{
+	switch (opcode) {
+	case FUSE_GETATTR:
+	case FUSE_ACCESS:
+	case FUSE_OPENDIR:
+	case FUSE_READDIR:
+	case FUSE_READDIRPLUS:
+	case FUSE_STATFS:
+	case FUSE_GETXATTR:
+	case FUSE_LISTXATTR:
+		return 0;
+	case FUSE_LOOKUP:
+		return ENOENT;
+	default:
+		return EACCES;
+	}
+}
+
 static size_t dispatch_node(struct fuse_server *s, struct req *r, struct inode *ino)
 {
 	bool dir = ino->type == S_IFDIR;
+	int sealed = ino->sealed ? sealed_error(r->h.opcode) : 0;
 
+	if (sealed)
+		return reply_err(r, sealed);
 	switch (r->h.opcode) {
 	case FUSE_LOOKUP:
 		return dir ? do_lookup(s, r, ino) : reply_err(r, ENOTDIR);
@@ -1608,6 +1730,18 @@ static void file_budget_from_rlimit(void)
 		                                       : rl.rlim_cur / 2));
 }
 
+/* The files 'paths' (under the share 'root') name now; those missing hide nothing. */
+static GArray *hidden_files(int root, const char *const *paths)
+{
+	GArray *ids = g_array_new(FALSE, FALSE, sizeof(struct file_id));
+	struct stat st;
+
+	for (; paths && *paths; paths++)
+		if (fstatat(root, *paths, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			g_array_append_val(ids, ((struct file_id){st.st_dev, st.st_ino}));
+	return ids;
+}
+
 struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_options *opt,
                                     GError **err)
 {
@@ -1620,10 +1754,17 @@ struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_op
 		g_free(s);
 		return NULL;
 	}
+	const char *why = NULL;
+	int e;
 	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (s->proc_fd < 0 || stat_fd(fd, &st)) {
-		husk_fail(err, HUSK_EXIT_USAGE, "--share: %s: %s", dir,
-		          s->proc_fd < 0 ? "/proc is not mounted" : g_strerror(errno));
+	if (s->proc_fd < 0)
+		why = "/proc is not mounted";
+	else if ((e = stat_fd(fd, &st)))
+		why = g_strerror(e);
+	else if (kernel_fs(fd))
+		why = "a kernel file system (procfs, sysfs, ...) is never shared";
+	if (why) {
+		husk_fail(err, HUSK_EXIT_USAGE, "--share: %s: %s", dir, why);
 		close(fd);
 		if (s->proc_fd >= 0)
 			close(s->proc_fd);
@@ -1634,6 +1775,8 @@ struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_op
 	pthread_mutex_init(&s->lock, NULL);
 	s->read_only = opt->read_only;
 	s->submounts = opt->submounts;
+	s->cross_mounts = opt->cross_mounts;
+	s->hidden = hidden_files(fd, opt->hidden);
 	s->no_xattr = opt->no_xattr;
 	s->uid_map = opt->uid_map;
 	s->gid_map = opt->gid_map;
@@ -1648,6 +1791,7 @@ struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_op
 	                          .fd = fd,
 	                          .id = {st.st_dev, st.st_ino},
 	                          .type = S_IFDIR,
+	                          .mnt = mount_of(fd, &st),
 	                          .nlookup = 1};
 	g_hash_table_insert(s->inodes, &s->root->nodeid, s->root);
 	g_hash_table_insert(s->by_file, &s->root->id, s->root);
@@ -1665,6 +1809,7 @@ void fuse_server_free(struct fuse_server *s)
 	g_hash_table_unref(s->handles);
 	g_hash_table_unref(s->by_file);
 	g_hash_table_unref(s->inodes);
+	g_array_free(s->hidden, TRUE);
 	pthread_mutex_destroy(&s->lock);
 	g_free(s->buf);
 	g_free(s);

@@ -54,6 +54,18 @@ struct fuse_server_options {
 	 */
 	bool submounts;
 	/*
+	 * Whether other host mounts under the share are served as part of it.
+	 * Without this or submounts, each mount point is sealed: an empty
+	 * directory, or a file that does not open. Kernel file systems
+	 * (procfs, sysfs, debugfs, cgroupfs, ...) are sealed whatever is asked.
+	 */
+	bool cross_mounts;
+	/*
+	 * Paths under the share (NULL-terminated) the guest does not see, by
+	 * identity, hard links included: a file is missing, a directory empty.
+	 */
+	const char *const *hidden;
+	/*
 	 * Extended attribute requests answer ENOSYS, as virtiofsd's default
 	 * no_xattr does: the guest stops sending them, and with them the
 	 * security.capability queries before a file's first write and before

@@ -664,6 +664,115 @@ out:
 	g_free(mnt);
 }
 
+/* A directory the guest may list: how many entries, READDIR says. */
+static int count_entries(struct fixture *f, uint64_t node)
+{
+	struct fuse_open_in op = {0};
+	int n = 0;
+
+	g_assert_cmpint(call(f, FUSE_OPENDIR, node, &op, sizeof(op), NULL, NULL), ==, 0);
+	uint64_t fh = ((struct fuse_open_out *)payload(f))->fh;
+	struct fuse_read_in rd = {.fh = fh, .size = 65536};
+	g_assert_cmpint(call(f, FUSE_READDIR, node, &rd, sizeof(rd), NULL, NULL), ==, 0);
+	size_t len = oh(f)->len - sizeof(struct fuse_out_header);
+	for (size_t off = 0; off < len; n++)
+		off += FUSE_DIRENT_SIZE((struct fuse_dirent *)((uint8_t *)payload(f) + off));
+	struct fuse_release_in rel = {.fh = fh};
+	g_assert_cmpint(call(f, FUSE_RELEASEDIR, node, &rel, sizeof(rel), NULL, NULL), ==, 0);
+	return n;
+}
+
+/* 'name' in the share's top is there and sealed: empty, nothing under it, nothing opens. */
+static void assert_sealed(struct fixture *f, const char *name, const char *inside)
+{
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, name, &err);
+
+	g_assert_cmpint(err, ==, 0);
+	g_assert_cmpint(count_entries(f, node), ==, 0);
+	lookup(f, node, inside, &err);
+	g_assert_cmpint(err, ==, -ENOENT);
+	struct fuse_mkdir_in mk = {.mode = 0755};
+	g_assert_cmpint(call(f, FUSE_MKDIR, node, &mk, sizeof(mk), "x", NULL), ==, -EACCES);
+}
+
+static void reopen_share(struct fixture *f, const struct fuse_server_options *opt)
+{
+	fuse_server_free(f->s);
+	f->s = fuse_server_new(f->share, opt, NULL);
+	g_assert_nonnull(f->s);
+	struct fuse_init_in init = {.major = 7, .minor = 38, .flags = FUSE_SUBMOUNTS};
+	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
+}
+
+/*
+ * A procfs mounted inside the share (/proc/<husk>/mem is husk's memory),
+ * and a bind mount of what is outside it: without submounts a share
+ * crosses into no other mount, and procfs stays sealed whatever is asked.
+ * A share of /proc itself is refused.
+ */
+static void test_other_mounts_sealed(struct fixture *f, gconstpointer data)
+{
+	char *proc = g_build_filename(f->share, "proc", NULL);
+	char *bind = g_build_filename(f->share, "bind", NULL);
+
+	g_assert_cmpint(g_mkdir(proc, 0755), ==, 0);
+	g_assert_cmpint(g_mkdir(bind, 0755), ==, 0);
+	if (mount("proc", proc, "proc", 0, NULL) != 0 ||
+	    mount(f->top, bind, NULL, MS_BIND, NULL) != 0) {
+		g_test_skip("cannot mount here (needs root)");
+		goto out;
+	}
+	assert_sealed(f, "proc", "self");
+	assert_sealed(f, "bind", "outside");
+	reopen_share(f, &(struct fuse_server_options){.submounts = true});
+	assert_sealed(f, "proc", "self");
+	int err;
+	uint64_t node = lookup(f, FUSE_ROOT_ID, "bind", &err);
+	lookup(f, node, "outside", &err);
+	g_assert_cmpint(err, ==, 0); /* asked for: a bind mount is crossed */
+	reopen_share(f, &(struct fuse_server_options){.cross_mounts = true});
+	assert_sealed(f, "proc", "self");
+	GError *e = NULL;
+	g_assert_null(fuse_server_new(proc, &(struct fuse_server_options){0}, &e));
+	g_assert_nonnull(strstr(e->message, "kernel file system"));
+	g_clear_error(&e);
+	g_assert_cmpint(umount2(proc, MNT_DETACH), ==, 0);
+	g_assert_cmpint(umount2(bind, MNT_DETACH), ==, 0);
+out:
+	g_free(bind);
+	g_free(proc);
+}
+
+/* Hidden paths: a file is missing (a hard link to it too), a directory is empty. */
+static void test_hidden(struct fixture *f, gconstpointer data)
+{
+	static const char *const hidden[] = {"secrets/key", "home", NULL};
+	char *secrets = g_build_filename(f->share, "secrets", NULL);
+	char *home = g_build_filename(f->share, "home", NULL);
+	char *key = g_build_filename(secrets, "key", NULL);
+	char *hard = g_build_filename(f->share, "link", NULL);
+	int err;
+
+	g_assert_cmpint(g_mkdir(secrets, 0755), ==, 0);
+	g_assert_cmpint(g_mkdir(home, 0755), ==, 0);
+	write_file(secrets, "key", "private");
+	write_file(home, "token", "private");
+	g_assert_cmpint(link(key, hard), ==, 0);
+	reopen_share(f, &(struct fuse_server_options){.hidden = hidden});
+	uint64_t dir = lookup(f, FUSE_ROOT_ID, "secrets", &err);
+	g_assert_cmpint(err, ==, 0);
+	lookup(f, dir, "key", &err);
+	g_assert_cmpint(err, ==, -ENOENT);
+	lookup(f, FUSE_ROOT_ID, "link", &err);
+	g_assert_cmpint(err, ==, -ENOENT);
+	assert_sealed(f, "home", "token");
+	g_free(hard);
+	g_free(key);
+	g_free(home);
+	g_free(secrets);
+}
+
 static void test_readdir(struct fixture *f, gconstpointer data)
 {
 	struct fuse_open_in op = {0};
@@ -1276,6 +1385,8 @@ int main(int argc, char **argv)
 	ADD("confine/file-budget", test_file_budget, NULL);
 	ADD("confine/setattr-foreign-handle", test_setattr_foreign_handle, NULL);
 	ADD("fs/submount", test_submount, NULL);
+	ADD("confine/other-mounts-sealed", test_other_mounts_sealed, NULL);
+	ADD("confine/hidden", test_hidden, NULL);
 	ADD("confine/no-dotdot", test_no_dotdot, NULL);
 	ADD("confine/planted-symlink", test_planted_symlink, NULL);
 	ADD("confine/read-only", test_read_only, &read_only_share);

@@ -499,6 +499,19 @@ static char *user_net(const struct net_config *n)
 	return g_strdup_printf("%s/%d,%s,%s", a, prefix, g, d);
 }
 
+/*
+ * What the default root (the host's /) hides from the guest: what a command
+ * needs least and an attacker wants most, secrets (password hashes, host
+ * keys, whatever users keep at home), and the host's /dev, /run and /tmp,
+ * where husk-init mounts the guest's own. --rootfs / shows them.
+ */
+static const char *const hidden_by_default[] = {
+    "etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/security/opasswd",
+    "etc/ssh/ssh_host_rsa_key", "etc/ssh/ssh_host_ecdsa_key", "etc/ssh/ssh_host_ed25519_key",
+    "etc/ssh/ssh_host_dsa_key", "etc/ssl/private", "var/backups", "root", "home", "dev", "run",
+    "tmp", NULL,
+};
+
 /* The VM: control share, root, mounts, disks, NICs; and the exec file that explains them. */
 static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, const char *ctl,
                  GError **err)
@@ -514,10 +527,16 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 		g_free(r);
 	} else {
 		s = g_new0(struct share_config, 1);
-		/* One file system to the guest: it mounts /proc and the rest over it. */
-		*s = (struct share_config){.path = g_strdup(o->rootfs ? o->rootfs : "/"),
-		                           .tag = g_strdup(ROOT_TAG),
-		                           .serve.read_only = true};
+		/*
+		 * One file system to the guest, the host's mounts included but its
+		 * kernel's (procfs, sysfs, ...): it mounts its own /proc and the rest.
+		 */
+		*s = (struct share_config){
+		    .path = g_strdup(o->rootfs ? o->rootfs : "/"),
+		    .tag = g_strdup(ROOT_TAG),
+		    .serve = {.read_only = true,
+		              .cross_mounts = true,
+		              .hidden = o->rootfs ? NULL : hidden_by_default}};
 		g_ptr_array_add(cfg->shares, s);
 		rec(exec, "root", "overlay:" ROOT_TAG);
 	}
