@@ -8,10 +8,12 @@
 # (NPT): KVM then needs no shadow page tables and nested guests boot about
 # a fifth faster.
 #
-#   nested-host.sh [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] -p PAYLOAD SCRIPT [ARG]...
+#   nested-host.sh [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] [-D VOLUME] -p PAYLOAD SCRIPT [ARG]...
 #
 # PAYLOAD is a directory that appears as /payload in the test host; put
-# programs there with nested_stage_binary (source this file). SCRIPT runs
+# programs there with nested_stage_binary (source this file). VOLUME, an
+# ext4 file system image, is mounted read-only at /volume: big files (the
+# cloud test images) ride in it rather than in the initramfs. SCRIPT runs
 # with bash, from /tmp (a tmpfs), with PATH=/payload/bin:/bin. Its output
 # streams to stdout (and to LOG); nested-host.sh exits with its status,
 # 75 if the test host's kernel wedged (see _nh_stream), or 1 if the test host
@@ -37,6 +39,8 @@ source "$_NH_LIB/mkinitramfs.sh"
 
 # Where the payload is inside the test host; wrappers hard-code it.
 NESTED_PAYLOAD=/payload
+# Where -D's volume is mounted in the test host.
+NESTED_VOLUME=/volume
 # The test host prints this as its last word; nothing else prints it.
 NESTED_EXIT_TAG=HUSK-NESTED-EXIT
 # Written to the log (not by the test host) when its kernel wedged.
@@ -125,6 +129,14 @@ _nh_write_init() {
 			*) insmod /modules/\$m ;;
 			esac
 		done
+		# A volume (-D) is the only disk; its modules are loaded only with it.
+		if grep -q virtio_blk /modules/order; then
+			n=0
+			while [ ! -b /dev/vda ] && [ \$n -lt 50 ]; do sleep 0.1; n=\$((n + 1)); done
+			mkdir -p $NESTED_VOLUME
+			mount -t ext4 -o ro /dev/vda $NESTED_VOLUME ||
+				echo "$HUSK_LOG_TAG: cannot mount the volume (/dev/vda) at $NESTED_VOLUME"
+		fi
 		[ -c /dev/kvm ] || echo "$HUSK_LOG_TAG: no /dev/kvm in the test host (kvm_amd did not load)"
 		${HUSK_QUIET:+: }echo "$HUSK_LOG_TAG: test host up after \$(cut -d' ' -f1 /proc/uptime)s"
 		cd /tmp
@@ -202,20 +214,21 @@ _nh_parse_exit() {
 nested_host() (
 	local cpus=${HUSK_NESTED_CPUS:-2} mem=${HUSK_NESTED_MEM:-4096}
 	local limit=${HUSK_NESTED_TIMEOUT:-4000} silence=${HUSK_NESTED_SILENCE:-300}
-	local log="" payload=""
+	local log="" payload="" volume=""
 	local opt OPTIND=1
-	while getopts "c:m:t:l:p:" opt; do
+	while getopts "c:m:t:l:p:D:" opt; do
 		case $opt in
 		c) cpus=$OPTARG ;;
 		m) mem=$OPTARG ;;
 		t) limit=$OPTARG ;;
 		l) log=$OPTARG ;;
 		p) payload=$OPTARG ;;
+		D) volume=$OPTARG ;;
 		*) die "nested-host: bad option" ;;
 		esac
 	done
 	shift $((OPTIND - 1))
-	[[ $# -ge 1 && -n $payload ]] || die "usage: nested-host.sh [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] -p PAYLOAD SCRIPT [ARG]..."
+	[[ $# -ge 1 && -n $payload ]] || die "usage: nested-host.sh [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] [-D VOLUME] -p PAYLOAD SCRIPT [ARG]..."
 	local script=$1
 	shift
 	[[ -r $script ]] || die "nested-host: cannot read script '$script'"
@@ -242,11 +255,27 @@ nested_host() (
 	[[ -e $payload/bin/bash ]] || nested_stage_binary "$(command -v bash)" "$payload" bash
 
 	_nh_write_init "$work/init"
+	# The volume is a read-only virtio disk, not more initramfs: the
+	# initramfs lives in the test host's RAM twice over (the archive, then
+	# the unpacked files), so a cloud image of a few hundred MB there would
+	# need the test host's memory raised for every run that carries it,
+	# and unpacking it under TCG costs as much as reading it. From a disk,
+	# the test host reads only the blocks the tests use, and runs without
+	# a volume boot exactly as before (no virtio modules, same memory).
+	local vol_mods=() vol_args=()
+	if [[ -n $volume ]]; then
+		[[ -r $volume ]] || die "nested-host: cannot read volume '$volume'"
+		# ext4 is a module in the generic kernel; crc32c, for its checksums, is
+		# asked for at mount time, not a dependency in modules.dep.
+		vol_mods=(-m virtio_pci -m virtio_blk -m crc32c_generic -m ext4)
+		vol_args=(-drive "file=$volume,if=virtio,format=raw,readonly=on")
+	fi
 	# Uncompressed: the test host unpacks it under TCG, where gunzip of
 	# a payload holding QEMU costs more than copying the bytes. tun gives
 	# the network tests and benchmarks their TAP devices (/dev/net/tun).
 	mkinitramfs -o "$work/host.cpio" -z none -i "$work/init" -k "$KERNEL_MODULES" \
-		-m irqbypass -m ccp -m kvm -m kvm-amd -m tun -m vhost_net -d "$payload=$NESTED_PAYLOAD"
+		-m irqbypass -m ccp -m kvm -m kvm-amd -m tun -m vhost_net "${vol_mods[@]}" \
+		-d "$payload=$NESTED_PAYLOAD"
 
 	log "booting the nested test host ($KERNEL_VERSION, $cpus CPUs, $mem MiB, limit ${limit}s)"
 	local start=$SECONDS
@@ -257,6 +286,7 @@ nested_host() (
 	timeout -k 10 "$limit" qemu-system-x86_64 \
 		-accel tcg,thread=multi -cpu qemu64,+svm,+npt -smp "$cpus" -m "$mem" \
 		-display none -monitor none -serial stdio -serial "file:$kmsg" -nic none -no-reboot \
+		"${vol_args[@]}" \
 		-kernel "$KERNEL_VMLINUZ" -initrd "$work/host.cpio" \
 		-append "console=ttyS1 loglevel=7 panic=-1 oops=panic" </dev/null 2>&1 |
 		_nh_stream "$log" "$work/host.cpio" "$kmsg" "$silence" || qemu_rc=$?

@@ -1,0 +1,169 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: MIT
+#
+# Whole-VM tests that boot a distribution cloud image, sourced by
+# vm-tests.sh (whose pass, fail, skip, vm_wait and HUSK_CMD they use). The
+# image is Debian 12 built from Debian's packages by lib/mkcloudimage.sh,
+# with systemd, cloud-init and its own kernel; HUSK_CLOUD_IMAGES is the
+# directory holding it (image.env says what is in it), $ASSETS/cloud-image
+# the NoCloud seeds the runner made (seed-first.img, seed-second.img).
+# Every boot uses a qcow2 overlay on the image, in $LOGDIR, so the cached
+# image stays as built; HUSK_QEMU_IMG says how to run qemu-img.
+# HUSK_TEST_IMAGE_TIMEOUT bounds one boot (seconds, default 420: systemd
+# and cloud-init take minutes in the nested test host).
+
+DISK_TESTS=(image-boot-kernel image-boot-own-kernel image-boot-separate-boot image-persist)
+
+# What the seeds' cloud-init runcmd prints on ttyS0.
+DISK_RAN_MARK=HUSK-CLOUD-INIT-RAN
+DISK_PERSIST_MARK=HUSK-PERSIST
+
+# An overlay on a cached image, for one test's boots.
+#   disk_overlay BASE OUT
+disk_overlay() {
+	rm -f "$2"
+	"${QEMU_IMG[@]}" create -q -f qcow2 -b "$1" -F qcow2 "$2"
+}
+
+# Boot the cloud image with husk and wait for it to power off; sets VM_LOG,
+# VM_RC, VM_WALL like vm_boot. Not through vm_start: the image's own
+# kernel and command line, not guest-init.sh's.
+#   disk_boot NAME [husk run argument]...
+disk_boot() {
+	local name=$1
+	shift
+	VM_LOG=$LOGDIR/$name.log
+	# shellcheck disable=SC2034 # vm_wait reads VM_T0 and VM_PID
+	VM_T0=$(now)
+	"${HUSK_CMD[@]}" run "$@" --memory 1G --cpus 2 --net user </dev/null >"$VM_LOG" 2>"$VM_LOG.err" &
+	# shellcheck disable=SC2034
+	VM_PID=$!
+	disk_wait "$name"
+	info "$name: status $VM_RC after ${VM_WALL}s wall"
+}
+
+# vm_wait for a boot of minutes: a note every minute on how far it got, so
+# that the nested test host is not taken for wedged (it stops one that
+# prints nothing for 5 minutes).
+disk_wait() {
+	local name=$1 deadline=$((SECONDS + DISK_TIMEOUT)) next=$((SECONDS + 60)) last
+	while kill -0 "$VM_PID" 2>/dev/null && ((SECONDS < deadline)); do
+		if ((SECONDS >= next)); then
+			last=$(tr -d '\r' <"$VM_LOG" | grep -a . | tail -n 1 | cut -c1-100)
+			info "$name: $(elapsed "$VM_T0" "$(now)")s, the console's last line: $last"
+			next=$((SECONDS + 60))
+		fi
+		sleep 1
+	done
+	vm_wait 1
+}
+
+# Why the boot of an image without --kernel cannot be judged: husk said,
+# with its usage status, that it wants a kernel. Empty when it tried.
+disk_own_kernel_refused() {
+	[[ $VM_RC == 2 ]] || return 0
+	grep -m1 -e '--kernel is required' -e 'unexpected argument' "$VM_LOG.err" || true
+}
+
+# What went wrong with a cloud-init boot that should have powered off
+# after cloud-init's runcmd, from its log; empty when nothing did.
+#   disk_boot_problems [EXTRA_MARK]
+disk_boot_problems() {
+	local p=""
+	[[ $VM_RC == 0 ]] || p+="husk's status was $VM_RC (want 0); "
+	grep -q 'login:' "$VM_LOG" || p+="no login prompt on ttyS0; "
+	grep -q "$DISK_RAN_MARK" "$VM_LOG" || p+="cloud-init's runcmd did not print $DISK_RAN_MARK; "
+	grep -q 'reboot: Power down' "$VM_LOG" ||
+		p+="the guest did not power off by itself; "
+	echo "${p%; }"
+}
+
+# qemu-img check of an overlay (and so of what husk wrote): its problems,
+# or nothing.
+disk_check() {
+	local out
+	out=$("${QEMU_IMG[@]}" check "$1" 2>&1) || echo "qemu-img check: $(tr '\n' ' ' <<<"$out")"
+}
+
+# image-boot-kernel and image-persist: the image's kernel and initramfs
+# handed to husk, the compressed image as vda; then the same overlay
+# booted again with a second seed (a new instance, so cloud-init's
+# runcmd runs again) that prints what the first boot wrote.
+disk_test_kernel_and_persist() {
+	local overlay=$LOGDIR/image-kernel.qcow2 problems
+	local -a kernel=(--kernel "$CLOUD_DIR/vmlinuz" --initrd "$CLOUD_DIR/initrd.img"
+		--cmdline "root=UUID=$CLOUD_ROOT_UUID ro console=ttyS0,115200")
+	disk_overlay "$CLOUD_DIR/debian-12-cloud.qcow2" "$overlay"
+	disk_boot image-boot-kernel "${kernel[@]}" --disk "$overlay,format=qcow2" \
+		--disk "$SEED_DIR/seed-first.img,ro"
+	problems=$(disk_boot_problems)
+	[[ -n $problems ]] || problems=$(disk_check "$overlay")
+	if [[ -z $problems ]]; then
+		pass image-boot-kernel
+	else
+		fail image-boot-kernel "$problems" "$VM_LOG"
+		skip image-persist "the first boot (image-boot-kernel) failed"
+		return 0
+	fi
+	want image-persist || return 0
+	disk_boot image-persist "${kernel[@]}" --disk "$overlay,format=qcow2" \
+		--disk "$SEED_DIR/seed-second.img,ro"
+	local found
+	found=$(grep -a -o -m1 "$DISK_PERSIST_MARK [a-z-]*" "$VM_LOG" || true)
+	problems=$(disk_boot_problems)
+	[[ $found == "$DISK_PERSIST_MARK iid-husk-first" ]] ||
+		problems+="${problems:+; }the second boot read '${found:-nothing}' (want '$DISK_PERSIST_MARK iid-husk-first')"
+	[[ -n $problems ]] || problems=$(disk_check "$overlay")
+	if [[ -z $problems ]]; then
+		pass image-persist
+	else
+		fail image-persist "$problems" "$VM_LOG"
+	fi
+}
+
+# image-boot-own-kernel and image-boot-separate-boot: husk run IMAGE, no
+# --kernel: husk finds the kernel, initramfs and command line in grub.cfg.
+#   disk_test_own_kernel NAME IMAGE
+disk_test_own_kernel() {
+	local name=$1 overlay=$LOGDIR/$1.qcow2 problems refused
+	want "$name" || return 0
+	disk_overlay "$2" "$overlay"
+	disk_boot "$name" "$overlay" --disk "$SEED_DIR/seed-first.img,ro"
+	refused=$(disk_own_kernel_refused)
+	if [[ -n $refused ]]; then
+		skip "$name" "husk run cannot find a kernel in an image yet ($refused)"
+		return 0
+	fi
+	problems=$(disk_boot_problems)
+	[[ -n $problems ]] || problems=$(disk_check "$overlay")
+	if [[ -z $problems ]]; then
+		pass "$name"
+	else
+		fail "$name" "$problems" "$VM_LOG"
+	fi
+}
+
+run_disk_tests() {
+	local t
+	SEED_DIR=$ASSETS/cloud-image
+	CLOUD_DIR=${HUSK_CLOUD_IMAGES:-}
+	if [[ -z $CLOUD_DIR || ! -r $CLOUD_DIR/image.env || ! -r $SEED_DIR/seed-first.img ]]; then
+		for t in "${DISK_TESTS[@]}"; do skip "$t" "no cloud image in ${CLOUD_DIR:-(HUSK_CLOUD_IMAGES unset)} (the runner builds it with lib/mkcloudimage.sh)"; done
+		return 0
+	fi
+	read -ra QEMU_IMG <<<"${HUSK_QEMU_IMG:-qemu-img}"
+	if ! "${QEMU_IMG[@]}" --version >/dev/null 2>&1; then
+		for t in "${DISK_TESTS[@]}"; do skip "$t" "no qemu-img for the image overlays"; done
+		return 0
+	fi
+	# shellcheck source=/dev/null
+	source "$CLOUD_DIR/image.env"
+	DISK_TIMEOUT=${HUSK_TEST_IMAGE_TIMEOUT:-420}
+	local t0
+	t0=$(now)
+	want image-boot-kernel image-persist && disk_test_kernel_and_persist
+	disk_test_own_kernel image-boot-own-kernel "$CLOUD_DIR/debian-12-cloud.qcow2"
+	disk_test_own_kernel image-boot-separate-boot "$CLOUD_DIR/debian-12-cloud-boot.qcow2"
+	info "cloud image tests: $(elapsed "$t0" "$(now)")s"
+	rm -f "$LOGDIR"/image-*.qcow2
+}
