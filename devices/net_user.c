@@ -11,6 +11,7 @@
 #include <linux/virtio_net.h>
 #include <slirp/libslirp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "devices/net.h"
 #include "vmm/error.h"
@@ -31,8 +32,10 @@ struct net_user {
 	GMainContext *ctx;
 	GPtrArray *pollfds; /* GPollFD *, the first npoll in use this round */
 	guint npoll;
-	GPtrArray *timers; /* struct timer * */
-	GQueue rxq;        /* GBytes *, frames waiting for the guest */
+	int64_t slirp_due_ms; /* when slirp's own TCP timers want a turn (-1: never) */
+	bool guest_sent;      /* frames went in since slirp's last turn */
+	GPtrArray *timers;    /* struct timer * */
+	GQueue rxq;           /* GBytes *, frames waiting for the guest */
 	bool want_rx;
 };
 
@@ -72,6 +75,7 @@ static bool user_send(struct net_backend *be, const struct iovec *iov, int iovcn
 	struct net_user *u = (struct net_user *)be;
 
 	/* slirp takes one buffer; a frame is one buffer unless the guest split it. */
+	u->guest_sent = true;
 	if (iovcnt == 1) {
 		slirp_input(u->slirp, iov[0].iov_base, (int)len);
 		return true;
@@ -169,6 +173,15 @@ static gboolean source_prepare(GSource *source, gint *timeout)
 	u->npoll = 0;
 	slirp_pollfds_fill(u->slirp, &slirp_ms, add_poll, u);
 	*timeout = slirp_ms == UINT32_MAX ? -1 : (gint)MIN(slirp_ms, (uint32_t)G_MAXINT);
+	u->slirp_due_ms = *timeout < 0 ? -1 : now_ms() + *timeout;
+	/*
+	 * What the guest sent may have released frames slirp holds back (an
+	 * ARP answer for a connection waiting on it), and those go out only
+	 * in slirp's turn: take it at once, as QEMU polls slirp after every
+	 * wake-up.
+	 */
+	if (u->guest_sent)
+		*timeout = 0;
 	if (next >= 0) {
 		int64_t wait = MAX(next - now_ms(), 0);
 		if (*timeout < 0 || wait < *timeout)
@@ -177,15 +190,23 @@ static gboolean source_prepare(GSource *source, gint *timeout)
 	return *timeout == 0;
 }
 
+/*
+ * After the loop woke: a socket is ready, or a timer is due. slirp keeps
+ * two kinds: the ones it arms through timer_mod, and its own TCP timers
+ * (delayed ACKs, retransmits, frames waiting for the guest's ARP answer),
+ * which run only inside slirp_pollfds_poll and which it announces through
+ * the timeout slirp_pollfds_fill gave. Without a turn for the second kind,
+ * a connection waits for an unrelated socket to wake the loop.
+ */
 static gboolean source_check(GSource *source)
 {
 	struct net_user *u = ((struct user_source *)source)->u;
-	int64_t next = next_timer_ms(u);
+	int64_t next = next_timer_ms(u), now = now_ms();
 
 	for (guint i = 0; i < u->npoll; i++)
 		if (((GPollFD *)u->pollfds->pdata[i])->revents)
 			return TRUE;
-	return next >= 0 && next <= now_ms();
+	return (next >= 0 && next <= now) || (u->slirp_due_ms >= 0 && u->slirp_due_ms <= now);
 }
 
 static gboolean source_dispatch(GSource *source, GSourceFunc cb, gpointer data)
@@ -194,6 +215,7 @@ static gboolean source_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 	int64_t now = now_ms();
 
 	/* Also after a timeout: slirp runs its TCP timers from here. */
+	u->guest_sent = false;
 	slirp_pollfds_poll(u->slirp, 0, get_revents, u);
 	for (guint i = 0; i < u->timers->len; i++) {
 		struct timer *t = u->timers->pdata[i];
@@ -287,6 +309,23 @@ static bool add_hostfwds(struct net_user *u, const struct net_config *cfg, GErro
 	return true;
 }
 
+/*
+ * slirp listens on a forwarded TCP port with a backlog of one, so when
+ * visitors come at once the kernel drops the SYNs of all but the first
+ * two, and they try again 1, 3 and 7 s later. Listening again on a
+ * listening socket only sets its backlog: give the ports SOMAXCONN, as
+ * any server would. slirp shows its sockets only through the poll list.
+ */
+static int raise_backlog(int fd, int events, void *opaque)
+{
+	int listening = 0;
+	socklen_t len = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+		listen(fd, SOMAXCONN);
+	return -1; /* no poll index: the loop's first prepare lists the sockets again */
+}
+
 static void user_close(struct net_backend *be)
 {
 	struct net_user *u = (struct net_user *)be;
@@ -357,6 +396,8 @@ struct net_backend *net_user_open(const struct net_config *cfg, GMainContext *ct
 		user_close(&u->be);
 		return NULL;
 	}
+	uint32_t unused = UINT32_MAX;
+	slirp_pollfds_fill(u->slirp, &unused, raise_backlog, NULL);
 	u->source = g_source_new(&source_funcs, sizeof(struct user_source));
 	((struct user_source *)u->source)->u = u;
 	g_source_set_name(u->source, "slirp");
