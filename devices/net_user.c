@@ -161,19 +161,27 @@ static int64_t next_timer_ms(struct net_user *u)
 	return next;
 }
 
-/* Before the loop sleeps: slirp says which sockets to watch and for how long. */
+/*
+ * Before the loop sleeps: slirp says which sockets to watch, and how soon
+ * its own timers want a turn. The loop may turn many times before then
+ * (other devices' work): the first deadline stands until slirp gets its
+ * turn, or a busy loop would push it back for ever and slirp's
+ * retransmits would never come.
+ */
 static gboolean source_prepare(GSource *source, gint *timeout)
 {
 	struct net_user *u = ((struct user_source *)source)->u;
 	uint32_t slirp_ms = UINT32_MAX;
-	int64_t next = next_timer_ms(u);
+	int64_t now = now_ms(), due = next_timer_ms(u);
 
 	for (guint i = 0; i < u->npoll; i++)
 		g_source_remove_poll(source, u->pollfds->pdata[i]);
 	u->npoll = 0;
 	slirp_pollfds_fill(u->slirp, &slirp_ms, add_poll, u);
-	*timeout = slirp_ms == UINT32_MAX ? -1 : (gint)MIN(slirp_ms, (uint32_t)G_MAXINT);
-	u->slirp_due_ms = *timeout < 0 ? -1 : now_ms() + *timeout;
+	if (slirp_ms != UINT32_MAX && (u->slirp_due_ms < 0 || now + slirp_ms < u->slirp_due_ms))
+		u->slirp_due_ms = now + slirp_ms;
+	if (u->slirp_due_ms >= 0 && (due < 0 || u->slirp_due_ms < due))
+		due = u->slirp_due_ms;
 	/*
 	 * What the guest sent may have released frames slirp holds back (an
 	 * ARP answer for a connection waiting on it), and those go out only
@@ -181,12 +189,8 @@ static gboolean source_prepare(GSource *source, gint *timeout)
 	 * wake-up.
 	 */
 	if (u->guest_sent)
-		*timeout = 0;
-	if (next >= 0) {
-		int64_t wait = MAX(next - now_ms(), 0);
-		if (*timeout < 0 || wait < *timeout)
-			*timeout = (gint)MIN(wait, G_MAXINT);
-	}
+		due = now;
+	*timeout = due < 0 ? -1 : (gint)MIN(MAX(due - now, 0), G_MAXINT);
 	return *timeout == 0;
 }
 
@@ -216,6 +220,7 @@ static gboolean source_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 
 	/* Also after a timeout: slirp runs its TCP timers from here. */
 	u->guest_sent = false;
+	u->slirp_due_ms = -1;
 	slirp_pollfds_poll(u->slirp, 0, get_revents, u);
 	for (guint i = 0; i < u->timers->len; i++) {
 		struct timer *t = u->timers->pdata[i];
@@ -382,6 +387,7 @@ struct net_backend *net_user_open(const struct net_config *cfg, GMainContext *ct
 	ipv6(&sc.vhost6, "fec0::2");
 	ipv6(&sc.vnameserver6, "fec0::3");
 	u->be = (struct net_backend){.ops = &user_ops, .port = port};
+	u->slirp_due_ms = -1;
 	u->ctx = ctx;
 	u->pollfds = g_ptr_array_new_with_free_func(g_free);
 	u->timers = g_ptr_array_new_with_free_func(g_free);

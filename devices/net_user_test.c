@@ -298,6 +298,47 @@ static void test_hostfwd_to_silent_guest(void)
 }
 
 /*
+ * A guest that lets a SYN go unanswered (its listen queue was full) gets
+ * it again from slirp's retransmit timer, though no socket stirs in the
+ * meantime: slirp's own timers get their turns.
+ */
+static void test_hostfwd_syn_retransmitted(void)
+{
+	uint16_t port = free_port();
+	char *spec = g_strdup_printf("user,hostfwd=tcp:127.0.0.1:%u-:80", port);
+	GMainContext *ctx = g_main_context_new();
+	struct guest g = {.frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
+	struct net_port np = {.dev = &g, .rx_offer = take_frame, .rx_ready = no_op};
+	struct net_config cfg;
+	GError *err = NULL;
+	GBytes *f;
+
+	g_assert_true(net_config_parse(spec, 0, &cfg, NULL));
+	memcpy(g.mac, cfg.mac, 6);
+	g.be = net_user_open(&cfg, ctx, np, &err);
+	g_assert_no_error(err);
+	int s = visit(port);
+	f = wait_for(ctx, &g, ETH_ARP, 0, 2000);
+	g_assert_nonnull(f);
+	answer_arp(&g, g_bytes_get_data(f, NULL));
+	g_bytes_unref(f);
+	f = wait_for(ctx, &g, ETH_IP, TCP_SYN, 2000);
+	g_assert_nonnull(f); /* dropped, as a full listen queue drops it */
+	g_bytes_unref(f);
+	/* slirp's first retransmission comes after 6 s (its initial RTO). */
+	f = wait_for(ctx, &g, ETH_IP, TCP_SYN, 10000);
+	g_assert_nonnull(f);
+
+	g_bytes_unref(f);
+	close(s);
+	g.be->ops->close(g.be);
+	g_ptr_array_unref(g.frames);
+	net_config_clear(&cfg);
+	g_main_context_unref(ctx);
+	g_free(spec);
+}
+
+/*
  * Visitors that come at once all get connected by the host's kernel while
  * slirp works through them: none waits out a dropped SYN (slirp's own
  * backlog of one let two in).
@@ -355,5 +396,6 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/net/user/hostfwd-to-silent-guest", test_hostfwd_to_silent_guest);
 	g_test_add_func("/net/user/hostfwd-backlog", test_hostfwd_backlog);
+	g_test_add_func("/net/user/hostfwd-syn-retransmitted", test_hostfwd_syn_retransmitted);
 	return g_test_run();
 }
