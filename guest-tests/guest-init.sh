@@ -83,6 +83,7 @@ dmesg | grep -E 'ACPI.*(Error|Warning|BIOS)|BIOS-e820|Memory: ' | sed 's/^/HUSK-
 #   husk_net_ping=ADDR             ping ADDR
 #   husk_net_udp=PORT              print what arrives on UDP PORT (needs
 #                                  /net/bin/nc, netcat-openbsd, in the image)
+#   husk_net_fwd_httpd=PORT        also serve index.html on PORT with fwd-httpd
 #   husk_net_link=1                print "HUSK-LINK 0|1" as eth0's carrier
 #                                  changes, while it serves
 #   husk_net_rebind=1              first unbind eth0's driver and bind it
@@ -162,9 +163,11 @@ net_action() {
 	printf '#!/bin/sh\ntouch /tmp/net-done\nprintf "Content-Type: text/plain\\r\\n\\r\\nbye\\n"\n' >/www/cgi-bin/done
 	chmod 755 /www/cgi-bin/done
 	httpd -p 80 -h /www
+	[ -z "${husk_net_fwd_httpd:-}" ] || /bin/fwd-httpd "$husk_net_fwd_httpd" /www/index.html &
 	if [ -n "${husk_net_udp:-}" ]; then
 		if [ -x /net/bin/nc ]; then
-			/net/bin/nc -d -u -l "$husk_net_udp" >/tmp/udp 2>&1 &
+			# -k: datagrams from any peer, not only the first one's.
+			/net/bin/nc -d -k -u -l "$husk_net_udp" >/tmp/udp 2>&1 &
 			fact udp_listener "$husk_net_udp"
 		else
 			fact udp_listener none
@@ -190,8 +193,10 @@ net_action() {
 		i=$((i + 1))
 	done
 	[ -e /tmp/net-done ] || echo "HUSK-GUEST-ERROR the host never fetched /cgi-bin/done"
+	fact listen_overflows "$(awk '$1 == "TcpExt:" { if (!col) { for (i = 2; i <= NF; i++) if ($i == "ListenOverflows") col = i } else print $col }' /proc/net/netstat)"
 	if [ -n "${husk_net_udp:-}" ]; then
 		fact udp_in "$(head -n 1 /tmp/udp 2>/dev/null)"
+		fact udp_lines_husk_udp "$(grep -c "^husk-udp " /tmp/udp 2>/dev/null)"
 	fi
 }
 

@@ -506,11 +506,21 @@ test_disks() {
 # fetches through forwarded ports) runs here, in the test host.
 
 NET_TAP_TESTS=(net-tap-ping net-tap-http net-tap-link net-tap-vhost net-tap-vhost-off)
+# Forwarded ports visited as users do, with the guest's address set by
+# DHCP and by hand: net-fwd-KIND-dhcp and net-fwd-KIND-static.
+NET_FWD_AFTER=(first clients 200-visits 20-at-once udp)
+NET_FWD_TESTS=()
+for kind in "${NET_FWD_AFTER[@]}" early early-udp; do
+	NET_FWD_TESTS+=("net-fwd-$kind-dhcp" "net-fwd-$kind-static")
+done
+TESTS+=("${NET_FWD_TESTS[@]}")
 NET_TESTS=(net-dhcp net-http-out net-dns net-hostfwd-tcp net-hostfwd-udp
-	net-restrict "${NET_TAP_TESTS[@]}")
+	net-restrict "${NET_FWD_TESTS[@]}" "${NET_TAP_TESTS[@]}")
 NET_HTTP_PORT=18081 # this host's web server (127.0.0.1, and the TAP address)
-NET_FWD_TCP=18080   # forwarded to the guest's port 80
+NET_FWD_TCP=18080   # forwarded to the guest's port 80 (81, fwd-httpd's, in the net-fwd tests)
 NET_FWD_UDP=18082   # forwarded to the guest's NET_GUEST_UDP
+NET_FWD_DONE=18083  # the net-fwd tests: forwarded to the guest's port 80, for /cgi-bin/done
+NET_GUEST_FWD_HTTPD=81
 NET_GUEST_UDP=5555
 NET_TAP=husktap0
 NET_TAP_HOST=192.168.100.1
@@ -710,6 +720,185 @@ test_net_user() {
 	fi
 }
 
+# ---- forwarded ports, visited as users visit them -----------------------
+
+# fwd_visit KIND PORT: one visit to the guest's page through 127.0.0.1:PORT;
+# prints what came back. Each kind of client ends its side differently:
+#   nc       sends the request and half-closes at once (shutdown(SHUT_WR))
+#   nc-late  half-closes 3 s later, long after the answer came
+#   wget     never half-closes; it reads until the server closes
+# A visit gives up after FWD_TIMEOUT seconds (default 10).
+fwd_visit() {
+	local req='GET / HTTP/1.0\r\n\r\n' limit=${FWD_TIMEOUT:-10}
+	case $1 in
+	nc) printf "$req" | timeout "$limit" busybox nc 127.0.0.1 "$2" 2>&1 ;;
+	nc-late) (printf "$req"; sleep 3) | timeout "$limit" busybox nc 127.0.0.1 "$2" 2>&1 ;;
+	wget) timeout "$limit" busybox wget -q -O - "http://127.0.0.1:$2/" 2>&1 ;;
+	esac
+}
+
+# fwd_answered KIND PORT: true if the visit got the guest's page.
+fwd_answered() {
+	[[ $(fwd_visit "$1" "$2") == *"husk-guest-page $VM_TOKEN"* ]]
+}
+
+# fwd_visits_until_ready PORT UDP_PORT: visit (and send datagrams) from the
+# moment husk starts until the guest serves. Whatever these get (refused,
+# reset, nothing), the port must keep working for the visits after them.
+fwd_visits_until_ready() {
+	local n=0 deadline=$((SECONDS + TIMEOUT))
+	while ! grep -q '^HUSK-NET-READY' "$VM_LOG" 2>/dev/null; do
+		kill -0 "$VM_PID" 2>/dev/null || break
+		((SECONDS < deadline)) || break
+		fwd_visit nc "$1" >/dev/null || true
+		printf 'husk-early %s\n' "$n" >"/dev/udp/127.0.0.1/$2" 2>/dev/null || true
+		n=$((n + 1))
+		sleep 0.2
+	done
+	FWD_EARLY=$n
+}
+
+# fwd_many PORT COUNT: COUNT visits one after another, nc and wget in turn;
+# prints the first failure.
+fwd_many() {
+	local i kind
+	for ((i = 0; i < $2; i++)); do
+		kind=nc
+		((i % 2)) && kind=wget
+		if ! fwd_answered "$kind" "$1"; then
+			echo "visit $((i + 1)) of $2 ($kind) got no page"
+			return 0
+		fi
+	done
+}
+
+# fwd_at_once PORT COUNT: COUNT visits at the same time; prints how many
+# failed. A SYN the guest drops comes again from slirp 6 s later, 18 s
+# later...: each visit has 30 s.
+fwd_at_once() {
+	local i pids=() dir=$LOGDIR/fwd-at-once bad=0 got=""
+	mkdir -p "$dir"
+	for ((i = 0; i < $2; i++)); do
+		(
+			t0=$(now)
+			FWD_TIMEOUT=30 fwd_visit nc "$1"
+			echo "[exit $? after $(elapsed "$t0" "$(now)")s]"
+		) >"$dir/$i" &
+		pids+=($!)
+	done
+	wait "${pids[@]}" || true
+	for ((i = 0; i < $2; i++)); do
+		grep -q "husk-guest-page $VM_TOKEN" "$dir/$i" && continue
+		bad=$((bad + 1))
+		got+=" '$(tr -d '\r' <"$dir/$i" | tr '\n' ' ' | cut -c1-100)'"
+	done
+	((bad == 0)) || echo "$bad of $2 visits at once got no page; they got:$got"
+}
+
+# fwd_boot NAME GUEST_IP: the network guest with its address from DHCP or
+# set by hand, a TCP and a UDP port forwarded to it.
+fwd_boot() {
+	VM_NAME=$1
+	local fwd="hostfwd=tcp:127.0.0.1:$NET_FWD_TCP-:$NET_GUEST_FWD_HTTPD"
+	fwd+=",hostfwd=tcp:127.0.0.1:$NET_FWD_DONE-:80,hostfwd=udp:127.0.0.1:$NET_FWD_UDP-:$NET_GUEST_UDP"
+	VM_CMDLINE_EXTRA="husk_net_ip=$2 husk_net_udp=$NET_GUEST_UDP husk_net_fwd_httpd=$NET_GUEST_FWD_HTTPD" \
+		vm_start "$1" net net --net "user,$fwd"
+}
+
+# fwd_ready KIND...: wait until the guest serves; if it never does, fail
+# net-fwd-KIND-MODE for each KIND and return false.
+fwd_ready() {
+	local k
+	vm_wait_for '^HUSK-NET-READY' && return 0
+	kill -KILL "$VM_PID" 2>/dev/null || true
+	vm_wait
+	for k in "$@"; do
+		fail "net-fwd-$k" "the network guest never got to serve (status $VM_RC)" "$VM_LOG"
+	done
+	return 1
+}
+
+# fwd_datagrams PREFIX COUNT: COUNT datagrams, each from a socket (and a
+# source port) of its own.
+fwd_datagrams() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		printf '%s %s %s\n' "$1" "$VM_TOKEN" "$i" >"/dev/udp/127.0.0.1/$NET_FWD_UDP" || true
+		sleep 0.05
+	done
+}
+
+# fwd_udp_verdict KIND-MODE: did all of fwd_datagrams husk-udp 20 arrive?
+fwd_udp_verdict() {
+	local got
+	got=$(fact udp_lines_husk_udp)
+	if [[ $(fact udp_listener) == none ]]; then
+		skip "net-fwd-$1" "the guest image has no UDP listener (install netcat-openbsd)"
+	elif [[ $got != 20 ]]; then
+		fail "net-fwd-$1" "of 20 datagrams from 20 sockets, the guest got ${got:-none}" "$VM_LOG"
+	else
+		pass "net-fwd-$1"
+	fi
+}
+
+# test_net_fwd_after MODE GUEST_IP: nothing visits until the guest serves
+# and has been idle a while, so the first visit is the first traffic of
+# all (with an address set by hand, husk has not even learnt the guest's
+# MAC address); then every kind of client, many visits one after another
+# and at once, and datagrams.
+test_net_fwd_after() {
+	local mode=$1 k
+	fwd_boot "net-fwd-$mode" "$2"
+	fwd_ready "${NET_FWD_AFTER[@]/%/-$mode}" || return 0
+	sleep 2
+	local first="" clients="" many="" once=""
+	fwd_answered nc-late "$NET_FWD_TCP" || first="the first visit (nc, half-closing after 3 s) got no page"
+	for k in nc nc-late wget nc wget; do
+		fwd_answered "$k" "$NET_FWD_TCP" || { clients="a visit by $k got no page"; break; }
+	done
+	many=$(fwd_many "$NET_FWD_TCP" 200)
+	once=$(fwd_at_once "$NET_FWD_TCP" 20)
+	fwd_datagrams husk-udp 20
+	sleep 0.5
+	net_end "http://127.0.0.1:$NET_FWD_DONE"
+	[[ -z $once ]] || once+=" (the guest's kernel counts $(fact listen_overflows) listen queue overflows)"
+	fwd_verdict "first-$mode" "$first"
+	fwd_verdict "clients-$mode" "$clients"
+	fwd_verdict "200-visits-$mode" "$many"
+	fwd_verdict "20-at-once-$mode" "$once"
+	fwd_udp_verdict "udp-$mode"
+}
+
+# test_net_fwd_early MODE GUEST_IP: visits and datagrams from the moment
+# husk starts, while the guest boots. Whatever they get (refused, reset,
+# nothing), every kind of visit works once the guest serves.
+test_net_fwd_early() {
+	local mode=$1 k problem=""
+	fwd_boot "net-fwd-early-$mode" "$2"
+	fwd_visits_until_ready "$NET_FWD_TCP" "$NET_FWD_UDP"
+	fwd_ready "early-$mode" "early-udp-$mode" || return 0
+	for k in nc nc-late wget; do
+		fwd_answered "$k" "$NET_FWD_TCP" ||
+			{ problem="after $FWD_EARLY visits while the guest booted, a visit by $k got no page"; break; }
+	done
+	fwd_datagrams husk-udp 20
+	sleep 0.5
+	net_end "http://127.0.0.1:$NET_FWD_DONE"
+	fwd_verdict "early-$mode" "$problem"
+	fwd_udp_verdict "early-udp-$mode"
+}
+
+# fwd_verdict KIND-MODE PROBLEM: the test's verdict (PROBLEM empty: passed).
+fwd_verdict() {
+	if [[ -n $2 ]]; then
+		fail "net-fwd-$1" "$2" "$VM_LOG"
+	elif [[ $VM_RC != 0 ]]; then
+		fail "net-fwd-$1" "the guest served, but after /cgi-bin/done husk exited $VM_RC, expected 0" "$VM_LOG"
+	else
+		pass "net-fwd-$1"
+	fi
+}
+
 # restrict=on: nothing gets out of the guest, forwarded ports still get in.
 test_net_restrict() {
 	VM_NAME=net-restrict
@@ -851,9 +1040,14 @@ test_net() {
 		return 0
 	fi
 	net_host_setup
-	test_net_user
-	test_net_restrict
-	test_net_tap
+	want net-dhcp net-http-out net-dns net-hostfwd-tcp net-hostfwd-udp && test_net_user
+	want net-restrict && test_net_restrict
+	want $(printf 'net-fwd-%s-dhcp ' "${NET_FWD_AFTER[@]}") && test_net_fwd_after dhcp dhcp
+	want $(printf 'net-fwd-%s-static ' "${NET_FWD_AFTER[@]}") &&
+		test_net_fwd_after static 10.0.2.15/24
+	want net-fwd-early-dhcp net-fwd-early-udp-dhcp && test_net_fwd_early dhcp dhcp
+	want net-fwd-early-static net-fwd-early-udp-static && test_net_fwd_early static 10.0.2.15/24
+	want "${NET_TAP_TESTS[@]}" && test_net_tap
 	net_cleanup
 }
 
