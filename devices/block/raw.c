@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * A raw image: the disk's bytes are the file's bytes. pread/pwrite are
- * safe from many threads at once, so this backend takes no lock.
+ * safe from many threads at once, so this backend takes no lock, but
+ * where O_DIRECT wants blocks larger than a sector (see bounce_write).
  */
 #include "devices/block/block.h"
 
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,52 +20,97 @@
 
 #include "vmm/error.h"
 
-#define DIRECT_ALIGN 4096
+#define DIRECT_ALIGN 4096 /* bounce buffers: aligned for any host */
 #define GUARD_BYTES  512 /* what the format probes look at, at most */
 
 struct raw {
 	struct block_backend b;
 	int fd;
 	bool guard_header; /* the format was detected: see block.c */
+	/*
+	 * The offsets and lengths O_DIRECT takes (statx's dio alignment), 1
+	 * without O_DIRECT: a sector almost always. Where it is more, a write
+	 * of part of a block is a read-modify-write of the whole, exclusive:
+	 * every other write holds 'rmw' shared, or one to a neighbouring
+	 * sector, landing between our read and our write, would be undone.
+	 */
+	uint32_t dio_align;
+	pthread_rwlock_t rmw;
 };
+
+static uint64_t align_down(uint64_t x, uint32_t a)
+{
+	return x - x % a;
+}
+
+static uint64_t align_up(uint64_t x, uint32_t a)
+{
+	return align_down(x + a - 1, a);
+}
 
 /*
  * O_DIRECT wants buffers aligned to the host's block size; guest buffers
  * usually are (page-sized bio pages), but nothing promises it. Those that
- * are not go through an aligned bounce buffer.
+ * are not go through an aligned bounce buffer covering whole blocks.
  */
-static int bounce_io(int fd, uint8_t *buf, size_t len, uint64_t off, bool is_write);
-
-static int direct_io(int fd, uint8_t *buf, size_t len, uint64_t off, bool is_write)
+static int bounce_read(struct raw *r, uint8_t *buf, size_t len, uint64_t off)
 {
-	int e = block_full_io(fd, buf, len, off, is_write);
+	uint64_t start = align_down(off, r->dio_align);
+	size_t size = align_up(off + len, r->dio_align) - start;
+	uint8_t *bounce;
+	int e;
 
-	if (e == -EINVAL && ((uintptr_t)buf % DIRECT_ALIGN || len % DIRECT_ALIGN))
-		return bounce_io(fd, buf, len, off, is_write);
+	if (posix_memalign((void **)&bounce, DIRECT_ALIGN, size))
+		return -ENOMEM;
+	e = block_full_io(r->fd, bounce, size, start, false);
+	if (e == 0)
+		memcpy(buf, bounce + (off - start), len);
+	free(bounce);
 	return e;
 }
 
-static int bounce_io(int fd, uint8_t *buf, size_t len, uint64_t off, bool is_write)
+static int read_direct(struct raw *r, uint8_t *buf, size_t len, uint64_t off)
 {
-	size_t size = (len + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
-	void *bounce;
-	int e;
+	int e = block_full_io(r->fd, buf, len, off, false);
 
-	if (posix_memalign(&bounce, DIRECT_ALIGN, size))
+	return e == -EINVAL ? bounce_read(r, buf, len, off) : e;
+}
+
+/* Called with r->rmw held: shared for whole blocks, exclusive for part of one. */
+static int bounce_write(struct raw *r, const uint8_t *buf, size_t len, uint64_t off)
+{
+	uint64_t start = align_down(off, r->dio_align), end = align_up(off + len, r->dio_align);
+	uint8_t *bounce;
+	int e = 0;
+
+	/* The whole last block would be written: past the image's end, it would grow it. */
+	if (end > r->b.size)
+		return -EINVAL;
+	if (posix_memalign((void **)&bounce, DIRECT_ALIGN, end - start))
 		return -ENOMEM;
-	if (is_write) {
-		/* A partial last block: fill its tail from the image, write it whole. */
-		e = size == len ? 0 : direct_io(fd, bounce, size, off, false);
-		if (e == 0) {
-			memcpy(bounce, buf, len);
-			e = direct_io(fd, bounce, size, off, true);
-		}
-	} else {
-		e = direct_io(fd, bounce, size, off, false);
-		if (e == 0)
-			memcpy(buf, bounce, len);
+	if (start != off || end != off + len)
+		e = block_full_io(r->fd, bounce, end - start, start, false);
+	if (e == 0) {
+		memcpy(bounce + (off - start), buf, len);
+		e = block_full_io(r->fd, bounce, end - start, start, true);
 	}
 	free(bounce);
+	return e;
+}
+
+static int write_direct(struct raw *r, const uint8_t *buf, size_t len, uint64_t off)
+{
+	bool partial = off % r->dio_align || len % r->dio_align;
+	int e;
+
+	if (partial)
+		pthread_rwlock_wrlock(&r->rmw);
+	else
+		pthread_rwlock_rdlock(&r->rmw);
+	e = partial ? -EINVAL : block_full_io(r->fd, (uint8_t *)buf, len, off, true);
+	if (e == -EINVAL)
+		e = bounce_write(r, buf, len, off);
+	pthread_rwlock_unlock(&r->rmw);
 	return e;
 }
 
@@ -74,7 +121,7 @@ static bool makes_header(struct raw *r, const void *buf, size_t len, uint64_t of
 
 	if (!r->guard_header || off >= GUARD_BYTES)
 		return false;
-	if (direct_io(r->fd, head, sizeof(head), 0, false) < 0)
+	if (read_direct(r, head, sizeof(head), 0) < 0)
 		return true;
 	memcpy(head + off, buf, MIN(len, GUARD_BYTES - off));
 	return block_qcow2.probe(head, sizeof(head));
@@ -82,7 +129,7 @@ static bool makes_header(struct raw *r, const void *buf, size_t len, uint64_t of
 
 static int raw_read(struct block_backend *b, void *buf, size_t len, uint64_t off)
 {
-	return direct_io(((struct raw *)b)->fd, buf, len, off, false);
+	return read_direct((struct raw *)b, buf, len, off);
 }
 
 static int raw_write(struct block_backend *b, const void *buf, size_t len, uint64_t off)
@@ -91,7 +138,7 @@ static int raw_write(struct block_backend *b, const void *buf, size_t len, uint6
 
 	if (makes_header(r, buf, len, off))
 		return -EPERM;
-	return direct_io(r->fd, (uint8_t *)buf, len, off, true);
+	return write_direct(r, buf, len, off);
 }
 
 /* Never waits for the disk: 0, or -EAGAIN / -EOPNOTSUPP, or another error. */
@@ -131,13 +178,13 @@ static int raw_discard(struct block_backend *b, uint64_t off, uint64_t len)
 }
 
 /* Zeroes the range with plain writes, from a page-aligned buffer (O_DIRECT). */
-static int write_zero_bytes(int fd, uint64_t off, uint64_t len)
+static int write_zero_bytes(struct raw *r, uint64_t off, uint64_t len)
 {
 	static const uint8_t zeroes[64 * 1024] __attribute__((aligned(4096)));
 
 	while (len > 0) {
 		size_t chunk = (size_t)MIN(len, sizeof(zeroes));
-		int e = direct_io(fd, (uint8_t *)zeroes, chunk, off, true);
+		int e = write_direct(r, zeroes, chunk, off);
 		if (e < 0)
 			return e;
 		off += chunk;
@@ -154,13 +201,16 @@ static int raw_write_zeroes(struct block_backend *b, uint64_t off, uint64_t len,
 	if (fallocate(r->fd, mode, (off_t)off, (off_t)len) == 0)
 		return 0;
 	/* Where the file system cannot zero a range, write the zeros. */
-	return errno == EOPNOTSUPP ? write_zero_bytes(r->fd, off, len) : -errno;
+	return errno == EOPNOTSUPP ? write_zero_bytes(r, off, len) : -errno;
 }
 
 static void raw_close(struct block_backend *b)
 {
-	close(((struct raw *)b)->fd);
-	g_free(b);
+	struct raw *r = (struct raw *)b;
+
+	close(r->fd);
+	pthread_rwlock_destroy(&r->rmw);
+	g_free(r);
 }
 
 static const struct block_ops raw_ops = {
@@ -180,6 +230,20 @@ static bool on_tmpfs(int fd)
 	return fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
 }
 
+/* What O_DIRECT on 'fd' takes: what statx says (Linux 6.1), else a page to be safe. */
+static uint32_t dio_align(int fd)
+{
+	struct statx x;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || !(fl & O_DIRECT))
+		return 1;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &x) == 0 && (x.stx_mask & STATX_DIOALIGN) &&
+	    x.stx_dio_offset_align)
+		return x.stx_dio_offset_align;
+	return DIRECT_ALIGN;
+}
+
 static struct block_backend *raw_open(int fd, const char *path, const struct block_open_options *o,
                                       struct block_chain *chain, GError **err)
 {
@@ -188,6 +252,8 @@ static struct block_backend *raw_open(int fd, const char *path, const struct blo
 	off_t end = lseek(fd, 0, SEEK_END);
 
 	r->fd = fd;
+	r->dio_align = dio_align(fd);
+	pthread_rwlock_init(&r->rmw, NULL);
 	r->guard_header = o->format == NULL && !o->read_only;
 	r->b.ops = &raw_ops;
 	r->b.format = "raw";
