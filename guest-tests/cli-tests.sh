@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..25"
+	echo "1..31"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -208,6 +208,7 @@ main() {
 	fi
 	expect_host_error "no /dev/kvm exits 3 naming /dev/kvm" "/dev/kvm does not exist" \
 		"mount -t tmpfs none /dev" ""
+	instance_checks "$text"
 	# As nobody, a /dev/kvm that only root may open is refused. nobody
 	# needs a husk it can execute wherever the checkout is.
 	if [[ -e /dev/kvm && $(stat -c %a /dev/kvm) == 600 ]]; then
@@ -223,6 +224,30 @@ main() {
 		skip "a /dev/kvm without permission exits 3 naming it" "/dev/kvm is missing or not mode 600"
 	fi
 	((FAILURES == 0))
+}
+
+# The instance commands' bad input, in a private HUSK_HOME: nothing boots.
+#   instance_checks NOT_AN_IMAGE
+instance_checks() {
+	export HUSK_HOME=$WORK/husk-home
+	expect_error "launch with a bad name is a usage error naming it" 2 '"Web"' \
+		launch "$1" --name Web
+	expect_error "launch of a missing image is a usage error naming it" 2 /no/such.qcow2 \
+		launch /no/such.qcow2 --name web
+	expect_error "a bad -p is a usage error naming -p" 2 -p launch "$1" --name web -p 80
+	if [[ ! -d $HUSK_HOME/instances || -z $(ls -A "$HUSK_HOME/instances") ]]; then
+		ok "a launch that failed leaves no instance folder"
+	else
+		not_ok "a launch that failed leaves no instance folder" "$(ls -A "$HUSK_HOME/instances")"
+	fi
+	expect_error "info on an unknown instance is a usage error naming it" 2 '"db"' info db
+	run_husk list
+	if [[ $RC == 0 && $(cat "$WORK/out") == NAME* && $(grep -c '' "$WORK/out") == 1 ]]; then
+		ok "list with no instances prints its header only"
+	else
+		not_ok "list with no instances prints its header only" "status $RC" "$(cat "$WORK/out")"
+	fi
+	unset HUSK_HOME
 }
 
 main "$@"

@@ -10,6 +10,7 @@
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
 #include "vmm/instance/protocol.h"
+#include "vmm/instance/serve.h"
 
 static char *home;
 
@@ -195,6 +196,19 @@ static void test_socket(void)
 	g_free(path);
 }
 
+/* cloud-init's final message, as Debian 12's cloud-init 22.4 prints it on the console. */
+static void test_ready_line(void)
+{
+	g_assert_true(serve_line_is_ready(
+	    "[   41.234567] cloud-init[612]: Cloud-init v. 22.4.2 finished at Sun, 06 Dec 2026 "
+	    "21:00:00 +0000. Datasource DataSourceNoCloud [seed=/dev/vdb][dsmode=net].  Up 41.20 "
+	    "seconds"));
+	g_assert_true(serve_line_is_ready("Cloud-init v. 24.1 finished at Mon, 1 Jan 2024"));
+	g_assert_false(serve_line_is_ready(
+	    "Cloud-init v. 22.4.2 running 'modules:final' at Sun, 06 Dec 2026 21:00:00 +0000."));
+	g_assert_false(serve_line_is_ready("finished at noon"));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -206,6 +220,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/instance/running-after-kill", test_running_after_kill);
 	g_test_add_func("/instance/protocol", test_protocol);
 	g_test_add_func("/instance/socket", test_socket);
+	g_test_add_func("/instance/ready-line", test_ready_line);
 	int status = g_test_run();
 	char *cmd = g_strdup_printf("rm -rf '%s'", home);
 	g_assert_cmpint(system(cmd), !=, -1);
