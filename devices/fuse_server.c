@@ -25,6 +25,7 @@
 #define MAX_REQUEST (FUSE_SERVER_MAX_WRITE + 4096)
 #define MAX_PAGES   (FUSE_SERVER_MAX_WRITE / 4096)
 #define XATTR_MAX   65536
+#define DIRENT_BUF  32768 /* host directory entries read at once, for one READDIR */
 
 /* Which host file an inode is: the key of by_file. */
 struct file_id {
@@ -49,7 +50,7 @@ struct inode {
 
 struct handle {
 	int fd;
-	DIR *dir;              /* for directories */
+	bool dir;              /* read with getdents64: no buffer held between READDIRs */
 	uint64_t nodeid;       /* the inode it was opened from */
 	unsigned int refs;     /* the table's, and one per READ or WRITE under way */
 	atomic_bool no_nowait; /* its file system cannot do RWF_NOWAIT */
@@ -69,6 +70,7 @@ struct fuse_server {
 	GHashTable *inodes;  /* nodeid -> struct inode */
 	GHashTable *by_file; /* struct file_id -> struct inode */
 	GHashTable *handles; /* fh -> struct handle */
+	unsigned int max_inodes, max_handles; /* this share's budget (room_for) */
 	uint64_t next_nodeid, next_fh;
 	bool initialized; /* INIT answered, DESTROY not yet seen */
 	uint8_t *buf;     /* a request's header and arguments */
@@ -88,6 +90,20 @@ static long file_budget = LONG_MAX;
 static bool room_for(long files)
 {
 	return atomic_load(&files_held) + files <= file_budget;
+}
+
+/*
+ * Each share's own budget too: one guest cannot take all of husk's, and
+ * what a share holds is bounded whatever the descriptor limit.
+ */
+static bool room_for_inode(const struct fuse_server *s)
+{
+	return room_for(1) && g_hash_table_size(s->inodes) < s->max_inodes;
+}
+
+static bool room_for_handle(const struct fuse_server *s)
+{
+	return room_for(1) && g_hash_table_size(s->handles) < s->max_handles;
 }
 
 /* One request being answered. */
@@ -401,7 +417,7 @@ static int lookup(struct fuse_server *s, struct inode *dir, const char *name, st
 		return errno;
 	ino = find_file(s, st);
 	if (!ino) {
-		if (!room_for(1))
+		if (!room_for_inode(s))
 			return ENFILE;
 		fd = open_beneath(dir->fd, name);
 		if (fd < 0)
@@ -429,7 +445,7 @@ static struct handle *find_handle(struct fuse_server *s, uint64_t fh)
 	return g_hash_table_lookup(s->handles, &fh);
 }
 
-static uint64_t add_handle(struct fuse_server *s, const struct inode *ino, int fd, DIR *dir)
+static uint64_t add_handle(struct fuse_server *s, const struct inode *ino, int fd, bool dir)
 {
 	struct handle *h = g_new0(struct handle, 1);
 	uint64_t *key = g_new(uint64_t, 1);
@@ -448,10 +464,7 @@ static void unref_handle(gpointer data)
 
 	if (--h->refs)
 		return;
-	if (h->dir)
-		closedir(h->dir);
-	else
-		close(h->fd);
+	close(h->fd);
 	atomic_fetch_sub(&files_held, 1);
 	g_free(h);
 }
@@ -893,7 +906,7 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 	int flags = dir ? O_RDONLY | O_DIRECTORY : open_flags(in->flags);
 	if (s->read_only && writes(flags))
 		return reply_err(r, EROFS);
-	if (!room_for(1))
+	if (!room_for_handle(s))
 		return reply_err(r, ENFILE);
 	/* A sealed directory's listing is empty (do_readdir): its own is never opened. */
 	int fd = reopen(s, ino->sealed ? s->root : ino, flags);
@@ -904,13 +917,7 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 		close(fd);
 		return reply_err(r, e);
 	}
-	DIR *d = NULL;
-	if (dir && !(d = fdopendir(fd))) {
-		e = errno;
-		close(fd);
-		return reply_err(r, e);
-	}
-	out.fh = add_handle(s, ino, fd, d);
+	out.fh = add_handle(s, ino, fd, dir);
 	out.open_flags = dir ? 0 : FOPEN_NOFLUSH;
 	return reply(r, 0, &out, sizeof(out));
 }
@@ -948,7 +955,8 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 
 	if (!e && s->read_only)
 		e = EROFS;
-	if (!e && !room_for(2)) /* the handle, and the inode if it is new */
+	/* the handle, and the inode if it is new */
+	if (!e && (!room_for(2) || !room_for_inode(s) || !room_for_handle(s)))
 		e = ENFILE;
 	if (e)
 		return reply_err(r, e);
@@ -975,7 +983,7 @@ static size_t do_create(struct fuse_server *s, struct req *r, struct inode *dir)
 		return reply_err(r, e);
 	}
 	fill_entry(s, &out.e, ino, &st);
-	out.o.fh = add_handle(s, ino, fd, NULL);
+	out.o.fh = add_handle(s, ino, fd, false);
 	out.o.open_flags = FOPEN_NOFLUSH;
 	return reply(r, 0, &out, sizeof(out));
 }
@@ -1162,7 +1170,7 @@ static uint32_t dirent_type(unsigned char t)
 }
 
 /* Appends one entry; false when it does not fit in the 'size' the guest asked for. */
-static bool add_dirent(uint8_t *buf, size_t *used, size_t size, const struct dirent *d,
+static bool add_dirent(uint8_t *buf, size_t *used, size_t size, const struct dirent64 *d,
                        const struct fuse_entry_out *plus)
 {
 	size_t namelen = strlen(d->d_name);
@@ -1185,6 +1193,26 @@ static bool add_dirent(uint8_t *buf, size_t *used, size_t size, const struct dir
 	return true;
 }
 
+/*
+ * One entry of a listing, with its attributes for READDIRPLUS (lookup()
+ * refuses "." and "..": they go without). False when it does not fit.
+ */
+static bool add_entry(struct fuse_server *s, struct inode *dir, const struct dirent64 *d,
+                      uint8_t *buf, size_t *used, size_t size, bool plus)
+{
+	struct fuse_entry_out e = {0};
+	struct inode *ino = NULL;
+	struct stat st;
+
+	if (plus && lookup(s, dir, d->d_name, &ino, &st) == 0)
+		fill_entry(s, &e, ino, &st);
+	if (add_dirent(buf, used, size, d, plus ? &e : NULL))
+		return true;
+	if (ino)
+		forget(s, ino->nodeid, 1); /* the guest never saw it */
+	return false;
+}
+
 static size_t do_readdir(struct fuse_server *s, struct req *r, struct inode *dir, bool plus)
 {
 	const struct fuse_read_in *in = arg(r, sizeof(*in));
@@ -1198,31 +1226,20 @@ static size_t do_readdir(struct fuse_server *s, struct req *r, struct inode *dir
 	if (dir->sealed)
 		return reply(r, 0, NULL, 0);
 	size = MIN(MIN((size_t)in->size, (size_t)MAX_REQUEST), r->out_cap - MIN(r->out_cap, 16));
-	uint8_t *buf = g_malloc(size + 1);
-	if (in->offset == 0)
-		rewinddir(h->dir);
-	else
-		seekdir(h->dir, (long)in->offset);
-	for (;;) {
-		long pos = telldir(h->dir);
-		errno = 0;
-		struct dirent *d = readdir(h->dir);
-		if (!d)
-			break;
-		struct fuse_entry_out e = {0};
-		struct inode *ino = NULL;
-		if (plus) { /* lookup() refuses "." and "..": they go without attributes */
-			struct stat st;
-			if (lookup(s, dir, d->d_name, &ino, &st) == 0)
-				fill_entry(s, &e, ino, &st);
-		}
-		if (!add_dirent(buf, &used, size, d, plus ? &e : NULL)) {
-			if (ino)
-				forget(s, ino->nodeid, 1); /* the guest never saw it */
-			seekdir(h->dir, pos);
-			break;
+	if (lseek(h->fd, (off_t)in->offset, SEEK_SET) < 0)
+		return reply_err(r, errno);
+	uint8_t *buf = g_malloc(size + 1), *entries = g_malloc(DIRENT_BUF);
+	bool full = false;
+	ssize_t got;
+	/* Each READDIR says where to go on from (an entry's d_off): nothing to seek back. */
+	while (!full && (got = getdents64(h->fd, entries, DIRENT_BUF)) > 0) {
+		for (ssize_t at = 0; !full && at < got;) {
+			const struct dirent64 *d = (const struct dirent64 *)(entries + at);
+			at += d->d_reclen;
+			full = !add_entry(s, dir, d, buf, &used, size, plus);
 		}
 	}
+	g_free(entries);
 	size_t n = reply(r, 0, buf, used);
 	g_free(buf);
 	return n;
@@ -1237,7 +1254,7 @@ static size_t do_fsyncdir(struct fuse_server *s, struct req *r)
 		return reply_err(r, EINVAL);
 	if (!h || !h->dir)
 		return reply_err(r, EBADF);
-	return reply_err(r, fsync(dirfd(h->dir)) ? errno : 0);
+	return reply_err(r, fsync(h->fd) ? errno : 0);
 }
 
 static size_t do_releasedir(struct fuse_server *s, struct req *r)
@@ -1691,24 +1708,16 @@ bool fuse_server_try_handle(struct fuse_server *s, const struct iovec *in, int n
  * tree of 10,000 files needs 10,000. Take all the soft limit allows, and as
  * root the kernel's ceiling.
  */
+/*
+ * Up to the hard limit the user set, not past it to nr_open (a million as
+ * root): the shares' budgets bound what guests hold, not the limit.
+ */
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
-	unsigned long nr_open = 0;
-	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
 
-	if (f) {
-		if (fscanf(f, "%lu", &nr_open) != 1)
-			nr_open = 0;
-		fclose(f);
-	}
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return;
-	if (nr_open > rl.rlim_max) {
-		struct rlimit want = {nr_open, nr_open};
-		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
-			return;
-	}
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
@@ -1776,6 +1785,8 @@ struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_op
 	s->read_only = opt->read_only;
 	s->submounts = opt->submounts;
 	s->cross_mounts = opt->cross_mounts;
+	s->max_inodes = opt->max_inodes ? opt->max_inodes : FUSE_SERVER_MAX_INODES;
+	s->max_handles = opt->max_handles ? opt->max_handles : FUSE_SERVER_MAX_HANDLES;
 	s->hidden = hidden_files(fd, opt->hidden);
 	s->no_xattr = opt->no_xattr;
 	s->uid_map = opt->uid_map;

@@ -18,6 +18,14 @@
 #define FUSE_SERVER_MAX_WRITE (1024 * 1024)
 #define FUSE_SERVER_MAX_SEGS  1024 /* buffers in one request's data, as a virtqueue chain */
 
+/*
+ * A share's default budget: inodes the guest holds (each an O_PATH
+ * descriptor, its host inode and dentry pinned: ~1 KiB of host kernel
+ * memory) and files it has open. Past it the guest gets ENFILE.
+ */
+#define FUSE_SERVER_MAX_INODES  131072
+#define FUSE_SERVER_MAX_HANDLES 16384
+
 #define FUSE_SERVER_OPCODES 64 /* opcodes counted one by one; CUSE's and later ones are not */
 
 struct fuse_server_stats {
@@ -65,6 +73,7 @@ struct fuse_server_options {
 	 * identity, hard links included: a file is missing, a directory empty.
 	 */
 	const char *const *hidden;
+	unsigned int max_inodes, max_handles; /* 0: the defaults above */
 	/*
 	 * Extended attribute requests answer ENOSYS, as virtiofsd's default
 	 * no_xattr does: the guest stops sending them, and with them the

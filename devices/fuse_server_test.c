@@ -625,6 +625,65 @@ static void test_setattr_foreign_handle(struct fixture *f, gconstpointer data)
 	g_free(path);
 }
 
+static void reopen_share(struct fixture *f, const struct fuse_server_options *opt)
+{
+	fuse_server_free(f->s);
+	f->s = fuse_server_new(f->share, opt, NULL);
+	g_assert_nonnull(f->s);
+	struct fuse_init_in init = {.major = 7, .minor = 38, .flags = FUSE_SUBMOUNTS};
+	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
+}
+
+/* Resident memory of this process, in KiB. */
+static long rss_kib(void)
+{
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	g_assert_nonnull(f);
+	g_assert_cmpint(fscanf(f, "%ld %ld", &pages, &resident), ==, 2);
+	fclose(f);
+	return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+#define OPENDIRS       6000
+#define HANDLE_BUDGET  1000
+#define INODE_BUDGET   10
+#define RSS_BOUND_KIB  (8 * 1024)
+
+/*
+ * A guest opening directories without end: each handle used to hold a
+ * 32 KiB directory buffer, with no bound but the descriptor limit. Now a
+ * share's budget of handles (and of inodes) ends it with ENFILE, and a
+ * handle costs a descriptor and a few bytes.
+ */
+static void test_share_budget(struct fixture *f, gconstpointer data)
+{
+	struct fuse_server_options opt = {.max_handles = HANDLE_BUDGET, .max_inodes = INODE_BUDGET};
+	struct fuse_open_in op = {0};
+	int opened = 0, err;
+
+	reopen_share(f, &opt);
+	long before = rss_kib();
+	for (int i = 0; i < OPENDIRS; i++) {
+		int e = call(f, FUSE_OPENDIR, FUSE_ROOT_ID, &op, sizeof(op), NULL, NULL);
+		g_assert_true(e == 0 || e == -ENFILE);
+		opened += e == 0;
+	}
+	long grown = rss_kib() - before;
+	g_test_message("%d directories open, RSS grew by %ld KiB", opened, grown);
+	g_assert_cmpint(grown, <, RSS_BOUND_KIB);
+	g_assert_cmpint(opened, ==, HANDLE_BUDGET);
+	/* the root is one inode of the budget */
+	for (int i = 0; i < INODE_BUDGET + 5; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%d", i);
+		write_file(f->share, name, "x");
+		lookup(f, FUSE_ROOT_ID, name, &err);
+		g_assert_cmpint(err, ==, i < INODE_BUDGET - 1 ? 0 : -ENFILE);
+	}
+}
+
 static uint32_t entry_flags(struct fixture *f, const char *name)
 {
 	int err;
@@ -694,15 +753,6 @@ static void assert_sealed(struct fixture *f, const char *name, const char *insid
 	g_assert_cmpint(err, ==, -ENOENT);
 	struct fuse_mkdir_in mk = {.mode = 0755};
 	g_assert_cmpint(call(f, FUSE_MKDIR, node, &mk, sizeof(mk), "x", NULL), ==, -EACCES);
-}
-
-static void reopen_share(struct fixture *f, const struct fuse_server_options *opt)
-{
-	fuse_server_free(f->s);
-	f->s = fuse_server_new(f->share, opt, NULL);
-	g_assert_nonnull(f->s);
-	struct fuse_init_in init = {.major = 7, .minor = 38, .flags = FUSE_SUBMOUNTS};
-	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
 }
 
 /*
@@ -1384,6 +1434,7 @@ int main(int argc, char **argv)
 	ADD("fs/killpriv", test_killpriv, NULL);
 	ADD("confine/file-budget", test_file_budget, NULL);
 	ADD("confine/setattr-foreign-handle", test_setattr_foreign_handle, NULL);
+	ADD("confine/share-budget", test_share_budget, NULL);
 	ADD("fs/submount", test_submount, NULL);
 	ADD("confine/other-mounts-sealed", test_other_mounts_sealed, NULL);
 	ADD("confine/hidden", test_hidden, NULL);
