@@ -193,21 +193,30 @@ static char *file_digest(const char *path, size_t hex_len, GError **err)
 	return hex;
 }
 
-/* What the image must hash to: --sha256, or the list published beside it. */
-static char *expected_sum(const char *url, const char *sums_url, const char *sha256, GError **err)
+/*
+ * What the image must hash to: --sha256, or the first checksum list of
+ * 'sums_urls' (NULL-terminated) that the server has.
+ */
+static char *expected_sum(const char *url, char **sums_urls, const char *sha256, GError **err)
 {
 	if (sha256)
 		return g_ascii_strdown(sha256, -1);
 	GString *sums = g_string_new(NULL);
 	char *file = g_path_get_basename(url), *sum = NULL;
+	GError *why = NULL;
+	char **s = sums_urls;
 
-	if (download(sums_url, NULL, sums, NULL, err)) {
+	while (*s && !download(*s, NULL, sums, NULL, &why) && s[1]) {
+		g_clear_error(&why);
+		s++;
+	}
+	if (why) {
+		g_propagate_prefixed_error(err, why, "no checksum for the image (give --sha256): ");
+	} else {
 		sum = images_sum_for(sums->str, file);
 		if (!sum)
-			husk_fail(err, HUSK_EXIT_USAGE, "%s does not list %s (give --sha256)",
-			          sums_url, file);
-	} else {
-		g_prefix_error(err, "no checksum for the image (give --sha256): ");
+			husk_fail(err, HUSK_EXIT_USAGE, "%s does not list %s (give --sha256)", *s,
+			          file);
 	}
 	g_string_free(sums, TRUE);
 	g_free(file);
@@ -269,7 +278,7 @@ static char *check_cached(char *path, const char *sha256, GError **err)
 	return path;
 }
 
-static char *fetch_url(const char *url, const char *sums_url, const char *sha256, GError **err)
+static char *fetch_url(const char *url, char **sums_urls, const char *sha256, GError **err)
 {
 	char *path = cache_path(url, err);
 	int lock = path ? lock_cache(path, err) : -1;
@@ -282,7 +291,7 @@ static char *fetch_url(const char *url, const char *sums_url, const char *sha256
 		close(lock);
 		return sha256 ? check_cached(path, sha256, err) : path;
 	}
-	char *want = expected_sum(url, sums_url, sha256, err);
+	char *want = expected_sum(url, sums_urls, sha256, err);
 	char *part = g_strconcat(path, ".part", NULL);
 	char *got = NULL;
 	bool ok = want && download_resuming(url, part, err) &&
@@ -309,12 +318,14 @@ static char *fetch_url(const char *url, const char *sums_url, const char *sha256
 	return path;
 }
 
-/* SHA256SUMS beside the image: what Ubuntu and most others publish. */
-static char *sums_beside(const char *url)
+/* The checksum lists beside an image: Ubuntu's and most others', then Debian's. */
+static char **sums_beside(const char *url)
 {
 	char *dir = g_path_get_dirname(url);
-	char *sums = g_strconcat(dir, "/SHA256SUMS", NULL);
+	char **sums = g_new0(char *, 3);
 
+	sums[0] = g_strconcat(dir, "/SHA256SUMS", NULL);
+	sums[1] = g_strconcat(dir, "/SHA512SUMS", NULL);
 	g_free(dir);
 	return sums;
 }
@@ -325,14 +336,15 @@ char *images_fetch(const char *image, const char *sha256, GError **err)
 	char *path = NULL;
 
 	if (a) {
-		char *url = images_alias_url(a, a->path), *sums = images_alias_url(a, a->sums);
+		char *url = images_alias_url(a, a->path);
+		char *sums[] = {images_alias_url(a, a->sums), NULL};
 		path = fetch_url(url, sums, sha256, err);
 		g_free(url);
-		g_free(sums);
+		g_free(sums[0]);
 	} else if (g_str_has_prefix(image, "http://") || g_str_has_prefix(image, "https://")) {
-		char *sums = sums_beside(image);
+		char **sums = sums_beside(image);
 		path = fetch_url(image, sums, sha256, err);
-		g_free(sums);
+		g_strfreev(sums);
 	} else if (g_file_test(image, G_FILE_TEST_IS_REGULAR)) {
 		path = g_canonicalize_filename(image, NULL);
 	} else {
