@@ -8,7 +8,9 @@
 # and with QEMU's virtio-blk-pci, both on IMAGE through the host's page
 # cache (husk's only mode with honest flush; QEMU's cache=writeback), RUNS
 # times each, interleaved, in reverse order every other run. The guest
-# prints "HUSK-FIO name value" lines.
+# prints "HUSK-FIO name value" lines. BENCH_FORMAT=qcow2: IMAGE.qcow2 holds
+# IMAGE's data, and husk boots on IMAGE (husk) and on IMAGE.qcow2
+# (husk-qcow2), QEMU on IMAGE.qcow2 (qemu-qcow2).
 set -euo pipefail
 
 # shellcheck source=tools/bench-in-host-lib.sh
@@ -18,19 +20,23 @@ RUNS=$1 VMLINUZ=$2 INITRD=$3 IMAGE=$4
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 CMDLINE="console=ttyS0 quiet"
 TESTS=(randread-4k-qd32-iops seqread-1m-mibs seqwrite-1m-mibs)
+FORMAT=${BENCH_FORMAT:-raw}
 VMMS=(husk qemu)
+[[ $FORMAT == raw ]] || VMMS=(husk husk-qcow2 qemu-qcow2)
 
 vmm_command() {
+	local image=$IMAGE format=raw
+	[[ $1 != *-qcow2 ]] || image=$IMAGE.qcow2 format=qcow2
 	case $1 in
-	husk)
+	husk*)
 		CMD=("${HUSK_CMD[@]}" run --kernel "$VMLINUZ" --initrd "$INITRD" --memory 512M
-			--cpus 2 --disk "$IMAGE" --cmdline "$CMDLINE")
+			--cpus 2 --disk "$image,format=$format" --cmdline "$CMDLINE")
 		;;
-	qemu)
+	qemu*)
 		# shellcheck disable=SC2054 # QEMU's options use commas
 		CMD=(qemu-system-x86_64 -enable-kvm -cpu host -M pc -m 512M -smp 2 -nographic
 			-no-reboot -nic none -kernel "$VMLINUZ" -initrd "$INITRD" -append "$CMDLINE"
-			-drive "file=$IMAGE,if=none,id=d0,format=raw,cache=writeback,aio=threads"
+			-drive "file=$image,if=none,id=d0,format=$format,cache=writeback,aio=threads"
 			-device virtio-blk-pci,drive=d0)
 		;;
 	esac
@@ -70,16 +76,37 @@ main() {
 	done
 	echo
 	echo "virtio-blk with fio in the guest, median of $RUNS runs (512M, 2 vCPUs, --direct=1, host page cache)"
-	printf '%-24s %12s %12s %12s\n' test husk qemu husk/qemu
-	for t in "${TESTS[@]}"; do
-		local h q
-		h=$(awk -v t="$t" '$1 == "husk" && $2 == t { print $3 }' "$results" | median 1)
-		q=$(awk -v t="$t" '$1 == "qemu" && $2 == t { print $3 }' "$results" | median 1)
-		awk -v t="$t" -v h="$h" -v q="$q" 'BEGIN {
-			r = (h == "-" || q == "-" || q == 0) ? "-" : sprintf("%.2f", h / q)
-			printf "%-24s %12s %12s %12s\n", t, h, q, r }'
-	done
+	if [[ $FORMAT == raw ]]; then
+		table "$results" husk qemu
+	else
+		table "$results" husk-qcow2 husk qemu-qcow2
+	fi
 	rm -f "$results"
+}
+
+# table RESULTS A B [C]: each test's medians for the VMMs given, and the
+# ratios of the first to each of the others.
+table() {
+	local results=$1 t v
+	shift
+	local -a head=(test "$@")
+	for v in "${@:2}"; do head+=("$1/$v"); done
+	printf '%-24s' "${head[0]}"
+	printf ' %12s' "${head[@]:1}"
+	echo
+	for t in "${TESTS[@]}"; do
+		local -a m=()
+		for v in "$@"; do
+			m+=("$(awk -v v="$v" -v t="$t" '$1 == v && $2 == t { print $3 }' "$results" | median 1)")
+		done
+		printf '%-24s' "$t"
+		printf ' %12s' "${m[@]}"
+		for v in "${m[@]:1}"; do
+			awk -v a="${m[0]}" -v b="$v" 'BEGIN {
+				printf " %12s", (a == "-" || b == "-" || b == 0) ? "-" : sprintf("%.2f", a / b) }'
+		done
+		echo
+	done
 }
 
 main "$@"
