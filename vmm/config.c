@@ -15,6 +15,7 @@
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/error.h"
 
 static void free_disk(gpointer disk)
@@ -59,6 +60,9 @@ void config_clear(struct vm_config *cfg)
 	g_clear_pointer(&cfg->disks, g_ptr_array_unref);
 	g_clear_pointer(&cfg->nets, g_ptr_array_unref);
 	g_clear_pointer(&cfg->shares, g_ptr_array_unref);
+	if (cfg->vsock)
+		vsock_config_clear(cfg->vsock);
+	g_clear_pointer(&cfg->vsock, g_free);
 }
 
 void config_add_disk(struct vm_config *cfg, struct disk_config *disk)

@@ -23,6 +23,7 @@
 
 struct disk_config;
 struct net_config;
+struct vsock_config;
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
@@ -38,6 +39,8 @@ struct vm_config {
 	GPtrArray *disks;  /* struct disk_config *, in --disk order */
 	GPtrArray *nets;   /* struct net_config *, in --net order */
 	GPtrArray *shares; /* struct share_config *, in --share order */
+	/* --vsock, or NULL (not saved yet) */
+	struct vsock_config *vsock;
 	/* How this process runs the VM: never saved. */
 	int console_out;        /* where the guest's serial output goes */
 	int console_in;         /* what is typed to the guest: a terminal, a pipe; -1: nothing */

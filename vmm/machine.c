@@ -22,6 +22,7 @@
 #include "devices/virtio_net.h"
 #include "devices/virtio_pci.h"
 #include "devices/virtio_rng.h"
+#include "devices/virtio_vsock.h"
 #include "firmware/reset_vector.h"
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
@@ -64,6 +65,8 @@ struct machine {
 	GPtrArray *nics;       /* struct virtio_net * */
 	GPtrArray *shares;     /* struct virtio_fs * */
 	GPtrArray *transports; /* struct virtio_pci *, one per disk and NIC */
+	struct virtio_vsock *vsock;
+	struct virtio_pci *vsock_t;
 	struct console *console;
 
 	GMainContext *ctx;
@@ -275,6 +278,17 @@ static bool add_shares(struct machine *m, GError **err)
 	return true;
 }
 
+static bool add_vsock(struct machine *m, GError **err)
+{
+	if (!m->cfg->vsock)
+		return true;
+	m->vsock = virtio_vsock_create(m->cfg->vsock, m->ctx, err);
+	if (!m->vsock || !add_virtio(m, &virtio_vsock_ops, m->vsock, &m->vsock_t, err))
+		return false;
+	virtio_vsock_attach(m->vsock, m->vsock_t);
+	return true;
+}
+
 /* Frames a guest sent that broke the rules are dropped; say how many, once. */
 static void report_net_drops(struct machine *m)
 {
@@ -354,7 +368,7 @@ static bool add_pci(struct machine *m, GError **err)
 	                                .mem = &m->mem,
 	                                .poll_us = m->cfg->poll_us};
 	if (!add_virtio(m, &virtio_rng_ops, NULL, &m->rng, err) || !add_disks(m, err) ||
-	    !add_nics(m, err) || !add_shares(m, err))
+	    !add_nics(m, err) || !add_shares(m, err) || !add_vsock(m, err))
 		return false;
 	return register_pio(m, PORT_PCI_CONFIG, PORT_PCI_CONFIG_LEN, pci_config_port_access,
 	                    &m->pci, "pci-config", err) &&
@@ -743,6 +757,8 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->nics, g_ptr_array_unref);
 	g_clear_pointer(&m->shares, g_ptr_array_unref);
 	g_clear_pointer(&m->rng, virtio_pci_destroy);
+	g_clear_pointer(&m->vsock_t, virtio_pci_destroy);
+	g_clear_pointer(&m->vsock, virtio_vsock_destroy);
 	if (m->msi_ready)
 		msi_router_destroy(&m->msi);
 	pci_bus_destroy(&m->pci);

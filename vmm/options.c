@@ -9,6 +9,7 @@
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/error.h"
 #include "vmm/size.h"
 
@@ -165,6 +166,19 @@ static gboolean parse_share(const char *name, const char *value, gpointer data, 
 	return TRUE;
 }
 
+static gboolean parse_vsock(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+
+	if (cfg->vsock)
+		return husk_fail(err, HUSK_EXIT_USAGE, "--vsock: only one is supported");
+	cfg->vsock = g_new0(struct vsock_config, 1);
+	if (vsock_config_parse(value, cfg->vsock, err))
+		return TRUE;
+	g_clear_pointer(&cfg->vsock, g_free);
+	return FALSE;
+}
+
 static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -191,6 +205,9 @@ static const GOptionEntry run_entries[] = {
      "user[,hostfwd=tcp|udp:[ADDR]:PORT-[ADDR]:PORT][,restrict=on][,...]|tap=IFNAME"},
     {"share", 's', 0, CALLBACK(parse_share),
      "Share a host directory (repeatable); in the guest: mount -t virtiofs TAG /mnt", SHARE_SYNTAX},
+    {"vsock", 0, 0, CALLBACK(parse_vsock),
+     "A virtio-vsock device, the guest's cid N (default 3), served on the Unix socket PATH",
+     "PATH[,cid=N]"},
     {"publish", 'p', 0, G_OPTION_ARG_STRING_ARRAY, NULL,
      "Publish a guest port on the host, as docker run -p (repeatable; ADDR 127.0.0.1 by default)",
      "[ADDR:]HOSTPORT:GUESTPORT[/udp]"},
@@ -243,7 +260,12 @@ static const char run_description[] =
     "and GUEST as HOST; its chowns are mapped back).\n"
     "--share: what the guest creates belongs to the user running husk; a chown\n"
     "passes through where the host allows it. Run as root, husk lets no setuid or\n"
-    "setgid file and no device node reach the host.";
+    "setgid file and no device node reach the host.\n"
+    "\n"
+    "--vsock: a host program connects to PATH and writes \"CONNECT <port>\\n\"; once the\n"
+    "guest accepts, it reads \"OK <hostport>\\n\" and the socket is the stream (a guest\n"
+    "that refuses closes it). A guest's connection to host (cid 2) port P reaches\n"
+    "the Unix socket PATH_P, if something listens there.";
 
 /*
  * GOption's own errors (unknown option, missing argument) become usage
