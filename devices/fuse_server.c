@@ -67,9 +67,9 @@ struct fuse_server {
 	struct fuse_id_map uid_map, gid_map; /* owners as the guest sees them */
 	int proc_fd; /* /proc/self/fd: our O_PATH descriptors, reopened for real I/O */
 	struct inode *root;
-	GHashTable *inodes;  /* nodeid -> struct inode */
-	GHashTable *by_file; /* struct file_id -> struct inode */
-	GHashTable *handles; /* fh -> struct handle */
+	GHashTable *inodes;                   /* nodeid -> struct inode */
+	GHashTable *by_file;                  /* struct file_id -> struct inode */
+	GHashTable *handles;                  /* fh -> struct handle */
 	unsigned int max_inodes, max_handles; /* this share's budget (room_for) */
 	uint64_t next_nodeid, next_fh;
 	bool initialized; /* INIT answered, DESTROY not yet seen */
@@ -332,10 +332,10 @@ static uint64_t mount_of(int fd, const struct stat *st)
 static bool kernel_fs(int fd)
 {
 	static const long types[] = {
-	    PROC_SUPER_MAGIC,   SYSFS_MAGIC,     DEBUGFS_MAGIC,       SECURITYFS_MAGIC,
-	    TRACEFS_MAGIC,      CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, BPF_FS_MAGIC,
-	    EFIVARFS_MAGIC,     PSTOREFS_MAGIC,  BINFMTFS_MAGIC,      NSFS_MAGIC,
-	    SELINUX_MAGIC,      SMACK_MAGIC,
+	    PROC_SUPER_MAGIC, SYSFS_MAGIC,        DEBUGFS_MAGIC,       SECURITYFS_MAGIC,
+	    TRACEFS_MAGIC,    CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, BPF_FS_MAGIC,
+	    EFIVARFS_MAGIC,   PSTOREFS_MAGIC,     BINFMTFS_MAGIC,      NSFS_MAGIC,
+	    SELINUX_MAGIC,    SMACK_MAGIC,
 	};
 	struct statfs fs;
 
@@ -912,7 +912,8 @@ static size_t do_open(struct fuse_server *s, struct req *r, struct inode *ino, b
 	int fd = reopen(s, ino->sealed ? s->root : ino, flags);
 	if (fd < 0)
 		return reply_err(r, -fd);
-	int e = (flags & O_TRUNC) ? before_change(s, fd, in->open_flags & FUSE_OPEN_KILL_SUIDGID) : 0;
+	int e =
+	    (flags & O_TRUNC) ? before_change(s, fd, in->open_flags & FUSE_OPEN_KILL_SUIDGID) : 0;
 	if (e) {
 		close(fd);
 		return reply_err(r, e);

@@ -646,10 +646,10 @@ static long rss_kib(void)
 	return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-#define OPENDIRS       6000
-#define HANDLE_BUDGET  1000
-#define INODE_BUDGET   10
-#define RSS_BOUND_KIB  (8 * 1024)
+#define OPENDIRS      6000
+#define HANDLE_BUDGET 1000
+#define INODE_BUDGET  10
+#define RSS_BOUND_KIB (8 * 1024)
 
 /*
  * A guest opening directories without end: each handle used to hold a
@@ -969,8 +969,8 @@ static void test_security_xattrs_refused(struct fixture *f, gconstpointer data)
 	memcpy(f->in + sizeof(struct fuse_in_header), &sx, 8);
 	send_req(f, len + 4);
 	g_assert_cmpint(oh(f)->error, ==, -EPERM);
-	g_assert_cmpint(
-	    call(f, FUSE_REMOVEXATTR, node, NULL, 0, "trusted.overlay.opaque", NULL), ==, -EPERM);
+	g_assert_cmpint(call(f, FUSE_REMOVEXATTR, node, NULL, 0, "trusted.overlay.opaque", NULL),
+	                ==, -EPERM);
 	snprintf(path, sizeof(path), "%s/hello", f->share);
 	g_assert_cmpint(getxattr(path, caps, NULL, 0), <, 0);
 	/* Reading goes on: the guest's kernel asks before each write. */

@@ -124,7 +124,7 @@ static void take_head(struct virtqueue *vq, uint16_t head)
 static void return_head(struct virtqueue *vq, uint16_t head)
 {
 	if (head < vq->size)
-		vq->in_flight_map[head / 8] &= (uint8_t)~(1u << (head % 8));
+		vq->in_flight_map[head / 8] &= (uint8_t) ~(1u << (head % 8));
 }
 
 static int walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
@@ -134,7 +134,7 @@ static int walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 
 	memset(c, 0, offsetof(struct vq_chain, seg));
 	c->head = head;
-	/* A head is the driver's until pushed; taking it twice is QEMU's "Virtqueue size exceeded". */
+	/* A head not yet pushed again is in flight: QEMU's "Virtqueue size exceeded". */
 	if (head >= vq->size || head_in_flight(vq, head))
 		return fail(vq);
 	for (unsigned int steps = 0;; steps++) {

@@ -63,11 +63,12 @@ bool vq_init(struct virtqueue *vq, const struct guest_memory *mem, uint16_t size
              uint64_t avail, uint64_t used);
 
 /*
- * 1: *chain holds the next request; 0: nothing available; -1: malformed
- * or a head already in flight (vq->broken set). With EVENT_IDX, the driver kicks again only once a pop
- * has found the ring empty (that pop asks for a kick at its next buffer,
- * even one given back by vq_unpop; with device_polls, vq_enable_kick asks):
- * a device pops until 0 or, stopping early, comes back by itself.
+ * 1: *chain holds the next request; 0: nothing available; -1: malformed,
+ * or a head already in flight (vq->broken set). With EVENT_IDX, the driver
+ * kicks again only once a pop has found the ring empty (that pop asks for
+ * a kick at its next buffer, even one given back by vq_unpop; with
+ * device_polls, vq_enable_kick asks): a device pops until 0 or, stopping
+ * early, comes back by itself.
  */
 int vq_pop(struct virtqueue *vq, struct vq_chain *chain);
 

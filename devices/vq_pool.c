@@ -33,8 +33,7 @@ static void run_job(gpointer data, gpointer user)
 	g_mutex_unlock(&p->lock);
 }
 
-struct vq_pool *vq_pool_new(unsigned int threads, unsigned int max_jobs, vq_work_fn work,
-                            void *dev)
+struct vq_pool *vq_pool_new(unsigned int threads, unsigned int max_jobs, vq_work_fn work, void *dev)
 {
 	struct vq_pool *p = g_new0(struct vq_pool, 1);
 

@@ -506,10 +506,23 @@ static char *user_net(const struct net_config *n)
  * where husk-init mounts the guest's own. --rootfs / shows them.
  */
 static const char *const hidden_by_default[] = {
-    "etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/security/opasswd",
-    "etc/ssh/ssh_host_rsa_key", "etc/ssh/ssh_host_ecdsa_key", "etc/ssh/ssh_host_ed25519_key",
-    "etc/ssh/ssh_host_dsa_key", "etc/ssl/private", "var/backups", "root", "home", "dev", "run",
-    "tmp", NULL,
+    "etc/shadow",
+    "etc/shadow-",
+    "etc/gshadow",
+    "etc/gshadow-",
+    "etc/security/opasswd",
+    "etc/ssh/ssh_host_rsa_key",
+    "etc/ssh/ssh_host_ecdsa_key",
+    "etc/ssh/ssh_host_ed25519_key",
+    "etc/ssh/ssh_host_dsa_key",
+    "etc/ssl/private",
+    "var/backups",
+    "root",
+    "home",
+    "dev",
+    "run",
+    "tmp",
+    NULL,
 };
 
 /* The VM: control share, root, mounts, disks, NICs; and the exec file that explains them. */

@@ -21,7 +21,7 @@
 #include "vmm/error.h"
 
 #define DIRECT_ALIGN 4096 /* bounce buffers: aligned for any host */
-#define GUARD_BYTES  512 /* what the format probes look at, at most */
+#define GUARD_BYTES  512  /* what the format probes look at, at most */
 
 struct raw {
 	struct block_backend b;
@@ -238,8 +238,8 @@ static uint32_t dio_align(int fd)
 
 	if (fl < 0 || !(fl & O_DIRECT))
 		return 1;
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &x) == 0 && (x.stx_mask & STATX_DIOALIGN) &&
-	    x.stx_dio_offset_align)
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &x) == 0 &&
+	    (x.stx_mask & STATX_DIOALIGN) && x.stx_dio_offset_align)
 		return x.stx_dio_offset_align;
 	return DIRECT_ALIGN;
 }
