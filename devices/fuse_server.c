@@ -1296,18 +1296,62 @@ static int xattr_path(struct inode *ino, char *path, size_t len)
  * removing security.capability: that only takes powers away, and the
  * guest's kernel does it before it writes to or chowns a file that has
  * one (as the host's would), so refusing it would fail those writes.
- * trusted.* is what the host's overlayfs trusts (trusted.overlay.redirect,
- * .origin, .opaque) when a share is a layer of it: refused too.
  */
 static int xattr_change_refused(const char *name, bool removal)
 {
-	static const char security[] = "security.", trusted[] = "trusted.";
+	static const char security[] = "security.";
 
 	if (removal && strcmp(name, "security.capability") == 0)
 		return 0;
-	if (strncmp(name, trusted, sizeof(trusted) - 1) == 0)
-		return EPERM;
 	return strncmp(name, security, sizeof(security) - 1) == 0 ? EPERM : 0;
+}
+
+/*
+ * trusted.* is what the host's overlayfs believes (trusted.overlay.redirect,
+ * .origin, .opaque) when a share is one of its layers. The guest's own are
+ * kept under trusted.husk.* on the host, which nothing there reads: the
+ * guest's overlayfs works on a share, and the host's ones stay unseen.
+ */
+#define TRUSTED      "trusted."
+#define TRUSTED_HUSK "trusted.husk."
+
+static bool has_prefix(const char *name, const char *prefix)
+{
+	return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+/* The host's name for the guest's 'name' (g_free it). */
+static char *host_xattr_name(const char *name)
+{
+	if (has_prefix(name, TRUSTED))
+		return g_strconcat(TRUSTED_HUSK, name + strlen(TRUSTED), NULL);
+	return g_strdup(name);
+}
+
+/*
+ * The guest's view of the host's name list 'host' (n bytes), into 'out'
+ * (which may be 'host': no name grows, so it is written behind the read):
+ * its length.
+ */
+static size_t guest_xattr_list(const char *host, size_t n, char *out)
+{
+	size_t len = 0;
+
+	for (size_t at = 0; at < n;) {
+		const char *p = host + at, *name = p;
+		at += strnlen(p, n - at) + 1;
+		/* trusted.husk.X: its last strlen("trusted.X") bytes, "trusted." written over */
+		if (has_prefix(p, TRUSTED_HUSK))
+			name = p + strlen(TRUSTED_HUSK) - strlen(TRUSTED);
+		else if (has_prefix(p, TRUSTED))
+			continue; /* the host's own: not the guest's to see */
+		size_t l = strlen(name) + 1;
+		memmove(out + len, name, l);
+		if (name != p)
+			memcpy(out + len, TRUSTED, strlen(TRUSTED));
+		len += l;
+	}
+	return len;
 }
 
 static size_t do_setxattr(struct fuse_server *s, struct req *r, struct inode *ino)
@@ -1333,8 +1377,10 @@ static size_t do_setxattr(struct fuse_server *s, struct req *r, struct inode *in
 		e = xattr_change_refused(name, false);
 	if (!e)
 		e = xattr_path(ino, path, sizeof(path));
-	if (!e && setxattr(path, name, r->arg + next, in->size, (int)in->flags))
+	char *host = e ? NULL : host_xattr_name(name);
+	if (!e && setxattr(path, host, r->arg + next, in->size, (int)in->flags))
 		e = errno;
+	g_free(host);
 	return reply_err(r, e);
 }
 
@@ -1348,6 +1394,23 @@ static size_t reply_xattr(struct req *r, uint32_t size, ssize_t n, const void *v
 		return reply(r, 0, &out, sizeof(out));
 	}
 	return reply(r, 0, value, (size_t)n);
+}
+
+/* LISTXATTR: the whole list is read, to be mapped, even when only its size is asked. */
+static size_t reply_xattr_list(struct req *r, const char *path, uint32_t size)
+{
+	char *names = g_malloc(XATTR_MAX);
+	ssize_t n = listxattr(path, names, XATTR_MAX);
+
+	if (n >= 0)
+		n = (ssize_t)guest_xattr_list(names, (size_t)n, names);
+	if (n > 0 && size && (uint32_t)n > size) {
+		n = -1;
+		errno = ERANGE;
+	}
+	size_t rc = reply_xattr(r, size, n, names);
+	g_free(names);
+	return rc;
 }
 
 static size_t do_getxattr(struct fuse_server *s, struct req *r, struct inode *ino, bool list)
@@ -1368,10 +1431,14 @@ static size_t do_getxattr(struct fuse_server *s, struct req *r, struct inode *in
 		e = xattr_path(ino, path, sizeof(path));
 	if (e)
 		return reply_err(r, e);
+	if (list)
+		return reply_xattr_list(r, path, in->size);
 	uint32_t size = MIN(in->size, (uint32_t)XATTR_MAX);
 	void *value = size ? g_malloc(size) : NULL;
-	ssize_t n = list ? listxattr(path, value, size) : getxattr(path, name, value, size);
+	char *host = host_xattr_name(name);
+	ssize_t n = getxattr(path, host, value, size);
 	size_t rc = reply_xattr(r, in->size, n, value);
+	g_free(host);
 	g_free(value);
 	return rc;
 }
@@ -1388,8 +1455,10 @@ static size_t do_removexattr(struct fuse_server *s, struct req *r, struct inode 
 		e = xattr_change_refused(p, true);
 	if (!e)
 		e = xattr_path(ino, path, sizeof(path));
-	if (!e && removexattr(path, p))
+	char *host = e ? NULL : host_xattr_name(p);
+	if (!e && removexattr(path, host))
 		e = errno;
+	g_free(host);
 	return reply_err(r, e);
 }
 
