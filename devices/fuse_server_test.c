@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "devices/fuse_server.h"
+#include "devices/test_rss.h"
 
 struct fixture {
 	char *top;   /* holds share/ and outside */
@@ -634,18 +635,6 @@ static void reopen_share(struct fixture *f, const struct fuse_server_options *op
 	g_assert_cmpint(call(f, FUSE_INIT, 0, &init, sizeof(init), NULL, NULL), ==, 0);
 }
 
-/* Resident memory of this process, in KiB. */
-static long rss_kib(void)
-{
-	long pages = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	g_assert_nonnull(f);
-	g_assert_cmpint(fscanf(f, "%ld %ld", &pages, &resident), ==, 2);
-	fclose(f);
-	return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 #define OPENDIRS      6000
 #define HANDLE_BUDGET 1000
 #define INODE_BUDGET  10
@@ -664,13 +653,13 @@ static void test_share_budget(struct fixture *f, gconstpointer data)
 	int opened = 0, err;
 
 	reopen_share(f, &opt);
-	long before = rss_kib();
+	long before = test_rss_kib();
 	for (int i = 0; i < OPENDIRS; i++) {
 		int e = call(f, FUSE_OPENDIR, FUSE_ROOT_ID, &op, sizeof(op), NULL, NULL);
 		g_assert_true(e == 0 || e == -ENFILE);
 		opened += e == 0;
 	}
-	long grown = rss_kib() - before;
+	long grown = test_rss_kib() - before;
 	g_test_message("%d directories open, RSS grew by %ld KiB", opened, grown);
 	g_assert_cmpint(grown, <, RSS_BOUND_KIB);
 	g_assert_cmpint(opened, ==, HANDLE_BUDGET);

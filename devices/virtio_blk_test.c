@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "devices/block/block.h"
+#include "devices/test_rss.h"
 #include "devices/virtio_blk.h"
 #include "vmm/layout.h"
 
@@ -228,21 +229,29 @@ static void test_malformed_chains(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(run(f, &written), ==, -1);
 }
 
-/* cache=none: O_DIRECT, with unaligned guest buffers bounced. */
-static void test_cache_none(struct fixture *f, gconstpointer data)
+/* The image again, with cache=none; false (the test skipped) where O_DIRECT is not supported. */
+static bool reopen_cache_none(struct fixture *f)
 {
 	struct disk_config cfg = {.path = f->path, .cache = DISK_CACHE_NONE};
 	GError *err = NULL;
-	uint32_t written;
 
 	virtio_blk_close(f->blk);
 	f->blk = virtio_blk_open(&cfg, 1, &err);
-	if (!f->blk) {
-		g_test_skip("O_DIRECT is not supported where the test image lives");
-		g_clear_error(&err);
-		f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, 1, NULL);
+	if (f->blk)
+		return true;
+	g_test_skip("O_DIRECT is not supported where the test image lives");
+	g_clear_error(&err);
+	f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, 1, NULL);
+	return false;
+}
+
+/* cache=none: O_DIRECT, with unaligned guest buffers bounced. */
+static void test_cache_none(struct fixture *f, gconstpointer data)
+{
+	uint32_t written;
+
+	if (!reopen_cache_none(f))
 		return;
-	}
 	uint8_t *unaligned = f->data + 1;
 	make(f, 0, 8, 4096, true);
 	f->chain.seg[1].addr = unaligned;
@@ -344,21 +353,13 @@ static gpointer rmw_write(gpointer data)
  */
 static void test_cache_none_neighbours(struct fixture *f, gconstpointer data)
 {
-	struct disk_config cfg = {.path = f->path, .cache = DISK_CACHE_NONE};
 	struct rmw_writer w[RMW_THREADS];
 	GThread *t[RMW_THREADS];
-	GError *err = NULL;
 	uint32_t written;
 
-	virtio_blk_close(f->blk);
 	g_assert_cmpint(truncate(f->path, (SECTORS - 1) * 512), ==, 0);
-	f->blk = virtio_blk_open(&cfg, 1, &err);
-	if (!f->blk) {
-		g_test_skip("O_DIRECT is not supported where the test image lives");
-		g_clear_error(&err);
-		f->blk = virtio_blk_open(&(struct disk_config){.path = f->path}, 1, NULL);
+	if (!reopen_cache_none(f))
 		return;
-	}
 	for (int i = 0; i < RMW_THREADS; i++) {
 		w[i] = (struct rmw_writer){f->blk, 8 + (uint64_t)i};
 		t[i] = g_thread_new("rmw", rmw_write, &w[i]);
@@ -751,18 +752,6 @@ static void test_queue_budget(struct fixture *f, gconstpointer data)
 	guest_memory_free(&r.gm);
 }
 
-/* Resident memory of this process, in KiB. */
-static long rss_kib(void)
-{
-	long pages = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	g_assert_nonnull(f);
-	g_assert_cmpint(fscanf(f, "%ld %ld", &pages, &resident), ==, 2);
-	fclose(f);
-	return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 #define REPUBLISH_ROUNDS 2000
 #define RSS_BOUND_KIB    (16 * 1024)
 
@@ -781,12 +770,12 @@ static void test_queue_republished_head(struct fixture *f, gconstpointer data)
 	uint16_t *avail = gm_ptr(&r.gm, r.vq.avail_addr, 4 + 2 * QSIZE);
 	for (int i = 0; i < QSIZE; i++)
 		avail[2 + i] = 0;
-	long before = rss_kib();
+	long before = test_rss_kib();
 	for (int round = 0; round < REPUBLISH_ROUNDS; round++) {
 		avail[1] = (uint16_t)(r.vq.last_avail_idx + QSIZE);
 		virtio_blk_ops.queue_notify(f->blk, FAKE_T, &r.vq, 0);
 	}
-	long grown = rss_kib() - before;
+	long grown = test_rss_kib() - before;
 	virtio_blk_ops.reset(f->blk);
 	g_test_message("RSS grew by %ld KiB", grown);
 #ifndef __SANITIZE_ADDRESS__ /* whose quarantine keeps what each run allocates and frees */
