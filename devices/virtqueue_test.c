@@ -67,6 +67,26 @@ static void test_single(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 0);
 }
 
+/*
+ * A head is the device's from its pop to its push: published again before
+ * that, the queue is broken; pushed, or given back (vq_unpop), it may come
+ * again.
+ */
+static void test_head_in_flight(struct fixture *f, gconstpointer data)
+{
+	set_desc(f, DESC, 3, DATA, 512, 0, 0);
+	offer(f, 3);
+	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 1);
+	vq_push(&f->vq, 3, 0);
+	offer(f, 3);
+	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 1);
+	vq_unpop(&f->vq, &(struct vq_used){3, 0}, 1);
+	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, 1);
+	offer(f, 3);
+	g_assert_cmpint(vq_pop(&f->vq, &f->chain), ==, -1);
+	g_assert_true(f->vq.broken);
+}
+
 static void test_read_then_write(struct fixture *f, gconstpointer data)
 {
 	set_desc(f, DESC, 0, DATA, 16, 1, 5);
@@ -451,6 +471,7 @@ int main(int argc, char **argv)
 	ADD("self-loop", test_self_loop);
 	ADD("next-out-of-range", test_next_out_of_range);
 	ADD("head-out-of-range", test_head_out_of_range);
+	ADD("head-in-flight", test_head_in_flight);
 	ADD("read-after-write", test_read_after_write);
 	ADD("read-after-empty-write", test_read_after_empty_write);
 	ADD("avail-runs-ahead", test_avail_runs_ahead);
