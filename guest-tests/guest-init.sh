@@ -235,6 +235,12 @@ fs)
 	. /fs-workout.sh
 	poweroff -f
 	;;
+vsock)
+	# vsock-tests.sh: echo one connection the host makes, then send to the host.
+	vsock-echo serve "${husk_vsock_port:-1234}"
+	vsock-echo send "${husk_vsock_host_port:-5678}" "${husk_vsock_bytes:-1048576}"
+	poweroff -f
+	;;
 fs-root)
 	# A shared host directory as the root filesystem, with its own init.
 	mkdir -p /newroot

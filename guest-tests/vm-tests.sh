@@ -44,6 +44,8 @@ source "$VM_TESTS_DIR/exec-tests.sh"
 TESTS+=("${FS_TESTS[@]}" "${EXEC_TESTS[@]}")
 # shellcheck source=guest-tests/disk-tests.sh
 source "$VM_TESTS_DIR/disk-tests.sh" && TESTS+=("${DISK_TESTS[@]}")
+# shellcheck source=guest-tests/vsock-tests.sh
+source "$VM_TESTS_DIR/vsock-tests.sh" && TESTS+=("${VSOCK_TESTS[@]}")
 
 # The console tolerance: the kernel reports RAM minus the holes below
 # 1 MiB and whatever the VMM reserves, so allow a few MiB.
@@ -1082,6 +1084,7 @@ run_all() {
 	want "${FS_TESTS[@]}" && run_fs_tests
 	want "${EXEC_TESTS[@]}" && run_exec_tests
 	want "${DISK_TESTS[@]}" && run_disk_tests
+	want "${VSOCK_TESTS[@]}" && run_vsock_tests
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
 }
 
