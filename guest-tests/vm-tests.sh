@@ -46,6 +46,8 @@ TESTS+=("${FS_TESTS[@]}" "${EXEC_TESTS[@]}")
 source "$VM_TESTS_DIR/disk-tests.sh" && TESTS+=("${DISK_TESTS[@]}")
 # shellcheck source=guest-tests/vsock-tests.sh
 source "$VM_TESTS_DIR/vsock-tests.sh" && TESTS+=("${VSOCK_TESTS[@]}")
+# shellcheck source=guest-tests/instance-tests.sh
+source "$VM_TESTS_DIR/instance-tests.sh" && TESTS+=("${INSTANCE_TESTS[@]}")
 
 # The console tolerance: the kernel reports RAM minus the holes below
 # 1 MiB and whatever the VMM reserves, so allow a few MiB.
@@ -1085,6 +1087,7 @@ run_all() {
 	want "${EXEC_TESTS[@]}" && run_exec_tests
 	want "${DISK_TESTS[@]}" && run_disk_tests
 	want "${VSOCK_TESTS[@]}" && run_vsock_tests
+	want "${INSTANCE_TESTS[@]}" && run_instance_tests
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
 }
 

@@ -1,0 +1,274 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: MIT
+#
+# Whole-VM tests of instances (husk launch, list, info, stop, start,
+# restart, delete), sourced by vm-tests.sh (whose pass, fail, skip, want,
+# info, now, elapsed, http_get and HUSK_CMD they use). They boot the cloud
+# image lib/mkcloudimage.sh builds (HUSK_CLOUD_IMAGES, as disk-tests.sh),
+# served by busybox httpd as if it were Debian's, so that the alias and the
+# URL go through husk's download. Four boots in all: two instances launched
+# at once, then one stopped and started, killed and restarted.
+
+INSTANCE_TESTS=(instance-launch instance-list instance-port instance-two instance-stop-start
+	instance-killed instance-busy instance-errors instance-delete)
+
+INSTANCE_HTTP=127.0.0.1:18080
+
+# user-data for instance NAME: a file of its own, served over HTTP on port
+# 80 by a systemd unit (so the server comes back at every boot). SSH host
+# keys are not made: slow under TCG, and not used here.
+instance_user_data() {
+	cat <<-EOF
+		#cloud-config
+		ssh_deletekeys: false
+		ssh_genkeytypes: []
+		write_files:
+		  - path: /etc/systemd/system/husk-web.service
+		    content: |
+		      [Unit]
+		      Description=husk test web server
+		      After=network.target
+		      [Service]
+		      ExecStart=/usr/bin/python3 -m http.server 80 --directory /srv/www
+		      [Install]
+		      WantedBy=multi-user.target
+		runcmd:
+		  - [sh, -c, 'mkdir -p /srv/www && echo "first-boot $1" >/srv/www/$1.txt && sync']
+		  - [systemctl, enable, --now, husk-web.service]
+	EOF
+}
+
+# The image server: Debian's layout for the alias, a broken image beside a
+# SHA256SUMS that does not match it.
+instance_serve_images() {
+	local srv=$LOGDIR/image-server
+	mkdir -p "$srv/bookworm/latest" "$srv/bad"
+	ln -sf "$CLOUD_DIR/debian-12-cloud.qcow2" "$srv/bookworm/latest/debian-12-genericcloud-amd64.qcow2"
+	(cd "$srv/bookworm/latest" && sha512sum debian-12-genericcloud-amd64.qcow2 >SHA512SUMS)
+	head -c 1048576 /dev/urandom >"$srv/bad/broken.qcow2"
+	echo "$(printf '0%.0s' $(seq 64))  broken.qcow2" >"$srv/bad/SHA256SUMS"
+	# The test host's loopback is down until someone brings it up.
+	[[ -z ${HUSK_TEST_NESTED:-} ]] || ip link set lo up
+	busybox httpd -f -p "$INSTANCE_HTTP" -h "$srv" &
+	INSTANCE_HTTPD=$!
+	for _ in $(seq 20); do
+		http_get "http://$INSTANCE_HTTP/bookworm/latest/SHA512SUMS" /dev/null && break
+		sleep 0.5
+	done
+}
+
+# husk with its output in $LOGDIR/instance-NAME.{out,err}; sets IRC.
+#   ihusk NAME ARG...
+ihusk() {
+	local name=$1
+	shift
+	IRC=0
+	"${HUSK_CMD[@]}" "$@" >"$LOGDIR/instance-$name.out" 2>"$LOGDIR/instance-$name.err" || IRC=$?
+}
+
+# Waits for background husk commands, with a note every minute (the
+# nested test host stops one whose tests print nothing for 5 minutes).
+#   instance_wait PID...
+instance_wait() {
+	local next=$((SECONDS + 60)) pid
+	for pid in "$@"; do
+		while kill -0 "$pid" 2>/dev/null; do
+			if ((SECONDS >= next)); then
+				info "instances: still waiting ($(husk_list_line))"
+				next=$((SECONDS + 60))
+			fi
+			sleep 1
+		done
+	done
+}
+
+husk_list_line() {
+	"${HUSK_CMD[@]}" list 2>&1 | tail -n +2 | awk '{printf "%s %s; ", $1, $2}'
+}
+
+# The state `husk list` shows for NAME.
+instance_state() {
+	"${HUSK_CMD[@]}" list | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# GET http://127.0.0.1:PORT/FILE: the body, or nothing.
+instance_get() {
+	local out=$LOGDIR/instance-get.out
+	rm -f "$out"
+	if http_get "http://127.0.0.1:$1/$2" "$out"; then cat "$out"; fi
+}
+
+# Launches web (from the alias) and other (from the URL) at once.
+instance_test_launch() {
+	local t0 p1 p2 rc1 rc2 problems=""
+	instance_user_data web >"$LOGDIR/web.yaml"
+	instance_user_data other >"$LOGDIR/other.yaml"
+	t0=$(now)
+	"${HUSK_CMD[@]}" launch debian-12 --name web --memory 768M --cloud-init "$LOGDIR/web.yaml" \
+		-p 8080:80 >"$LOGDIR/instance-launch-web.out" 2>"$LOGDIR/instance-launch-web.err" &
+	p1=$!
+	"${HUSK_CMD[@]}" launch "http://$INSTANCE_HTTP/bookworm/latest/debian-12-genericcloud-amd64.qcow2" \
+		--name other --memory 768M --cloud-init "$LOGDIR/other.yaml" -p 8081:80 \
+		>"$LOGDIR/instance-launch-other.out" 2>"$LOGDIR/instance-launch-other.err" &
+	p2=$!
+	instance_wait "$p1" "$p2"
+	rc1=0 rc2=0
+	wait "$p1" || rc1=$?
+	wait "$p2" || rc2=$?
+	info "instances: both launched in $(elapsed "$t0" "$(now)")s (status $rc1, $rc2)"
+	[[ $rc1 == 0 ]] || problems+="launch web: status $rc1: $(tail -n1 "$LOGDIR/instance-launch-web.err"); "
+	[[ $rc2 == 0 ]] || problems+="launch other: status $rc2: $(tail -n1 "$LOGDIR/instance-launch-other.err"); "
+	grep -q '^Launched: web$' "$LOGDIR/instance-launch-web.out" || problems+="launch did not print the name; "
+	grep -q '^IPv4: 10.0.2.15$' "$LOGDIR/instance-launch-web.out" || problems+="launch did not print the IPv4; "
+	if [[ -z $problems ]]; then
+		pass instance-launch
+	else
+		fail instance-launch "${problems%; }" "$HUSK_HOME/instances/web/console.log"
+	fi
+	[[ $rc1 == 0 ]]
+}
+
+instance_test_list() {
+	local problems="" json
+	[[ $(instance_state web) == running ]] || problems+="list shows web $(instance_state web); "
+	"${HUSK_CMD[@]}" list | grep -q '^web .* 10\.0\.2\.15 ' || problems+="list shows no IPv4; "
+	json=$("${HUSK_CMD[@]}" list --format json)
+	grep -q '"state" : "running"' <<<"$json" || problems+="list --format json: no running state; "
+	"${HUSK_CMD[@]}" info web | grep -q '^State: *running' || problems+="info: not running; "
+	"${HUSK_CMD[@]}" info web | grep -q '^Ports: *127.0.0.1:8080->80/tcp' || problems+="info: no port; "
+	json=$("${HUSK_CMD[@]}" info web --format json)
+	grep -q '"ipv4" : "10.0.2.15"' <<<"$json" || problems+="info --format json: no ipv4; "
+	grep -q '"uptime_s"' <<<"$json" || problems+="info --format json: no uptime; "
+	if [[ -z $problems ]]; then pass instance-list; else fail instance-list "${problems%; }"; fi
+}
+
+instance_test_ports() {
+	local got
+	got=$(instance_get 8080 web.txt)
+	if [[ $got == "first-boot web" ]]; then
+		pass instance-port
+	else
+		fail instance-port "GET :8080/web.txt gave '$got'" "$HUSK_HOME/instances/web/console.log"
+	fi
+	local problems=""
+	[[ $(instance_get 8081 other.txt) == "first-boot other" ]] || problems+="other's port does not serve its file; "
+	[[ -z $(instance_get 8081 web.txt) ]] || problems+="other serves web's file; "
+	[[ -z $(instance_get 8080 other.txt) ]] || problems+="web serves other's file; "
+	if [[ -z $problems ]]; then pass instance-two; else fail instance-two "${problems%; }"; fi
+}
+
+instance_test_stop_start() {
+	local t0 problems="" got
+	t0=$(now)
+	# The guest's shutdown takes more than husk stop's 60 s under TCG.
+	ihusk stop stop web --timeout 600
+	info "instances: husk stop took $(elapsed "$t0" "$(now)")s (status $IRC)"
+	[[ $IRC == 0 ]] || problems+="stop: status $IRC; "
+	[[ $(instance_state web) == stopped ]] || problems+="list shows web $(instance_state web) after stop; "
+	if ! grep -q 'reboot: Power down' "$HUSK_HOME/instances/web/console.log"; then
+		problems+="the guest did not power off by itself (the power button; the console "
+		problems+="says: $(grep -a -m3 -e 'Power Button' -e 'Power key' "$HUSK_HOME/instances/web/console.log" | tr -d '\r' | tr '\n' '/' || true)); "
+	fi
+	t0=$(now)
+	"${HUSK_CMD[@]}" start web >"$LOGDIR/instance-start.out" 2>"$LOGDIR/instance-start.err" &
+	local start=$!
+	instance_wait "$start"
+	IRC=0
+	wait "$start" || IRC=$?
+	info "instances: husk start took $(elapsed "$t0" "$(now)")s (status $IRC)"
+	[[ $IRC == 0 ]] || problems+="start: status $IRC: $(tail -n1 "$LOGDIR/instance-start.err"); "
+	got=$(instance_get 8080 web.txt)
+	[[ $got == "first-boot web" ]] || problems+="after start, GET web.txt gave '$got'; "
+	if [[ -z $problems ]]; then
+		pass instance-stop-start
+	else
+		fail instance-stop-start "${problems%; }" "$HUSK_HOME/instances/web/console.log"
+	fi
+}
+
+# SIGKILL to the instance's husk: list shows it stopped; restart boots it
+# with what it had written; a second command meanwhile is told to wait.
+instance_test_killed() {
+	local pid problems="" got busy=""
+	pid=$("${HUSK_CMD[@]}" info web --format json | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p')
+	if [[ -n $pid ]]; then kill -9 "$pid"; fi
+	sleep 1
+	[[ $(instance_state web) == stopped ]] || problems+="list shows web $(instance_state web) after SIGKILL; "
+	"${HUSK_CMD[@]}" restart web >"$LOGDIR/instance-restart.out" 2>"$LOGDIR/instance-restart.err" &
+	local restart=$!
+	sleep 5
+	ihusk busy stop web
+	[[ $IRC == 6 ]] && grep -q 'another husk command is working on web' "$LOGDIR/instance-busy.err" ||
+		busy="stop during restart: status $IRC ($(cat "$LOGDIR/instance-busy.err"))"
+	instance_wait "$restart"
+	IRC=0
+	wait "$restart" || IRC=$?
+	[[ $IRC == 0 ]] || problems+="restart: status $IRC: $(tail -n1 "$LOGDIR/instance-restart.err"); "
+	got=$(instance_get 8080 web.txt)
+	[[ $got == "first-boot web" ]] || problems+="after restart, GET web.txt gave '$got'; "
+	if [[ -z $problems ]]; then
+		pass instance-killed
+	else
+		fail instance-killed "${problems%; }" "$HUSK_HOME/instances/web/console.log"
+	fi
+	if [[ -z $busy ]]; then pass instance-busy; else fail instance-busy "$busy"; fi
+}
+
+instance_test_errors() {
+	local problems=""
+	ihusk dup launch debian-12 --name web
+	[[ $IRC == 2 && $(wc -l <"$LOGDIR/instance-dup.err") == 1 ]] ||
+		problems+="duplicate name: status $IRC, $(cat "$LOGDIR/instance-dup.err"); "
+	ihusk badname launch debian-12 --name Web
+	[[ $IRC == 2 ]] || problems+="bad name: status $IRC; "
+	ihusk broken launch "http://$INSTANCE_HTTP/bad/broken.qcow2" --name broken
+	[[ $IRC == 2 ]] && grep -q 'does not match its checksum' "$LOGDIR/instance-broken.err" ||
+		problems+="broken download: status $IRC, $(cat "$LOGDIR/instance-broken.err"); "
+	if compgen -G "$HUSK_HOME/images/*broken*" >/dev/null; then
+		problems+="the broken download stayed in the cache; "
+	fi
+	if [[ -e $HUSK_HOME/instances/broken ]]; then problems+="the broken launch left its folder; "; fi
+	ihusk missing launch /nonexistent.qcow2 --name missing
+	[[ $IRC == 2 ]] || problems+="missing image: status $IRC; "
+	if [[ -z $problems ]]; then pass instance-errors; else fail instance-errors "${problems%; }"; fi
+}
+
+instance_test_delete() {
+	local problems="" left
+	ihusk delete-other delete other
+	[[ $IRC == 0 ]] || problems+="delete other: status $IRC; "
+	ihusk delete-web delete web
+	[[ $IRC == 0 ]] || problems+="delete web: status $IRC; "
+	left=$(cd "$HUSK_HOME" && find . -mindepth 1 -not -path './images*' -not -path ./instances | tr '\n' ' ')
+	[[ -z $left ]] || problems+="left behind: $left; "
+	compgen -G "$HUSK_HOME/images/*-debian-12-genericcloud-amd64.qcow2" >/dev/null ||
+		problems+="the image cache lost the image; "
+	if [[ -z $problems ]]; then pass instance-delete; else fail instance-delete "${problems%; }"; fi
+}
+
+run_instance_tests() {
+	local t t0
+	CLOUD_DIR=${HUSK_CLOUD_IMAGES:-}
+	if [[ -z $CLOUD_DIR || ! -r $CLOUD_DIR/debian-12-cloud.qcow2 ]]; then
+		for t in "${INSTANCE_TESTS[@]}"; do skip "$t" "no cloud image in ${CLOUD_DIR:-(HUSK_CLOUD_IMAGES unset)}"; done
+		return 0
+	fi
+	t0=$(now)
+	export HUSK_HOME=$LOGDIR/husk-home HUSK_IMAGE_BASE=http://$INSTANCE_HTTP
+	rm -rf "$HUSK_HOME"
+	instance_serve_images
+	if instance_test_launch; then
+		instance_test_list
+		instance_test_ports
+		instance_test_stop_start
+		instance_test_killed
+	else
+		for t in instance-list instance-port instance-two instance-stop-start instance-killed instance-busy; do
+			skip "$t" "the launch failed"
+		done
+	fi
+	instance_test_errors
+	instance_test_delete
+	kill "$INSTANCE_HTTPD" 2>/dev/null || true
+	info "instance tests: $(elapsed "$t0" "$(now)")s"
+}
