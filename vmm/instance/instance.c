@@ -15,8 +15,9 @@ char *instance_home(void)
 {
 	const char *home = g_getenv("HUSK_HOME");
 
+	/* Absolute: the serving process works from / (vmm/instance/serve.c). */
 	if (home && *home)
-		return g_strdup(home);
+		return g_canonicalize_filename(home, NULL);
 	/* GLib's own answer falls back to ~/.local/share as the XDG spec says. */
 	return g_build_filename(g_get_user_data_dir(), "husk", NULL);
 }

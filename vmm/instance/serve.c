@@ -357,24 +357,23 @@ static void record_status(const struct instance *inst, int status)
 	g_free(path);
 }
 
-static int serve(const char *name)
+/* The instance as the starting command found it: its folder's path is absolute. */
+static int serve(struct instance *inst)
 {
-	struct server s = {.log_fd = -1, .started_us = g_get_monotonic_time()};
+	struct server s = {.inst = inst, .log_fd = -1, .started_us = g_get_monotonic_time()};
 	GError *err = NULL;
 
-	s.inst = instance_get(name, &err);
 	s.line = g_string_new(NULL);
 	s.consoles = g_ptr_array_new_with_free_func(free_console);
 	int status = HUSK_EXIT_RUNTIME;
-	if (s.inst && open_pipes(&s, &err) && load_config(&s, &err))
+	if (open_pipes(&s, &err) && load_config(&s, &err))
 		status = run(&s);
 	if (err) {
 		status = err->domain == HUSK_ERROR && err->code ? err->code : HUSK_EXIT_RUNTIME;
 		g_printerr("husk: %s\n", err->message);
 		g_error_free(err);
 	}
-	if (s.inst)
-		record_status(s.inst, status);
+	record_status(s.inst, status);
 	return status;
 }
 
@@ -386,7 +385,7 @@ static int serve(const char *name)
  * /proc/self/exe would name (as in the nested test host). So every file
  * the command had open is closed here, its instance lock above all.
  */
-static void become_server(const struct instance *inst, int ready_fd)
+static void become_server(struct instance *inst, int ready_fd)
 {
 	char *log = instance_path(inst, "husk.log");
 	int out = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -394,8 +393,9 @@ static void become_server(const struct instance *inst, int ready_fd)
 	GError *err = NULL;
 	int running;
 
+	/* From /, so that it keeps no folder of the user's busy for weeks. */
 	if (out < 0 || in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-	    dup2(out, STDERR_FILENO) < 0)
+	    dup2(out, STDERR_FILENO) < 0 || chdir("/") < 0)
 		_exit(HUSK_EXIT_RUNTIME);
 	if (!instance_claim_running(inst, &running, &err)) {
 		g_printerr("husk: %s\n", err->message);
@@ -406,11 +406,11 @@ static void become_server(const struct instance *inst, int ready_fd)
 	/* The running lock lives at fd 3 for the process's life; nothing else stays open. */
 	if (dup2(running, 3) < 0 || close_range(4, ~0U, 0) < 0)
 		_exit(HUSK_EXIT_RUNTIME);
-	_exit(serve(inst->name));
+	_exit(serve(inst));
 }
 
 /* The first child: a new session with no terminal, then the grandchild that stays. */
-static void detach(const struct instance *inst, int ready_fd)
+static void detach(struct instance *inst, int ready_fd)
 {
 	if (setsid() < 0)
 		_exit(HUSK_EXIT_RUNTIME);
