@@ -3,6 +3,16 @@
 
 #include "vmm/error.h"
 
+/* A message: 'o' (a new one if NULL) stamped with the protocol's version. */
+static JsonObject *message(JsonObject *o)
+{
+	if (!o)
+		o = json_object_new();
+	json_object_set_int_member(o, "husk", PROTOCOL_VERSION);
+	return o;
+}
+
+/* The message as one line; consumes 'o'. */
 static char *to_line(JsonObject *o)
 {
 	JsonNode *root = json_node_init_object(json_node_alloc(), o);
@@ -11,18 +21,16 @@ static char *to_line(JsonObject *o)
 
 	g_free(text);
 	json_node_unref(root);
+	json_object_unref(o);
 	return line;
 }
 
 char *protocol_request(const char *op)
 {
-	JsonObject *o = json_object_new();
+	JsonObject *o = message(NULL);
 
-	json_object_set_int_member(o, "husk", PROTOCOL_VERSION);
 	json_object_set_string_member(o, "op", op);
-	char *line = to_line(o);
-	json_object_unref(o);
-	return line;
+	return to_line(o);
 }
 
 /* The object a line holds, or NULL with 'what' named in the error. */
@@ -74,25 +82,19 @@ char *protocol_parse_request(const char *line, GError **err)
 
 char *protocol_reply(JsonObject *fields)
 {
-	JsonObject *o = fields ? fields : json_object_new();
+	JsonObject *o = message(fields);
 
-	json_object_set_int_member(o, "husk", PROTOCOL_VERSION);
 	json_object_set_boolean_member(o, "ok", TRUE);
-	char *line = to_line(o);
-	json_object_unref(o);
-	return line;
+	return to_line(o);
 }
 
-char *protocol_reply_error(const char *message)
+char *protocol_reply_error(const char *why)
 {
-	JsonObject *o = json_object_new();
+	JsonObject *o = message(NULL);
 
-	json_object_set_int_member(o, "husk", PROTOCOL_VERSION);
 	json_object_set_boolean_member(o, "ok", FALSE);
-	json_object_set_string_member(o, "error", message);
-	char *line = to_line(o);
-	json_object_unref(o);
-	return line;
+	json_object_set_string_member(o, "error", why);
+	return to_line(o);
 }
 
 JsonObject *protocol_parse_reply(const char *line, GError **err)
