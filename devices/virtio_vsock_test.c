@@ -237,14 +237,7 @@ static struct pkt *last(struct drv *d)
 /* Reads exactly 'len' bytes from a blocking socket. */
 static void read_all(int fd, void *buf, size_t len)
 {
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-		g_assert_cmpint(n, >, 0);
-		p += n;
-		len -= (size_t)n;
-	}
+	g_assert_cmpint(recv(fd, buf, len, MSG_WAITALL), ==, (ssize_t)len);
 }
 
 /*
