@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One connection of husk-agent: requests read as frames, a command run
+ * per EXEC with its three streams relayed, its end reported. A request
+ * that fails is answered with ERROR; the stream goes on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "firmware/husk-agent.h"
+
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define OUT_CHUNK    (AGENT_MAX_BODY - 1)
+
+extern char **environ;
+
+struct session {
+	int fd;
+	uint8_t in[4 + AGENT_MAX_BODY]; /* what the host sent, not yet a whole frame */
+	size_t in_len;
+	pid_t pid; /* the command's, or 0 */
+	int pidfd;
+	int child_in, child_out, child_err; /* our ends of its pipes; -1 once closed */
+	uint8_t pending[AGENT_MAX_BODY];    /* STDIN the command has not taken yet */
+	size_t pending_len, pending_off;
+	bool close_stdin; /* the host's empty STDIN: close once pending is out */
+	bool exited;
+	int status;
+};
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool send_frame(struct session *s, uint8_t type, const void *payload, uint32_t len)
+{
+	uint8_t hdr[5];
+
+	agent_frame_header(hdr, type, len);
+	return write_all(s->fd, hdr, sizeof(hdr)) && write_all(s->fd, payload, len);
+}
+
+static void send_error(struct session *s, const char *why)
+{
+	send_frame(s, AGENT_ERROR, why, (uint32_t)strlen(why));
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* ---- the command's side, after fork ----------------------------------------- */
+
+/* The passwd entry whose name or number is 'user': its uid and gid. */
+static bool find_user(const char *user, uid_t *uid, gid_t *gid)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	char line[1024];
+	bool found = false;
+
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *save, *name = strtok_r(line, ":", &save), *pw = strtok_r(NULL, ":", &save);
+		char *u = strtok_r(NULL, ":", &save), *g = strtok_r(NULL, ":", &save);
+		if (name && pw && u && g && (!strcmp(name, user) || !strcmp(u, user))) {
+			*uid = (uid_t)strtoul(u, NULL, 10);
+			*gid = (gid_t)strtoul(g, NULL, 10);
+			found = true;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* In the child: tells the agent why the command did not start, and ends. */
+_Noreturn static void child_fail(int report, const char *what, const char *arg)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "%s %s: %s", what, arg, strerror(errno));
+
+	write_all(report, msg, n > 0 ? (size_t)n : 0);
+	_exit(127);
+}
+
+_Noreturn static void run_command(const struct agent_exec *e, const int in[2], const int out[2],
+                                  const int err[2], int report)
+{
+	static char *default_env[] = {DEFAULT_PATH, NULL};
+	uid_t uid;
+	gid_t gid;
+
+	setpgid(0, 0); /* SIGNAL goes to the command and what it starts */
+	signal(SIGPIPE, SIG_DFL);
+	if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+		child_fail(report, "dup2", "");
+	if (e->user) {
+		errno = ENOENT;
+		if (!find_user(e->user, &uid, &gid))
+			child_fail(report, "user", e->user);
+		if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			child_fail(report, "user", e->user);
+	}
+	if (e->cwd && chdir(e->cwd) < 0)
+		child_fail(report, "chdir", e->cwd);
+	environ = e->env ? e->env : default_env;
+	execvp(e->argv[0], e->argv);
+	child_fail(report, "exec", e->argv[0]);
+}
+
+/* ---- the agent's side -------------------------------------------------------- */
+
+static bool make_pipes(int p[4][2])
+{
+	for (int i = 0; i < 4; i++) {
+		if (pipe2(p[i], O_CLOEXEC) < 0) {
+			while (i--) {
+				close(p[i][0]);
+				close(p[i][1]);
+			}
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Starts the command; NULL, or why it did not start. */
+static const char *start(struct session *s, const struct agent_exec *e, char *why, size_t size)
+{
+	int p[4][2]; /* stdin, stdout, stderr, and the child's report */
+
+	if (!make_pipes(p))
+		return "pipe failed";
+	pid_t pid = fork();
+	if (pid == 0)
+		run_command(e, p[0], p[1], p[2], p[3][1]);
+	for (int i = 0; i < 4; i++)
+		close(p[i][i == 0 ? 0 : 1]);
+	ssize_t n = pid < 0 ? 0 : read(p[3][0], why, size - 1);
+	close(p[3][0]);
+	if (pid < 0 || n > 0) {
+		why[n > 0 ? n : 0] = '\0';
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		for (int i = 0; i < 3; i++)
+			close(p[i][i == 0 ? 1 : 0]);
+		return pid < 0 ? "fork failed" : why;
+	}
+	s->pid = pid;
+	s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	s->child_in = p[0][1];
+	s->child_out = p[1][0];
+	s->child_err = p[2][0];
+	s->exited = false;
+	fcntl(s->child_in, F_SETFL, O_NONBLOCK);
+	return NULL;
+}
+
+static void on_exec(struct session *s, const struct agent_frame *f)
+{
+	struct agent_exec e;
+	const char *why;
+	char buf[512];
+
+	if (s->pid) {
+		send_error(s, "a command is already running");
+		return;
+	}
+	if (!agent_exec_decode(f->payload, f->len, &e, &why)) {
+		send_error(s, why);
+		return;
+	}
+	why = start(s, &e, buf, sizeof(buf));
+	agent_exec_free(&e);
+	if (why)
+		send_error(s, why);
+}
+
+static void on_signal(struct session *s, const struct agent_frame *f)
+{
+	uint32_t sig;
+
+	if (f->len != 4) {
+		send_error(s, "SIGNAL wants a 4-byte number");
+		return;
+	}
+	sig = (uint32_t)f->payload[0] | (uint32_t)f->payload[1] << 8 |
+	      (uint32_t)f->payload[2] << 16 | (uint32_t)f->payload[3] << 24;
+	if (!s->pid || s->exited)
+		return; /* the command ended meanwhile: nothing to signal */
+	if (sig == 0 || sig >= 65 || kill(-s->pid, (int)sig) < 0)
+		send_error(s, "no such signal");
+}
+
+static void on_stdin(struct session *s, const struct agent_frame *f)
+{
+	if (s->child_in < 0)
+		return; /* no command, or its input is closed: the bytes go nowhere */
+	if (!f->len) {
+		s->close_stdin = true;
+	} else {
+		memcpy(s->pending, f->payload, f->len);
+		s->pending_len = f->len;
+		s->pending_off = 0;
+	}
+}
+
+static void dispatch(struct session *s, const struct agent_frame *f)
+{
+	switch (f->type) {
+	case AGENT_EXEC:
+		on_exec(s, f);
+		break;
+	case AGENT_STDIN:
+		on_stdin(s, f);
+		break;
+	case AGENT_SIGNAL:
+		on_signal(s, f);
+		break;
+	default:
+		send_error(s, "unexpected frame type");
+	}
+}
+
+static bool feeding(const struct session *s)
+{
+	return s->pending_len || s->close_stdin;
+}
+
+/*
+ * Serves the whole frames the host sent. STDIN waits, in order, while the
+ * command has yet to take the last; the others go past it (Ctrl-C for a
+ * command that reads no input). False if the host broke the framing.
+ */
+static bool take_frames(struct session *s)
+{
+	struct agent_frame f;
+	size_t off = 0;
+	long used;
+
+	while ((used = agent_frame_parse(s->in + off, s->in_len - off, &f)) != 0) {
+		if (used < 0) {
+			send_error(s, "bad frame length");
+			return false;
+		}
+		if (f.type == AGENT_STDIN && feeding(s)) {
+			off += (size_t)used;
+			continue;
+		}
+		dispatch(s, &f);
+		s->in_len -= (size_t)used;
+		memmove(s->in + off, s->in + off + used, s->in_len - off);
+	}
+	return true;
+}
+
+/* Takes what the host sent; false once it is gone. */
+static bool read_host(struct session *s)
+{
+	ssize_t n = read(s->fd, s->in + s->in_len, sizeof(s->in) - s->in_len);
+
+	if (n < 0 && errno == EINTR)
+		return true;
+	if (n <= 0)
+		return false;
+	s->in_len += (size_t)n;
+	return true;
+}
+
+/* Relays one read of the command's stdout or stderr; its end closes it. */
+static void relay(struct session *s, int *fd, uint8_t type)
+{
+	static uint8_t buf[OUT_CHUNK];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	send_frame(s, type, buf, n > 0 ? (uint32_t)n : 0);
+	if (n <= 0)
+		close_fd(fd);
+}
+
+static void feed_stdin(struct session *s)
+{
+	if (s->pending_off < s->pending_len) {
+		ssize_t n = write(s->child_in, s->pending + s->pending_off,
+		                  s->pending_len - s->pending_off);
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			s->pending_len = s->pending_off =
+			    0; /* it closed its input: drop the rest */
+		else if (n > 0)
+			s->pending_off += (size_t)n;
+	}
+	if (s->pending_off == s->pending_len) {
+		s->pending_len = s->pending_off = 0;
+		if (s->close_stdin) {
+			close_fd(&s->child_in);
+			s->close_stdin = false;
+		}
+	}
+}
+
+/* The command has exited and its output is all sent: EXIT, and ready for the next. */
+static void finish(struct session *s)
+{
+	uint8_t exit[5];
+	bool killed = WIFSIGNALED(s->status);
+	uint32_t v = (uint32_t)(killed ? WTERMSIG(s->status) : WEXITSTATUS(s->status));
+
+	exit[0] = killed ? AGENT_KILLED : AGENT_EXITED;
+	for (int i = 0; i < 4; i++)
+		exit[1 + i] = (uint8_t)(v >> (8 * i));
+	send_frame(s, AGENT_EXIT, exit, sizeof(exit));
+	close_fd(&s->child_in);
+	close_fd(&s->pidfd);
+	s->pid = 0;
+	s->pending_len = s->pending_off = 0;
+	s->close_stdin = false;
+}
+
+/* One turn of the loop; false once the host is gone. */
+static bool turn(struct session *s)
+{
+	struct pollfd p[5] = {
+	    {s->in_len < sizeof(s->in) ? s->fd : -1, POLLIN, 0},
+	    {feeding(s) ? s->child_in : -1, POLLOUT, 0},
+	    {s->child_out, POLLIN, 0},
+	    {s->child_err, POLLIN, 0},
+	    {s->pid && !s->exited ? s->pidfd : -1, POLLIN, 0},
+	};
+
+	if (poll(p, 5, -1) < 0)
+		return errno == EINTR;
+	if (p[1].revents)
+		feed_stdin(s);
+	if (p[2].revents)
+		relay(s, &s->child_out, AGENT_STDOUT);
+	if (p[3].revents)
+		relay(s, &s->child_err, AGENT_STDERR);
+	if (p[4].revents && waitpid(s->pid, &s->status, WNOHANG) == s->pid)
+		s->exited = true;
+	if (s->pid && s->exited && s->child_out < 0 && s->child_err < 0)
+		finish(s);
+	if (p[0].revents && !read_host(s))
+		return false;
+	return take_frames(s);
+}
+
+void agent_serve(int fd)
+{
+	static struct session s;
+	uint8_t version[4] = {AGENT_VERSION, 0, 0, 0};
+
+	s = (struct session){
+	    .fd = fd, .pidfd = -1, .child_in = -1, .child_out = -1, .child_err = -1};
+	if (!send_frame(&s, AGENT_HELLO, version, sizeof(version)))
+		return;
+	while (turn(&s))
+		;
+	/* The host went away: so does its command. */
+	if (s.pid) {
+		kill(-s.pid, SIGKILL);
+		waitpid(s.pid, NULL, 0);
+	}
+	close_fd(&s.child_in);
+	close_fd(&s.child_out);
+	close_fd(&s.child_err);
+	close_fd(&s.pidfd);
+}

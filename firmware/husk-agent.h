@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * husk-agent's protocol, version 1: how husk asks the agent in a guest to
+ * run commands, over one vsock stream per request (the agent listens on
+ * guest port HUSK_AGENT_PORT; a host program reaches it through husk's
+ * --vsock socket with "CONNECT 1024").
+ *
+ * A frame is a little-endian u32, the length of the body (1 to
+ * AGENT_MAX_BODY bytes), then the body: a type byte and its payload.
+ * The agent speaks first, with HELLO. Then, for each request:
+ *
+ *   host  EXEC     fields, each a tag byte, a little-endian u32 length and
+ *                  that many bytes (no NUL inside): ARG (one or more, argv
+ *                  in order), ENV ("NAME=value", any number; none: a
+ *                  default PATH), CWD (at most one), USER (at most one, a
+ *                  name or a number from the guest's /etc/passwd)
+ *   host  STDIN    bytes for the command's standard input; empty: its end
+ *   host  SIGNAL   a little-endian u32 signal number, for the command's
+ *                  process group (Ctrl-C is SIGINT)
+ *   agent STDOUT, STDERR   the command's output, as it comes; empty: its end
+ *   agent EXIT     a byte (AGENT_EXITED or AGENT_KILLED) and a
+ *                  little-endian u32: the exit status or the signal
+ *   agent ERROR    text: the request failed (bad frame, no such program,
+ *                  no such user); the stream is ready for the next one
+ *
+ * A frame the agent cannot take (a length of 0 or past AGENT_MAX_BODY)
+ * ends the stream: nothing after it can be trusted to be a frame.
+ */
+#ifndef HUSK_AGENT_H
+#define HUSK_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_VERSION   1
+#define HUSK_AGENT_PORT 1024
+#define AGENT_MAX_BODY  (64 * 1024 + 1)
+#define AGENT_MAX_ARGS  1024 /* ARG and ENV fields each, per EXEC */
+
+enum agent_type {
+	AGENT_HELLO = 1, /* agent: a little-endian u32 version */
+	AGENT_EXEC = 2,
+	AGENT_STDIN = 3,
+	AGENT_SIGNAL = 4,
+	AGENT_STDOUT = 5,
+	AGENT_STDERR = 6,
+	AGENT_EXIT = 7,
+	AGENT_ERROR = 8,
+};
+
+enum agent_field { AGENT_ARG = 1, AGENT_ENV = 2, AGENT_CWD = 3, AGENT_USER = 4 };
+
+enum { AGENT_EXITED = 0, AGENT_KILLED = 1 };
+
+/* A frame found in a buffer: its type and payload, pointing into the buffer. */
+struct agent_frame {
+	uint8_t type;
+	const uint8_t *payload;
+	uint32_t len;
+};
+
+/*
+ * The first frame in buf[0..len): the bytes it takes (> 0), 0 if the
+ * buffer holds only part of it, -1 if its length is not one.
+ */
+long agent_frame_parse(const uint8_t *buf, size_t len, struct agent_frame *f);
+
+/* Writes a frame's header (5 bytes) for a payload of 'len' bytes. */
+void agent_frame_header(uint8_t out[5], uint8_t type, uint32_t len);
+
+/* An EXEC request, decoded: NULL-terminated argv and env, in 'storage'. */
+struct agent_exec {
+	char **argv;
+	char **env; /* NULL: none given */
+	const char *cwd, *user;
+	char *storage;
+};
+
+/* False, with the reason in *why, if the payload is not a well-formed EXEC. */
+bool agent_exec_decode(const uint8_t *p, uint32_t len, struct agent_exec *e, const char **why);
+void agent_exec_free(struct agent_exec *e);
+
+/* Appends one field to buf (which has room); returns the bytes written. */
+size_t agent_field_put(uint8_t *buf, uint8_t tag, const char *value);
+
+/*
+ * Serves one connection (the agent's side of a stream) until the host
+ * closes it; exits the process never. Used by husk-agent per connection.
+ */
+void agent_serve(int fd);
+
+#endif
