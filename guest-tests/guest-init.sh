@@ -236,7 +236,9 @@ fs)
 	poweroff -f
 	;;
 vsock)
-	# vsock-tests.sh: echo one connection the host makes, then send to the host.
+	# vsock-tests.sh: the agent serves; echo one connection the host makes,
+	# then send to the host.
+	husk-agent &
 	vsock-echo serve "${husk_vsock_port:-1234}"
 	vsock-echo send "${husk_vsock_host_port:-5678}" "${husk_vsock_bytes:-1048576}"
 	poweroff -f

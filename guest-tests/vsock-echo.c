@@ -6,6 +6,8 @@
  *   vsock-echo unix-echo PATH         (host)  echo one connection on the Unix socket PATH
  *   vsock-echo connect PATH PORT BYTES (host) reach guest PORT through husk's
  *                                     --vsock socket PATH, send BYTES, check the echo
+ *   vsock-echo agent PATH ARG...      (host) run ARG... through the guest's
+ *                                     husk-agent, its output on ours, its status ours
  * The guest's modes print "HUSK-FACT key=value" lines on the console; the
  * host's say what went wrong on stderr and exit 1.
  */
@@ -21,6 +23,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "firmware/husk-agent.h"
 
 #define IDLE_MS 30000 /* a stream that moves for this long neither way has stalled */
 
@@ -190,24 +194,90 @@ static int read_ok(int fd)
 	return 0;
 }
 
-static int connect_guest(const char *path, unsigned int port, uint64_t bytes)
+/* A stream to guest port 'port' through husk's socket at 'path'; -1 if none. */
+static int open_guest(const char *path, unsigned int port)
 {
 	struct sockaddr_un sa;
 	int fd = unix_socket(path, &sa);
 	char req[32];
 	int len = snprintf(req, sizeof(req), "CONNECT %u\n", port);
-	const char *why;
 
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		perror(path);
-		return 1;
+		return -1;
 	}
 	if (write(fd, req, (size_t)len) != len || read_ok(fd) < 0)
+		return -1;
+	return fd;
+}
+
+static int connect_guest(const char *path, unsigned int port, uint64_t bytes)
+{
+	int fd = open_guest(path, port);
+	const char *why;
+
+	if (fd < 0)
 		return 1;
 	why = exchange(fd, bytes);
 	if (why)
 		fprintf(stderr, "vsock-echo: %s\n", why);
 	return why != NULL;
+}
+
+/* The next frame from the agent into buf (4 + AGENT_MAX_BODY bytes); false at the end. */
+static bool read_frame(int fd, uint8_t *buf, struct agent_frame *f)
+{
+	size_t have = 0;
+	long used;
+
+	while ((used = agent_frame_parse(buf, have, f)) == 0) {
+		/* Only as far as this frame: the next stays in the socket. */
+		size_t body = (size_t)buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16;
+		ssize_t n = read(fd, buf + have, have < 4 ? 4 - have : 4 + body - have);
+		if (n <= 0)
+			return false;
+		have += (size_t)n;
+	}
+	return used > 0;
+}
+
+static bool send_frame(int fd, uint8_t type, const uint8_t *payload, uint32_t len)
+{
+	uint8_t hdr[5];
+
+	agent_frame_header(hdr, type, len);
+	return write(fd, hdr, 5) == 5 && write(fd, payload, len) == (ssize_t)len;
+}
+
+/* An EXEC of argv[0..argc) with no input: its exit status, 128+N for signal N, 125 else. */
+static int agent_exec(const char *path, int argc, char **argv)
+{
+	static uint8_t buf[4 + AGENT_MAX_BODY], req[AGENT_MAX_BODY];
+	struct agent_frame f;
+	size_t len = 0;
+	int fd = open_guest(path, HUSK_AGENT_PORT);
+
+	if (fd < 0 || !read_frame(fd, buf, &f) || f.type != AGENT_HELLO)
+		return 125;
+	for (int i = 0; i < argc; i++) {
+		if (len + 5 + strlen(argv[i]) > sizeof(req) - 1)
+			return 125;
+		len += agent_field_put(req + len, AGENT_ARG, argv[i]);
+	}
+	if (!send_frame(fd, AGENT_EXEC, req, (uint32_t)len) || !send_frame(fd, AGENT_STDIN, req, 0))
+		return 125;
+	while (read_frame(fd, buf, &f)) {
+		if (f.type == AGENT_STDOUT || f.type == AGENT_STDERR) {
+			fwrite(f.payload, 1, f.len, f.type == AGENT_STDOUT ? stdout : stderr);
+		} else if (f.type == AGENT_EXIT && f.len == 5) {
+			return f.payload[0] == AGENT_KILLED ? 128 + f.payload[1] : f.payload[1];
+		} else if (f.type == AGENT_ERROR) {
+			fprintf(stderr, "vsock-echo: the agent: %.*s\n", (int)f.len,
+			        (const char *)f.payload);
+			return 125;
+		}
+	}
+	return 125;
 }
 
 int main(int argc, char **argv)
@@ -222,7 +292,9 @@ int main(int argc, char **argv)
 	if (argc == 5 && !strcmp(argv[1], "connect"))
 		return connect_guest(argv[2], (unsigned int)strtoul(argv[3], NULL, 10),
 		                     strtoull(argv[4], NULL, 10));
+	if (argc >= 4 && !strcmp(argv[1], "agent"))
+		return agent_exec(argv[2], argc - 3, argv + 3);
 	fprintf(stderr, "usage: vsock-echo serve PORT | send PORT BYTES | unix-echo PATH | "
-	                "connect PATH PORT BYTES\n");
+	                "connect PATH PORT BYTES | agent PATH ARG...\n");
 	return 2;
 }

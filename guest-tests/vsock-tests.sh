@@ -8,16 +8,18 @@
 # socket, 1 MiB each way, with vsock-echo at both ends:
 #   vsock-to-guest  the host connects to guest port 1234 ("CONNECT 1234")
 #   vsock-to-host   the guest connects to host port 5678, PATH_5678
-# and vsock-cid that the guest has the cid given with --vsock.
+# vsock-cid that the guest has the cid given with --vsock, and
+# vsock-agent-exec that husk-agent in the guest runs a command for the
+# host: its stdout and stderr apart, its exit status.
 
-VSOCK_TESTS=(vsock-to-guest vsock-to-host vsock-cid)
+VSOCK_TESTS=(vsock-to-guest vsock-to-host vsock-cid vsock-agent-exec)
 
 VSOCK_BYTES=1048576
 VSOCK_CID=42
 
 test_vsock() {
 	local sock=$LOGDIR/vsock.sock echo_bin=$ASSETS/vsock/vsock-echo
-	local host_pid host_echo="" to_guest=""
+	local host_pid host_echo="" to_guest="" agent=""
 	rm -f "$sock" "${sock}_5678"
 	"$echo_bin" unix-echo "${sock}_5678" 2>"$LOGDIR/vsock-host-echo.err" &
 	host_pid=$!
@@ -25,8 +27,11 @@ test_vsock() {
 		vm_start vsock vsock vsock --vsock "$sock,cid=$VSOCK_CID"
 	if ! vm_wait_for '^HUSK-VSOCK-READY'; then
 		to_guest="the guest's echo never listened"
-	elif ! timeout 120 "$echo_bin" connect "$sock" 1234 "$VSOCK_BYTES" 2>"$LOGDIR/vsock-connect.err"; then
-		to_guest="$(tr '\n' ' ' <"$LOGDIR/vsock-connect.err")"
+		agent="the guest never got as far as its echo"
+	else
+		agent=$(vsock_agent_problems "$sock")
+		timeout 120 "$echo_bin" connect "$sock" 1234 "$VSOCK_BYTES" 2>"$LOGDIR/vsock-connect.err" ||
+			to_guest="$(tr '\n' ' ' <"$LOGDIR/vsock-connect.err")"
 	fi
 	vm_wait
 	if kill "$host_pid" 2>/dev/null; then
@@ -53,6 +58,27 @@ test_vsock() {
 	else
 		expect_fact vsock-cid vsock_cid "$VSOCK_CID"
 	fi
+	if [[ -n $agent ]]; then
+		fail vsock-agent-exec "$agent" "$VM_LOG"
+	else
+		pass vsock-agent-exec
+	fi
+}
+
+# What is wrong with a command run through the guest's husk-agent; empty
+# when nothing is.
+vsock_agent_problems() {
+	local sock=$1 rc=125 tries=0 out=$LOGDIR/vsock-agent.out err=$LOGDIR/vsock-agent.err
+	# The agent starts beside the echo: give it a few seconds to listen (125: no agent yet).
+	while ((rc == 125 && tries++ < 5)); do
+		((tries == 1)) || sleep 1
+		rc=0
+		timeout 60 "$ASSETS/vsock/vsock-echo" agent "$sock" sh -c 'echo out; echo err >&2; exit 7' \
+			>"$out" 2>"$err" || rc=$?
+	done
+	[[ $rc == 7 ]] || echo -n "status $rc (want 7); "
+	[[ $(cat "$out") == out ]] || echo -n "stdout \"$(tr '\n' ' ' <"$out")\" (want out); "
+	[[ $(cat "$err") == err ]] || echo -n "stderr \"$(tr '\n' ' ' <"$err")\" (want err)"
 }
 
 run_vsock_tests() {
