@@ -8,7 +8,7 @@
 
 EXEC_TESTS=(
 	exec-status exec-signal exec-streams exec-10mib exec-timeout exec-shared-write
-	exec-snapshot exec-parallel exec-hostile-ctl
+	exec-snapshot exec-parallel exec-hostile-ctl exec-escape-root exec-escape-share
 )
 
 # husk_exec NAME [OPTION...] -- COMMAND...: runs husk exec; its status in
@@ -168,6 +168,119 @@ test_exec_hostile_ctl() {
 	fi
 }
 
+# The escape suite: a root in the guest mounts the shares itself and tries
+# what an attacker would. Each try that works prints "LEAK <what>"; the
+# script ends with "TRIED" so a run cut short is not taken for a pass.
+ESCAPE_LIB='leak() { echo "LEAK $1"; }
+has() { [ -n "$(ls -A "$1" 2>/dev/null)" ]; }
+reads() { timeout 5 cat "$1" >/dev/null 2>&1; }'
+
+# Secrets where the default root hides them (the nested test host is
+# throwaway; elsewhere only what is there already is tried).
+plant_secrets() {
+	[[ -n ${HUSK_TEST_NESTED:-} ]] || return 0
+	mkdir -p /etc /root/.ssh /home/user
+	[[ -e /etc/shadow ]] || echo 'root:$6$husk-escape-test:19000:0:99999:7:::' >/etc/shadow
+	echo "escape-test private key" >/root/.ssh/id_ed25519
+	echo "escape-test token" >/home/user/token
+}
+
+# The default root: the host's /proc, /sys and /dev, and its secrets, are
+# not there, not even on the root share mounted again by the command.
+test_exec_escape_root() {
+	plant_secrets
+	husk_exec exec-escape-root --mount /tmp -- sh -c "$ESCAPE_LIB"'
+		mkdir -p /x && mount -t virtiofs -o ro husk-root /x || leak no-mount
+		has /x/bin || leak "nothing at all (the share is broken)"
+		for r in / /x/; do
+			reads ${r}etc/shadow && leak "${r}etc/shadow"
+			reads ${r}etc/gshadow && leak "${r}etc/gshadow"
+			has ${r}root/.ssh && leak "${r}root/.ssh"
+			has ${r}home/user && leak "${r}home"
+		done
+		has /x/proc && leak "the host procfs"
+		has /x/sys && leak "the host sysfs"
+		has /x/dev && leak "the host /dev"
+		has /x/run && leak "the host /run"
+		reads /x/proc/self/environ && leak "husk environ"
+		reads /x/proc/1/mem && leak "/proc/1/mem"
+		echo TRIED'
+	local leaks
+	leaks=$(grep LEAK "$EXEC_OUT" | tr '\n' ';') || true
+	if [[ $EXEC_RC == 0 && -z $leaks ]] && grep -q TRIED "$EXEC_OUT"; then
+		pass exec-escape-root
+	else
+		exec_fail exec-escape-root "status $EXEC_RC, leaks: ${leaks:-none}, finished: $(grep -c TRIED "$EXEC_OUT")"
+	fi
+}
+
+# A --mount share that holds a procfs and a bind mount of a folder beside
+# it (root only), symlinks out of it, a FIFO, a device node and a
+# setuid-root program.
+make_escape_share() {
+	local top=$1
+	unmount_escape_share "$top"
+	rm -rf "$top"
+	mkdir -p "$top/share/proc" "$top/share/bind" "$top/share/sub" "$top/beside"
+	echo "secret" >"$top/outside"
+	echo "secret" >"$top/beside/secret"
+	ln -s "$top/outside" "$top/share/abs"
+	ln -s ../outside "$top/share/rel"
+	mkfifo "$top/share/fifo"
+	printf '#!/bin/sh\necho setuid\n' >"$top/share/suid"
+	chmod 4755 "$top/share/suid"
+	echo inner >"$top/share/sub/file"
+	if [[ $(id -u) == 0 ]]; then
+		mknod "$top/share/null" c 1 3
+		mount -t proc proc "$top/share/proc"
+		mount -o bind "$top/beside" "$top/share/bind"
+	fi
+}
+
+unmount_escape_share() {
+	umount "$1/share/bind" 2>/dev/null || true
+	umount "$1/share/proc" 2>/dev/null || true
+}
+
+test_exec_escape_share() {
+	local top=$LOGDIR/escape
+	make_escape_share "$top"
+	local outside_before parent_before
+	outside_before=$(sha256sum <"$top/outside")
+	parent_before=$(ls -a "$top" | tr '\n' ' ')
+	husk_exec exec-escape-share --mount "$top/share:/work" -- sh -c "$ESCAPE_LIB"'
+		w=/work
+		has $w/sub || leak "nothing at all (the share is broken)"
+		has $w/proc && leak "a procfs inside the share"
+		reads $w/proc/self/environ && leak "husk environ through it"
+		(echo 1 >$w/proc/sys/kernel/sysrq) 2>/dev/null && leak "a procfs write"
+		has $w/bind && leak "a bind mount"
+		reads $w/bind/secret && leak "a file through the bind mount"
+		grep -qs secret $w/abs $w/rel && leak "a symlink out of the share"
+		grep -qs secret $w/../outside $w/sub/../../outside && leak "dot-dot"
+		ln $w/../outside $w/hard 2>/dev/null && grep -qs secret $w/hard && leak "a hard link"
+		mv $w/sub/file $w/../moved 2>/dev/null; mv $w/sub $w/bind/sub 2>/dev/null
+		echo again >>$w/suid
+		touch $w/made && chmod 4755 $w/made
+		mknod $w/dev c 1 3 2>/dev/null && leak "a device node made"
+		timeout 5 sh -c "echo x >$w/null" 2>/dev/null
+		echo TRIED'
+	local leaks host=""
+	leaks=$(grep LEAK "$EXEC_OUT" | tr '\n' ';') || true
+	[[ $(sha256sum <"$top/outside") == "$outside_before" ]] || host+="outside changed; "
+	[[ $(ls -a "$top" | tr '\n' ' ') == "$parent_before" ]] || host+="beside the share: $(ls -a "$top" | tr '\n' ' '); "
+	[[ $(stat -c %a "$top/share/suid") != 4* ]] || host+="the setuid bit survived a write; "
+	[[ ! -e $top/share/made || $(stat -c %a "$top/share/made") != 4* ]] || host+="a setuid file was made; "
+	[[ ! -e $top/share/dev ]] || host+="a device node was made; "
+	[[ ! -e $top/beside/sub ]] || host+="a rename through the bind mount; "
+	unmount_escape_share "$top"
+	if [[ $EXEC_RC == 0 && -z $leaks && -z $host ]] && grep -q TRIED "$EXEC_OUT"; then
+		pass exec-escape-share
+	else
+		exec_fail exec-escape-share "status $EXEC_RC, leaks: ${leaks:-none}, host: ${host:-unchanged}, finished: $(grep -c TRIED "$EXEC_OUT")"
+	fi
+}
+
 run_exec_tests() {
 	if [[ ! -d $ASSETS/exec-modules ]]; then
 		local t
@@ -183,4 +296,6 @@ run_exec_tests() {
 	test_exec_snapshot
 	test_exec_parallel
 	test_exec_hostile_ctl
+	test_exec_escape_root
+	test_exec_escape_share
 }
