@@ -42,16 +42,18 @@ disk_boot() {
 	info "$name: status $VM_RC after ${VM_WALL}s wall"
 }
 
-# vm_wait for a boot of minutes: a note every minute on how far it got, so
-# that the nested test host is not taken for wedged (it stops one that
-# prints nothing for 5 minutes).
+# vm_wait for a boot of minutes: a note every 30 s on how far it got, so
+# that the nested test host is not taken for wedged: it stops one that
+# prints nothing for a minute after its kernel reported a soft lockup, and
+# a busy test host's kernel reports one while a husk vCPU clears its huge
+# pages under TCG.
 disk_wait() {
-	local name=$1 deadline=$((SECONDS + DISK_TIMEOUT)) next=$((SECONDS + 60)) last
+	local name=$1 deadline=$((SECONDS + DISK_TIMEOUT)) next=$((SECONDS + 30)) last
 	while kill -0 "$VM_PID" 2>/dev/null && ((SECONDS < deadline)); do
 		if ((SECONDS >= next)); then
 			last=$(tr -d '\r' <"$VM_LOG" | grep -a . | tail -n 1 | cut -c1-100 || true)
 			info "$name: $(elapsed "$VM_T0" "$(now)")s, the console's last line: ${last:-(none yet)}"
-			next=$((SECONDS + 60))
+			next=$((SECONDS + 30))
 		fi
 		sleep 1
 	done
