@@ -25,6 +25,8 @@
 #define RST_QUEUE_MAX    (2 * VSOCK_MAX_CONNS)
 #define FIRST_LOCAL_PORT (1U << 30) /* ports husk picks for host connections */
 #define SHUT_BOTH        (VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND)
+/* A host connection's CONNECT line and the guest's answer, together. */
+#define HANDSHAKE_US (5 * G_USEC_PER_SEC)
 
 /* What a connection still owes the guest, besides data. */
 enum { OWE_REQUEST = 1, OWE_RESPONSE = 2, OWE_CREDIT = 4 };
@@ -60,9 +62,11 @@ struct conn {
 	uint32_t buf_start, buf_len;
 };
 
+/* A connection's watch on its host socket, and on its handshake's deadline. */
 struct conn_source {
 	GSource base;
-	struct conn *c;
+	struct virtio_vsock *v;
+	struct conn *c; /* valid while the source is not destroyed */
 };
 
 struct virtio_vsock {
@@ -307,8 +311,12 @@ static struct conn *conn_new(struct virtio_vsock *v, int fd, enum conn_state sta
 	c->fd = fd;
 	c->state = state;
 	c->source = g_source_new(&conn_funcs, sizeof(struct conn_source));
+	((struct conn_source *)c->source)->v = v;
 	((struct conn_source *)c->source)->c = c;
 	c->tag = g_source_add_unix_fd(c->source, fd, 0);
+	/* A host that never says where, a guest that never answers: not for ever. */
+	if (state != OPEN)
+		g_source_set_ready_time(c->source, g_get_monotonic_time() + HANDSHAKE_US);
 	g_source_attach(c->source, v->ctx);
 	return c;
 }
@@ -388,30 +396,42 @@ static void read_connect_line(struct conn *c)
 	queue_conn(c);
 }
 
-static gboolean conn_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+/* What the host socket, or the handshake's deadline, has for the connection. */
+static void conn_event(struct conn *c)
 {
-	struct conn *c = ((struct conn_source *)source)->c;
-	struct virtio_vsock *v = c->v;
-	GIOCondition rev = g_source_query_unix_fd(source, c->tag);
+	GIOCondition rev = c->tag ? g_source_query_unix_fd(c->source, c->tag) : 0;
 
-	pthread_mutex_lock(&v->lock);
-	if (c->state == AWAIT_CONNECT) {
+	if (c->state != OPEN && g_get_monotonic_time() >= g_source_get_ready_time(c->source)) {
+		conn_reset(c);
+	} else if (c->state == AWAIT_CONNECT) {
 		read_connect_line(c);
 	} else if ((rev & (G_IO_HUP | G_IO_ERR)) && c->state != OPEN) {
 		conn_reset(c);
 	} else {
 		if (rev & (G_IO_HUP | G_IO_ERR)) {
 			/* Polled or not, a hang-up stays raised: read and write find the end. */
-			g_source_remove_unix_fd(source, c->tag);
+			g_source_remove_unix_fd(c->source, c->tag);
 			c->tag = NULL;
 		}
 		if (rev & (G_IO_IN | G_IO_HUP | G_IO_ERR)) {
 			c->readable = true;
 			queue_conn(c);
 		}
-		if (!(rev & (G_IO_OUT | G_IO_HUP | G_IO_ERR)) || flush(c))
+		if (c->buf_len && (rev & (G_IO_OUT | G_IO_HUP | G_IO_ERR)))
+			flush(c); /* which watches again, or ends the connection */
+		else
 			update_watch(c);
 	}
+}
+
+static gboolean conn_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+	struct virtio_vsock *v = ((struct conn_source *)source)->v;
+
+	pthread_mutex_lock(&v->lock);
+	/* A device reset may have ended the connection while we waited for the lock. */
+	if (!g_source_is_destroyed(source))
+		conn_event(((struct conn_source *)source)->c);
 	pthread_mutex_unlock(&v->lock);
 	return G_SOURCE_CONTINUE;
 }
@@ -475,6 +495,7 @@ static void accepted(struct conn *c)
 		return;
 	}
 	c->state = OPEN;
+	g_source_set_ready_time(c->source, -1);
 	update_watch(c);
 }
 

@@ -6,7 +6,8 @@
  *
  * - husk listens on PATH. A host program connects, writes "CONNECT <port>\n"
  *   and, once the guest accepted, reads "OK <hostport>\n"; then the socket
- *   is a byte stream to the guest's port. A guest that refuses closes it.
+ *   is a byte stream to the guest's port. A guest that refuses closes it,
+ *   as does a handshake not done within 5 s.
  * - A guest connecting to the host (cid 2) port P reaches the Unix socket
  *   "PATH_P", if something listens there; else it is refused (RST).
  *

@@ -319,6 +319,38 @@ static void test_host_connect_refused(void)
 	drv_teardown(&d);
 }
 
+/*
+ * A host that never writes its CONNECT line, and one whose REQUEST the
+ * guest never answers: both closed after the handshake's 5 s, the guest
+ * told of the second.
+ */
+static void test_handshake_deadline(void)
+{
+	struct drv d;
+	char c;
+
+	drv_setup(&d);
+	int silent = unix_connect(d.path);
+	int unanswered = unix_connect(d.path);
+	g_assert_cmpint(write(unanswered, "CONNECT 9\n", 10), ==, 10);
+	settle(&d);
+	uint32_t port = last(&d)->h.src_port;
+	g_assert_cmpuint(last(&d)->h.op, ==, VIRTIO_VSOCK_OP_REQUEST);
+	gint64 t0 = g_get_monotonic_time();
+	while (virtio_vsock_connections(d.v) && g_get_monotonic_time() - t0 < 10 * G_USEC_PER_SEC)
+		g_main_context_iteration(d.ctx, TRUE);
+	g_assert_cmpint(g_get_monotonic_time() - t0, >=, 4 * G_USEC_PER_SEC);
+	g_assert_cmpuint(virtio_vsock_connections(d.v), ==, 0);
+	settle(&d);
+	g_assert_cmpuint(last(&d)->h.op, ==, VIRTIO_VSOCK_OP_RST);
+	g_assert_cmpuint(last(&d)->h.src_port, ==, port);
+	g_assert_cmpint(read(silent, &c, 1), ==, 0);
+	g_assert_cmpint(read(unanswered, &c, 1), ==, 0);
+	close(silent);
+	close(unanswered);
+	drv_teardown(&d);
+}
+
 static void test_guest_connects(void)
 {
 	struct drv d;
@@ -730,6 +762,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-vsock/config-parse", test_config_parse);
 	g_test_add_func("/virtio-vsock/host-connects", test_host_connects);
 	g_test_add_func("/virtio-vsock/host-connect-refused", test_host_connect_refused);
+	g_test_add_func("/virtio-vsock/handshake-deadline", test_handshake_deadline);
 	g_test_add_func("/virtio-vsock/guest-connects", test_guest_connects);
 	g_test_add_func("/virtio-vsock/credit-respected", test_credit_respected);
 	g_test_add_func("/virtio-vsock/guest-never-reads", test_guest_never_reads);
