@@ -48,7 +48,7 @@ static void lap(struct launch_opts *o, const char *step)
 
 static const char launch_description[] =
     "IMAGE is a qcow2 or raw cloud image: a file, an http(s):// URL, or an alias\n"
-    "(husk launch --help lists them), downloaded once into $HUSK_HOME/images.\n"
+    "(below), downloaded once into $HUSK_HOME/images.\n"
     "-p publishes a guest port on the host, as docker run -p does: ADDR defaults to\n"
     "127.0.0.1. --cloud-init is the user-data cloud-init runs; husk's vendor-data\n"
     "adds a user \"husk\" with sudo and your ~/.ssh/id_*.pub key.\n"
@@ -80,7 +80,12 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 	bool ok;
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
-	g_option_context_set_description(ctx, launch_description);
+	GString *text = g_string_new(launch_description);
+	g_string_append(text, "\n\nAliases:");
+	for (const struct image_alias *a = image_aliases; a->name; a++)
+		g_string_append_printf(text, " %s", a->name);
+	g_string_append(text, " (HUSK_IMAGE_BASE replaces their base URL).");
+	g_option_context_set_description(ctx, text->str);
 	ok = g_option_context_parse(ctx, &argc, &argv, err);
 	if (!ok) {
 		(*err)->domain = HUSK_ERROR;
@@ -93,6 +98,7 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 		o->image = argv[1];
 	}
 	g_option_context_free(ctx);
+	g_string_free(text, TRUE);
 	return ok;
 }
 
