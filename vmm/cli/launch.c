@@ -336,7 +336,7 @@ int launch_main(int argc, char **argv)
 		print_launched(inst);
 	else
 		status = instance_cli_fail(err);
-	if (ok && o.timings)
+	if (o.timings)
 		g_printerr("husk: launch steps (ms):%s\n", o.laps->str);
 	g_string_free(o.laps, TRUE);
 	instance_free(inst);

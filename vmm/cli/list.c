@@ -210,9 +210,12 @@ int list_main(int argc, char **argv)
 			JsonObject *d = json_array_get_object_element(all, i);
 			char *mem = size_text((uint64_t)get_int(d, "memory"));
 			char *disk = size_text((uint64_t)get_int(d, "disk_size"));
+			/* A path or URL by its file name: the table stays one line. */
+			char *image = g_path_get_basename(get(d, "image"));
 			printf("%-20s %-9s %-15s %-28s %4" G_GINT64_FORMAT " %7s %7s\n",
-			       get(d, "name"), get(d, "state"), get(d, "ipv4"), get(d, "image"),
+			       get(d, "name"), get(d, "state"), get(d, "ipv4"), image,
 			       get_int(d, "cpus"), mem, disk);
+			g_free(image);
 			g_free(mem);
 			g_free(disk);
 		}
