@@ -329,13 +329,18 @@ static uint64_t mount_of(int fd, const struct stat *st)
  * (procfs: /proc/<pid>/mem of husk itself), never a share's, wherever and
  * however often they are mounted: known by type, not by path.
  */
+#define CONFIGFS_MAGIC 0x62656570 /* these three are not in linux/magic.h */
+#define FUSECTL_MAGIC  0x65735543
+#define MQUEUE_MAGIC   0x19800202
+
 static bool kernel_fs(int fd)
 {
 	static const long types[] = {
 	    PROC_SUPER_MAGIC, SYSFS_MAGIC,        DEBUGFS_MAGIC,       SECURITYFS_MAGIC,
 	    TRACEFS_MAGIC,    CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, BPF_FS_MAGIC,
 	    EFIVARFS_MAGIC,   PSTOREFS_MAGIC,     BINFMTFS_MAGIC,      NSFS_MAGIC,
-	    SELINUX_MAGIC,    SMACK_MAGIC,
+	    SELINUX_MAGIC,    SMACK_MAGIC,        CONFIGFS_MAGIC,      FUSECTL_MAGIC,
+	    MQUEUE_MAGIC,
 	};
 	struct statfs fs;
 
