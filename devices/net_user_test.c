@@ -28,6 +28,9 @@
 #define PAGE     "husk-guest-page"
 
 struct guest {
+	GMainContext *ctx; /* the loop slirp runs on */
+	struct net_config cfg;
+	uint16_t port; /* forwarded from 127.0.0.1 to the guest's port 80 */
 	struct net_backend *be;
 	uint8_t mac[6];
 	GPtrArray *frames; /* GBytes *: what slirp sent, oldest first */
@@ -160,25 +163,23 @@ static void send_tcp(struct guest *g, const uint8_t *to, uint32_t seq, uint32_t 
  * out (returned), or 'turns' turns (NULL). No sleeping means no timer can
  * fire: what comes out is what the glue gave slirp a turn for at once.
  */
-static GBytes *run_until(GMainContext *ctx, struct guest *g, uint16_t type, uint8_t flags,
-                         int turns)
+static GBytes *run_until(struct guest *g, uint16_t type, uint8_t flags, int turns)
 {
 	GBytes *f;
 
 	while (!(f = next_frame(g, type, flags)) && turns-- > 0)
-		g_main_context_iteration(ctx, FALSE);
+		g_main_context_iteration(g->ctx, FALSE);
 	return f;
 }
 
 /* Like run_until, but the loop may sleep (slirp's timers), up to 'ms' in all. */
-static GBytes *wait_for(GMainContext *ctx, struct guest *g, uint16_t type, uint8_t flags,
-                        int64_t ms)
+static GBytes *wait_for(struct guest *g, uint16_t type, uint8_t flags, int64_t ms)
 {
 	int64_t end = g_get_monotonic_time() + ms * 1000;
 	GBytes *f;
 
 	while (!(f = next_frame(g, type, flags)) && g_get_monotonic_time() < end) {
-		g_main_context_iteration(ctx, FALSE);
+		g_main_context_iteration(g->ctx, FALSE);
 		g_usleep(1000);
 	}
 	return f;
@@ -212,6 +213,42 @@ static int visit(uint16_t port)
 	return s;
 }
 
+/* User networking with a forwarded port, and a guest that has sent nothing yet. */
+static void guest_open(struct guest *g)
+{
+	struct net_port np = {.dev = g, .rx_offer = take_frame, .rx_ready = no_op};
+	char *spec;
+	GError *err = NULL;
+
+	g->port = free_port();
+	spec = g_strdup_printf("user,hostfwd=tcp:127.0.0.1:%u-:80", g->port);
+	g->ctx = g_main_context_new();
+	g->frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	g_assert_true(net_config_parse(spec, 0, &g->cfg, NULL));
+	memcpy(g->mac, g->cfg.mac, 6);
+	g->be = net_user_open(&g->cfg, g->ctx, np, &err);
+	g_assert_no_error(err);
+	g_free(spec);
+}
+
+static void guest_close(struct guest *g)
+{
+	g->be->ops->close(g->be);
+	g_ptr_array_unref(g->frames);
+	net_config_clear(&g->cfg);
+	g_main_context_unref(g->ctx);
+}
+
+/* slirp asks for the guest's MAC address before its first frame to it. */
+static void answer_first_arp(struct guest *g)
+{
+	GBytes *f = wait_for(g, ETH_ARP, 0, 2000);
+
+	g_assert_nonnull(f);
+	answer_arp(g, g_bytes_get_data(f, NULL));
+	g_bytes_unref(f);
+}
+
 /*
  * A guest whose address was set by hand has sent nothing: slirp knows no
  * MAC address for it, so a visit to a forwarded port first asks for one
@@ -222,26 +259,13 @@ static int visit(uint16_t port)
  */
 static void test_hostfwd_to_silent_guest(void)
 {
-	uint16_t port = free_port();
-	char *spec = g_strdup_printf("user,hostfwd=tcp:127.0.0.1:%u-:80", port);
-	GMainContext *ctx = g_main_context_new();
-	struct guest g = {.frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
-	struct net_port np = {.dev = &g, .rx_offer = take_frame, .rx_ready = no_op};
-	struct net_config cfg;
-	GError *err = NULL;
+	struct guest g;
 	GBytes *f;
 
-	g_assert_true(net_config_parse(spec, 0, &cfg, NULL));
-	memcpy(g.mac, cfg.mac, 6);
-	g.be = net_user_open(&cfg, ctx, np, &err);
-	g_assert_no_error(err);
-	int s = visit(port);
-
-	f = wait_for(ctx, &g, ETH_ARP, 0, 2000);
-	g_assert_nonnull(f);
-	answer_arp(&g, g_bytes_get_data(f, NULL));
-	g_bytes_unref(f);
-	f = run_until(ctx, &g, ETH_IP, TCP_SYN, 3);
+	guest_open(&g);
+	int s = visit(g.port);
+	answer_first_arp(&g);
+	f = run_until(&g, ETH_IP, TCP_SYN, 3);
 	g_assert_nonnull(f); /* the SYN, released by the ARP answer */
 	const uint8_t *syn = g_bytes_get_data(f, NULL);
 	const uint8_t *tcp = syn + ETH_LEN + IP_LEN;
@@ -254,7 +278,7 @@ static void test_hostfwd_to_silent_guest(void)
 	bool fin = false;
 	for (int64_t end = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
 	     !fin && g_get_monotonic_time() < end;) {
-		GBytes *seg = run_until(ctx, &g, ETH_IP, TCP_ACK, 10);
+		GBytes *seg = run_until(&g, ETH_IP, TCP_ACK, 10);
 		if (!seg)
 			continue;
 		size_t len;
@@ -281,7 +305,7 @@ static void test_hostfwd_to_silent_guest(void)
 			break;
 		if (n > 0)
 			g_string_append_len(answer, buf, n);
-		g_main_context_iteration(ctx, FALSE);
+		g_main_context_iteration(g.ctx, FALSE);
 		g_usleep(1000);
 	}
 	g_assert_true(g_str_has_suffix(answer->str, PAGE));
@@ -290,11 +314,7 @@ static void test_hostfwd_to_silent_guest(void)
 	g_string_free(answer, TRUE);
 	g_string_free(req, TRUE);
 	g_bytes_unref(f);
-	g.be->ops->close(g.be);
-	g_ptr_array_unref(g.frames);
-	net_config_clear(&cfg);
-	g_main_context_unref(ctx);
-	g_free(spec);
+	guest_close(&g);
 }
 
 /*
@@ -304,38 +324,22 @@ static void test_hostfwd_to_silent_guest(void)
  */
 static void test_hostfwd_syn_retransmitted(void)
 {
-	uint16_t port = free_port();
-	char *spec = g_strdup_printf("user,hostfwd=tcp:127.0.0.1:%u-:80", port);
-	GMainContext *ctx = g_main_context_new();
-	struct guest g = {.frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
-	struct net_port np = {.dev = &g, .rx_offer = take_frame, .rx_ready = no_op};
-	struct net_config cfg;
-	GError *err = NULL;
+	struct guest g;
 	GBytes *f;
 
-	g_assert_true(net_config_parse(spec, 0, &cfg, NULL));
-	memcpy(g.mac, cfg.mac, 6);
-	g.be = net_user_open(&cfg, ctx, np, &err);
-	g_assert_no_error(err);
-	int s = visit(port);
-	f = wait_for(ctx, &g, ETH_ARP, 0, 2000);
-	g_assert_nonnull(f);
-	answer_arp(&g, g_bytes_get_data(f, NULL));
-	g_bytes_unref(f);
-	f = wait_for(ctx, &g, ETH_IP, TCP_SYN, 2000);
+	guest_open(&g);
+	int s = visit(g.port);
+	answer_first_arp(&g);
+	f = wait_for(&g, ETH_IP, TCP_SYN, 2000);
 	g_assert_nonnull(f); /* dropped, as a full listen queue drops it */
 	g_bytes_unref(f);
 	/* slirp's first retransmission comes after 6 s (its initial RTO). */
-	f = wait_for(ctx, &g, ETH_IP, TCP_SYN, 10000);
+	f = wait_for(&g, ETH_IP, TCP_SYN, 10000);
 	g_assert_nonnull(f);
 
 	g_bytes_unref(f);
 	close(s);
-	g.be->ops->close(g.be);
-	g_ptr_array_unref(g.frames);
-	net_config_clear(&cfg);
-	g_main_context_unref(ctx);
-	g_free(spec);
+	guest_close(&g);
 }
 
 /*
@@ -346,21 +350,13 @@ static void test_hostfwd_syn_retransmitted(void)
 static void test_hostfwd_backlog(void)
 {
 	enum { VISITORS = 20 };
-	uint16_t port = free_port();
-	char *spec = g_strdup_printf("user,hostfwd=tcp:127.0.0.1:%u-:80", port);
-	GMainContext *ctx = g_main_context_new();
-	struct guest g = {.frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
-	struct net_port np = {.dev = &g, .rx_offer = take_frame, .rx_ready = no_op};
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons(port),
-	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct pollfd pfd[VISITORS];
-	struct net_config cfg;
-	GError *err = NULL;
+	struct guest g;
 
-	g_assert_true(net_config_parse(spec, 0, &cfg, NULL));
-	g.be = net_user_open(&cfg, ctx, np, &err);
-	g_assert_no_error(err);
+	guest_open(&g);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(g.port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	/* The loop does not run: nobody accepts, the kernel's queue holds them all. */
 	for (int i = 0; i < VISITORS; i++) {
 		pfd[i] =
@@ -384,11 +380,7 @@ static void test_hostfwd_backlog(void)
 
 	for (int i = 0; i < VISITORS; i++)
 		close(pfd[i].fd);
-	g.be->ops->close(g.be);
-	g_ptr_array_unref(g.frames);
-	net_config_clear(&cfg);
-	g_main_context_unref(ctx);
-	g_free(spec);
+	guest_close(&g);
 }
 
 int main(int argc, char **argv)
