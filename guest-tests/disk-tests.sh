@@ -47,17 +47,76 @@ disk_boot() {
 # prints nothing for a minute after its kernel reported a soft lockup, and
 # a busy test host's kernel reports one while a husk vCPU clears its huge
 # pages under TCG.
+# A boot whose guest kernel reports an RCU stall (a CPU that answers
+# neither its timer nor an NMI) is stopped DISK_STALL_GRACE seconds later,
+# with husk's threads saved beside its log, and VM_RC is "stalled".
 disk_wait() {
-	local name=$1 deadline=$((SECONDS + DISK_TIMEOUT)) next=$((SECONDS + 30)) last
+	local name=$1 deadline=$((SECONDS + DISK_TIMEOUT)) next=$((SECONDS + 30)) last stall_at=""
 	while kill -0 "$VM_PID" 2>/dev/null && ((SECONDS < deadline)); do
 		if ((SECONDS >= next)); then
 			last=$(tr -d '\r' <"$VM_LOG" | grep -a . | tail -n 1 | cut -c1-100 || true)
 			info "$name: $(elapsed "$VM_T0" "$(now)")s, the console's last line: ${last:-(none yet)}"
 			next=$((SECONDS + 30))
 		fi
+		if [[ -z $stall_at ]] && grep -aq "$DISK_STALL_REPORT" "$VM_LOG" 2>/dev/null; then
+			stall_at=$SECONDS
+			info "$name: the guest's kernel reports a stalled CPU; stopping in ${DISK_STALL_GRACE}s"
+		fi
+		if [[ -n $stall_at ]] && ((SECONDS >= stall_at + DISK_STALL_GRACE)); then
+			vm_dump_threads "$VM_PID" >"$VM_LOG.threads" 2>&1 || true
+			kill -KILL "$VM_PID" 2>/dev/null || true
+			wait "$VM_PID" 2>/dev/null || true
+			VM_RC=stalled
+			VM_WALL=$(elapsed "$VM_T0" "$(now)")
+			return 0
+		fi
 		sleep 1
 	done
 	vm_wait 1
+}
+
+# Whether the stalled boot's vCPUs all sat inside KVM_RUN (the ioctl
+# 0xae80, system call 16), where husk has handed the CPU to the host's
+# KVM, spending no time in husk itself: then it is the emulated test host
+# that lost the vCPU (its KVM runs on TCG's emulation of SVM, with shadow
+# paging, and its own kernel often reports a stall too). A vCPU thread
+# anywhere else, or busy in husk, is husk's fault.
+disk_stall_in_kvm() {
+	local threads=$VM_LOG.threads line tid
+	[[ -s $threads ]] || return 1
+	while read -r line; do
+		tid=$(cut -d' ' -f2 <<<"$line")
+		case $line in
+		*"syscall=16 0x"*" 0xae80") ;;
+		*syscall=running) grep -Eq "(^| )$tid/user=[0-9]+\(\+0\)" "$threads" || return 1 ;;
+		*) return 1 ;;
+		esac
+	done < <(grep -E '^thread [0-9]+ husk-vcpu' "$threads")
+}
+
+# disk_boot on a new overlay of BASE (at OVERLAY) until it does not stall
+# inside the test host's KVM (disk_stall_in_kvm), DISK_BOOTS times at most;
+# DISK_STALLS names the stalled boots, their logs and threads are kept.
+#   disk_boot_settled NAME BASE OVERLAY [husk run argument]...
+disk_boot_settled() {
+	local name=$1 base=$2 overlay=$3 boot
+	shift 3
+	DISK_STALLS=""
+	for ((boot = 1; boot <= DISK_BOOTS; boot++)); do
+		disk_overlay "$base" "$overlay"
+		disk_boot "$name" "$@"
+		[[ $VM_RC == stalled ]] && disk_stall_in_kvm || return 0
+		DISK_STALLS+="boot $boot stalled after ${VM_WALL}s with every vCPU inside the test host's KVM_RUN; "
+		cp "$VM_LOG" "$VM_LOG.stall-$boot" && cp "$VM_LOG.threads" "$VM_LOG.stall-$boot.threads"
+		info "$name: boot $boot stalled; husk's threads then:"
+		sed 's/^/    /' "$VM_LOG.threads"
+	done
+}
+
+# A pass, and a line naming the stalled boots before it, if any.
+disk_pass() {
+	pass "$1"
+	[[ -z $DISK_STALLS ]] || info "$1: passed after ${DISK_STALLS%; }"
 }
 
 # Why the boot of an image without --kernel cannot be judged: husk said,
@@ -96,15 +155,14 @@ disk_test_kernel_and_persist() {
 	local overlay=$LOGDIR/image-kernel.qcow2 problems
 	local -a kernel=(--kernel "$CLOUD_DIR/vmlinuz" --initrd "$CLOUD_DIR/initrd.img"
 		--cmdline "root=UUID=$CLOUD_ROOT_UUID ro console=ttyS0,115200 quiet")
-	disk_overlay "$CLOUD_DIR/debian-12-cloud.qcow2" "$overlay"
-	disk_boot image-boot-kernel "${kernel[@]}" --disk "$overlay,format=qcow2" \
-		--disk "$SEED_DIR/seed.img,ro"
+	disk_boot_settled image-boot-kernel "$CLOUD_DIR/debian-12-cloud.qcow2" "$overlay" \
+		"${kernel[@]}" --disk "$overlay,format=qcow2" --disk "$SEED_DIR/seed.img,ro"
 	problems=$(disk_boot_problems)
 	[[ -n $problems ]] || problems=$(disk_check "$overlay")
 	if [[ -z $problems ]]; then
-		pass image-boot-kernel
+		disk_pass image-boot-kernel
 	else
-		fail image-boot-kernel "$problems" "$VM_LOG"
+		fail image-boot-kernel "$DISK_STALLS$problems" "$VM_LOG"
 		skip image-persist "the first boot (image-boot-kernel) failed"
 		return 0
 	fi
@@ -126,12 +184,13 @@ disk_test_kernel_and_persist() {
 
 # image-boot-own-kernel and image-boot-separate-boot: husk run IMAGE, no
 # --kernel: husk finds the kernel, initramfs and command line in grub.cfg.
+# A boot that stalls inside the test host's KVM is tried again
+# (disk_boot_settled).
 #   disk_test_own_kernel NAME IMAGE
 disk_test_own_kernel() {
 	local name=$1 overlay=$LOGDIR/$1.qcow2 problems refused
 	want "$name" || return 0
-	disk_overlay "$2" "$overlay"
-	disk_boot "$name" "$overlay" --disk "$SEED_DIR/seed.img,ro"
+	disk_boot_settled "$name" "$2" "$overlay" "$overlay" --disk "$SEED_DIR/seed.img,ro"
 	refused=$(disk_own_kernel_refused)
 	if [[ -n $refused ]]; then
 		skip "$name" "husk run cannot find a kernel in an image yet ($refused)"
@@ -140,9 +199,9 @@ disk_test_own_kernel() {
 	problems=$(disk_boot_problems)
 	[[ -n $problems ]] || problems=$(disk_check "$overlay")
 	if [[ -z $problems ]]; then
-		pass "$name"
+		disk_pass "$name"
 	else
-		fail "$name" "$problems" "$VM_LOG"
+		fail "$name" "$DISK_STALLS$problems" "$VM_LOG"
 	fi
 }
 
@@ -162,6 +221,9 @@ run_disk_tests() {
 	# shellcheck source=/dev/null
 	source "$CLOUD_DIR/image.env"
 	DISK_TIMEOUT=${HUSK_TEST_IMAGE_TIMEOUT:-600}
+	DISK_STALL_REPORT='rcu_preempt detected stalls on CPUs'
+	DISK_STALL_GRACE=30
+	DISK_BOOTS=3
 	local t0
 	t0=$(now)
 	want image-boot-kernel image-persist && disk_test_kernel_and_persist

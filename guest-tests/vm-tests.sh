@@ -89,6 +89,10 @@ fail() {
 			echo "  --- husk stderr:"
 			tail -n 10 "$log.err" | sed 's/^/  | /'
 		fi
+		if [[ -s $log.threads ]]; then
+			echo "  --- husk's threads when it was stopped:"
+			sed 's/^/  | /' "$log.threads"
+		fi
 	fi
 }
 
@@ -135,6 +139,7 @@ vm_wait() {
 	VM_RC=0
 	while kill -0 "$VM_PID" 2>/dev/null; do
 		if ((SECONDS >= deadline)); then
+			vm_dump_threads "$VM_PID" >"$VM_LOG.threads" 2>&1 || true
 			kill -KILL "$VM_PID" 2>/dev/null || true
 			VM_RC=timeout
 			break
@@ -147,6 +152,45 @@ vm_wait() {
 		wait "$VM_PID" || VM_RC=$?
 	fi
 	VM_WALL=$(elapsed "$VM_T0" "$(now)")
+}
+
+# Where each thread of a VMM that did not end in time was: its name,
+# state, system call and kernel stack; then, over two seconds, the clock
+# ticks each thread spent in husk itself, in the kernel and in the guest,
+# and KVM's counters, so that a hung vCPU can be told from a hung test host.
+vm_dump_threads() {
+	local t first second
+	for t in /proc/"$1"/task/*; do
+		echo "thread ${t##*/} $(cat "$t/comm") $(awk '$1 == "State:" { print $2 }' "$t/status")" \
+			"wchan=$(cat "$t/wchan") syscall=$(cut -d' ' -f1-3 "$t/syscall")"
+		sed 's/^/    /' "$t/stack"
+	done
+	grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug 2>/dev/null || true
+	first=$(vm_thread_ticks "$1" && vm_kvm_counters "$1")
+	sleep 2
+	second=$(vm_thread_ticks "$1" && vm_kvm_counters "$1")
+	awk 'NR == FNR { was[$1] = $2; next }
+		{ printf "%s=%s(+%d)%s", $1, $2, $2 - was[$1], (++n % 5 ? " " : "\n") }
+		END { print "" }' <(echo "$first") <(echo "$second")
+}
+
+# "TID/user N", "TID/kernel N", "TID/guest N": clock ticks of each thread
+# of PID (user leaves out guest time, which Linux counts in both).
+vm_thread_ticks() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		# Fields after the ")" of the name: utime is the 12th, stime the 13th, guest_time the 41st.
+		sed 's/.*) //' "$t/stat" | awk -v t="${t##*/}" '{ print t "/user " $12 - $41; print t "/kernel " $13; print t "/guest " $41 }'
+	done
+}
+
+# "counter value" for each of KVM's non-zero counters of the VMM PID
+# (summed over its vCPUs), sorted.
+vm_kvm_counters() {
+	local f
+	for f in /sys/kernel/debug/kvm/"$1"-*/*; do
+		[[ -f $f ]] && echo "${f##*/} $(cat "$f" 2>/dev/null)"
+	done | grep -E ' [0-9]+$' | grep -v ' 0$' | sort
 }
 
 # Wait until the console shows PATTERN COUNT times; fails if the VM ends
