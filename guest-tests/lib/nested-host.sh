@@ -26,7 +26,7 @@
 # Defaults come from HUSK_NESTED_CPUS (2), HUSK_NESTED_MEM (4096 MiB),
 # HUSK_NESTED_TIMEOUT (4000 s: CI gives 90 minutes for everything) and
 # HUSK_NESTED_SILENCE (300 s: a script that prints nothing for that long is
-# taken for a wedged test host).
+# taken for a wedged test host) and HUSK_NESTED_CPU (QEMU's -cpu).
 set -euo pipefail
 
 _NH_LIB=$(dirname "${BASH_SOURCE[0]}")
@@ -212,7 +212,7 @@ _nh_parse_exit() {
 
 # A subshell function, so that its cleanup trap stays its own.
 nested_host() (
-	local cpus=${HUSK_NESTED_CPUS:-2} mem=${HUSK_NESTED_MEM:-4096}
+	local cpus=${HUSK_NESTED_CPUS:-2} mem=${HUSK_NESTED_MEM:-4096} cpu=${HUSK_NESTED_CPU:-qemu64,+svm,+npt}
 	local limit=${HUSK_NESTED_TIMEOUT:-4000} silence=${HUSK_NESTED_SILENCE:-300}
 	local log="" payload="" volume=""
 	local opt OPTIND=1
@@ -284,7 +284,7 @@ nested_host() (
 	# test-host crash into an exit instead of a hang.
 	local kmsg=$log.kmsg qemu_rc=0 result wedged
 	timeout -k 10 "$limit" qemu-system-x86_64 \
-		-accel tcg,thread=multi -cpu qemu64,+svm,+npt -smp "$cpus" -m "$mem" \
+		-accel tcg,thread=multi -cpu "$cpu" -smp "$cpus" -m "$mem" \
 		-display none -monitor none -serial stdio -serial "file:$kmsg" -nic none -no-reboot \
 		"${vol_args[@]}" \
 		-kernel "$KERNEL_VMLINUZ" -initrd "$work/host.cpio" \
