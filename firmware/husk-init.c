@@ -15,11 +15,14 @@
  *   mount=TAG:ro|rw:GUESTPATH   (repeatable)
  *   net=ADDR/PREFIX,GATEWAY,DNS  eth0's address (user networking)
  *   env=K=V (repeatable), cwd=PATH, arg=WORD (repeatable, in order)
+ *   cwd-make=1         make cwd first if it is missing (a container's WorkingDir)
+ *   user=UID:GID[:GID,...]  the command's user, group and supplementary groups
  * The status file says "exit N", "signal N" or "error MESSAGE".
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <stdarg.h>
@@ -301,6 +304,28 @@ static void mount_basics(const char *root)
 	mount_or_die("run", path, "tmpfs", 0, "mode=0755");
 }
 
+/* "UID:GID[:G1,G2...]": the groups first, while we still may set them. */
+static int become_user(const char *spec)
+{
+	gid_t groups[64];
+	unsigned long uid, gid;
+	size_t ngroups = 0;
+	char *end;
+
+	uid = strtoul(spec, &end, 10);
+	if (*end != ':')
+		return -1;
+	gid = strtoul(end + 1, &end, 10);
+	while (*end && ngroups < sizeof(groups) / sizeof(groups[0])) {
+		groups[ngroups++] = (gid_t)strtoul(end + 1, &end, 10);
+		if (*end && *end != ',')
+			return -1;
+	}
+	if (setgroups(ngroups, groups) || setgid((gid_t)gid) || setuid((uid_t)uid))
+		return -1;
+	return 0;
+}
+
 static void run_command(void)
 {
 	char *argv[MAX_RECS + 1], *envp[MAX_RECS + 1];
@@ -324,6 +349,8 @@ static void run_command(void)
 		die("cannot enter the new root: %s", strerror(errno));
 	write_resolv_conf();
 	const char *cwd = get("cwd", 0);
+	if (cwd && get("cwd-make", 0) && access(cwd, F_OK))
+		mkdir_p(cwd);
 	if (cwd && chdir(cwd))
 		die("working directory %s: %s", cwd, strerror(errno));
 
@@ -337,6 +364,11 @@ static void run_command(void)
 		dup2(err, 2);
 		setsid();
 		environ = envp;
+		const char *user = get("user", 0);
+		if (user && become_user(user)) {
+			dprintf(2, "husk: exec: user %s: %s\n", user, strerror(errno));
+			_exit(126);
+		}
 		execvp(argv[0], argv);
 		int e = errno;
 		dprintf(2, "husk: exec: %s: %s\n", argv[0], strerror(e));

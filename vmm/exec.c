@@ -46,7 +46,8 @@ extern const unsigned long husk_init_blob_size;
 #define ROOT_TAG       "husk-root"
 
 struct exec_opts {
-	char *kernel, *modules, *rootfs, *root_dev, *workdir;
+	char *kernel, *modules, *rootfs, *root_dev, *workdir, *user;
+	char *image_root; /* husk run --image: the unpacked root, and no default mount */
 	uint64_t memory;
 	unsigned int cpus, timeout;
 	GPtrArray *mounts; /* char *, "HOSTDIR[:GUESTPATH][,ro]" */
@@ -148,6 +149,21 @@ static gboolean opt_timeout(const char *n, const char *v, gpointer d, GError **e
 	return FALSE;
 }
 
+/* Numbers only: names mean nothing until the guest's root is known (husk run --image). */
+static gboolean opt_user(const char *n, const char *v, gpointer d, GError **e)
+{
+	struct exec_opts *o = d;
+
+	if (!g_regex_match_simple("^[0-9]{1,10}:[0-9]{1,10}(:[0-9]{1,10}(,[0-9]{1,10}){0,63})?$", v,
+	                          0, 0)) {
+		husk_fail(e, HUSK_EXIT_EXEC_FAILED, "--user: \"%s\" is not UID:GID[:GID,...]", v);
+		return FALSE;
+	}
+	g_free(o->user);
+	o->user = g_strdup(v);
+	return TRUE;
+}
+
 /* --console alone: stderr; --console=FILE: that file, kept for later. */
 static gboolean opt_console(const char *n, const char *v, gpointer d, GError **e)
 {
@@ -185,6 +201,10 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	     "NAME=VALUE"},
 	    {"workdir", 'w', 0, G_OPTION_ARG_STRING, &o->workdir,
 	     "Where the command starts (default: the current directory)", "DIR"},
+	    {"user", 'u', 0, CB(opt_user), "Run the command as this user and group (default 0:0)",
+	     "UID:GID[:GID,...]"},
+	    {"image-root", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &o->image_root,
+	     "A container image's root (husk run --image)", "DIR"},
 	    {"timeout", 't', 0, CB(opt_timeout), "Stop the VM after this long: exit status 124",
 	     "SECONDS"},
 	    {"console", 0, G_OPTION_FLAG_OPTIONAL_ARG, CB(opt_console),
@@ -525,6 +545,29 @@ static const char *const hidden_by_default[] = {
     NULL,
 };
 
+/* The defaults, then --env in order; a later NAME=... replaces an earlier one. */
+static void add_env(GString *exec, GPtrArray *envs)
+{
+	GPtrArray *all = g_ptr_array_new();
+
+	g_ptr_array_add(all, DEFAULT_PATH);
+	g_ptr_array_add(all, "HOME=/root");
+	for (guint i = 0; i < envs->len; i++) {
+		const char *e = envs->pdata[i];
+		size_t name = strcspn(e, "=") + 1;
+		guint j = 0;
+		while (j < all->len && strncmp(all->pdata[j], e, name) != 0)
+			j++;
+		if (j < all->len)
+			all->pdata[j] = (gpointer)e;
+		else
+			g_ptr_array_add(all, (gpointer)e);
+	}
+	for (guint i = 0; i < all->len; i++)
+		rec(exec, "env", all->pdata[i]);
+	g_ptr_array_unref(all);
+}
+
 /* The VM: control share, root, mounts, disks, NICs; and the exec file that explains them. */
 static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, const char *ctl,
                  GError **err)
@@ -544,16 +587,17 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 		 * One file system to the guest, the host's mounts included but its
 		 * kernel's (procfs, sysfs, ...): it mounts its own /proc and the rest.
 		 */
-		*s = (struct share_config){
-		    .path = g_strdup(o->rootfs ? o->rootfs : "/"),
-		    .tag = g_strdup(ROOT_TAG),
-		    .serve = {.read_only = true,
-		              .cross_mounts = true,
-		              .hidden = o->rootfs ? NULL : hidden_by_default}};
+		const char *root = o->image_root ? o->image_root : o->rootfs;
+		*s = (struct share_config){.path = g_strdup(root ? root : "/"),
+		                           .tag = g_strdup(ROOT_TAG),
+		                           .serve = {.read_only = true,
+		                                     .cross_mounts = !o->image_root,
+		                                     .hidden = root ? NULL : hidden_by_default}};
 		g_ptr_array_add(cfg->shares, s);
 		rec(exec, "root", "overlay:" ROOT_TAG);
 	}
-	if (o->mounts->len == 0)
+	/* A container sees its image, not the folder husk was started in. */
+	if (o->mounts->len == 0 && !o->image_root)
 		g_ptr_array_add(o->mounts, g_strdup(cwd));
 	bool ok = true, cwd_shared = false;
 	for (guint i = 0; ok && i < o->mounts->len; i++) {
@@ -587,11 +631,13 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 		}
 		g_ptr_array_add(cfg->nets, n);
 	}
-	rec(exec, "env", DEFAULT_PATH);
-	rec(exec, "env", "HOME=/root");
-	for (guint i = 0; i < o->envs->len; i++)
-		rec(exec, "env", o->envs->pdata[i]);
+	add_env(exec, o->envs);
 	rec(exec, "cwd", o->workdir ? o->workdir : cwd_shared ? cwd : "/");
+	/* An image's WorkingDir need not exist in it: Docker makes it. */
+	if (o->image_root)
+		rec(exec, "cwd-make", "1");
+	if (o->user)
+		rec(exec, "user", o->user);
 	for (char **a = o->command; *a; a++)
 		rec(exec, "arg", *a);
 	g_free(cwd);
@@ -811,6 +857,8 @@ static void free_opts(struct exec_opts *o)
 	g_free(o->rootfs);
 	g_free(o->root_dev);
 	g_free(o->workdir);
+	g_free(o->user);
+	g_free(o->image_root);
 	g_free(o->console_file);
 	g_ptr_array_unref(o->mounts);
 	g_ptr_array_unref(o->envs);
