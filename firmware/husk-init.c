@@ -17,6 +17,8 @@
  *   env=K=V (repeatable), cwd=PATH, arg=WORD (repeatable, in order)
  *   cwd-make=1         make cwd first if it is missing (a container's WorkingDir)
  *   user=UID:GID[:GID,...]  the command's user, group and supplementary groups
+ *   forward-signals=1  when husk writes "signal" in the control share, the
+ *                      command gets SIGTERM (husk run --image: Ctrl-C, stop)
  * The status file says "exit N", "signal N" or "error MESSAGE".
  */
 #include <arpa/inet.h>
@@ -25,7 +27,9 @@
 #include <grp.h>
 #include <net/if.h>
 #include <net/route.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +330,37 @@ static int become_user(const char *spec)
 	return 0;
 }
 
+/*
+ * Until the command ends, reaping what else ends (we are PID 1). With
+ * forward-signals, a look for husk's "signal" file every tick: the control
+ * share is how husk reaches the guest (a name it has not seen yet, the
+ * guest's kernel asks about again after a second).
+ */
+static int wait_command(pid_t pid)
+{
+	bool forward = get("forward-signals", 0) != NULL, sent = false;
+	sigset_t chld;
+	int status = 0;
+
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	for (;;) {
+		pid_t got = waitpid(-1, &status, WNOHANG);
+		if (got == pid)
+			return status;
+		if (got > 0)
+			continue;
+		if (got < 0 && errno != EINTR)
+			die("wait: %s", strerror(errno));
+		if (forward && !sent && faccessat(ctl_fd, "signal", F_OK, 0) == 0) {
+			kill(pid, SIGTERM);
+			sent = true;
+		}
+		struct timespec tick = {0, forward && !sent ? 200000000 : 999999999};
+		sigtimedwait(&chld, NULL, &tick);
+	}
+}
+
 static void run_command(void)
 {
 	char *argv[MAX_RECS + 1], *envp[MAX_RECS + 1];
@@ -354,10 +389,16 @@ static void run_command(void)
 	if (cwd && chdir(cwd))
 		die("working directory %s: %s", cwd, strerror(errno));
 
+	/* SIGCHLD waits, blocked, for sigtimedwait in wait_command. */
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
+		sigprocmask(SIG_UNBLOCK, &chld, NULL);
 		int in = open("/dev/null", O_RDONLY);
 		dup2(in, 0);
 		dup2(out, 1);
@@ -374,15 +415,7 @@ static void run_command(void)
 		dprintf(2, "husk: exec: %s: %s\n", argv[0], strerror(e));
 		_exit(e == ENOENT ? 127 : 126);
 	}
-	/* As PID 1 we also reap whatever the command left behind. */
-	int status = 0;
-	for (;;) {
-		pid_t got = wait(&status);
-		if (got == pid)
-			break;
-		if (got < 0 && errno != EINTR)
-			die("wait: %s", strerror(errno));
-	}
+	int status = wait_command(pid);
 	kill(-1, SIGKILL);
 	fsync(out);
 	fsync(err);

@@ -20,6 +20,7 @@
 #include <ftw.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -44,6 +45,7 @@ extern const unsigned long husk_init_blob_size;
 #define DEFAULT_PATH   "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CTL_TAG        "husk-ctl"
 #define ROOT_TAG       "husk-root"
+#define STOP_GRACE_S   10 /* from SIGTERM to the app to the VM's end, as docker stop */
 
 struct exec_opts {
 	char *kernel, *modules, *rootfs, *root_dev, *workdir, *user;
@@ -634,8 +636,10 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 	add_env(exec, o->envs);
 	rec(exec, "cwd", o->workdir ? o->workdir : cwd_shared ? cwd : "/");
 	/* An image's WorkingDir need not exist in it: Docker makes it. */
-	if (o->image_root)
+	if (o->image_root) {
 		rec(exec, "cwd-make", "1");
+		rec(exec, "forward-signals", "1");
+	}
 	if (o->user)
 		rec(exec, "user", o->user);
 	for (char **a = o->command; *a; a++)
@@ -778,7 +782,45 @@ static int64_t now_ns(void)
 	return g_get_monotonic_time() * 1000;
 }
 
-static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
+/*
+ * husk run --image: SIGINT or SIGTERM to husk reaches the app as SIGTERM
+ * (husk-init finds the "signal" file in the control share); a second
+ * signal, or STOP_GRACE_S without an end, stops the VM as SIGKILL would.
+ */
+struct forward {
+	struct machine *m;
+	const char *ctl;
+	int signals;
+	GSource *grace;
+	bool killed;
+};
+
+static gboolean grace_over(gpointer data)
+{
+	struct forward *f = data;
+
+	f->killed = true;
+	machine_request_stop(f->m, STOP_SIGNAL);
+	return G_SOURCE_REMOVE;
+}
+
+static void forward_signal(void *data, int signo)
+{
+	struct forward *f = data;
+	char *path = g_build_filename(f->ctl, "signal", NULL);
+
+	if (f->signals++ == 0 && g_file_set_contents(path, "15\n", -1, NULL)) {
+		f->grace = g_timeout_source_new_seconds(STOP_GRACE_S);
+		g_source_set_callback(f->grace, grace_over, f, NULL);
+		g_source_attach(f->grace, machine_context(f->m));
+	} else {
+		grace_over(f);
+	}
+	g_free(path);
+}
+
+static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
+                  bool forward_signals)
 {
 	GError *err = NULL;
 	struct relay r = {.ctl = (char *)ctl,
@@ -799,8 +841,15 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 		g_source_set_callback(watch, (GSourceFunc)(void (*)(void))on_inotify, &r, NULL);
 		g_source_attach(watch, machine_context(m));
 	}
+	struct forward fwd = {.m = m, .ctl = ctl};
+	if (forward_signals)
+		machine_on_signal(m, forward_signal, &fwd);
 	enum stop_reason reason = machine_run(m, &signo);
 	int64_t stopped = now_ns();
+	if (fwd.grace) {
+		g_source_destroy(fwd.grace);
+		g_source_unref(fwd.grace);
+	}
 	if (watch) {
 		g_source_destroy(watch);
 		g_source_unref(watch);
@@ -823,6 +872,11 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 		g_printerr("husk: exec: --timeout: still running after %u s, stopped\n", timeout);
 		return HUSK_EXIT_TIMEOUT;
 	case STOP_SIGNAL:
+		if (fwd.killed) {
+			g_printerr("husk: the app did not end within %d s of SIGTERM: stopped\n",
+			           STOP_GRACE_S);
+			return HUSK_EXIT_SIGNAL + SIGKILL;
+		}
 		g_printerr("husk: exec: stopped by signal %d (%s)\n", signo, strsignal(signo));
 		return HUSK_EXIT_SIGNAL + signo;
 	case STOP_PANIC:
@@ -933,7 +987,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	} else {
 		char *path = g_build_filename(ctl, "exec", NULL);
 		if (g_file_set_contents(path, exec->str, (gssize)exec->len, &err))
-			status = run_vm(&cfg, ctl, o.timeout);
+			status = run_vm(&cfg, ctl, o.timeout, o.image_root != NULL);
 		else
 			status = fail(err);
 		g_free(path);
