@@ -34,6 +34,7 @@ husk_oci() {
 	local name=$1
 	shift
 	OCI_OUT=$LOGDIR/$name.out OCI_ERR=$LOGDIR/$name.err
+	# shellcheck disable=SC2034 # vm_wait reads it
 	VM_T0=$(now)
 	HUSK_HOME=$OCI_HOME "${HUSK_CMD[@]}" run --kernel "$ASSETS/cloud/vmlinuz" \
 		--modules "$ASSETS/exec-modules" --console="$LOGDIR/$name.console" "$@" \
@@ -62,6 +63,7 @@ oci_value() {
 }
 
 test_oci_layout() {
+	# shellcheck disable=SC2016 # for the guest's shell
 	local script='echo motd=$(cat /etc/motd)
 		test -e /etc/doomed && echo doomed=there || echo doomed=gone
 		test -e /www/old.html && echo old=there || echo old=gone
@@ -73,13 +75,14 @@ test_oci_layout() {
 		exit 3'
 	husk_oci oci-layout --image "$ASSETS/oci/layout" -- sh -c "$script"
 	husk_oci_wait
-	local layers="motd=$(oci_value motd) doomed=$(oci_value doomed) old=$(oci_value old) page=$(oci_value page)"
+	local layers config
+	layers="motd=$(oci_value motd) doomed=$(oci_value doomed) old=$(oci_value old) page=$(oci_value page)"
 	if [[ $layers == "motd=two doomed=gone old=gone page=husk oci page" ]]; then
 		pass oci-layers
 	else
 		oci_fail oci-layers "status $OCI_RC, saw: $layers"
 	fi
-	local config="ids=$(oci_value ids) pwd=$(oci_value pwd) greeting=$(oci_value greeting) home=$(oci_value home)"
+	config="ids=$(oci_value ids) pwd=$(oci_value pwd) greeting=$(oci_value greeting) home=$(oci_value home)"
 	if [[ $config == "ids=1000:1000:1000 2000 pwd=/srv/work greeting=hello from the image home=/home/app" ]]; then
 		pass oci-config
 	else
@@ -114,6 +117,7 @@ test_oci_archive() {
 test_oci_override() {
 	local dir=$LOGDIR/oci-volume
 	rm -rf "$dir" && mkdir -p "$dir"
+	# shellcheck disable=SC2016 # for the guest's shell
 	husk_oci oci-override --image "$ASSETS/oci/layout" --entrypoint /bin/sh -u root -w /tmp \
 		-e GREETING=overridden -v "$dir:/data" -- \
 		-c 'echo "$GREETING" >/data/greeting; echo "$(id -u) $(pwd)"; echo written >/data/out'
@@ -174,7 +178,9 @@ test_oci_stop_kill() {
 		-c 'trap "" TERM; echo ready; while :; do sleep 1; done'
 	local deadline=$((SECONDS + TIMEOUT)) t0 took
 	until grep -q '^ready' "$OCI_OUT" 2>/dev/null; do
-		((SECONDS < deadline)) && kill -0 "$VM_PID" 2>/dev/null || break
+		if ((SECONDS >= deadline)) || ! kill -0 "$VM_PID" 2>/dev/null; then
+			break
+		fi
 		sleep 0.2
 	done
 	t0=$(now)
