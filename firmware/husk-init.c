@@ -17,6 +17,7 @@
  *   env=K=V (repeatable), cwd=PATH, arg=WORD (repeatable, in order)
  *   cwd-make=1         make cwd first if it is missing (a container's WorkingDir)
  *   user=UID:GID[:GID,...]  the command's user, group and supplementary groups
+ *   sysctl=NAME=VALUE  written to /proc/sys/NAME (dots for slashes), in order
  *   forward-signals=1  when husk writes "signal" in the control share, the
  *                      command gets SIGTERM (husk run --image: Ctrl-C, stop)
  * The status file says "exit N", "signal N" or "error MESSAGE".
@@ -292,6 +293,29 @@ static void write_resolv_conf(void)
 	}
 }
 
+/* "net.ipv4.ip_unprivileged_port_start=0" as /proc/sys/net/ipv4/...: what a
+ * container runtime sets in a container's own kernel state. */
+static void set_sysctls(void)
+{
+	const char *v;
+
+	for (int i = 0; (v = get("sysctl", i)); i++) {
+		char path[256];
+		const char *eq = strchr(v, '=');
+		int n = eq ? snprintf(path, sizeof(path), "/proc/sys/%.*s", (int)(eq - v), v) : -1;
+		if (n < 0 || n >= (int)sizeof(path) || strstr(path, ".."))
+			die("bad sysctl record \"%s\"", v);
+		for (char *c = path + 10; *c; c++)
+			if (*c == '.')
+				*c = '/';
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, eq + 1, strlen(eq + 1)) < 0)
+			fprintf(stderr, "husk-init: sysctl %s: %s\n", v, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 static void mount_basics(const char *root)
 {
 	char path[64];
@@ -445,6 +469,7 @@ int main(void)
 	mount_basics(NEWROOT);
 	mount_shares();
 	setup_network();
+	set_sysctls();
 	run_command();
 	power_off();
 	return 0;

@@ -14,7 +14,7 @@
 #   2 the archive by tag, no command: oci-archive and the other half
 #     (Entrypoint + Cmd)
 #   3 --entrypoint, -u, -w, -e and -v: oci-override, oci-volume
-#   4 busybox httpd behind -p, then SIGTERM to husk, which httpd gets and
+#   4 busybox httpd (user app, port 80) behind -p, then SIGTERM to husk, which httpd gets and
 #     ends by: oci-publish, oci-stop (status 143, well within the grace)
 #   5 a shell that ignores SIGTERM: oci-stop-kill (status 137 after the
 #     10 s grace)
@@ -136,13 +136,13 @@ test_oci_override() {
 	fi
 }
 
-# busybox httpd as user app on the guest's port 8080, published on the
-# host's OCI_PORT; then SIGTERM to husk ends the run.
+# busybox httpd as user app on the guest's port 80 (no root needed, as in
+# Docker), published on the host's OCI_PORT; then SIGTERM to husk.
 test_oci_publish() {
 	local page=$LOGDIR/oci-page.html got=""
 	# The guest's addresses and routes first, on its stdout, for a failure to show.
-	husk_oci oci-publish --image "$ASSETS/oci/layout" -p "127.0.0.1:$OCI_PORT:8080" \
-		--entrypoint /bin/sh -- -c 'ip addr; ip route; exec httpd -f -vv -p 8080 -h /www' 
+	husk_oci oci-publish --image "$ASSETS/oci/layout" -p "127.0.0.1:$OCI_PORT:80" \
+		--entrypoint /bin/sh -- -c 'ip addr; ip route; exec httpd -f -vv -p 80 -h /www' 
 	# Short visits until one gets the page: a SYN sent before the guest
 	# listens comes again from slirp only seconds later.
 	local deadline=$((SECONDS + TIMEOUT))
@@ -162,7 +162,7 @@ test_oci_publish() {
 	if [[ $got == "husk oci page" ]]; then
 		pass oci-publish
 	else
-		oci_fail oci-publish "no page through -p 127.0.0.1:$OCI_PORT:8080 (got '$got'; wget: $(tail -n 2 "$LOGDIR/oci-wget.err" | tr '\n' ' '); the guest's stdout: $(tr '\n' ' ' <"$OCI_OUT"))"
+		oci_fail oci-publish "no page through -p 127.0.0.1:$OCI_PORT:80 (got '$got'; wget: $(tail -n 2 "$LOGDIR/oci-wget.err" | tr '\n' ' '); the guest's stdout: $(tr '\n' ' ' <"$OCI_OUT"))"
 	fi
 	# httpd ends on the SIGTERM husk passes on: its status, long before the grace is over.
 	if [[ $OCI_RC == 143 ]] && ! grep -q "did not end" "$OCI_ERR" && ((${took%.*} < 8)); then

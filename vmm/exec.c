@@ -639,6 +639,8 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 	if (o->image_root) {
 		rec(exec, "cwd-make", "1");
 		rec(exec, "forward-signals", "1");
+		/* As Docker does: the app may listen on port 80 as any user. */
+		rec(exec, "sysctl", "net.ipv4.ip_unprivileged_port_start=0");
 	}
 	if (o->user)
 		rec(exec, "user", o->user);
