@@ -305,11 +305,16 @@ static bool write_entry(struct oci_unpack *u, struct archive *in, struct archive
 	int parent = open_parent(u->rootfd, path, &name);
 
 	/* libarchive would replace a link on the way with a folder; a layer that tries is
-	 * refused instead. */
-	if (parent >= 0)
+	 * refused instead. A folder where a file goes is replaced, whole, as a
+	 * whiteout would remove it (libarchive only removes an empty one). */
+	struct stat st;
+	if (parent >= 0) {
+		if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			remove_at(parent, name, 0);
 		close(parent);
-	else if (errno == ELOOP || errno == EXDEV)
+	} else if (errno == ELOOP || errno == EXDEV) {
 		return refuse_link_in_path("file", path, err);
+	}
 	if (link) {
 		char *target = oci_clean_path(link);
 		bool ok = target && *target && check_hardlink(u, target, err);

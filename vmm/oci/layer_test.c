@@ -147,6 +147,8 @@ static GBytes *base_layer(enum tar_compression c)
 	tar_add(&t, 'f', "usr/bin/tool", "#!/bin/sh\n", 0755);
 	tar_add(&t, 'h', "usr/bin/tool2", "usr/bin/tool", 0755);
 	tar_add(&t, 'l', "abs", "/etc/motd", 0777);
+	tar_add(&t, 'd', "lib", NULL, 0755);
+	tar_add(&t, 'f', "lib/libc.so", "elf", 0755);
 	return tar_end(&t);
 }
 
@@ -162,6 +164,8 @@ static GBytes *top_layer(enum tar_compression c)
 	tar_add(&t, 'f', "data/.wh..wh..opq", "", 0644);
 	tar_add(&t, 'f', "data/later", "later\n", 0644);
 	tar_add(&t, 'f', ".wh.nothing-there", "", 0644);
+	/* A folder (with files) replaced by a link, as a usr-merge layer does. */
+	tar_add(&t, 'l', "lib", "usr/bin", 0777);
 	return tar_end(&t);
 }
 
@@ -192,6 +196,11 @@ static void check_two_layers(enum tar_compression c)
 	g_assert_cmpint(st.st_mode & 0777, ==, 0555);
 	char *target = g_file_read_link(abs, NULL);
 	g_assert_cmpstr(target, ==, "/etc/motd");
+	char *lib = g_build_filename(s.root, "lib", NULL),
+	     *lib_target = g_file_read_link(lib, NULL);
+	g_assert_cmpstr(lib_target, ==, "usr/bin");
+	g_free(lib_target);
+	g_free(lib);
 	scratch_check_outside(&s);
 	scratch_free(&s);
 	g_free(target);
