@@ -35,6 +35,7 @@
 
 #define SMALL_FILES_MAX (256 * 1024 * 1024) /* what an archive's first pass keeps in memory */
 #define MAX_INDEX_DEPTH 4
+#define STALE_S         (24 * 3600)
 #define PLATFORM_OS     "linux"
 #define PLATFORM_ARCH   "amd64"
 
@@ -317,6 +318,27 @@ static char *root_key(char **digests)
 	return key;
 }
 
+/*
+ * What an unpacking husk that was killed left in tmp/: anything a day old
+ * (an unpacking in progress is minutes old at most).
+ */
+static void remove_stale(const char *tmpdir)
+{
+	GDir *d = g_dir_open(tmpdir, 0, NULL);
+	const char *name;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+	while (d && (name = g_dir_read_name(d))) {
+		char *path = g_build_filename(tmpdir, name, NULL);
+		struct stat st;
+		if (lstat(path, &st) == 0 && now - st.st_mtime > STALE_S)
+			oci_remove_tree(path);
+		g_free(path);
+	}
+	if (d)
+		g_dir_close(d);
+}
+
 /* names[i] in the source, of digest digests[i]: unpacked in order, once. */
 static char *cached_root(struct source *s, char **names, char **digests, GError **err)
 {
@@ -331,6 +353,7 @@ static char *cached_root(struct source *s, char **names, char **digests, GError 
 	g_free(key);
 	if (g_file_test(root, G_FILE_TEST_IS_DIR))
 		goto out;
+	remove_stale(tmpdir);
 	if (g_mkdir_with_parents(tmpdir, 0700) || g_mkdir_with_parents(roots, 0755) ||
 	    !g_mkdtemp(tmp)) {
 		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "image cache %s: %s", cache,

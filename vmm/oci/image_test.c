@@ -3,6 +3,8 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <time.h>
+#include <utime.h>
 
 #include "vmm/error.h"
 #include "vmm/oci/layer.h"
@@ -394,6 +396,16 @@ static void test_corrupt_layer(struct fixture *fx, gconstpointer data)
 	GError *err = NULL;
 
 	make_simple(&f, fx->top, NULL);
+	/* What a killed husk left two days ago goes; what another is unpacking stays. */
+	char *cache = oci_cache_dir(),
+	     *old = g_build_filename(cache, "tmp", "root-old", "etc", NULL);
+	char *recent = g_build_filename(cache, "tmp", "root-now", NULL);
+	g_assert_cmpint(g_mkdir_with_parents(old, 0755), ==, 0);
+	g_assert_cmpint(g_mkdir_with_parents(recent, 0755), ==, 0);
+	char *old_top = g_path_get_dirname(old);
+	struct utimbuf two_days = {.actime = time(NULL) - 2 * 86400,
+	                           .modtime = time(NULL) - 2 * 86400};
+	g_assert_cmpint(utime(old_top, &two_days), ==, 0);
 	/* The second layer's blob, replaced by the first's bytes under its name. */
 	GBytes *one = layer_one(), *two = layer_two();
 	char *d2 = tar_digest(two);
@@ -406,7 +418,13 @@ static void test_corrupt_layer(struct fixture *fx, gconstpointer data)
 	g_assert_nonnull(strstr(err->message, "does not match the digest"));
 	g_clear_error(&err);
 	g_assert_cmpint(cache_entries("roots"), ==, 0);
-	g_assert_cmpint(cache_entries("tmp"), ==, 0);
+	g_assert_false(g_file_test(old_top, G_FILE_TEST_EXISTS));
+	g_assert_true(g_file_test(recent, G_FILE_TEST_IS_DIR));
+	g_assert_cmpint(cache_entries("tmp"), ==, 1);
+	g_free(old_top);
+	g_free(recent);
+	g_free(old);
+	g_free(cache);
 	g_free(path);
 	g_free(d2);
 	g_bytes_unref(one);
