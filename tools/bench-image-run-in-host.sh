@@ -92,7 +92,7 @@ husk_http() {
 crun_http() {
 	local t0 pid id=http$1
 	t0=$(uptime_now)
-	"${CRUN[@]}" run -b "$BUNDLE-http" "$id" </dev/null >/dev/null 2>>/tmp/bench-image-run.err &
+	"${CRUN[@]}" run --no-pivot -b "$BUNDLE-http" "$id" </dev/null >/dev/null 2>>/tmp/bench-image-run.err &
 	pid=$!
 	first_answer "$t0" 18081 "$pid"
 	"${CRUN[@]}" kill "$id" KILL 2>/dev/null || true
@@ -104,9 +104,10 @@ main() {
 	local results i t t0 root
 	results=$(mktemp)
 	cd /tmp
-	# crun wants a cgroup file system, even with its cgroup manager disabled.
+	# crun wants a cgroup file system, even with its cgroup manager disabled;
+	# and --no-pivot, where the host's root is an initramfs (pivot_root fails).
 	mkdir -p /sys/fs/cgroup
-	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+	grep -q ' /sys/fs/cgroup ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
 	t0=$(uptime_now)
 	"${HUSK_CMD[@]}" run --image "$IMAGE" "${HUSK_COMMON[@]}" --entrypoint /bin/true </dev/null ||
 		{ echo "bench: husk run --image failed (status $?)"; exit 1; }
@@ -114,14 +115,14 @@ main() {
 	root=$(echo "$HUSK_HOME"/oci/roots/*)
 	write_bundle "$BUNDLE-true" "$root" /bin/true
 	write_bundle "$BUNDLE-http" "$root" /bin/httpd -f -p 18081 -h /www
-	"${CRUN[@]}" run -b "$BUNDLE-true" warm </dev/null || { echo "bench: crun failed (status $?)"; exit 1; }
+	"${CRUN[@]}" run --no-pivot -b "$BUNDLE-true" warm </dev/null || { echo "bench: crun failed (status $?)"; exit 1; }
 	"${CRUN[@]}" delete -f warm 2>/dev/null || true
 	for ((i = 1; i <= RUNS; i++)); do
 		t=$(elapsed "${HUSK_CMD[@]}" run --image "$IMAGE" "${HUSK_COMMON[@]}" --entrypoint /bin/true) || t=-
 		echo "husk-image $t" >>"$results"
 		t=$(elapsed "${HUSK_CMD[@]}" exec "${HUSK_COMMON[@]}" --rootfs "$root" --mount /tmp -- /bin/true) || t=-
 		echo "husk-rootfs $t" >>"$results"
-		t=$(elapsed "${CRUN[@]}" run -b "$BUNDLE-true" "true$i") || t=-
+		t=$(elapsed "${CRUN[@]}" run --no-pivot -b "$BUNDLE-true" "true$i") || t=-
 		"${CRUN[@]}" delete -f "true$i" 2>/dev/null || true
 		{
 			echo "crun $t"
