@@ -15,14 +15,22 @@
  *   mount=TAG:ro|rw:GUESTPATH   (repeatable)
  *   net=ADDR/PREFIX,GATEWAY,DNS  eth0's address (user networking)
  *   env=K=V (repeatable), cwd=PATH, arg=WORD (repeatable, in order)
+ *   cwd-make=1         make cwd first if it is missing (a container's WorkingDir)
+ *   user=UID:GID[:GID,...]  the command's user, group and supplementary groups
+ *   sysctl=NAME=VALUE  written to /proc/sys/NAME (dots for slashes), in order
+ *   forward-signals=1  when husk writes "signal" in the control share, the
+ *                      command gets SIGTERM (husk run --image: Ctrl-C, stop)
  * The status file says "exit N", "signal N" or "error MESSAGE".
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <net/if.h>
 #include <net/route.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +293,29 @@ static void write_resolv_conf(void)
 	}
 }
 
+/* "net.ipv4.ip_unprivileged_port_start=0" as /proc/sys/net/ipv4/...: what a
+ * container runtime sets in a container's own kernel state. */
+static void set_sysctls(void)
+{
+	const char *v;
+
+	for (int i = 0; (v = get("sysctl", i)); i++) {
+		char path[256];
+		const char *eq = strchr(v, '=');
+		int n = eq ? snprintf(path, sizeof(path), "/proc/sys/%.*s", (int)(eq - v), v) : -1;
+		if (n < 0 || n >= (int)sizeof(path) || strstr(path, ".."))
+			die("bad sysctl record \"%s\"", v);
+		for (char *c = path + 10; *c; c++)
+			if (*c == '.')
+				*c = '/';
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, eq + 1, strlen(eq + 1)) < 0)
+			fprintf(stderr, "husk-init: sysctl %s: %s\n", v, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 static void mount_basics(const char *root)
 {
 	char path[64];
@@ -299,6 +330,59 @@ static void mount_basics(const char *root)
 	mount_or_die("tmp", path, "tmpfs", 0, "mode=1777");
 	snprintf(path, sizeof(path), "%s/run", root);
 	mount_or_die("run", path, "tmpfs", 0, "mode=0755");
+}
+
+/* "UID:GID[:G1,G2...]": the groups first, while we still may set them. */
+static int become_user(const char *spec)
+{
+	gid_t groups[64];
+	unsigned long uid, gid;
+	size_t ngroups = 0;
+	char *end;
+
+	uid = strtoul(spec, &end, 10);
+	if (*end != ':')
+		return -1;
+	gid = strtoul(end + 1, &end, 10);
+	while (*end && ngroups < sizeof(groups) / sizeof(groups[0])) {
+		groups[ngroups++] = (gid_t)strtoul(end + 1, &end, 10);
+		if (*end && *end != ',')
+			return -1;
+	}
+	if (setgroups(ngroups, groups) || setgid((gid_t)gid) || setuid((uid_t)uid))
+		return -1;
+	return 0;
+}
+
+/*
+ * Until the command ends, reaping what else ends (we are PID 1). With
+ * forward-signals, a look for husk's "signal" file every tick: the control
+ * share is how husk reaches the guest (a name it has not seen yet, the
+ * guest's kernel asks about again after a second).
+ */
+static int wait_command(pid_t pid)
+{
+	bool forward = get("forward-signals", 0) != NULL, sent = false;
+	sigset_t chld;
+	int status = 0;
+
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	for (;;) {
+		pid_t got = waitpid(-1, &status, WNOHANG);
+		if (got == pid)
+			return status;
+		if (got > 0)
+			continue;
+		if (got < 0 && errno != EINTR)
+			die("wait: %s", strerror(errno));
+		if (forward && !sent && faccessat(ctl_fd, "signal", F_OK, 0) == 0) {
+			kill(pid, SIGTERM);
+			sent = true;
+		}
+		struct timespec tick = {0, forward && !sent ? 200000000 : 999999999};
+		sigtimedwait(&chld, NULL, &tick);
+	}
 }
 
 static void run_command(void)
@@ -324,33 +408,38 @@ static void run_command(void)
 		die("cannot enter the new root: %s", strerror(errno));
 	write_resolv_conf();
 	const char *cwd = get("cwd", 0);
+	if (cwd && get("cwd-make", 0) && access(cwd, F_OK))
+		mkdir_p(cwd);
 	if (cwd && chdir(cwd))
 		die("working directory %s: %s", cwd, strerror(errno));
 
+	/* SIGCHLD waits, blocked, for sigtimedwait in wait_command. */
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
+		sigprocmask(SIG_UNBLOCK, &chld, NULL);
 		int in = open("/dev/null", O_RDONLY);
 		dup2(in, 0);
 		dup2(out, 1);
 		dup2(err, 2);
 		setsid();
 		environ = envp;
+		const char *user = get("user", 0);
+		if (user && become_user(user)) {
+			dprintf(2, "husk: exec: user %s: %s\n", user, strerror(errno));
+			_exit(126);
+		}
 		execvp(argv[0], argv);
 		int e = errno;
 		dprintf(2, "husk: exec: %s: %s\n", argv[0], strerror(e));
 		_exit(e == ENOENT ? 127 : 126);
 	}
-	/* As PID 1 we also reap whatever the command left behind. */
-	int status = 0;
-	for (;;) {
-		pid_t got = wait(&status);
-		if (got == pid)
-			break;
-		if (got < 0 && errno != EINTR)
-			die("wait: %s", strerror(errno));
-	}
+	int status = wait_command(pid);
 	kill(-1, SIGKILL);
 	fsync(out);
 	fsync(err);
@@ -380,6 +469,7 @@ int main(void)
 	mount_basics(NEWROOT);
 	mount_shares();
 	setup_network();
+	set_sysctls();
 	run_command();
 	power_off();
 	return 0;

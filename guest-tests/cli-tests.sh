@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..31"
+	echo "1..40"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -209,6 +209,7 @@ main() {
 	expect_host_error "no /dev/kvm exits 3 naming /dev/kvm" "/dev/kvm does not exist" \
 		"mount -t tmpfs none /dev" ""
 	instance_checks "$text"
+	oci_checks "$text"
 	# As nobody, a /dev/kvm that only root may open is refused. nobody
 	# needs a husk it can execute wherever the checkout is.
 	if [[ -e /dev/kvm && $(stat -c %a /dev/kvm) == 600 ]]; then
@@ -246,6 +247,53 @@ instance_checks() {
 		ok "list with no instances prints its header only"
 	else
 		not_ok "list with no instances prints its header only" "status $RC" "$(cat "$WORK/out")"
+	fi
+	unset HUSK_HOME
+}
+
+# husk run --image's bad input, in a private HUSK_HOME: all of it is found
+# before a VM is made. The image is lib/mkociimage.sh's (busybox-static).
+#   oci_checks TEXT_FILE
+oci_checks() {
+	local lib img=$WORK/oci
+	lib=$(dirname "${BASH_SOURCE[0]}")/lib
+	export HUSK_HOME=$WORK/oci-home
+	expect_error "run --image of a missing path exits 125 naming it" 125 /no/such-image \
+		run --image /no/such-image
+	expect_error "run --image of a file that is no image exits 125 naming it" 125 \
+		"not an image archive" run --image "$1"
+	if ! command -v busybox >/dev/null || ! "$lib/mkociimage.sh" "$img" >"$WORK/mkoci.log" 2>&1; then
+		local i why
+		why="cannot make the test image: $(tail -n 1 "$WORK/mkoci.log" 2>/dev/null)"
+		for i in tag user -v -p no-command corrupt-layer cache; do
+			skip "run --image's check of a real image ($i)" "$why"
+		done
+		unset HUSK_HOME
+		return 0
+	fi
+	local layout=$img/layout
+	expect_error "run --image with an unknown tag exits 125 naming it" 125 '"2.0"' \
+		run --image "$img/image.tar:2.0"
+	expect_error "run --image -u of an unknown user exits 125 naming it" 125 '"nosuch"' \
+		run --image "$layout" -u nosuch
+	expect_error "run --image -v without a guest path exits 125 naming -v" 125 -v \
+		run --image "$layout" -v "$WORK"
+	expect_error "run --image -p 80 exits 125 naming -p" 125 -p run --image "$layout" -p 80
+	expect_error "run --image --entrypoint '' and no command exits 125" 125 "no command" \
+		run --image "$layout" --entrypoint ""
+	local bad=$WORK/oci-bad blob
+	cp -a "$layout" "$bad"
+	blob=$(grep -o 'tar+gzip","digest":"sha256:[0-9a-f]*' "$bad"/blobs/sha256/* | sed 's/.*sha256://' | head -n 1)
+	echo >>"$bad/blobs/sha256/$blob"
+	# A cache that has the layers (the checks above unpacked them) never reads them again.
+	export HUSK_HOME=$WORK/oci-home-2
+	expect_error "run --image with a corrupt layer exits 125 naming the digest" 125 \
+		"does not match" run --image "$bad"
+	if [[ -z $(ls -A "$HUSK_HOME/oci/roots" 2>/dev/null) && -z $(ls -A "$HUSK_HOME/oci/tmp" 2>/dev/null) ]]; then
+		ok "a corrupt layer leaves nothing in the image cache"
+	else
+		not_ok "a corrupt layer leaves nothing in the image cache" \
+			"$(ls -A "$HUSK_HOME/oci/roots" "$HUSK_HOME/oci/tmp" | tr '\n' ' ')"
 	fi
 	unset HUSK_HOME
 }

@@ -48,6 +48,8 @@ source "$VM_TESTS_DIR/disk-tests.sh" && TESTS+=("${DISK_TESTS[@]}")
 source "$VM_TESTS_DIR/vsock-tests.sh" && TESTS+=("${VSOCK_TESTS[@]}")
 # shellcheck source=guest-tests/instance-tests.sh
 source "$VM_TESTS_DIR/instance-tests.sh" && TESTS+=("${INSTANCE_TESTS[@]}")
+# shellcheck source=guest-tests/oci-tests.sh
+source "$VM_TESTS_DIR/oci-tests.sh" && TESTS+=("${OCI_TESTS[@]}")
 
 # The console tolerance: the kernel reports RAM minus the holes below
 # 1 MiB and whatever the VMM reserves, so allow a few MiB.
@@ -1150,6 +1152,7 @@ run_all() {
 	want "${DISK_TESTS[@]}" && run_disk_tests
 	want "${VSOCK_TESTS[@]}" && run_vsock_tests
 	want "${INSTANCE_TESTS[@]}" && run_instance_tests
+	want "${OCI_TESTS[@]}" && run_oci_tests
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
 }
 

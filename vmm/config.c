@@ -75,8 +75,7 @@ void config_add_net(struct vm_config *cfg, struct net_config *net)
 	g_ptr_array_add(cfg->nets, net);
 }
 
-/* "[ADDR:]HOSTPORT:GUESTPORT[/udp]" as a --net user hostfwd= text. */
-static char *publish_text(const char *spec, GError **err)
+char *config_publish_text(const char *spec, GError **err)
 {
 	const char *slash = strchr(spec, '/');
 	char *ports = slash ? g_strndup(spec, (size_t)(slash - spec)) : g_strdup(spec);
@@ -100,7 +99,7 @@ static char *publish_text(const char *spec, GError **err)
 
 bool config_publish(struct vm_config *cfg, const char *spec, GError **err)
 {
-	char *text = publish_text(spec, err);
+	char *text = config_publish_text(spec, err);
 	struct net_config *fwd = g_new0(struct net_config, 1);
 	struct net_config *user = NULL;
 

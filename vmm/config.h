@@ -69,6 +69,8 @@ void config_add_net(struct vm_config *cfg, struct net_config *net);
  * added when there is none. Errors are one line, HUSK_EXIT_USAGE.
  */
 bool config_publish(struct vm_config *cfg, const char *spec, GError **err);
+/* The same -p as a --net text, "user,hostfwd=..." (ADDR 127.0.0.1 by default). */
+char *config_publish_text(const char *spec, GError **err);
 
 /* The --net text that makes 'net' again. */
 char *config_net_text(const struct net_config *net);

@@ -20,6 +20,7 @@
 #include <ftw.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -44,9 +45,11 @@ extern const unsigned long husk_init_blob_size;
 #define DEFAULT_PATH   "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CTL_TAG        "husk-ctl"
 #define ROOT_TAG       "husk-root"
+#define STOP_GRACE_S   10 /* from SIGTERM to the app to the VM's end, as docker stop */
 
 struct exec_opts {
-	char *kernel, *modules, *rootfs, *root_dev, *workdir;
+	char *kernel, *modules, *rootfs, *root_dev, *workdir, *user;
+	char *image_root; /* husk run --image: the unpacked root, and no default mount */
 	uint64_t memory;
 	unsigned int cpus, timeout;
 	GPtrArray *mounts; /* char *, "HOSTDIR[:GUESTPATH][,ro]" */
@@ -148,6 +151,21 @@ static gboolean opt_timeout(const char *n, const char *v, gpointer d, GError **e
 	return FALSE;
 }
 
+/* Numbers only: names mean nothing until the guest's root is known (husk run --image). */
+static gboolean opt_user(const char *n, const char *v, gpointer d, GError **e)
+{
+	struct exec_opts *o = d;
+
+	if (!g_regex_match_simple("^[0-9]{1,10}:[0-9]{1,10}(:[0-9]{1,10}(,[0-9]{1,10}){0,63})?$", v,
+	                          0, 0)) {
+		husk_fail(e, HUSK_EXIT_EXEC_FAILED, "--user: \"%s\" is not UID:GID[:GID,...]", v);
+		return FALSE;
+	}
+	g_free(o->user);
+	o->user = g_strdup(v);
+	return TRUE;
+}
+
 /* --console alone: stderr; --console=FILE: that file, kept for later. */
 static gboolean opt_console(const char *n, const char *v, gpointer d, GError **e)
 {
@@ -185,6 +203,10 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	     "NAME=VALUE"},
 	    {"workdir", 'w', 0, G_OPTION_ARG_STRING, &o->workdir,
 	     "Where the command starts (default: the current directory)", "DIR"},
+	    {"user", 'u', 0, CB(opt_user), "Run the command as this user and group (default 0:0)",
+	     "UID:GID[:GID,...]"},
+	    {"image-root", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &o->image_root,
+	     "A container image's root (husk run --image)", "DIR"},
 	    {"timeout", 't', 0, CB(opt_timeout), "Stop the VM after this long: exit status 124",
 	     "SECONDS"},
 	    {"console", 0, G_OPTION_FLAG_OPTIONAL_ARG, CB(opt_console),
@@ -525,6 +547,29 @@ static const char *const hidden_by_default[] = {
     NULL,
 };
 
+/* The defaults, then --env in order; a later NAME=... replaces an earlier one. */
+static void add_env(GString *exec, GPtrArray *envs)
+{
+	GPtrArray *all = g_ptr_array_new();
+
+	g_ptr_array_add(all, DEFAULT_PATH);
+	g_ptr_array_add(all, "HOME=/root");
+	for (guint i = 0; i < envs->len; i++) {
+		const char *e = envs->pdata[i];
+		size_t name = strcspn(e, "=") + 1;
+		guint j = 0;
+		while (j < all->len && strncmp(all->pdata[j], e, name) != 0)
+			j++;
+		if (j < all->len)
+			all->pdata[j] = (gpointer)e;
+		else
+			g_ptr_array_add(all, (gpointer)e);
+	}
+	for (guint i = 0; i < all->len; i++)
+		rec(exec, "env", all->pdata[i]);
+	g_ptr_array_unref(all);
+}
+
 /* The VM: control share, root, mounts, disks, NICs; and the exec file that explains them. */
 static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, const char *ctl,
                  GError **err)
@@ -544,16 +589,17 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 		 * One file system to the guest, the host's mounts included but its
 		 * kernel's (procfs, sysfs, ...): it mounts its own /proc and the rest.
 		 */
-		*s = (struct share_config){
-		    .path = g_strdup(o->rootfs ? o->rootfs : "/"),
-		    .tag = g_strdup(ROOT_TAG),
-		    .serve = {.read_only = true,
-		              .cross_mounts = true,
-		              .hidden = o->rootfs ? NULL : hidden_by_default}};
+		const char *root = o->image_root ? o->image_root : o->rootfs;
+		*s = (struct share_config){.path = g_strdup(root ? root : "/"),
+		                           .tag = g_strdup(ROOT_TAG),
+		                           .serve = {.read_only = true,
+		                                     .cross_mounts = !o->image_root,
+		                                     .hidden = root ? NULL : hidden_by_default}};
 		g_ptr_array_add(cfg->shares, s);
 		rec(exec, "root", "overlay:" ROOT_TAG);
 	}
-	if (o->mounts->len == 0)
+	/* A container sees its image, not the folder husk was started in. */
+	if (o->mounts->len == 0 && !o->image_root)
 		g_ptr_array_add(o->mounts, g_strdup(cwd));
 	bool ok = true, cwd_shared = false;
 	for (guint i = 0; ok && i < o->mounts->len; i++) {
@@ -587,11 +633,17 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 		}
 		g_ptr_array_add(cfg->nets, n);
 	}
-	rec(exec, "env", DEFAULT_PATH);
-	rec(exec, "env", "HOME=/root");
-	for (guint i = 0; i < o->envs->len; i++)
-		rec(exec, "env", o->envs->pdata[i]);
+	add_env(exec, o->envs);
 	rec(exec, "cwd", o->workdir ? o->workdir : cwd_shared ? cwd : "/");
+	/* An image's WorkingDir need not exist in it: Docker makes it. */
+	if (o->image_root) {
+		rec(exec, "cwd-make", "1");
+		rec(exec, "forward-signals", "1");
+		/* As Docker does: the app may listen on port 80 as any user. */
+		rec(exec, "sysctl", "net.ipv4.ip_unprivileged_port_start=0");
+	}
+	if (o->user)
+		rec(exec, "user", o->user);
 	for (char **a = o->command; *a; a++)
 		rec(exec, "arg", *a);
 	g_free(cwd);
@@ -732,7 +784,45 @@ static int64_t now_ns(void)
 	return g_get_monotonic_time() * 1000;
 }
 
-static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
+/*
+ * husk run --image: SIGINT or SIGTERM to husk reaches the app as SIGTERM
+ * (husk-init finds the "signal" file in the control share); a second
+ * signal, or STOP_GRACE_S without an end, stops the VM as SIGKILL would.
+ */
+struct forward {
+	struct machine *m;
+	const char *ctl;
+	int signals;
+	GSource *grace;
+	bool killed;
+};
+
+static gboolean grace_over(gpointer data)
+{
+	struct forward *f = data;
+
+	f->killed = true;
+	machine_request_stop(f->m, STOP_SIGNAL);
+	return G_SOURCE_REMOVE;
+}
+
+static void forward_signal(void *data, int signo)
+{
+	struct forward *f = data;
+	char *path = g_build_filename(f->ctl, "signal", NULL);
+
+	if (f->signals++ == 0 && g_file_set_contents(path, "15\n", -1, NULL)) {
+		f->grace = g_timeout_source_new_seconds(STOP_GRACE_S);
+		g_source_set_callback(f->grace, grace_over, f, NULL);
+		g_source_attach(f->grace, machine_context(f->m));
+	} else {
+		grace_over(f);
+	}
+	g_free(path);
+}
+
+static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
+                  bool forward_signals)
 {
 	GError *err = NULL;
 	struct relay r = {.ctl = (char *)ctl,
@@ -753,8 +843,15 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 		g_source_set_callback(watch, (GSourceFunc)(void (*)(void))on_inotify, &r, NULL);
 		g_source_attach(watch, machine_context(m));
 	}
+	struct forward fwd = {.m = m, .ctl = ctl};
+	if (forward_signals)
+		machine_on_signal(m, forward_signal, &fwd);
 	enum stop_reason reason = machine_run(m, &signo);
 	int64_t stopped = now_ns();
+	if (fwd.grace) {
+		g_source_destroy(fwd.grace);
+		g_source_unref(fwd.grace);
+	}
 	if (watch) {
 		g_source_destroy(watch);
 		g_source_unref(watch);
@@ -777,6 +874,11 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 		g_printerr("husk: exec: --timeout: still running after %u s, stopped\n", timeout);
 		return HUSK_EXIT_TIMEOUT;
 	case STOP_SIGNAL:
+		if (fwd.killed) {
+			g_printerr("husk: the app did not end within %d s of SIGTERM: stopped\n",
+			           STOP_GRACE_S);
+			return HUSK_EXIT_SIGNAL + SIGKILL;
+		}
 		g_printerr("husk: exec: stopped by signal %d (%s)\n", signo, strsignal(signo));
 		return HUSK_EXIT_SIGNAL + signo;
 	case STOP_PANIC:
@@ -811,6 +913,8 @@ static void free_opts(struct exec_opts *o)
 	g_free(o->rootfs);
 	g_free(o->root_dev);
 	g_free(o->workdir);
+	g_free(o->user);
+	g_free(o->image_root);
 	g_free(o->console_file);
 	g_ptr_array_unref(o->mounts);
 	g_ptr_array_unref(o->envs);
@@ -885,7 +989,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	} else {
 		char *path = g_build_filename(ctl, "exec", NULL);
 		if (g_file_set_contents(path, exec->str, (gssize)exec->len, &err))
-			status = run_vm(&cfg, ctl, o.timeout);
+			status = run_vm(&cfg, ctl, o.timeout, o.image_root != NULL);
 		else
 			status = fail(err);
 		g_free(path);

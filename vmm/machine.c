@@ -72,6 +72,8 @@ struct machine {
 	GMainContext *ctx;
 	GMainLoop *loop;
 	GSource *signal_sources[3];
+	void (*signal_fn)(void *data, int signo); /* instead of stopping, when set */
+	void *signal_data;
 	atomic_int stop_reason;
 	atomic_bool stopping;
 	int stop_signal;
@@ -542,9 +544,19 @@ static gboolean on_signal(gpointer data)
 {
 	struct signal_ctx *s = data;
 
+	if (s->m->signal_fn) {
+		s->m->signal_fn(s->m->signal_data, s->signo);
+		return G_SOURCE_CONTINUE;
+	}
 	s->m->stop_signal = s->signo;
 	request_stop(s->m, STOP_SIGNAL);
 	return G_SOURCE_CONTINUE;
+}
+
+void machine_on_signal(struct machine *m, void (*fn)(void *data, int signo), void *data)
+{
+	m->signal_fn = fn;
+	m->signal_data = data;
 }
 
 static void watch_signals(struct machine *m)

@@ -28,6 +28,12 @@ void machine_press_power_button(struct machine *m);
 /* Stops the VM as 'reason' would (the first reason wins); from any thread. */
 void machine_request_stop(struct machine *m, enum stop_reason reason);
 
+/*
+ * SIGINT, SIGTERM and SIGHUP call fn (on the I/O thread) instead of stopping
+ * the VM: husk run --image passes them on to the app, and stops the VM itself.
+ */
+void machine_on_signal(struct machine *m, void (*fn)(void *data, int signo), void *data);
+
 /* The I/O thread's loop, for work that runs alongside the VM (husk exec's output). */
 GMainContext *machine_context(struct machine *m);
 

@@ -16,6 +16,7 @@
 #include "vmm/boot_linux.h"
 #include "vmm/cli/image.h"
 #include "vmm/cli/instances.h"
+#include "vmm/cli/run_image.h"
 #include "vmm/disk_boot.h"
 #include "vmm/error.h"
 #include "vmm/exec.h"
@@ -26,6 +27,7 @@
 static const char usage[] =
     "usage: husk run [--kernel PATH] [--initrd PATH] [--cmdline TEXT] [--memory SIZE]\n"
     "                [--cpus N] [--disk PATH[,OPT...]] [--net ...] [IMAGE]\n"
+    "       husk run --image PATH[:TAG] [-e K=V] [-v DIR:PATH[:ro]] [-p ...] [-- COMMAND]\n"
     "       husk exec [--kernel PATH] [--mount DIR[:PATH][,ro]] [--timeout S] ... -- COMMAND\n"
     "       husk image create|info|convert ...\n"
     "       husk launch IMAGE [--name NAME] [--cpus N] [--memory SIZE] [--disk-size SIZE]\n"
@@ -35,6 +37,7 @@ static const char usage[] =
     "       husk --version\n"
     "\n"
     "  run         boot a Linux kernel, or a disk image's own, with its console here\n"
+    "  run --image run a container image's app (an OCI layout or archive) in its own VM\n"
     "  exec        run one command in a throwaway VM: its output and exit status\n"
     "  image       create, describe and convert disk images (raw, qcow2)\n"
     "  launch      a new named instance from a cloud image, with cloud-init; it runs\n"
@@ -181,6 +184,8 @@ int main(int argc, char **argv)
 		return HUSK_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
+	if (strcmp(cmd, "run") == 0 && run_image_wanted(argc - 1, argv + 1))
+		return run_image_main(argc - 1, argv + 1, start_ns);
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc - 1, argv + 1, start_ns);
 	if (strcmp(cmd, "exec") == 0)
