@@ -13,7 +13,7 @@
 # (husk-agent, which husk's vendor-data installs from the seed).
 
 INSTANCE_TESTS=(instance-launch instance-list instance-port instance-two instance-exec
-	instance-exec-stdin instance-shell instance-agent-killed instance-stop-start
+	instance-exec-stdin instance-shell instance-transfer instance-agent-killed instance-stop-start
 	instance-killed instance-busy instance-errors instance-delete)
 
 INSTANCE_HTTP=127.0.0.1:18080
@@ -237,6 +237,22 @@ instance_test_shell() {
 	fi
 }
 
+# A file into the instance and back, with checksums on both sides.
+instance_test_transfer() {
+	local problems="" rc=0
+	head -c $((5 * 1024 * 1024)) /dev/urandom >"$LOGDIR/inotes.bin"
+	rm -rf "$LOGDIR/iback" && mkdir -p "$LOGDIR/iback"
+	"${HUSK_CMD[@]}" transfer "$LOGDIR/inotes.bin" web:/tmp/ 2>"$LOGDIR/itransfer.err" || rc=$?
+	[[ $rc == 0 ]] || problems+="in: status $rc: $(head -c 200 "$LOGDIR/itransfer.err"); "
+	rc=0
+	"${HUSK_CMD[@]}" transfer web:/tmp/inotes.bin "$LOGDIR/iback/" 2>"$LOGDIR/itransfer.err" || rc=$?
+	[[ $rc == 0 ]] || problems+="out: status $rc: $(head -c 200 "$LOGDIR/itransfer.err"); "
+	cmp -s "$LOGDIR/inotes.bin" "$LOGDIR/iback/inotes.bin" || problems+="the file came back changed; "
+	iexec -- sh -c 'cksum </tmp/inotes.bin' >/dev/null
+	[[ $(cat "$LOGDIR/iexec.out") == "$(cksum <"$LOGDIR/inotes.bin")" ]] || problems+="the guest's cksum differs"
+	if [[ -z $problems ]]; then pass instance-transfer; else fail instance-transfer "${problems%; }"; fi
+}
+
 # A session, then the agent, killed in the guest: one line, 125; systemd brings the agent back.
 instance_test_agent_killed() {
 	local problems="" rc tries=0
@@ -363,12 +379,13 @@ run_instance_tests() {
 		want instance-exec && instance_test_exec
 		want instance-exec-stdin && instance_test_exec_stdin
 		want instance-shell && instance_test_shell
+		want instance-transfer && instance_test_transfer
 		want instance-agent-killed && instance_test_agent_killed
 		want instance-stop-start && instance_test_stop_start
 		want instance-killed instance-busy && instance_test_killed
 	else
 		for t in instance-list instance-port instance-two instance-exec instance-exec-stdin instance-shell \
-			instance-agent-killed instance-stop-start instance-killed instance-busy; do
+			instance-transfer instance-agent-killed instance-stop-start instance-killed instance-busy; do
 			skip "$t" "the launch failed"
 		done
 	fi

@@ -22,11 +22,12 @@
 #   vsock-exec-parallel   ten at once, each its own answer
 #   vsock-shell           a login shell on a pty (pty-drive): its size, a
 #                         new size after SIGWINCH, its exit status
+#   vsock-transfer        husk transfer both ways, 1 MiB, checksums
 #   vsock-agent-killed    a session killed in the guest, then the agent:
 #                         husk exec says so in one line, 125
 
 VSOCK_CLIENT_TESTS=(vsock-exec-status vsock-exec-streams vsock-exec-stdin
-	vsock-exec-interrupt vsock-exec-parallel vsock-shell vsock-agent-killed)
+	vsock-exec-interrupt vsock-exec-parallel vsock-shell vsock-transfer vsock-agent-killed)
 VSOCK_TESTS=(vsock-to-guest vsock-to-host vsock-cid vsock-agent-exec "${VSOCK_CLIENT_TESTS[@]}")
 VSOCK_STDIN_BYTES=$((4 * 1024 * 1024))
 
@@ -198,6 +199,24 @@ test_shell() {
 		echo "status $rc, want 7: $(tr -c '[:print:]' ' ' <"$LOGDIR/shell.out" | tail -c 300) $(head -c 200 "$LOGDIR/shell.err")")"
 }
 
+test_transfer() {
+	local sock=$1 why="" rc=0
+	head -c 1048576 /dev/urandom >"$LOGDIR/notes.bin"
+	rm -rf "$LOGDIR/back" && mkdir -p "$LOGDIR/back"
+	timeout 120 "${HUSK_CMD[@]}" transfer "$LOGDIR/notes.bin" "$sock:/tmp/" 2>"$LOGDIR/transfer.err" ||
+		rc=$?
+	[[ $rc == 0 ]] || why+="in: status $rc: $(head -c 200 "$LOGDIR/transfer.err"); "
+	rc=0
+	timeout 120 "${HUSK_CMD[@]}" transfer "$sock:/tmp/notes.bin" "$LOGDIR/back/" 2>"$LOGDIR/transfer.err" ||
+		rc=$?
+	[[ $rc == 0 ]] || why+="out: status $rc: $(head -c 200 "$LOGDIR/transfer.err"); "
+	cmp -s "$LOGDIR/notes.bin" "$LOGDIR/back/notes.bin" || why+="the file came back changed; "
+	rc=$(agent_exec "$sock" -- sh -c "cksum </tmp/notes.bin")
+	[[ $(cat "$LOGDIR/agent-exec.out") == "$(cksum <"$LOGDIR/notes.bin")" ]] ||
+		why+="the guest's cksum '$(cat "$LOGDIR/agent-exec.out")' is not the host's"
+	verdict vsock-transfer "$why"
+}
+
 # The agent's session, then the agent itself, killed in the guest: one line each, 125.
 test_agent_killed() {
 	local sock=$1 why="" rc
@@ -213,12 +232,15 @@ test_agent_killed() {
 	verdict vsock-agent-killed "$why"
 }
 
-# husk's own client against the guest's agent (the agent killed last).
+# husk's own client against the guest's agent, each wanted test in the
+# order VSOCK_CLIENT_TESTS lists them (the agent killed last):
+# vsock-exec-status runs test_exec_status, and so on.
 vsock_husk_client_tests() {
-	local sock=$1 t
-	for t in test_exec_status test_exec_streams test_exec_stdin test_exec_interrupt \
-		test_exec_parallel test_shell test_agent_killed; do
-		"$t" "$sock"
+	local sock=$1 t fn
+	for t in "${VSOCK_CLIENT_TESTS[@]}"; do
+		want "$t" || continue
+		fn=${t#vsock-}
+		"test_${fn//-/_}" "$sock"
 	done
 }
 

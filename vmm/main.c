@@ -34,6 +34,7 @@ static const char usage[] =
     "       husk list|info|start|stop|restart|delete|console ...\n"
     "       husk exec NAME [--workdir DIR] [--env K=V] [--user U] -- COMMAND\n"
     "       husk shell NAME [--user U]\n"
+    "       husk transfer [--user U] SOURCE DEST   (one of them NAME:PATH)\n"
     "       husk check-host\n"
     "       husk --version\n"
     "\n"
@@ -46,6 +47,7 @@ static const char usage[] =
     "  start, stop, restart, delete, console   what their names say\n"
     "  exec NAME   run a command in a running instance, through its agent\n"
     "  shell NAME  a login shell on a terminal in a running instance\n"
+    "  transfer    copy a file into or out of a running instance\n"
     "  check-host  say whether this host can run husk's VMs (exit 0 or 3)\n"
     "\n"
     "'husk run --help' and 'husk exec --help' list every option and the exit statuses.\n";
@@ -54,9 +56,10 @@ static const struct {
 	const char *name;
 	int (*main)(int argc, char **argv);
 } instance_commands[] = {
-    {"launch", launch_main}, {"list", list_main},       {"info", info_main},
-    {"start", start_main},   {"stop", stop_main},       {"restart", restart_main},
-    {"delete", delete_main}, {"console", console_main}, {"shell", shell_main},
+    {"launch", launch_main},     {"list", list_main},       {"info", info_main},
+    {"start", start_main},       {"stop", stop_main},       {"restart", restart_main},
+    {"delete", delete_main},     {"console", console_main}, {"shell", shell_main},
+    {"transfer", transfer_main},
 };
 
 static int64_t now_ns(void)

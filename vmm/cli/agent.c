@@ -489,6 +489,27 @@ static int fail_with(GError *err)
 	return status;
 }
 
+/* COMMAND in TARGET with this process's stdin, stdout and stderr; husk's exit status. */
+static int run_command(struct agent_call *c, const char *target, const char *const *command,
+                       const struct call_opts *o)
+{
+	GByteArray *req = g_byte_array_new();
+	GError *err = NULL;
+	int status;
+
+	c->target = target;
+	for (const char *const *a = command; *a; a++)
+		queue_field(req, AGENT_ARG, *a);
+	add_common(req, o);
+	if (req->len > AGENT_MAX_BODY - 1)
+		husk_fail(&err, HUSK_EXIT_USAGE,
+		          "%s: the command and its variables are over %u bytes", c->cmd,
+		          AGENT_MAX_BODY - 1);
+	status = err || !agent_connect(c, &err) ? fail_with(err) : call(c, req);
+	g_byte_array_unref(req);
+	return status;
+}
+
 int agent_exec_main(int argc, char **argv)
 {
 	struct agent_call c = {.cmd = "exec", .fd = -1, .status = -1, .out = g_byte_array_new()};
@@ -509,17 +530,17 @@ int agent_exec_main(int argc, char **argv)
 		           "U] -- COMMAND [ARG...]\n");
 		return HUSK_EXIT_USAGE;
 	}
-	c.target = argv[1];
-	GByteArray *req = g_byte_array_new();
-	for (char **a = command; *a; a++)
-		queue_field(req, AGENT_ARG, *a);
-	add_common(req, &o);
-	if (req->len > AGENT_MAX_BODY - 1)
-		husk_fail(&err, HUSK_EXIT_USAGE,
-		          "exec: the command and its variables are over %u bytes",
-		          AGENT_MAX_BODY - 1);
-	status = err || !agent_connect(&c, &err) ? fail_with(err) : call(&c, req);
-	g_byte_array_unref(req);
+	status = run_command(&c, argv[1], (const char *const *)command, &o);
+	call_free(&c, &o);
+	return status;
+}
+
+int agent_run(const char *cmd, const char *target, const char *const *command, const char *user)
+{
+	struct agent_call c = {.cmd = cmd, .fd = -1, .status = -1, .out = g_byte_array_new()};
+	struct call_opts o = {.user = g_strdup(user)};
+	int status = run_command(&c, target, command, &o);
+
 	call_free(&c, &o);
 	return status;
 }

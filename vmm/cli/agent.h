@@ -19,6 +19,14 @@
 /* argv[0] is "exec" / "shell"; returns husk's exit status. */
 int agent_exec_main(int argc, char **argv);
 int shell_main(int argc, char **argv);
+int transfer_main(int argc, char **argv);
+
+/*
+ * Runs 'command' through TARGET's agent (as 'user', or NULL: the agent's
+ * own) with this process's standard streams; 'cmd' names it in messages.
+ * Returns the command's status as husk exec does.
+ */
+int agent_run(const char *cmd, const char *target, const char *const *command, const char *user);
 
 /*
  * Whether `husk exec TARGET ...` means an instance (one by that name

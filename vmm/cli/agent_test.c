@@ -115,6 +115,8 @@ static struct result run_cli(const struct fake *f, const char *input, gsize inpu
 		for (; args[argc]; argc++)
 			argv[argc] = g_strdup(args[argc]);
 		argv[argc] = NULL;
+		if (strcmp(argv[0], "transfer") == 0)
+			_exit(transfer_main(argc, argv));
 		_exit(strcmp(argv[0], "shell") == 0 ? shell_main(argc, argv)
 		                                    : agent_exec_main(argc, argv));
 	}
@@ -251,6 +253,62 @@ static void test_shell(void)
 	fake_stop(&f);
 }
 
+/* A file into the guest's folder and back out to the host's, byte for byte; failures. */
+static void test_transfer(void)
+{
+	struct fake f;
+	gsize len = 2 * 1024 * 1024 + 7;
+	char *data = g_malloc(len), *back = NULL;
+	GRand *g = g_rand_new_with_seed(9);
+
+	for (gsize i = 0; i < len; i++)
+		data[i] = (char)g_rand_int(g);
+	fake_start(&f, false);
+	char *src = g_build_filename(f.dir, "notes.bin", NULL);
+	char *guest_dir = g_build_filename(f.dir, "guest", NULL);
+	char *host_dir = g_build_filename(f.dir, "host", NULL);
+	g_assert_cmpint(g_mkdir(guest_dir, 0700), ==, 0);
+	g_assert_cmpint(g_mkdir(host_dir, 0700), ==, 0);
+	g_assert_true(g_file_set_contents(src, data, (gssize)len, NULL));
+	char *to = g_strdup_printf("%s:%s", f.sock, guest_dir);
+	struct result r = run_cli(&f, NULL, 0, 0, (const char *const[]){"transfer", src, to, NULL});
+	g_assert_cmpint(r.status, ==, 0);
+	result_free(&r);
+	char *from = g_strdup_printf("%s:%s/notes.bin", f.sock, guest_dir);
+	r = run_cli(&f, NULL, 0, 0, (const char *const[]){"transfer", from, host_dir, NULL});
+	g_assert_cmpint(r.status, ==, 0);
+	result_free(&r);
+	char *got = g_build_filename(host_dir, "notes.bin", NULL);
+	gsize got_len;
+	g_assert_true(g_file_get_contents(got, &back, &got_len, NULL));
+	g_assert_cmpmem(back, got_len, data, len);
+	/* A file the guest has not: its message, status 1, nothing left on the host. */
+	char *missing = g_strdup_printf("%s:/no/such/file", f.sock);
+	r = run_cli(&f, NULL, 0, 0, (const char *const[]){"transfer", missing, host_dir, NULL});
+	g_assert_cmpint(r.status, ==, 1);
+	char *none = g_build_filename(host_dir, "file", NULL);
+	g_assert_false(g_file_test(none, G_FILE_TEST_EXISTS));
+	g_free(none);
+	result_free(&r);
+	r = run_cli(&f, NULL, 0, 0, (const char *const[]){"transfer", src, host_dir, NULL});
+	g_assert_cmpint(r.status, ==, 2);
+	result_free(&r);
+	const char *rm[] = {"rm", "-rf", guest_dir, host_dir, src, NULL};
+	g_spawn_sync(NULL, (char **)rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL,
+	             NULL);
+	fake_stop(&f);
+	g_free(missing);
+	g_free(got);
+	g_free(back);
+	g_free(from);
+	g_free(to);
+	g_free(src);
+	g_free(guest_dir);
+	g_free(host_dir);
+	g_free(data);
+	g_rand_free(g);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -261,5 +319,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/agent-cli/interrupt", test_interrupt);
 	g_test_add_func("/agent-cli/no-agent", test_no_agent);
 	g_test_add_func("/agent-cli/shell", test_shell);
+	g_test_add_func("/agent-cli/transfer", test_transfer);
 	return g_test_run();
 }
