@@ -114,12 +114,24 @@ verdict() {
 	if [[ -z $2 ]]; then pass "$1"; else fail "$1" "$2"; fi
 }
 
+# The median of 21 round trips of husk exec -- true, for the log (a figure, not a test).
+vsock_exec_round_trip() {
+	local i t0 times=()
+	for i in $(seq 21); do
+		t0=$(now)
+		"${HUSK_CMD[@]}" exec "$1" -- true </dev/null >/dev/null 2>&1 || return 0
+		times+=("$(elapsed "$t0" "$(now)")")
+	done
+	info "vsock: husk exec -- true, median of 21: $(printf '%s\n' "${times[@]}" | sort -n | sed -n 11p)s"
+}
+
 test_exec_status() {
 	local sock=$1 got="" want
 	for want in 0 1 42; do
 		got+="$(agent_exec "$sock" -- sh -c "exit $want") "
 	done
 	got+=$(agent_exec "$sock" -- sh -c 'kill -TERM $$')
+	vsock_exec_round_trip "$sock"
 	verdict vsock-exec-status "$([[ $got == "0 1 42 143" ]] || echo "statuses '$got', want '0 1 42 143'")"
 }
 
@@ -139,11 +151,13 @@ test_exec_streams() {
 }
 
 test_exec_stdin() {
-	local sock=$1 rc=0 want got
+	local sock=$1 rc=0 want got t0
 	head -c "$VSOCK_STDIN_BYTES" /dev/urandom >"$LOGDIR/stdin.bin"
 	want=$(cksum <"$LOGDIR/stdin.bin")
+	t0=$(now)
 	timeout 300 "${HUSK_CMD[@]}" exec "$sock" -- cat <"$LOGDIR/stdin.bin" >"$LOGDIR/stdout.bin" \
 		2>"$LOGDIR/agent-exec.err" || rc=$?
+	info "vsock: $VSOCK_STDIN_BYTES bytes through husk exec -- cat and back in $(elapsed "$t0" "$(now)")s"
 	got=$(cksum <"$LOGDIR/stdout.bin")
 	verdict vsock-exec-stdin "$([[ $rc == 0 && $got == "$want" ]] ||
 		echo "status $rc; cksum '$got', want '$want': $(head -c 300 "$LOGDIR/agent-exec.err")")"
