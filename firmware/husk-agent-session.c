@@ -209,6 +209,8 @@ _Noreturn static void run_command(const struct agent_exec *e, const int in[2], c
 	if (e->user && (setgroups(1, &a.gid) < 0 || setgid(a.gid) < 0 || setuid(a.uid) < 0))
 		child_fail(report, "user", e->user);
 	environ = e->env ? e->env : default_env;
+	if (!getenv("PATH")) /* --env A=1 alone still finds its programs */
+		putenv(DEFAULT_PATH);
 	if (!e->argv[0]) {
 		if (!known) /* no passwd entry for the agent's own user: a plain shell */
 			snprintf(a.shell, sizeof(a.shell), "/bin/sh");

@@ -387,13 +387,14 @@ static bool run(struct host *h, const char *const *fields, const uint8_t *tags, 
 static void test_session_exec(void)
 {
 	struct host h = {0};
-	const char *f[] = {"sh", "-c", "echo out; echo err >&2; pwd; echo $FOO; exit 3", "/tmp",
-	                   "FOO=bar"};
+	const char *f[] = {"sh", "-c",
+	                   "echo out; echo err >&2; pwd; echo $FOO; echo ${PATH:+path}; exit 3",
+	                   "/tmp", "FOO=bar"};
 	const uint8_t t[] = {AGENT_ARG, AGENT_ARG, AGENT_ARG, AGENT_CWD, AGENT_ENV};
 
 	host_start(&h);
 	g_assert_true(run(&h, f, t, G_N_ELEMENTS(f), NULL, 0));
-	g_assert_cmpstr(h.out->str, ==, "out\n/tmp\nbar\n");
+	g_assert_cmpstr(h.out->str, ==, "out\n/tmp\nbar\npath\n");
 	g_assert_cmpstr(h.err->str, ==, "err\n");
 	g_assert_cmpuint(h.exit_how, ==, AGENT_EXITED);
 	g_assert_cmpuint(h.exit_value, ==, 3);
