@@ -212,14 +212,14 @@ instance_test_exec() {
 instance_test_exec_stdin() {
 	local rc=0 want got
 	head -c $((20 * 1024 * 1024)) /dev/urandom >"$LOGDIR/istdin.bin"
-	want=$(cksum <"$LOGDIR/istdin.bin")
+	want=$(sha256sum <"$LOGDIR/istdin.bin")
 	timeout 900 "${HUSK_CMD[@]}" exec web -- cat <"$LOGDIR/istdin.bin" >"$LOGDIR/istdout.bin" \
 		2>"$LOGDIR/iexec.err" || rc=$?
-	got=$(cksum <"$LOGDIR/istdout.bin")
+	got=$(sha256sum <"$LOGDIR/istdout.bin")
 	if [[ $rc == 0 && $got == "$want" ]]; then
 		pass instance-exec-stdin
 	else
-		fail instance-exec-stdin "status $rc; cksum '$got', want '$want': $(head -c 200 "$LOGDIR/iexec.err")"
+		fail instance-exec-stdin "status $rc; sha256sum '$got', want '$want': $(head -c 200 "$LOGDIR/iexec.err")"
 	fi
 }
 
@@ -237,7 +237,7 @@ instance_test_shell() {
 	fi
 }
 
-# A file into the instance and back, with checksums on both sides.
+# A file into the instance and back, with chesha256sums on both sides.
 instance_test_transfer() {
 	local problems="" rc=0
 	head -c $((5 * 1024 * 1024)) /dev/urandom >"$LOGDIR/inotes.bin"
@@ -248,8 +248,8 @@ instance_test_transfer() {
 	"${HUSK_CMD[@]}" transfer web:/tmp/inotes.bin "$LOGDIR/iback/" 2>"$LOGDIR/itransfer.err" || rc=$?
 	[[ $rc == 0 ]] || problems+="out: status $rc: $(head -c 200 "$LOGDIR/itransfer.err"); "
 	cmp -s "$LOGDIR/inotes.bin" "$LOGDIR/iback/inotes.bin" || problems+="the file came back changed; "
-	iexec -- sh -c 'cksum </tmp/inotes.bin' >/dev/null
-	[[ $(cat "$LOGDIR/iexec.out") == "$(cksum <"$LOGDIR/inotes.bin")" ]] || problems+="the guest's cksum differs"
+	iexec -- sh -c 'sha256sum </tmp/inotes.bin' >/dev/null
+	[[ $(cat "$LOGDIR/iexec.out") == "$(sha256sum <"$LOGDIR/inotes.bin")" ]] || problems+="the guest's sha256sum differs"
 	if [[ -z $problems ]]; then pass instance-transfer; else fail instance-transfer "${problems%; }"; fi
 }
 
@@ -336,7 +336,7 @@ instance_test_errors() {
 	ihusk badname launch debian-12 --name Web
 	[[ $IRC == 2 ]] || problems+="bad name: status $IRC; "
 	ihusk broken launch "http://$INSTANCE_HTTP/bad/broken.qcow2" --name broken
-	[[ $IRC == 2 ]] && grep -q 'does not match its checksum' "$LOGDIR/instance-broken.err" ||
+	[[ $IRC == 2 ]] && grep -q 'does not match its chesha256sum' "$LOGDIR/instance-broken.err" ||
 		problems+="broken download: status $IRC, $(cat "$LOGDIR/instance-broken.err"); "
 	if compgen -G "$HUSK_HOME/images/*broken*" >/dev/null; then
 		problems+="the broken download stayed in the cache; "

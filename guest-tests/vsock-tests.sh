@@ -153,14 +153,14 @@ test_exec_streams() {
 test_exec_stdin() {
 	local sock=$1 rc=0 want got t0
 	head -c "$VSOCK_STDIN_BYTES" /dev/urandom >"$LOGDIR/stdin.bin"
-	want=$(cksum <"$LOGDIR/stdin.bin")
+	want=$(sha256sum <"$LOGDIR/stdin.bin")
 	t0=$(now)
 	timeout 300 "${HUSK_CMD[@]}" exec "$sock" -- cat <"$LOGDIR/stdin.bin" >"$LOGDIR/stdout.bin" \
 		2>"$LOGDIR/agent-exec.err" || rc=$?
 	info "vsock: $VSOCK_STDIN_BYTES bytes through husk exec -- cat and back in $(elapsed "$t0" "$(now)")s"
-	got=$(cksum <"$LOGDIR/stdout.bin")
+	got=$(sha256sum <"$LOGDIR/stdout.bin")
 	verdict vsock-exec-stdin "$([[ $rc == 0 && $got == "$want" ]] ||
-		echo "status $rc; cksum '$got', want '$want': $(head -c 300 "$LOGDIR/agent-exec.err")")"
+		echo "status $rc; sha256sum '$got', want '$want': $(head -c 300 "$LOGDIR/agent-exec.err")")"
 }
 
 # How many of the guest's processes run 'sleep SECONDS'.
@@ -225,9 +225,9 @@ test_transfer() {
 		rc=$?
 	[[ $rc == 0 ]] || why+="out: status $rc: $(head -c 200 "$LOGDIR/transfer.err"); "
 	cmp -s "$LOGDIR/notes.bin" "$LOGDIR/back/notes.bin" || why+="the file came back changed; "
-	rc=$(agent_exec "$sock" -- sh -c "cksum </tmp/notes.bin")
-	[[ $(cat "$LOGDIR/agent-exec.out") == "$(cksum <"$LOGDIR/notes.bin")" ]] ||
-		why+="the guest's cksum '$(cat "$LOGDIR/agent-exec.out")' is not the host's"
+	rc=$(agent_exec "$sock" -- sh -c "sha256sum </tmp/notes.bin")
+	[[ $(cat "$LOGDIR/agent-exec.out") == "$(sha256sum <"$LOGDIR/notes.bin")" ]] ||
+		why+="the guest's sha256sum '$(cat "$LOGDIR/agent-exec.out")' is not the host's"
 	verdict vsock-transfer "$why"
 }
 
