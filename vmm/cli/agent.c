@@ -358,7 +358,12 @@ static int relay(struct agent_call *c)
 	return c->status;
 }
 
-/* The signals the call takes over, read from a signalfd rather than acted on. */
+/*
+ * The signals the call takes over, read from a signalfd rather than acted
+ * on. Blocked, a signal is queued even if ignored (as a shell starts
+ * background commands with SIGINT ignored), so a script's kill -INT
+ * still reaches the command.
+ */
 static int take_signals(sigset_t *old)
 {
 	sigset_t set;

@@ -105,6 +105,8 @@ static struct result run_cli(const struct fake *f, const char *input, gsize inpu
 	g_assert_no_error(why);
 	pid_t pid = fork();
 	if (pid == 0) {
+		signal(SIGINT,
+		       SIG_IGN); /* as a shell starts one in the background: still passed on */
 		int i = open(in, O_RDONLY), o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		char *argv[32];
