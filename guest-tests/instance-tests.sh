@@ -227,6 +227,7 @@ instance_test_exec_stdin() {
 # A login shell as the default user on a pty: its size, a new size, its status.
 instance_test_shell() {
 	local rc=0
+	ensure_devpts || true # vsock-tests.sh
 	timeout 300 "$ASSETS/vsock/pty-drive" 33 111 'send:stty size\n' 'wait:33 111' \
 		'resize:40,100' 'send:stty size\n' 'wait:40 100' 'send:echo user=$(id -un)\n' \
 		'wait:user=husk' 'send:exit 7\n' -- "${HUSK_CMD[@]}" shell web \

@@ -205,8 +205,15 @@ test_exec_parallel() {
 	verdict vsock-exec-parallel "$why"
 }
 
+# pty-drive needs the host's devpts, which the nested test host's /init does not mount.
+ensure_devpts() {
+	[[ -e /dev/pts/ptmx ]] && return 0
+	mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+}
+
 test_shell() {
 	local sock=$1 rc=0
+	ensure_devpts || true
 	timeout 180 "$ASSETS/vsock/pty-drive" 33 111 'send:stty size\n' 'wait:33 111' \
 		'resize:40,100' 'send:stty size\n' 'wait:40 100' 'send:exit 7\n' \
 		-- "${HUSK_CMD[@]}" shell "$sock" >"$LOGDIR/shell.out" 2>"$LOGDIR/shell.err" || rc=$?
