@@ -4,6 +4,7 @@
  * for the static agent and for husk alike. Every length is the peer's
  * and checked against what the buffer holds.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +55,8 @@ size_t agent_field_put(uint8_t *buf, uint8_t tag, const char *value)
 }
 
 /* Counts the fields of each tag; false if one runs past the payload or holds a NUL. */
-static bool count_fields(const uint8_t *p, uint32_t len, unsigned int count[5], const char **why)
+static bool count_fields(const uint8_t *p, uint32_t len, unsigned int count[AGENT_FIELD_LAST + 1],
+                         const char **why)
 {
 	for (uint32_t off = 0; off < len;) {
 		if (len - off < 5) {
@@ -68,7 +70,7 @@ static bool count_fields(const uint8_t *p, uint32_t len, unsigned int count[5], 
 			*why = "a field runs past the request";
 			return false;
 		}
-		if (tag < AGENT_ARG || tag > AGENT_USER) {
+		if (tag < AGENT_ARG || tag > AGENT_FIELD_LAST) {
 			*why = "unknown field";
 			return false;
 		}
@@ -82,14 +84,16 @@ static bool count_fields(const uint8_t *p, uint32_t len, unsigned int count[5], 
 	return true;
 }
 
-static bool check_counts(const unsigned int count[5], const char **why)
+static bool check_counts(const unsigned int count[AGENT_FIELD_LAST + 1], const char **why)
 {
-	if (!count[AGENT_ARG])
+	if (!count[AGENT_ARG] && !count[AGENT_PTY])
 		*why = "no program to run";
 	else if (count[AGENT_ARG] > AGENT_MAX_ARGS || count[AGENT_ENV] > AGENT_MAX_ARGS)
 		*why = "too many arguments or variables";
 	else if (count[AGENT_CWD] > 1 || count[AGENT_USER] > 1)
 		*why = "more than one directory or user";
+	else if (count[AGENT_PTY] > 1)
+		*why = "more than one terminal";
 	else
 		return true;
 	return false;
@@ -112,8 +116,10 @@ static void fill(const uint8_t *p, uint32_t len, struct agent_exec *e)
 			e->env[nenv++] = s;
 		else if (tag == AGENT_CWD)
 			e->cwd = s;
-		else
+		else if (tag == AGENT_USER)
 			e->user = s;
+		else
+			e->pty_text = s;
 		s += flen + 1;
 		off += 5 + flen;
 	}
@@ -121,7 +127,7 @@ static void fill(const uint8_t *p, uint32_t len, struct agent_exec *e)
 
 bool agent_exec_decode(const uint8_t *p, uint32_t len, struct agent_exec *e, const char **why)
 {
-	unsigned int count[5] = {0};
+	unsigned int count[AGENT_FIELD_LAST + 1] = {0};
 
 	memset(e, 0, sizeof(*e));
 	if (!count_fields(p, len, count, why) || !check_counts(count, why))
@@ -137,6 +143,15 @@ bool agent_exec_decode(const uint8_t *p, uint32_t len, struct agent_exec *e, con
 		return false;
 	}
 	fill(p, len, e);
+	struct agent_winsize ws = {0};
+	if (e->pty_text && !agent_pty_parse(e->pty_text, &ws)) {
+		agent_exec_free(e);
+		*why = "a terminal size is not ROWS COLS (1 to 4096 each)";
+		return false;
+	}
+	e->pty = e->pty_text != NULL;
+	e->rows = ws.rows;
+	e->cols = ws.cols;
 	return true;
 }
 
@@ -146,4 +161,96 @@ void agent_exec_free(struct agent_exec *e)
 	free(e->argv);
 	free(e->env);
 	memset(e, 0, sizeof(*e));
+}
+
+bool agent_hello_decode(const uint8_t *p, uint32_t len, uint32_t *version, const char **why)
+{
+	if (len != 4) {
+		*why = "HELLO is not 4 bytes";
+		return false;
+	}
+	*version = get_le32(p);
+	if (*version < 1 || *version > AGENT_VERSION) {
+		*why = "a protocol version this side does not speak";
+		return false;
+	}
+	return true;
+}
+
+static bool size_ok(unsigned long v)
+{
+	return v >= 1 && v <= AGENT_MAX_PTY;
+}
+
+void agent_resize_encode(uint8_t out[4], struct agent_winsize ws)
+{
+	out[0] = (uint8_t)ws.rows;
+	out[1] = (uint8_t)(ws.rows >> 8);
+	out[2] = (uint8_t)ws.cols;
+	out[3] = (uint8_t)(ws.cols >> 8);
+}
+
+bool agent_resize_decode(const uint8_t *p, uint32_t len, struct agent_winsize *ws, const char **why)
+{
+	if (len != 4) {
+		*why = "RESIZE is not 4 bytes";
+		return false;
+	}
+	ws->rows = (uint16_t)(p[0] | p[1] << 8);
+	ws->cols = (uint16_t)(p[2] | p[3] << 8);
+	if (!size_ok(ws->rows) || !size_ok(ws->cols)) {
+		*why = "a terminal size out of range";
+		return false;
+	}
+	return true;
+}
+
+void agent_pty_format(char out[16], struct agent_winsize ws)
+{
+	snprintf(out, 16, "%u %u", (unsigned int)ws.rows, (unsigned int)ws.cols);
+}
+
+/* A decimal of 1 to 4 digits at *p, moved past. */
+static bool take_number(const char **p, unsigned long *v)
+{
+	const char *s = *p;
+
+	*v = 0;
+	while (*s >= '0' && *s <= '9' && s - *p < 5)
+		*v = *v * 10 + (unsigned long)(*s++ - '0');
+	if (s == *p || s - *p > 4)
+		return false;
+	*p = s;
+	return true;
+}
+
+bool agent_pty_parse(const char *text, struct agent_winsize *ws)
+{
+	unsigned long rows, cols;
+	const char *p = text;
+
+	if (!take_number(&p, &rows) || *p++ != ' ' || !take_number(&p, &cols) || *p)
+		return false;
+	if (!size_ok(rows) || !size_ok(cols))
+		return false;
+	ws->rows = (uint16_t)rows;
+	ws->cols = (uint16_t)cols;
+	return true;
+}
+
+bool agent_exit_decode(const uint8_t *p, uint32_t len, uint8_t *how, uint32_t *value,
+                       const char **why)
+{
+	if (len != 5) {
+		*why = "EXIT is not 5 bytes";
+		return false;
+	}
+	*how = p[0];
+	*value = get_le32(p + 1);
+	if (*how == AGENT_EXITED && *value <= 255)
+		return true;
+	if (*how == AGENT_KILLED && *value >= 1 && *value <= 64)
+		return true;
+	*why = "EXIT holds no status or signal";
+	return false;
 }

@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +32,7 @@ struct session {
 	pid_t pid; /* the command's, or 0 */
 	int pidfd;
 	int child_in, child_out, child_err; /* our ends of its pipes; -1 once closed */
+	int pty;                            /* the terminal's master, with PTY; else -1 */
 	uint8_t pending[AGENT_MAX_BODY];    /* STDIN the command has not taken yet */
 	size_t pending_len, pending_off;
 	bool close_stdin; /* the host's empty STDIN: close once pending is out */
@@ -75,19 +78,36 @@ static void close_fd(int *fd)
 
 /* ---- the command's side, after fork ----------------------------------------- */
 
-/* The passwd entry whose name or number is 'user': its uid and gid. */
-static bool find_user(const char *user, uid_t *uid, gid_t *gid)
+/* A passwd entry: what the command needs of its user. */
+struct account {
+	uid_t uid;
+	gid_t gid;
+	char home[256], shell[256];
+};
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* The passwd entry whose name or number is 'user'. */
+static bool find_user(const char *user, struct account *a)
 {
 	FILE *f = fopen("/etc/passwd", "re");
 	char line[1024];
 	bool found = false;
 
 	while (f && !found && fgets(line, sizeof(line), f)) {
-		char *save, *name = strtok_r(line, ":", &save), *pw = strtok_r(NULL, ":", &save);
-		char *u = strtok_r(NULL, ":", &save), *g = strtok_r(NULL, ":", &save);
+		line[strcspn(line, "\n")] = '\0';
+		/* strsep, not strtok: an empty field (no password) is still a field. */
+		char *rest = line, *name = strsep(&rest, ":"), *pw = strsep(&rest, ":");
+		char *u = strsep(&rest, ":"), *g = strsep(&rest, ":");
+		char *gecos = strsep(&rest, ":"), *home = strsep(&rest, ":");
 		if (name && pw && u && g && (!strcmp(name, user) || !strcmp(u, user))) {
-			*uid = (uid_t)strtoul(u, NULL, 10);
-			*gid = (gid_t)strtoul(g, NULL, 10);
+			a->uid = (uid_t)strtoul(u, NULL, 10);
+			a->gid = (gid_t)strtoul(g, NULL, 10);
+			copy_field(a->home, sizeof(a->home), gecos ? home : NULL);
+			copy_field(a->shell, sizeof(a->shell), rest);
 			found = true;
 		}
 	}
@@ -106,27 +126,98 @@ _Noreturn static void child_fail(int report, const char *what, const char *arg)
 	_exit(127);
 }
 
+/* In the child: the terminal 'tty' becomes its controlling one, and 0, 1 and 2. */
+static void take_terminal(int tty, int report)
+{
+	if (setsid() < 0 || ioctl(tty, TIOCSCTTY, 0) < 0)
+		child_fail(report, "terminal", "");
+	if (dup2(tty, 0) < 0 || dup2(tty, 1) < 0 || dup2(tty, 2) < 0)
+		child_fail(report, "dup2", "");
+}
+
+/* A login shell's environment beside what the host gave: the user's own. */
+static void login_env(const struct account *a, const char *user)
+{
+	setenv("HOME", a->home[0] ? a->home : "/", 0);
+	setenv("SHELL", a->shell, 0);
+	setenv("USER", user, 0);
+	setenv("LOGNAME", user, 0);
+	if (!getenv("PATH"))
+		putenv(DEFAULT_PATH);
+}
+
+/* The name of the passwd entry for 'a' (for USER and LOGNAME), else its number. */
+static void account_name(const char *asked, const struct account *a, char *out, size_t size)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	char line[1024];
+
+	snprintf(out, size, "%s", asked);
+	while (f && fgets(line, sizeof(line), f)) {
+		char *rest = line, *name = strsep(&rest, ":");
+		strsep(&rest, ":");
+		char *u = strsep(&rest, ":");
+		if (u && (uid_t)strtoul(u, NULL, 10) == a->uid) {
+			snprintf(out, size, "%s", name);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* A PTY with no ARG: the user's shell, as a login shell ("-bash") in their home. */
+_Noreturn static void run_login_shell(const struct account *a, const char *user, const char *cwd,
+                                      int report)
+{
+	const char *shell = a->shell[0] ? a->shell : "/bin/sh";
+	const char *base = strrchr(shell, '/') ? strrchr(shell, '/') + 1 : shell;
+	char arg0[260], name[64];
+
+	account_name(user, a, name, sizeof(name));
+	login_env(a, name);
+	snprintf(arg0, sizeof(arg0), "-%s", base);
+	if (cwd && chdir(cwd) < 0)
+		child_fail(report, "chdir", cwd);
+	if (!cwd && chdir(a->home[0] ? a->home : "/") < 0 && chdir("/") < 0)
+		child_fail(report, "chdir", a->home);
+	execl(shell, arg0, (char *)NULL);
+	child_fail(report, "exec", shell);
+}
+
 _Noreturn static void run_command(const struct agent_exec *e, const int in[2], const int out[2],
-                                  const int err[2], int report)
+                                  const int err[2], int tty, int report)
 {
 	static char *default_env[] = {DEFAULT_PATH, NULL};
-	uid_t uid;
-	gid_t gid;
+	struct account a = {0};
+	char self[16];
 
-	setpgid(0, 0); /* SIGNAL goes to the command and what it starts */
 	signal(SIGPIPE, SIG_DFL);
-	if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-		child_fail(report, "dup2", "");
-	if (e->user) {
-		errno = ENOENT;
-		if (!find_user(e->user, &uid, &gid))
-			child_fail(report, "user", e->user);
-		if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-			child_fail(report, "user", e->user);
+	if (tty >= 0) {
+		take_terminal(tty, report);
+	} else {
+		setpgid(0, 0); /* SIGNAL goes to the command and what it starts */
+		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+			child_fail(report, "dup2", "");
+	}
+	snprintf(self, sizeof(self), "%u", (unsigned int)getuid());
+	const char *user = e->user ? e->user : self;
+	errno = ENOENT;
+	bool known = find_user(user, &a);
+	if (e->user && !known)
+		child_fail(report, "user", e->user);
+	if (e->user && (setgroups(1, &a.gid) < 0 || setgid(a.gid) < 0 || setuid(a.uid) < 0))
+		child_fail(report, "user", e->user);
+	environ = e->env ? e->env : default_env;
+	if (!getenv("PATH")) /* --env A=1 alone still finds its programs */
+		putenv(DEFAULT_PATH);
+	if (!e->argv[0]) {
+		if (!known) /* no passwd entry for the agent's own user: a plain shell */
+			snprintf(a.shell, sizeof(a.shell), "/bin/sh");
+		run_login_shell(&a, user, e->cwd, report);
 	}
 	if (e->cwd && chdir(e->cwd) < 0)
 		child_fail(report, "chdir", e->cwd);
-	environ = e->env ? e->env : default_env;
 	execvp(e->argv[0], e->argv);
 	child_fail(report, "exec", e->argv[0]);
 }
@@ -147,35 +238,76 @@ static bool make_pipes(int p[4][2])
 	return true;
 }
 
+/* A new terminal of the asked size: its master in *master, its other end returned. */
+static int open_terminal(const struct agent_exec *e, int *master)
+{
+	struct winsize ws = {.ws_row = e->rows, .ws_col = e->cols};
+	int tty;
+
+	if (openpty(master, &tty, NULL, NULL, &ws) < 0)
+		return -1;
+	fcntl(*master, F_SETFD, FD_CLOEXEC);
+	fcntl(tty, F_SETFD, FD_CLOEXEC);
+	return tty;
+}
+
+static void close_pipes(int p[4][2])
+{
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 2; j++)
+			close_fd(&p[i][j]);
+}
+
+/* The agent's ends: pipes, or all three on the terminal's master. */
+static void take_ends(struct session *s, int p[4][2], int master)
+{
+	if (master < 0) {
+		s->child_in = p[0][1];
+		s->child_out = p[1][0];
+		s->child_err = p[2][0];
+		p[0][1] = p[1][0] = p[2][0] = -1;
+	} else {
+		s->pty = master;
+		s->child_in = fcntl(master, F_DUPFD_CLOEXEC, 0);
+		s->child_out = fcntl(master, F_DUPFD_CLOEXEC, 0);
+		s->child_err = -1;
+		send_frame(s, AGENT_STDERR, "", 0); /* all of it comes as STDOUT */
+	}
+	close_pipes(p);
+	fcntl(s->child_in, F_SETFL, O_NONBLOCK);
+}
+
 /* Starts the command; NULL, or why it did not start. */
 static const char *start(struct session *s, const struct agent_exec *e, char *why, size_t size)
 {
 	int p[4][2]; /* stdin, stdout, stderr, and the child's report */
+	int master = -1, tty = -1;
 
 	if (!make_pipes(p))
 		return "pipe failed";
+	if (e->pty && (tty = open_terminal(e, &master)) < 0) {
+		close_pipes(p);
+		return "no terminal (is devpts mounted?)";
+	}
 	pid_t pid = fork();
 	if (pid == 0)
-		run_command(e, p[0], p[1], p[2], p[3][1]);
+		run_command(e, p[0], p[1], p[2], tty, p[3][1]);
+	close_fd(&tty);
 	for (int i = 0; i < 4; i++)
-		close(p[i][i == 0 ? 0 : 1]);
+		close_fd(&p[i][i == 0 ? 0 : 1]);
 	ssize_t n = pid < 0 ? 0 : read(p[3][0], why, size - 1);
-	close(p[3][0]);
 	if (pid < 0 || n > 0) {
 		why[n > 0 ? n : 0] = '\0';
 		if (pid > 0)
 			waitpid(pid, NULL, 0);
-		for (int i = 0; i < 3; i++)
-			close(p[i][i == 0 ? 1 : 0]);
+		close_pipes(p);
+		close_fd(&master);
 		return pid < 0 ? "fork failed" : why;
 	}
 	s->pid = pid;
 	s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	s->child_in = p[0][1];
-	s->child_out = p[1][0];
-	s->child_err = p[2][0];
 	s->exited = false;
-	fcntl(s->child_in, F_SETFL, O_NONBLOCK);
+	take_ends(s, p, master);
 	return NULL;
 }
 
@@ -215,6 +347,20 @@ static void on_signal(struct session *s, const struct agent_frame *f)
 		send_error(s, "no such signal");
 }
 
+static void on_resize(struct session *s, const struct agent_frame *f)
+{
+	struct agent_winsize ws;
+	const char *why;
+
+	if (!agent_resize_decode(f->payload, f->len, &ws, &why)) {
+		send_error(s, why);
+		return;
+	}
+	struct winsize w = {.ws_row = ws.rows, .ws_col = ws.cols};
+	if (s->pty >= 0)
+		ioctl(s->pty, TIOCSWINSZ, &w); /* the terminal tells its foreground: SIGWINCH */
+}
+
 static void on_stdin(struct session *s, const struct agent_frame *f)
 {
 	if (s->child_in < 0)
@@ -239,6 +385,9 @@ static void dispatch(struct session *s, const struct agent_frame *f)
 		break;
 	case AGENT_SIGNAL:
 		on_signal(s, f);
+		break;
+	case AGENT_RESIZE:
+		on_resize(s, f);
 		break;
 	default:
 		send_error(s, "unexpected frame type");
@@ -336,6 +485,7 @@ static void finish(struct session *s)
 	send_frame(s, AGENT_EXIT, exit, sizeof(exit));
 	close_fd(&s->child_in);
 	close_fd(&s->pidfd);
+	close_fd(&s->pty);
 	s->pid = 0;
 	s->pending_len = s->pending_off = 0;
 	s->close_stdin = false;
@@ -375,7 +525,7 @@ void agent_serve(int fd)
 	uint8_t version[4] = {AGENT_VERSION, 0, 0, 0};
 
 	s = (struct session){
-	    .fd = fd, .pidfd = -1, .child_in = -1, .child_out = -1, .child_err = -1};
+	    .fd = fd, .pidfd = -1, .child_in = -1, .child_out = -1, .child_err = -1, .pty = -1};
 	if (!send_frame(&s, AGENT_HELLO, version, sizeof(version)))
 		return;
 	while (turn(&s))
@@ -389,4 +539,5 @@ void agent_serve(int fd)
 	close_fd(&s.child_out);
 	close_fd(&s.child_err);
 	close_fd(&s.pidfd);
+	close_fd(&s.pty);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * husk-agent's protocol, version 1: how husk asks the agent in a guest to
- * run commands, over one vsock stream per request (the agent listens on
+ * husk-agent's protocol, version 2: how husk asks the agent in a guest to
+ * run commands and shells, over one vsock stream per request (the agent listens on
  * guest port HUSK_AGENT_PORT; a host program reaches it through husk's
  * --vsock socket with "CONNECT 1024").
  *
@@ -13,15 +13,21 @@
  *                  that many bytes (no NUL inside): ARG (one or more, argv
  *                  in order), ENV ("NAME=value", any number; none: a
  *                  default PATH), CWD (at most one), USER (at most one, a
- *                  name or a number from the guest's /etc/passwd)
+ *                  name or a number from the guest's /etc/passwd), PTY (at most one,
+ *                  "ROWS COLS": the command runs on a new terminal, its
+ *                  session's leader; with no ARG, the user's login shell)
  *   host  STDIN    bytes for the command's standard input; empty: its end
  *   host  SIGNAL   a little-endian u32 signal number, for the command's
  *                  process group (Ctrl-C is SIGINT)
+ *   host  RESIZE   two little-endian u16, rows and columns: the PTY's new size
  *   agent STDOUT, STDERR   the command's output, as it comes; empty: its end
+ *                  (on a PTY everything is STDOUT; STDERR only ends)
  *   agent EXIT     a byte (AGENT_EXITED or AGENT_KILLED) and a
  *                  little-endian u32: the exit status or the signal
  *   agent ERROR    text: the request failed (bad frame, no such program,
  *                  no such user); the stream is ready for the next one
+ *
+ * Version 2 added PTY and RESIZE; a version 1 agent answers them with ERROR.
  *
  * A frame the agent cannot take (a length of 0 or past AGENT_MAX_BODY)
  * ends the stream: nothing after it can be trusted to be a frame.
@@ -33,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AGENT_VERSION   1
+#define AGENT_VERSION   2
 #define HUSK_AGENT_PORT 1024
 #define AGENT_MAX_BODY  (64 * 1024 + 1)
 #define AGENT_MAX_ARGS  1024 /* ARG and ENV fields each, per EXEC */
@@ -47,9 +53,13 @@ enum agent_type {
 	AGENT_STDERR = 6,
 	AGENT_EXIT = 7,
 	AGENT_ERROR = 8,
+	AGENT_RESIZE = 9, /* version 2 */
 };
 
-enum agent_field { AGENT_ARG = 1, AGENT_ENV = 2, AGENT_CWD = 3, AGENT_USER = 4 };
+enum agent_field { AGENT_ARG = 1, AGENT_ENV = 2, AGENT_CWD = 3, AGENT_USER = 4, AGENT_PTY = 5 };
+#define AGENT_FIELD_LAST AGENT_PTY
+
+#define AGENT_MAX_PTY 4096 /* rows or columns */
 
 enum { AGENT_EXITED = 0, AGENT_KILLED = 1 };
 
@@ -71,15 +81,44 @@ void agent_frame_header(uint8_t out[5], uint8_t type, uint32_t len);
 
 /* An EXEC request, decoded: NULL-terminated argv and env, in 'storage'. */
 struct agent_exec {
-	char **argv;
-	char **env; /* NULL: none given */
-	const char *cwd, *user;
+	char **argv; /* argv[0] NULL: a PTY's login shell */
+	char **env;  /* NULL: none given */
+	const char *cwd, *user, *pty_text;
+	bool pty;
+	uint16_t rows, cols; /* with pty */
 	char *storage;
+};
+
+/* A terminal's size, as PTY and RESIZE carry it. */
+struct agent_winsize {
+	uint16_t rows, cols;
 };
 
 /* False, with the reason in *why, if the payload is not a well-formed EXEC. */
 bool agent_exec_decode(const uint8_t *p, uint32_t len, struct agent_exec *e, const char **why);
 void agent_exec_free(struct agent_exec *e);
+
+/*
+ * A HELLO's payload: false, with the reason, unless it is 4 bytes naming
+ * a version this side speaks (1 to AGENT_VERSION); the version in *version.
+ */
+bool agent_hello_decode(const uint8_t *p, uint32_t len, uint32_t *version, const char **why);
+
+/* RESIZE's payload (4 bytes) and its decoder: 1 to AGENT_MAX_PTY each. */
+void agent_resize_encode(uint8_t out[4], struct agent_winsize ws);
+bool agent_resize_decode(const uint8_t *p, uint32_t len, struct agent_winsize *ws,
+                         const char **why);
+
+/* "ROWS COLS", the PTY field's text, and back (same bounds). */
+void agent_pty_format(char out[16], struct agent_winsize ws);
+bool agent_pty_parse(const char *text, struct agent_winsize *ws);
+
+/*
+ * EXIT's payload: false, with the reason, unless it is 5 bytes with a
+ * known kind (AGENT_EXITED 0-255, AGENT_KILLED 1-64).
+ */
+bool agent_exit_decode(const uint8_t *p, uint32_t len, uint8_t *how, uint32_t *value,
+                       const char **why);
 
 /* Appends one field to buf (which has room); returns the bytes written. */
 size_t agent_field_put(uint8_t *buf, uint8_t tag, const char *value);

@@ -161,6 +161,113 @@ static void test_hostile_bytes(void)
 	g_rand_free(g);
 }
 
+/* HELLO, RESIZE, the PTY field and EXIT: each its length, its range, its version. */
+static void test_small_decoders(void)
+{
+	const char *why = NULL;
+	uint32_t version, value;
+	uint8_t how;
+	struct agent_winsize ws;
+	char text[16];
+
+	g_assert_true(agent_hello_decode((const uint8_t *)"\1\0\0\0", 4, &version, &why));
+	g_assert_cmpuint(version, ==, 1);
+	g_assert_true(agent_hello_decode((const uint8_t *)"\2\0\0\0", 4, &version, &why));
+	g_assert_false(agent_hello_decode((const uint8_t *)"\3\0\0\0", 4, &version, &why));
+	g_assert_false(agent_hello_decode((const uint8_t *)"\0\0\0\0", 4, &version, &why));
+	g_assert_false(agent_hello_decode((const uint8_t *)"\2\0\0\0\0", 5, &version, &why));
+	g_assert_false(agent_hello_decode((const uint8_t *)"\2\0\0", 3, &version, &why));
+	g_assert_false(agent_hello_decode((const uint8_t *)"\1\0\0\1", 4, &version, &why));
+
+	uint8_t r[4];
+	agent_resize_encode(r, (struct agent_winsize){33, 111});
+	g_assert_true(agent_resize_decode(r, 4, &ws, &why));
+	g_assert_cmpuint(ws.rows, ==, 33);
+	g_assert_cmpuint(ws.cols, ==, 111);
+	g_assert_false(agent_resize_decode(r, 3, &ws, &why));
+	g_assert_false(agent_resize_decode(r, 5, &ws, &why));
+	agent_resize_encode(r, (struct agent_winsize){0, 80});
+	g_assert_false(agent_resize_decode(r, 4, &ws, &why));
+	agent_resize_encode(r, (struct agent_winsize){24, AGENT_MAX_PTY + 1});
+	g_assert_false(agent_resize_decode(r, 4, &ws, &why));
+
+	agent_pty_format(text, (struct agent_winsize){4096, 1});
+	g_assert_cmpstr(text, ==, "4096 1");
+	g_assert_true(agent_pty_parse(text, &ws));
+	g_assert_cmpuint(ws.rows, ==, 4096);
+	const char *bad[] = {"",        "24",       "24 ",   " 24 80", "24  80", "24 80 ",  "0 80",
+	                     "24 4097", "99999 80", "24 8x", "-1 80",  "24 +80", "00024 80"};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+		g_assert_false(agent_pty_parse(bad[i], &ws));
+
+	uint8_t e[5] = {AGENT_EXITED, 42, 0, 0, 0};
+	g_assert_true(agent_exit_decode(e, 5, &how, &value, &why));
+	g_assert_cmpuint(value, ==, 42);
+	g_assert_false(agent_exit_decode(e, 4, &how, &value, &why));
+	e[2] = 1; /* 298: no exit status */
+	g_assert_false(agent_exit_decode(e, 5, &how, &value, &why));
+	uint8_t k[5] = {AGENT_KILLED, 65, 0, 0, 0};
+	g_assert_false(agent_exit_decode(k, 5, &how, &value, &why));
+	k[1] = 9;
+	g_assert_true(agent_exit_decode(k, 5, &how, &value, &why));
+	k[0] = 7;
+	g_assert_false(agent_exit_decode(k, 5, &how, &value, &why));
+}
+
+/* The PTY field in an EXEC: one, well-formed, and it stands in for ARG. */
+static void test_exec_pty(void)
+{
+	struct agent_exec e;
+	const char *why = NULL;
+	const char *f[] = {"33 111", "husk", "x"};
+	GByteArray *b = exec_request(f, (const uint8_t[]){AGENT_PTY, AGENT_USER}, 2);
+
+	g_assert_true(agent_exec_decode(b->data, b->len, &e, &why));
+	g_assert_true(e.pty);
+	g_assert_null(e.argv[0]); /* the login shell */
+	g_assert_cmpuint(e.rows, ==, 33);
+	g_assert_cmpuint(e.cols, ==, 111);
+	agent_exec_free(&e);
+	g_byte_array_unref(b);
+	expect_refused(f, (const uint8_t[]){AGENT_PTY, AGENT_PTY}, 2, "more than one terminal");
+	const char *bad[] = {"33x111", "x"};
+	expect_refused(bad, (const uint8_t[]){AGENT_PTY, AGENT_ARG}, 2,
+	               "a terminal size is not ROWS COLS (1 to 4096 each)");
+}
+
+/* Random bytes for the small decoders: an answer, never a read past the payload. */
+static void test_hostile_small(void)
+{
+	GRand *g = g_rand_new_with_seed(0x7074);
+	unsigned int ok = 0;
+
+	for (int n = 0; n < 20000; n++) {
+		uint32_t len = (uint32_t)g_rand_int_range(g, 0, 8);
+		uint8_t *p = g_malloc(len ? len : 1); /* exactly len: ASan sees an overread */
+		char text[10];
+		const char *why = NULL;
+		uint32_t v;
+		uint8_t how;
+		struct agent_winsize ws;
+
+		for (uint32_t i = 0; i < len; i++)
+			p[i] = g_rand_int_range(g, 0, 4) ? (uint8_t)g_rand_int_range(g, 0, 10)
+			                                 : (uint8_t)g_rand_int(g);
+		ok += agent_hello_decode(p, len, &v, &why);
+		ok += agent_resize_decode(p, len, &ws, &why);
+		ok += agent_exit_decode(p, len, &how, &v, &why);
+		for (uint32_t i = 0; i < len && i < sizeof(text) - 1; i++)
+			text[i] = (char)(g_rand_int_range(g, 0, 3) ? '0' + p[i] % 10 : ' ');
+		text[MIN(len, sizeof(text) - 1)] = '\0';
+		if (agent_pty_parse(text, &ws))
+			g_assert_true(ws.rows >= 1 && ws.cols >= 1 && ws.rows <= AGENT_MAX_PTY &&
+			              ws.cols <= AGENT_MAX_PTY);
+		g_free(p);
+	}
+	g_assert_cmpuint(ok, >, 0);
+	g_rand_free(g);
+}
+
 /* ---- a session --------------------------------------------------------------- */
 
 struct host {
@@ -280,13 +387,14 @@ static bool run(struct host *h, const char *const *fields, const uint8_t *tags, 
 static void test_session_exec(void)
 {
 	struct host h = {0};
-	const char *f[] = {"sh", "-c", "echo out; echo err >&2; pwd; echo $FOO; exit 3", "/tmp",
-	                   "FOO=bar"};
+	const char *f[] = {"sh", "-c",
+	                   "echo out; echo err >&2; pwd; echo $FOO; echo ${PATH:+path}; exit 3",
+	                   "/tmp", "FOO=bar"};
 	const uint8_t t[] = {AGENT_ARG, AGENT_ARG, AGENT_ARG, AGENT_CWD, AGENT_ENV};
 
 	host_start(&h);
 	g_assert_true(run(&h, f, t, G_N_ELEMENTS(f), NULL, 0));
-	g_assert_cmpstr(h.out->str, ==, "out\n/tmp\nbar\n");
+	g_assert_cmpstr(h.out->str, ==, "out\n/tmp\nbar\npath\n");
 	g_assert_cmpstr(h.err->str, ==, "err\n");
 	g_assert_cmpuint(h.exit_how, ==, AGENT_EXITED);
 	g_assert_cmpuint(h.exit_value, ==, 3);
@@ -315,6 +423,48 @@ static void test_session_exec(void)
 	g_assert_true(run(&h, sleeper, (const uint8_t[]){AGENT_ARG, AGENT_ARG}, 2, unread, SIGINT));
 	g_assert_cmpuint(h.exit_how, ==, AGENT_KILLED);
 	g_free(unread);
+	host_stop(&h);
+}
+
+/* A command on a terminal: its size, a new size, one stream, its status. */
+static void test_session_pty(void)
+{
+	struct host h = {0};
+	const char *f[] = {"sh", "-c", "stty size; read x; stty size; exit 4", "33 111"};
+	const uint8_t t[] = {AGENT_ARG, AGENT_ARG, AGENT_ARG, AGENT_PTY};
+	GByteArray *req = exec_request(f, t, G_N_ELEMENTS(f)), *p = g_byte_array_new();
+	uint8_t r[4], type;
+
+	if (access("/dev/ptmx", R_OK | W_OK) != 0) {
+		g_test_skip("no /dev/ptmx here");
+		return;
+	}
+	host_start(&h);
+	send_frame(&h, AGENT_EXEC, req->data, req->len);
+	/* First its size, then the new one once it asks for a line. */
+	while (!strstr(h.out->str, "33 111\r\n")) {
+		type = next_frame(&h, p);
+		g_assert_cmpuint(type, !=, AGENT_ERROR);
+		if (type == AGENT_STDOUT)
+			g_string_append_len(h.out, (char *)p->data, p->len);
+	}
+	agent_resize_encode(r, (struct agent_winsize){40, 100});
+	send_frame(&h, AGENT_RESIZE, r, 4);
+	send_frame(&h, AGENT_STDIN, "\n", 1);
+	while ((type = next_frame(&h, p)) == AGENT_STDOUT || type == AGENT_STDERR) {
+		if (type == AGENT_STDERR)
+			g_assert_cmpuint(p->len, ==, 0); /* a terminal has one stream */
+		g_string_append_len(h.out, (char *)p->data, p->len);
+	}
+	g_assert_cmpuint(type, ==, AGENT_EXIT);
+	g_assert_nonnull(strstr(h.out->str, "40 100\r\n"));
+	g_assert_cmpuint(p->data[1], ==, 4);
+	/* A size out of range is answered; the session goes on. */
+	agent_resize_encode(r, (struct agent_winsize){0, 100});
+	send_frame(&h, AGENT_RESIZE, r, 4);
+	g_assert_cmpuint(next_frame(&h, p), ==, AGENT_ERROR);
+	g_byte_array_unref(req);
+	g_byte_array_unref(p);
 	host_stop(&h);
 }
 
@@ -350,6 +500,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/husk-agent/exec-decode", test_exec_decode);
 	g_test_add_func("/husk-agent/exec-refused", test_exec_refused);
 	g_test_add_func("/husk-agent/hostile-bytes", test_hostile_bytes);
+	g_test_add_func("/husk-agent/small-decoders", test_small_decoders);
+	g_test_add_func("/husk-agent/exec-pty", test_exec_pty);
+	g_test_add_func("/husk-agent/hostile-small", test_hostile_small);
+	g_test_add_func("/husk-agent/session-pty", test_session_pty);
 	g_test_add_func("/husk-agent/session-exec", test_session_exec);
 	g_test_add_func("/husk-agent/session-bad-frames", test_session_bad_frames);
 	return g_test_run();

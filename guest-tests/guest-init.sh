@@ -236,8 +236,9 @@ fs)
 	poweroff -f
 	;;
 vsock)
-	# vsock-tests.sh: the agent serves; echo one connection the host makes,
-	# then send to the host.
+	# vsock-tests.sh: the agent serves (husk shell wants a devpts); echo
+	# one connection the host makes, then send to the host.
+	mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 	husk-agent &
 	vsock-echo serve "${husk_vsock_port:-1234}"
 	vsock-echo send "${husk_vsock_host_port:-5678}" "${husk_vsock_bytes:-1048576}"

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2016 # single quotes: the guest's shell expands these
 # SPDX-License-Identifier: MIT
 #
 # Whole-VM tests of instances (husk launch, list, info, stop, start,
@@ -7,9 +8,12 @@
 # image lib/mkcloudimage.sh builds (HUSK_CLOUD_IMAGES, as disk-tests.sh),
 # served by busybox httpd as if it were Debian's, so that the alias and the
 # URL go through husk's download. Four boots in all: two instances launched
-# at once, then one stopped and started, killed and restarted.
+# at once, then one stopped and started, killed and restarted. Between
+# launch and stop, husk exec and husk shell through the instance's agent
+# (husk-agent, which husk's vendor-data installs from the seed).
 
-INSTANCE_TESTS=(instance-launch instance-list instance-port instance-two instance-stop-start
+INSTANCE_TESTS=(instance-launch instance-list instance-port instance-two instance-exec
+	instance-exec-stdin instance-shell instance-transfer instance-agent-killed instance-stop-start
 	instance-killed instance-busy instance-errors instance-delete)
 
 INSTANCE_HTTP=127.0.0.1:18080
@@ -161,6 +165,112 @@ instance_test_ports() {
 	if [[ -z $problems ]]; then pass instance-two; else fail instance-two "${problems%; }"; fi
 }
 
+# husk exec web ARG...: its status on stdout, its output in $LOGDIR/iexec.{out,err}.
+iexec() {
+	local rc=0
+	timeout 300 "${HUSK_CMD[@]}" exec web "$@" </dev/null >"$LOGDIR/iexec.out" 2>"$LOGDIR/iexec.err" || rc=$?
+	echo "$rc"
+}
+
+# Statuses, streams, options, Ctrl-C, ten at once.
+instance_test_exec() {
+	local problems="" got="" want rc pid n pids=()
+	"${HUSK_CMD[@]}" info web | grep -q '^Agent: *ready' || problems+="info does not show the agent ready; "
+	for want in 0 1 42; do got+="$(iexec -- sh -c "exit $want") "; done
+	got+=$(iexec -- sh -c 'kill -TERM $$')
+	[[ $got == "0 1 42 143" ]] || problems+="statuses '$got', want '0 1 42 143': $(head -c 200 "$LOGDIR/iexec.err"); "
+	rc=$(iexec -- sh -c 'printf out; printf err >&2')
+	[[ $rc == 0 && $(cat "$LOGDIR/iexec.out") == out && $(cat "$LOGDIR/iexec.err") == err ]] ||
+		problems+="streams: status $rc, '$(cat "$LOGDIR/iexec.out")' '$(cat "$LOGDIR/iexec.err")'; "
+	rc=$(iexec --workdir /srv/www --env A=1 -- sh -c 'echo "$PWD $A $(id -un)"')
+	[[ $(cat "$LOGDIR/iexec.out") == "/srv/www 1 root" ]] ||
+		problems+="--workdir/--env gave '$(cat "$LOGDIR/iexec.out")' (status $rc); "
+	# Not under timeout(1): the signal is for husk itself.
+	"${HUSK_CMD[@]}" exec web -- sleep 600 </dev/null >/dev/null 2>&1 &
+	pid=$!
+	sleep 5
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	[[ $rc == 130 ]] || problems+="Ctrl-C: status $rc; "
+	rc=$(iexec -- sh -c 'pgrep -c -f "^sleep 600" || true')
+	[[ $(cat "$LOGDIR/iexec.out") == 0 ]] || problems+="sleep 600 outlived Ctrl-C; "
+	for n in 1 2 3 4 5 6 7 8 9 10; do
+		timeout 300 "${HUSK_CMD[@]}" exec web -- sh -c "echo \$(($n * $n)); exit $n" \
+			</dev/null >"$LOGDIR/iparallel.$n" 2>&1 &
+		pids[n]=$!
+	done
+	for n in 1 2 3 4 5 6 7 8 9 10; do
+		rc=0
+		wait "${pids[n]}" || rc=$?
+		[[ $rc == "$n" && $(cat "$LOGDIR/iparallel.$n") == "$((n * n))" ]] ||
+			problems+="parallel #$n: status $rc; "
+	done
+	if [[ -z $problems ]]; then pass instance-exec; else fail instance-exec "${problems%; }"; fi
+}
+
+# 20 MiB through cat in the guest and back.
+instance_test_exec_stdin() {
+	local rc=0 want got
+	head -c $((20 * 1024 * 1024)) /dev/urandom >"$LOGDIR/istdin.bin"
+	want=$(sha256sum <"$LOGDIR/istdin.bin")
+	timeout 900 "${HUSK_CMD[@]}" exec web -- cat <"$LOGDIR/istdin.bin" >"$LOGDIR/istdout.bin" \
+		2>"$LOGDIR/iexec.err" || rc=$?
+	got=$(sha256sum <"$LOGDIR/istdout.bin")
+	if [[ $rc == 0 && $got == "$want" ]]; then
+		pass instance-exec-stdin
+	else
+		fail instance-exec-stdin "status $rc; sha256sum '$got', want '$want': $(head -c 200 "$LOGDIR/iexec.err")"
+	fi
+}
+
+# A login shell as the default user on a pty: its size, a new size, its status.
+instance_test_shell() {
+	local rc=0
+	ensure_devpts || true # vsock-tests.sh
+	timeout 300 "$ASSETS/vsock/pty-drive" 33 111 'send:stty size\n' 'wait:33 111' \
+		'resize:40,100' 'send:stty size\n' 'wait:40 100' 'send:echo user=$(id -un)\n' \
+		'wait:user=husk' 'send:exit 7\n' -- "${HUSK_CMD[@]}" shell web \
+		>"$LOGDIR/ishell.out" 2>"$LOGDIR/ishell.err" || rc=$?
+	if [[ $rc == 7 ]]; then
+		pass instance-shell
+	else
+		fail instance-shell "status $rc, want 7: $(tr -c '[:print:]' ' ' <"$LOGDIR/ishell.out" | tail -c 300) $(head -c 200 "$LOGDIR/ishell.err")"
+	fi
+}
+
+# A file into the instance and back, with chesha256sums on both sides.
+instance_test_transfer() {
+	local problems="" rc=0
+	head -c $((5 * 1024 * 1024)) /dev/urandom >"$LOGDIR/inotes.bin"
+	rm -rf "$LOGDIR/iback" && mkdir -p "$LOGDIR/iback"
+	"${HUSK_CMD[@]}" transfer "$LOGDIR/inotes.bin" web:/tmp/ 2>"$LOGDIR/itransfer.err" || rc=$?
+	[[ $rc == 0 ]] || problems+="in: status $rc: $(head -c 200 "$LOGDIR/itransfer.err"); "
+	rc=0
+	"${HUSK_CMD[@]}" transfer web:/tmp/inotes.bin "$LOGDIR/iback/" 2>"$LOGDIR/itransfer.err" || rc=$?
+	[[ $rc == 0 ]] || problems+="out: status $rc: $(head -c 200 "$LOGDIR/itransfer.err"); "
+	cmp -s "$LOGDIR/inotes.bin" "$LOGDIR/iback/inotes.bin" || problems+="the file came back changed; "
+	iexec -- sh -c 'sha256sum </tmp/inotes.bin' >/dev/null
+	[[ $(cat "$LOGDIR/iexec.out") == "$(sha256sum <"$LOGDIR/inotes.bin")" ]] || problems+="the guest's sha256sum differs"
+	if [[ -z $problems ]]; then pass instance-transfer; else fail instance-transfer "${problems%; }"; fi
+}
+
+# A session, then the agent, killed in the guest: one line, 125; systemd brings the agent back.
+instance_test_agent_killed() {
+	local problems="" rc tries=0
+	rc=$(iexec -- sh -c 'kill -KILL $PPID; sleep 5')
+	[[ $rc == 125 && $(wc -l <"$LOGDIR/iexec.err") == 1 ]] && grep -q "the agent went away" "$LOGDIR/iexec.err" ||
+		problems+="session killed: status $rc, '$(cat "$LOGDIR/iexec.err")'; "
+	iexec -- systemctl kill -s KILL husk-agent.service >/dev/null
+	rc=125
+	while ((rc != 0 && tries++ < 30)); do
+		sleep 2
+		rc=$(iexec -- true)
+	done
+	((rc == 0)) || problems+="the agent did not come back: $(cat "$LOGDIR/iexec.err"); "
+	if [[ -z $problems ]]; then pass instance-agent-killed; else fail instance-agent-killed "${problems%; }"; fi
+}
+
 instance_test_stop_start() {
 	local t0 problems="" got
 	t0=$(now)
@@ -183,6 +293,8 @@ instance_test_stop_start() {
 	[[ $IRC == 0 ]] || problems+="start: status $IRC: $(tail -n1 "$LOGDIR/instance-start.err"); "
 	got=$(instance_get 8080 web.txt)
 	[[ $got == "first-boot web" ]] || problems+="after start, GET web.txt gave '$got'; "
+	[[ $(iexec -- cat /srv/www/web.txt) == 0 && $(cat "$LOGDIR/iexec.out") == "first-boot web" ]] ||
+		problems+="after start, husk exec: $(cat "$LOGDIR/iexec.err"); "
 	if [[ -z $problems ]]; then
 		pass instance-stop-start
 	else
@@ -226,7 +338,7 @@ instance_test_errors() {
 	ihusk badname launch debian-12 --name Web
 	[[ $IRC == 2 ]] || problems+="bad name: status $IRC; "
 	ihusk broken launch "http://$INSTANCE_HTTP/bad/broken.qcow2" --name broken
-	[[ $IRC == 2 ]] && grep -q 'does not match its checksum' "$LOGDIR/instance-broken.err" ||
+	[[ $IRC == 2 ]] && grep -q 'does not match its chesha256sum' "$LOGDIR/instance-broken.err" ||
 		problems+="broken download: status $IRC, $(cat "$LOGDIR/instance-broken.err"); "
 	if compgen -G "$HUSK_HOME/images/*broken*" >/dev/null; then
 		problems+="the broken download stayed in the cache; "
@@ -266,10 +378,16 @@ run_instance_tests() {
 	if instance_test_launch; then
 		instance_test_list
 		instance_test_ports
+		want instance-exec && instance_test_exec
+		want instance-exec-stdin && instance_test_exec_stdin
+		want instance-shell && instance_test_shell
+		want instance-transfer && instance_test_transfer
+		want instance-agent-killed && instance_test_agent_killed
 		want instance-stop-start && instance_test_stop_start
 		want instance-killed instance-busy && instance_test_killed
 	else
-		for t in instance-list instance-port instance-two instance-stop-start instance-killed instance-busy; do
+		for t in instance-list instance-port instance-two instance-exec instance-exec-stdin instance-shell \
+			instance-transfer instance-agent-killed instance-stop-start instance-killed instance-busy; do
 			skip "$t" "the launch failed"
 		done
 	fi

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2016 # single quotes: the guest's shell expands these
 # SPDX-License-Identifier: MIT
 #
 # Whole-VM tests of virtio-vsock (--vsock), sourced by vm-tests.sh (whose
@@ -10,9 +11,25 @@
 #   vsock-to-host   the guest connects to host port 5678, PATH_5678
 # vsock-cid that the guest has the cid given with --vsock, and
 # vsock-agent-exec that husk-agent in the guest runs a command for the
-# host: its stdout and stderr apart, its exit status.
+# host: its stdout and stderr apart, its exit status. In the same boot,
+# husk's own client (husk exec SOCKET, husk shell SOCKET) against the
+# agent, as an instance's are but without a cloud image's boot:
+#   vsock-exec-status     statuses 0, 1, 42 and a signal (128+N)
+#   vsock-exec-streams    stdout and stderr apart, byte for byte; --workdir, --env
+#   vsock-exec-stdin      VSOCK_STDIN_BYTES through cat and back (checksums)
+#   vsock-exec-interrupt  Ctrl-C reaches the command (130); a killed husk
+#                         exec takes its command with it
+#   vsock-exec-parallel   ten at once, each its own answer
+#   vsock-shell           a login shell on a pty (pty-drive): its size, a
+#                         new size after SIGWINCH, its exit status
+#   vsock-transfer        husk transfer both ways, 1 MiB, checksums
+#   vsock-agent-killed    a session killed in the guest, then the agent:
+#                         husk exec says so in one line, 125
 
-VSOCK_TESTS=(vsock-to-guest vsock-to-host vsock-cid vsock-agent-exec)
+VSOCK_CLIENT_TESTS=(vsock-exec-status vsock-exec-streams vsock-exec-stdin
+	vsock-exec-interrupt vsock-exec-parallel vsock-shell vsock-transfer vsock-agent-killed)
+VSOCK_TESTS=(vsock-to-guest vsock-to-host vsock-cid vsock-agent-exec "${VSOCK_CLIENT_TESTS[@]}")
+VSOCK_STDIN_BYTES=$((4 * 1024 * 1024))
 
 VSOCK_BYTES=1048576
 VSOCK_CID=42
@@ -28,8 +45,11 @@ test_vsock() {
 	if ! vm_wait_for '^HUSK-VSOCK-READY'; then
 		to_guest="the guest's echo never listened"
 		agent="the guest never got as far as its echo"
+		local t
+		for t in "${VSOCK_CLIENT_TESTS[@]}"; do fail "$t" "$agent" "$VM_LOG"; done
 	else
 		agent=$(vsock_agent_problems "$sock")
+		vsock_husk_client_tests "$sock"
 		timeout 120 "$echo_bin" connect "$sock" 1234 "$VSOCK_BYTES" 2>"$LOGDIR/vsock-connect.err" ||
 			to_guest="$(tr '\n' ' ' <"$LOGDIR/vsock-connect.err")"
 	fi
@@ -79,6 +99,171 @@ vsock_agent_problems() {
 	[[ $rc == 7 ]] || echo -n "status $rc (want 7); "
 	[[ $(cat "$out") == out ]] || echo -n "stdout \"$(tr '\n' ' ' <"$out")\" (want out); "
 	[[ $(cat "$err") == err ]] || echo -n "stderr \"$(tr '\n' ' ' <"$err")\" (want err)"
+}
+
+# husk exec SOCKET ARG...: its status on stdout, its output in the log folder.
+agent_exec() {
+	local rc=0
+	timeout 120 "${HUSK_CMD[@]}" exec "$@" >"$LOGDIR/agent-exec.out" 2>"$LOGDIR/agent-exec.err" </dev/null ||
+		rc=$?
+	echo "$rc"
+}
+
+# pass or fail TEST by whether PROBLEMS is empty.
+verdict() {
+	if [[ -z $2 ]]; then pass "$1"; else fail "$1" "$2"; fi
+}
+
+# The median of 21 round trips of husk exec -- true, for the log (a figure, not a test).
+vsock_exec_round_trip() {
+	local i t0 times=()
+	for i in $(seq 21); do
+		t0=$(now)
+		"${HUSK_CMD[@]}" exec "$1" -- true </dev/null >/dev/null 2>&1 || return 0
+		times+=("$(elapsed "$t0" "$(now)")")
+	done
+	info "vsock: husk exec -- true, median of 21: $(printf '%s\n' "${times[@]}" | sort -n | sed -n 11p)s"
+}
+
+test_exec_status() {
+	local sock=$1 got="" want
+	for want in 0 1 42; do
+		got+="$(agent_exec "$sock" -- sh -c "exit $want") "
+	done
+	got+=$(agent_exec "$sock" -- sh -c 'kill -TERM $$')
+	vsock_exec_round_trip "$sock"
+	verdict vsock-exec-status "$([[ $got == "0 1 42 143" ]] || echo "statuses '$got', want '0 1 42 143'")"
+}
+
+test_exec_streams() {
+	local sock=$1 why="" i rc
+	local loop='i=0; while [ $i -lt 3000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done'
+	rc=$(agent_exec "$sock" -- sh -c "$loop")
+	for ((i = 0; i < 3000; i++)); do echo "out$i"; done >"$LOGDIR/want.out"
+	for ((i = 0; i < 3000; i++)); do echo "err$i"; done >"$LOGDIR/want.err"
+	[[ $rc == 0 ]] || why+="status $rc; "
+	cmp -s "$LOGDIR/agent-exec.out" "$LOGDIR/want.out" || why+="stdout differs; "
+	cmp -s "$LOGDIR/agent-exec.err" "$LOGDIR/want.err" || why+="stderr differs; "
+	rc=$(agent_exec "$sock" --workdir /tmp --env A=1 --env B=two -- sh -c 'echo "$PWD $A $B"')
+	[[ $rc == 0 && $(cat "$LOGDIR/agent-exec.out") == "/tmp 1 two" ]] ||
+		why+="--workdir/--env gave '$(cat "$LOGDIR/agent-exec.out")' (status $rc)"
+	verdict vsock-exec-streams "$why"
+}
+
+test_exec_stdin() {
+	local sock=$1 rc=0 want got t0
+	head -c "$VSOCK_STDIN_BYTES" /dev/urandom >"$LOGDIR/stdin.bin"
+	want=$(sha256sum <"$LOGDIR/stdin.bin")
+	t0=$(now)
+	timeout 300 "${HUSK_CMD[@]}" exec "$sock" -- cat <"$LOGDIR/stdin.bin" >"$LOGDIR/stdout.bin" \
+		2>"$LOGDIR/agent-exec.err" || rc=$?
+	info "vsock: $VSOCK_STDIN_BYTES bytes through husk exec -- cat and back in $(elapsed "$t0" "$(now)")s"
+	got=$(sha256sum <"$LOGDIR/stdout.bin")
+	verdict vsock-exec-stdin "$([[ $rc == 0 && $got == "$want" ]] ||
+		echo "status $rc; sha256sum '$got', want '$want': $(head -c 300 "$LOGDIR/agent-exec.err")")"
+}
+
+# How many of the guest's processes run 'sleep SECONDS'.
+guest_sleepers() {
+	agent_exec "$1" -- sh -c "ps | grep -c '[s]leep $2'" >/dev/null
+	cat "$LOGDIR/agent-exec.out"
+}
+
+test_exec_interrupt() {
+	local sock=$1 why="" pid rc=0
+	# Not under timeout(1): the signal is for husk itself.
+	"${HUSK_CMD[@]}" exec "$sock" -- sleep 600 </dev/null >/dev/null 2>&1 &
+	pid=$!
+	sleep 3
+	kill -INT "$pid"
+	wait "$pid" || rc=$?
+	[[ $rc == 130 ]] || why+="Ctrl-C: status $rc, want 130; "
+	[[ $(guest_sleepers "$sock" 600) == 0 ]] || why+="sleep 600 outlived Ctrl-C; "
+	"${HUSK_CMD[@]}" exec "$sock" -- sleep 601 </dev/null >/dev/null 2>&1 &
+	pid=$!
+	sleep 3
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	sleep 1
+	[[ $(guest_sleepers "$sock" 601) == 0 ]] || why+="sleep 601 outlived a killed husk exec"
+	verdict vsock-exec-interrupt "$why"
+}
+
+test_exec_parallel() {
+	local sock=$1 why="" n pids=()
+	for n in 1 2 3 4 5 6 7 8 9 10; do
+		timeout 120 "${HUSK_CMD[@]}" exec "$sock" -- sh -c "sleep 1; echo \$(($n * $n)); exit $n" \
+			</dev/null >"$LOGDIR/parallel.$n" 2>&1 &
+		pids[n]=$!
+	done
+	for n in 1 2 3 4 5 6 7 8 9 10; do
+		local rc=0
+		wait "${pids[n]}" || rc=$?
+		[[ $rc == "$n" && $(cat "$LOGDIR/parallel.$n") == "$((n * n))" ]] ||
+			why+="#$n: status $rc, '$(head -c 100 "$LOGDIR/parallel.$n")'; "
+	done
+	verdict vsock-exec-parallel "$why"
+}
+
+# pty-drive needs the host's devpts, which the nested test host's /init does not mount.
+ensure_devpts() {
+	[[ -e /dev/pts/ptmx ]] && return 0
+	mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+}
+
+test_shell() {
+	local sock=$1 rc=0
+	ensure_devpts || true
+	timeout 180 "$ASSETS/vsock/pty-drive" 33 111 'send:stty size\n' 'wait:33 111' \
+		'resize:40,100' 'send:stty size\n' 'wait:40 100' 'send:exit 7\n' \
+		-- "${HUSK_CMD[@]}" shell "$sock" >"$LOGDIR/shell.out" 2>"$LOGDIR/shell.err" || rc=$?
+	verdict vsock-shell "$([[ $rc == 7 ]] ||
+		echo "status $rc, want 7: $(tr -c '[:print:]' ' ' <"$LOGDIR/shell.out" | tail -c 300) $(head -c 200 "$LOGDIR/shell.err")")"
+}
+
+test_transfer() {
+	local sock=$1 why="" rc=0
+	head -c 1048576 /dev/urandom >"$LOGDIR/notes.bin"
+	rm -rf "$LOGDIR/back" && mkdir -p "$LOGDIR/back"
+	timeout 120 "${HUSK_CMD[@]}" transfer "$LOGDIR/notes.bin" "$sock:/tmp/" 2>"$LOGDIR/transfer.err" ||
+		rc=$?
+	[[ $rc == 0 ]] || why+="in: status $rc: $(head -c 200 "$LOGDIR/transfer.err"); "
+	rc=0
+	timeout 120 "${HUSK_CMD[@]}" transfer "$sock:/tmp/notes.bin" "$LOGDIR/back/" 2>"$LOGDIR/transfer.err" ||
+		rc=$?
+	[[ $rc == 0 ]] || why+="out: status $rc: $(head -c 200 "$LOGDIR/transfer.err"); "
+	cmp -s "$LOGDIR/notes.bin" "$LOGDIR/back/notes.bin" || why+="the file came back changed; "
+	rc=$(agent_exec "$sock" -- sh -c "sha256sum </tmp/notes.bin")
+	[[ $(cat "$LOGDIR/agent-exec.out") == "$(sha256sum <"$LOGDIR/notes.bin")" ]] ||
+		why+="the guest's sha256sum '$(cat "$LOGDIR/agent-exec.out")' is not the host's"
+	verdict vsock-transfer "$why"
+}
+
+# The agent's session, then the agent itself, killed in the guest: one line each, 125.
+test_agent_killed() {
+	local sock=$1 why="" rc
+	rc=$(agent_exec "$sock" -- sh -c 'kill -KILL $PPID; sleep 5')
+	[[ $rc == 125 && $(wc -l <"$LOGDIR/agent-exec.err") == 1 ]] &&
+		grep -q "the agent went away" "$LOGDIR/agent-exec.err" ||
+		why+="session killed: status $rc, '$(cat "$LOGDIR/agent-exec.err")'; "
+	agent_exec "$sock" -- sh -c 'kill -KILL $(pidof husk-agent)' >/dev/null
+	rc=$(agent_exec "$sock" -- true)
+	[[ $rc == 125 && $(wc -l <"$LOGDIR/agent-exec.err") == 1 ]] &&
+		grep -q "no agent answers" "$LOGDIR/agent-exec.err" ||
+		why+="agent killed: status $rc, '$(cat "$LOGDIR/agent-exec.err")'"
+	verdict vsock-agent-killed "$why"
+}
+
+# husk's own client against the guest's agent, each wanted test in the
+# order VSOCK_CLIENT_TESTS lists them (the agent killed last):
+# vsock-exec-status runs test_exec_status, and so on.
+vsock_husk_client_tests() {
+	local sock=$1 t fn
+	for t in "${VSOCK_CLIENT_TESTS[@]}"; do
+		want "$t" || continue
+		fn=${t#vsock-}
+		"test_${fn//-/_}" "$sock"
+	done
 }
 
 run_vsock_tests() {

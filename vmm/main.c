@@ -14,6 +14,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
 #include "vmm/boot_linux.h"
+#include "vmm/cli/agent.h"
 #include "vmm/cli/image.h"
 #include "vmm/cli/instances.h"
 #include "vmm/cli/run_image.h"
@@ -33,6 +34,9 @@ static const char usage[] =
     "       husk launch IMAGE [--name NAME] [--cpus N] [--memory SIZE] [--disk-size SIZE]\n"
     "                   [--cloud-init FILE] [-p [ADDR:]HOSTPORT:GUESTPORT[/udp]] ...\n"
     "       husk list|info|start|stop|restart|delete|console ...\n"
+    "       husk exec NAME [--workdir DIR] [--env K=V] [--user U] -- COMMAND\n"
+    "       husk shell NAME [--user U]\n"
+    "       husk transfer [--user U] SOURCE DEST   (one of them NAME:PATH)\n"
     "       husk check-host\n"
     "       husk --version\n"
     "\n"
@@ -44,6 +48,9 @@ static const char usage[] =
     "              in the background until stopped\n"
     "  list, info  the instances, and one in detail (--format json)\n"
     "  start, stop, restart, delete, console   what their names say\n"
+    "  exec NAME   run a command in a running instance, through its agent\n"
+    "  shell NAME  a login shell on a terminal in a running instance\n"
+    "  transfer    copy a file into or out of a running instance\n"
     "  check-host  say whether this host can run husk's VMs (exit 0 or 3)\n"
     "\n"
     "'husk run --help' and 'husk exec --help' list every option and the exit statuses.\n";
@@ -52,9 +59,10 @@ static const struct {
 	const char *name;
 	int (*main)(int argc, char **argv);
 } instance_commands[] = {
-    {"launch", launch_main}, {"list", list_main},       {"info", info_main},
-    {"start", start_main},   {"stop", stop_main},       {"restart", restart_main},
-    {"delete", delete_main}, {"console", console_main},
+    {"launch", launch_main},     {"list", list_main},       {"info", info_main},
+    {"start", start_main},       {"stop", stop_main},       {"restart", restart_main},
+    {"delete", delete_main},     {"console", console_main}, {"shell", shell_main},
+    {"transfer", transfer_main},
 };
 
 static int64_t now_ns(void)
@@ -188,6 +196,10 @@ int main(int argc, char **argv)
 		return run_image_main(argc - 1, argv + 1, start_ns);
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc - 1, argv + 1, start_ns);
+	/* "husk exec NAME -- ..." is for an instance; the throwaway VM's options come first. */
+	if (strcmp(cmd, "exec") == 0 && argc > 2 && argv[2][0] != '-' &&
+	    (agent_exec_wanted(argv[2]) || (argc > 3 && strcmp(argv[3], "--") == 0)))
+		return agent_exec_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "exec") == 0)
 		return exec_main(argc - 1, argv + 1, start_ns);
 	if (strcmp(cmd, "image") == 0)

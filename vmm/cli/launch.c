@@ -192,6 +192,10 @@ static char *ssh_key(void)
 	return NULL;
 }
 
+/* husk-agent, built with husk and carried inside it (firmware/meson.build). */
+extern const unsigned char husk_agent_blob[];
+extern const unsigned long husk_agent_blob_size;
+
 static bool make_seed(const struct launch_opts *o, const struct instance *inst, GError **err)
 {
 	char *user = NULL, *key = ssh_key(), *path = instance_path(inst, "seed.img");
@@ -204,8 +208,15 @@ static bool make_seed(const struct launch_opts *o, const struct instance *inst, 
 		ok = husk_fail(err, HUSK_EXIT_USAGE, "launch: --cloud-init: %s", why->message);
 		g_error_free(why);
 	}
+	struct seed_instance si = {.name = inst->name,
+	                           .instance_id = id,
+	                           .ssh_key = key,
+	                           .user_data = user,
+	                           .user_len = len,
+	                           .agent = husk_agent_blob,
+	                           .agent_len = husk_agent_blob_size};
 	if (ok)
-		ok = seed_write_instance(path, inst->name, id, key, user, len, err);
+		ok = seed_write_instance(path, &si, err);
 	g_free(user);
 	g_free(key);
 	g_free(path);

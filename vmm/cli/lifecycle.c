@@ -88,12 +88,25 @@ static void progress_end(void)
 		fputs("\r\033[K", stderr);
 }
 
+/* What did not come up, in words, from the serving process's "stage". */
+static const char *stage_words(const char *stage)
+{
+	if (g_strcmp0(stage, "boot") == 0)
+		return "the guest did not boot as far as cloud-init";
+	if (g_strcmp0(stage, "cloud-init") == 0)
+		return "cloud-init did not finish";
+	if (g_strcmp0(stage, "agent") == 0)
+		return "cloud-init finished, but husk-agent did not say it was up";
+	return "the guest did not come up";
+}
+
 /* Polls the instance until its guest is ready, its process ends, or time runs out. */
 static bool wait_ready(struct instance *inst, unsigned int timeout_s, GError **err)
 {
 	char *sock = instance_path(inst, "control.sock");
 	int64_t t0 = g_get_monotonic_time(), deadline = t0 + (int64_t)timeout_s * G_USEC_PER_SEC;
 	bool ready = false;
+	char *stage = NULL;
 
 	while (!ready) {
 		JsonObject *reply = control_call(sock, "state", NULL);
@@ -101,8 +114,16 @@ static bool wait_ready(struct instance *inst, unsigned int timeout_s, GError **e
 		    reply ? json_object_get_string_member(reply, "state") : "starting";
 
 		ready = g_strcmp0(state, "running") == 0;
-		if (!ready)
-			progress(inst->name, state, t0);
+		if (reply && json_object_has_member(reply, "stage")) {
+			g_free(stage);
+			stage = g_strdup(json_object_get_string_member(reply, "stage"));
+		}
+		if (!ready) {
+			char *what =
+			    stage ? g_strdup_printf("%s (%s)", state, stage) : g_strdup(state);
+			progress(inst->name, what, t0);
+			g_free(what);
+		}
 		if (reply)
 			json_object_unref(reply);
 		if (ready)
@@ -117,15 +138,17 @@ static bool wait_ready(struct instance *inst, unsigned int timeout_s, GError **e
 		}
 		if (g_get_monotonic_time() > deadline) {
 			progress_end();
-			husk_fail(err, HUSK_EXIT_TIMEOUT,
-			          "%s: not ready after %u s (it goes on booting; husk console %s)",
-			          inst->name, timeout_s, inst->name);
+			husk_fail(
+			    err, HUSK_EXIT_TIMEOUT,
+			    "%s: not ready after %u s: %s (it goes on booting; husk console %s)",
+			    inst->name, timeout_s, stage_words(stage), inst->name);
 			break;
 		}
 		g_usleep(POLL_US);
 	}
 	if (ready)
 		progress_end();
+	g_free(stage);
 	g_free(sock);
 	return ready;
 }

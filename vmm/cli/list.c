@@ -243,6 +243,8 @@ static void print_info(JsonObject *d)
 	printf("%s\nMounts:  -\n", ports && json_array_get_length(ports) ? "" : " -");
 	if (json_object_has_member(d, "uptime_s"))
 		printf("Uptime:  %" G_GINT64_FORMAT " s\n", get_int(d, "uptime_s"));
+	if (json_object_has_member(d, "agent"))
+		printf("Agent:   %s\n", get(d, "agent"));
 	g_free(mem);
 	g_free(disk);
 	g_free(used);

@@ -216,35 +216,98 @@ bool seed_write(const char *path, const struct seed_file *files, size_t nfiles, 
 	return ok;
 }
 
-static char *vendor_data(const char *ssh_key)
+/* husk's cloud-config: its default user, with sudo and the user's key. */
+static void append_cloud_config(GString *v, const char *ssh_key)
 {
-	GString *v = g_string_new("#cloud-config\n"
-	                          "# husk's defaults; the user's user-data takes precedence.\n"
-	                          "users:\n"
-	                          "  - default\n"
-	                          "  - name: husk\n"
-	                          "    gecos: husk\n"
-	                          "    shell: /bin/bash\n"
-	                          "    sudo: ALL=(ALL) NOPASSWD:ALL\n"
-	                          "    groups: [sudo]\n");
-
+	g_string_append(v, "#cloud-config\n"
+	                   "# husk's defaults; the user's user-data takes precedence.\n"
+	                   "users:\n"
+	                   "  - default\n"
+	                   "  - name: husk\n"
+	                   "    gecos: husk\n"
+	                   "    shell: /bin/bash\n"
+	                   "    sudo: ALL=(ALL) NOPASSWD:ALL\n"
+	                   "    groups: [sudo]\n");
 	if (ssh_key)
 		g_string_append_printf(v, "    ssh_authorized_keys:\n      - %s\n", ssh_key);
+}
+
+/*
+ * A vendor script, not cloud-config keys: user-data that sets bootcmd,
+ * runcmd or write_files replaces vendor-data's lists of the same name,
+ * but leaves its scripts be. It runs once per instance (cloud-final);
+ * from then on systemd starts the agent early in each boot.
+ */
+static const char agent_script[] =
+    "#!/bin/sh\n"
+    "# husk: husk-agent from the seed volume, as a service (husk exec, husk shell)\n"
+    "set -e\n"
+    "dev=$(blkid -L " SEED_LABEL " || blkid -L cidata)\n"
+    "mnt=$(mktemp -d)\n"
+    "mount -o ro \"$dev\" \"$mnt\"\n"
+    "install -m 0755 \"$mnt/" SEED_AGENT_FILE "\" /usr/local/sbin/husk-agent\n"
+    "umount \"$mnt\"\n"
+    "rmdir \"$mnt\"\n"
+    "cat >/etc/systemd/system/husk-agent.service <<'EOF'\n"
+    "[Unit]\n"
+    "Description=husk-agent: husk exec and husk shell over vsock\n"
+    "[Service]\n"
+    "ExecStartPre=-/sbin/modprobe vmw_vsock_virtio_transport\n"
+    "ExecStart=/usr/local/sbin/husk-agent\n"
+    "Restart=always\n"
+    "RestartSec=1\n"
+    "[Install]\n"
+    "WantedBy=multi-user.target\n"
+    "EOF\n"
+    "systemctl daemon-reload\n"
+    "systemctl enable husk-agent.service\n"
+    "systemctl start --no-block husk-agent.service\n";
+
+#define BOUNDARY "==husk-vendor-data=="
+
+static void append_part(GString *v, const char *type, const char *filename)
+{
+	g_string_append_printf(v,
+	                       "--" BOUNDARY "\n"
+	                       "Content-Type: %s; charset=\"us-ascii\"\n"
+	                       "MIME-Version: 1.0\n"
+	                       "Content-Transfer-Encoding: 7bit\n"
+	                       "Content-Disposition: attachment; filename=\"%s\"\n\n",
+	                       type, filename);
+}
+
+/* The cloud-config alone, or with the agent's script: a MIME multipart, as cloud-init reads. */
+static char *vendor_data(const char *ssh_key, bool with_agent)
+{
+	GString *v = g_string_new(NULL);
+
+	if (!with_agent) {
+		append_cloud_config(v, ssh_key);
+		return g_string_free(v, FALSE);
+	}
+	g_string_append(v, "Content-Type: multipart/mixed; boundary=\"" BOUNDARY "\"\n"
+	                   "MIME-Version: 1.0\n\n");
+	append_part(v, "text/cloud-config", "husk-cloud-config");
+	append_cloud_config(v, ssh_key);
+	append_part(v, "text/x-shellscript", "husk-agent-install");
+	g_string_append(v, agent_script);
+	g_string_append(v, "--" BOUNDARY "--\n");
 	return g_string_free(v, FALSE);
 }
 
-bool seed_write_instance(const char *path, const char *name, const char *instance_id,
-                         const char *ssh_key, const char *user_data, size_t user_len, GError **err)
+bool seed_write_instance(const char *path, const struct seed_instance *si, GError **err)
 {
-	char *meta = g_strdup_printf("instance-id: %s\nlocal-hostname: %s\n", instance_id, name);
-	char *vendor = vendor_data(ssh_key);
-	const char *user = user_data ? user_data : "#cloud-config\n{}\n";
+	char *meta =
+	    g_strdup_printf("instance-id: %s\nlocal-hostname: %s\n", si->instance_id, si->name);
+	char *vendor = vendor_data(si->ssh_key, si->agent != NULL);
+	const char *user = si->user_data ? si->user_data : "#cloud-config\n{}\n";
 	struct seed_file files[] = {
 	    {"meta-data", meta, strlen(meta)},
-	    {"user-data", user, user_data ? user_len : strlen(user)},
+	    {"user-data", user, si->user_data ? si->user_len : strlen(user)},
 	    {"vendor-data", vendor, strlen(vendor)},
+	    {SEED_AGENT_FILE, si->agent, si->agent_len},
 	};
-	bool ok = seed_write(path, files, G_N_ELEMENTS(files), err);
+	bool ok = seed_write(path, files, si->agent ? 4 : 3, err);
 
 	g_free(meta);
 	g_free(vendor);

@@ -25,12 +25,24 @@ struct seed_file {
 #define SEED_MAX_FILES 8
 bool seed_write(const char *path, const struct seed_file *files, size_t nfiles, GError **err);
 
+/* What an instance's seed holds. */
+struct seed_instance {
+	const char *name, *instance_id;
+	const char *ssh_key;   /* NULL: none */
+	const char *user_data; /* NULL: none */
+	size_t user_len;
+	const void *agent; /* husk-agent's binary, or NULL: no agent */
+	size_t agent_len;
+};
+
+#define SEED_AGENT_FILE "husk-agent"
+
 /*
- * The three files for an instance: meta-data (instance-id, hostname =
- * name), husk's vendor-data (a default user with sudo and, if 'ssh_key'
- * is not NULL, that key), and 'user_data' (may be NULL: none).
+ * The files for an instance: meta-data (instance-id, hostname = name),
+ * husk's vendor-data (a default user "husk" with sudo and, if given,
+ * the SSH key; with an agent, a script that installs it from this volume
+ * as the systemd service husk-agent.service), user-data, and the agent.
  */
-bool seed_write_instance(const char *path, const char *name, const char *instance_id,
-                         const char *ssh_key, const char *user_data, size_t user_len, GError **err);
+bool seed_write_instance(const char *path, const struct seed_instance *si, GError **err);
 
 #endif

@@ -115,20 +115,47 @@ static void test_instance_seed(void)
 	char *path = g_build_filename(dir, "instance.img", NULL);
 	const char *ud = "#cloud-config\nruncmd: [touch /x]\n";
 
-	g_assert_true(seed_write_instance(path, "web", "husk-web-1", "ssh-ed25519 AAAA k", ud,
-	                                  strlen(ud), NULL));
+	struct seed_instance si = {.name = "web",
+	                           .instance_id = "husk-web-1",
+	                           .ssh_key = "ssh-ed25519 AAAA k",
+	                           .user_data = ud,
+	                           .user_len = strlen(ud)};
+
+	g_assert_true(seed_write_instance(path, &si, NULL));
 	const char *vendor[] = {"mtype", "-i", path, "::vendor-data", NULL};
 	const char *meta[] = {"mtype", "-i", path, "::meta-data", NULL};
+	const char *agent[] = {"mtype", "-i", path, "::husk-agent", NULL};
 	int status;
 	char *out = run(vendor, &status);
 	if (out) {
 		g_assert_true(g_str_has_prefix(out, "#cloud-config\n"));
 		g_assert_nonnull(strstr(out, "      - ssh-ed25519 AAAA k\n"));
+		g_assert_null(strstr(out, "husk-agent"));
 		g_free(out);
 		out = run(meta, &status);
 		g_assert_cmpstr(out, ==, "instance-id: husk-web-1\nlocal-hostname: web\n");
 	}
 	g_free(out);
+	/* With the agent: the binary on the volume, and a vendor script beside the config. */
+	char *binary = g_strnfill(300 * 1024, 'A');
+	binary[1000] = '\n';
+	si.agent = binary;
+	si.agent_len = strlen(binary);
+	g_assert_true(seed_write_instance(path, &si, NULL));
+	out = run(agent, &status);
+	if (out) {
+		g_assert_cmpstr(out, ==, binary);
+		g_free(out);
+		out = run(vendor, &status);
+		g_assert_true(g_str_has_prefix(out, "Content-Type: multipart/mixed; boundary="));
+		g_assert_nonnull(strstr(out, "Content-Type: text/cloud-config;"));
+		g_assert_nonnull(strstr(out, "      - ssh-ed25519 AAAA k\n"));
+		g_assert_nonnull(strstr(out, "Content-Type: text/x-shellscript;"));
+		g_assert_nonnull(strstr(out, "systemctl enable husk-agent.service\n"));
+		g_assert_true(g_str_has_suffix(out, "--\n"));
+	}
+	g_free(out);
+	g_free(binary);
 	g_free(path);
 }
 

@@ -2,8 +2,14 @@
 /*
  * The serving process. The guest's console goes through a pipe to the I/O
  * thread, which appends it to console.log (bounded: SERVE_LOG_MAX), looks
- * for cloud-init's final message to call the guest ready, and copies it to
- * attached consoles; what they type goes to the guest through another pipe.
+ * for cloud-init's messages, and copies it to attached consoles; what they
+ * type goes to the guest through another pipe.
+ *
+ * The guest is ready once cloud-init has finished (its final message on
+ * the console) and husk-agent has said HELLO through the instance's vsock
+ * device (vsock.sock in the folder; the HELLO comes to vsock.sock_1024).
+ * While it is not, "state" names the stage it is at: boot (no word from
+ * cloud-init yet), cloud-init (not finished) or agent (no HELLO).
  */
 #include "vmm/instance/serve.h"
 
@@ -20,9 +26,11 @@
 #include <unistd.h>
 
 #include "devices/net.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/config.h"
 #include "vmm/disk_boot.h"
 #include "vmm/error.h"
+#include "vmm/instance/agent_ready.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
 #include "vmm/machine.h"
@@ -42,6 +50,9 @@ struct server {
 	uint64_t log_size;
 	GString *line; /* the console line being written, for the readiness check */
 	enum serve_state state;
+	bool cloud_init_seen, cloud_init_done, agent_ready;
+	uint32_t agent_version;
+	struct agent_ready *hello;
 	int64_t started_us;
 	GPtrArray *consoles; /* struct console_client * */
 	GSource *out_source;
@@ -87,12 +98,37 @@ static void rotate_log(struct server *s)
 	g_free(old);
 }
 
+static void maybe_running(struct server *s)
+{
+	if (s->state == SERVE_BOOTING && s->cloud_init_done && s->agent_ready)
+		s->state = SERVE_RUNNING;
+}
+
+static void on_agent_hello(void *opaque, uint32_t version)
+{
+	struct server *s = opaque;
+
+	if (!s->agent_ready)
+		g_printerr("husk: the guest's agent is up (protocol version %u)\n", version);
+	s->agent_ready = true;
+	s->agent_version = version;
+	maybe_running(s);
+}
+
+static void scan_line(struct server *s, const char *line)
+{
+	if (strstr(line, "Cloud-init v. "))
+		s->cloud_init_seen = true;
+	if (serve_line_is_ready(line))
+		s->cloud_init_done = true;
+	maybe_running(s);
+}
+
 static void scan_for_ready(struct server *s, const char *buf, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (buf[i] == '\n' || buf[i] == '\r') {
-			if (s->state == SERVE_BOOTING && serve_line_is_ready(s->line->str))
-				s->state = SERVE_RUNNING;
+			scan_line(s, s->line->str);
 			g_string_truncate(s->line, 0);
 		} else if (s->line->len < LINE_MAX_SCAN) {
 			g_string_append_c(s->line, buf[i]);
@@ -217,8 +253,17 @@ static void add_network(struct server *s, JsonObject *reply)
 	json_object_set_array_member(reply, "ports", ports);
 }
 
+/* What a booting guest waits for: the first of boot, cloud-init, agent not yet done. */
+static const char *stage(const struct server *s)
+{
+	if (!s->cloud_init_seen && !s->cloud_init_done)
+		return "boot";
+	return !s->cloud_init_done ? "cloud-init" : "agent";
+}
+
 static void add_info(struct server *s, JsonObject *reply)
 {
+	json_object_set_string_member(reply, "agent", s->agent_ready ? "ready" : "not yet");
 	json_object_set_int_member(reply, "pid", getpid());
 	json_object_set_int_member(reply, "uptime_s",
 	                           (g_get_monotonic_time() - s->started_us) / G_USEC_PER_SEC);
@@ -248,10 +293,28 @@ static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "unknown op \"%s\"", op);
 	}
 	json_object_set_string_member(reply, "state", state_name(s->state));
+	if (s->state == SERVE_BOOTING)
+		json_object_set_string_member(reply, "stage", stage(s));
 	return true;
 }
 
 /* --- running the VM ------------------------------------------------------- */
+
+/*
+ * Every instance has a vsock device for its agent: vsock.sock in its
+ * folder (one a killed husk left is removed: this process holds the
+ * instance), the guest's cid the default.
+ */
+static void add_vsock(struct server *s)
+{
+	if (s->cfg.vsock)
+		vsock_config_clear(s->cfg.vsock);
+	g_free(s->cfg.vsock);
+	s->cfg.vsock = g_new0(struct vsock_config, 1);
+	s->cfg.vsock->path = instance_path(s->inst, "vsock.sock");
+	s->cfg.vsock->cid = VSOCK_DEFAULT_CID;
+	unlink(s->cfg.vsock->path);
+}
 
 static bool load_config(struct server *s, GError **err)
 {
@@ -266,6 +329,7 @@ static bool load_config(struct server *s, GError **err)
 		return false;
 	s->cfg.console_out = s->out_pipe[1];
 	s->cfg.console_in = s->in_pipe[0];
+	add_vsock(s);
 	/* Where the time goes, in husk.log: the kernel lookup, the set-up steps. */
 	s->cfg.timings = true;
 	s->cfg.start_ns = g_get_monotonic_time() * 1000;
@@ -322,19 +386,26 @@ static int run(struct server *s)
 	char *sock = instance_path(s->inst, "control.sock");
 	enum stop_reason reason = STOP_ERROR;
 
+	char *hello = instance_path(s->inst, "vsock.sock_1024");
+
 	s->m = machine_create(&s->cfg, &err);
 	if (s->m)
 		ctl = control_server_start(sock, machine_context(s->m), answer, s, &err);
-	if (ctl) {
+	if (ctl)
+		s->hello = agent_ready_start(hello, machine_context(s->m), on_agent_hello, s, &err);
+	if (s->hello) {
 		int signo = 0;
 
 		watch_output(s);
 		reason = machine_run(s->m, &signo);
 		unwatch(s);
-		control_server_stop(ctl);
 	}
+	agent_ready_stop(s->hello);
+	control_server_stop(ctl);
 	unlink(sock);
+	unlink(s->cfg.vsock->path);
 	g_free(sock);
+	g_free(hello);
 	machine_destroy(s->m);
 	if (err) {
 		int status = err->code ? err->code : HUSK_EXIT_RUNTIME;

@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: MIT
+/*
+ * husk exec NAME and husk shell NAME: husk's side of husk-agent's protocol
+ * (firmware/husk-agent.h), over the instance's vsock socket (vsock.sock in
+ * its folder: "CONNECT 1024", then frames). A TARGET with a '/' in it is
+ * such a socket itself, as `husk run --vsock PATH` makes one, for a guest
+ * that runs husk-agent on its own.
+ *
+ * One poll loop moves the bytes: what arrives from the agent is written
+ * out at once, what goes to it waits in 'out' and is written as the socket
+ * takes it, and standard input is read only while 'out' is short. So the
+ * two directions never wait on each other, however much flows.
+ */
+#include "vmm/cli/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "firmware/husk-agent.h"
+#include "vmm/cli/instances.h"
+#include "vmm/error.h"
+#include "vmm/instance/instance.h"
+
+#define HANDSHAKE_MS 10000        /* CONNECT's answer and HELLO */
+#define OUT_HIGH     (256 * 1024) /* standard input waits while this much is queued */
+#define IN_CHUNK     (AGENT_MAX_BODY - 1)
+#define FAILED       HUSK_EXIT_EXEC_FAILED
+
+struct agent_call {
+	const char *cmd; /* "exec" or "shell", for messages */
+	const char *target;
+	int fd;
+	uint32_t version;
+	uint8_t in[4 + AGENT_MAX_BODY]; /* from the agent, not yet a whole frame */
+	size_t in_len;
+	GByteArray *out; /* for the agent, not yet written */
+	bool stdin_open, pty;
+	int sigfd;
+	int status; /* -1 until EXIT or a failure */
+};
+
+/* ---- reaching the agent ------------------------------------------------------- */
+
+/* The socket for TARGET: a path as given, else the running instance's. */
+static char *target_socket(const char *cmd, const char *target, GError **err)
+{
+	if (strchr(target, '/'))
+		return g_strdup(target);
+	struct instance *inst = instance_get(target, err);
+	char *path = NULL;
+
+	if (!inst) {
+		g_prefix_error(err, "%s: ", cmd);
+	} else if (!instance_exists(inst)) {
+		husk_fail(err, FAILED, "%s: no instance called %s", cmd, target);
+	} else if (!instance_running_pid(inst)) {
+		husk_fail(err, FAILED, "%s: %s is not running (husk start %s)", cmd, target,
+		          target);
+	} else {
+		path = instance_path(inst, "vsock.sock");
+	}
+	instance_free(inst);
+	return path;
+}
+
+/* Reads exactly len bytes within the handshake's time; false on EOF or silence. */
+static bool read_timed(int fd, void *buf, size_t len, int64_t deadline_us)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		int64_t left = (deadline_us - g_get_monotonic_time()) / 1000;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return false;
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* "CONNECT 1024" and its "OK"; then the agent's HELLO. */
+static bool handshake(struct agent_call *c, GError **err)
+{
+	int64_t deadline = g_get_monotonic_time() + HANDSHAKE_MS * 1000;
+	char line[32] = {0}, *no_agent = "no agent answers in the guest (is husk-agent running?)";
+	uint8_t hello[9];
+	struct agent_frame f;
+	const char *why;
+	size_t n = 0;
+
+	dprintf(c->fd, "CONNECT %u\n", HUSK_AGENT_PORT);
+	while (n < sizeof(line) - 1 && read_timed(c->fd, line + n, 1, deadline) && line[n] != '\n')
+		n++;
+	if (!g_str_has_prefix(line, "OK "))
+		return husk_fail(err, FAILED, "%s: %s: %s", c->cmd, c->target, no_agent);
+	if (!read_timed(c->fd, hello, sizeof(hello), deadline) ||
+	    agent_frame_parse(hello, sizeof(hello), &f) != sizeof(hello) || f.type != AGENT_HELLO)
+		return husk_fail(err, FAILED, "%s: %s: the agent did not say HELLO", c->cmd,
+		                 c->target);
+	if (!agent_hello_decode(f.payload, f.len, &c->version, &why))
+		return husk_fail(err, FAILED, "%s: %s: the agent's HELLO: %s", c->cmd, c->target,
+		                 why);
+	return true;
+}
+
+static bool agent_connect(struct agent_call *c, GError **err)
+{
+	char *path = target_socket(c->cmd, c->target, err);
+
+	if (!path)
+		return false;
+	c->fd = unix_connect(path);
+	if (c->fd < 0) {
+		husk_fail(err, FAILED, "%s: %s: %s: %s", c->cmd, c->target, path,
+		          g_strerror(errno));
+		g_free(path);
+		return false;
+	}
+	g_free(path);
+	return handshake(c, err);
+}
+
+/* ---- frames ----------------------------------------------------------------------- */
+
+static void queue_frame(struct agent_call *c, uint8_t type, const void *payload, uint32_t len)
+{
+	uint8_t hdr[5];
+
+	agent_frame_header(hdr, type, len);
+	g_byte_array_append(c->out, hdr, sizeof(hdr));
+	g_byte_array_append(c->out, payload, len);
+}
+
+static void queue_field(GByteArray *req, uint8_t tag, const char *value)
+{
+	guint at = req->len;
+
+	g_byte_array_set_size(req, at + 5 + (guint)strlen(value));
+	agent_field_put(req->data + at, tag, value);
+}
+
+static bool write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* The command's output goes on even if ours is closed: the command decides. */
+static void output(int fd, const struct agent_frame *f)
+{
+	if (f->len && !write_all(fd, f->payload, f->len))
+		g_debug("output: %s", g_strerror(errno));
+}
+
+/* Shows the agent's words on one line, with nothing a terminal would act on. */
+static void say_error(const struct agent_call *c, const struct agent_frame *f)
+{
+	char *text = g_strndup((const char *)f->payload, MIN(f->len, 512));
+
+	for (char *p = text; *p; p++)
+		if (!g_ascii_isprint(*p))
+			*p = '?';
+	g_printerr("husk: %s: %s: the agent: %s\n", c->cmd, c->target, text);
+	g_free(text);
+}
+
+static void on_exit_frame(struct agent_call *c, const struct agent_frame *f)
+{
+	const char *why;
+	uint8_t how;
+	uint32_t value;
+
+	if (!agent_exit_decode(f->payload, f->len, &how, &value, &why)) {
+		g_printerr("husk: %s: %s: the agent's EXIT: %s\n", c->cmd, c->target, why);
+		c->status = FAILED;
+	} else {
+		c->status = how == AGENT_EXITED ? (int)value : HUSK_EXIT_SIGNAL + (int)value;
+	}
+}
+
+/* One frame from the agent; false once the call is over. */
+static bool take_frame(struct agent_call *c, const struct agent_frame *f)
+{
+	switch (f->type) {
+	case AGENT_STDOUT:
+		output(STDOUT_FILENO, f);
+		return true;
+	case AGENT_STDERR:
+		output(STDERR_FILENO, f);
+		return true;
+	case AGENT_EXIT:
+		on_exit_frame(c, f);
+		return false;
+	case AGENT_ERROR:
+		say_error(c, f);
+		c->status = FAILED;
+		return false;
+	default:
+		g_printerr("husk: %s: %s: the agent sent a frame of type %u\n", c->cmd, c->target,
+		           f->type);
+		c->status = FAILED;
+		return false;
+	}
+}
+
+/* What the agent sent: false once the call is over (EXIT, an error, the end). */
+static bool read_agent(struct agent_call *c)
+{
+	ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+	struct agent_frame f;
+	size_t off = 0;
+	long used;
+
+	if (n < 0 && errno == EINTR)
+		return true;
+	if (n <= 0) {
+		g_printerr("husk: %s: %s: the agent went away before the command ended\n", c->cmd,
+		           c->target);
+		c->status = FAILED;
+		return false;
+	}
+	c->in_len += (size_t)n;
+	while ((used = agent_frame_parse(c->in + off, c->in_len - off, &f)) > 0) {
+		off += (size_t)used;
+		if (!take_frame(c, &f))
+			return false;
+	}
+	if (used < 0) {
+		g_printerr("husk: %s: %s: the agent broke its framing\n", c->cmd, c->target);
+		c->status = FAILED;
+		return false;
+	}
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+	return true;
+}
+
+/* ---- the host's side: input, signals, the terminal ----------------------------- */
+
+static void read_stdin(struct agent_call *c)
+{
+	static uint8_t buf[IN_CHUNK];
+	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	queue_frame(c, AGENT_STDIN, buf, n > 0 ? (uint32_t)n : 0);
+	if (n <= 0)
+		c->stdin_open = false;
+}
+
+static bool window_size(struct agent_winsize *ws)
+{
+	struct winsize w;
+
+	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &w) < 0 || !w.ws_row || !w.ws_col)
+		return false;
+	ws->rows = (uint16_t)MIN(w.ws_row, AGENT_MAX_PTY);
+	ws->cols = (uint16_t)MIN(w.ws_col, AGENT_MAX_PTY);
+	return true;
+}
+
+/* A signal to us: Ctrl-C and its kin go to the command; SIGWINCH is a RESIZE. */
+static void take_signal(struct agent_call *c)
+{
+	struct signalfd_siginfo si;
+	struct agent_winsize ws;
+	uint8_t payload[4];
+
+	if (read(c->sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGWINCH) {
+		if (c->pty && window_size(&ws)) {
+			agent_resize_encode(payload, ws);
+			queue_frame(c, AGENT_RESIZE, payload, sizeof(payload));
+		}
+		return;
+	}
+	for (int i = 0; i < 4; i++)
+		payload[i] = (uint8_t)(si.ssi_signo >> (8 * i));
+	queue_frame(c, AGENT_SIGNAL, payload, sizeof(payload));
+}
+
+static void write_agent(struct agent_call *c)
+{
+	ssize_t n = send(c->fd, c->out->data, c->out->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (n > 0)
+		g_byte_array_remove_range(c->out, 0, (guint)n);
+}
+
+/* Moves bytes until the call is over; the command's status, or FAILED. */
+static int relay(struct agent_call *c)
+{
+	while (c->status < 0) {
+		bool want_in = c->stdin_open && c->out->len < OUT_HIGH;
+		struct pollfd p[3] = {
+		    {c->fd, (short)(POLLIN | (c->out->len ? POLLOUT : 0)), 0},
+		    {want_in ? STDIN_FILENO : -1, POLLIN, 0},
+		    {c->sigfd, POLLIN, 0},
+		};
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
+			return FAILED;
+		if (p[2].revents)
+			take_signal(c);
+		if (p[1].revents)
+			read_stdin(c);
+		if (p[0].revents & POLLOUT)
+			write_agent(c);
+		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !read_agent(c))
+			break;
+	}
+	return c->status;
+}
+
+/*
+ * The signals the call takes over, read from a signalfd rather than acted
+ * on. Blocked, a signal is queued even if ignored (as a shell starts
+ * background commands with SIGINT ignored), so a script's kill -INT
+ * still reaches the command.
+ */
+static int take_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &set, old);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Sends the request and relays until it is answered; husk's exit status. */
+static int call(struct agent_call *c, GByteArray *req)
+{
+	sigset_t old;
+	int status;
+
+	signal(SIGPIPE, SIG_IGN);
+	c->sigfd = take_signals(&old);
+	queue_frame(c, AGENT_EXEC, req->data, req->len);
+	c->stdin_open = true;
+	status = c->sigfd < 0 ? FAILED : relay(c);
+	if (c->sigfd >= 0)
+		close(c->sigfd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return status;
+}
+
+bool agent_exec_wanted(const char *target)
+{
+	struct stat st;
+
+	if (strchr(target, '/'))
+		return stat(target, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (!instance_name_check(target, NULL))
+		return false;
+	struct instance *inst = instance_get(target, NULL);
+	bool found = inst && instance_exists(inst);
+	instance_free(inst);
+	return found;
+}
+
+/* ---- the subcommands --------------------------------------------------------------- */
+
+struct call_opts {
+	char *workdir, *user;
+	char **envs;
+};
+
+/* Splits argv at "--": what comes before it is for GOption, what follows is the command. */
+static char **split_command(int *argc, char **argv)
+{
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			argv[i] = NULL;
+			char **command = argv + i + 1;
+			*argc = i;
+			return command;
+		}
+	}
+	return NULL;
+}
+
+static bool parse(const char *cmd, const char *usage, const char *summary, int *argc, char ***argv,
+                  struct call_opts *o, GError **err)
+{
+	GOptionEntry entries[] = {
+	    {"workdir", 'w', 0, G_OPTION_ARG_STRING, &o->workdir,
+	     "Where the command starts in the guest (default: the user's home, or /)", "DIR"},
+	    {"env", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &o->envs,
+	     "Set a variable for the command (repeatable)", "NAME=VALUE"},
+	    {"user", 'u', 0, G_OPTION_ARG_STRING, &o->user,
+	     "Run as this guest user, a name or a number (default: root for exec, husk for "
+	     "shell)",
+	     "USER"},
+	    {NULL},
+	};
+	GOptionContext *ctx = g_option_context_new(usage);
+	bool ok;
+
+	g_option_context_set_summary(ctx, summary);
+	g_option_context_set_description(ctx, AGENT_EXIT_TEXT);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	ok = g_option_context_parse(ctx, argc, argv, err);
+	g_option_context_free(ctx);
+	if (!ok) {
+		(*err)->domain = HUSK_ERROR;
+		(*err)->code = HUSK_EXIT_USAGE;
+		g_prefix_error(err, "%s: ", cmd);
+		return false;
+	}
+	for (char **e = o->envs; e && *e; e++)
+		if (!strchr(*e, '=') || **e == '=')
+			return husk_fail(err, HUSK_EXIT_USAGE,
+			                 "%s: --env: \"%s\" is not NAME=VALUE", cmd, *e);
+	return true;
+}
+
+static void add_common(GByteArray *req, const struct call_opts *o)
+{
+	for (char **e = o->envs; e && *e; e++)
+		queue_field(req, AGENT_ENV, *e);
+	if (o->workdir)
+		queue_field(req, AGENT_CWD, o->workdir);
+	if (o->user)
+		queue_field(req, AGENT_USER, o->user);
+}
+
+static void call_free(struct agent_call *c, struct call_opts *o)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	g_byte_array_unref(c->out);
+	g_free(o->workdir);
+	g_free(o->user);
+	g_strfreev(o->envs);
+}
+
+static int fail_with(GError *err)
+{
+	int status = err->domain == HUSK_ERROR && err->code ? err->code : FAILED;
+
+	g_printerr("husk: %s\n", err->message);
+	g_error_free(err);
+	return status;
+}
+
+/* COMMAND in TARGET with this process's stdin, stdout and stderr; husk's exit status. */
+static int run_command(struct agent_call *c, const char *target, const char *const *command,
+                       const struct call_opts *o)
+{
+	GByteArray *req = g_byte_array_new();
+	GError *err = NULL;
+	int status;
+
+	c->target = target;
+	for (const char *const *a = command; *a; a++)
+		queue_field(req, AGENT_ARG, *a);
+	add_common(req, o);
+	if (req->len > AGENT_MAX_BODY - 1)
+		husk_fail(&err, HUSK_EXIT_USAGE,
+		          "%s: the command and its variables are over %u bytes", c->cmd,
+		          AGENT_MAX_BODY - 1);
+	status = err || !agent_connect(c, &err) ? fail_with(err) : call(c, req);
+	g_byte_array_unref(req);
+	return status;
+}
+
+int agent_exec_main(int argc, char **argv)
+{
+	struct agent_call c = {.cmd = "exec", .fd = -1, .status = -1, .out = g_byte_array_new()};
+	struct call_opts o = {0};
+	char **command = split_command(&argc, argv);
+	GError *err = NULL;
+	int status;
+
+	if (!parse("exec", "NAME [--] COMMAND [ARG...] - run a command in a running instance",
+	           "NAME is an instance, or the socket of a `husk run --vsock PATH`.", &argc, &argv,
+	           &o, &err)) {
+		call_free(&c, &o);
+		return fail_with(err);
+	}
+	if (argc != 2 || !command || !command[0]) {
+		call_free(&c, &o);
+		g_printerr("husk: exec: usage: husk exec NAME [--workdir DIR] [--env K=V] [--user "
+		           "U] -- COMMAND [ARG...]\n");
+		return HUSK_EXIT_USAGE;
+	}
+	status = run_command(&c, argv[1], (const char *const *)command, &o);
+	call_free(&c, &o);
+	return status;
+}
+
+int agent_run(const char *cmd, const char *target, const char *const *command, const char *user)
+{
+	struct agent_call c = {.cmd = cmd, .fd = -1, .status = -1, .out = g_byte_array_new()};
+	struct call_opts o = {.user = g_strdup(user)};
+	int status = run_command(&c, target, command, &o);
+
+	call_free(&c, &o);
+	return status;
+}
+
+/* The host terminal raw while the shell runs, as the guest's terminal does the editing. */
+static bool make_raw(struct termios *saved)
+{
+	struct termios raw;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) < 0)
+		return false;
+	raw = *saved;
+	cfmakeraw(&raw);
+	return tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0;
+}
+
+/* A login shell on a terminal of ours' size; TERM as ours. */
+static GByteArray *shell_request(const struct call_opts *o)
+{
+	GByteArray *req = g_byte_array_new();
+	struct agent_winsize ws = {24, 80};
+	char size[16],
+	    *term = g_strdup_printf("TERM=%s", g_getenv("TERM") ? g_getenv("TERM") : "vt220");
+
+	window_size(&ws);
+	agent_pty_format(size, ws);
+	queue_field(req, AGENT_PTY, size);
+	queue_field(req, AGENT_ENV, term);
+	g_free(term);
+	add_common(req, o);
+	return req;
+}
+
+int shell_main(int argc, char **argv)
+{
+	struct agent_call c = {
+	    .cmd = "shell", .fd = -1, .status = -1, .pty = true, .out = g_byte_array_new()};
+	struct call_opts o = {0};
+	struct termios saved;
+	GError *err = NULL;
+	int status;
+
+	if (!parse("shell", "NAME - a login shell in a running instance",
+	           "NAME is an instance, or the socket of a `husk run --vsock PATH`.", &argc, &argv,
+	           &o, &err)) {
+		call_free(&c, &o);
+		return fail_with(err);
+	}
+	if (argc != 2) {
+		call_free(&c, &o);
+		g_printerr("husk: shell: usage: husk shell NAME [--user U] [--workdir DIR]\n");
+		return HUSK_EXIT_USAGE;
+	}
+	c.target = argv[1];
+	/* An instance's default user is the one husk's vendor-data made. */
+	if (!o.user && !strchr(c.target, '/'))
+		o.user = g_strdup("husk");
+	if (!agent_connect(&c, &err)) {
+		call_free(&c, &o);
+		return fail_with(err);
+	}
+	if (c.version < 2) {
+		call_free(&c, &o);
+		g_printerr("husk: shell: %s: the agent speaks version %u, a terminal needs 2\n",
+		           c.target, c.version);
+		return FAILED;
+	}
+	GByteArray *req = shell_request(&o);
+	bool raw = make_raw(&saved);
+	status = call(&c, req);
+	if (raw)
+		tcsetattr(STDIN_FILENO, TCSADRAIN, &saved);
+	g_byte_array_unref(req);
+	call_free(&c, &o);
+	return status;
+}
