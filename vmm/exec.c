@@ -205,7 +205,14 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	g_option_context_set_main_group(ctx, group);
 	g_option_context_set_description(
 	    ctx, "Exit status: the command's; 128+N when a signal N killed it; 124 when\n"
-	         "--timeout fired; 125 when husk or the VM failed before the command ended.");
+	         "--timeout fired; 125 when husk or the VM failed before the command ended.\n"
+	         "\n"
+	         "Files: the kernel and its modules (default: the running kernel's, else\n"
+	         "the newest Debian kernel in the cache); the cache, $HUSK_CACHE (default\n"
+	         "$XDG_CACHE_HOME/husk, else ~/.cache/husk), holds kernels/ and the\n"
+	         "initramfs images husk builds (initramfs/). The guest sees the host's /\n"
+	         "read-only (--rootfs), without its secrets (tools/MANUAL.md, \"husk exec\"),\n"
+	         "and the --mount folders read-write.");
 	/* Options end at the command: husk exec -- ls -l, or husk exec ls -l. */
 	g_option_context_set_strict_posix(ctx, TRUE);
 	char **args = g_new0(char *, argc + 1);
