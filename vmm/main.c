@@ -2,7 +2,7 @@
 /*
  * husk: boot a Linux kernel in a KVM virtual machine.
  * The entry point: subcommands, and the mapping from how the VM ended to
- * husk's exit status (README, "Exit status").
+ * husk's exit status (tools/MANUAL.md, "Exit status").
  */
 #include <signal.h>
 #include <stdio.h>
