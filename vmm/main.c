@@ -78,7 +78,12 @@ static void print_usage(FILE *out)
 	      "'husk COMMAND --help' lists a command's options and its exit statuses;\n"
 	      "'man husk-COMMAND' says the same.\n"
 	      "\n"
-	      "Exit status: 2 for an unknown command; otherwise the command's own.\n",
+	      "Exit status: 2 for an unknown command; otherwise the command's own.\n"
+	      "\n"
+	      "Environment: HUSK_HOME, the instances and their images (default\n"
+	      "$XDG_DATA_HOME/husk, else ~/.local/share/husk); HUSK_CACHE, husk exec's\n"
+	      "kernels and initramfs images (default $XDG_CACHE_HOME/husk, else\n"
+	      "~/.cache/husk); HUSK_IMAGE_BASE, the base URL of husk launch's image aliases.\n",
 	      out);
 }
 
