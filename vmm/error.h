@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * husk's errors carry the exit status they lead to, so the code that finds
- * a problem also decides what it means to the user (see README "Exit status").
+ * a problem also decides what it means to the user (see tools/MANUAL.md, "Exit status").
  */
 #ifndef HUSK_ERROR_H
 #define HUSK_ERROR_H

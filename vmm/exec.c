@@ -10,7 +10,7 @@
  * vsock: husk needs virtio-fs for the guest's root and mounts anyway, the
  * guest's writes reach the host file at once (no write-back cache), stdout
  * and stderr stay apart byte for byte, and vsock would need the host's
- * vhost-vsock module and privileges. See README, "husk exec".
+ * vhost-vsock module and privileges. See tools/MANUAL.md, "husk exec".
  */
 #include "vmm/exec.h"
 
@@ -227,7 +227,20 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	g_option_context_set_main_group(ctx, group);
 	g_option_context_set_description(
 	    ctx, "Exit status: the command's; 128+N when a signal N killed it; 124 when\n"
-	         "--timeout fired; 125 when husk or the VM failed before the command ended.");
+	         "--timeout fired; 125 when husk or the VM failed before the command ended.\n"
+	         "\n"
+	         "The guest's /: the host's / (--rootfs), read-only under a throwaway layer in\n"
+	         "guest memory, without the host's kernel file systems (procfs, sysfs,\n"
+	         "debugfs, ...: empty directories) and, unless --rootfs / is given, without\n"
+	         "/root, /home, /dev, /run, /tmp, /etc/shadow, /etc/gshadow, the SSH host\n"
+	         "keys, /etc/ssl/private and /var/backups (empty or missing). The guest has\n"
+	         "its own /proc, /sys, /dev, /run and /tmp; the --mount folders (by default\n"
+	         "the current directory, at its own path) are shared read-write.\n"
+	         "\n"
+	         "Files: the kernel and its modules (default: the running kernel's, else\n"
+	         "the newest Debian kernel in the cache); the cache, $HUSK_CACHE (default\n"
+	         "$XDG_CACHE_HOME/husk, else ~/.cache/husk), holds kernels/ and the\n"
+	         "initramfs images husk builds (initramfs/).");
 	/* Options end at the command: husk exec -- ls -l, or husk exec ls -l. */
 	g_option_context_set_strict_posix(ctx, TRUE);
 	char **args = g_new0(char *, argc + 1);

@@ -2,13 +2,17 @@
 /*
  * husk: boot a Linux kernel in a KVM virtual machine.
  * The entry point: subcommands, and the mapping from how the VM ended to
- * husk's exit status (README, "Exit status").
+ * husk's exit status (tools/MANUAL.md, "Exit status").
  */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <slirp/libslirp.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
@@ -25,45 +29,77 @@
 #include "vmm/machine.h"
 #include "vmm/options.h"
 
-static const char usage[] =
-    "usage: husk run [--kernel PATH] [--initrd PATH] [--cmdline TEXT] [--memory SIZE]\n"
-    "                [--cpus N] [--disk PATH[,OPT...]] [--net ...] [IMAGE]\n"
-    "       husk run --image PATH[:TAG] [-e K=V] [-v DIR:PATH[:ro]] [-p ...] [-- COMMAND]\n"
-    "       husk exec [--kernel PATH] [--mount DIR[:PATH][,ro]] [--timeout S] ... -- COMMAND\n"
-    "       husk image create|info|convert ...\n"
-    "       husk launch IMAGE [--name NAME] [--cpus N] [--memory SIZE] [--disk-size SIZE]\n"
-    "                   [--cloud-init FILE] [-p [ADDR:]HOSTPORT:GUESTPORT[/udp]] ...\n"
-    "       husk list|info|start|stop|restart|delete|console ...\n"
-    "       husk exec NAME [--workdir DIR] [--env K=V] [--user U] -- COMMAND\n"
-    "       husk shell NAME [--user U]\n"
-    "       husk transfer [--user U] SOURCE DEST   (one of them NAME:PATH)\n"
-    "       husk check-host\n"
-    "       husk --version\n"
-    "\n"
-    "  run         boot a Linux kernel, or a disk image's own, with its console here\n"
-    "  run --image run a container image's app (an OCI layout or archive) in its own VM\n"
-    "  exec        run one command in a throwaway VM: its output and exit status\n"
-    "  image       create, describe and convert disk images (raw, qcow2)\n"
-    "  launch      a new named instance from a cloud image, with cloud-init; it runs\n"
-    "              in the background until stopped\n"
-    "  list, info  the instances, and one in detail (--format json)\n"
-    "  start, stop, restart, delete, console   what their names say\n"
-    "  exec NAME   run a command in a running instance, through its agent\n"
-    "  shell NAME  a login shell on a terminal in a running instance\n"
-    "  transfer    copy a file into or out of a running instance\n"
-    "  check-host  say whether this host can run husk's VMs (exit 0 or 3)\n"
-    "\n"
-    "'husk run --help' and 'husk exec --help' list every option and the exit statuses.\n";
-
-static const struct {
+/*
+ * Every subcommand, in the order husk --help lists them. The "Commands:"
+ * block of husk --help is made from this table, and the man pages and the
+ * bash completion are made from that block: a new subcommand is one row here
+ * (and its own --help text).
+ */
+struct command {
 	const char *name;
+	const char *summary;
 	int (*main)(int argc, char **argv);
-} instance_commands[] = {
-    {"launch", launch_main},     {"list", list_main},       {"info", info_main},
-    {"start", start_main},       {"stop", stop_main},       {"restart", restart_main},
-    {"delete", delete_main},     {"console", console_main}, {"shell", shell_main},
-    {"transfer", transfer_main},
 };
+
+static int cmd_run(int argc, char **argv);
+static int cmd_exec(int argc, char **argv);
+static int cmd_check_host(int argc, char **argv);
+
+static const struct command commands[] = {
+    {"run", "boot a kernel, a disk image, or a container image's app (--image)", cmd_run},
+    {"exec", "run a command in a throwaway VM, or in a running instance", cmd_exec},
+    {"image", "create, describe and convert disk images (raw, qcow2)", husk_image_main},
+    {"launch", "make a named instance from a cloud image; it runs in the background", launch_main},
+    {"list", "list the instances", list_main},
+    {"info", "describe an instance", info_main},
+    {"start", "boot a stopped instance again", start_main},
+    {"stop", "stop an instance", stop_main},
+    {"restart", "stop an instance and boot it again", restart_main},
+    {"delete", "stop an instance and remove everything it owned", delete_main},
+    {"console", "attach to an instance's serial console", console_main},
+    {"shell", "a login shell on a terminal in a running instance", shell_main},
+    {"transfer", "copy a file into or out of a running instance", transfer_main},
+    {"check-host", "say whether this host can run husk's VMs", cmd_check_host},
+};
+
+/* What this build has, for husk --version (and bug reports). */
+static const char features[] = "kvm virtio-blk raw qcow2 qcow2-zlib qcow2-zstd virtio-net "
+                               "slirp tap vhost-net virtio-fs virtio-vsock virtio-rng "
+                               "bootdisk-ext2/3/4 seccomp instances cloud-init image-download "
+                               "agent oci-images";
+
+static void print_usage(FILE *out)
+{
+	fputs("usage: husk COMMAND [OPTION...] [ARG...]\n"
+	      "       husk --help | --version\n"
+	      "\n"
+	      "husk boots Linux kernels and disk images in KVM virtual machines.\n"
+	      "\n"
+	      "Commands:\n",
+	      out);
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n"
+	      "'husk COMMAND --help' lists a command's options and its exit statuses;\n"
+	      "'man husk-COMMAND' says the same.\n"
+	      "\n"
+	      "Exit status: 2 for an unknown command; otherwise the command's own.\n"
+	      "\n"
+	      "Environment: HUSK_HOME, the instances and their images (default\n"
+	      "$XDG_DATA_HOME/husk, else ~/.local/share/husk); HUSK_CACHE, husk exec's\n"
+	      "kernels and initramfs images (default $XDG_CACHE_HOME/husk, else\n"
+	      "~/.cache/husk); HUSK_IMAGE_BASE, the base URL of husk launch's image aliases.\n",
+	      out);
+}
+
+static void print_version(void)
+{
+	printf("husk %s\n", HUSK_VERSION);
+	printf("features: %s\n", features);
+	printf("libraries: glib %u.%u.%u, libslirp %s, zlib %s, zstd %s\n", glib_major_version,
+	       glib_minor_version, glib_micro_version, slirp_version_string(), zlibVersion(),
+	       ZSTD_versionString());
+}
 
 static int64_t now_ns(void)
 {
@@ -139,12 +175,17 @@ static bool check_files(const struct vm_config *cfg, GError **err)
 	return true;
 }
 
-static int cmd_run(int argc, char **argv, int64_t start_ns)
+/* When husk started, for --timings: set first thing in main(). */
+static int64_t start_ns;
+
+static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
 	GError *err = NULL;
 	int status = -1;
 
+	if (run_image_wanted(argc, argv))
+		return run_image_main(argc, argv, start_ns);
 	if (!options_parse_run(argc, argv, &cfg, &err))
 		return fail(err);
 	cfg.start_ns = start_ns;
@@ -168,8 +209,37 @@ static int cmd_run(int argc, char **argv, int64_t start_ns)
 	return status;
 }
 
-static int cmd_check_host(void)
+static int cmd_exec(int argc, char **argv)
 {
+	/* "husk exec NAME -- ..." is for an instance; the throwaway VM's options come first. */
+	if (argc > 1 && argv[1][0] != '-' &&
+	    (agent_exec_wanted(argv[1]) || (argc > 2 && strcmp(argv[2], "--") == 0)))
+		return agent_exec_main(argc, argv);
+	return exec_main(argc, argv, start_ns);
+}
+
+static const char check_host_help[] =
+    "usage: husk check-host\n"
+    "\n"
+    "Say whether this host can run husk's VMs: /dev/kvm opens read-write, its\n"
+    "KVM API is the one husk needs, and it is not PVM-backed (a PVM /dev/kvm in a\n"
+    "cloud VM cannot boot Linux kernels). Prints one line saying so, or what is\n"
+    "missing and how to fix it.\n"
+    "\n"
+    "Exit status: 0 this host can run VMs, 2 bad usage, 3 it cannot.\n"
+    "\n"
+    "Files: /dev/kvm (opened read-write; the kvm group usually grants it).\n";
+
+static int cmd_check_host(int argc, char **argv)
+{
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(check_host_help, stdout);
+		return 0;
+	}
+	if (argc != 1) {
+		fputs(check_host_help, stderr);
+		return HUSK_EXIT_USAGE;
+	}
 	GError *err = NULL;
 	int fd = host_open_kvm(false, &err);
 
@@ -182,39 +252,25 @@ static int cmd_check_host(void)
 
 int main(int argc, char **argv)
 {
-	int64_t start_ns = now_ns();
+	start_ns = now_ns();
 
 	/* A closed stdout (husk ... | head) must not kill the VM: writes fail with EPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 
 	if (argc < 2) {
-		fputs(usage, stderr);
+		print_usage(stderr);
 		return HUSK_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
-	if (strcmp(cmd, "run") == 0 && run_image_wanted(argc - 1, argv + 1))
-		return run_image_main(argc - 1, argv + 1, start_ns);
-	if (strcmp(cmd, "run") == 0)
-		return cmd_run(argc - 1, argv + 1, start_ns);
-	/* "husk exec NAME -- ..." is for an instance; the throwaway VM's options come first. */
-	if (strcmp(cmd, "exec") == 0 && argc > 2 && argv[2][0] != '-' &&
-	    (agent_exec_wanted(argv[2]) || (argc > 3 && strcmp(argv[3], "--") == 0)))
-		return agent_exec_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "exec") == 0)
-		return exec_main(argc - 1, argv + 1, start_ns);
-	if (strcmp(cmd, "image") == 0)
-		return husk_image_main(argc - 1, argv + 1);
-	for (size_t i = 0; i < G_N_ELEMENTS(instance_commands); i++)
-		if (strcmp(cmd, instance_commands[i].name) == 0)
-			return instance_commands[i].main(argc - 1, argv + 1);
-	if (strcmp(cmd, "check-host") == 0 && argc == 2)
-		return cmd_check_host();
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].main(argc - 1, argv + 1);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-		fputs(usage, stdout);
+		print_usage(stdout);
 		return 0;
 	}
 	if (strcmp(cmd, "--version") == 0) {
-		printf("husk %s\n", HUSK_VERSION);
+		print_version();
 		return 0;
 	}
 	g_printerr("husk: unknown command \"%s\" (try 'husk --help')\n", cmd);

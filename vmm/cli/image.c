@@ -17,7 +17,14 @@ static const char *const usage =
     "[--format qcow2|raw] PATH\n"
     "       husk image info [--format-output human|json] PATH\n"
     "       husk image convert [-f FMT] [-O raw|qcow2] SRC DST\n"
-    "SIZE is 20G, 512M, ... (a bare number is MiB); create makes qcow2 unless told.\n";
+    "\n"
+    "create makes a new image (qcow2 unless told), of SIZE or of its backing\n"
+    "file's size; SIZE is 20G, 512M, ... (a bare number is MiB). info describes\n"
+    "an image and its backing chain. convert copies the data SRC shows its guest\n"
+    "into the image DST, in the format -O names.\n"
+    "\n"
+    "Exit status: 0 done, 1 husk failed while reading or writing, 2 bad usage or\n"
+    "input (a damaged or unsupported image).\n";
 
 static int fail(GError *err)
 {
@@ -257,6 +264,10 @@ int husk_image_main(int argc, char **argv)
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return HUSK_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage, stdout);
+		return 0;
 	}
 	/* The subcommand's own options follow its name. */
 	if (!strcmp(argv[1], "create"))

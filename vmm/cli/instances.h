@@ -15,7 +15,15 @@
 	"that would not boot), 2 bad usage or input (a bad, unknown or duplicate name,\n"          \
 	"a missing or damaged image, a checksum that does not match), 3 this host cannot\n"        \
 	"run VMs, 6 another husk command is working on the instance, 124 the guest was\n"          \
-	"not ready (or stopped) within --timeout."
+	"not ready (or stopped) within --timeout.\n"                                               \
+	"\n" INSTANCE_FILES_TEXT
+
+/* Files: a paragraph the man pages turn into their FILES section. */
+#define INSTANCE_FILES_TEXT                                                                        \
+	"Files: $HUSK_HOME (default $XDG_DATA_HOME/husk, else ~/.local/share/husk) holds\n"        \
+	"images/, the downloaded cloud images, and instances/NAME/ for each instance:\n"           \
+	"config.json, instance.json, disk.qcow2, seed.img, console.log, husk.log and\n"            \
+	"control.sock."
 
 #define INSTANCE_DEFAULT_TIMEOUT_S 900 /* a cloud image's first boot, nested, is slow */
 

@@ -2,7 +2,7 @@
 /*
  * The control protocol an instance's husk process serves on control.sock
  * in the instance folder (a Unix stream socket, the user's own: 0600).
- * README, "The control socket", is its documentation; in short:
+ * tools/MANUAL.md, "The control socket", is its documentation; in short:
  *
  * A client sends one request, a JSON object on one line:
  *     {"husk": 1, "op": "state"}
