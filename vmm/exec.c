@@ -34,7 +34,7 @@
 #include "vmm/boot_linux.h"
 #include "vmm/error.h"
 #include "vmm/initramfs.h"
-#include "vmm/machine.h"
+#include "vmm/process.h"
 #include "vmm/size.h"
 
 extern const unsigned char husk_init_blob[];
@@ -738,7 +738,7 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 	struct relay r = {.ctl = (char *)ctl,
 	                  .streams = {{.name = "stdout", .out_fd = STDOUT_FILENO, .fd = -1},
 	                              {.name = "stderr", .out_fd = STDERR_FILENO, .fd = -1}}};
-	struct machine *m = machine_create(cfg, &err);
+	struct machine *m = process_create_machine(cfg, &err);
 	int signo = 0, status;
 
 	if (!m) {
@@ -753,7 +753,7 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 		g_source_set_callback(watch, (GSourceFunc)(void (*)(void))on_inotify, &r, NULL);
 		g_source_attach(watch, machine_context(m));
 	}
-	enum stop_reason reason = machine_run(m, &signo);
+	enum stop_reason reason = process_run_machine(m, cfg, &signo);
 	int64_t stopped = now_ns();
 	if (watch) {
 		g_source_destroy(watch);

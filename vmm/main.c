@@ -20,8 +20,8 @@
 #include "vmm/error.h"
 #include "vmm/exec.h"
 #include "vmm/host_check.h"
-#include "vmm/machine.h"
 #include "vmm/options.h"
+#include "vmm/process.h"
 
 static const char usage[] =
     "usage: husk run [--kernel PATH] [--initrd PATH] [--cmdline TEXT] [--memory SIZE]\n"
@@ -142,14 +142,14 @@ static int cmd_run(int argc, char **argv, int64_t start_ns)
 		return fail(err);
 	}
 	while (status < 0) {
-		struct machine *m = machine_create(&cfg, &err);
+		struct machine *m = process_create_machine(&cfg, &err);
 		int signo = 0;
 
 		if (!m) {
 			status = fail(err);
 			break;
 		}
-		enum stop_reason reason = machine_run(m, &signo);
+		enum stop_reason reason = process_run_machine(m, &cfg, &signo);
 		machine_destroy(m);
 		status = exit_status(&cfg, reason, signo);
 	}

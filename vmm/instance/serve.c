@@ -25,7 +25,7 @@
 #include "vmm/error.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
-#include "vmm/machine.h"
+#include "vmm/process.h"
 
 #define LINE_MAX_SCAN  1024    /* longer console lines are not looked at for readiness */
 #define CONSOLE_REPLAY (16384) /* what a console that attaches sees of the past */
@@ -322,14 +322,14 @@ static int run(struct server *s)
 	char *sock = instance_path(s->inst, "control.sock");
 	enum stop_reason reason = STOP_ERROR;
 
-	s->m = machine_create(&s->cfg, &err);
+	s->m = process_create_machine(&s->cfg, &err);
 	if (s->m)
 		ctl = control_server_start(sock, machine_context(s->m), answer, s, &err);
 	if (ctl) {
 		int signo = 0;
 
 		watch_output(s);
-		reason = machine_run(s->m, &signo);
+		reason = process_run_machine(s->m, &s->cfg, &signo);
 		unwatch(s);
 		control_server_stop(ctl);
 	}

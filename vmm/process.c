@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/process.h"
+
+#include <glib-unix.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "vmm/console.h"
+#include "vmm/seccomp.h"
+
+/* Last, once every file husk needs is open: the filter keeps a guest that took over a device in. */
+static bool lock_down(const struct vm_config *cfg, GError **err)
+{
+	return cfg->no_seccomp || seccomp_lock_down(err);
+}
+
+struct machine *process_create_machine(const struct vm_config *cfg, GError **err)
+{
+	struct machine *m = machine_create(cfg, err);
+
+	if (m && !lock_down(cfg, err)) {
+		machine_destroy(m);
+		return NULL;
+	}
+	return m;
+}
+
+struct signal_watch {
+	struct machine *m;
+	int signo;
+	int *caught; /* where the signal that stopped the VM goes */
+};
+
+static gboolean on_signal(gpointer data)
+{
+	struct signal_watch *w = data;
+
+	*w->caught = w->signo;
+	machine_request_stop(w->m, STOP_SIGNAL);
+	return G_SOURCE_CONTINUE;
+}
+
+static void watch_signals(struct machine *m, int *caught, GSource **sources)
+{
+	static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(signals); i++) {
+		struct signal_watch *w = g_new(struct signal_watch, 1);
+
+		*w = (struct signal_watch){m, signals[i], caught};
+		sources[i] = g_unix_signal_source_new(signals[i]);
+		g_source_set_callback(sources[i], on_signal, w, g_free);
+		g_source_attach(sources[i], machine_context(m));
+	}
+}
+
+static gboolean timed_out(gpointer data)
+{
+	machine_request_stop(data, STOP_TIMEOUT);
+	return G_SOURCE_REMOVE;
+}
+
+static GSource *add_timeout(struct machine *m, unsigned int seconds)
+{
+	GSource *t = g_timeout_source_new_seconds(seconds);
+
+	g_source_set_callback(t, timed_out, m, NULL);
+	g_source_attach(t, machine_context(m));
+	return t;
+}
+
+static void remove_source(GSource *s)
+{
+	if (!s)
+		return;
+	g_source_destroy(s);
+	g_source_unref(s);
+}
+
+enum stop_reason process_run_machine(struct machine *m, const struct vm_config *cfg, int *signo)
+{
+	GSource *signals[3], *timeout = NULL;
+	struct console *console = NULL;
+	int caught = 0;
+
+	watch_signals(m, &caught, signals);
+	if (cfg->console_in >= 0)
+		console = console_open(cfg->console_in, machine_context(m), machine_serial(m),
+		                       machine_stop_hook(m));
+	if (cfg->timeout_s)
+		timeout = add_timeout(m, cfg->timeout_s);
+	enum stop_reason reason = machine_run(m);
+	/* The loop has stopped: what ran on it can go. */
+	if (console)
+		console_close(console);
+	remove_source(timeout);
+	for (size_t i = 0; i < G_N_ELEMENTS(signals); i++)
+		remove_source(signals[i]);
+	if (cfg->timings)
+		machine_report(m);
+	*signo = caught;
+	return reason;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a husk process does around the machine it drives, the same for
+ * husk run, husk exec and an instance's serving process: the system-call
+ * filter once the machine is set up, SIGINT, SIGTERM and SIGHUP, the
+ * terminal console, the time limit, and --timings' report.
+ */
+#ifndef HUSK_PROCESS_H
+#define HUSK_PROCESS_H
+
+#include <glib.h>
+
+#include "vmm/config.h"
+#include "vmm/machine.h"
+#include "vmm/stop.h"
+
+/*
+ * machine_create(), then, unless cfg->no_seccomp, the system-call filter
+ * (vmm/seccomp.h). Errors carry their exit status (vmm/error.h).
+ */
+struct machine *process_create_machine(const struct vm_config *cfg, GError **err);
+
+/*
+ * Runs the machine to its end, as machine_run, with the process's side:
+ * a signal stops it (STOP_SIGNAL, *signo says which), cfg->console_in is
+ * its console, cfg->timeout_s its time limit (STOP_TIMEOUT), and
+ * cfg->timings prints the machine's report once it stopped.
+ */
+enum stop_reason process_run_machine(struct machine *m, const struct vm_config *cfg, int *signo);
+
+#endif
