@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vmm/error.h"
+#include "vmm/seccomp_threads.h"
 
 /* BAR 0 layout: one structure per 4 KiB page. */
 #define BAR_COMMON        0x0000
@@ -483,6 +484,12 @@ static void *queue_worker(void *data)
 			break;
 		if (atomic_load(&q->t->stopping))
 			break;
+		/*
+		 * At the first kick, not at the start: the thread starts while the
+		 * machine is set up, before the process-wide filter goes on all
+		 * threads at once, which a filter of its own would refuse.
+		 */
+		seccomp_thread_enter_or_exit(SECCOMP_THREAD_SHARE);
 		tally(&q->stats.woken);
 		adapt_window(q);
 		do

@@ -738,7 +738,8 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout)
 	struct relay r = {.ctl = (char *)ctl,
 	                  .streams = {{.name = "stdout", .out_fd = STDOUT_FILENO, .fd = -1},
 	                              {.name = "stderr", .out_fd = STDERR_FILENO, .fd = -1}}};
-	struct machine *m = process_create_machine(cfg, &err);
+	/* The guest's output files are read on the I/O thread as they grow. */
+	struct machine *m = process_create_machine(cfg, SECCOMP_IO_READ_FILES, &err);
 	int signo = 0, status;
 
 	if (!m) {

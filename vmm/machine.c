@@ -35,6 +35,7 @@
 #include "vmm/layout.h"
 #include "vmm/long_mode.h"
 #include "vmm/msi.h"
+#include "vmm/seccomp_threads.h"
 #include "vmm/vcpu.h"
 
 struct machine {
@@ -660,12 +661,18 @@ void machine_report(struct machine *m)
 	report_polling(m);
 }
 
-/* The I/O thread: the devices' glib loop, until a stop. */
+/* The I/O thread: the devices' glib loop, under its own allow list, until a stop. */
 static void *io_thread(void *data)
 {
 	struct machine *m = data;
+	GError *err = NULL;
 
 	pthread_setname_np(pthread_self(), "husk-io");
+	if (!seccomp_thread_enter(SECCOMP_THREAD_IO, &err)) {
+		g_printerr("husk: %s\n", err->message);
+		g_clear_error(&err);
+		request_stop(m, STOP_ERROR);
+	}
 	g_main_loop_run(m->loop);
 	return NULL;
 }

@@ -142,7 +142,7 @@ static int cmd_run(int argc, char **argv, int64_t start_ns)
 		return fail(err);
 	}
 	while (status < 0) {
-		struct machine *m = process_create_machine(&cfg, &err);
+		struct machine *m = process_create_machine(&cfg, 0, &err);
 		int signo = 0;
 
 		if (!m) {

@@ -5,20 +5,57 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "devices/net.h"
 #include "vmm/console.h"
 #include "vmm/seccomp.h"
 
-/* Last, once every file husk needs is open: the filter keeps a guest that took over a device in. */
-static bool lock_down(const struct vm_config *cfg, GError **err)
+/* What the devices do on the I/O thread, besides the driver's own work. */
+static unsigned int devices_io(const struct vm_config *cfg)
 {
-	return cfg->no_seccomp || seccomp_lock_down(err);
+	unsigned int io = cfg->vsock ? SECCOMP_IO_SOCKETS : 0;
+
+	for (guint i = 0; i < cfg->nets->len; i++) {
+		const struct net_config *n = cfg->nets->pdata[i];
+
+		/* libslirp: the guest's connections, and /etc/resolv.conf read again as it changes.
+		 */
+		if (n->kind == NET_USER)
+			io |= SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES;
+	}
+	return io;
 }
 
-struct machine *process_create_machine(const struct vm_config *cfg, GError **err)
+/* Last, once every file husk needs is open: the filters keep a guest that took over a device in. */
+static bool lock_down(const struct vm_config *cfg, unsigned int io, GError **err)
+{
+	struct seccomp_policy policy = {
+	    .io = io | devices_io(cfg),
+	    .keep_fs_caps = geteuid() == 0 && cfg->shares->len > 0,
+	};
+
+	if (cfg->no_seccomp) {
+		seccomp_disarm();
+		return true;
+	}
+	/*
+	 * The main thread keeps what tearing the VM down takes (husk exec
+	 * removes what the guest wrote), or, to set it up again on a reboot,
+	 * everything. The threads the machine starts keep less (seccomp_threads.c).
+	 */
+	if (cfg->on_reboot != ON_REBOOT_RESTART && !seccomp_keep_caps(SECCOMP_FILE_CAPS, err))
+		return false;
+	if (!seccomp_lock_down(err))
+		return false;
+	seccomp_policy_from_env(&policy);
+	seccomp_arm(&policy);
+	return true;
+}
+
+struct machine *process_create_machine(const struct vm_config *cfg, unsigned int io, GError **err)
 {
 	struct machine *m = machine_create(cfg, err);
 
-	if (m && !lock_down(cfg, err)) {
+	if (m && !lock_down(cfg, io, err)) {
 		machine_destroy(m);
 		return NULL;
 	}

@@ -2,8 +2,8 @@
 /*
  * What a husk process does around the machine it drives, the same for
  * husk run, husk exec and an instance's serving process: the system-call
- * filter once the machine is set up, SIGINT, SIGTERM and SIGHUP, the
- * terminal console, the time limit, and --timings' report.
+ * filters and capabilities once the machine is set up, SIGINT, SIGTERM
+ * and SIGHUP, the terminal console, the time limit, and --timings' report.
  */
 #ifndef HUSK_PROCESS_H
 #define HUSK_PROCESS_H
@@ -12,13 +12,17 @@
 
 #include "vmm/config.h"
 #include "vmm/machine.h"
+#include "vmm/seccomp_threads.h"
 #include "vmm/stop.h"
 
 /*
- * machine_create(), then, unless cfg->no_seccomp, the system-call filter
- * (vmm/seccomp.h). Errors carry their exit status (vmm/error.h).
+ * machine_create(), then, unless cfg->no_seccomp, the process-wide filter
+ * and the per-thread lists armed for the threads the machine starts. 'io'
+ * (SECCOMP_IO_*) is what the driver's own work on the I/O thread needs
+ * (husk exec reads the guest's output files there); what the devices need
+ * follows from 'cfg'. Errors carry their exit status (vmm/error.h).
  */
-struct machine *process_create_machine(const struct vm_config *cfg, GError **err);
+struct machine *process_create_machine(const struct vm_config *cfg, unsigned int io, GError **err);
 
 /*
  * Runs the machine to its end, as machine_run, with the process's side:

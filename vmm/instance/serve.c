@@ -322,7 +322,10 @@ static int run(struct server *s)
 	char *sock = instance_path(s->inst, "control.sock");
 	enum stop_reason reason = STOP_ERROR;
 
-	s->m = process_create_machine(&s->cfg, &err);
+	/* On the I/O thread: the control socket, and the console log read, appended to and rotated.
+	 */
+	s->m = process_create_machine(
+	    &s->cfg, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES, &err);
 	if (s->m)
 		ctl = control_server_start(sock, machine_context(s->m), answer, s, &err);
 	if (ctl) {
