@@ -476,6 +476,7 @@ static void *queue_worker(void *data)
 	struct queue *q = data;
 	char name[16];
 	eventfd_t count;
+	bool confined = false;
 
 	snprintf(name, sizeof(name), "husk-%s", q->t->ops->name); /* cut to 15 bytes */
 	pthread_setname_np(pthread_self(), name);
@@ -489,6 +490,9 @@ static void *queue_worker(void *data)
 		 * machine is set up, before the process-wide filter goes on all
 		 * threads at once, which a filter of its own would refuse.
 		 */
+		if (!confined && seccomp_armed() && q->t->ops->confine_worker)
+			q->t->ops->confine_worker(q->t->dev);
+		confined = true;
 		seccomp_thread_enter_or_exit(SECCOMP_THREAD_SHARE);
 		tally(&q->stats.woken);
 		adapt_window(q);

@@ -136,6 +136,11 @@ void seccomp_disarm(void)
 	atomic_store(&armed, false);
 }
 
+bool seccomp_armed(void)
+{
+	return atomic_load(&armed);
+}
+
 /* --- capabilities ---------------------------------------------------------- */
 
 #define CAP_BIT(cap) (UINT64_C(1) << (cap))

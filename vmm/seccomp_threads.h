@@ -48,6 +48,7 @@ void seccomp_policy_from_env(struct seccomp_policy *p);
  */
 void seccomp_arm(const struct seccomp_policy *p);
 void seccomp_disarm(void);
+bool seccomp_armed(void);
 
 /*
  * On the thread itself, once its set-up is done: drops capabilities and
@@ -64,9 +65,9 @@ void seccomp_thread_enter_or_exit(enum seccomp_thread kind);
  * What serving files as root takes: ownership, permission and setgid
  * checks on files other users own.
  */
-#define SECCOMP_FILE_CAPS                                                                    \
-	((UINT64_C(1) << CAP_CHOWN) | (UINT64_C(1) << CAP_DAC_OVERRIDE) |                    \
-	 (UINT64_C(1) << CAP_DAC_READ_SEARCH) | (UINT64_C(1) << CAP_FOWNER) |                \
+#define SECCOMP_FILE_CAPS                                                                          \
+	((UINT64_C(1) << CAP_CHOWN) | (UINT64_C(1) << CAP_DAC_OVERRIDE) |                          \
+	 (UINT64_C(1) << CAP_DAC_READ_SEARCH) | (UINT64_C(1) << CAP_FOWNER) |                      \
 	 (UINT64_C(1) << CAP_FSETID))
 
 /*
