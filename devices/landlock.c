@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/landlock.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -36,6 +37,10 @@ bool landlock_confine_beneath(int dir_fd, bool read_only)
 		errno = EOPNOTSUPP;
 		return false;
 	}
+	/* Without CAP_SYS_ADMIN, the kernel takes a ruleset only from a thread that cannot gain
+	 * more. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return false;
 	struct landlock_ruleset_attr attr = {.handled_access_fs = all_access(abi)};
 	struct landlock_path_beneath_attr beneath = {
 	    .allowed_access = read_only ? READ_ACCESS : attr.handled_access_fs,

@@ -13,10 +13,9 @@
 /*
  * Confines the calling thread (and threads it starts) to 'dir_fd' (an
  * O_PATH descriptor of a directory): reading only when 'read_only', else
- * reading and changing. Returns false with errno set when the kernel has
- * no Landlock (ENOSYS, EOPNOTSUPP) or one too old to allow renames and
- * links between directories (ABI 1), and on any other failure; the thread
- * is then as it was.
+ * reading and changing. Sets no_new_privs on the thread, as Landlock needs. Returns false with
+ * errno set when the kernel has no Landlock (ENOSYS, EOPNOTSUPP) or one too old to allow renames
+ * and links between directories (ABI 1), and on any other failure; the thread is then as it was.
  */
 bool landlock_confine_beneath(int dir_fd, bool read_only);
 

@@ -25,8 +25,11 @@ static unsigned int devices_io(const struct vm_config *cfg)
 	return io;
 }
 
-/* Last, once every file husk needs is open: the filters keep a guest that took over a device in. */
-static bool lock_down(const struct vm_config *cfg, unsigned int io, GError **err)
+/*
+ * Before the machine is set up: the threads it starts during set-up (a
+ * share's queue threads) learn the policy and drop capabilities at once.
+ */
+static void arm(const struct vm_config *cfg, unsigned int io)
 {
 	struct seccomp_policy policy = {
 	    .io = io | devices_io(cfg),
@@ -35,8 +38,17 @@ static bool lock_down(const struct vm_config *cfg, unsigned int io, GError **err
 
 	if (cfg->no_seccomp) {
 		seccomp_disarm();
-		return true;
+		return;
 	}
+	seccomp_policy_from_env(&policy);
+	seccomp_arm(&policy);
+}
+
+/* Last, once every file husk needs is open: the filters keep a guest that took over a device in. */
+static bool lock_down(const struct vm_config *cfg, GError **err)
+{
+	if (cfg->no_seccomp)
+		return true;
 	/*
 	 * The main thread keeps what tearing the VM down takes (husk exec
 	 * removes what the guest wrote), or, to set it up again on a reboot,
@@ -44,21 +56,20 @@ static bool lock_down(const struct vm_config *cfg, unsigned int io, GError **err
 	 */
 	if (cfg->on_reboot != ON_REBOOT_RESTART && !seccomp_keep_caps(SECCOMP_FILE_CAPS, err))
 		return false;
-	if (!seccomp_lock_down(err))
-		return false;
-	seccomp_policy_from_env(&policy);
-	seccomp_arm(&policy);
-	return true;
+	return seccomp_lock_down(err);
 }
 
 struct machine *process_create_machine(const struct vm_config *cfg, unsigned int io, GError **err)
 {
+	arm(cfg, io);
 	struct machine *m = machine_create(cfg, err);
 
-	if (m && !lock_down(cfg, io, err)) {
+	if (m && !lock_down(cfg, err)) {
 		machine_destroy(m);
-		return NULL;
+		m = NULL;
 	}
+	if (!m)
+		seccomp_disarm();
 	return m;
 }
 

@@ -493,6 +493,11 @@ bool seccomp_thread_enter(enum seccomp_thread kind, GError **err)
 	return seccomp_thread_apply(kind, &armed_policy, err);
 }
 
+bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err)
+{
+	return !atomic_load(&armed) || seccomp_keep_caps(kept_caps(kind, &armed_policy), err);
+}
+
 void seccomp_thread_enter_or_exit(enum seccomp_thread kind)
 {
 	GError *err = NULL;

@@ -58,6 +58,14 @@ bool seccomp_armed(void);
  */
 bool seccomp_thread_enter(enum seccomp_thread kind, GError **err);
 
+/*
+ * For a thread that starts while the machine is set up, before the
+ * process-wide filter (which a list of its own would keep from going on):
+ * only the capabilities, at once; the list follows with
+ * seccomp_thread_enter() once the VM runs.
+ */
+bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err);
+
 /* For threads with no way to stop the VM: a failure ends husk, with its reason. */
 void seccomp_thread_enter_or_exit(enum seccomp_thread kind);
 
