@@ -215,6 +215,38 @@ static void test_check(gconstpointer data)
 	g_test_trap_assert_stderr_unmatched("*the refused call returned*");
 }
 
+static void pool_job(gpointer data, gpointer user)
+{
+	GError *err = NULL;
+
+	g_assert_true(seccomp_thread_enter(SECCOMP_THREAD_POOL, &err));
+	pool_allowed();
+	g_atomic_int_inc((gint *)user);
+}
+
+/*
+ * What virtio-blk and virtio-fs do: the I/O or share thread hands work to
+ * a glib pool, whose threads start under their starter's list (glib gives
+ * them its scheduling) and then take the pool's.
+ */
+static void test_pool_from(gconstpointer data)
+{
+	if (g_test_subprocess()) {
+		struct check c = {.kind = GPOINTER_TO_INT(data)};
+		gint done = 0;
+
+		enter(&c);
+		GThreadPool *pool = g_thread_pool_new(pool_job, &done, 4, FALSE, NULL);
+		for (int i = 0; i < 8; i++)
+			g_thread_pool_push(pool, GINT_TO_POINTER(i + 1), NULL);
+		g_thread_pool_free(pool, FALSE, TRUE);
+		g_assert_cmpint(done, ==, 8);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
 /* Without a list (none armed), the thread is left as it was. */
 static void test_not_armed(void)
 {
@@ -297,6 +329,10 @@ int main(int argc, char **argv)
 		g_test_add_data_func(path, &checks[i], test_check);
 		g_free(path);
 	}
+	g_test_add_data_func("/seccomp-threads/pool-from/io", GINT_TO_POINTER(SECCOMP_THREAD_IO),
+	                     test_pool_from);
+	g_test_add_data_func("/seccomp-threads/pool-from/share",
+	                     GINT_TO_POINTER(SECCOMP_THREAD_SHARE), test_pool_from);
 	g_test_add_func("/seccomp-threads/not-armed", test_not_armed);
 	g_test_add_func("/seccomp-threads/log-only", test_log_only);
 	g_test_add_data_func("/seccomp-threads/capabilities/vcpu",
