@@ -18,6 +18,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "devices/landlock.h"
 #include "vmm/error.h"
 
 #define MIN_MINOR   31 /* Linux 5.4, the first with virtio-fs */
@@ -1963,4 +1964,11 @@ const char *fuse_opcode_name(uint32_t opcode)
 	};
 
 	return opcode < G_N_ELEMENTS(names) ? names[opcode] : NULL;
+}
+
+void fuse_server_confine_thread(struct fuse_server *s)
+{
+	if (!landlock_confine_beneath(s->root->fd, s->read_only))
+		g_debug("share: Landlock cannot confine this thread (%s): its seccomp list only",
+		        g_strerror(errno));
 }

@@ -108,6 +108,13 @@ bool fuse_server_try_handle(struct fuse_server *s, const struct iovec *in, int n
                             const struct iovec *out, int nout, size_t *n);
 
 /* A copy of the counts so far; from any thread. */
+/*
+ * On a thread that serves the share, once: the kernel (Landlock) confines
+ * its file opens to the share's directory, read-only for a read-only share.
+ * Where the kernel cannot, it says so in a debug message and goes on.
+ */
+void fuse_server_confine_thread(struct fuse_server *s);
+
 void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *out);
 /* "LOOKUP", or NULL for an opcode husk does not know. */
 const char *fuse_opcode_name(uint32_t opcode);

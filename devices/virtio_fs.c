@@ -85,6 +85,13 @@ static void fs_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, uns
 	virtio_pci_used(t, vq, q);
 }
 
+static void fs_confine_worker(void *dev)
+{
+	struct virtio_fs *fs = dev;
+
+	fuse_server_confine_thread(fs->server);
+}
+
 /* Under the transport's lock: READs under way end before the rings go. */
 static void fs_reset(void *dev)
 {
@@ -117,6 +124,7 @@ const struct virtio_device_ops virtio_fs_ops = {
     .config_read = fs_config_read,
     .queue_notify = fs_notify,
     .reset = fs_reset,
+    .confine_worker = fs_confine_worker,
     .blocking = true,
     .unpolled_queues = 1u << HIPRIO_QUEUE, /* FORGETs: the guest waits for no answer */
 };

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vmm/error.h"
+#include "vmm/seccomp_threads.h"
 
 /* BAR 0 layout: one structure per 4 KiB page. */
 #define BAR_COMMON        0x0000
@@ -466,6 +467,27 @@ static void adapt_window(struct queue *q)
 }
 
 /*
+ * Once the process confines its threads (vmm/seccomp_threads.h), a queue
+ * thread gives up at its start what it has no use for: capabilities, and
+ * (ops->confine_worker) the host files outside its device's reach.
+ */
+static bool start_confined(struct virtio_pci *t)
+{
+	GError *err = NULL;
+
+	if (!seccomp_armed())
+		return true;
+	if (!seccomp_thread_drop_caps(SECCOMP_THREAD_SHARE, &err)) {
+		g_printerr("husk: %s: %s\n", t->ops->name, err->message);
+		g_error_free(err);
+		return false;
+	}
+	if (t->ops->confine_worker)
+		t->ops->confine_worker(t->dev);
+	return true;
+}
+
+/*
  * For devices whose queue work blocks (file I/O): a thread per queue, off
  * the I/O loop. It sleeps in a read of its (blocking) kick eventfd: one
  * system call per wake, not a poll and then a read.
@@ -478,11 +500,20 @@ static void *queue_worker(void *data)
 
 	snprintf(name, sizeof(name), "husk-%s", q->t->ops->name); /* cut to 15 bytes */
 	pthread_setname_np(pthread_self(), name);
+	if (!start_confined(q->t))
+		return NULL;
 	for (;;) {
 		if (eventfd_read(q->kick_fd, &count) < 0 && errno != EINTR)
 			break;
 		if (atomic_load(&q->t->stopping))
 			break;
+		/*
+		 * The system-call list at the first kick, not at the start: the
+		 * thread starts while the machine is set up, before the
+		 * process-wide filter goes on all threads at once, which a
+		 * filter of its own would refuse.
+		 */
+		seccomp_thread_enter_or_exit(SECCOMP_THREAD_SHARE);
 		tally(&q->stats.woken);
 		adapt_window(q);
 		do

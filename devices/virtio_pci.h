@@ -56,6 +56,12 @@ struct virtio_device_ops {
 	 */
 	bool blocking;
 	/*
+	 * Optional, for blocking devices: narrows what a queue's thread can
+	 * reach on the host (a share's directory), once, when the process's
+	 * system-call lists are on (vmm/seccomp_threads.h).
+	 */
+	void (*confine_worker)(void *dev);
+	/*
 	 * Queues (a bit each) whose thread never polls: nobody waits for their
 	 * answers (virtio-fs's FORGETs), so a spinning thread would only take
 	 * a CPU from the guest.

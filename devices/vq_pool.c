@@ -3,6 +3,8 @@
 
 #include <glib.h>
 
+#include "vmm/seccomp_threads.h"
+
 struct vq_pool {
 	GThreadPool *threads;
 	vq_work_fn work;
@@ -21,6 +23,8 @@ static void run_job(gpointer data, gpointer user)
 	struct vq_job *job = data;
 	struct vq_pool *p = user;
 
+	/* glib starts the pool's threads as it needs them: each takes its list at its first job. */
+	seccomp_thread_enter_or_exit(SECCOMP_THREAD_POOL);
 	p->work(p->dev, job);
 	g_mutex_lock(&p->lock);
 	/* The first of a batch wakes the queue's thread, which takes the whole batch. Under the

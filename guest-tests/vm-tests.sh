@@ -385,12 +385,16 @@ test_signal() {
 	fi
 }
 
-# The seccomp mode ("Seccomp:" 2 is a filter) of each of a running husk's
-# threads, as "NAME:MODE" words.
+# The seccomp mode ("Seccomp:" 2 is a filter) and effective capabilities
+# of each of a running husk's threads, as "NAME:MODE" and "NAME=CAPEFF"
+# words, after the main thread's capabilities ("main=CAPEFF").
 seccomp_modes() {
 	local t
+	# The main thread by itself: its name is the dynamic loader's where husk runs through it.
+	awk '$1 == "CapEff:" { printf "main=%s ", $2 }' /proc/"$1"/status 2>/dev/null
 	for t in /proc/"$1"/task/*/status; do
-		awk '$1 == "Name:" { n = $2 } $1 == "Seccomp:" { m = $2 } END { printf "%s:%s ", n, m }' "$t" 2>/dev/null
+		awk '$1 == "Name:" { n = $2 } $1 == "Seccomp:" { m = $2 } $1 == "CapEff:" { c = $2 }
+			END { printf "%s:%s %s=%s ", n, m, n, c }' "$t" 2>/dev/null
 	done
 }
 
@@ -408,20 +412,28 @@ while_running() {
 }
 
 # While the guest runs, every husk thread (vCPUs, the I/O loop, queue
-# workers) is under the system-call filter; with --no-seccomp none is.
+# workers) is under the system-call filter; with --no-seccomp none is. As
+# root, a vCPU thread keeps no capability, a share's thread the file ones
+# and CAP_SYS_ADMIN (trusted.* xattrs), the main thread the file ones.
 test_seccomp() {
-	local on off
+	local on off caps_ok=1
 	while_running seccomp_modes seccomp --cpus 2 --share "$LOGDIR:logs"
 	on=$PROBED
 	while_running seccomp_modes seccomp-off --no-seccomp
 	off=$PROBED
+	if [[ $(id -u) == 0 && ($(grep -o 'husk-vcpu[0-9]*=[0-9a-f]*' <<<"$on" | sort -u) != \
+		$'husk-vcpu0=0000000000000000\nhusk-vcpu1=0000000000000000' ||
+		$(grep -o 'husk-virtio-fs=[0-9a-f]*' <<<"$on" | sort -u) != husk-virtio-fs=000000000020001f ||
+		$on != *main=000000000000001f*) ]]; then
+		caps_ok=""
+	fi
 	if [[ -z $on || -z $off ]]; then
 		fail seccomp "a guest did not come up (status $VM_RC)" "$VM_LOG"
 	elif [[ $on == *husk-vcpu1:2* && $on == *husk-virtio-fs:2* && $on != *:[01]\ * &&
-		$off == *husk-vcpu0:0* && $off != *:[12]\ * ]]; then
+		$off == *husk-vcpu0:0* && $off != *:[12]\ * && -n $caps_ok ]]; then
 		pass seccomp
 	else
-		fail seccomp "threads and their seccomp modes: '$on' (want 2 for all); with --no-seccomp '$off' (want 0)" "$VM_LOG"
+		fail seccomp "threads, their seccomp modes and capabilities: '$on' (want 2 for all; as root CapEff 0 for vCPUs, 20001f for virtio-fs, 1f for the main thread); with --no-seccomp '$off' (want 0)" "$VM_LOG"
 	fi
 }
 

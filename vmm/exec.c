@@ -35,7 +35,7 @@
 #include "vmm/boot_linux.h"
 #include "vmm/error.h"
 #include "vmm/initramfs.h"
-#include "vmm/machine.h"
+#include "vmm/process.h"
 #include "vmm/size.h"
 
 extern const unsigned char husk_init_blob[];
@@ -841,7 +841,12 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
 	struct relay r = {.ctl = (char *)ctl,
 	                  .streams = {{.name = "stdout", .out_fd = STDOUT_FILENO, .fd = -1},
 	                              {.name = "stderr", .out_fd = STDERR_FILENO, .fd = -1}}};
-	struct machine *m = machine_create(cfg, &err);
+	/*
+	 * The guest's output files are read on the I/O thread as they grow; a
+	 * signal passed on to an image's app is a file written there.
+	 */
+	unsigned int io = SECCOMP_IO_READ_FILES | (forward_signals ? SECCOMP_IO_WRITE_FILES : 0);
+	struct machine *m = process_create_machine(cfg, io, &err);
 	int signo = 0, status;
 
 	if (!m) {
@@ -857,9 +862,9 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
 		g_source_attach(watch, machine_context(m));
 	}
 	struct forward fwd = {.m = m, .ctl = ctl};
-	if (forward_signals)
-		machine_on_signal(m, forward_signal, &fwd);
-	enum stop_reason reason = machine_run(m, &signo);
+	enum stop_reason reason =
+	    forward_signals ? process_run_machine_forwarding(m, cfg, &signo, forward_signal, &fwd)
+	                    : process_run_machine(m, cfg, &signo);
 	int64_t stopped = now_ns();
 	if (fwd.grace) {
 		g_source_destroy(fwd.grace);

@@ -2,9 +2,9 @@
 #include "vmm/machine.h"
 
 #include <errno.h>
-#include <glib-unix.h>
 #include <inttypes.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -27,7 +27,6 @@
 #include "vmm/acpi.h"
 #include "vmm/boot_linux.h"
 #include "vmm/bus.h"
-#include "vmm/console.h"
 #include "vmm/cpuid.h"
 #include "vmm/error.h"
 #include "vmm/guest_memory.h"
@@ -36,7 +35,7 @@
 #include "vmm/layout.h"
 #include "vmm/long_mode.h"
 #include "vmm/msi.h"
-#include "vmm/seccomp.h"
+#include "vmm/seccomp_threads.h"
 #include "vmm/vcpu.h"
 
 struct machine {
@@ -67,16 +66,11 @@ struct machine {
 	GPtrArray *transports; /* struct virtio_pci *, one per disk and NIC */
 	struct virtio_vsock *vsock;
 	struct virtio_pci *vsock_t;
-	struct console *console;
 
 	GMainContext *ctx;
 	GMainLoop *loop;
-	GSource *signal_sources[3];
-	void (*signal_fn)(void *data, int signo); /* instead of stopping, when set */
-	void *signal_data;
 	atomic_int stop_reason;
 	atomic_bool stopping;
-	int stop_signal;
 };
 
 static bool kvm_error(GError **err, int code, const char *what)
@@ -484,12 +478,6 @@ static bool create_vcpus(struct machine *m, GError **err)
 	return true;
 }
 
-/* Last, once every file husk needs is open: the filter keeps a guest that took over a device in. */
-static bool lock_down(struct machine *m, GError **err)
-{
-	return m->cfg->no_seccomp || seccomp_lock_down(err);
-}
-
 struct machine *machine_create(const struct vm_config *cfg, GError **err)
 {
 	struct machine *m = g_new0(struct machine, 1);
@@ -514,7 +502,6 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 	} steps[] = {
 	    {"kvm", open_kvm},       {"vm", create_vm},        {"memory", add_memory},
 	    {"vcpus", create_vcpus}, {"devices", add_devices}, {"kernel", load_kernel},
-	    {"seccomp", lock_down},
 	};
 	GString *times = g_string_new(NULL);
 	bool ok = true;
@@ -533,44 +520,6 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 		return NULL;
 	}
 	return m;
-}
-
-struct signal_ctx {
-	struct machine *m;
-	int signo;
-};
-
-static gboolean on_signal(gpointer data)
-{
-	struct signal_ctx *s = data;
-
-	if (s->m->signal_fn) {
-		s->m->signal_fn(s->m->signal_data, s->signo);
-		return G_SOURCE_CONTINUE;
-	}
-	s->m->stop_signal = s->signo;
-	request_stop(s->m, STOP_SIGNAL);
-	return G_SOURCE_CONTINUE;
-}
-
-void machine_on_signal(struct machine *m, void (*fn)(void *data, int signo), void *data)
-{
-	m->signal_fn = fn;
-	m->signal_data = data;
-}
-
-static void watch_signals(struct machine *m)
-{
-	static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
-
-	for (size_t i = 0; i < G_N_ELEMENTS(signals); i++) {
-		struct signal_ctx *s = g_new(struct signal_ctx, 1);
-
-		*s = (struct signal_ctx){m, signals[i]};
-		m->signal_sources[i] = g_unix_signal_source_new(signals[i]);
-		g_source_set_callback(m->signal_sources[i], on_signal, s, g_free);
-		g_source_attach(m->signal_sources[i], m->ctx);
-	}
 }
 
 static void stop_vcpus(struct machine *m)
@@ -679,21 +628,6 @@ static void report_shares(struct machine *m)
 	}
 }
 
-static gboolean timed_out(gpointer data)
-{
-	request_stop(data, STOP_TIMEOUT);
-	return G_SOURCE_REMOVE;
-}
-
-static void add_timeout(struct machine *m)
-{
-	GSource *t = g_timeout_source_new_seconds(m->cfg->timeout_s);
-
-	g_source_set_callback(t, timed_out, m, NULL);
-	g_source_attach(t, m->ctx);
-	g_source_unref(t);
-}
-
 void machine_press_power_button(struct machine *m)
 {
 	set_irq_line(m, IRQ_POWER_BUTTON, true);
@@ -710,15 +644,49 @@ GMainContext *machine_context(struct machine *m)
 	return m->ctx;
 }
 
-enum stop_reason machine_run(struct machine *m, int *signal)
+struct serial *machine_serial(struct machine *m)
 {
+	return m->serial;
+}
+
+struct stop_hook machine_stop_hook(struct machine *m)
+{
+	return stop_hook(m);
+}
+
+void machine_report(struct machine *m)
+{
+	report_timings(m);
+	report_shares(m);
+	report_polling(m);
+}
+
+/* The I/O thread: the devices' glib loop, under its own allow list, until a stop. */
+static void *io_thread(void *data)
+{
+	struct machine *m = data;
 	GError *err = NULL;
 
-	watch_signals(m);
-	if (m->cfg->console_in >= 0)
-		m->console = console_open(m->cfg->console_in, m->ctx, m->serial, stop_hook(m));
-	if (m->cfg->timeout_s)
-		add_timeout(m);
+	pthread_setname_np(pthread_self(), "husk-io");
+	if (!seccomp_thread_enter(SECCOMP_THREAD_IO, &err)) {
+		g_printerr("husk: %s\n", err->message);
+		g_clear_error(&err);
+		request_stop(m, STOP_ERROR);
+	}
+	g_main_loop_run(m->loop);
+	return NULL;
+}
+
+enum stop_reason machine_run(struct machine *m)
+{
+	GError *err = NULL;
+	pthread_t io;
+	int rc = pthread_create(&io, NULL, io_thread, m);
+
+	if (rc) {
+		g_printerr("husk: cannot start the I/O thread: %s\n", g_strerror(rc));
+		return STOP_ERROR;
+	}
 	for (unsigned int i = 0; i < m->nvcpus; i++) {
 		if (!vcpu_start(&m->vcpus[i], &err)) {
 			g_printerr("husk: %s\n", err->message);
@@ -727,20 +695,11 @@ enum stop_reason machine_run(struct machine *m, int *signal)
 			break;
 		}
 	}
-	g_main_loop_run(m->loop);
+	pthread_join(io, NULL);
 	stop_vcpus(m);
-	if (m->console)
-		console_close(m->console);
-	m->console = NULL;
 	for (unsigned int i = 0; i < m->nvcpus; i++)
 		if (m->vcpus[i].error)
 			g_printerr("husk: %s\n", m->vcpus[i].error);
-	if (m->cfg->timings) {
-		report_timings(m);
-		report_shares(m);
-		report_polling(m);
-	}
-	*signal = m->stop_signal;
 	return (enum stop_reason)atomic_load(&m->stop_reason);
 }
 
@@ -753,12 +712,6 @@ void machine_destroy(struct machine *m)
 		vcpu_destroy(&m->vcpus[i]);
 	g_free(m->vcpus);
 	g_free(m->cpuid);
-	for (size_t i = 0; i < G_N_ELEMENTS(m->signal_sources); i++) {
-		if (m->signal_sources[i]) {
-			g_source_destroy(m->signal_sources[i]);
-			g_source_unref(m->signal_sources[i]);
-		}
-	}
 	g_clear_pointer(&m->serial, serial_destroy);
 	g_clear_pointer(&m->i8042, i8042_destroy);
 	g_clear_pointer(&m->pvpanic, pvpanic_destroy);

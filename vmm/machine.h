@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The x86 machine: a KVM VM with its RAM, in-kernel interrupt controllers,
- * vCPUs, legacy devices and ACPI tables, booted into a Linux kernel. The
- * calling thread becomes the I/O thread while the machine runs.
+ * vCPUs, legacy devices and ACPI tables, booted into a Linux kernel. Its
+ * lifecycle only: create, run, stop, destroy. What a husk process does
+ * around it (signals, the terminal, the system-call filter, the exit
+ * report) is vmm/process.c's, so that husk run, husk exec and an
+ * instance's serving process drive the same machine.
  */
 #ifndef HUSK_MACHINE_H
 #define HUSK_MACHINE_H
 
 #include <glib.h>
 
+#include "devices/serial.h"
 #include "vmm/options.h"
 #include "vmm/stop.h"
 
@@ -17,8 +21,13 @@ struct machine;
 /* Errors carry their exit status as the GError code (vmm/error.h). */
 struct machine *machine_create(const struct vm_config *cfg, GError **err);
 
-/* Runs until the guest or the user stops the VM; *signal gets the signal for STOP_SIGNAL. */
-enum stop_reason machine_run(struct machine *m, int *signal);
+/*
+ * Runs until something asks for a stop (the guest, a device, or
+ * machine_request_stop): the devices' loop on a thread of its own (the
+ * I/O thread), the vCPUs on theirs; the caller waits. Returns why it
+ * stopped.
+ */
+enum stop_reason machine_run(struct machine *m);
 
 void machine_destroy(struct machine *m);
 
@@ -28,13 +37,16 @@ void machine_press_power_button(struct machine *m);
 /* Stops the VM as 'reason' would (the first reason wins); from any thread. */
 void machine_request_stop(struct machine *m, enum stop_reason reason);
 
-/*
- * SIGINT, SIGTERM and SIGHUP call fn (on the I/O thread) instead of stopping
- * the VM: husk run --image passes them on to the app, and stops the VM itself.
- */
-void machine_on_signal(struct machine *m, void (*fn)(void *data, int signo), void *data);
-
 /* The I/O thread's loop, for work that runs alongside the VM (husk exec's output). */
 GMainContext *machine_context(struct machine *m);
+
+/* The guest's serial console, for the host end of it (vmm/console.h). */
+struct serial *machine_serial(struct machine *m);
+
+/* The hook through which the machine's users (a console's Ctrl-A x) ask for a stop. */
+struct stop_hook machine_stop_hook(struct machine *m);
+
+/* --timings: set-up time, memory, FUSE requests and queue polling, to stderr. */
+void machine_report(struct machine *m);
 
 #endif

@@ -26,8 +26,8 @@
 #include "vmm/error.h"
 #include "vmm/exec.h"
 #include "vmm/host_check.h"
-#include "vmm/machine.h"
 #include "vmm/options.h"
+#include "vmm/process.h"
 
 /*
  * Every subcommand, in the order husk --help lists them. The "Commands:"
@@ -194,14 +194,14 @@ static int cmd_run(int argc, char **argv)
 		return fail(err);
 	}
 	while (status < 0) {
-		struct machine *m = machine_create(&cfg, &err);
+		struct machine *m = process_create_machine(&cfg, 0, &err);
 		int signo = 0;
 
 		if (!m) {
 			status = fail(err);
 			break;
 		}
-		enum stop_reason reason = machine_run(m, &signo);
+		enum stop_reason reason = process_run_machine(m, &cfg, &signo);
 		machine_destroy(m);
 		status = exit_status(&cfg, reason, signo);
 	}

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * A deny list, not Firecracker's per-thread allow lists: husk runs on
- * glib, libslirp and the C library, whose system calls change from one
- * Debian release to the next, and an allow list that misses one kills the
- * VM in the middle of a run. What is denied here is what a VMM never needs
- * once its guest runs and what an attacker who took over husk would reach
- * for: a new program or process, another process's memory, the host's
- * mounts and namespaces, the kernel's modules, keys, BPF and clock.
+ * The floor under every thread, installed on all of them at once: a deny
+ * list of what a VMM never needs once its guest runs and what an attacker
+ * who took over husk would reach for: a new program or process, another
+ * process's memory or signals, the host's mounts and namespaces, the
+ * kernel's modules, keys, BPF, io_uring and clock. It covers the threads
+ * husk does not start itself (glib's own) and the main thread, which tears
+ * the VM down and may set it up again (--on-reboot=restart). Each thread
+ * husk starts adds its own allow list on top (vmm/seccomp_threads.c).
  *
  * Denied calls fail with EPERM rather than killing husk: a library call
  * that was missed then fails one operation, not the guest.
@@ -110,7 +111,20 @@ static const long denied[] = {
     __NR_setfsuid,
     __NR_setfsgid,
     __NR_setgroups,
-    __NR_capset,
+/* (capset stays: it can only take capabilities away, as each thread does.) */
+/* io_uring runs calls in the kernel's workers, out of any filter's sight. */
+#ifdef __NR_io_uring_setup
+    __NR_io_uring_setup,
+    __NR_io_uring_enter,
+    __NR_io_uring_register,
+#endif
+    /* Signals to other processes (kill and tgkill are checked below). */
+    __NR_tkill,
+#ifdef __NR_pidfd_send_signal
+    __NR_pidfd_send_signal,
+#endif
+    __NR_rt_sigqueueinfo,
+    __NR_rt_tgsigqueueinfo,
 };
 
 static void emit(GArray *p, uint16_t code, uint32_t k, uint8_t yes, uint8_t no)
@@ -137,15 +151,33 @@ static void ret_if(GArray *p, uint32_t k, uint32_t action)
 	ret(p, action);
 }
 
+/* Allows the call when its first argument (64 bits) is 'value'; EPERM otherwise. */
+static void allow_if_arg0(GArray *p, uint32_t nr, uint32_t value)
+{
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 6);
+	load(p, offsetof(struct seccomp_data, args[0]));
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, value, 0, 3);
+	load(p, offsetof(struct seccomp_data, args[0]) + 4);
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1);
+	ret(p, SECCOMP_RET_ALLOW);
+	ret(p, SECCOMP_RET_ERRNO | EPERM);
+	load(p, offsetof(struct seccomp_data, nr)); /* not this call: on with the number */
+}
+
 /*
  * The program. A thread is a clone with CLONE_THREAD; a clone without it
- * is a new process. clone3 passes its flags in memory, which a filter
- * cannot read, so it answers ENOSYS, and the C library falls back to
- * clone for its threads (as in Chromium's and Flatpak's sandboxes).
+ * is a new process, and one with a CLONE_NEW* flag a new namespace. clone3
+ * passes its flags in memory, which a filter cannot read, so it answers
+ * ENOSYS, and the C library falls back to clone for its threads (as in
+ * Chromium's and Flatpak's sandboxes). kill and tgkill reach this process
+ * only.
  */
 static GArray *build_program(void)
 {
 	GArray *p = g_array_new(FALSE, FALSE, sizeof(struct sock_filter));
+	const uint32_t new_namespace = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+	                               CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+	uint32_t self = (uint32_t)getpid();
 
 	/* Another ABI's numbers mean other calls: refuse them all. */
 	load(p, offsetof(struct seccomp_data, arch));
@@ -159,10 +191,14 @@ static GArray *build_program(void)
 	for (size_t i = 0; i < G_N_ELEMENTS(denied); i++)
 		ret_if(p, (uint32_t)denied[i], SECCOMP_RET_ERRNO | EPERM);
 	ret_if(p, __NR_clone3, SECCOMP_RET_ERRNO | ENOSYS);
-	emit(p, BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3);
+	allow_if_arg0(p, __NR_kill, self);
+	allow_if_arg0(p, __NR_tgkill, self);
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 5);
 	/* The flags' low half, where CLONE_THREAD is (64-bit arguments, little-endian). */
 	load(p, offsetof(struct seccomp_data, args[0]));
-	emit(p, BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0);
+	emit(p, BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 2);
+	emit(p, BPF_JMP | BPF_JSET | BPF_K, new_namespace, 1, 0);
+	ret(p, SECCOMP_RET_ALLOW);
 	ret(p, SECCOMP_RET_ERRNO | EPERM);
 	ret(p, SECCOMP_RET_ALLOW);
 	return p;

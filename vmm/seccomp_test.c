@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -122,11 +123,34 @@ static void test_no_host_changes(void)
 	under_filter(no_host_changes_checks);
 }
 
+/*
+ * Signals reach this process only, threads make no namespaces, and
+ * io_uring (calls out of the filter's sight) is shut.
+ */
+static void no_reach_out_checks(void)
+{
+	assert_denied(kill(1, 0), EPERM);
+	assert_denied(syscall(SYS_tgkill, 1, 1, 0), EPERM);
+	assert_denied(syscall(SYS_tkill, 1, 0), EPERM);
+	g_assert_cmpint(kill(getpid(), 0), ==, 0);
+	g_assert_cmpint(syscall(SYS_tgkill, getpid(), gettid(), 0), ==, 0);
+	assert_denied(syscall(SYS_clone, CLONE_THREAD | CLONE_VM | CLONE_SIGHAND | CLONE_NEWNET,
+	                      NULL, NULL, NULL, 0),
+	              EPERM);
+	assert_denied(syscall(SYS_io_uring_setup, 1, NULL), EPERM);
+}
+
+static void test_no_reach_out(void)
+{
+	under_filter(no_reach_out_checks);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/seccomp/allowed", test_allowed);
 	g_test_add_func("/seccomp/no-new-process", test_no_new_process);
 	g_test_add_func("/seccomp/no-host-changes", test_no_host_changes);
+	g_test_add_func("/seccomp/no-reach-out", test_no_reach_out);
 	return g_test_run();
 }

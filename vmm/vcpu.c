@@ -14,6 +14,7 @@
 #include "vmm/cpuid.h"
 #include "vmm/error.h"
 #include "vmm/long_mode.h"
+#include "vmm/seccomp_threads.h"
 
 #define SIG_KICK SIGUSR1
 
@@ -245,9 +246,15 @@ static void *vcpu_thread(void *opaque)
 {
 	struct vcpu *v = opaque;
 	char name[16];
+	GError *err = NULL;
 
 	snprintf(name, sizeof(name), "husk-vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
+	if (!seccomp_thread_enter(SECCOMP_THREAD_VCPU, &err)) {
+		fail(v, "%s", err->message);
+		g_error_free(err);
+		return NULL;
+	}
 	current_run = v->run;
 	while (!atomic_load(v->env->stopping)) {
 		if (!v->first_run_ns)

@@ -33,7 +33,7 @@
 #include "vmm/instance/agent_ready.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
-#include "vmm/machine.h"
+#include "vmm/process.h"
 
 #define LINE_MAX_SCAN  1024    /* longer console lines are not looked at for readiness */
 #define CONSOLE_REPLAY (16384) /* what a console that attaches sees of the past */
@@ -388,7 +388,10 @@ static int run(struct server *s)
 
 	char *hello = instance_path(s->inst, "vsock.sock_1024");
 
-	s->m = machine_create(&s->cfg, &err);
+	/* On the I/O thread: the control socket, the agent's HELLO, and the console log read,
+	 * appended to and rotated. */
+	s->m = process_create_machine(
+	    &s->cfg, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES, &err);
 	if (s->m)
 		ctl = control_server_start(sock, machine_context(s->m), answer, s, &err);
 	if (ctl)
@@ -397,7 +400,7 @@ static int run(struct server *s)
 		int signo = 0;
 
 		watch_output(s);
-		reason = machine_run(s->m, &signo);
+		reason = process_run_machine(s->m, &s->cfg, &signo);
 		unwatch(s);
 	}
 	agent_ready_stop(s->hello);

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The allow lists, one per kind of thread, as Firecracker keeps them, and
+ * built with libseccomp. Each list is what the code that runs on that
+ * thread calls once the VM is set up (the set-up itself runs before, on
+ * the main thread), found by reading those paths and by running the
+ * whole-VM tests under the lists. Filters stack: a thread keeps the
+ * process-wide deny list (vmm/seccomp.c) under its own list, and a thread
+ * it starts inherits both.
+ *
+ * Arguments are checked where a call is only safe with some of them:
+ * ioctl (the KVM, vhost, TAP and terminal requests husk makes), clone
+ * (threads only, never a new namespace), kill and tgkill (this process
+ * only), socket (Unix and IP only), mmap and mprotect (never executable),
+ * openat (read-only where that is all a thread needs).
+ */
+#include "vmm/seccomp_threads.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <linux/vhost.h>
+#include <net/if.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "vmm/console.h"
+#include "vmm/error.h"
+
+#define MAX_SYSCALL_NAMES 512 /* x86_64 and aarch64 numbers are below this */
+
+static const char *const kind_names[SECCOMP_THREAD_KINDS] = {
+    [SECCOMP_THREAD_VCPU] = "vCPU",
+    [SECCOMP_THREAD_IO] = "I/O",
+    [SECCOMP_THREAD_SHARE] = "virtio-fs share",
+    [SECCOMP_THREAD_POOL] = "worker pool",
+};
+
+static struct seccomp_policy armed_policy;
+static atomic_bool armed;
+static _Thread_local int entered_kind = -1;
+/* Named ahead, on the main thread: the SIGSYS handler may not allocate. */
+static char *syscall_names[MAX_SYSCALL_NAMES];
+
+const char *seccomp_thread_name(enum seccomp_thread kind)
+{
+	return kind < SECCOMP_THREAD_KINDS ? kind_names[kind]
+	                                   : "unnamed (under its starter's list)";
+}
+
+void seccomp_policy_from_env(struct seccomp_policy *p)
+{
+	p->log_only = g_strcmp0(g_getenv("HUSK_SECCOMP"), "log") == 0;
+}
+
+/* --- a refused call: say which, and end ---------------------------------- */
+
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
+{
+	while (*s && at < cap)
+		buf[at++] = *s++;
+	return at;
+}
+
+static size_t put_uint(char *buf, size_t at, size_t cap, unsigned int n)
+{
+	char digits[12];
+	size_t len = 0;
+
+	do
+		digits[len++] = (char)('0' + n % 10);
+	while ((n /= 10) && len < sizeof(digits));
+	while (len && at < cap)
+		buf[at++] = digits[--len];
+	return at;
+}
+
+/* Async-signal-safe: fixed buffers, write(2) and _exit(2), both on every list. */
+static void on_sigsys(int signo, siginfo_t *info, void *uctx)
+{
+	char line[256];
+	size_t n = 0;
+	unsigned int nr = (unsigned int)info->si_syscall;
+	const char *name = nr < MAX_SYSCALL_NAMES ? syscall_names[nr] : NULL;
+
+	n = put_str(line, n, sizeof(line), "husk: seccomp: the ");
+	n = put_str(line, n, sizeof(line),
+	            seccomp_thread_name((enum seccomp_thread)(
+	                entered_kind < 0 ? SECCOMP_THREAD_KINDS : entered_kind)));
+	n = put_str(line, n, sizeof(line), " thread made system call ");
+	n = put_str(line, n, sizeof(line), name ? name : "?");
+	n = put_str(line, n, sizeof(line), " (");
+	n = put_uint(line, n, sizeof(line), nr);
+	n = put_str(
+	    line, n, sizeof(line),
+	    "), which its allow list refuses; stopping (HUSK_SECCOMP=log lets it through)\n");
+	console_restore_terminal();
+	if (write(STDERR_FILENO, line, n) < 0)
+		_exit(HUSK_EXIT_RUNTIME);
+	_exit(HUSK_EXIT_RUNTIME);
+}
+
+static void name_syscalls(void)
+{
+	for (int nr = 0; nr < MAX_SYSCALL_NAMES; nr++)
+		if (!syscall_names[nr])
+			syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+}
+
+void seccomp_arm(const struct seccomp_policy *p)
+{
+	struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO};
+
+	name_syscalls();
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSYS, &sa, NULL);
+	armed_policy = *p;
+	atomic_store(&armed, true);
+}
+
+void seccomp_disarm(void)
+{
+	atomic_store(&armed, false);
+}
+
+bool seccomp_armed(void)
+{
+	return atomic_load(&armed);
+}
+
+/* --- capabilities ---------------------------------------------------------- */
+
+#define CAP_BIT(cap) (UINT64_C(1) << (cap))
+
+static uint64_t kept_caps(enum seccomp_thread kind, const struct seccomp_policy *p)
+{
+	if (!p->keep_fs_caps)
+		return 0;
+	/* trusted.* extended attributes: CAP_SYS_ADMIN, whose other uses the deny list shuts. */
+	if (kind == SECCOMP_THREAD_SHARE)
+		return SECCOMP_FILE_CAPS | CAP_BIT(CAP_SYS_ADMIN);
+	if (kind == SECCOMP_THREAD_IO && (p->io & (SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES)))
+		return SECCOMP_FILE_CAPS;
+	return 0;
+}
+
+bool seccomp_keep_caps(uint64_t keep, GError **err)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {0};
+
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "capget: %s", g_strerror(errno));
+	uint64_t permitted = data[0].permitted | (uint64_t)data[1].permitted << 32;
+	if (!permitted)
+		return true;
+	keep &= permitted;
+	/* The bounding set first: dropping from it needs CAP_SETPCAP, which goes next. */
+	for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (!(keep & CAP_BIT(cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			break; /* no CAP_SETPCAP: the capset below still empties the sets */
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	memset(data, 0, sizeof(data));
+	data[0].permitted = data[0].effective = (uint32_t)keep;
+	data[1].permitted = data[1].effective = (uint32_t)(keep >> 32);
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "capset: %s", g_strerror(errno));
+	return true;
+}
+
+/* --- the lists -------------------------------------------------------------- */
+
+struct list {
+	scmp_filter_ctx ctx;
+	int rc; /* the first libseccomp error */
+};
+
+static void allow(struct list *l, int nr)
+{
+	if (l->rc == 0 && nr >= 0)
+		l->rc = seccomp_rule_add(l->ctx, SCMP_ACT_ALLOW, nr, 0);
+}
+
+static void allow_if(struct list *l, int nr, struct scmp_arg_cmp cmp)
+{
+	if (l->rc == 0)
+		l->rc = seccomp_rule_add_array(l->ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
+}
+
+static void allow_all(struct list *l, const int *nrs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		allow(l, nrs[i]);
+}
+
+/* ioctl(fd, request, ...): the request's 32 bits, whatever the upper half holds. */
+static void allow_ioctls(struct list *l, const unsigned long *reqs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		allow_if(l, SCMP_SYS(ioctl), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, reqs[i]));
+}
+
+/* What every husk thread does: memory, locks, time, its own signals, stderr. */
+static void allow_common(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(read),
+	    SCMP_SYS(write),
+	    SCMP_SYS(readv),
+	    SCMP_SYS(writev),
+	    SCMP_SYS(close),
+	    SCMP_SYS(futex),
+	    SCMP_SYS(set_robust_list),
+	    SCMP_SYS(rseq),
+	    SCMP_SYS(restart_syscall),
+	    SCMP_SYS(rt_sigreturn),
+	    SCMP_SYS(rt_sigprocmask),
+	    SCMP_SYS(sigaltstack),
+	    SCMP_SYS(rt_sigaction), /* glib and the C library set handlers as they need them */
+	    SCMP_SYS(exit),
+	    SCMP_SYS(exit_group),
+	    SCMP_SYS(getpid),
+	    SCMP_SYS(gettid),
+	    SCMP_SYS(getuid),
+	    SCMP_SYS(geteuid),
+	    SCMP_SYS(getgid),
+	    SCMP_SYS(getegid),
+	    SCMP_SYS(clock_gettime),
+	    SCMP_SYS(clock_getres),
+	    SCMP_SYS(clock_nanosleep),
+	    SCMP_SYS(nanosleep),
+	    SCMP_SYS(gettimeofday),
+	    SCMP_SYS(sched_yield),
+	    SCMP_SYS(sched_getaffinity),
+	    SCMP_SYS(getrandom),
+	    SCMP_SYS(munmap),
+	    SCMP_SYS(madvise),
+	    SCMP_SYS(mremap),
+	    SCMP_SYS(brk),
+	    SCMP_SYS(lseek),
+	    SCMP_SYS(fcntl),
+	    SCMP_SYS(fstat),
+	    SCMP_SYS(capget),
+	    SCMP_SYS(capset),  /* it can only take capabilities away */
+	    SCMP_SYS(seccomp), /* it can only add filters: a pool thread adds its own */
+	};
+	static const unsigned long terminal[] = {TCGETS, TCSETS, TCSETSW, TCSETSF};
+	static const int prctls[] = {PR_SET_NAME,     PR_GET_NAME,     PR_SET_NO_NEW_PRIVS,
+	                             PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_CAP_AMBIENT};
+	pid_t self = getpid();
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+	for (size_t i = 0; i < G_N_ELEMENTS(prctls); i++)
+		allow_if(l, SCMP_SYS(prctl), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)prctls[i]));
+	/* Never new executable memory. */
+	allow_if(l, SCMP_SYS(mmap), SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	allow_if(l, SCMP_SYS(mprotect), SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	/* fstat, as the C library makes it; a path is for the lists that need one. */
+	allow_if(l, SCMP_SYS(newfstatat),
+	         SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+	/* Signals to this process only: pthread_kill, raise, abort. */
+	allow_if(l, SCMP_SYS(tgkill), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
+	allow_if(l, SCMP_SYS(kill), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
+	/* Restoring the terminal on the way out (console_restore_terminal). */
+	allow_ioctls(l, terminal, G_N_ELEMENTS(terminal));
+	/* clone3 hides its flags from a filter: the C library falls back to clone. */
+	if (l->rc == 0)
+		l->rc = seccomp_rule_add(l->ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+}
+
+/* A thread of this process (a pool's), never a process or a namespace. */
+static void allow_threads(struct list *l)
+{
+	/*
+	 * glib gives a pool's new thread its starter's scheduling, each
+	 * naming itself by thread id, which no list made beforehand knows.
+	 */
+	allow(l, SCMP_SYS(sched_getattr));
+	allow(l, SCMP_SYS(sched_setattr));
+	const scmp_datum_t mask = CLONE_THREAD | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS |
+	                          CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+
+	allow_if(l, SCMP_SYS(clone), SCMP_A0(SCMP_CMP_MASKED_EQ, mask, CLONE_THREAD));
+}
+
+/* The requests a device makes while the guest runs: interrupts, kicks, vhost, TAP offloads. */
+static void allow_device_ioctls(struct list *l)
+{
+	static const unsigned long reqs[] = {
+	    KVM_IRQ_LINE,
+	    KVM_IOEVENTFD,
+	    KVM_IRQFD,
+	    KVM_SET_GSI_ROUTING,
+	    KVM_SIGNAL_MSI,
+	    VHOST_GET_FEATURES,
+	    VHOST_SET_FEATURES,
+	    VHOST_SET_OWNER,
+	    VHOST_SET_MEM_TABLE,
+	    VHOST_SET_VRING_NUM,
+	    VHOST_SET_VRING_ADDR,
+	    VHOST_SET_VRING_BASE,
+	    VHOST_GET_VRING_BASE,
+	    VHOST_SET_VRING_KICK,
+	    VHOST_SET_VRING_CALL,
+	    VHOST_SET_VRING_ERR,
+	    VHOST_NET_SET_BACKEND,
+	    TUNSETOFFLOAD,
+	    TUNSETVNETHDRSZ,
+	    TUNSETSNDBUF,
+	    FIONREAD,
+	    FIONBIO,
+	};
+
+	allow_ioctls(l, reqs, G_N_ELEMENTS(reqs));
+	allow(l, SCMP_SYS(eventfd2));
+}
+
+/* Reads and writes on files already open: disk images, a share's open files. */
+static void allow_file_io(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(pread64),   SCMP_SYS(pwrite64),  SCMP_SYS(preadv),  SCMP_SYS(pwritev),
+	    SCMP_SYS(preadv2),   SCMP_SYS(pwritev2),  SCMP_SYS(fsync),   SCMP_SYS(fdatasync),
+	    SCMP_SYS(fallocate), SCMP_SYS(ftruncate), SCMP_SYS(fstatfs), SCMP_SYS(sync_file_range),
+	};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+}
+
+static void allow_waits(struct list *l)
+{
+	allow(l, SCMP_SYS(poll));
+	allow(l, SCMP_SYS(ppoll));
+}
+
+/* Sending and receiving on sockets already open (a TAP's netlink socket, virtio-net's). */
+static void allow_socket_io(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(sendto),  SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
+	    SCMP_SYS(recvmsg), SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg),
+	};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+}
+
+/* New sockets, and connections from and to them. */
+static void allow_sockets(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(connect),     SCMP_SYS(bind),       SCMP_SYS(listen),
+	    SCMP_SYS(accept),      SCMP_SYS(accept4),    SCMP_SYS(getsockname),
+	    SCMP_SYS(getpeername), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
+	    SCMP_SYS(shutdown),
+	};
+	static const int domains[] = {AF_UNIX, AF_INET, AF_INET6};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+	for (size_t i = 0; i < G_N_ELEMENTS(domains); i++)
+		allow_if(l, SCMP_SYS(socket), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]));
+}
+
+static void allow_io_thread(struct list *l, unsigned int io)
+{
+	allow_waits(l);
+	allow_device_ioctls(l);
+	allow_file_io(l); /* virtio-blk requests the page cache answers at once */
+	allow_socket_io(l);
+	allow_threads(l);
+	if (io & SECCOMP_IO_SOCKETS)
+		allow_sockets(l);
+	if (io & SECCOMP_IO_READ_FILES) {
+		/* Read-only, never creating or truncating: O_RDONLY is 0. */
+		allow_if(l, SCMP_SYS(openat),
+		         SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, 0));
+		allow(l, SCMP_SYS(newfstatat));
+	}
+	if (io & SECCOMP_IO_WRITE_FILES) {
+		allow(l, SCMP_SYS(openat));
+		allow(l, SCMP_SYS(rename));
+		allow(l, SCMP_SYS(renameat));
+		allow(l, SCMP_SYS(renameat2));
+	}
+}
+
+/* The FUSE server: everything it does to the files under its share. */
+static void allow_share_thread(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(openat),       SCMP_SYS(openat2),
+	    SCMP_SYS(newfstatat),   SCMP_SYS(statx),
+	    SCMP_SYS(statfs),       SCMP_SYS(getdents64),
+	    SCMP_SYS(readlinkat),   SCMP_SYS(mkdirat),
+	    SCMP_SYS(mknodat),      SCMP_SYS(unlinkat),
+	    SCMP_SYS(renameat),     SCMP_SYS(renameat2),
+	    SCMP_SYS(linkat),       SCMP_SYS(symlinkat),
+	    SCMP_SYS(fchmodat),     SCMP_SYS(fchmod),
+	    SCMP_SYS(fchown),       SCMP_SYS(fchownat),
+	    SCMP_SYS(utimensat),    SCMP_SYS(copy_file_range),
+	    SCMP_SYS(faccessat),    SCMP_SYS(faccessat2),
+	    SCMP_SYS(getxattr),     SCMP_SYS(lgetxattr),
+	    SCMP_SYS(fgetxattr),    SCMP_SYS(setxattr),
+	    SCMP_SYS(lsetxattr),    SCMP_SYS(fsetxattr),
+	    SCMP_SYS(listxattr),    SCMP_SYS(llistxattr),
+	    SCMP_SYS(flistxattr),   SCMP_SYS(removexattr),
+	    SCMP_SYS(lremovexattr), SCMP_SYS(fremovexattr),
+	    SCMP_SYS(flock),        SCMP_SYS(umask),
+	    SCMP_SYS(dup),          SCMP_SYS(dup2),
+	    SCMP_SYS(dup3),
+	};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+	allow(l, SCMP_SYS(syncfs)); /* FUSE_SYNCFS */
+	allow_file_io(l);
+	allow_waits(l);
+	allow_threads(l);
+	allow(l, SCMP_SYS(eventfd2));
+	/* getrlimit, as the C library makes it: reading the limit, never setting it. */
+	allow_if(l, SCMP_SYS(prlimit64), SCMP_A2(SCMP_CMP_EQ, 0));
+}
+
+static void allow_vcpu_thread(struct list *l)
+{
+	static const unsigned long reqs[] = {KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS};
+
+	allow_ioctls(l, reqs, G_N_ELEMENTS(reqs));
+	allow_device_ioctls(l);
+	allow_waits(l);
+}
+
+static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp_policy *p)
+{
+	allow_common(l);
+	switch (kind) {
+	case SECCOMP_THREAD_VCPU:
+		allow_vcpu_thread(l);
+		break;
+	case SECCOMP_THREAD_IO:
+		allow_io_thread(l, p->io);
+		break;
+	case SECCOMP_THREAD_SHARE:
+		allow_share_thread(l);
+		break;
+	case SECCOMP_THREAD_POOL:
+		allow_file_io(l);
+		break;
+	case SECCOMP_THREAD_KINDS:
+		return false;
+	}
+	return l->rc == 0;
+}
+
+bool seccomp_thread_apply(enum seccomp_thread kind, const struct seccomp_policy *p, GError **err)
+{
+	uint32_t refuse = p->log_only ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
+	struct list l = {.ctx = seccomp_init(refuse)};
+	bool ok;
+
+	if (!l.ctx)
+		return husk_fail(err, HUSK_EXIT_HOST, "seccomp_init failed");
+	/* Another ABI's numbers mean other calls: refused the same loud way. */
+	seccomp_attr_set(l.ctx, SCMP_FLTATR_ACT_BADARCH, refuse);
+	if (!seccomp_keep_caps(kept_caps(kind, p), err)) {
+		seccomp_release(l.ctx);
+		return false;
+	}
+	ok = build(&l, kind, p);
+	if (ok)
+		l.rc = seccomp_load(l.ctx);
+	seccomp_release(l.ctx);
+	if (l.rc != 0)
+		return husk_fail(err, HUSK_EXIT_HOST,
+		                 "cannot install the %s thread's system-call filter: %s "
+		                 "(--no-seccomp runs without)",
+		                 seccomp_thread_name(kind), g_strerror(-l.rc));
+	entered_kind = (int)kind;
+	return true;
+}
+
+bool seccomp_thread_enter(enum seccomp_thread kind, GError **err)
+{
+	if (!atomic_load(&armed) || entered_kind >= 0)
+		return true;
+	return seccomp_thread_apply(kind, &armed_policy, err);
+}
+
+bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err)
+{
+	return !atomic_load(&armed) || seccomp_keep_caps(kept_caps(kind, &armed_policy), err);
+}
+
+void seccomp_thread_enter_or_exit(enum seccomp_thread kind)
+{
+	GError *err = NULL;
+
+	if (seccomp_thread_enter(kind, &err))
+		return;
+	console_restore_terminal();
+	g_printerr("husk: %s\n", err->message);
+	_exit(err->code);
+}

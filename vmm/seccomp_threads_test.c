@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Each check runs in a subprocess, as the thread of one kind: the list is
+ * installed, an allowed call must work, and a refused one must end the
+ * process with status 1 and the line that names the thread and the call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <linux/capability.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "vmm/seccomp_threads.h"
+
+struct check {
+	const char *name;
+	enum seccomp_thread kind;
+	unsigned int io;
+	bool log_only;
+	void (*allowed)(void);
+	void (*refused)(void);    /* must not return */
+	const char *refused_line; /* a glob for stderr */
+};
+
+static void enter(const struct check *c)
+{
+	struct seccomp_policy p = {.io = c->io, .log_only = c->log_only};
+	GError *err = NULL;
+
+	seccomp_arm(&p);
+	g_assert_true(seccomp_thread_enter(c->kind, &err));
+	g_assert_no_error(err);
+	/* A second call on the same thread changes nothing. */
+	g_assert_true(seccomp_thread_enter(c->kind, &err));
+}
+
+/* --- what each kind may do ------------------------------------------------- */
+
+static void *thread_main(void *arg)
+{
+	*(int *)arg = 42;
+	return NULL;
+}
+
+static void common_allowed(void)
+{
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	void *mem = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	g_assert_true(mem != MAP_FAILED);
+	memset(mem, 1, 65536);
+	g_assert_cmpint(munmap(mem, 65536), ==, 0);
+	g_free(g_malloc(1 << 20));
+	pthread_mutex_lock(&lock);
+	pthread_mutex_unlock(&lock);
+	g_assert_cmpint(write(STDOUT_FILENO, "", 0), ==, 0);
+	g_assert_cmpint(kill(getpid(), 0), ==, 0);
+}
+
+static void vcpu_allowed(void)
+{
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	common_allowed();
+	/* The request goes through to the kernel, which finds no vCPU behind the fd. */
+	g_assert_cmpint(ioctl(-1, KVM_RUN, 0), ==, -1);
+	g_assert_cmpint(errno, ==, EBADF);
+	g_assert_cmpint(eventfd_write(efd, 1), ==, 0);
+	close(efd);
+}
+
+static void io_allowed(void)
+{
+	pthread_t t;
+	int seen = 0;
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	common_allowed();
+	g_assert_cmpint(s, >=, 0);
+	close(s);
+	g_assert_cmpint(pthread_create(&t, NULL, thread_main, &seen), ==, 0);
+	g_assert_cmpint(pthread_join(t, NULL), ==, 0);
+	g_assert_cmpint(seen, ==, 42);
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	g_assert_cmpint(fd, >=, 0);
+	close(fd);
+}
+
+static char *share_dir; /* made before the list goes on: g_dir_make_tmp calls mkdir */
+
+static void share_allowed(void)
+{
+	int d = open(share_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	common_allowed();
+	g_assert_cmpint(d, >=, 0);
+	g_assert_cmpint(mkdirat(d, "sub", 0755), ==, 0);
+	int fd = openat(d, "file", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(pwrite(fd, "x", 1, 0), ==, 1);
+	g_assert_cmpint(unlinkat(d, "file", 0), ==, 0);
+	g_assert_cmpint(unlinkat(d, "sub", AT_REMOVEDIR), ==, 0);
+	close(fd);
+	close(d);
+}
+
+static int pool_fd = -1;
+
+static void pool_allowed(void)
+{
+	char byte = 0;
+
+	common_allowed();
+	g_assert_cmpint(pwrite(pool_fd, "y", 1, 0), ==, 1);
+	g_assert_cmpint(fdatasync(pool_fd), ==, 0);
+	g_assert_cmpint(pread(pool_fd, &byte, 1, 0), ==, 1);
+	g_assert_cmpint(byte, ==, 'y');
+}
+
+/* --- what each must not ------------------------------------------------------ */
+
+static void open_file(void)
+{
+	open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+}
+
+static void open_for_writing(void)
+{
+	open("/dev/null", O_WRONLY | O_CLOEXEC);
+}
+
+static void new_socket(void)
+{
+	socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+static void netlink_socket(void)
+{
+	socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0);
+}
+
+static void signal_init(void)
+{
+	kill(1, 0);
+}
+
+static void new_namespace_thread(void)
+{
+	/* Refused on the flags, before the kernel would look at the rest. */
+	syscall(SYS_clone, CLONE_THREAD | CLONE_VM | CLONE_SIGHAND | CLONE_NEWNET, NULL, NULL, NULL,
+	        0);
+}
+
+static void executable_memory(void)
+{
+	mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+static void create_vm(void)
+{
+	ioctl(-1, KVM_CREATE_VM, 0);
+}
+
+static const struct check checks[] = {
+    {"vcpu/open", SECCOMP_THREAD_VCPU, 0, false, vcpu_allowed, open_file,
+     "*the vCPU thread made system call openat (*"},
+    {"vcpu/create-vm", SECCOMP_THREAD_VCPU, 0, false, vcpu_allowed, create_vm,
+     "*the vCPU thread made system call ioctl (*"},
+    {"vcpu/socket", SECCOMP_THREAD_VCPU, 0, false, vcpu_allowed, new_socket,
+     "*the vCPU thread made system call socket (*"},
+    {"io/netlink", SECCOMP_THREAD_IO, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES, false, io_allowed,
+     netlink_socket, "*the I/O thread made system call socket (*"},
+    {"io/write-file", SECCOMP_THREAD_IO, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES, false,
+     io_allowed, open_for_writing, "*the I/O thread made system call openat (*"},
+    {"io/namespace", SECCOMP_THREAD_IO, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES, false,
+     io_allowed, new_namespace_thread, "*the I/O thread made system call clone (*"},
+    {"io/kill", SECCOMP_THREAD_IO, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES, false, io_allowed,
+     signal_init, "*the I/O thread made system call kill (*"},
+    {"share/socket", SECCOMP_THREAD_SHARE, 0, false, share_allowed, new_socket,
+     "*the virtio-fs share thread made system call socket (*"},
+    {"share/exec-memory", SECCOMP_THREAD_SHARE, 0, false, share_allowed, executable_memory,
+     "*the virtio-fs share thread made system call mmap (*"},
+    {"pool/open", SECCOMP_THREAD_POOL, 0, false, pool_allowed, open_file,
+     "*the worker pool thread made system call openat (*"},
+    {"pool/clone", SECCOMP_THREAD_POOL, 0, false, pool_allowed, new_namespace_thread,
+     "*the worker pool thread made system call clone (*"},
+};
+
+/* The allowed calls work and the refused one ends the process, loudly. */
+static void test_check(gconstpointer data)
+{
+	const struct check *c = data;
+
+	if (g_test_subprocess()) {
+		enter(c);
+		c->allowed();
+		c->refused();
+		g_printerr("the refused call returned\n");
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_failed();
+	g_test_trap_assert_stderr(c->refused_line);
+	g_test_trap_assert_stderr_unmatched("*the refused call returned*");
+}
+
+static void pool_job(gpointer data, gpointer user)
+{
+	GError *err = NULL;
+
+	g_assert_true(seccomp_thread_enter(SECCOMP_THREAD_POOL, &err));
+	pool_allowed();
+	g_atomic_int_inc((gint *)user);
+}
+
+/*
+ * What virtio-blk and virtio-fs do: the I/O or share thread hands work to
+ * a glib pool, whose threads start under their starter's list (glib gives
+ * them its scheduling) and then take the pool's.
+ */
+static void test_pool_from(gconstpointer data)
+{
+	if (g_test_subprocess()) {
+		struct check c = {.kind = GPOINTER_TO_INT(data)};
+		gint done = 0;
+
+		enter(&c);
+		GThreadPool *pool = g_thread_pool_new(pool_job, &done, 4, FALSE, NULL);
+		for (int i = 0; i < 8; i++)
+			g_thread_pool_push(pool, GINT_TO_POINTER(i + 1), NULL);
+		g_thread_pool_free(pool, FALSE, TRUE);
+		g_assert_cmpint(done, ==, 8);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
+/* Without a list (none armed), the thread is left as it was. */
+static void test_not_armed(void)
+{
+	if (g_test_subprocess()) {
+		GError *err = NULL;
+
+		g_assert_true(seccomp_thread_enter(SECCOMP_THREAD_VCPU, &err));
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		g_assert_cmpint(fd, >=, 0);
+		close(fd);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
+/* HUSK_SECCOMP=log: a call off the list goes through (the kernel logs it). */
+static void test_log_only(void)
+{
+	if (g_test_subprocess()) {
+		struct check c = {.kind = SECCOMP_THREAD_VCPU, .log_only = true};
+
+		g_setenv("HUSK_SECCOMP", "log", TRUE);
+		struct seccomp_policy p = {0};
+		seccomp_policy_from_env(&p);
+		g_assert_true(p.log_only);
+		enter(&c);
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		g_assert_cmpint(fd, >=, 0);
+		close(fd);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
+/* As root, a vCPU thread keeps no capability; a share thread only the file ones. */
+static void test_capabilities(gconstpointer data)
+{
+	enum seccomp_thread kind = GPOINTER_TO_INT(data);
+
+	if (geteuid() != 0) {
+		g_test_skip("needs root: there are no capabilities to drop");
+		return;
+	}
+	if (g_test_subprocess()) {
+		struct seccomp_policy p = {.keep_fs_caps = true};
+		struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+		struct __user_cap_data_struct caps[2] = {0};
+		GError *err = NULL;
+
+		seccomp_arm(&p);
+		g_assert_true(seccomp_thread_enter(kind, &err));
+		g_assert_cmpint(syscall(SYS_capget, &hdr, caps), ==, 0);
+		if (kind == SECCOMP_THREAD_VCPU) {
+			g_assert_cmphex(caps[0].permitted | caps[1].permitted, ==, 0);
+		} else {
+			g_assert_true(caps[0].effective & CAP_TO_MASK(CAP_CHOWN));
+			g_assert_false(caps[0].permitted & CAP_TO_MASK(CAP_NET_ADMIN));
+			g_assert_false(caps[0].permitted & CAP_TO_MASK(CAP_SYS_PTRACE));
+		}
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	char *tmp = g_strdup_printf("%s/husk-pool-XXXXXX", g_get_tmp_dir());
+	pool_fd = g_mkstemp(tmp);
+	g_assert_cmpint(pool_fd, >=, 0);
+	unlink(tmp);
+	g_free(tmp);
+	share_dir = g_dir_make_tmp("husk-seccomp-XXXXXX", NULL);
+	g_assert_nonnull(share_dir);
+	for (size_t i = 0; i < G_N_ELEMENTS(checks); i++) {
+		char *path = g_strdup_printf("/seccomp-threads/%s", checks[i].name);
+		g_test_add_data_func(path, &checks[i], test_check);
+		g_free(path);
+	}
+	g_test_add_data_func("/seccomp-threads/pool-from/io", GINT_TO_POINTER(SECCOMP_THREAD_IO),
+	                     test_pool_from);
+	g_test_add_data_func("/seccomp-threads/pool-from/share",
+	                     GINT_TO_POINTER(SECCOMP_THREAD_SHARE), test_pool_from);
+	g_test_add_func("/seccomp-threads/not-armed", test_not_armed);
+	g_test_add_func("/seccomp-threads/log-only", test_log_only);
+	g_test_add_data_func("/seccomp-threads/capabilities/vcpu",
+	                     GINT_TO_POINTER(SECCOMP_THREAD_VCPU), test_capabilities);
+	g_test_add_data_func("/seccomp-threads/capabilities/share",
+	                     GINT_TO_POINTER(SECCOMP_THREAD_SHARE), test_capabilities);
+	int status = g_test_run();
+	if (g_test_subprocess())
+		return status; /* under a list: it cleans nothing up */
+	rmdir(share_dir);
+	g_free(share_dir);
+	close(pool_fd);
+	return status;
+}
