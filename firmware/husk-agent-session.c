@@ -185,6 +185,22 @@ _Noreturn static void run_login_shell(const struct account *a, const char *user,
 	child_fail(report, "exec", shell);
 }
 
+/*
+ * A command starts with every signal at its default and none blocked,
+ * whatever the agent inherited: started in the background by a shell, the
+ * agent ignores SIGINT and SIGQUIT, and so would its commands, and the
+ * Ctrl-C that husk exec passes on would do nothing.
+ */
+static void reset_signals(void)
+{
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL); /* SIGKILL and SIGSTOP say EINVAL: they are default anyway */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 _Noreturn static void run_command(const struct agent_exec *e, const int in[2], const int out[2],
                                   const int err[2], int tty, int report)
 {
@@ -192,7 +208,7 @@ _Noreturn static void run_command(const struct agent_exec *e, const int in[2], c
 	struct account a = {0};
 	char self[16];
 
-	signal(SIGPIPE, SIG_DFL);
+	reset_signals();
 	if (tty >= 0) {
 		take_terminal(tty, report);
 	} else {

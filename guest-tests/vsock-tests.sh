@@ -176,7 +176,15 @@ test_exec_interrupt() {
 	pid=$!
 	sleep 3
 	kill -INT "$pid"
-	wait "$pid" || rc=$?
+	# Bounded: a Ctrl-C that goes nowhere must fail the test, not hang it.
+	local deadline=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+	if kill -KILL "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null || true
+		rc="still running 30 s later"
+	else
+		wait "$pid" || rc=$?
+	fi
 	[[ $rc == 130 ]] || why+="Ctrl-C: status $rc, want 130; "
 	[[ $(guest_sleepers "$sock" 600) == 0 ]] || why+="sleep 600 outlived Ctrl-C; "
 	"${HUSK_CMD[@]}" exec "$sock" -- sleep 601 </dev/null >/dev/null 2>&1 &
