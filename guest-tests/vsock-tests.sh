@@ -125,7 +125,7 @@ vsock_exec_round_trip() {
 	info "vsock: husk exec -- true, median of 21: $(printf '%s\n' "${times[@]}" | sort -n | sed -n 11p)s"
 }
 
-test_exec_status() {
+vsock_test_exec_status() {
 	local sock=$1 got="" want
 	for want in 0 1 42; do
 		got+="$(agent_exec "$sock" -- sh -c "exit $want") "
@@ -135,7 +135,7 @@ test_exec_status() {
 	verdict vsock-exec-status "$([[ $got == "0 1 42 143" ]] || echo "statuses '$got', want '0 1 42 143'")"
 }
 
-test_exec_streams() {
+vsock_test_exec_streams() {
 	local sock=$1 why="" i rc
 	local loop='i=0; while [ $i -lt 3000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done'
 	rc=$(agent_exec "$sock" -- sh -c "$loop")
@@ -150,7 +150,7 @@ test_exec_streams() {
 	verdict vsock-exec-streams "$why"
 }
 
-test_exec_stdin() {
+vsock_test_exec_stdin() {
 	local sock=$1 rc=0 want got t0
 	head -c "$VSOCK_STDIN_BYTES" /dev/urandom >"$LOGDIR/stdin.bin"
 	want=$(sha256sum <"$LOGDIR/stdin.bin")
@@ -169,7 +169,7 @@ guest_sleepers() {
 	cat "$LOGDIR/agent-exec.out"
 }
 
-test_exec_interrupt() {
+vsock_test_exec_interrupt() {
 	local sock=$1 why="" pid rc=0
 	# Not under timeout(1): the signal is for husk itself.
 	"${HUSK_CMD[@]}" exec "$sock" -- sleep 600 </dev/null >/dev/null 2>&1 &
@@ -197,7 +197,7 @@ test_exec_interrupt() {
 	verdict vsock-exec-interrupt "$why"
 }
 
-test_exec_parallel() {
+vsock_test_exec_parallel() {
 	local sock=$1 why="" n pids=()
 	for n in 1 2 3 4 5 6 7 8 9 10; do
 		timeout 120 "${HUSK_CMD[@]}" exec "$sock" -- sh -c "sleep 1; echo \$(($n * $n)); exit $n" \
@@ -219,7 +219,7 @@ ensure_devpts() {
 	mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 }
 
-test_shell() {
+vsock_test_shell() {
 	local sock=$1 rc=0
 	ensure_devpts || true
 	timeout 180 "$ASSETS/vsock/pty-drive" 33 111 'send:stty size\n' 'wait:33 111' \
@@ -229,7 +229,7 @@ test_shell() {
 		echo "status $rc, want 7: $(tr -c '[:print:]' ' ' <"$LOGDIR/shell.out" | tail -c 300) $(head -c 200 "$LOGDIR/shell.err")")"
 }
 
-test_transfer() {
+vsock_test_transfer() {
 	local sock=$1 why="" rc=0
 	head -c 1048576 /dev/urandom >"$LOGDIR/notes.bin"
 	rm -rf "$LOGDIR/back" && mkdir -p "$LOGDIR/back"
@@ -248,7 +248,7 @@ test_transfer() {
 }
 
 # The agent's session, then the agent itself, killed in the guest: one line each, 125.
-test_agent_killed() {
+vsock_test_agent_killed() {
 	local sock=$1 why="" rc
 	rc=$(agent_exec "$sock" -- sh -c 'kill -KILL $PPID; sleep 5')
 	[[ $rc == 125 && $(wc -l <"$LOGDIR/agent-exec.err") == 1 ]] &&
@@ -264,13 +264,14 @@ test_agent_killed() {
 
 # husk's own client against the guest's agent, each wanted test in the
 # order VSOCK_CLIENT_TESTS lists them (the agent killed last):
-# vsock-exec-status runs test_exec_status, and so on.
+# vsock-exec-status runs vsock_test_exec_status, and so on (a prefix of
+# their own: exec-tests.sh has a test_exec_status of its own).
 vsock_husk_client_tests() {
 	local sock=$1 t fn
 	for t in "${VSOCK_CLIENT_TESTS[@]}"; do
 		want "$t" || continue
 		fn=${t#vsock-}
-		"test_${fn//-/_}" "$sock"
+		"vsock_test_${fn//-/_}" "$sock"
 	done
 }
 
