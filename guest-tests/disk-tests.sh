@@ -49,9 +49,13 @@ disk_boot() {
 # pages under TCG.
 # A boot whose guest kernel reports an RCU stall (a CPU that answers
 # neither its timer nor an NMI) is stopped DISK_STALL_GRACE seconds later,
-# with husk's threads saved beside its log, and VM_RC is "stalled".
+# with husk's threads saved beside its log, and VM_RC is "stalled"; so is
+# one whose console says nothing for DISK_SILENCE seconds (seen: a guest
+# stuck for good while it assigned PCI BARs, 2 s into its boot, with no
+# CPU left to report it).
 disk_wait() {
 	local name=$1 deadline=$((SECONDS + DISK_TIMEOUT)) next=$((SECONDS + 30)) last stall_at=""
+	local size last_size="" quiet_since=$SECONDS
 	while kill -0 "$VM_PID" 2>/dev/null && ((SECONDS < deadline)); do
 		if ((SECONDS >= next)); then
 			last=$(tr -d '\r' <"$VM_LOG" | grep -a . | tail -n 1 | cut -c1-100 || true)
@@ -61,6 +65,13 @@ disk_wait() {
 		if [[ -z $stall_at ]] && grep -aq "$DISK_STALL_REPORT" "$VM_LOG" 2>/dev/null; then
 			stall_at=$SECONDS
 			info "$name: the guest's kernel reports a stalled CPU; stopping in ${DISK_STALL_GRACE}s"
+		fi
+		size=$(wc -c <"$VM_LOG" 2>/dev/null || echo 0)
+		if [[ $size != "$last_size" ]]; then
+			last_size=$size quiet_since=$SECONDS
+		elif [[ -z $stall_at ]] && ((SECONDS >= quiet_since + DISK_SILENCE)); then
+			info "$name: the console has been silent for ${DISK_SILENCE}s; taken for a stall"
+			stall_at=$((SECONDS - DISK_STALL_GRACE))
 		fi
 		if [[ -n $stall_at ]] && ((SECONDS >= stall_at + DISK_STALL_GRACE)); then
 			vm_dump_threads "$VM_PID" >"$VM_LOG.threads" 2>&1 || true
@@ -233,6 +244,7 @@ run_disk_tests() {
 	DISK_STALL_GRACE=30
 	DISK_BOOTS=3
 	DISK_HUSK_TICKS=3 # of 200 in two seconds: a vCPU thread busy in husk uses far more
+	DISK_SILENCE=180  # systemd and cloud-init print every few seconds, 60 s at the slowest seen
 	local t0
 	t0=$(now)
 	want image-boot-kernel image-persist && disk_test_kernel_and_persist
