@@ -30,6 +30,7 @@
 #include "firmware/husk-agent.h"
 #include "vmm/cli/instances.h"
 #include "vmm/error.h"
+#include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
 
 #define HANDSHAKE_MS 10000        /* CONNECT's answer and HELLO */
@@ -176,24 +177,10 @@ static void queue_field(GByteArray *req, uint8_t tag, const char *value)
 	agent_field_put(req->data + at, tag, value);
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 /* The command's output goes on even if ours is closed: the command decides. */
 static void output(int fd, const struct agent_frame *f)
 {
-	if (f->len && !write_all(fd, f->payload, f->len))
+	if (f->len && !control_write_all(fd, (const char *)f->payload, f->len))
 		g_debug("output: %s", g_strerror(errno));
 }
 
