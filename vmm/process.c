@@ -7,6 +7,7 @@
 
 #include "devices/net.h"
 #include "vmm/console.h"
+#include "vmm/privdrop.h"
 #include "vmm/seccomp.h"
 
 /* What the devices do on the I/O thread, besides the driver's own work. */
@@ -33,7 +34,8 @@ static void arm(const struct vm_config *cfg, unsigned int io)
 {
 	struct seccomp_policy policy = {
 	    .io = io | devices_io(cfg),
-	    .keep_fs_caps = geteuid() == 0 && cfg->shares->len > 0,
+	    .keep_fs_caps = geteuid() == 0 && cfg->shares->len > 0 && !cfg->run_as.set,
+	    .switch_user = cfg->run_as.set,
 	};
 
 	if (cfg->no_seccomp) {
@@ -64,6 +66,11 @@ struct machine *process_create_machine(const struct vm_config *cfg, unsigned int
 	arm(cfg, io);
 	struct machine *m = machine_create(cfg, err);
 
+	/* Every device open, no thread's capabilities dropped yet: root can go. */
+	if (m && cfg->run_as.set && !run_as_apply(&cfg->run_as, err)) {
+		machine_destroy(m);
+		m = NULL;
+	}
 	if (m && !lock_down(cfg, err)) {
 		machine_destroy(m);
 		m = NULL;

@@ -499,7 +499,13 @@ bool seccomp_thread_enter(enum seccomp_thread kind, GError **err)
 
 bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err)
 {
-	return !atomic_load(&armed) || seccomp_keep_caps(kept_caps(kind, &armed_policy), err);
+	/*
+	 * A user switch to come changes every thread at once, which needs
+	 * CAP_SETUID in each: it takes all their capabilities itself.
+	 */
+	if (!atomic_load(&armed) || armed_policy.switch_user)
+		return true;
+	return seccomp_keep_caps(kept_caps(kind, &armed_policy), err);
 }
 
 void seccomp_thread_enter_or_exit(enum seccomp_thread kind)

@@ -36,6 +36,7 @@ struct seccomp_policy {
 	unsigned int io;   /* SECCOMP_IO_* */
 	bool log_only;     /* let refused calls through and have the kernel log them */
 	bool keep_fs_caps; /* shares run as root: keep the file capabilities they need */
+	bool switch_user;  /* the process takes another user (vmm/privdrop.h) before the VM runs */
 };
 
 /* The policy from the environment: HUSK_SECCOMP=log sets log_only. */
