@@ -19,4 +19,12 @@
  */
 bool landlock_confine_beneath(int dir_fd, bool read_only);
 
+#define LANDLOCK_MAX_DIRS 8
+
+/*
+ * The same for up to LANDLOCK_MAX_DIRS directories, each only to read
+ * (files and listings, no execution); nothing else can be opened at all.
+ */
+bool landlock_confine_reading(const int *dir_fds, unsigned int n);
+
 #endif

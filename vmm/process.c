@@ -32,8 +32,12 @@ static unsigned int devices_io(const struct vm_config *cfg)
  */
 static void arm(const struct vm_config *cfg, unsigned int io)
 {
+	unsigned int files = SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES;
 	struct seccomp_policy policy = {
 	    .io = io | devices_io(cfg),
+	    /* husk exec's and an instance's files are the callers' own: not confined yet. */
+	    .io_landlock = !(io & files),
+	    .io_reads_resolv_conf = devices_io(cfg) & SECCOMP_IO_READ_FILES,
 	    .keep_fs_caps = geteuid() == 0 && cfg->shares->len > 0 && !cfg->run_as.set,
 	    .switch_user = cfg->run_as.set,
 	};

@@ -37,6 +37,12 @@ struct seccomp_policy {
 	bool log_only;     /* let refused calls through and have the kernel log them */
 	bool keep_fs_caps; /* shares run as root: keep the file capabilities they need */
 	bool switch_user;  /* the process takes another user (vmm/privdrop.h) before the VM runs */
+	/*
+	 * Landlock on the I/O thread: it opens no file but, with user networking
+	 * (io_reads_resolv_conf), those beneath /etc and where /etc/resolv.conf leads.
+	 */
+	bool io_landlock;
+	bool io_reads_resolv_conf;
 };
 
 /* The policy from the environment: HUSK_SECCOMP=log sets log_only. */

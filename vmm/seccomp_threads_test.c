@@ -314,6 +314,57 @@ static void test_capabilities(gconstpointer data)
 	g_test_trap_assert_passed();
 }
 
+static bool landlock_usable(void)
+{
+	/* ABI 2 or later, as devices/landlock.c asks. */
+	return syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* VERSION */) >= 2;
+}
+
+static int open_errno(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno;
+}
+
+/*
+ * The I/O thread under Landlock: with user networking it reads beneath
+ * /etc (and where resolv.conf leads) and nothing else; without, nothing.
+ */
+static void test_io_landlock(gconstpointer data)
+{
+	bool resolv = GPOINTER_TO_INT(data);
+
+	if (!landlock_usable()) {
+		g_test_skip("the kernel has no Landlock ABI 2 or later");
+		return;
+	}
+	if (g_test_subprocess()) {
+		struct seccomp_policy p = {.io = SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES,
+		                           .io_landlock = true,
+		                           .io_reads_resolv_conf = resolv};
+		GError *err = NULL;
+
+		bool has_resolv = open_errno("/etc/resolv.conf") == 0;
+
+		g_assert_cmpint(open_errno("/proc/self/status"), ==, 0);
+		seccomp_arm(&p);
+		g_assert_true(seccomp_thread_enter(SECCOMP_THREAD_IO, &err));
+		g_assert_cmpint(open_errno("/etc/passwd"), ==, resolv ? 0 : EACCES);
+		if (resolv && has_resolv)
+			g_assert_cmpint(open_errno("/etc/resolv.conf"), ==, 0);
+		g_assert_cmpint(open_errno("/proc/self/status"), ==, EACCES);
+		g_assert_cmpint(open_errno("/dev/null"), ==, EACCES);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -329,6 +380,10 @@ int main(int argc, char **argv)
 		g_test_add_data_func(path, &checks[i], test_check);
 		g_free(path);
 	}
+	g_test_add_data_func("/seccomp-threads/io-landlock/user-net", GINT_TO_POINTER(1),
+	                     test_io_landlock);
+	g_test_add_data_func("/seccomp-threads/io-landlock/no-files", GINT_TO_POINTER(0),
+	                     test_io_landlock);
 	g_test_add_data_func("/seccomp-threads/pool-from/io", GINT_TO_POINTER(SECCOMP_THREAD_IO),
 	                     test_pool_from);
 	g_test_add_data_func("/seccomp-threads/pool-from/share",
