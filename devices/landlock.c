@@ -80,7 +80,7 @@ bool landlock_confine_beneath(int dir_fd, bool read_only)
 	return confine(&dir_fd, &allowed, 1, abi);
 }
 
-bool landlock_confine_reading(const int *dir_fds, unsigned int n)
+bool landlock_confine_dirs(const int *dir_fds, const bool *writable, unsigned int n)
 {
 	uint64_t allowed[LANDLOCK_MAX_DIRS];
 	int abi = usable_abi();
@@ -92,6 +92,8 @@ bool landlock_confine_reading(const int *dir_fds, unsigned int n)
 	if (abi < 0)
 		return false;
 	for (unsigned int i = 0; i < n; i++)
-		allowed[i] = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+		allowed[i] = writable[i]
+		                 ? all_access(abi) & ~(uint64_t)LANDLOCK_ACCESS_FS_EXECUTE
+		                 : LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
 	return confine(dir_fds, allowed, n, abi);
 }

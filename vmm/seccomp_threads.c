@@ -192,13 +192,23 @@ static int open_dir_path(const char *path)
 /*
  * No opens at all, or only reading beneath /etc and the folder that
  * /etc/resolv.conf resolves to (a file rule would miss a resolv.conf
- * replaced by a rename, which libslirp reads again).
+ * replaced by a rename, which libslirp reads again), and the driver's folder.
  */
 static void confine_io_files(const struct seccomp_policy *p)
 {
-	int fds[2] = {-1, -1};
+	int fds[3] = {-1, -1, -1};
+	bool writable[3] = {false, false, false};
 	unsigned int n = 0;
 
+	if (p->io_dir) {
+		fds[n] = open_dir_path(p->io_dir);
+		writable[n] = p->io_dir_writable;
+		if (fds[n] < 0) {
+			g_debug("io: %s: %s: no Landlock", p->io_dir, g_strerror(errno));
+			return;
+		}
+		n++;
+	}
 	if (p->io_reads_resolv_conf) {
 		char *real = realpath("/etc/resolv.conf", NULL);
 		char *dir = real ? g_path_get_dirname(real) : NULL;
@@ -209,7 +219,7 @@ static void confine_io_files(const struct seccomp_policy *p)
 		g_free(dir);
 		free(real);
 	}
-	if (!landlock_confine_reading(fds, n))
+	if (!landlock_confine_dirs(fds, writable, n))
 		g_debug("io: Landlock cannot confine this thread (%s): its seccomp list only",
 		        g_strerror(errno));
 	for (unsigned int i = 0; i < n; i++)
