@@ -19,4 +19,13 @@
  */
 bool landlock_confine_beneath(int dir_fd, bool read_only);
 
+#define LANDLOCK_MAX_DIRS 8
+
+/*
+ * The same for up to LANDLOCK_MAX_DIRS directories (none: no file opens
+ * at all), each to read (files and listings) or, where 'writable', to
+ * read and change; never to execute.
+ */
+bool landlock_confine_dirs(const int *dir_fds, const bool *writable, unsigned int n);
+
 #endif

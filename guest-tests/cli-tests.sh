@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..40"
+	echo "1..42"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -195,11 +195,16 @@ main() {
 	if [[ ! -e /sys/module/kvm_pvm ]]; then
 		skip "check-host on a PVM host exits 3 naming PVM" "not a PVM host"
 		skip "run on a PVM host exits 3 naming PVM" "not a PVM host"
+		skip "check-host on a PVM host without /sys exits 3 naming PVM" "not a PVM host"
 	elif [[ ! -e /dev/kvm ]]; then
 		skip "check-host on a PVM host exits 3 naming PVM" "PVM host without /dev/kvm"
 		skip "run on a PVM host exits 3 naming PVM" "PVM host without /dev/kvm"
+		skip "check-host on a PVM host without /sys exits 3 naming PVM" "PVM host without /dev/kvm"
 	else
 		expect_error "check-host on a PVM host exits 3 naming PVM" 3 PVM check-host
+		# As in a chroot or container without /sys: CPUID still tells.
+		expect_host_error "check-host on a PVM host without /sys exits 3 naming PVM" PVM \
+			"mount -t tmpfs none /sys" ""
 		if [[ -n $kernel ]]; then
 			expect_error "run on a PVM host exits 3 naming PVM" 3 PVM run --kernel "$kernel"
 		else
@@ -248,6 +253,20 @@ instance_checks() {
 	else
 		not_ok "list with no instances prints its header only" "status $RC" "$(cat "$WORK/out")"
 	fi
+	# A damaged instance: listed as broken, with one clean line on stderr.
+	mkdir -p "$HUSK_HOME/instances/dented" "$HUSK_HOME/instances/torn"
+	: >"$HUSK_HOME/instances/dented/config.json"
+	echo '{"cpus":' >"$HUSK_HOME/instances/torn/config.json"
+	run_husk list
+	if [[ $RC == 0 && $(grep -c '^dented  *broken ' "$WORK/out") == 1 &&
+		$(grep -c '^torn  *broken ' "$WORK/out") == 1 && $(grep -c '' "$WORK/err") == 2 &&
+		$(grep -vc '^husk: instance "[a-z]*": .*config.json: ' "$WORK/err") == 0 ]]; then
+		ok "list shows an instance with an empty or corrupt config.json as broken"
+	else
+		not_ok "list shows an instance with an empty or corrupt config.json as broken" \
+			"status $RC" "$(cat "$WORK/out" "$WORK/err")"
+	fi
+	rm -rf "$HUSK_HOME/instances/dented" "$HUSK_HOME/instances/torn"
 	unset HUSK_HOME
 }
 

@@ -28,7 +28,8 @@ set -euo pipefail
 
 TESTS=(
 	check-host boot-cloud poweroff cpus-1 memory-512M acpi-clean
-	timer-tsc-deadline cpus-4 memory-split reboot panic boot-generic sigterm sigint seccomp halt-poll
+	timer-tsc-deadline cpus-4 memory-split reboot panic boot-generic sigterm sigint seccomp user-drop
+	halt-poll
 	on-reboot-restart pci-clean hwrng blk-serial blk-two-disks blk-ro
 	blk-root blk-fsck net-dhcp net-http-out net-dns net-hostfwd-tcp
 	net-hostfwd-udp net-restrict net-tap-ping net-tap-http net-tap-link
@@ -434,6 +435,43 @@ test_seccomp() {
 		pass seccomp
 	else
 		fail seccomp "threads, their seccomp modes and capabilities: '$on' (want 2 for all; as root CapEff 0 for vCPUs, 20001f for virtio-fs, 1f for the main thread); with --no-seccomp '$off' (want 0)" "$VM_LOG"
+	fi
+}
+
+# Each of a running husk's threads as "NAME:UIDS:GIDS:GROUPS:CAPPRM:CAPEFF:SECCOMP"
+# words (the four uids and gids joined by commas).
+thread_ids() {
+	local t
+	for t in /proc/"$1"/task/*/status; do
+		awk '$1 == "Name:" { n = $2 } $1 == "Uid:" { u = $2","$3","$4","$5 }
+			$1 == "Gid:" { g = $2","$3","$4","$5 } $1 == "Groups:" { gr = $2 }
+			$1 == "CapPrm:" { p = $2 } $1 == "CapEff:" { e = $2 } $1 == "Seccomp:" { m = $2 }
+			END { printf "%s:%s:%s:%s:%s:%s:%s ", n, u, g, gr, p, e, m }' "$t" 2>/dev/null
+	done
+}
+
+# --user as root: once the VM is set up, every husk thread (main, I/O,
+# vCPUs, a share's) is nobody's, in nobody's group alone, with no
+# capability at all, and still under its filter; the guest runs as ever.
+test_user_drop() {
+	if [[ $(id -u) != 0 ]]; then
+		skip user-drop "--user needs husk started as root"
+		return 0
+	fi
+	while_running thread_ids user-drop --user 65534:65534 --cpus 2 --share "$LOGDIR:logs"
+	local want=65534,65534,65534,65534:65534,65534,65534,65534:65534:0000000000000000:0000000000000000:2
+	local words w bad=""
+	read -ra words <<<"$PROBED"
+	for w in "${words[@]}"; do
+		[[ ${w#*:} == "$want" ]] || bad+="$w "
+	done
+	if [[ -z $PROBED ]]; then
+		fail user-drop "a guest did not come up (status $VM_RC)" "$VM_LOG"
+	elif [[ -n $bad || $PROBED != *husk-vcpu1:* || $PROBED != *husk-virtio-fs:* ||
+		$PROBED != *husk-io:* ]]; then
+		fail user-drop "threads not all nobody's without capabilities: '${bad:-$PROBED}' (want NAME:$want)" "$VM_LOG"
+	else
+		pass user-drop
 	fi
 }
 
@@ -1155,6 +1193,7 @@ run_all() {
 	want sigterm && test_signal sigterm TERM 143
 	want sigint && test_signal sigint INT 130
 	want seccomp && test_seccomp
+	want user-drop && test_user_drop
 	want halt-poll && test_halt_poll
 	want on-reboot-restart && test_restart
 	want pci-clean hwrng blk-serial blk-two-disks blk-ro blk-root blk-fsck && test_disks

@@ -371,6 +371,8 @@ bool config_from_json(const char *json, struct vm_config *cfg, GError **err)
 	if (!json_parser_load_from_data(p, json, -1, &why)) {
 		ok = husk_fail(err, HUSK_EXIT_USAGE, "VM configuration: %s", why->message);
 		g_error_free(why);
+	} else if (!json_parser_get_root(p)) { /* an empty text parses, to no node */
+		ok = bad(err, "empty");
 	} else if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
 		ok = bad(err, "not a JSON object");
 	} else {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "vmm/layout.h"
+#include "vmm/privdrop.h"
 
 #define VM_DEFAULT_MEMORY  (512 * MiB)
 #define VM_MIN_MEMORY      (16 * MiB)
@@ -47,8 +48,9 @@ struct vm_config {
 	unsigned int timeout_s; /* 0: none */
 	bool allow_pvm;
 	bool timings;
-	bool no_seccomp;  /* run without the system-call filter (vmm/seccomp.h) */
-	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */
+	bool no_seccomp;      /* run without the system-call filter (vmm/seccomp.h) */
+	struct run_as run_as; /* --user: who husk becomes once the VM is set up */
+	int64_t start_ns;     /* CLOCK_MONOTONIC when husk started, for --timings */
 };
 
 /* The defaults of `husk run`, with empty device lists. */

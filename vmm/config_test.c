@@ -75,6 +75,8 @@ static void expect_bad(const char *json, const char *message)
 static void test_bad_input(void)
 {
 	expect_bad("[]", "VM configuration: not a JSON object");
+	expect_bad("", "VM configuration: empty");
+	expect_bad("  \n", "VM configuration: empty");
 	expect_bad("{\"cpus\": 0}", "VM configuration: cpus is not a number from 1 to 254");
 	expect_bad("{\"cpus\": \"2\"}", "VM configuration: cpus is not a number from 1 to 254");
 	expect_bad("{\"memory\": 4096}", "VM configuration: memory is not a size from 16M to 1T");

@@ -846,7 +846,7 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
 	 * signal passed on to an image's app is a file written there.
 	 */
 	unsigned int io = SECCOMP_IO_READ_FILES | (forward_signals ? SECCOMP_IO_WRITE_FILES : 0);
-	struct machine *m = process_create_machine(cfg, io, &err);
+	struct machine *m = process_create_machine_in(cfg, io, ctl, &err);
 	int signo = 0, status;
 
 	if (!m) {

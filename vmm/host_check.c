@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/host_check.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -11,6 +12,9 @@
 
 /* PVM (a paravirtual KVM for hosts without VMX/SVM) registers this module. */
 #define PVM_MODULE "/sys/module/kvm_pvm"
+/* Hardware virtualization in CPUID (Intel SDM vol. 2A, CPUID; AMD APM vol. 3, E.4.2). */
+#define CPUID_1_ECX_VMX        (1u << 5)
+#define CPUID_80000001_ECX_SVM (1u << 2)
 
 static const struct {
 	int cap;
@@ -63,16 +67,37 @@ static bool check_caps(int fd, GError **err)
 	return true;
 }
 
+bool host_cpu_has_hw_virt(void)
+{
+	unsigned int eax, ebx, ecx, edx;
+
+	if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & CPUID_1_ECX_VMX))
+		return true;
+	return __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & CPUID_80000001_ECX_SVM);
+}
+
+bool host_kvm_is_pvm(const char *module_path, bool cpu_has_hw_virt)
+{
+	/*
+	 * kvm_intel and kvm_amd load only on a CPU that shows VMX or SVM, so a
+	 * working /dev/kvm on one that shows neither is PVM's: this holds in a
+	 * chroot or container without /sys, where the module cannot be seen.
+	 */
+	return !cpu_has_hw_virt || access(module_path, F_OK) == 0;
+}
+
 int host_open_kvm(bool allow_pvm, GError **err)
 {
-	if (!allow_pvm && access(PVM_MODULE, F_OK) == 0)
-		return host_error(err,
-		                  KVM_DEVICE " is PVM-backed (kvm_pvm): it cannot boot an "
-		                             "unmodified Linux kernel; use a host with VMX or SVM "
-		                             "(or --allow-pvm to try anyway)");
 	int fd = open_device(err);
 	if (fd < 0)
 		return -1;
+	if (!allow_pvm && host_kvm_is_pvm(PVM_MODULE, host_cpu_has_hw_virt())) {
+		close(fd);
+		return host_error(err, KVM_DEVICE
+		                  " is PVM-backed (kvm_pvm, or a CPU without VMX or "
+		                  "SVM): it cannot boot an unmodified Linux kernel; use a "
+		                  "host with VMX or SVM (or --allow-pvm to try anyway)");
+	}
 	if (!check_caps(fd, err)) {
 		close(fd);
 		return -1;

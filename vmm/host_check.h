@@ -16,4 +16,9 @@
  */
 int host_open_kvm(bool allow_pvm, GError **err);
 
+/* Whether CPUID shows VMX (Intel) or SVM (AMD). */
+bool host_cpu_has_hw_virt(void);
+/* Whether /dev/kvm is PVM's: its module at 'module_path', or a CPU without VMX and SVM. */
+bool host_kvm_is_pvm(const char *module_path, bool cpu_has_hw_virt);
+
 #endif

@@ -90,6 +90,13 @@ static gboolean parse_halt_poll(const char *name, const char *value, gpointer da
 	return TRUE;
 }
 
+static gboolean parse_user(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+
+	return run_as_parse("--user", value, &cfg->run_as, err);
+}
+
 static gboolean parse_on_reboot(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -223,6 +230,9 @@ static const GOptionEntry run_entries[] = {
      "USEC"},
     {"on-reboot", 0, 0, CALLBACK(parse_on_reboot),
      "What a guest reboot does: exit (status 5, default) or restart", "exit|restart"},
+    {"user", 0, 0, CALLBACK(parse_user),
+     "Once the VM is set up, run as USER (and GROUP; default HUSK_USER) instead of root",
+     "USER[:GROUP]"},
     {"allow-pvm", 0, 0, G_OPTION_ARG_NONE, NULL, "Run even on a PVM-backed /dev/kvm", NULL},
     {"timings", 0, 0, G_OPTION_ARG_NONE, NULL,
      "Print how long husk took to set up the VM, and at exit its shares' requests (to stderr)",
@@ -306,6 +316,23 @@ static bool take_image(int argc, char **argv, struct vm_config *cfg, GError **er
 	return true;
 }
 
+/*
+ * HUSK_USER when --user is not given; a restart on reboot sets the VM up
+ * again, which the user husk became cannot.
+ */
+static bool user_from_env(struct vm_config *cfg, GError **err)
+{
+	const char *env = g_getenv("HUSK_USER");
+
+	if (!cfg->run_as.set && env && *env && !run_as_parse("HUSK_USER", env, &cfg->run_as, err))
+		return false;
+	if (cfg->run_as.set && cfg->on_reboot == ON_REBOOT_RESTART)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "--user: not with --on-reboot restart (setting the VM up again "
+		                 "takes root)");
+	return true;
+}
+
 bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **err)
 {
 	GOptionEntry entries[G_N_ELEMENTS(run_entries)];
@@ -344,6 +371,8 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	/* After every --net: a port goes to the first user-networking NIC. */
 	for (char **p = publish; ok && p && *p; p++)
 		ok = config_publish(cfg, *p, err);
+	if (ok)
+		ok = user_from_env(cfg, err);
 	g_strfreev(publish);
 	g_free(args);
 	g_option_context_free(ctx);

@@ -212,6 +212,34 @@ static void test_sizes(void)
 		g_assert_false(size_parse(bad[i], &bytes));
 }
 
+/* --user, HUSK_USER behind it, and never with a restart that needs root again. */
+static void test_user(void)
+{
+	struct vm_config cfg;
+
+	g_assert_true(parse("run --kernel k", &cfg, NULL));
+	g_assert_false(cfg.run_as.set);
+	config_clear(&cfg);
+	g_assert_true(parse("run --kernel k --user 4000123:4000124", &cfg, NULL));
+	g_assert_true(cfg.run_as.set);
+	g_assert_cmpuint(cfg.run_as.uid, ==, 4000123);
+	g_assert_cmpuint(cfg.run_as.gid, ==, 4000124);
+	config_clear(&cfg);
+	g_setenv("HUSK_USER", "4000125:4000126", TRUE);
+	g_assert_true(parse("run --kernel k", &cfg, NULL));
+	g_assert_cmpuint(cfg.run_as.uid, ==, 4000125);
+	config_clear(&cfg);
+	g_assert_true(parse("run --kernel k --user 4000123:4000124", &cfg, NULL));
+	g_assert_cmpuint(cfg.run_as.uid, ==, 4000123); /* the option wins */
+	config_clear(&cfg);
+	expect_error("run --kernel k --on-reboot restart",
+	             "--user: not with --on-reboot restart (setting the VM up again takes root)");
+	g_setenv("HUSK_USER", "root", TRUE);
+	expect_error("run --kernel k", "HUSK_USER: \"root\" is root: nothing would be dropped");
+	g_unsetenv("HUSK_USER");
+	expect_error("run --kernel k --user 0", "--user: \"0\" is root: nothing would be dropped");
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -223,5 +251,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/options/image-argument", test_image_argument);
 	g_test_add_func("/options/unknown-option", test_unknown_option);
 	g_test_add_func("/options/sizes", test_sizes);
+	g_test_add_func("/options/user", test_user);
 	return g_test_run();
 }

@@ -7,6 +7,7 @@
 
 #include "devices/net.h"
 #include "vmm/console.h"
+#include "vmm/privdrop.h"
 #include "vmm/seccomp.h"
 
 /* What the devices do on the I/O thread, besides the driver's own work. */
@@ -29,11 +30,18 @@ static unsigned int devices_io(const struct vm_config *cfg)
  * Before the machine is set up: the threads it starts during set-up (a
  * share's queue threads) learn the policy and drop capabilities at once.
  */
-static void arm(const struct vm_config *cfg, unsigned int io)
+static void arm(const struct vm_config *cfg, unsigned int io, const char *io_dir)
 {
+	unsigned int files = SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES;
 	struct seccomp_policy policy = {
 	    .io = io | devices_io(cfg),
-	    .keep_fs_caps = geteuid() == 0 && cfg->shares->len > 0,
+	    /* The driver's own files: beneath io_dir, else (an instance's) not confined yet. */
+	    .io_landlock = !(io & files) || io_dir,
+	    .io_dir = io_dir,
+	    .io_dir_writable = io & SECCOMP_IO_WRITE_FILES,
+	    .io_reads_resolv_conf = devices_io(cfg) & SECCOMP_IO_READ_FILES,
+	    .keep_fs_caps = geteuid() == 0 && cfg->shares->len > 0 && !cfg->run_as.set,
+	    .switch_user = cfg->run_as.set,
 	};
 
 	if (cfg->no_seccomp) {
@@ -61,9 +69,20 @@ static bool lock_down(const struct vm_config *cfg, GError **err)
 
 struct machine *process_create_machine(const struct vm_config *cfg, unsigned int io, GError **err)
 {
-	arm(cfg, io);
+	return process_create_machine_in(cfg, io, NULL, err);
+}
+
+struct machine *process_create_machine_in(const struct vm_config *cfg, unsigned int io,
+                                          const char *io_dir, GError **err)
+{
+	arm(cfg, io, io_dir);
 	struct machine *m = machine_create(cfg, err);
 
+	/* Every device open, no thread's capabilities dropped yet: root can go. */
+	if (m && cfg->run_as.set && !run_as_apply(&cfg->run_as, err)) {
+		machine_destroy(m);
+		m = NULL;
+	}
 	if (m && !lock_down(cfg, err)) {
 		machine_destroy(m);
 		m = NULL;

@@ -25,6 +25,13 @@
 struct machine *process_create_machine(const struct vm_config *cfg, unsigned int io, GError **err);
 
 /*
+ * The same, with the driver's file work on the I/O thread kept (by
+ * Landlock) beneath 'io_dir', which must outlive the machine.
+ */
+struct machine *process_create_machine_in(const struct vm_config *cfg, unsigned int io,
+                                          const char *io_dir, GError **err);
+
+/*
  * Runs the machine to its end, as machine_run, with the process's side:
  * a signal stops it (STOP_SIGNAL, *signo says which), cfg->console_in is
  * its console, cfg->timeout_s its time limit (STOP_TIMEOUT), and

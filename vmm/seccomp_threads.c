@@ -37,6 +37,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "devices/landlock.h"
 #include "vmm/console.h"
 #include "vmm/error.h"
 
@@ -179,6 +180,50 @@ bool seccomp_keep_caps(uint64_t keep, GError **err)
 	if (syscall(SYS_capset, &hdr, data) < 0)
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "capset: %s", g_strerror(errno));
 	return true;
+}
+
+/* --- Landlock for the I/O thread ------------------------------------------- */
+
+static int open_dir_path(const char *path)
+{
+	return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/*
+ * No opens at all, or only reading beneath /etc and the folder that
+ * /etc/resolv.conf resolves to (a file rule would miss a resolv.conf
+ * replaced by a rename, which libslirp reads again), and the driver's folder.
+ */
+static void confine_io_files(const struct seccomp_policy *p)
+{
+	int fds[3] = {-1, -1, -1};
+	bool writable[3] = {false, false, false};
+	unsigned int n = 0;
+
+	if (p->io_dir) {
+		fds[n] = open_dir_path(p->io_dir);
+		writable[n] = p->io_dir_writable;
+		if (fds[n] < 0) {
+			g_debug("io: %s: %s: no Landlock", p->io_dir, g_strerror(errno));
+			return;
+		}
+		n++;
+	}
+	if (p->io_reads_resolv_conf) {
+		char *real = realpath("/etc/resolv.conf", NULL);
+		char *dir = real ? g_path_get_dirname(real) : NULL;
+		fds[n] = open_dir_path("/etc");
+		n += fds[n] >= 0;
+		fds[n] = dir ? open_dir_path(dir) : -1;
+		n += fds[n] >= 0;
+		g_free(dir);
+		free(real);
+	}
+	if (!landlock_confine_dirs(fds, writable, n))
+		g_debug("io: Landlock cannot confine this thread (%s): its seccomp list only",
+		        g_strerror(errno));
+	for (unsigned int i = 0; i < n; i++)
+		close(fds[i]);
 }
 
 /* --- the lists -------------------------------------------------------------- */
@@ -477,6 +522,8 @@ bool seccomp_thread_apply(enum seccomp_thread kind, const struct seccomp_policy 
 		seccomp_release(l.ctx);
 		return false;
 	}
+	if (kind == SECCOMP_THREAD_IO && p->io_landlock)
+		confine_io_files(p);
 	ok = build(&l, kind, p);
 	if (ok)
 		l.rc = seccomp_load(l.ctx);
@@ -499,7 +546,13 @@ bool seccomp_thread_enter(enum seccomp_thread kind, GError **err)
 
 bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err)
 {
-	return !atomic_load(&armed) || seccomp_keep_caps(kept_caps(kind, &armed_policy), err);
+	/*
+	 * A user switch to come changes every thread at once, which needs
+	 * CAP_SETUID in each: it takes all their capabilities itself.
+	 */
+	if (!atomic_load(&armed) || armed_policy.switch_user)
+		return true;
+	return seccomp_keep_caps(kept_caps(kind, &armed_policy), err);
 }
 
 void seccomp_thread_enter_or_exit(enum seccomp_thread kind)

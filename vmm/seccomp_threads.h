@@ -36,6 +36,17 @@ struct seccomp_policy {
 	unsigned int io;   /* SECCOMP_IO_* */
 	bool log_only;     /* let refused calls through and have the kernel log them */
 	bool keep_fs_caps; /* shares run as root: keep the file capabilities they need */
+	bool switch_user;  /* the process takes another user (vmm/privdrop.h) before the VM runs */
+	/*
+	 * Landlock on the I/O thread: it opens no file but, with user networking
+	 * (io_reads_resolv_conf), those beneath /etc and where /etc/resolv.conf leads,
+	 * and those beneath io_dir (if not NULL; its string must outlive the VM),
+	 * to read or, with io_dir_writable, to change too.
+	 */
+	bool io_landlock;
+	bool io_reads_resolv_conf;
+	const char *io_dir;
+	bool io_dir_writable;
 };
 
 /* The policy from the environment: HUSK_SECCOMP=log sets log_only. */

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -314,6 +315,111 @@ static void test_capabilities(gconstpointer data)
 	g_test_trap_assert_passed();
 }
 
+static bool landlock_usable(void)
+{
+	/* ABI 2 or later, as devices/landlock.c asks. */
+	return syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* VERSION */) >= 2;
+}
+
+static int open_errno(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno;
+}
+
+/*
+ * The I/O thread under Landlock: with user networking it reads beneath
+ * /etc (and where resolv.conf leads) and nothing else; without, nothing.
+ */
+static void test_io_landlock(gconstpointer data)
+{
+	bool resolv = GPOINTER_TO_INT(data);
+
+	if (!landlock_usable()) {
+		g_test_skip("the kernel has no Landlock ABI 2 or later");
+		return;
+	}
+	if (g_test_subprocess()) {
+		struct seccomp_policy p = {.io = SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES,
+		                           .io_landlock = true,
+		                           .io_reads_resolv_conf = resolv};
+		GError *err = NULL;
+
+		bool has_resolv = open_errno("/etc/resolv.conf") == 0;
+
+		g_assert_cmpint(open_errno("/proc/self/status"), ==, 0);
+		seccomp_arm(&p);
+		g_assert_true(seccomp_thread_enter(SECCOMP_THREAD_IO, &err));
+		g_assert_cmpint(open_errno("/etc/passwd"), ==, resolv ? 0 : EACCES);
+		if (resolv && has_resolv)
+			g_assert_cmpint(open_errno("/etc/resolv.conf"), ==, 0);
+		g_assert_cmpint(open_errno("/proc/self/status"), ==, EACCES);
+		g_assert_cmpint(open_errno("/dev/null"), ==, EACCES);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
+struct dir_check {
+	bool writable;
+	char *file, *made;
+};
+
+/* On a thread of its own, so that the test's main thread can clean up after. */
+static void *dir_check_thread(void *data)
+{
+	struct dir_check *c = data;
+	unsigned int io = SECCOMP_IO_READ_FILES | (c->writable ? SECCOMP_IO_WRITE_FILES : 0);
+	struct seccomp_policy p = {
+	    .io = io, .io_landlock = true, .io_dir = share_dir, .io_dir_writable = c->writable};
+	GError *err = NULL;
+
+	seccomp_arm(&p);
+	g_assert_true(seccomp_thread_enter(SECCOMP_THREAD_IO, &err));
+	g_assert_cmpint(open_errno(c->file), ==, 0);
+	g_assert_cmpint(open_errno("/etc/passwd"), ==, EACCES);
+	/* (Read-only, a write open is the seccomp list's to refuse, and it ends the process.) */
+	if (c->writable) {
+		int fd = open(c->made, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		g_assert_cmpint(fd, >=, 0);
+		close(fd);
+		g_assert_cmpint(rename(c->made, c->file), ==, 0);
+	}
+	return NULL;
+}
+
+/* husk exec's I/O thread: its control folder, to read or also to write, and nothing else. */
+static void test_io_landlock_dir(gconstpointer data)
+{
+	if (!landlock_usable()) {
+		g_test_skip("the kernel has no Landlock ABI 2 or later");
+		return;
+	}
+	if (g_test_subprocess()) {
+		struct dir_check c = {.writable = GPOINTER_TO_INT(data),
+		                      .file = g_build_filename(share_dir, "out", NULL),
+		                      .made = g_build_filename(share_dir, "made", NULL)};
+		pthread_t t;
+
+		g_assert_true(g_file_set_contents(c.file, "x", 1, NULL));
+		g_assert_cmpint(pthread_create(&t, NULL, dir_check_thread, &c), ==, 0);
+		g_assert_cmpint(pthread_join(t, NULL), ==, 0);
+		g_assert_cmpint(unlink(c.file), ==, 0);
+		g_assert_cmpint(rmdir(share_dir), ==, 0);
+		g_free(c.file);
+		g_free(c.made);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -329,6 +435,14 @@ int main(int argc, char **argv)
 		g_test_add_data_func(path, &checks[i], test_check);
 		g_free(path);
 	}
+	g_test_add_data_func("/seccomp-threads/io-landlock/user-net", GINT_TO_POINTER(1),
+	                     test_io_landlock);
+	g_test_add_data_func("/seccomp-threads/io-landlock/no-files", GINT_TO_POINTER(0),
+	                     test_io_landlock);
+	g_test_add_data_func("/seccomp-threads/io-landlock/dir-read", GINT_TO_POINTER(0),
+	                     test_io_landlock_dir);
+	g_test_add_data_func("/seccomp-threads/io-landlock/dir-write", GINT_TO_POINTER(1),
+	                     test_io_landlock_dir);
 	g_test_add_data_func("/seccomp-threads/pool-from/io", GINT_TO_POINTER(SECCOMP_THREAD_IO),
 	                     test_pool_from);
 	g_test_add_data_func("/seccomp-threads/pool-from/share",

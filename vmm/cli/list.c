@@ -49,8 +49,14 @@ static void add_config(const struct instance *inst, JsonObject *d)
 {
 	char *path = instance_path(inst, "config.json"), *text = NULL;
 	struct vm_config cfg;
+	GError *err = NULL;
 
-	if (g_file_get_contents(path, &text, NULL, NULL) && config_from_json(text, &cfg, NULL)) {
+	if (!g_file_get_contents(path, &text, NULL, &err) || !config_from_json(text, &cfg, &err)) {
+		/* One line for the damage; the instance is listed, as broken. */
+		fprintf(stderr, "husk: instance \"%s\": %s: %s\n", inst->name, path, err->message);
+		json_object_set_string_member(d, "state", "broken");
+		g_error_free(err);
+	} else {
 		JsonArray *ports = json_array_new();
 		json_object_set_int_member(d, "cpus", cfg.cpus);
 		json_object_set_int_member(d, "memory", (gint64)cfg.memory);
@@ -106,7 +112,7 @@ static JsonObject *describe(const struct instance *inst)
 	json_object_set_string_member(d, "name", inst->name);
 	json_object_set_string_member(d, "state", "stopped");
 	if (g_file_get_contents(path, &text, NULL, NULL) &&
-	    json_parser_load_from_data(p, text, -1, NULL) &&
+	    json_parser_load_from_data(p, text, -1, NULL) && json_parser_get_root(p) &&
 	    JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
 		JsonObject *o = json_node_get_object(json_parser_get_root(p));
 		if (json_object_has_member(o, "image"))
