@@ -338,7 +338,7 @@ instance_test_errors() {
 	ihusk badname launch debian-12 --name Web
 	[[ $IRC == 2 ]] || problems+="bad name: status $IRC; "
 	ihusk broken launch "http://$INSTANCE_HTTP/bad/broken.qcow2" --name broken
-	[[ $IRC == 2 ]] && grep -q 'does not match its chesha256sum' "$LOGDIR/instance-broken.err" ||
+	[[ $IRC == 2 ]] && grep -q 'does not match its checksum' "$LOGDIR/instance-broken.err" ||
 		problems+="broken download: status $IRC, $(cat "$LOGDIR/instance-broken.err"); "
 	if compgen -G "$HUSK_HOME/images/*broken*" >/dev/null; then
 		problems+="the broken download stayed in the cache; "
