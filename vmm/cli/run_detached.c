@@ -19,6 +19,7 @@
 #include "vmm/cli/run_detached.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@
 #include "vmm/size.h"
 
 #define START_POLL_US   (20 * 1000)
-#define RUNNING_LOCK_FD 3 /* where serve_spawn_body keeps it */
+#define RUNNING_LOCK_FD 3                                  /* where serve_spawn_body keeps it */
 #define END_WORDS       "husk: the app ended with status " /* husk.log's last line */
 
 /* --- the folder -------------------------------------------------------------- */
@@ -147,45 +148,38 @@ void run_detached_describe(const struct instance *inst, JsonObject *d)
 
 enum app_state { APP_STARTING, APP_RUNNING, APP_STOPPING };
 
+struct app_pipe {
+	int fd; /* the read end */
+	struct applog *log;
+};
+
 struct app_server {
 	struct instance *inst;
 	struct run_spec spec;
 	pid_t child;
 	enum app_state state;
 	int status;
-	bool child_done;
-	int open_pipes; /* stdout, stderr: until both reach their end */
+	struct app_pipe pipes[2]; /* the app's stdout, stderr */
 	int64_t started_us;
 	GMainLoop *loop;
 };
 
-struct app_pipe {
-	struct app_server *s;
-	struct applog *log;
-};
-
-static void maybe_done(struct app_server *s)
+/* Into the log, what the pipe holds now; false at its end (or an error). */
+static bool copy_out(struct app_pipe *p)
 {
-	if (s->child_done && s->open_pipes == 0)
-		g_main_loop_quit(s->loop);
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(p->fd, buf, sizeof(buf))) < 0 && errno == EINTR)
+		;
+	if (n > 0 && !applog_write(p->log, buf, (size_t)n))
+		g_printerr("husk: the app's log: %s\n", g_strerror(errno));
+	return n > 0;
 }
 
 static gboolean on_app_output(gint fd, GIOCondition cond, gpointer data)
 {
-	struct app_pipe *p = data;
-	char buf[65536];
-	ssize_t n = read(fd, buf, sizeof(buf));
-
-	if (n < 0 && errno == EINTR)
-		return G_SOURCE_CONTINUE;
-	if (n <= 0) {
-		p->s->open_pipes--;
-		maybe_done(p->s);
-		return G_SOURCE_REMOVE;
-	}
-	if (!applog_write(p->log, buf, (size_t)n))
-		g_printerr("husk: the app's log: %s\n", g_strerror(errno));
-	return G_SOURCE_CONTINUE;
+	return copy_out(data) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 static gboolean on_started(gint fd, GIOCondition cond, gpointer data)
@@ -205,9 +199,17 @@ static void on_child_exit(GPid pid, gint wait_status, gpointer data)
 	s->status = WIFEXITED(wait_status)     ? WEXITSTATUS(wait_status)
 	            : WIFSIGNALED(wait_status) ? HUSK_EXIT_SIGNAL + WTERMSIG(wait_status)
 	                                       : HUSK_EXIT_EXEC_FAILED;
-	s->child_done = true;
 	g_spawn_close_pid(pid);
-	maybe_done(s);
+	/*
+	 * All the child wrote is in the pipes now: read to their end, or, if
+	 * something it left behind holds them open, to what is there.
+	 */
+	for (int i = 0; i < 2; i++) {
+		fcntl(s->pipes[i].fd, F_SETFL, O_NONBLOCK);
+		while (copy_out(&s->pipes[i]))
+			;
+	}
+	g_main_loop_quit(s->loop);
 }
 
 static const char *app_state_name(enum app_state st)
@@ -256,14 +258,15 @@ static void run_app(struct app_server *s, int out, int err, int started)
 	_exit(run_spec_exec(&s->spec, g_get_monotonic_time() * 1000, &io));
 }
 
-static void watch_pipe(struct app_server *s, int fd, struct app_pipe *p)
+static void watch_pipe(struct app_pipe *p, int fd, struct applog *log)
 {
 	GSource *src = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
 
+	p->fd = fd;
+	p->log = log;
 	g_source_set_callback(src, G_SOURCE_FUNC(on_app_output), p, NULL);
 	g_source_attach(src, NULL);
 	g_source_unref(src);
-	s->open_pipes++;
 }
 
 /* Forks the app's child and serves until it ended and its output is all in the logs. */
@@ -287,9 +290,8 @@ static int serve_app(struct app_server *s, struct applog *out_log, struct applog
 		g_printerr("husk: fork: %s\n", g_strerror(errno));
 		return HUSK_EXIT_EXEC_FAILED;
 	}
-	struct app_pipe po = {s, out_log}, pe = {s, err_log};
-	watch_pipe(s, out[0], &po);
-	watch_pipe(s, errp[0], &pe);
+	watch_pipe(&s->pipes[0], out[0], out_log);
+	watch_pipe(&s->pipes[1], errp[0], err_log);
 	g_unix_fd_add(started[0], G_IO_IN | G_IO_HUP, on_started, s);
 	g_child_watch_add(s->child, on_child_exit, s);
 	char *sock = instance_path(s->inst, "control.sock");
