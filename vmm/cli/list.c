@@ -238,8 +238,10 @@ static void print_info(JsonObject *d)
 
 	printf("Name:    %s\nState:   %s\nImage:   %s\nKernel:  %s\nIPv4:    %s\n", get(d, "name"),
 	       get(d, "state"), get(d, "image"), get(d, "kernel"), get(d, "ipv4"));
-	printf("CPUs:    %" G_GINT64_FORMAT "\nMemory:  %s\nDisk:    %s used of %s\n",
-	       get_int(d, "cpus"), mem, used, disk);
+	printf("CPUs:    %" G_GINT64_FORMAT "\nMemory:  %s\n", get_int(d, "cpus"), mem);
+	/* An image run has no disk: its root is the image's, read-only. */
+	if (!json_object_has_member(d, "kind"))
+		printf("Disk:    %s used of %s\n", used, disk);
 	printf("Ports:  ");
 	for (guint i = 0; ports && i < json_array_get_length(ports); i++)
 		printf(" %s", json_array_get_string_element(ports, i));
