@@ -160,6 +160,7 @@ struct app_server {
 	enum app_state state;
 	int status;
 	struct app_pipe pipes[2]; /* the app's stdout, stderr */
+	int started_fd;
 	int64_t started_us;
 	GMainLoop *loop;
 };
@@ -182,13 +183,33 @@ static gboolean on_app_output(gint fd, GIOCondition cond, gpointer data)
 	return copy_out(data) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
-static gboolean on_started(gint fd, GIOCondition cond, gpointer data)
+/* "started" in the folder: the app ran, even if it ended before anyone asked. */
+static void mark_started(const struct instance *inst, bool started)
 {
-	struct app_server *s = data;
+	char *path = instance_path(inst, "started");
+
+	if (started)
+		g_file_set_contents(path, "", 0, NULL);
+	else
+		unlink(path);
+	g_free(path);
+}
+
+/* The byte exec sends once the app runs (the pipe is non-blocking). */
+static void check_started(struct app_server *s)
+{
 	char byte;
 
-	if (read(fd, &byte, 1) == 1 && s->state == APP_STARTING)
-		s->state = APP_RUNNING;
+	if (read(s->started_fd, &byte, 1) == 1) {
+		mark_started(s->inst, true);
+		if (s->state == APP_STARTING)
+			s->state = APP_RUNNING;
+	}
+}
+
+static gboolean on_started(gint fd, GIOCondition cond, gpointer data)
+{
+	check_started(data);
 	return G_SOURCE_REMOVE;
 }
 
@@ -200,6 +221,8 @@ static void on_child_exit(GPid pid, gint wait_status, gpointer data)
 	            : WIFSIGNALED(wait_status) ? HUSK_EXIT_SIGNAL + WTERMSIG(wait_status)
 	                                       : HUSK_EXIT_EXEC_FAILED;
 	g_spawn_close_pid(pid);
+	/* Its start may be news yet, in the same turn of the loop. */
+	check_started(s);
 	/*
 	 * All the child wrote is in the pipes now: read to their end, or, if
 	 * something it left behind holds them open, to what is there.
@@ -290,6 +313,8 @@ static int serve_app(struct app_server *s, struct applog *out_log, struct applog
 		g_printerr("husk: fork: %s\n", g_strerror(errno));
 		return HUSK_EXIT_EXEC_FAILED;
 	}
+	s->started_fd = started[0];
+	fcntl(started[0], F_SETFL, O_NONBLOCK);
 	watch_pipe(&s->pipes[0], out[0], out_log);
 	watch_pipe(&s->pipes[1], errp[0], err_log);
 	g_unix_fd_add(started[0], G_IO_IN | G_IO_HUP, on_started, s);
@@ -320,6 +345,7 @@ static int serve_image_run(struct instance *inst)
 	int status = HUSK_EXIT_EXEC_FAILED;
 
 	set_status(inst, -1);
+	mark_started(inst, false);
 	s.loop = g_main_loop_new(NULL, FALSE);
 	if (read_spec(inst, &s.spec, &err) && (out = applog_open(out_path, APPLOG_MAX, &err)) &&
 	    (errl = applog_open(err_path, APPLOG_MAX, &err)))
@@ -399,6 +425,13 @@ static bool wait_started(struct instance *inst, GError **err)
 		if (reply)
 			json_object_unref(reply);
 		ended = !started && !instance_running_pid(inst);
+		if (ended) {
+			/* It may have started and ended between two looks. */
+			char *marker = instance_path(inst, "started");
+			started = g_file_test(marker, G_FILE_TEST_EXISTS);
+			ended = !started;
+			g_free(marker);
+		}
 		if (!started && !ended && g_get_monotonic_time() > deadline) {
 			husk_fail(err, HUSK_EXIT_TIMEOUT,
 			          "%s: the app has not started after %d s (it goes on starting; "
