@@ -106,6 +106,9 @@ main() {
 	cd /tmp
 	# crun wants a cgroup file system, even with its cgroup manager disabled;
 	# and --no-pivot, where the host's root is an initramfs (pivot_root fails).
+	# The test host's loopback is down until someone brings it up: -p's
+	# 127.0.0.1 and crun's httpd (the host's network) need it.
+	ip link set lo up
 	mkdir -p /sys/fs/cgroup
 	grep -q ' /sys/fs/cgroup ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
 	t0=$(uptime_now)
