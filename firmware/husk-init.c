@@ -385,6 +385,34 @@ static int wait_command(pid_t pid)
 	}
 }
 
+/* In the command's child, when it cannot become the command: tells the parent. */
+static void exec_failed_exit(int fd, int status)
+{
+	while (write(fd, "x", 1) < 0 && errno == EINTR)
+		;
+	_exit(status);
+}
+
+/*
+ * "started" in the control share once the command's execvp succeeded (its
+ * end of the pipe closed with nothing written): husk run --image --detach
+ * waits for it.
+ */
+static void note_started(int fd)
+{
+	char c;
+	ssize_t n;
+
+	while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
+		;
+	close(fd);
+	if (n != 0)
+		return;
+	int started = openat(ctl_fd, "started", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (started >= 0)
+		close(started);
+}
+
 static void run_command(void)
 {
 	char *argv[MAX_RECS + 1], *envp[MAX_RECS + 1];
@@ -418,10 +446,15 @@ static void run_command(void)
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);
+	/* Closed by a successful execvp: how the parent knows the app runs. */
+	int exec_failed[2];
+	if (pipe2(exec_failed, O_CLOEXEC))
+		die("pipe: %s", strerror(errno));
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
+		close(exec_failed[0]);
 		sigprocmask(SIG_UNBLOCK, &chld, NULL);
 		int in = open("/dev/null", O_RDONLY);
 		dup2(in, 0);
@@ -432,13 +465,15 @@ static void run_command(void)
 		const char *user = get("user", 0);
 		if (user && become_user(user)) {
 			dprintf(2, "husk: exec: user %s: %s\n", user, strerror(errno));
-			_exit(126);
+			exec_failed_exit(exec_failed[1], 126);
 		}
 		execvp(argv[0], argv);
 		int e = errno;
 		dprintf(2, "husk: exec: %s: %s\n", argv[0], strerror(e));
-		_exit(e == ENOENT ? 127 : 126);
+		exec_failed_exit(exec_failed[1], e == ENOENT ? 127 : 126);
 	}
+	close(exec_failed[1]);
+	note_started(exec_failed[0]);
 	int status = wait_command(pid);
 	kill(-1, SIGKILL);
 	fsync(out);

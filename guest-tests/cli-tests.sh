@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..42"
+	echo "1..46"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -279,6 +279,17 @@ oci_checks() {
 	export HUSK_HOME=$WORK/oci-home
 	expect_error "run --image of a missing path exits 125 naming it" 125 /no/such-image \
 		run --image /no/such-image
+	expect_error "run --image --detach without --name exits 125" 125 "--name" \
+		run --image /no/such-image --detach
+	expect_error "run --image --detach of a missing path exits 125 naming it" 125 \
+		/no/such-image run --image /no/such-image --detach --name gone
+	run_husk list
+	if [[ $RC == 0 && $(cat "$WORK/out") != *gone* ]]; then
+		ok "run --image --detach of a missing image leaves no instance"
+	else
+		not_ok "run --image --detach of a missing image leaves no instance" "$(cat "$WORK/out")"
+	fi
+	expect_error "logs of an unknown instance exits 2 naming it" 2 nosuch logs nosuch
 	expect_error "run --image of a file that is no image exits 125 naming it" 125 \
 		"not an image archive" run --image "$1"
 	if ! command -v busybox >/dev/null || ! "$lib/mkociimage.sh" "$img" >"$WORK/mkoci.log" 2>&1; then

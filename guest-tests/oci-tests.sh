@@ -20,10 +20,16 @@
 #     10 s grace)
 # oci-bad-image boots nothing: a corrupt layer and an unknown user are one
 # line each, status 125, and nothing is left in the cache.
+# oci-detach: husk run --image --detach as instances (three more boots):
+#   httpd behind -p, seen by list, logs (stdout and stderr apart, --tail,
+#   -f until the app ends), stopped by husk stop (exited (143)); an app
+#   that ends with 3 (exited (3)) and runs again by husk start; an
+#   entrypoint that does not exist (127 and husk-init's line at once);
+#   then delete.
 
 OCI_TESTS=(
 	oci-layers oci-config oci-exit-status oci-entrypoint-cmd oci-archive
-	oci-override oci-volume oci-publish oci-stop oci-stop-kill oci-bad-image
+	oci-override oci-volume oci-publish oci-stop oci-stop-kill oci-bad-image oci-detach
 )
 
 OCI_PORT=18080
@@ -224,6 +230,93 @@ test_oci_bad_image() {
 	fi
 }
 
+# husk_det ARG...: a husk instance command with the test's home and assets;
+# its stdout in DET_OUT, stderr in DET_ERR, status in DET_RC.
+husk_det() {
+	DET_RC=0
+	HUSK_HOME=$OCI_HOME timeout 300 "${HUSK_CMD[@]}" "$@" </dev/null >"$LOGDIR/det.out" \
+		2>"$LOGDIR/det.err" || DET_RC=$?
+	DET_OUT=$(cat "$LOGDIR/det.out") DET_ERR=$(cat "$LOGDIR/det.err")
+	echo "\$ husk $* -> $DET_RC" >>"$LOGDIR/oci-detach.log"
+	cat "$LOGDIR/det.out" "$LOGDIR/det.err" >>"$LOGDIR/oci-detach.log"
+}
+
+# The STATE column of NAME's line in husk list.
+det_state() {
+	husk_det list
+	awk -v n="$1" '$1 == n { s = $2; if ($3 ~ /^\(/) s = s " " $3; print s }' <<<"$DET_OUT"
+}
+
+# Waits (up to TIMEOUT) until NAME's state is WANT.
+det_wait_state() {
+	local deadline=$((SECONDS + TIMEOUT))
+	while ((SECONDS < deadline)); do
+		[[ $(det_state "$1") == "$2" ]] && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+test_oci_detach() {
+	local run=(run --image "$ASSETS/oci/layout" --kernel "$ASSETS/cloud/vmlinuz"
+		--modules "$ASSETS/exec-modules" --detach) problems="" page=$LOGDIR/det-page.html got=""
+	local port=$((OCI_PORT + 1)) t0 took follow_pid
+	: >"$LOGDIR/oci-detach.log"
+	husk_det "${run[@]}" --name web -p "127.0.0.1:$port:80" --entrypoint /bin/sh -- \
+		-c 'echo out-one; echo err-one >&2; echo out-two; exec httpd -f -p 80 -h /www'
+	[[ $DET_RC == 0 && $DET_OUT == web ]] || problems+="--detach: status $DET_RC, '$DET_OUT' '$DET_ERR'; "
+	[[ $(det_state web) == running ]] || problems+="list: web is '$(det_state web)', not running; "
+	local deadline=$((SECONDS + TIMEOUT))
+	while ((SECONDS < deadline)); do
+		timeout 5 busybox wget -q -O "$page" "http://127.0.0.1:$port/index.html" 2>/dev/null &&
+			got=$(cat "$page") && break
+		sleep 0.2
+	done
+	[[ $got == "husk oci page" ]] || problems+="no page through -p (got '$got'); "
+	husk_det logs web
+	[[ $DET_OUT == $'out-one\nout-two' && $DET_ERR == err-one ]] ||
+		problems+="logs: stdout '$DET_OUT', stderr '$DET_ERR'; "
+	husk_det logs --tail 1 web
+	[[ $DET_OUT == out-two && $DET_ERR == err-one ]] || problems+="logs --tail 1: '$DET_OUT'; "
+	husk_det info web
+	[[ $DET_OUT == *"127.0.0.1:$port:80"* ]] || problems+="info: no port in '$DET_OUT'; "
+	# logs -f goes on until the app ends; husk stop is SIGTERM, which httpd ends by.
+	HUSK_HOME=$OCI_HOME timeout 120 "${HUSK_CMD[@]}" logs -f web >"$LOGDIR/det-follow.out" 2>&1 &
+	follow_pid=$!
+	t0=$(now)
+	husk_det stop web
+	took=$(elapsed "$t0" "$(now)")
+	[[ $DET_RC == 0 && ${took%.*} -lt 8 ]] || problems+="stop: status $DET_RC after ${took}s; "
+	wait "$follow_pid" || problems+="logs -f: status $? (124: it did not end with the app); "
+	[[ $(cat "$LOGDIR/det-follow.out") == *out-two* ]] || problems+="logs -f: '$(head -c 200 "$LOGDIR/det-follow.out")'; "
+	[[ $(det_state web) == "exited (143)" ]] || problems+="after stop: web is '$(det_state web)'; "
+
+	husk_det "${run[@]}" --name three --entrypoint /bin/sh -- -c 'echo bye; exit 3'
+	[[ $DET_RC == 0 ]] || problems+="three: status $DET_RC, '$DET_ERR'; "
+	det_wait_state three "exited (3)" || problems+="three is '$(det_state three)', not exited (3); "
+	husk_det start three
+	[[ $DET_RC == 0 ]] || problems+="start three: status $DET_RC, '$DET_ERR'; "
+	det_wait_state three "exited (3)" || problems+="three after start: '$(det_state three)'; "
+	husk_det logs three
+	[[ $DET_OUT == $'bye\nbye' ]] || problems+="logs three after start: '$DET_OUT'; "
+
+	husk_det "${run[@]}" --name bad --entrypoint /no/such/app
+	[[ $DET_RC == 127 && $DET_ERR == *"/no/such/app"* && $(wc -l <"$LOGDIR/det.err") == 1 ]] ||
+		problems+="bad entrypoint: status $DET_RC, '$DET_ERR'; "
+	[[ $(det_state bad) == "exited (127)" ]] || problems+="bad is '$(det_state bad)'; "
+
+	local n
+	for n in web three bad; do
+		husk_det delete "$n"
+		[[ $DET_RC == 0 && ! -e $OCI_HOME/instances/$n ]] || problems+="delete $n: status $DET_RC; "
+	done
+	if [[ -z $problems ]]; then
+		pass oci-detach
+	else
+		fail oci-detach "$problems" "$LOGDIR/oci-detach.log"
+	fi
+}
+
 run_oci_tests() {
 	local t
 	if [[ ! -d $ASSETS/exec-modules || ! -d $ASSETS/oci/layout ]]; then
@@ -239,5 +332,6 @@ run_oci_tests() {
 	want oci-override oci-volume && test_oci_override
 	want oci-publish oci-stop && test_oci_publish
 	want oci-stop-kill && test_oci_stop_kill
+	want oci-detach && test_oci_detach
 	return 0
 }

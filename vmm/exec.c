@@ -668,6 +668,7 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 struct relay {
 	char *ctl;
 	int inotify;
+	int started_fd; /* a byte here once the guest says the command runs; -1: none */
 	struct stream {
 		const char *name;
 		int out_fd;
@@ -701,9 +702,25 @@ static int open_ctl_file(const char *ctl, const char *name)
 	return fd;
 }
 
+/* husk-init's "started": the command's execvp succeeded. Said once. */
+static void note_started(struct relay *r)
+{
+	if (r->started_fd < 0)
+		return;
+	int fd = open_ctl_file(r->ctl, "started");
+	if (fd < 0)
+		return;
+	close(fd);
+	if (write(r->started_fd, "s", 1) != 1)
+		g_debug("started: %s", g_strerror(errno));
+	r->started_fd = -1;
+}
+
 static void pump(struct relay *r)
 {
 	char buf[65536];
+
+	note_started(r);
 
 	for (int i = 0; i < 2; i++) {
 		struct stream *s = &r->streams[i];
@@ -835,12 +852,13 @@ static void forward_signal(void *data, int signo)
 }
 
 static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
-                  bool forward_signals)
+                  bool forward_signals, const struct exec_io *io_fds)
 {
 	GError *err = NULL;
 	struct relay r = {.ctl = (char *)ctl,
-	                  .streams = {{.name = "stdout", .out_fd = STDOUT_FILENO, .fd = -1},
-	                              {.name = "stderr", .out_fd = STDERR_FILENO, .fd = -1}}};
+	                  .started_fd = io_fds->started_fd,
+	                  .streams = {{.name = "stdout", .out_fd = io_fds->app_stdout, .fd = -1},
+	                              {.name = "stderr", .out_fd = io_fds->app_stderr, .fd = -1}}};
 	/*
 	 * The guest's output files are read on the I/O thread as they grow; a
 	 * signal passed on to an image's app is a file written there.
@@ -962,6 +980,14 @@ static int fail(GError *err)
 
 int exec_main(int argc, char **argv, int64_t start_ns)
 {
+	const struct exec_io io = {
+	    .app_stdout = STDOUT_FILENO, .app_stderr = STDERR_FILENO, .started_fd = -1};
+
+	return exec_main_io(argc, argv, start_ns, &io);
+}
+
+int exec_main_io(int argc, char **argv, int64_t start_ns, const struct exec_io *io)
+{
 	struct exec_opts o = {.memory = DEFAULT_MEMORY, .cpus = 1};
 	struct vm_config cfg;
 	GError *err = NULL;
@@ -1007,7 +1033,7 @@ int exec_main(int argc, char **argv, int64_t start_ns)
 	} else {
 		char *path = g_build_filename(ctl, "exec", NULL);
 		if (g_file_set_contents(path, exec->str, (gssize)exec->len, &err))
-			status = run_vm(&cfg, ctl, o.timeout, o.image_root != NULL);
+			status = run_vm(&cfg, ctl, o.timeout, o.image_root != NULL, io);
 		else
 			status = fail(err);
 		g_free(path);

@@ -57,6 +57,7 @@ static const struct command commands[] = {
     {"restart", "stop an instance and boot it again", restart_main},
     {"delete", "stop an instance and remove everything it owned", delete_main},
     {"console", "attach to an instance's serial console", console_main},
+    {"logs", "print an instance's output: its app's, or its console's", logs_main},
     {"shell", "a login shell on a terminal in a running instance", shell_main},
     {"transfer", "copy a file into or out of a running instance", transfer_main},
     {"check-host", "say whether this host can run husk's VMs", cmd_check_host},

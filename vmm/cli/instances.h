@@ -23,7 +23,8 @@
 	"Files: $HUSK_HOME (default $XDG_DATA_HOME/husk, else ~/.local/share/husk) holds\n"        \
 	"images/, the downloaded cloud images, and instances/NAME/ for each instance:\n"           \
 	"config.json, instance.json, disk.qcow2, seed.img, console.log, husk.log and\n"            \
-	"control.sock."
+	"control.sock; an image run (husk run --image --detach) has stdout.log,\n"                 \
+	"stderr.log and exit-status instead of the disk, seed and console."
 
 #define INSTANCE_DEFAULT_TIMEOUT_S 900 /* a cloud image's first boot, nested, is slow */
 
@@ -35,6 +36,7 @@ int stop_main(int argc, char **argv);
 int restart_main(int argc, char **argv);
 int delete_main(int argc, char **argv);
 int console_main(int argc, char **argv);
+int logs_main(int argc, char **argv);
 
 /* Prints "husk: MESSAGE" and returns the error's exit status. */
 int instance_cli_fail(GError *err);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "vmm/cli/instances.h"
+#include "vmm/cli/run_detached.h"
 #include "vmm/error.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
@@ -156,7 +157,13 @@ static bool wait_ready(struct instance *inst, unsigned int timeout_s, GError **e
 bool instance_boot(const char *name, unsigned int timeout_s, GError **err)
 {
 	struct instance *inst = instance_get(name, err);
-	bool ok = inst && serve_spawn(name, err) && wait_ready(inst, timeout_s, err);
+	bool ok;
+
+	/* An image's app: started again as husk run --image --detach first ran it. */
+	if (inst && run_detached_is_image_run(inst))
+		ok = run_detached_boot(name, err);
+	else
+		ok = inst && serve_spawn(name, err) && wait_ready(inst, timeout_s, err);
 
 	instance_free(inst);
 	return ok;

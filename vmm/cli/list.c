@@ -12,6 +12,7 @@
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "vmm/cli/instances.h"
+#include "vmm/cli/run_detached.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
 #include "vmm/instance/control.h"
@@ -124,6 +125,8 @@ static JsonObject *describe(const struct instance *inst)
 	g_free(path);
 	add_config(inst, d);
 	add_kernel(inst, d);
+	if (run_detached_is_image_run(inst))
+		run_detached_describe(inst, d);
 	if (live) {
 		/* The serving process knows best: its state, uptime, address and ports. */
 		GList *members = json_object_get_members(live);
@@ -210,7 +213,7 @@ int list_main(int argc, char **argv)
 		print_json(root);
 		json_node_unref(root);
 	} else {
-		printf("%-20s %-9s %-15s %-28s %4s %7s %7s\n", "NAME", "STATE", "IPV4", "IMAGE",
+		printf("%-20s %-12s %-15s %-28s %4s %7s %7s\n", "NAME", "STATE", "IPV4", "IMAGE",
 		       "CPUS", "MEMORY", "DISK");
 		for (guint i = 0; i < json_array_get_length(all); i++) {
 			JsonObject *d = json_array_get_object_element(all, i);
@@ -218,7 +221,7 @@ int list_main(int argc, char **argv)
 			char *disk = size_text((uint64_t)get_int(d, "disk_size"));
 			/* A path or URL by its file name: the table stays one line. */
 			char *image = g_path_get_basename(get(d, "image"));
-			printf("%-20s %-9s %-15s %-28s %4" G_GINT64_FORMAT " %7s %7s\n",
+			printf("%-20s %-12s %-15s %-28s %4" G_GINT64_FORMAT " %7s %7s\n",
 			       get(d, "name"), get(d, "state"), get(d, "ipv4"), image,
 			       get_int(d, "cpus"), mem, disk);
 			g_free(image);
@@ -241,8 +244,10 @@ static void print_info(JsonObject *d)
 
 	printf("Name:    %s\nState:   %s\nImage:   %s\nKernel:  %s\nIPv4:    %s\n", get(d, "name"),
 	       get(d, "state"), get(d, "image"), get(d, "kernel"), get(d, "ipv4"));
-	printf("CPUs:    %" G_GINT64_FORMAT "\nMemory:  %s\nDisk:    %s used of %s\n",
-	       get_int(d, "cpus"), mem, used, disk);
+	printf("CPUs:    %" G_GINT64_FORMAT "\nMemory:  %s\n", get_int(d, "cpus"), mem);
+	/* An image run has no disk: its root is the image's, read-only. */
+	if (!json_object_has_member(d, "kind"))
+		printf("Disk:    %s used of %s\n", used, disk);
 	printf("Ports:  ");
 	for (guint i = 0; ports && i < json_array_get_length(ports); i++)
 		printf(" %s", json_array_get_string_element(ports, i));

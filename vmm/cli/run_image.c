@@ -11,19 +11,20 @@
 #include "vmm/cli/run_image.h"
 
 #include <string.h>
+#include <unistd.h>
 
+#include "vmm/cli/run_detached.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
 #include "vmm/exec.h"
 #include "vmm/oci/image.h"
 #include "vmm/oci/runspec.h"
 
+/* The run's spec, and what is only for this command: where it runs. */
 struct run_image_opts {
-	char *image, *entrypoint, *user, *workdir;
-	GPtrArray *envs, *volumes, *publish;
-	GPtrArray *passthrough; /* exec's own options, as given */
-	char **args;            /* after --: the image's Cmd replaced */
-	bool entrypoint_set;
+	struct run_spec spec;
+	gboolean detach;
+	char *name;
 };
 
 static gboolean opt_add(GPtrArray *list, const char *v)
@@ -36,26 +37,26 @@ static gboolean opt_env(const char *n, const char *v, gpointer d, GError **e)
 {
 	if (!strchr(v, '=') || *v == '=')
 		return husk_fail(e, HUSK_EXIT_USAGE, "-e: \"%s\" is not NAME=VALUE", v);
-	return opt_add(((struct run_image_opts *)d)->envs, v);
+	return opt_add(((struct run_image_opts *)d)->spec.envs, v);
 }
 
 static gboolean opt_volume(const char *n, const char *v, gpointer d, GError **e)
 {
-	return opt_add(((struct run_image_opts *)d)->volumes, v);
+	return opt_add(((struct run_image_opts *)d)->spec.volumes, v);
 }
 
 static gboolean opt_publish(const char *n, const char *v, gpointer d, GError **e)
 {
-	return opt_add(((struct run_image_opts *)d)->publish, v);
+	return opt_add(((struct run_image_opts *)d)->spec.publish, v);
 }
 
 static gboolean opt_entrypoint(const char *n, const char *v, gpointer d, GError **e)
 {
-	struct run_image_opts *o = d;
+	struct run_spec *s = &((struct run_image_opts *)d)->spec;
 
-	g_free(o->entrypoint);
-	o->entrypoint = g_strdup(v);
-	o->entrypoint_set = true;
+	g_free(s->entrypoint);
+	s->entrypoint = g_strdup(v);
+	s->entrypoint_set = true;
 	return TRUE;
 }
 
@@ -70,7 +71,7 @@ static gboolean opt_pass(const char *n, const char *v, gpointer d, GError **e)
 	for (size_t i = 0; i < G_N_ELEMENTS(longs); i++)
 		if (strcmp(n, longs[i][0]) == 0)
 			n = longs[i][1];
-	g_ptr_array_add(o->passthrough, v ? g_strdup_printf("%s=%s", n, v) : g_strdup(n));
+	g_ptr_array_add(o->spec.options, v ? g_strdup_printf("%s=%s", n, v) : g_strdup(n));
 	return TRUE;
 }
 
@@ -79,7 +80,7 @@ static gboolean opt_pass(const char *n, const char *v, gpointer d, GError **e)
 static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 {
 	GOptionEntry entries[] = {
-	    {"image", 0, 0, G_OPTION_ARG_FILENAME, &o->image,
+	    {"image", 0, 0, G_OPTION_ARG_FILENAME, &o->spec.image,
 	     "An OCI image layout folder, or an OCI or docker save archive", "PATH[:TAG]"},
 	    {"env", 'e', 0, CB(opt_env), "Set a variable (repeatable)", "NAME=VALUE"},
 	    {"volume", 'v', 0, CB(opt_volume), "Share a host folder (repeatable)",
@@ -88,10 +89,10 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 	     "[ADDR:]HOSTPORT:GUESTPORT[/udp]"},
 	    {"entrypoint", 0, 0, CB(opt_entrypoint), "Replace the image's Entrypoint (and Cmd)",
 	     "PROGRAM"},
-	    {"user", 'u', 0, G_OPTION_ARG_STRING, &o->user, "Replace the image's User",
+	    {"user", 'u', 0, G_OPTION_ARG_STRING, &o->spec.user, "Replace the image's User",
 	     "USER[:GROUP]"},
-	    {"workdir", 'w', 0, G_OPTION_ARG_STRING, &o->workdir, "Replace the image's WorkingDir",
-	     "DIR"},
+	    {"workdir", 'w', 0, G_OPTION_ARG_STRING, &o->spec.workdir,
+	     "Replace the image's WorkingDir", "DIR"},
 	    {"memory", 'm', 0, CB(opt_pass), "Guest RAM (default 1G)", "SIZE"},
 	    {"cpus", 'c', 0, CB(opt_pass), "vCPUs (default 1)", "N"},
 	    {"kernel", 'k', 0, CB(opt_pass), "Kernel, as for husk exec", "PATH"},
@@ -105,6 +106,10 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 	    {"timings", 0, G_OPTION_FLAG_NO_ARG, CB(opt_pass), "Say where the time went", NULL},
 	    {"no-seccomp", 0, G_OPTION_FLAG_NO_ARG, CB(opt_pass),
 	     "Run without husk's system-call filter", NULL},
+	    {"detach", 'd', 0, G_OPTION_ARG_NONE, &o->detach,
+	     "Run in the background as instance --name (husk list, logs, stop, delete)", NULL},
+	    {"name", 0, 0, G_OPTION_ARG_STRING, &o->name, "The instance's name, with --detach",
+	     "NAME"},
 	    {NULL},
 	};
 	GOptionContext *ctx =
@@ -126,10 +131,12 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 	bool ok = g_option_context_parse(ctx, &n, &args, err);
 	if (ok && n > 1 && strcmp(args[1], "--") == 0)
 		memmove(&args[1], &args[2], sizeof(char *) * (size_t)(n-- - 1));
-	if (ok && !o->image)
+	if (ok && !o->spec.image)
 		ok = husk_fail(err, HUSK_EXIT_USAGE, "run: --image PATH[:TAG] is missing");
+	if (ok && o->detach != (o->name != NULL))
+		ok = husk_fail(err, HUSK_EXIT_USAGE, "run: --detach and --name go together");
 	if (ok && n > 1)
-		o->args = g_strdupv(args + 1);
+		o->spec.args = g_strdupv(args + 1);
 	g_free(args);
 	g_option_context_free(ctx);
 	if (!ok && err && *err && (*err)->domain != HUSK_ERROR)
@@ -203,7 +210,7 @@ static char **environment(const struct oci_image *img, const struct oci_user *us
 }
 
 /* exec's arguments for this image and these options. */
-static GPtrArray *exec_args(struct run_image_opts *o, struct oci_image *img, GError **err)
+static GPtrArray *exec_args(const struct run_spec *o, struct oci_image *img, GError **err)
 {
 	struct oci_user user;
 	const char *user_spec = o->user ? o->user : img->config.user;
@@ -242,8 +249,8 @@ static GPtrArray *exec_args(struct run_image_opts *o, struct oci_image *img, GEr
 	if (net)
 		g_ptr_array_add(a, g_strdup_printf("--net=%s", net));
 	g_free(net);
-	for (guint i = 0; i < o->passthrough->len; i++)
-		g_ptr_array_add(a, g_strdup(o->passthrough->pdata[i]));
+	for (guint i = 0; i < o->options->len; i++)
+		g_ptr_array_add(a, g_strdup(o->options->pdata[i]));
 	g_ptr_array_add(a, g_strdup("--"));
 	for (char **c = command; *c; c++)
 		g_ptr_array_add(a, g_strdup(*c));
@@ -254,35 +261,44 @@ static GPtrArray *exec_args(struct run_image_opts *o, struct oci_image *img, GEr
 	return a;
 }
 
-int run_image_main(int argc, char **argv, int64_t start_ns)
+int run_spec_exec(const struct run_spec *spec, int64_t start_ns, const struct exec_io *io)
 {
-	struct run_image_opts o = {0};
 	GError *err = NULL;
 	int status = HUSK_EXIT_EXEC_FAILED;
+	struct oci_image *img = oci_image_open(spec->image, &err);
+	GPtrArray *args = img ? exec_args(spec, img, &err) : NULL;
 
-	o.envs = g_ptr_array_new_with_free_func(g_free);
-	o.volumes = g_ptr_array_new_with_free_func(g_free);
-	o.publish = g_ptr_array_new_with_free_func(g_free);
-	o.passthrough = g_ptr_array_new_with_free_func(g_free);
-	struct oci_image *img = parse(argc, argv, &o, &err) ? oci_image_open(o.image, &err) : NULL;
-	GPtrArray *args = img ? exec_args(&o, img, &err) : NULL;
 	if (args) {
 		g_ptr_array_add(args, NULL);
-		status = exec_main((int)args->len - 1, (char **)args->pdata, start_ns);
+		status = exec_main_io((int)args->len - 1, (char **)args->pdata, start_ns, io);
 		g_ptr_array_unref(args);
 	} else {
 		g_printerr("husk: %s\n", err->message);
 		g_error_free(err);
 	}
 	oci_image_free(img);
-	g_free(o.image);
-	g_free(o.entrypoint);
-	g_free(o.user);
-	g_free(o.workdir);
-	g_strfreev(o.args);
-	g_ptr_array_unref(o.envs);
-	g_ptr_array_unref(o.volumes);
-	g_ptr_array_unref(o.publish);
-	g_ptr_array_unref(o.passthrough);
+	return status;
+}
+
+int run_image_main(int argc, char **argv, int64_t start_ns)
+{
+	struct run_image_opts o = {0};
+	GError *err = NULL;
+	int status;
+
+	run_spec_init(&o.spec);
+	if (!parse(argc, argv, &o, &err)) {
+		g_printerr("husk: %s\n", err->message);
+		g_error_free(err);
+		status = HUSK_EXIT_EXEC_FAILED;
+	} else if (o.detach) {
+		status = run_detached(o.name, &o.spec);
+	} else {
+		const struct exec_io io = {
+		    .app_stdout = STDOUT_FILENO, .app_stderr = STDERR_FILENO, .started_fd = -1};
+		status = run_spec_exec(&o.spec, start_ns, &io);
+	}
+	run_spec_clear(&o.spec);
+	g_free(o.name);
 	return status;
 }

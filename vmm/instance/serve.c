@@ -459,7 +459,7 @@ static int serve(struct instance *inst)
  * /proc/self/exe would name (as in the nested test host). So every file
  * the command had open is closed here, its instance lock above all.
  */
-static void become_server(struct instance *inst, int ready_fd)
+static void become_server(struct instance *inst, int ready_fd, serve_body body)
 {
 	char *log = instance_path(inst, "husk.log");
 	int out = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -480,11 +480,11 @@ static void become_server(struct instance *inst, int ready_fd)
 	/* The running lock lives at fd 3 for the process's life; nothing else stays open. */
 	if (dup2(running, 3) < 0 || close_range(4, ~0U, 0) < 0)
 		_exit(HUSK_EXIT_RUNTIME);
-	_exit(serve(inst));
+	_exit(body(inst));
 }
 
 /* The first child: a new session with no terminal, then the grandchild that stays. */
-static void detach(struct instance *inst, int ready_fd)
+static void detach(struct instance *inst, int ready_fd, serve_body body)
 {
 	if (setsid() < 0)
 		_exit(HUSK_EXIT_RUNTIME);
@@ -492,11 +492,16 @@ static void detach(struct instance *inst, int ready_fd)
 	if (pid < 0)
 		_exit(HUSK_EXIT_RUNTIME);
 	if (pid == 0)
-		become_server(inst, ready_fd);
+		become_server(inst, ready_fd, body);
 	_exit(0);
 }
 
 bool serve_spawn(const char *name, GError **err)
+{
+	return serve_spawn_body(name, serve, err);
+}
+
+bool serve_spawn_body(const char *name, serve_body body, GError **err)
 {
 	struct instance *inst = instance_get(name, err);
 	int ready[2];
@@ -512,7 +517,7 @@ bool serve_spawn(const char *name, GError **err)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(ready[0]);
-		detach(inst, ready[1]);
+		detach(inst, ready[1], body);
 	}
 	close(ready[1]);
 	if (pid > 0)

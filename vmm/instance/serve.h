@@ -20,6 +20,17 @@
  */
 bool serve_spawn(const char *name, GError **err);
 
+struct instance;
+/* What a serving process does: the VM's whole life; returns its exit status. */
+typedef int (*serve_body)(struct instance *inst);
+
+/*
+ * serve_spawn, with 'body' in place of the cloud-image VM's: husk run
+ * --image --detach serves an image's app so. The body starts with
+ * stdout and stderr on husk.log, the running lock on fd 3, from /.
+ */
+bool serve_spawn_body(const char *name, serve_body body, GError **err);
+
 /* True if 'line' (one console line) is cloud-init's last word: the guest is ready. */
 bool serve_line_is_ready(const char *line);
 

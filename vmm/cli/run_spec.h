@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * husk run --image's options as data: what a detached image run keeps in
+ * its instance's config.json, so that its serving process (and a later
+ * husk start) runs the very same app.
+ */
+#ifndef HUSK_CLI_RUN_SPEC_H
+#define HUSK_CLI_RUN_SPEC_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+#define RUN_SPEC_KIND "image-run" /* config.json's "kind" for an image run */
+
+struct run_spec {
+	char *image; /* PATH[:TAG], as given */
+	char *entrypoint;
+	bool entrypoint_set;
+	char *user, *workdir;
+	GPtrArray *envs, *volumes, *publish; /* char *, as given to -e, -v, -p */
+	GPtrArray *options;                  /* husk exec's own options, "--name[=VALUE]" */
+	char **args;                         /* replaces the image's Cmd; NULL: keep it */
+	char *cwd; /* where relative paths (-v, --kernel, the image) start from */
+};
+
+void run_spec_init(struct run_spec *s);
+void run_spec_clear(struct run_spec *s);
+
+/* config.json's text for 's'. */
+char *run_spec_to_json(const struct run_spec *s);
+
+/*
+ * Reads config.json's text into 's' (initialised here; run_spec_clear it
+ * either way). Bounded: a file that is not an image run's, has a field
+ * of the wrong type, or lists more than RUN_SPEC_MAX_ITEMS of anything
+ * is refused with one line.
+ */
+#define RUN_SPEC_MAX_ITEMS 4096
+bool run_spec_from_json(const char *json, struct run_spec *s, GError **err);
+
+/* Whether config.json's text is an image run's (it names RUN_SPEC_KIND). */
+bool run_spec_json_is_image_run(const char *json);
+
+#endif
