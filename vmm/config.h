@@ -27,6 +27,8 @@ struct vsock_config;
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
+enum gpu_mode { GPU_NONE, GPU_2D }; /* --gpu: no display, or virtio-gpu in 2D */
+
 struct vm_config {
 	char *kernel;
 	char *initrd;
@@ -41,6 +43,7 @@ struct vm_config {
 	GPtrArray *shares; /* struct share_config *, in --share order */
 	/* --vsock, or NULL (not saved yet) */
 	struct vsock_config *vsock;
+	enum gpu_mode gpu; /* not saved yet */
 	/* How this process runs the VM: never saved. */
 	int console_out;        /* where the guest's serial output goes */
 	int console_in;         /* what is typed to the guest: a terminal, a pipe; -1: nothing */
@@ -49,6 +52,8 @@ struct vm_config {
 	bool timings;
 	bool no_seccomp;  /* run without the system-call filter (vmm/seccomp.h) */
 	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */
+	/* --screenshot-on-exit: a PNG of the display, written once the VM stopped */
+	char *screenshot_on_exit;
 };
 
 /* The defaults of `husk run`, with empty device lists. */

@@ -14,6 +14,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "devices/display/screenshot.h"
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
@@ -178,6 +179,18 @@ static bool check_files(const struct vm_config *cfg, GError **err)
 /* When husk started, for --timings: set first thing in main(). */
 static int64_t start_ns;
 
+/* --screenshot-on-exit: a failure is reported, and the VM's own exit status kept. */
+static void write_exit_screenshot(struct machine *m, const struct vm_config *cfg)
+{
+	GError *err = NULL;
+
+	if (cfg->screenshot_on_exit &&
+	    !screenshot_take(machine_gpu(m), cfg->screenshot_on_exit, &err)) {
+		g_printerr("husk: %s\n", err->message);
+		g_error_free(err);
+	}
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -202,6 +215,7 @@ static int cmd_run(int argc, char **argv)
 			break;
 		}
 		enum stop_reason reason = process_run_machine(m, &cfg, &signo);
+		write_exit_screenshot(m, &cfg);
 		machine_destroy(m);
 		status = exit_status(&cfg, reason, signo);
 	}

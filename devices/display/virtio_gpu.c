@@ -185,7 +185,7 @@ static void edid_detailed_timing(uint8_t *d, uint32_t w, uint32_t h)
 	/* Reduced blanking, as CVT-RB: 160 pixels, 30 lines; 60 Hz. */
 	const uint32_t hblank = 160, hso = 48, hsw = 32, vblank = 30, vso = 3, vsw = 5;
 	uint64_t clock = (uint64_t)(w + hblank) * (h + vblank) * 60 / 10000; /* 10 kHz units */
-	uint32_t wmm = w * 254 / 960, hmm = h * 254 / 960;                      /* at 96 dpi */
+	uint32_t wmm = w * 254 / 960, hmm = h * 254 / 960;                   /* at 96 dpi */
 
 	clock = MIN(clock, 0xffff);
 	d[0] = (uint8_t)clock;
@@ -474,7 +474,8 @@ static uint32_t transfer_to_host(struct virtio_gpu *gpu, const struct cmd_transf
 		return RESP_ERR_INVALID_PARAMETER;
 	struct backing_cursor cur = {0, 0};
 	for (uint32_t h = 0; h < c->r.height; h++) {
-		uint8_t *dst = res->pixels + (c->r.y + h) * stride + (uint64_t)c->r.x * BYTES_PER_PIXEL;
+		uint8_t *dst =
+		    res->pixels + (c->r.y + h) * stride + (uint64_t)c->r.x * BYTES_PER_PIXEL;
 		backing_copy(res, &cur, c->offset + stride * h, dst, row_bytes);
 	}
 	return RESP_OK_NODATA;
@@ -698,8 +699,7 @@ void virtio_gpu_stats(struct virtio_gpu *gpu, struct gpu_stats *out)
 
 /* --- the device ----------------------------------------------------------------------------- */
 
-struct virtio_gpu *virtio_gpu_new(const struct guest_memory *mem, uint32_t width,
-                                  uint32_t height)
+struct virtio_gpu *virtio_gpu_new(const struct guest_memory *mem, uint32_t width, uint32_t height)
 {
 	struct virtio_gpu *gpu = g_new0(struct virtio_gpu, 1);
 

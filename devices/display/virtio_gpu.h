@@ -33,8 +33,7 @@
 extern const struct virtio_device_ops virtio_gpu_ops;
 
 /* A device whose scanout 0 reports width x height, the guest's RAM being 'mem'. */
-struct virtio_gpu *virtio_gpu_new(const struct guest_memory *mem, uint32_t width,
-                                  uint32_t height);
+struct virtio_gpu *virtio_gpu_new(const struct guest_memory *mem, uint32_t width, uint32_t height);
 void virtio_gpu_free(struct virtio_gpu *gpu);
 
 /*

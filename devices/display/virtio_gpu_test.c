@@ -373,10 +373,9 @@ static uint32_t pick_u32(GRand *r, uint32_t usual_max)
 /* A request of a known type (mostly) with fields near the edges, split across random buffers. */
 static void hostile_request(struct fixture *f, GRand *r)
 {
-	static const uint32_t types[] = {GET_DISPLAY_INFO, RESOURCE_CREATE_2D, RESOURCE_UNREF,
-	                                 SET_SCANOUT,      RESOURCE_FLUSH,     TRANSFER_TO_HOST_2D,
-	                                 ATTACH_BACKING,   DETACH_BACKING,     GET_EDID,
-	                                 CTX_CREATE};
+	static const uint32_t types[] = {
+	    GET_DISPLAY_INFO,    RESOURCE_CREATE_2D, RESOURCE_UNREF, SET_SCANOUT, RESOURCE_FLUSH,
+	    TRANSFER_TO_HOST_2D, ATTACH_BACKING,     DETACH_BACKING, GET_EDID,    CTX_CREATE};
 	uint32_t words[16];
 	size_t len = 24 + (size_t)g_rand_int_range(r, 0, 17) * 4;
 
