@@ -43,7 +43,7 @@ struct vm_config {
 	GPtrArray *shares; /* struct share_config *, in --share order */
 	/* --vsock, or NULL (not saved yet) */
 	struct vsock_config *vsock;
-	enum gpu_mode gpu; /* not saved yet */
+	enum gpu_mode gpu;
 	/* How this process runs the VM: never saved. */
 	int console_out;        /* where the guest's serial output goes */
 	int console_in;         /* what is typed to the guest: a terminal, a pipe; -1: nothing */
@@ -79,6 +79,10 @@ char *config_publish_text(const char *spec, GError **err);
 
 /* The --net text that makes 'net' again. */
 char *config_net_text(const struct net_config *net);
+
+/* "2d" or "none", as --gpu takes them and config.json keeps them. */
+bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err);
+const char *config_gpu_name(enum gpu_mode mode);
 
 char *config_to_json(const struct vm_config *cfg, GError **err);
 bool config_from_json(const char *json, struct vm_config *cfg, GError **err);

@@ -60,6 +60,7 @@ static const struct command commands[] = {
     {"console", "attach to an instance's serial console", console_main},
     {"shell", "a login shell on a terminal in a running instance", shell_main},
     {"transfer", "copy a file into or out of a running instance", transfer_main},
+    {"screenshot", "write what a running instance's display shows as PNG", screenshot_main},
     {"check-host", "say whether this host can run husk's VMs", cmd_check_host},
 };
 
@@ -67,7 +68,7 @@ static const struct command commands[] = {
 static const char features[] = "kvm virtio-blk raw qcow2 qcow2-zlib qcow2-zstd virtio-net "
                                "slirp tap vhost-net virtio-fs virtio-vsock virtio-rng "
                                "bootdisk-ext2/3/4 seccomp instances cloud-init image-download "
-                               "agent oci-images";
+                               "agent oci-images virtio-gpu-2d screenshots";
 
 static void print_usage(FILE *out)
 {

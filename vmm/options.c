@@ -183,14 +183,7 @@ static gboolean parse_gpu(const char *name, const char *value, gpointer data, GE
 {
 	struct vm_config *cfg = data;
 
-	if (strcmp(value, "2d") == 0)
-		cfg->gpu = GPU_2D;
-	else if (strcmp(value, "none") == 0)
-		cfg->gpu = GPU_NONE;
-	else
-		return husk_fail(err, HUSK_EXIT_USAGE, "--gpu: \"%s\" is not one of 2d, none",
-		                 value);
-	return TRUE;
+	return config_gpu_parse(value, &cfg->gpu, err);
 }
 
 static gboolean parse_screenshot_on_exit(const char *name, const char *value, gpointer data,

@@ -35,6 +35,7 @@ int stop_main(int argc, char **argv);
 int restart_main(int argc, char **argv);
 int delete_main(int argc, char **argv);
 int console_main(int argc, char **argv);
+int screenshot_main(int argc, char **argv);
 
 /* Prints "husk: MESSAGE" and returns the error's exit status. */
 int instance_cli_fail(GError *err);
