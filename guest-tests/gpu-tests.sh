@@ -22,7 +22,8 @@ test_gpu() {
 	rm -f "$shot"
 	# No cursor blinking over the picture from the framebuffer console.
 	VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
-		vm_boot gpu-2d gpu gpu --gpu 2d --screenshot-on-exit "$shot"
+		vm_boot gpu-2d gpu gpu --gpu 2d --screenshot-on-exit "$shot" --timings
+	info "gpu-2d: $(grep -h '^husk: gpu:' "$VM_LOG.err" || echo 'husk reported no GPU counts')"
 	if [[ $(fact gpu_bound) != 1 ]]; then
 		fail gpu-bound "virtio-gpu's driver bound $(fact gpu_bound) devices, expected 1" "$VM_LOG"
 	elif [[ "$(fact fb_size) $(fact fb_bpp) $(fact fb_stride)" != "1024,768 32 4096" ]]; then

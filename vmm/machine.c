@@ -670,10 +670,25 @@ struct stop_hook machine_stop_hook(struct machine *m)
 	return stop_hook(m);
 }
 
+/* What the guest's display driver asked of the GPU, and what it holds now. */
+static void report_gpu(struct machine *m)
+{
+	struct gpu_stats st;
+
+	if (!m->gpu)
+		return;
+	virtio_gpu_stats(m->gpu, &st);
+	g_printerr("husk: gpu: %" PRIu64 " commands (%" PRIu64 " refused), %" PRIu64
+	           " flushes, %" PRIu64 " cursor updates; %u resources, %" PRIu64 " KiB\n",
+	           st.commands, st.errors, st.flushes, st.cursor_updates, st.resources,
+	           st.resource_bytes / 1024);
+}
+
 void machine_report(struct machine *m)
 {
 	report_timings(m);
 	report_shares(m);
+	report_gpu(m);
 	report_polling(m);
 }
 
