@@ -352,6 +352,21 @@ static void test_cursor(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(st.cursor_updates, ==, 1);
 }
 
+/* What the transport reads: one scanout, no capsets, EDID offered, VIRGL not. */
+static void test_config_and_features(struct fixture *f, gconstpointer data)
+{
+	uint32_t config[4];
+
+	g_assert_cmpuint(virtio_gpu_ops.device_id, ==, 16);
+	g_assert_cmpuint(virtio_gpu_ops.num_queues, ==, 2);
+	g_assert_cmpuint(virtio_gpu_ops.config_size, ==, sizeof(config));
+	virtio_gpu_ops.config_read(f->gpu, 0, (uint8_t *)config, sizeof(config));
+	g_assert_cmpuint(config[0], ==, 0); /* events_read */
+	g_assert_cmpuint(config[2], ==, 1); /* num_scanouts */
+	g_assert_cmpuint(config[3], ==, 0); /* num_capsets */
+	g_assert_cmphex(virtio_gpu_ops.features(f->gpu), ==, 1u << 1);
+}
+
 /* --- a hostile driver ----------------------------------------------------------------------- */
 
 #define HOSTILE_REQUESTS 20000
@@ -452,6 +467,7 @@ int main(int argc, char **argv)
 	ADD("/virtio-gpu/small-response-buffers", test_small_response_buffers);
 	ADD("/virtio-gpu/budget", test_budget);
 	ADD("/virtio-gpu/cursor", test_cursor);
+	ADD("/virtio-gpu/config-and-features", test_config_and_features);
 	ADD("/virtio-gpu/hostile-driver", test_hostile_driver);
 	return g_test_run();
 }
