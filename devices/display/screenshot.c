@@ -52,7 +52,7 @@ bool screenshot_take(struct virtio_gpu *gpu, const char *path, GError **err)
 {
 	struct gpu_image img;
 
-	if (!virtio_gpu_snapshot(gpu, &img, err))
+	if (!virtio_gpu_last_picture(gpu, &img, err))
 		return false;
 	bool ok = screenshot_write_png(&img, path, err);
 	g_free(img.rgb);

@@ -18,7 +18,7 @@ GBytes *screenshot_encode_png(const struct gpu_image *img, GError **err);
 /* Writes 'img' to 'path' as PNG; the file appears whole or not at all. */
 bool screenshot_write_png(const struct gpu_image *img, const char *path, GError **err);
 
-/* What scanout 0 of 'gpu' shows now, written to 'path'. */
+/* What scanout 0 of 'gpu' showed last (virtio_gpu_last_picture), written to 'path'. */
 bool screenshot_take(struct virtio_gpu *gpu, const char *path, GError **err);
 
 #endif

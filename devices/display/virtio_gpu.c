@@ -176,6 +176,8 @@ struct virtio_gpu {
 	struct cursor_pos cursor;
 	uint32_t cursor_resource;
 	struct gpu_stats stats;
+	/* What the scanout showed when the driver last reset the device, if anything. */
+	struct gpu_image before_reset;
 };
 
 /* --- EDID (VESA E-EDID 1.4): one monitor whose preferred mode is the display's size -------- */
@@ -658,17 +660,14 @@ static void channel_offsets(uint32_t format, unsigned int *r, unsigned int *g, u
 	}
 }
 
-bool virtio_gpu_snapshot(struct virtio_gpu *gpu, struct gpu_image *out, GError **err)
+/* Under the lock: the scanout's pixels as RGB; false if it shows nothing. */
+static bool copy_scanout(struct virtio_gpu *gpu, struct gpu_image *out)
 {
+	struct resource *res = find(gpu, gpu->scanout.resource_id);
 	unsigned int ro, go, bo;
 
-	g_mutex_lock(&gpu->lock);
-	struct resource *res = find(gpu, gpu->scanout.resource_id);
-	if (!res) {
-		g_mutex_unlock(&gpu->lock);
-		return husk_fail(err, HUSK_EXIT_RUNTIME,
-		                 "virtio-gpu: the guest shows nothing on its display");
-	}
+	if (!res)
+		return false;
 	const struct rect *r = &gpu->scanout.r;
 	uint64_t stride = (uint64_t)res->width * BYTES_PER_PIXEL;
 	channel_offsets(res->format, &ro, &go, &bo);
@@ -684,8 +683,35 @@ bool virtio_gpu_snapshot(struct virtio_gpu *gpu, struct gpu_image *out, GError *
 			dst[2] = src[bo];
 		}
 	}
-	g_mutex_unlock(&gpu->lock);
 	return true;
+}
+
+static bool shows_nothing(GError **err)
+{
+	return husk_fail(err, HUSK_EXIT_RUNTIME,
+	                 "virtio-gpu: the guest shows nothing on its display");
+}
+
+bool virtio_gpu_snapshot(struct virtio_gpu *gpu, struct gpu_image *out, GError **err)
+{
+	g_mutex_lock(&gpu->lock);
+	bool ok = copy_scanout(gpu, out);
+	g_mutex_unlock(&gpu->lock);
+	return ok || shows_nothing(err);
+}
+
+bool virtio_gpu_last_picture(struct virtio_gpu *gpu, struct gpu_image *out, GError **err)
+{
+	g_mutex_lock(&gpu->lock);
+	bool ok = copy_scanout(gpu, out);
+	if (!ok && gpu->before_reset.rgb) {
+		*out = gpu->before_reset;
+		size_t bytes = (size_t)out->width * out->height * 3;
+		out->rgb = memcpy(g_malloc(bytes), gpu->before_reset.rgb, bytes);
+		ok = true;
+	}
+	g_mutex_unlock(&gpu->lock);
+	return ok || shows_nothing(err);
 }
 
 void virtio_gpu_stats(struct virtio_gpu *gpu, struct gpu_stats *out)
@@ -717,6 +743,7 @@ void virtio_gpu_free(struct virtio_gpu *gpu)
 	if (!gpu)
 		return;
 	g_hash_table_unref(gpu->resources);
+	g_free(gpu->before_reset.rgb);
 	g_mutex_clear(&gpu->lock);
 	g_free(gpu);
 }
@@ -727,6 +754,11 @@ static void gpu_reset(void *dev)
 	struct virtio_gpu *gpu = dev;
 
 	g_mutex_lock(&gpu->lock);
+	struct gpu_image shown;
+	if (copy_scanout(gpu, &shown)) {
+		g_free(gpu->before_reset.rgb);
+		gpu->before_reset = shown;
+	}
 	g_hash_table_remove_all(gpu->resources);
 	gpu->resource_bytes = 0;
 	gpu->scanout.resource_id = 0;

@@ -57,6 +57,13 @@ struct gpu_image {
  */
 bool virtio_gpu_snapshot(struct virtio_gpu *gpu, struct gpu_image *out, GError **err);
 
+/*
+ * As virtio_gpu_snapshot, but when the scanout shows nothing now because
+ * the driver reset the device (newer kernels do as they power off), what
+ * it showed before that reset.
+ */
+bool virtio_gpu_last_picture(struct virtio_gpu *gpu, struct gpu_image *out, GError **err);
+
 /* Counts for tests and --timings. */
 struct gpu_stats {
 	uint64_t commands, errors, flushes, cursor_updates;

@@ -278,6 +278,28 @@ static void test_unref_turns_display_off(struct fixture *f, gconstpointer data)
 	g_clear_error(&err);
 }
 
+/* A reset turns the display off; the last picture is still there for an exit screenshot. */
+static void test_last_picture_after_reset(struct fixture *f, gconstpointer data)
+{
+	struct gpu_image img;
+	GError *err = NULL;
+
+	g_assert_false(virtio_gpu_last_picture(f->gpu, &img, &err));
+	g_clear_error(&err);
+	draw_small(f, R8G8B8A8);
+	virtio_gpu_ops.reset(f->gpu);
+	g_assert_false(virtio_gpu_snapshot(f->gpu, &img, &err));
+	g_clear_error(&err);
+	g_assert_true(virtio_gpu_last_picture(f->gpu, &img, NULL));
+	g_assert_cmpuint(img.width, ==, 4);
+	g_assert_cmpuint(img.rgb[0], ==, 1);
+	g_assert_cmpuint(img.rgb[2], ==, 15);
+	g_free(img.rgb);
+	virtio_gpu_ops.reset(f->gpu); /* nothing shown now: the picture before stays */
+	g_assert_true(virtio_gpu_last_picture(f->gpu, &img, NULL));
+	g_free(img.rgb);
+}
+
 static void test_fence_echoed(struct fixture *f, gconstpointer data)
 {
 	uint64_t fence = 0x1122334455667788, got;
@@ -463,6 +485,7 @@ int main(int argc, char **argv)
 	ADD("/virtio-gpu/partial-transfer", test_partial_transfer);
 	ADD("/virtio-gpu/refusals", test_refusals);
 	ADD("/virtio-gpu/unref-turns-display-off", test_unref_turns_display_off);
+	ADD("/virtio-gpu/last-picture-after-reset", test_last_picture_after_reset);
 	ADD("/virtio-gpu/fence-echoed", test_fence_echoed);
 	ADD("/virtio-gpu/small-response-buffers", test_small_response_buffers);
 	ADD("/virtio-gpu/budget", test_budget);
