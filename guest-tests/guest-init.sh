@@ -217,12 +217,16 @@ gpu_fill() { # gpu_fill FILE PIXEL COUNT: COUNT (a power of two) PIXELs
 
 gpu_action() {
 	# shellcheck disable=SC3043 # busybox sh has local
-	local i=0 w h fb=/sys/class/graphics/fb0
+	local i=0 n dev w h fb=/sys/class/graphics/fb0
 	while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
-	fact gpu_bound "$(find /sys/bus/virtio/drivers/virtio_gpu -name 'virtio*' 2>/dev/null | wc -l)"
+	n=0
+	for dev in /sys/bus/virtio/drivers/virtio_gpu/virtio[0-9]*; do
+		[ -e "$dev" ] && n=$((n + 1))
+	done
+	fact gpu_bound "$n"
 	fact fb_name "$(cat $fb/name 2>/dev/null)"
 	fact fb_size "$(cat $fb/virtual_size 2>/dev/null)"
 	fact fb_bpp "$(cat $fb/bits_per_pixel 2>/dev/null)"
@@ -248,8 +252,7 @@ gpu_action() {
 	{ head -c $((w * 4 * (h / 2))) /tmp/top && head -c $((w * 4 * (h - h / 2))) /tmp/bottom; } \
 		>/dev/fb0 && fact gpu_drawn yes
 	rm -f /tmp/red /tmp/green /tmp/blue /tmp/top /tmp/bottom
-	# The fbdev emulation hands what was written to the device from a worker: let it run.
-	sleep 1
+	fact fb_first_pixel "$(head -c 4 /dev/fb0 | od -An -tx1 | tr -d ' ')"
 }
 
 echo "HUSK-GUEST-ACTION ${husk_action:-poweroff}"
@@ -297,8 +300,11 @@ vsock)
 	poweroff -f
 	;;
 gpu)
+	# The picture stays up until the host stops husk (gpu-tests.sh): a
+	# power-off would have the driver take it down first.
 	gpu_action
-	poweroff -f
+	echo "HUSK-GPU-SHOWN"
+	while :; do sleep 60; done
 	;;
 fs-root)
 	# A shared host directory as the root filesystem, with its own init.

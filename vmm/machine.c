@@ -679,9 +679,10 @@ static void report_gpu(struct machine *m)
 		return;
 	virtio_gpu_stats(m->gpu, &st);
 	g_printerr("husk: gpu: %" PRIu64 " commands (%" PRIu64 " refused), %" PRIu64
-	           " flushes, %" PRIu64 " cursor updates; %u resources, %" PRIu64 " KiB\n",
-	           st.commands, st.errors, st.flushes, st.cursor_updates, st.resources,
-	           st.resource_bytes / 1024);
+	           " transfers, %" PRIu64 " flushes, %" PRIu64
+	           " cursor updates; %u resources, %" PRIu64 " KiB\n",
+	           st.commands, st.errors, st.transfers, st.flushes, st.cursor_updates,
+	           st.resources, st.resource_bytes / 1024);
 }
 
 void machine_report(struct machine *m)

@@ -475,6 +475,7 @@ static uint32_t transfer_to_host(struct virtio_gpu *gpu, const struct cmd_transf
 	    stride * (c->r.height - 1) + row_bytes > res->backing_bytes - c->offset)
 		return RESP_ERR_INVALID_PARAMETER;
 	struct backing_cursor cur = {0, 0};
+	gpu->stats.transfers++;
 	for (uint32_t h = 0; h < c->r.height; h++) {
 		uint8_t *dst =
 		    res->pixels + (c->r.y + h) * stride + (uint64_t)c->r.x * BYTES_PER_PIXEL;

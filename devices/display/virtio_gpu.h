@@ -66,7 +66,7 @@ bool virtio_gpu_last_picture(struct virtio_gpu *gpu, struct gpu_image *out, GErr
 
 /* Counts for tests and --timings. */
 struct gpu_stats {
-	uint64_t commands, errors, flushes, cursor_updates;
+	uint64_t commands, errors, transfers, flushes, cursor_updates;
 	uint32_t resources;
 	uint64_t resource_bytes;
 };
