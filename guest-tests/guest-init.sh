@@ -234,6 +234,14 @@ gpu_action() {
 	fact gpu_problems "$(dmesg | grep -ciE '(virtio.gpu|drm).*(error|fail|timeout|bug)')"
 	dmesg | grep -iE 'virtio.gpu|drm' | sed 's/^/HUSK-DMESG /'
 	[ -e /dev/fb0 ] || return 0
+	# The framebuffer console would draw over the picture (its first
+	# clear can come after ours): take it off the framebuffer first.
+	sleep 1
+	for dev in /sys/class/vtconsole/vtcon*; do
+		grep -q 'frame buffer' "$dev/name" 2>/dev/null && echo 0 >"$dev/bind"
+	done
+	fact fbcon_bound "$(grep -l 'frame buffer' /sys/class/vtconsole/vtcon*/name 2>/dev/null |
+		sed 's|/name$|/bind|' | xargs cat 2>/dev/null)"
 	w=$(cut -d, -f1 $fb/virtual_size)
 	h=$(cut -d, -f2 $fb/virtual_size)
 	# XRGB8888, little-endian: blue, green, red, unused.
