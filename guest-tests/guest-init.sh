@@ -200,6 +200,69 @@ net_action() {
 	fi
 }
 
+# The GPU tests' guest (husk_action=gpu, gpu-tests.sh): virtio-gpu's DRM
+# driver and its fbdev, /dev/fb0. It reports the framebuffer and what the
+# kernel said of the driver, then draws the known picture the host checks
+# on husk's screenshot: the top half red on the left, green on the right;
+# the bottom half blue. Rows are doubled up with cat, not written pixel by
+# pixel: the test host is slow at starting processes.
+gpu_fill() { # gpu_fill FILE PIXEL COUNT: COUNT (a power of two) PIXELs
+	printf '%b' "$2" >"$1"
+	n=1
+	while [ $n -lt "$3" ]; do
+		cat "$1" "$1" >"$1.2" && mv "$1.2" "$1"
+		n=$((n * 2))
+	done
+}
+
+gpu_action() {
+	# shellcheck disable=SC3043 # busybox sh has local
+	local i=0 n dev w h fb=/sys/class/graphics/fb0
+	while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	n=0
+	for dev in /sys/bus/virtio/drivers/virtio_gpu/virtio[0-9]*; do
+		[ -e "$dev" ] && n=$((n + 1))
+	done
+	fact gpu_bound "$n"
+	fact fb_name "$(cat $fb/name 2>/dev/null)"
+	fact fb_size "$(cat $fb/virtual_size 2>/dev/null)"
+	fact fb_bpp "$(cat $fb/bits_per_pixel 2>/dev/null)"
+	fact fb_stride "$(cat $fb/stride 2>/dev/null)"
+	fact gpu_problems "$(dmesg | grep -ciE '(virtio.gpu|drm).*(error|fail|timeout|bug)')"
+	dmesg | grep -iE 'virtio.gpu|drm' | sed 's/^/HUSK-DMESG /'
+	[ -e /dev/fb0 ] || return 0
+	# The framebuffer console would draw over the picture (its first
+	# clear can come after ours): take it off the framebuffer first.
+	sleep 1
+	for dev in /sys/class/vtconsole/vtcon*; do
+		grep -q 'frame buffer' "$dev/name" 2>/dev/null && echo 0 >"$dev/bind"
+	done
+	fact fbcon_bound "$(grep -l 'frame buffer' /sys/class/vtconsole/vtcon*/name 2>/dev/null |
+		sed 's|/name$|/bind|' | xargs cat 2>/dev/null)"
+	w=$(cut -d, -f1 $fb/virtual_size)
+	h=$(cut -d, -f2 $fb/virtual_size)
+	# XRGB8888, little-endian: blue, green, red, unused.
+	gpu_fill /tmp/red '\000\000\377\000' $((w / 2))
+	gpu_fill /tmp/green '\000\377\000\000' $((w / 2))
+	gpu_fill /tmp/blue '\377\000\000\000' "$w"
+	cat /tmp/red /tmp/green >/tmp/top
+	cp /tmp/blue /tmp/bottom
+	i=1
+	while [ $i -lt $((h / 2)) ]; do
+		cat /tmp/top /tmp/top >/tmp/t2 && mv /tmp/t2 /tmp/top
+		cat /tmp/bottom /tmp/bottom >/tmp/b2 && mv /tmp/b2 /tmp/bottom
+		i=$((i * 2))
+	done
+	# Rows doubled past half the height: each half cut to its size.
+	{ head -c $((w * 4 * (h / 2))) /tmp/top && head -c $((w * 4 * (h - h / 2))) /tmp/bottom; } \
+		>/dev/fb0 && fact gpu_drawn yes
+	rm -f /tmp/red /tmp/green /tmp/blue /tmp/top /tmp/bottom
+	fact fb_first_pixel "$(head -c 4 /dev/fb0 | od -An -tx1 | tr -d ' ')"
+}
+
 echo "HUSK-GUEST-ACTION ${husk_action:-poweroff}"
 case ${husk_action:-poweroff} in
 poweroff) poweroff -f ;;
@@ -243,6 +306,13 @@ vsock)
 	vsock-echo serve "${husk_vsock_port:-1234}"
 	vsock-echo send "${husk_vsock_host_port:-5678}" "${husk_vsock_bytes:-1048576}"
 	poweroff -f
+	;;
+gpu)
+	# The picture stays up until the host stops husk (gpu-tests.sh): a
+	# power-off would have the driver take it down first.
+	gpu_action
+	echo "HUSK-GPU-SHOWN"
+	while :; do sleep 60; done
 	;;
 fs-root)
 	# A shared host directory as the root filesystem, with its own init.

@@ -47,6 +47,8 @@ TESTS+=("${FS_TESTS[@]}" "${EXEC_TESTS[@]}")
 source "$VM_TESTS_DIR/disk-tests.sh" && TESTS+=("${DISK_TESTS[@]}")
 # shellcheck source=guest-tests/vsock-tests.sh
 source "$VM_TESTS_DIR/vsock-tests.sh" && TESTS+=("${VSOCK_TESTS[@]}")
+# shellcheck source=guest-tests/gpu-tests.sh
+source "$VM_TESTS_DIR/gpu-tests.sh" && TESTS+=("${GPU_TESTS[@]}")
 # shellcheck source=guest-tests/instance-tests.sh
 source "$VM_TESTS_DIR/instance-tests.sh" && TESTS+=("${INSTANCE_TESTS[@]}")
 # shellcheck source=guest-tests/oci-tests.sh
@@ -1202,6 +1204,7 @@ run_all() {
 	want "${EXEC_TESTS[@]}" && run_exec_tests
 	want "${DISK_TESTS[@]}" && run_disk_tests
 	want "${VSOCK_TESTS[@]}" && run_vsock_tests
+	want "${GPU_TESTS[@]}" && run_gpu_tests
 	want "${INSTANCE_TESTS[@]}" && run_instance_tests
 	want "${OCI_TESTS[@]}" && run_oci_tests
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"

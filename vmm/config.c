@@ -57,6 +57,7 @@ void config_clear(struct vm_config *cfg)
 	g_clear_pointer(&cfg->kernel, g_free);
 	g_clear_pointer(&cfg->initrd, g_free);
 	g_clear_pointer(&cfg->cmdline, g_free);
+	g_clear_pointer(&cfg->screenshot_on_exit, g_free);
 	g_clear_pointer(&cfg->disks, g_ptr_array_unref);
 	g_clear_pointer(&cfg->nets, g_ptr_array_unref);
 	g_clear_pointer(&cfg->shares, g_ptr_array_unref);
@@ -204,6 +205,23 @@ char *config_net_text(const struct net_config *n)
 	return g_string_free(s, FALSE);
 }
 
+bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err)
+{
+	if (strcmp(text, "2d") == 0)
+		*out = GPU_2D;
+	else if (strcmp(text, "none") == 0)
+		*out = GPU_NONE;
+	else
+		return husk_fail(err, HUSK_EXIT_USAGE, "--gpu: \"%s\" is not one of 2d, none",
+		                 text);
+	return true;
+}
+
+const char *config_gpu_name(enum gpu_mode mode)
+{
+	return mode == GPU_2D ? "2d" : "none";
+}
+
 char *config_to_json(const struct vm_config *cfg, GError **err)
 {
 	if (cfg->shares->len) {
@@ -221,6 +239,8 @@ char *config_to_json(const struct vm_config *cfg, GError **err)
 	add_int(b, "poll_us", cfg->poll_us);
 	add_int(b, "halt_poll_us", cfg->halt_poll_us);
 	add_string(b, "on_reboot", cfg->on_reboot == ON_REBOOT_RESTART ? "restart" : "exit");
+	if (cfg->gpu != GPU_NONE)
+		add_string(b, "gpu", config_gpu_name(cfg->gpu));
 	json_builder_set_member_name(b, "disks");
 	json_builder_begin_array(b);
 	for (guint i = 0; i < cfg->disks->len; i++)
@@ -350,13 +370,17 @@ static bool read_numbers(JsonObject *o, struct vm_config *cfg, GError **err)
 
 static bool read_config(JsonObject *o, struct vm_config *cfg, GError **err)
 {
-	char *on_reboot = get_string(o, "on_reboot");
+	char *on_reboot = get_string(o, "on_reboot"), *gpu = get_string(o, "gpu");
+	bool gpu_ok = !gpu || config_gpu_parse(gpu, &cfg->gpu, NULL);
 
 	cfg->kernel = get_string(o, "kernel");
 	cfg->initrd = get_string(o, "initrd");
 	cfg->cmdline = get_string(o, "cmdline");
 	cfg->on_reboot = g_strcmp0(on_reboot, "restart") == 0 ? ON_REBOOT_RESTART : ON_REBOOT_EXIT;
 	g_free(on_reboot);
+	g_free(gpu);
+	if (!gpu_ok)
+		return bad(err, "gpu is not one of 2d, none");
 	return read_numbers(o, cfg, err) && read_array(o, "disks", cfg, read_disk, err) &&
 	       read_array(o, "nets", cfg, read_net, err);
 }

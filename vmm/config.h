@@ -28,6 +28,8 @@ struct vsock_config;
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
+enum gpu_mode { GPU_NONE, GPU_2D }; /* --gpu: no display, or virtio-gpu in 2D */
+
 struct vm_config {
 	char *kernel;
 	char *initrd;
@@ -42,6 +44,7 @@ struct vm_config {
 	GPtrArray *shares; /* struct share_config *, in --share order */
 	/* --vsock, or NULL (not saved yet) */
 	struct vsock_config *vsock;
+	enum gpu_mode gpu;
 	/* How this process runs the VM: never saved. */
 	int console_out;        /* where the guest's serial output goes */
 	int console_in;         /* what is typed to the guest: a terminal, a pipe; -1: nothing */
@@ -51,6 +54,8 @@ struct vm_config {
 	bool no_seccomp;      /* run without the system-call filter (vmm/seccomp.h) */
 	struct run_as run_as; /* --user: who husk becomes once the VM is set up */
 	int64_t start_ns;     /* CLOCK_MONOTONIC when husk started, for --timings */
+	/* --screenshot-on-exit: a PNG of the display, written once the VM stopped */
+	char *screenshot_on_exit;
 };
 
 /* The defaults of `husk run`, with empty device lists. */
@@ -76,6 +81,10 @@ char *config_publish_text(const char *spec, GError **err);
 
 /* The --net text that makes 'net' again. */
 char *config_net_text(const struct net_config *net);
+
+/* "2d" or "none", as --gpu takes them and config.json keeps them. */
+bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err);
+const char *config_gpu_name(enum gpu_mode mode);
 
 char *config_to_json(const struct vm_config *cfg, GError **err);
 bool config_from_json(const char *json, struct vm_config *cfg, GError **err);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "devices/acpi_pm.h"
+#include "devices/display/virtio_gpu.h"
 #include "devices/i8042.h"
 #include "devices/pci.h"
 #include "devices/pvpanic.h"
@@ -66,6 +67,8 @@ struct machine {
 	GPtrArray *transports; /* struct virtio_pci *, one per disk and NIC */
 	struct virtio_vsock *vsock;
 	struct virtio_pci *vsock_t;
+	struct virtio_gpu *gpu; /* --gpu, or NULL */
+	struct virtio_pci *gpu_t;
 
 	GMainContext *ctx;
 	GMainLoop *loop;
@@ -274,6 +277,14 @@ static bool add_shares(struct machine *m, GError **err)
 	return true;
 }
 
+static bool add_gpu(struct machine *m, GError **err)
+{
+	if (m->cfg->gpu == GPU_NONE)
+		return true;
+	m->gpu = virtio_gpu_new(&m->mem, GPU_DEFAULT_WIDTH, GPU_DEFAULT_HEIGHT);
+	return add_virtio(m, &virtio_gpu_ops, m->gpu, &m->gpu_t, err);
+}
+
 static bool add_vsock(struct machine *m, GError **err)
 {
 	if (!m->cfg->vsock)
@@ -364,7 +375,7 @@ static bool add_pci(struct machine *m, GError **err)
 	                                .mem = &m->mem,
 	                                .poll_us = m->cfg->poll_us};
 	if (!add_virtio(m, &virtio_rng_ops, NULL, &m->rng, err) || !add_disks(m, err) ||
-	    !add_nics(m, err) || !add_shares(m, err) || !add_vsock(m, err))
+	    !add_nics(m, err) || !add_shares(m, err) || !add_vsock(m, err) || !add_gpu(m, err))
 		return false;
 	return register_pio(m, PORT_PCI_CONFIG, PORT_PCI_CONFIG_LEN, pci_config_port_access,
 	                    &m->pci, "pci-config", err) &&
@@ -644,6 +655,11 @@ GMainContext *machine_context(struct machine *m)
 	return m->ctx;
 }
 
+struct virtio_gpu *machine_gpu(struct machine *m)
+{
+	return m->gpu;
+}
+
 struct serial *machine_serial(struct machine *m)
 {
 	return m->serial;
@@ -654,10 +670,26 @@ struct stop_hook machine_stop_hook(struct machine *m)
 	return stop_hook(m);
 }
 
+/* What the guest's display driver asked of the GPU, and what it holds now. */
+static void report_gpu(struct machine *m)
+{
+	struct gpu_stats st;
+
+	if (!m->gpu)
+		return;
+	virtio_gpu_stats(m->gpu, &st);
+	g_printerr("husk: gpu: %" PRIu64 " commands (%" PRIu64 " refused), %" PRIu64
+	           " transfers, %" PRIu64 " flushes, %" PRIu64
+	           " cursor updates; %u resources, %" PRIu64 " KiB\n",
+	           st.commands, st.errors, st.transfers, st.flushes, st.cursor_updates,
+	           st.resources, st.resource_bytes / 1024);
+}
+
 void machine_report(struct machine *m)
 {
 	report_timings(m);
 	report_shares(m);
+	report_gpu(m);
 	report_polling(m);
 }
 
@@ -724,6 +756,8 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->rng, virtio_pci_destroy);
 	g_clear_pointer(&m->vsock_t, virtio_pci_destroy);
 	g_clear_pointer(&m->vsock, virtio_vsock_destroy);
+	g_clear_pointer(&m->gpu_t, virtio_pci_destroy);
+	g_clear_pointer(&m->gpu, virtio_gpu_free);
 	if (m->msi_ready)
 		msi_router_destroy(&m->msi);
 	pci_bus_destroy(&m->pci);

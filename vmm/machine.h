@@ -40,6 +40,9 @@ void machine_request_stop(struct machine *m, enum stop_reason reason);
 /* The I/O thread's loop, for work that runs alongside the VM (husk exec's output). */
 GMainContext *machine_context(struct machine *m);
 
+/* The display's device (--gpu), for screenshots; NULL without one. */
+struct virtio_gpu *machine_gpu(struct machine *m);
+
 /* The guest's serial console, for the host end of it (vmm/console.h). */
 struct serial *machine_serial(struct machine *m);
 

@@ -14,6 +14,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "devices/display/screenshot.h"
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
@@ -60,6 +61,7 @@ static const struct command commands[] = {
     {"logs", "print an instance's output: its app's, or its console's", logs_main},
     {"shell", "a login shell on a terminal in a running instance", shell_main},
     {"transfer", "copy a file into or out of a running instance", transfer_main},
+    {"screenshot", "write what a running instance's display shows as PNG", screenshot_main},
     {"check-host", "say whether this host can run husk's VMs", cmd_check_host},
 };
 
@@ -67,7 +69,7 @@ static const struct command commands[] = {
 static const char features[] = "kvm virtio-blk raw qcow2 qcow2-zlib qcow2-zstd virtio-net "
                                "slirp tap vhost-net virtio-fs virtio-vsock virtio-rng "
                                "bootdisk-ext2/3/4 seccomp instances cloud-init image-download "
-                               "agent oci-images";
+                               "agent oci-images virtio-gpu-2d screenshots";
 
 static void print_usage(FILE *out)
 {
@@ -179,6 +181,18 @@ static bool check_files(const struct vm_config *cfg, GError **err)
 /* When husk started, for --timings: set first thing in main(). */
 static int64_t start_ns;
 
+/* --screenshot-on-exit: a failure is reported, and the VM's own exit status kept. */
+static void write_exit_screenshot(struct machine *m, const struct vm_config *cfg)
+{
+	GError *err = NULL;
+
+	if (cfg->screenshot_on_exit &&
+	    !screenshot_take(machine_gpu(m), cfg->screenshot_on_exit, &err)) {
+		g_printerr("husk: %s\n", err->message);
+		g_error_free(err);
+	}
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -203,6 +217,7 @@ static int cmd_run(int argc, char **argv)
 			break;
 		}
 		enum stop_reason reason = process_run_machine(m, &cfg, &signo);
+		write_exit_screenshot(m, &cfg);
 		machine_destroy(m);
 		status = exit_status(&cfg, reason, signo);
 	}

@@ -186,6 +186,25 @@ static gboolean parse_vsock(const char *name, const char *value, gpointer data, 
 	return FALSE;
 }
 
+static gboolean parse_gpu(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+
+	return config_gpu_parse(value, &cfg->gpu, err);
+}
+
+static gboolean parse_screenshot_on_exit(const char *name, const char *value, gpointer data,
+                                         GError **err)
+{
+	struct vm_config *cfg = data;
+
+	if (!*value)
+		return husk_fail(err, HUSK_EXIT_USAGE, "--screenshot-on-exit: the path is empty");
+	g_free(cfg->screenshot_on_exit);
+	cfg->screenshot_on_exit = g_strdup(value);
+	return TRUE;
+}
+
 static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -215,6 +234,10 @@ static const GOptionEntry run_entries[] = {
     {"vsock", 0, 0, CALLBACK(parse_vsock),
      "A virtio-vsock device, the guest's cid N (default 3), served on the Unix socket PATH",
      "PATH[,cid=N]"},
+    {"gpu", 0, 0, CALLBACK(parse_gpu), "A display: virtio-gpu in 2D (1024x768), or none (default)",
+     "2d|none"},
+    {"screenshot-on-exit", 0, 0, CALLBACK(parse_screenshot_on_exit),
+     "Once the VM stopped, write what its display (--gpu) showed last to FILE as PNG", "FILE"},
     {"publish", 'p', 0, G_OPTION_ARG_STRING_ARRAY, NULL,
      "Publish a guest port on the host, as docker run -p (repeatable; ADDR 127.0.0.1 by default)",
      "[ADDR:]HOSTPORT:GUESTPORT[/udp]"},
@@ -381,6 +404,9 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	cfg->timings = timings;
 	cfg->no_seccomp = no_seccomp;
 	/* Without --kernel, the disk's boot entry has a command line (vmm/disk_boot.c). */
+	if (ok && cfg->screenshot_on_exit && cfg->gpu == GPU_NONE)
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--screenshot-on-exit needs a display (--gpu 2d)");
 	if (ok && cfg->kernel && !cfg->cmdline)
 		cfg->cmdline = g_strdup(VM_DEFAULT_CMDLINE);
 	if (!ok)

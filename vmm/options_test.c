@@ -49,7 +49,24 @@ static void test_defaults(void)
 	g_assert_cmpint(cfg.console_in, ==, STDIN_FILENO);
 	g_assert_cmpuint(cfg.timeout_s, ==, 0);
 	g_assert_cmpuint(cfg.disks->len + cfg.nets->len + cfg.shares->len, ==, 0);
+	g_assert_cmpint(cfg.gpu, ==, GPU_NONE);
+	g_assert_null(cfg.screenshot_on_exit);
 	config_clear(&cfg);
+}
+
+static void test_display_options(void)
+{
+	struct vm_config cfg;
+
+	g_assert_true(parse("run --kernel k --gpu 2d --screenshot-on-exit shot.png", &cfg, NULL));
+	g_assert_cmpint(cfg.gpu, ==, GPU_2D);
+	g_assert_cmpstr(cfg.screenshot_on_exit, ==, "shot.png");
+	config_clear(&cfg);
+	expect_error("run --kernel k --gpu 3d", "--gpu: \"3d\" is not one of 2d, none");
+	expect_error("run --kernel k --screenshot-on-exit s.png",
+	             "--screenshot-on-exit needs a display (--gpu 2d)");
+	expect_error("run --kernel k --gpu 2d --screenshot-on-exit=",
+	             "--screenshot-on-exit: the path is empty");
 }
 
 static void test_all_options(void)
@@ -244,6 +261,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/options/defaults", test_defaults);
+	g_test_add_func("/options/display", test_display_options);
 	g_test_add_func("/options/all-options", test_all_options);
 	g_test_add_func("/options/share-options", test_share_options);
 	g_test_add_func("/options/share-id-maps", test_share_id_maps);

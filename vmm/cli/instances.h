@@ -37,6 +37,7 @@ int restart_main(int argc, char **argv);
 int delete_main(int argc, char **argv);
 int console_main(int argc, char **argv);
 int logs_main(int argc, char **argv);
+int screenshot_main(int argc, char **argv);
 
 /* Prints "husk: MESSAGE" and returns the error's exit status. */
 int instance_cli_fail(GError *err);

@@ -28,7 +28,7 @@
 #define DEFAULT_MEMORY    (1 * GiB)
 
 struct launch_opts {
-	char *name, *memory, *disk_size, *cloud_init, *sha256;
+	char *name, *memory, *disk_size, *cloud_init, *sha256, *gpu;
 	int cpus, timeout;
 	char **publish, **nets;
 	gboolean timings;
@@ -69,6 +69,8 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 	     "Publish a guest port on the host (repeatable)", "[ADDR:]HOSTPORT:GUESTPORT[/udp]"},
 	    {"net", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->nets,
 	     "A NIC as husk run's --net (default: user)", "user[,...]|tap=IFNAME[,...]"},
+	    {"gpu", 0, 0, G_OPTION_ARG_STRING, &o->gpu,
+	     "A display, for husk screenshot: virtio-gpu in 2D, or none (default)", "2d|none"},
 	    {"sha256", 0, 0, G_OPTION_ARG_STRING, &o->sha256,
 	     "The SHA-256 a downloaded image must have", "HEX"},
 	    {"timeout", 't', 0, G_OPTION_ARG_INT, &o->timeout,
@@ -128,6 +130,10 @@ static bool build_config(const struct launch_opts *o, const struct instance *ins
 		                 "launch: --memory: out of range (16M to 1T)");
 	cfg->cpus = (unsigned int)o->cpus;
 	cfg->memory = memory;
+	if (o->gpu && !config_gpu_parse(o->gpu, &cfg->gpu, err)) {
+		g_prefix_error(err, "launch: ");
+		return false;
+	}
 	disk = g_new0(struct disk_config, 1);
 	disk->path = instance_path(inst, "disk.qcow2");
 	disk->format = g_strdup("qcow2");
@@ -303,6 +309,7 @@ static void free_opts(struct launch_opts *o)
 	g_free(o->disk_size);
 	g_free(o->cloud_init);
 	g_free(o->sha256);
+	g_free(o->gpu);
 	g_strfreev(o->publish);
 	g_strfreev(o->nets);
 }

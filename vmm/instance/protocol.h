@@ -21,6 +21,9 @@
  *   force-stop  ends the VM now (disks flushed); the reply comes at once
  *   console     the console: the last part of its log, then what the guest
  *               writes; what the client writes is typed to the guest
+ *   screenshot  png_bytes: what the display (--gpu) shows now, as PNG; the
+ *               connection carries that many bytes after the reply, then
+ *               closes
  */
 #ifndef HUSK_PROTOCOL_H
 #define HUSK_PROTOCOL_H

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "devices/display/screenshot.h"
 #include "devices/net.h"
 #include "devices/virtio_vsock.h"
 #include "vmm/config.h"
@@ -272,6 +273,55 @@ static void add_info(struct server *s, JsonObject *reply)
 	add_network(s, reply);
 }
 
+/* A screenshot's bytes, sent once the reply line has gone out. */
+struct screenshot_send {
+	int fd;
+	GBytes *png;
+};
+
+static gboolean send_screenshot_bytes(gpointer data)
+{
+	struct screenshot_send *ss = data;
+	gsize len;
+	const char *bytes = g_bytes_get_data(ss->png, &len);
+
+	/* The socket has the control protocol's timeouts: a stalled client cannot hold us. */
+	if (!control_write_all(ss->fd, bytes, len))
+		g_debug("screenshot: %s", g_strerror(errno));
+	close(ss->fd);
+	g_bytes_unref(ss->png);
+	g_free(ss);
+	return G_SOURCE_REMOVE;
+}
+
+/*
+ * "screenshot": the reply says how many bytes of PNG follow it, then the
+ * connection carries them and closes. Encoded here, on the I/O thread.
+ */
+static bool answer_screenshot(struct server *s, JsonObject *reply, int fd, GError **err)
+{
+	struct virtio_gpu *gpu = machine_gpu(s->m);
+	struct gpu_image img;
+
+	if (!gpu)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "this instance has no display (launch it with --gpu 2d)");
+	if (!virtio_gpu_snapshot(gpu, &img, err))
+		return false;
+	GBytes *png = screenshot_encode_png(&img, err);
+	g_free(img.rgb);
+	if (!png)
+		return false;
+	struct screenshot_send *ss = g_new(struct screenshot_send, 1);
+	*ss = (struct screenshot_send){fd, png};
+	json_object_set_int_member(reply, "png_bytes", (gint64)g_bytes_get_size(png));
+	GSource *later = g_idle_source_new();
+	g_source_set_callback(later, send_screenshot_bytes, ss, NULL);
+	g_source_attach(later, machine_context(s->m));
+	g_source_unref(later);
+	return true;
+}
+
 static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool *take_fd,
                    GError **err)
 {
@@ -289,6 +339,10 @@ static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool
 		*take_fd = true;
 	} else if (strcmp(op, "info") == 0) {
 		add_info(s, reply);
+	} else if (strcmp(op, "screenshot") == 0) {
+		if (!answer_screenshot(s, reply, fd, err))
+			return false;
+		*take_fd = true;
 	} else if (strcmp(op, "state") != 0) {
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "unknown op \"%s\"", op);
 	}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-gpu in 2D (virtio 1.2, 5.7): one scanout, host-side resources
+ * the guest draws into through TRANSFER_TO_HOST_2D from its backing pages,
+ * the cursor queue, display information and EDID. Its queues run on the
+ * I/O thread, never a vCPU's; what the scanout shows can be read from any
+ * thread (virtio_gpu_snapshot) for screenshots.
+ *
+ * The guest's commands are checked one by one and refused with the
+ * spec's error responses; what they may make the host hold is bounded:
+ * at most GPU_MAX_RESOURCES resources of at most GPU_MAX_DIMENSION
+ * pixels a side, GPU_MAX_RESOURCE_BYTES of pixels in all, and
+ * GPU_MAX_BACKING_ENTRIES backing pages per resource.
+ */
+#ifndef HUSK_VIRTIO_GPU_H
+#define HUSK_VIRTIO_GPU_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/virtio_pci.h"
+#include "devices/virtqueue.h"
+#include "vmm/guest_memory.h"
+
+#define GPU_MAX_RESOURCES       512
+#define GPU_MAX_DIMENSION       8192
+#define GPU_MAX_RESOURCE_BYTES  (256u << 20) /* of pixels, every resource together */
+#define GPU_MAX_BACKING_ENTRIES 16384        /* as QEMU: a 64 MiB resource in 4 KiB pages */
+#define GPU_DEFAULT_WIDTH       1024
+#define GPU_DEFAULT_HEIGHT      768
+
+extern const struct virtio_device_ops virtio_gpu_ops;
+
+/* A device whose scanout 0 reports width x height, the guest's RAM being 'mem'. */
+struct virtio_gpu *virtio_gpu_new(const struct guest_memory *mem, uint32_t width, uint32_t height);
+void virtio_gpu_free(struct virtio_gpu *gpu);
+
+/*
+ * Carries out one control-queue request and writes its response; returns
+ * the bytes written into the chain (0 when it has no room for a header).
+ */
+uint32_t virtio_gpu_control(struct virtio_gpu *gpu, const struct vq_chain *chain);
+
+/* One cursor-queue request: the cursor's image and place are noted, nothing answered. */
+void virtio_gpu_cursor(struct virtio_gpu *gpu, const struct vq_chain *chain);
+
+/* Picture of what a scanout shows: RGB, 3 bytes a pixel, rows packed. */
+struct gpu_image {
+	uint32_t width, height;
+	uint8_t *rgb; /* g_free() */
+};
+
+/*
+ * From any thread: the pixels scanout 0 shows now. False with 'err' set
+ * when the guest shows nothing (no driver yet, or the scanout disabled).
+ */
+bool virtio_gpu_snapshot(struct virtio_gpu *gpu, struct gpu_image *out, GError **err);
+
+/*
+ * As virtio_gpu_snapshot, but when the scanout shows nothing now because
+ * the driver reset the device (newer kernels do as they power off), what
+ * it showed before that reset.
+ */
+bool virtio_gpu_last_picture(struct virtio_gpu *gpu, struct gpu_image *out, GError **err);
+
+/* Counts for tests and --timings. */
+struct gpu_stats {
+	uint64_t commands, errors, transfers, flushes, cursor_updates;
+	uint32_t resources;
+	uint64_t resource_bytes;
+};
+void virtio_gpu_stats(struct virtio_gpu *gpu, struct gpu_stats *out);
+
+#endif

@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: MIT
+#include <glib.h>
+#include <string.h>
+
+#include "devices/display/virtio_gpu.h"
+#include "vmm/layout.h"
+
+#define RAM (16 * MiB)
+
+enum {
+	GET_DISPLAY_INFO = 0x0100,
+	RESOURCE_CREATE_2D,
+	RESOURCE_UNREF,
+	SET_SCANOUT,
+	RESOURCE_FLUSH,
+	TRANSFER_TO_HOST_2D,
+	ATTACH_BACKING,
+	DETACH_BACKING,
+	GET_EDID = 0x010a,
+	CTX_CREATE = 0x0200,
+	UPDATE_CURSOR = 0x0300,
+	MOVE_CURSOR,
+	OK_NODATA = 0x1100,
+	OK_DISPLAY_INFO,
+	OK_EDID = 0x1104,
+	ERR_UNSPEC = 0x1200,
+	ERR_OUT_OF_MEMORY,
+	ERR_INVALID_SCANOUT_ID,
+	ERR_INVALID_RESOURCE_ID,
+	ERR_INVALID_CONTEXT_ID,
+	ERR_INVALID_PARAMETER,
+};
+
+#define B8G8R8X8 2
+#define R8G8B8A8 67
+
+struct fixture {
+	struct guest_memory gm;
+	struct virtio_gpu *gpu;
+	uint8_t request[4096];
+	uint8_t response[2048];
+	struct vq_chain chain;
+};
+
+static void setup(struct fixture *f, gconstpointer data)
+{
+	g_assert_true(guest_memory_alloc(&f->gm, RAM));
+	f->gpu = virtio_gpu_new(&f->gm, 640, 480);
+}
+
+static void teardown(struct fixture *f, gconstpointer data)
+{
+	virtio_gpu_free(f->gpu);
+	guest_memory_free(&f->gm);
+}
+
+/* A request: the header with 'type' and the 32-bit words of its body. */
+static size_t put_request(struct fixture *f, uint32_t type, const uint32_t *body, size_t words)
+{
+	memset(f->request, 0, 24);
+	memcpy(f->request, &type, 4);
+	memcpy(f->request + 24, body, words * 4);
+	return 24 + words * 4;
+}
+
+/* Sends 'len' request bytes, as one readable and one writable buffer; returns the answer's type. */
+static uint32_t send_bytes(struct fixture *f, size_t len, uint32_t *written)
+{
+	uint32_t type, n;
+
+	memset(&f->chain, 0, sizeof(f->chain));
+	memset(f->response, 0xee, sizeof(f->response));
+	f->chain.seg[0] = (struct vq_seg){f->request, (uint32_t)len, false};
+	f->chain.seg[1] = (struct vq_seg){f->response, sizeof(f->response), true};
+	f->chain.nseg = 2;
+	f->chain.out_len = (uint32_t)len;
+	f->chain.in_len = sizeof(f->response);
+	n = virtio_gpu_control(f->gpu, &f->chain);
+	if (written)
+		*written = n;
+	g_assert_cmpuint(n, >=, 24);
+	memcpy(&type, f->response, 4);
+	return type;
+}
+
+#define SEND(f, type, ...)                                                                         \
+	({                                                                                         \
+		const uint32_t body_[] = {__VA_ARGS__};                                            \
+		send_bytes(f, put_request(f, type, body_, G_N_ELEMENTS(body_)), NULL);             \
+	})
+
+static uint32_t attach(struct fixture *f, uint32_t id, const uint64_t *addr, const uint32_t *len,
+                       uint32_t n)
+{
+	const uint32_t body[] = {id, n};
+	size_t at = put_request(f, ATTACH_BACKING, body, 2);
+
+	for (uint32_t i = 0; i < n; i++, at += 16) {
+		memcpy(f->request + at, &addr[i], 8);
+		memcpy(f->request + at + 8, &len[i], 4);
+		memset(f->request + at + 12, 0, 4);
+	}
+	return send_bytes(f, at, NULL);
+}
+
+static void test_display_info(struct fixture *f, gconstpointer data)
+{
+	uint32_t written, mode[6];
+
+	g_assert_cmphex(send_bytes(f, put_request(f, GET_DISPLAY_INFO, NULL, 0), &written), ==,
+	                OK_DISPLAY_INFO);
+	g_assert_cmpuint(written, ==, 408);
+	memcpy(mode, f->response + 24, sizeof(mode));
+	g_assert_cmpuint(mode[2], ==, 640);
+	g_assert_cmpuint(mode[3], ==, 480);
+	g_assert_cmpuint(mode[4], ==, 1); /* enabled */
+	memcpy(mode, f->response + 48, sizeof(mode));
+	g_assert_cmpuint(mode[4], ==, 0); /* the second scanout does not exist */
+}
+
+static void test_edid(struct fixture *f, gconstpointer data)
+{
+	static const uint8_t header[8] = {0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0};
+	uint32_t written, size;
+	uint8_t sum = 0;
+
+	g_assert_cmphex(SEND(f, GET_EDID, 0, 0), ==, OK_EDID);
+	memcpy(&size, f->response + 24, 4);
+	g_assert_cmpuint(size, ==, 128);
+	g_assert_cmpmem(f->response + 32, 8, header, 8);
+	for (int i = 0; i < 128; i++)
+		sum += f->response[32 + i];
+	g_assert_cmpuint(sum, ==, 0);
+	/* The preferred mode is the display's: 640 = 0x280 wide, 480 = 0x1e0 high. */
+	g_assert_cmpuint(f->response[32 + 56], ==, 0x80);
+	g_assert_cmpuint(f->response[32 + 58] >> 4, ==, 2);
+	g_assert_cmpuint(f->response[32 + 59], ==, 0xe0);
+	g_assert_cmphex(send_bytes(f, put_request(f, GET_EDID, (uint32_t[]){1, 0}, 2), &written),
+	                ==, ERR_INVALID_SCANOUT_ID);
+	g_assert_cmpuint(written, ==, 24);
+}
+
+/* A 4x2 resource in 'format' backed by two pieces of guest RAM, drawn and shown. */
+static void draw_small(struct fixture *f, uint32_t format)
+{
+	uint8_t pixels[32];
+	const uint64_t addr[] = {0x10000, 0x20000};
+	const uint32_t len[] = {12, 20}; /* the first row crosses from one piece to the next */
+
+	for (int i = 0; i < 32; i++)
+		pixels[i] = (uint8_t)(i * 7 + 1);
+	g_assert_true(gm_write(&f->gm, addr[0], pixels, 12));
+	g_assert_true(gm_write(&f->gm, addr[1], pixels + 12, 20));
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 5, format, 4, 2), ==, OK_NODATA);
+	g_assert_cmphex(attach(f, 5, addr, len, 2), ==, OK_NODATA);
+	g_assert_cmphex(SEND(f, TRANSFER_TO_HOST_2D, 0, 0, 4, 2, 0, 0, 5, 0), ==, OK_NODATA);
+	g_assert_cmphex(SEND(f, SET_SCANOUT, 0, 0, 4, 2, 0, 5), ==, OK_NODATA);
+	g_assert_cmphex(SEND(f, RESOURCE_FLUSH, 0, 0, 4, 2, 5, 0), ==, OK_NODATA);
+}
+
+static void test_draw_and_snapshot(struct fixture *f, gconstpointer data)
+{
+	struct gpu_image img;
+
+	draw_small(f, B8G8R8X8);
+	g_assert_true(virtio_gpu_snapshot(f->gpu, &img, NULL));
+	g_assert_cmpuint(img.width, ==, 4);
+	g_assert_cmpuint(img.height, ==, 2);
+	/* Pixel 5 (second row, second column): bytes 20..23 are B, G, R, X. */
+	g_assert_cmpuint(img.rgb[15], ==, (uint8_t)(22 * 7 + 1));
+	g_assert_cmpuint(img.rgb[16], ==, (uint8_t)(21 * 7 + 1));
+	g_assert_cmpuint(img.rgb[17], ==, (uint8_t)(20 * 7 + 1));
+	g_free(img.rgb);
+}
+
+static void test_rgba_format(struct fixture *f, gconstpointer data)
+{
+	struct gpu_image img;
+
+	draw_small(f, R8G8B8A8);
+	g_assert_true(virtio_gpu_snapshot(f->gpu, &img, NULL));
+	g_assert_cmpuint(img.rgb[0], ==, 1);
+	g_assert_cmpuint(img.rgb[1], ==, 8);
+	g_assert_cmpuint(img.rgb[2], ==, 15);
+	g_free(img.rgb);
+}
+
+/* A transfer of part of the resource: the offset is where the rectangle starts. */
+static void test_partial_transfer(struct fixture *f, gconstpointer data)
+{
+	const uint64_t addr[] = {0x40000};
+	const uint32_t len[] = {16 * 16 * 4};
+	uint32_t red = 0x00ff0000; /* B8G8R8X8 in a little-endian word */
+	struct gpu_image img;
+
+	for (int i = 0; i < 16 * 16; i++)
+		g_assert_true(gm_write(&f->gm, addr[0] + i * 4, &red, 4));
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 1, B8G8R8X8, 16, 16), ==, OK_NODATA);
+	g_assert_cmphex(attach(f, 1, addr, len, 1), ==, OK_NODATA);
+	/* Rows 2..3, columns 4..7. */
+	g_assert_cmphex(SEND(f, TRANSFER_TO_HOST_2D, 4, 2, 4, 2, 2 * 64 + 16, 0, 1, 0), ==,
+	                OK_NODATA);
+	g_assert_cmphex(SEND(f, SET_SCANOUT, 0, 0, 16, 16, 0, 1), ==, OK_NODATA);
+	g_assert_true(virtio_gpu_snapshot(f->gpu, &img, NULL));
+	for (uint32_t y = 0; y < 16; y++)
+		for (uint32_t x = 0; x < 16; x++) {
+			bool drawn = x >= 4 && x < 8 && y >= 2 && y < 4;
+			g_assert_cmpuint(img.rgb[(y * 16 + x) * 3], ==, drawn ? 0xff : 0);
+		}
+	g_free(img.rgb);
+}
+
+static void test_refusals(struct fixture *f, gconstpointer data)
+{
+	const uint64_t outside[] = {RAM - 8};
+	const uint64_t inside[] = {0x1000};
+	const uint32_t len[] = {64};
+
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 0, B8G8R8X8, 4, 4), ==,
+	                ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 1, 999, 4, 4), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 1, B8G8R8X8, 0, 4), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 1, B8G8R8X8, 65536, 65536), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 1, B8G8R8X8, 4, 4), ==, OK_NODATA);
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 1, B8G8R8X8, 4, 4), ==,
+	                ERR_INVALID_RESOURCE_ID);
+	/* Backing: outside RAM, empty, too many entries, a list shorter than it says. */
+	g_assert_cmphex(attach(f, 1, outside, len, 1), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(attach(f, 1, inside, (uint32_t[]){0}, 1), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, ATTACH_BACKING, 1, 100000), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, ATTACH_BACKING, 1, 3), ==, ERR_UNSPEC);
+	g_assert_cmphex(attach(f, 2, inside, len, 1), ==, ERR_INVALID_RESOURCE_ID);
+	/* A transfer before any backing, then one past the backing's end or the resource's. */
+	g_assert_cmphex(SEND(f, TRANSFER_TO_HOST_2D, 0, 0, 4, 4, 0, 0, 1, 0), ==, ERR_UNSPEC);
+	g_assert_cmphex(attach(f, 1, inside, len, 1), ==, OK_NODATA);
+	g_assert_cmphex(attach(f, 1, inside, len, 1), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, TRANSFER_TO_HOST_2D, 0, 0, 4, 4, 4, 0, 1, 0), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, TRANSFER_TO_HOST_2D, 0, 0, 4, 4, 0, 1, 1, 0), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, TRANSFER_TO_HOST_2D, 1, 0, 4, 1, 0, 0, 1, 0), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, TRANSFER_TO_HOST_2D, UINT32_MAX, 0, 2, 1, 0, 0, 1, 0), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, TRANSFER_TO_HOST_2D, 0, 0, 4, 4, 0, 0, 1, 0), ==, OK_NODATA);
+	/* Scanouts and flushes. */
+	g_assert_cmphex(SEND(f, SET_SCANOUT, 0, 0, 4, 4, 1, 1), ==, ERR_INVALID_SCANOUT_ID);
+	g_assert_cmphex(SEND(f, SET_SCANOUT, 0, 0, 4, 4, 0, 9), ==, ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(SEND(f, SET_SCANOUT, 0, 0, 5, 4, 0, 1), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(SEND(f, RESOURCE_FLUSH, 0, 0, 4, 4, 9, 0), ==, ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(SEND(f, RESOURCE_FLUSH, 2, 2, 4, 4, 1, 0), ==, ERR_INVALID_PARAMETER);
+	/* Unknown commands, 3D ones (not offered), a truncated body. */
+	g_assert_cmphex(SEND(f, 0x4242), ==, ERR_UNSPEC);
+	g_assert_cmphex(SEND(f, CTX_CREATE, 1, 0), ==, ERR_UNSPEC);
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, 3, B8G8R8X8), ==, ERR_UNSPEC);
+	g_assert_cmphex(SEND(f, DETACH_BACKING, 1, 0), ==, OK_NODATA);
+	g_assert_cmphex(SEND(f, DETACH_BACKING, 1, 0), ==, ERR_UNSPEC);
+	g_assert_cmphex(SEND(f, RESOURCE_UNREF, 1, 0), ==, OK_NODATA);
+	g_assert_cmphex(SEND(f, RESOURCE_UNREF, 1, 0), ==, ERR_INVALID_RESOURCE_ID);
+}
+
+static void test_unref_turns_display_off(struct fixture *f, gconstpointer data)
+{
+	struct gpu_image img;
+	GError *err = NULL;
+
+	g_assert_false(virtio_gpu_snapshot(f->gpu, &img, &err));
+	g_assert_nonnull(strstr(err->message, "shows nothing"));
+	g_clear_error(&err);
+	draw_small(f, B8G8R8X8);
+	g_assert_cmphex(SEND(f, RESOURCE_UNREF, 5, 0), ==, OK_NODATA);
+	g_assert_false(virtio_gpu_snapshot(f->gpu, &img, &err));
+	g_clear_error(&err);
+	draw_small(f, B8G8R8X8);
+	g_assert_cmphex(SEND(f, SET_SCANOUT, 0, 0, 0, 0, 0, 0), ==, OK_NODATA);
+	g_assert_false(virtio_gpu_snapshot(f->gpu, &img, &err));
+	g_clear_error(&err);
+}
+
+/* A reset turns the display off; the last picture is still there for an exit screenshot. */
+static void test_last_picture_after_reset(struct fixture *f, gconstpointer data)
+{
+	struct gpu_image img;
+	GError *err = NULL;
+
+	g_assert_false(virtio_gpu_last_picture(f->gpu, &img, &err));
+	g_clear_error(&err);
+	draw_small(f, R8G8B8A8);
+	virtio_gpu_ops.reset(f->gpu);
+	g_assert_false(virtio_gpu_snapshot(f->gpu, &img, &err));
+	g_clear_error(&err);
+	g_assert_true(virtio_gpu_last_picture(f->gpu, &img, NULL));
+	g_assert_cmpuint(img.width, ==, 4);
+	g_assert_cmpuint(img.rgb[0], ==, 1);
+	g_assert_cmpuint(img.rgb[2], ==, 15);
+	g_free(img.rgb);
+	virtio_gpu_ops.reset(f->gpu); /* nothing shown now: the picture before stays */
+	g_assert_true(virtio_gpu_last_picture(f->gpu, &img, NULL));
+	g_free(img.rgb);
+}
+
+static void test_fence_echoed(struct fixture *f, gconstpointer data)
+{
+	uint64_t fence = 0x1122334455667788, got;
+	uint32_t flags = 1;
+	size_t len = put_request(f, GET_DISPLAY_INFO, NULL, 0);
+
+	memcpy(f->request + 4, &flags, 4);
+	memcpy(f->request + 8, &fence, 8);
+	g_assert_cmphex(send_bytes(f, len, NULL), ==, OK_DISPLAY_INFO);
+	memcpy(&flags, f->response + 4, 4);
+	memcpy(&got, f->response + 8, 8);
+	g_assert_cmpuint(flags, ==, 1);
+	g_assert_cmphex(got, ==, fence);
+}
+
+/* No room for a header: nothing written. A short response buffer: what fits. */
+static void test_small_response_buffers(struct fixture *f, gconstpointer data)
+{
+	size_t len = put_request(f, GET_DISPLAY_INFO, NULL, 0);
+
+	memset(&f->chain, 0, sizeof(f->chain));
+	f->chain.seg[0] = (struct vq_seg){f->request, (uint32_t)len, false};
+	f->chain.seg[1] = (struct vq_seg){f->response, 23, true};
+	f->chain.nseg = 2;
+	f->chain.out_len = (uint32_t)len;
+	f->chain.in_len = 23;
+	g_assert_cmpuint(virtio_gpu_control(f->gpu, &f->chain), ==, 0);
+	f->chain.seg[1].len = f->chain.in_len = 100;
+	g_assert_cmpuint(virtio_gpu_control(f->gpu, &f->chain), ==, 100);
+}
+
+static void test_budget(struct fixture *f, gconstpointer data)
+{
+	struct gpu_stats st;
+	uint32_t id = 1;
+
+	/* 4096 x 4096 x 4 = 64 MiB each: four fill the budget of pixels. */
+	for (; id <= GPU_MAX_RESOURCE_BYTES / (64u << 20); id++)
+		g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, id, B8G8R8X8, 4096, 4096), ==,
+		                OK_NODATA);
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, id, B8G8R8X8, 4096, 4096), ==,
+	                ERR_OUT_OF_MEMORY);
+	for (uint32_t i = 1; i < id; i++)
+		g_assert_cmphex(SEND(f, RESOURCE_UNREF, i, 0), ==, OK_NODATA);
+	/* Many small ones: the count runs out first. */
+	for (id = 1; id <= GPU_MAX_RESOURCES; id++)
+		g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, id, B8G8R8X8, 1, 1), ==, OK_NODATA);
+	g_assert_cmphex(SEND(f, RESOURCE_CREATE_2D, id, B8G8R8X8, 1, 1), ==, ERR_OUT_OF_MEMORY);
+	virtio_gpu_stats(f->gpu, &st);
+	g_assert_cmpuint(st.resources, ==, GPU_MAX_RESOURCES);
+	g_assert_cmpuint(st.resource_bytes, ==, GPU_MAX_RESOURCES * 4);
+	virtio_gpu_ops.reset(f->gpu);
+	virtio_gpu_stats(f->gpu, &st);
+	g_assert_cmpuint(st.resources, ==, 0);
+	g_assert_cmpuint(st.resource_bytes, ==, 0);
+}
+
+static void test_cursor(struct fixture *f, gconstpointer data)
+{
+	const uint32_t update[] = {0, 10, 20, 0, 77, 1, 1, 0};
+	struct gpu_stats st;
+
+	put_request(f, UPDATE_CURSOR, update, G_N_ELEMENTS(update));
+	memset(&f->chain, 0, sizeof(f->chain));
+	f->chain.seg[0] = (struct vq_seg){f->request, 56, false};
+	f->chain.nseg = 1;
+	f->chain.out_len = 56;
+	virtio_gpu_cursor(f->gpu, &f->chain); /* an unknown resource: no cursor image */
+	f->chain.seg[0].len = f->chain.out_len = 30;
+	virtio_gpu_cursor(f->gpu, &f->chain); /* truncated: ignored */
+	virtio_gpu_stats(f->gpu, &st);
+	g_assert_cmpuint(st.cursor_updates, ==, 1);
+}
+
+/* What the transport reads: one scanout, no capsets, EDID offered, VIRGL not. */
+static void test_config_and_features(struct fixture *f, gconstpointer data)
+{
+	uint32_t config[4];
+
+	g_assert_cmpuint(virtio_gpu_ops.device_id, ==, 16);
+	g_assert_cmpuint(virtio_gpu_ops.num_queues, ==, 2);
+	g_assert_cmpuint(virtio_gpu_ops.config_size, ==, sizeof(config));
+	virtio_gpu_ops.config_read(f->gpu, 0, (uint8_t *)config, sizeof(config));
+	g_assert_cmpuint(config[0], ==, 0); /* events_read */
+	g_assert_cmpuint(config[2], ==, 1); /* num_scanouts */
+	g_assert_cmpuint(config[3], ==, 0); /* num_capsets */
+	g_assert_cmphex(virtio_gpu_ops.features(f->gpu), ==, 1u << 1);
+}
+
+/* --- a hostile driver ----------------------------------------------------------------------- */
+
+#define HOSTILE_REQUESTS 20000
+
+static uint32_t pick_u32(GRand *r, uint32_t usual_max)
+{
+	switch (g_rand_int_range(r, 0, 6)) {
+	case 0:
+		return g_rand_int(r);
+	case 1:
+		return 0;
+	case 2:
+		return UINT32_MAX - (uint32_t)g_rand_int_range(r, 0, 4);
+	default:
+		return (uint32_t)g_rand_int_range(r, 0, (gint32)usual_max + 1);
+	}
+}
+
+/* A request of a known type (mostly) with fields near the edges, split across random buffers. */
+static void hostile_request(struct fixture *f, GRand *r)
+{
+	static const uint32_t types[] = {
+	    GET_DISPLAY_INFO,    RESOURCE_CREATE_2D, RESOURCE_UNREF, SET_SCANOUT, RESOURCE_FLUSH,
+	    TRANSFER_TO_HOST_2D, ATTACH_BACKING,     DETACH_BACKING, GET_EDID,    CTX_CREATE};
+	uint32_t words[16];
+	size_t len = 24 + (size_t)g_rand_int_range(r, 0, 17) * 4;
+
+	for (unsigned int i = 0; i < G_N_ELEMENTS(words); i++)
+		words[i] = pick_u32(r, 300);
+	put_request(f, types[g_rand_int_range(r, 0, G_N_ELEMENTS(types))], words, 16);
+	if (g_rand_int_range(r, 0, 20) == 0)
+		memcpy(f->request, &words[0], 4); /* a made-up type */
+	/* Backing entries: mostly inside RAM, some anywhere. */
+	for (size_t at = 32; at + 16 <= 24 + 16 * 4; at += 16) {
+		uint64_t addr = g_rand_boolean(r) ? (uint64_t)g_rand_int_range(r, 0, RAM)
+		                                  : (uint64_t)g_rand_int(r) << 20;
+		memcpy(f->request + at, &addr, 8);
+	}
+	if (words[0] % 3 == 0) /* a resource id it has used */
+		memcpy(f->request + 24, &(uint32_t){words[1] % 8}, 4);
+	memset(&f->chain, 0, sizeof(f->chain));
+	size_t done = 0;
+	while (done < len) {
+		uint32_t n = (uint32_t)MIN(len - done, (size_t)g_rand_int_range(r, 1, 40));
+		f->chain.seg[f->chain.nseg++] = (struct vq_seg){f->request + done, n, false};
+		done += n;
+	}
+	f->chain.out_len = (uint32_t)len;
+	f->chain.in_len = (uint32_t)g_rand_int_range(r, 0, sizeof(f->response));
+	f->chain.seg[f->chain.nseg++] = (struct vq_seg){f->response, f->chain.in_len, true};
+}
+
+static void test_hostile_driver(struct fixture *f, gconstpointer data)
+{
+	GRand *r = g_rand_new_with_seed(0x677075);
+	struct gpu_stats st;
+	unsigned int ok = 0;
+
+	for (int i = 0; i < HOSTILE_REQUESTS; i++) {
+		hostile_request(f, r);
+		uint32_t written = virtio_gpu_control(f->gpu, &f->chain);
+		uint32_t type;
+		g_assert_cmpuint(written, <=, f->chain.in_len);
+		if (f->chain.in_len < 24) {
+			g_assert_cmpuint(written, ==, 0);
+			continue;
+		}
+		memcpy(&type, f->response, 4);
+		g_assert_true((type >= OK_NODATA && type <= OK_EDID) ||
+		              (type >= ERR_UNSPEC && type <= ERR_INVALID_PARAMETER));
+		ok += type < ERR_UNSPEC;
+		if (i % 1000 == 0)
+			virtio_gpu_cursor(f->gpu, &f->chain);
+		virtio_gpu_stats(f->gpu, &st);
+		g_assert_cmpuint(st.resources, <=, GPU_MAX_RESOURCES);
+		g_assert_cmpuint(st.resource_bytes, <=, GPU_MAX_RESOURCE_BYTES);
+		struct gpu_image img;
+		if (i % 97 == 0 && virtio_gpu_snapshot(f->gpu, &img, NULL))
+			g_free(img.rgb);
+	}
+	/* The driver got some commands through, or the test proves little. */
+	g_assert_cmpuint(ok, >, HOSTILE_REQUESTS / 20);
+	g_rand_free(r);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+#define ADD(name, fn) g_test_add(name, struct fixture, NULL, setup, fn, teardown)
+	ADD("/virtio-gpu/display-info", test_display_info);
+	ADD("/virtio-gpu/edid", test_edid);
+	ADD("/virtio-gpu/draw-and-snapshot", test_draw_and_snapshot);
+	ADD("/virtio-gpu/rgba-format", test_rgba_format);
+	ADD("/virtio-gpu/partial-transfer", test_partial_transfer);
+	ADD("/virtio-gpu/refusals", test_refusals);
+	ADD("/virtio-gpu/unref-turns-display-off", test_unref_turns_display_off);
+	ADD("/virtio-gpu/last-picture-after-reset", test_last_picture_after_reset);
+	ADD("/virtio-gpu/fence-echoed", test_fence_echoed);
+	ADD("/virtio-gpu/small-response-buffers", test_small_response_buffers);
+	ADD("/virtio-gpu/budget", test_budget);
+	ADD("/virtio-gpu/cursor", test_cursor);
+	ADD("/virtio-gpu/config-and-features", test_config_and_features);
+	ADD("/virtio-gpu/hostile-driver", test_hostile_driver);
+	return g_test_run();
+}

@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: MIT
+#
+# Whole-VM tests of the display (--gpu 2d), sourced by vm-tests.sh (whose
+# vm_boot, fact, pass, fail and skip they use). One boot of the GPU guest
+# (guest-init.sh's action gpu: the generic kernel's virtio-gpu driver and
+# its /dev/fb0) answers:
+#   gpu-bound    the driver took the device and gave a 1024x768, 32-bit
+#                framebuffer, with no error from DRM in the guest's log
+#   gpu-2d       the picture the guest drew in /dev/fb0 is on husk's
+#                --screenshot-on-exit PNG, colour for colour (png-probe)
+
+GPU_TESTS=(gpu-bound gpu-2d)
+
+# The points png-probe reads, and the colour the guest drew at each:
+# the top half red on the left and green on the right, the bottom blue.
+GPU_PROBES=("0,0" "511,383" "512,0" "1023,383" "0,384" "1023,767")
+GPU_WANT="1024x768 0,0 ff0000 511,383 ff0000 512,0 00ff00 1023,383 00ff00 0,384 0000ff 1023,767 0000ff"
+
+test_gpu() {
+	local shot=$LOGDIR/gpu-2d.png got
+	rm -f "$shot"
+	# No cursor blinking over the picture from the framebuffer console.
+	VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
+		vm_start gpu-2d gpu gpu --gpu 2d --screenshot-on-exit "$shot" --timings
+	# Once drawn, the guest leaves the picture up; the fbdev emulation
+	# hands it to the device from a worker, so give that a moment. Then
+	# SIGTERM: husk stops the VM (143) and writes the screenshot.
+	vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
+	kill -TERM "$VM_PID" 2>/dev/null || true
+	vm_wait
+	info "gpu-2d: $(grep -h '^husk: gpu:' "$VM_LOG.err" || echo 'husk reported no GPU counts')"
+	if [[ $(fact gpu_bound) != 1 ]]; then
+		fail gpu-bound "virtio-gpu's driver bound $(fact gpu_bound) devices, expected 1" "$VM_LOG"
+	elif [[ "$(fact fb_size) $(fact fb_bpp) $(fact fb_stride)" != "1024,768 32 4096" ]]; then
+		fail gpu-bound "framebuffer $(fact fb_size), $(fact fb_bpp) bits, stride $(fact fb_stride); expected 1024,768, 32, 4096" "$VM_LOG"
+	elif [[ $(fact gpu_problems) != 0 ]]; then
+		fail gpu-bound "$(fact gpu_problems) DRM errors in the guest's log" "$VM_LOG"
+	else
+		pass gpu-bound
+	fi
+	if [[ $VM_RC != 143 || $(fact gpu_drawn) != yes ]]; then
+		fail gpu-2d "the guest did not draw (drawn: $(fact gpu_drawn)), or husk exited $VM_RC, not 143 after SIGTERM" "$VM_LOG"
+	elif [[ ! -s $shot ]]; then
+		fail gpu-2d "husk wrote no screenshot" "$VM_LOG"
+	elif ! got=$("$ASSETS/gpu/png-probe" "$shot" "${GPU_PROBES[@]}" 2>&1); then
+		fail gpu-2d "png-probe: $got" "$VM_LOG"
+	elif got=$(tr '\n' ' ' <<<"$got") && [[ ${got% } != "$GPU_WANT" ]]; then
+		fail gpu-2d "the screenshot shows '${got% }', expected '$GPU_WANT' (the guest reads back $(fact fb_first_pixel) at 0,0)" "$VM_LOG"
+	else
+		pass gpu-2d
+	fi
+}
+
+run_gpu_tests() {
+	if [[ ! -r $ASSETS/gpu/initrd.cpio.gz ]]; then
+		local t
+		for t in "${GPU_TESTS[@]}"; do skip "$t" "no GPU guest image in the assets"; done
+		return 0
+	fi
+	test_gpu
+}
