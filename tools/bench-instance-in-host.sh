@@ -123,6 +123,12 @@ bench_exec() {
 		"${SSH[@]}" true 2>/dev/null && break
 		sleep 1
 	done
+	if ! "${HUSK_CMD[@]}" exec bench -- true; then
+		echo "bench: husk exec fails on a ready instance: no exec figures" >&2
+		"${HUSK_CMD[@]}" info bench >&2 || true
+		tail -n 40 "$HUSK_HOME/instances/bench/console.log" "$HUSK_HOME/instances/bench/husk.log" >&2 || true
+		return 0
+	fi
 	for ((i = 1; i <= EXECS; i++)); do
 		t0=$(now)
 		"${HUSK_CMD[@]}" exec bench -- true || echo "bench: husk exec failed ($?)"
