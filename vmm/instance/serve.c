@@ -272,8 +272,8 @@ static void add_info(struct server *s, JsonObject *reply)
 	add_network(s, reply);
 }
 
-static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool *take_fd,
-                   GError **err)
+static bool answer(void *opaque, const char *op, JsonObject *request, JsonObject *reply, int fd,
+                   bool *take_fd, GError **err)
 {
 	struct server *s = opaque;
 
