@@ -443,6 +443,7 @@ static void sleep_ms(long ms)
  * A hot-plugged device is unknown to the guest until its PCI bus is
  * rescanned, and its tag unknown until the driver has probed it: mount
  * is tried until then (an unknown tag is EINVAL or ENOENT, by kernel).
+ * Without a slot, the device is one the guest has had since boot: once.
  */
 static int mount_share(const struct agent_mount *m)
 {
@@ -457,7 +458,7 @@ static int mount_share(const struct agent_mount *m)
 	for (long waited = 0;; waited += 50) {
 		if (mount(m->tag, m->path, "virtiofs", flags, NULL) == 0)
 			return 0;
-		if ((errno != EINVAL && errno != ENOENT && errno != ENODEV) ||
+		if ((errno != EINVAL && errno != ENOENT && errno != ENODEV) || m->slot < 0 ||
 		    waited >= MOUNT_WAIT_MS)
 			return errno;
 		sleep_ms(50);

@@ -48,6 +48,7 @@ struct vm_config {
 	bool allow_pvm;
 	bool timings;
 	bool no_seccomp;  /* run without the system-call filter (vmm/seccomp.h) */
+	char *control;    /* --control: where husk run serves husk mount and umount, or NULL */
 	int64_t start_ns; /* CLOCK_MONOTONIC when husk started, for --timings */
 };
 

@@ -179,6 +179,15 @@ static gboolean parse_vsock(const char *name, const char *value, gpointer data, 
 	return FALSE;
 }
 
+static gboolean parse_control(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+
+	g_free(cfg->control);
+	cfg->control = g_strdup(value);
+	return TRUE;
+}
+
 static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -208,6 +217,10 @@ static const GOptionEntry run_entries[] = {
     {"vsock", 0, 0, CALLBACK(parse_vsock),
      "A virtio-vsock device, the guest's cid N (default 3), served on the Unix socket PATH",
      "PATH[,cid=N]"},
+    {"control", 0, 0, CALLBACK(parse_control),
+     "Serve husk mount and husk umount on the Unix socket PATH (with --vsock: the guest "
+     "runs husk-agent)",
+     "PATH"},
     {"publish", 'p', 0, G_OPTION_ARG_STRING_ARRAY, NULL,
      "Publish a guest port on the host, as docker run -p (repeatable; ADDR 127.0.0.1 by default)",
      "[ADDR:]HOSTPORT:GUESTPORT[/udp]"},
@@ -352,6 +365,10 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	cfg->timings = timings;
 	cfg->no_seccomp = no_seccomp;
 	/* Without --kernel, the disk's boot entry has a command line (vmm/disk_boot.c). */
+	if (ok && cfg->control && !cfg->vsock)
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--control: needs --vsock (mounts go through "
+		               "the guest's agent)");
 	if (ok && cfg->kernel && !cfg->cmdline)
 		cfg->cmdline = g_strdup(VM_DEFAULT_CMDLINE);
 	if (!ok)

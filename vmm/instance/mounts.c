@@ -15,18 +15,18 @@
 #include "vmm/instance/protocol.h"
 #include "vmm/machine.h"
 
-#define AGENT_CALL_MS 30000 /* a mount waits up to 10 s in the guest for its device */
+#define AGENT_CALL_MS   30000 /* a mount waits up to 10 s in the guest for its device */
 #define MOUNTS_MAX_JSON (256 * 1024)
 
 /* --- a mount's words ---------------------------------------------------------- */
 
-bool mount_guest_path_check(const char *guest, GError **err)
+bool mount_guest_path_check(const char *cmd, const char *guest, GError **err)
 {
 	if (!agent_path_ok(guest))
 		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "mount: guest path \"%s\" is not absolute, or has a . or .. "
+		                 "%s: guest path \"%s\" is not absolute, or has a . or .. "
 		                 "component, or is too long",
-		                 guest);
+		                 cmd, guest);
 	return true;
 }
 
@@ -50,7 +50,7 @@ bool mount_spec_parse(const char *text, struct mount_spec *out, GError **err)
 		                 text);
 	char *host = g_strndup(text, (gsize)(sep - text));
 	char *guest = g_strndup(sep + 1, strlen(sep + 1) - (ro ? 3 : 0));
-	if (!mount_guest_path_check(guest, err)) {
+	if (!mount_guest_path_check("--mount", guest, err)) {
 		g_free(host);
 		g_free(guest);
 		return false;
@@ -125,7 +125,7 @@ static struct mount_spec *spec_from_json(JsonNode *n, GError **err)
 		husk_fail(err, HUSK_EXIT_RUNTIME, "mounts: an entry is not {host, guest, ro}");
 		return NULL;
 	}
-	if (!mount_guest_path_check(guest, err))
+	if (!mount_guest_path_check("mounts", guest, err))
 		return NULL;
 	struct mount_spec *m = g_new0(struct mount_spec, 1);
 	*m = (struct mount_spec){g_strdup(host), g_strdup(guest), ro};
@@ -267,14 +267,14 @@ static bool agent_handshake(int fd, int64_t deadline, GError **err)
 		n++;
 	if (!g_str_has_prefix(line, "OK "))
 		return husk_fail(err, HUSK_EXIT_RUNTIME,
-		                 "mount: no agent answers in the guest (is husk-agent running?)");
+		                 "no agent answers in the guest (is husk-agent running?)");
 	if (!read_until(fd, hello, sizeof(hello), deadline) ||
 	    agent_frame_parse(hello, sizeof(hello), &f) != sizeof(hello) || f.type != AGENT_HELLO ||
 	    !agent_hello_decode(f.payload, f.len, &version, &why))
-		return husk_fail(err, HUSK_EXIT_RUNTIME, "mount: the agent did not say HELLO");
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not say HELLO");
 	if (version < 3)
 		return husk_fail(err, HUSK_EXIT_RUNTIME,
-		                 "mount: the guest's agent speaks version %u; mounts need 3 "
+		                 "the guest's agent speaks version %u; mounts need 3 "
 		                 "(restart the instance for a newer agent)",
 		                 version);
 	return true;
@@ -311,14 +311,14 @@ static bool agent_answer(int fd, int64_t deadline, GError **err)
 	struct agent_frame f;
 
 	if (!read_until(fd, hdr, 5, deadline) || agent_frame_parse(hdr, 5, &f) != 0)
-		return husk_fail(err, HUSK_EXIT_RUNTIME, "mount: the agent did not answer");
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not answer");
 	uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
 	               (uint32_t)hdr[3] << 24;
 	if (len == 0 || len > AGENT_MAX_BODY)
-		return husk_fail(err, HUSK_EXIT_RUNTIME, "mount: the agent's answer is no frame");
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent's answer is no frame");
 	uint32_t want = len - 1, keep = MIN(want, (uint32_t)sizeof(text) - 1);
 	if (!read_until(fd, text, keep, deadline))
-		return husk_fail(err, HUSK_EXIT_RUNTIME, "mount: the agent did not answer");
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not answer");
 	text[keep] = '\0';
 	if (hdr[4] == AGENT_DONE && want == 0)
 		return true;
@@ -326,24 +326,26 @@ static bool agent_answer(int fd, int64_t deadline, GError **err)
 		if (!g_ascii_isprint(text[i]))
 			text[i] = '?';
 	if (hdr[4] == AGENT_ERROR)
-		return husk_fail(err, HUSK_EXIT_RUNTIME, "mount: the agent: %s", (char *)text);
-	return husk_fail(err, HUSK_EXIT_RUNTIME, "mount: the agent sent a frame of type %u",
-	                 hdr[4]);
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent: %s", (char *)text);
+	return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent sent a frame of type %u", hdr[4]);
 }
 
-bool mount_agent_call(const char *vsock, bool umount, const char *tag, const char *guest,
-                      int slot, bool read_only, GError **err)
+bool mount_agent_call(const char *vsock, bool umount, const char *tag, const char *guest, int slot,
+                      bool read_only, GError **err)
 {
 	int64_t deadline = g_get_monotonic_time() + AGENT_CALL_MS * 1000;
 	int fd = unix_connect(vsock);
 
 	if (fd < 0)
-		return husk_fail(err, HUSK_EXIT_RUNTIME, "mount: %s: %s", vsock, g_strerror(errno));
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s: %s", umount ? "umount" : "mount",
+		                 vsock, g_strerror(errno));
 	GByteArray *req = mount_request(umount, tag, guest, slot, read_only);
 	bool ok = agent_handshake(fd, deadline, err);
 	if (ok && !write_all(fd, req->data, req->len))
-		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "mount: the agent went away");
+		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "the agent went away");
 	ok = ok && agent_answer(fd, deadline, err);
+	if (!ok)
+		g_prefix_error(err, "%s: ", umount ? "umount" : "mount");
 	g_byte_array_unref(req);
 	close(fd);
 	return ok;
@@ -429,8 +431,7 @@ static struct mount_entry *add_entry(struct mount_table *t, const struct mount_s
 {
 	struct mount_entry *e = g_new0(struct mount_entry, 1);
 
-	e->spec = (struct mount_spec){g_strdup(spec->host), g_strdup(spec->guest),
-	                              spec->read_only};
+	e->spec = (struct mount_spec){g_strdup(spec->host), g_strdup(spec->guest), spec->read_only};
 	e->tag = g_strdup_printf("husk-mount-%u", t->next_tag++);
 	e->slot = -1;
 	g_ptr_array_add(t->entries, e);
@@ -483,7 +484,8 @@ static gpointer remount_thread(gpointer data)
 		struct mount_entry *e = job->entries->pdata[i];
 		if (!mount_agent_call(job->vsock, false, e->tag, e->spec.guest, e->slot,
 		                      e->spec.read_only, &err)) {
-			g_printerr("husk: %s on %s: %s\n", e->spec.host, e->spec.guest, err->message);
+			g_printerr("husk: %s on %s: %s\n", e->spec.host, e->spec.guest,
+			           err->message);
 			g_clear_error(&err);
 		}
 	}
@@ -503,8 +505,8 @@ void mount_table_remount(struct mount_table *t)
 		struct mount_entry *e = t->entries->pdata[i];
 		if (e->slot < 0)
 			continue;
-		struct mount_entry *c = add_entry(&(struct mount_table){.entries = job->entries},
-		                                  &e->spec);
+		struct mount_entry *c =
+		    add_entry(&(struct mount_table){.entries = job->entries}, &e->spec);
 		g_free(c->tag);
 		c->tag = g_strdup(e->tag);
 		c->slot = e->slot;
@@ -540,7 +542,7 @@ static bool op_mount(struct mount_table *t, JsonObject *request, JsonObject *rep
 	if (!host || !guest || !g_path_is_absolute(host) ||
 	    !boolean_member(request, "ro", &spec.read_only))
 		return husk_fail(err, HUSK_EXIT_USAGE, "mount: the request wants host, guest, ro");
-	if (!mount_guest_path_check(guest, err) || !mount_host_check(host, err))
+	if (!mount_guest_path_check("mount", guest, err) || !mount_host_check(host, err))
 		return false;
 	if (find(t, guest, NULL))
 		return husk_fail(err, HUSK_EXIT_USAGE, "mount: something is already mounted at %s",

@@ -31,7 +31,13 @@ struct machine;
 
 #define MOUNT_SYNTAX "HOSTDIR:GUESTPATH[:ro]"
 #define MOUNTS_MAX   16
-#define INSTANCE_GUEST_ID 1000 /* a cloud image's first user: the owner of what the host user owns */ /* per guest: each is a device on PCI bus 0 (32 slots) */
+#define INSTANCE_GUEST_ID                                                                          \
+	1000 /* a cloud image's first user: the owner of what the host user owns */ /* per guest:  \
+	                                                                               each is a   \
+	                                                                               device on   \
+	                                                                               PCI bus 0   \
+	                                                                               (32 slots)  \
+	                                                                             */
 
 struct mount_spec {
 	char *host; /* absolute */
@@ -42,7 +48,7 @@ struct mount_spec {
 /* HOSTDIR:GUESTPATH[:ro], as --mount takes it; HOSTDIR made absolute, not checked further. */
 bool mount_spec_parse(const char *text, struct mount_spec *out, GError **err);
 /* The guest path's rule (absolute, no . or .., shorter than 4096 bytes): one error line. */
-bool mount_guest_path_check(const char *guest, GError **err);
+bool mount_guest_path_check(const char *cmd, const char *guest, GError **err);
 /* The host folder's: it exists and is a folder. */
 bool mount_host_check(const char *host, GError **err);
 void mount_spec_clear(struct mount_spec *m);
@@ -76,7 +82,7 @@ bool mount_table_answer(struct mount_table *t, const char *op, JsonObject *reque
  * The client side: one MOUNT (umount false) or UMOUNT through the agent
  * behind 'vsock', answered DONE, or an error (the agent's words, one line).
  */
-bool mount_agent_call(const char *vsock, bool umount, const char *tag, const char *guest,
-                      int slot, bool read_only, GError **err);
+bool mount_agent_call(const char *vsock, bool umount, const char *tag, const char *guest, int slot,
+                      bool read_only, GError **err);
 
 #endif

@@ -28,8 +28,8 @@ static void test_spec_parse(void)
 	g_assert_cmpstr(m.host, ==, want);
 	g_free(want);
 	mount_spec_clear(&m);
-	const char *bad[] = {"/srv", "/srv:relative", ":/mnt", "/srv:/a/../b", "/srv:/a/./b",
-	                     "/srv:"};
+	const char *bad[] = {"/srv",         "/srv:relative", ":/mnt",
+	                     "/srv:/a/../b", "/srv:/a/./b",   "/srv:"};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_assert_false(mount_spec_parse(bad[i], &m, &err));
 		g_assert_cmpint(err->code, ==, HUSK_EXIT_USAGE);
@@ -86,8 +86,8 @@ static void test_json_refused(void)
 	/* More than MOUNTS_MAX. */
 	GString *many = g_string_new("[");
 	for (int i = 0; i <= MOUNTS_MAX; i++)
-		g_string_append_printf(many, "%s{\"host\": \"/a\", \"guest\": \"/m%d\"}", i ? "," : "",
-		                       i);
+		g_string_append_printf(many, "%s{\"host\": \"/a\", \"guest\": \"/m%d\"}",
+		                       i ? "," : "", i);
 	g_string_append(many, "]");
 	g_assert_null(mounts_from_json(many->str, &err));
 	g_clear_error(&err);
