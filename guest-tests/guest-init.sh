@@ -244,6 +244,12 @@ vsock)
 	vsock-echo send "${husk_vsock_host_port:-5678}" "${husk_vsock_bytes:-1048576}"
 	poweroff -f
 	;;
+agent)
+	# vsock-tests.sh's mounts: only the agent, until the host powers the guest off.
+	husk-agent
+	echo "HUSK-GUEST-ERROR husk-agent ended"
+	poweroff -f
+	;;
 fs-root)
 	# A shared host directory as the root filesystem, with its own init.
 	mkdir -p /newroot

@@ -45,7 +45,7 @@ TESTS+=("${FS_TESTS[@]}" "${EXEC_TESTS[@]}")
 # shellcheck source=guest-tests/disk-tests.sh
 source "$VM_TESTS_DIR/disk-tests.sh" && TESTS+=("${DISK_TESTS[@]}")
 # shellcheck source=guest-tests/vsock-tests.sh
-source "$VM_TESTS_DIR/vsock-tests.sh" && TESTS+=("${VSOCK_TESTS[@]}")
+source "$VM_TESTS_DIR/vsock-tests.sh" && TESTS+=("${VSOCK_ALL_TESTS[@]}")
 # shellcheck source=guest-tests/instance-tests.sh
 source "$VM_TESTS_DIR/instance-tests.sh" && TESTS+=("${INSTANCE_TESTS[@]}")
 # shellcheck source=guest-tests/oci-tests.sh
@@ -1162,7 +1162,7 @@ run_all() {
 	want "${FS_TESTS[@]}" && run_fs_tests
 	want "${EXEC_TESTS[@]}" && run_exec_tests
 	want "${DISK_TESTS[@]}" && run_disk_tests
-	want "${VSOCK_TESTS[@]}" && run_vsock_tests
+	want "${VSOCK_ALL_TESTS[@]}" && run_vsock_tests
 	want "${INSTANCE_TESTS[@]}" && run_instance_tests
 	want "${OCI_TESTS[@]}" && run_oci_tests
 	info "$PASSED passed, $FAILED failed, $SKIPPED skipped in $(elapsed "$t0" "$(now)")s"
