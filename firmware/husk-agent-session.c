@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -501,6 +502,15 @@ static bool remove_device(int slot)
 	return write_text(path, "1");
 }
 
+#define FUSE_SUPER_MAGIC 0x65735546
+
+static bool is_fuse(const char *path)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == FUSE_SUPER_MAGIC;
+}
+
 static void on_umount(struct session *s, const struct agent_frame *f)
 {
 	struct agent_mount m;
@@ -511,8 +521,12 @@ static void on_umount(struct session *s, const struct agent_frame *f)
 		send_error(s, why);
 		return;
 	}
-	/* Not mounted there (EINVAL) is fine: a guest may have unmounted it itself. */
-	if (umount2(m.path, 0) < 0 && errno != EINVAL && errno != ENOENT)
+	/*
+	 * Only a virtio-fs mount (FUSE's magic) is taken down: not one of the
+	 * guest's own that a failed MOUNT's undoing would find there. Not
+	 * mounted there (EINVAL) is fine: the guest may have unmounted it.
+	 */
+	if (is_fuse(m.path) && umount2(m.path, 0) < 0 && errno != EINVAL)
 		snprintf(msg, sizeof(msg), "umount: %s", strerror(errno));
 	else if (m.slot >= 0 && !remove_device(m.slot))
 		snprintf(msg, sizeof(msg), "removing PCI device %d: %s", m.slot, strerror(errno));

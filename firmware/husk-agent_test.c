@@ -295,7 +295,8 @@ static uint8_t next_frame(struct host *h, GByteArray *payload)
 	g_assert_cmpuint(body, >=, 1);
 	g_assert_cmpuint(body, <=, AGENT_MAX_BODY);
 	g_byte_array_set_size(payload, body - 1);
-	read_exact(h->fd, payload->data, body - 1);
+	if (body > 1) /* a read of nothing would wait for the next frame's bytes */
+		read_exact(h->fd, payload->data, body - 1);
 	return hdr[4];
 }
 
@@ -604,6 +605,12 @@ static void test_session_mount_errors(void)
 	g_assert_true(g_file_test(point, G_FILE_TEST_IS_DIR)); /* the mount point was made */
 	send_frame(&h, AGENT_UMOUNT, req->data, req->len);     /* UMOUNT takes no TAG */
 	g_assert_cmpuint(next_frame(&h, p), ==, AGENT_ERROR);
+	/* A path with no virtio-fs mount: nothing to take down, and done. */
+	GByteArray *um = exec_request((const char *[]){dir}, (const uint8_t[]){AGENT_PATH}, 1);
+	send_frame(&h, AGENT_UMOUNT, um->data, um->len);
+	g_assert_cmpuint(next_frame(&h, p), ==, AGENT_DONE);
+	g_assert_true(g_file_test(dir, G_FILE_TEST_IS_DIR));
+	g_byte_array_unref(um);
 	const char *cmd[] = {"true"};
 	g_assert_true(run(&h, cmd, (const uint8_t[]){AGENT_ARG}, 1, NULL, 0));
 	host_stop(&h);
