@@ -308,9 +308,8 @@ static GByteArray *mount_request(bool umount, const char *tag, const char *guest
 static bool agent_answer(int fd, int64_t deadline, GError **err)
 {
 	uint8_t hdr[5], text[512];
-	struct agent_frame f;
 
-	if (!read_until(fd, hdr, 5, deadline) || agent_frame_parse(hdr, 5, &f) != 0)
+	if (!read_until(fd, hdr, 5, deadline))
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not answer");
 	uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
 	               (uint32_t)hdr[3] << 24;
