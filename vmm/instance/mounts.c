@@ -241,7 +241,8 @@ static bool write_all(int fd, const void *buf, size_t len)
 	const uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		/* An agent gone is an error to report, not a SIGPIPE to die of. */
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -262,7 +263,10 @@ static bool agent_handshake(int fd, int64_t deadline, GError **err)
 	const char *why;
 	size_t n = 0;
 
-	dprintf(fd, "CONNECT %u\n", HUSK_AGENT_PORT);
+	snprintf(line, sizeof(line), "CONNECT %u\n", HUSK_AGENT_PORT);
+	if (!write_all(fd, line, strlen(line)))
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the vsock socket: %s", g_strerror(errno));
+	memset(line, 0, sizeof(line));
 	while (n < sizeof(line) - 1 && read_until(fd, line + n, 1, deadline) && line[n] != '\n')
 		n++;
 	if (!g_str_has_prefix(line, "OK "))

@@ -4,6 +4,12 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "firmware/husk-agent.h"
 
 #include "vmm/error.h"
 
@@ -131,6 +137,124 @@ static void test_file(void)
 	g_free(dir);
 }
 
+/* A fake agent behind a Unix socket: husk's vsock handshake, a HELLO, one answer. */
+struct fake_agent {
+	int listen_fd;
+	uint32_t version;
+	uint8_t answer_type;
+	const char *answer;
+	uint8_t request_type; /* what it was sent */
+	char request[256];
+	size_t request_len;
+};
+
+static void read_n(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t n = read(fd, p, len);
+		g_assert_cmpint(n, >, 0);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static gpointer fake_agent_serve(gpointer data)
+{
+	struct fake_agent *a = data;
+	int fd = accept(a->listen_fd, NULL, NULL);
+	char c;
+	uint8_t hello[9], hdr[5];
+
+	do
+		read_n(fd, &c, 1);
+	while (c != '\n');
+	g_assert_cmpint(write(fd, "OK 1\n", 5), ==, 5);
+	agent_frame_header(hello, AGENT_HELLO, 4);
+	memcpy(hello + 5, &a->version, 4);
+	g_assert_cmpint(write(fd, hello, 9), ==, 9);
+	if (a->version >= 3) { /* else husk hangs up */
+		read_n(fd, hdr, 5);
+		a->request_type = hdr[4];
+		a->request_len = hdr[0] - 1u;
+		read_n(fd, a->request, a->request_len);
+		agent_frame_header(hdr, a->answer_type, (uint32_t)strlen(a->answer));
+		g_assert_cmpint(write(fd, hdr, 5), ==, 5);
+		/* Nothing for an empty payload: husk may have hung up once the header came. */
+		if (*a->answer)
+			g_assert_cmpint(write(fd, a->answer, strlen(a->answer)), ==,
+			                (ssize_t)strlen(a->answer));
+	}
+	close(fd);
+	return NULL;
+}
+
+static bool call_fake(struct fake_agent *a, const char *path, bool umount, GError **err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	unlink(path);
+	a->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	g_assert_cmpint(bind(a->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	g_assert_cmpint(listen(a->listen_fd, 1), ==, 0);
+	GThread *t = g_thread_new("agent", fake_agent_serve, a);
+	bool ok = mount_agent_call(path, umount, "husk-mount-3", "/mnt/x", 5, !umount, err);
+	g_thread_join(t);
+	close(a->listen_fd);
+	unlink(path);
+	return ok;
+}
+
+/* husk's side of MOUNT and UMOUNT: the request it sends, DONE, ERROR, an old agent. */
+static void test_agent_call(void)
+{
+	char *dir = g_dir_make_tmp("husk-agent-XXXXXX", NULL);
+	char *path = g_build_filename(dir, "vsock.sock", NULL);
+	struct fake_agent a = {.version = 3, .answer_type = AGENT_DONE, .answer = ""};
+	struct agent_mount m;
+	const char *why;
+	GError *err = NULL;
+
+	g_assert_true(call_fake(&a, path, false, &err));
+	g_assert_no_error(err);
+	g_assert_cmpuint(a.request_type, ==, AGENT_MOUNT);
+	g_assert_true(
+	    agent_mount_decode((uint8_t *)a.request, (uint32_t)a.request_len, false, &m, &why));
+	g_assert_cmpstr(m.tag, ==, "husk-mount-3");
+	g_assert_cmpstr(m.path, ==, "/mnt/x");
+	g_assert_cmpint(m.slot, ==, 5);
+	g_assert_true(m.read_only);
+	agent_mount_free(&m);
+	g_assert_true(call_fake(&a, path, true, &err));
+	g_assert_cmpuint(a.request_type, ==, AGENT_UMOUNT);
+	g_assert_true(
+	    agent_mount_decode((uint8_t *)a.request, (uint32_t)a.request_len, true, &m, &why));
+	agent_mount_free(&m);
+	/* The agent's words, one printable line. */
+	a.answer_type = AGENT_ERROR;
+	a.answer = "mount of tag husk-mount-3: No such device\n\033[2J";
+	g_assert_false(call_fake(&a, path, false, &err));
+	g_assert_cmpstr(err->message, ==,
+	                "mount: the agent: mount of tag husk-mount-3: No such device??[2J");
+	g_clear_error(&err);
+	a.answer_type = AGENT_EXIT;
+	a.answer = "";
+	g_assert_false(call_fake(&a, path, true, &err));
+	g_assert_cmpstr(err->message, ==, "umount: the agent sent a frame of type 7");
+	g_clear_error(&err);
+	a.version = 2;
+	g_assert_false(call_fake(&a, path, false, &err));
+	g_assert_true(g_str_has_prefix(err->message, "mount: the guest's agent speaks version 2"));
+	g_clear_error(&err);
+	g_assert_false(mount_agent_call(path, false, "t", "/m", -1, false, &err));
+	g_assert_true(g_str_has_prefix(err->message, "mount: "));
+	g_clear_error(&err);
+	g_rmdir(dir);
+	g_free(path);
+	g_free(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -138,5 +262,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/mounts/json-round-trip", test_json_round_trip);
 	g_test_add_func("/mounts/json-refused", test_json_refused);
 	g_test_add_func("/mounts/file", test_file);
+	g_test_add_func("/mounts/agent-call", test_agent_call);
 	return g_test_run();
 }
