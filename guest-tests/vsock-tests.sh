@@ -364,6 +364,17 @@ vsock_mount_errors() {
 	echo "$why"
 }
 
+# A failure carries the guest's kernel messages about PCI, virtio and FUSE, and husk's stderr.
+mount_verdict() {
+	if [[ -z $2 ]]; then
+		pass "$1"
+		return
+	fi
+	local dmesg
+	dmesg=$(guest_sh 'dmesg | grep -iE "pci|virtio|fuse|BAR" | tail -n 12')
+	fail "$1" "$2 (guest: ${dmesg//$'\n'/ | })" "$VM_LOG"
+}
+
 test_vsock_mount() {
 	local ctl=$LOGDIR/mount-control.sock rw=$LOGDIR/mount-rw ro=$LOGDIR/mount-ro rc=1 tries=0 t
 	MOUNT_SOCK=$LOGDIR/mount-vsock.sock
@@ -379,9 +390,9 @@ test_vsock_mount() {
 	if [[ $rc != 0 ]]; then
 		for t in "${VSOCK_MOUNT_TESTS[@]}"; do fail "$t" "the guest's agent never answered" "$VM_LOG"; done
 	else
-		want vsock-mount && verdict vsock-mount "$(vsock_mount_rw "$ctl" "$rw")"
-		want vsock-mount-ro && verdict vsock-mount-ro "$(vsock_mount_ro "$ctl" "$ro")"
-		want vsock-mount-errors && verdict vsock-mount-errors "$(vsock_mount_errors "$ctl" "$rw")"
+		want vsock-mount && mount_verdict vsock-mount "$(vsock_mount_rw "$ctl" "$rw")"
+		want vsock-mount-ro && mount_verdict vsock-mount-ro "$(vsock_mount_ro "$ctl" "$ro")"
+		want vsock-mount-errors && mount_verdict vsock-mount-errors "$(vsock_mount_errors "$ctl" "$rw")"
 		agent_exec "$MOUNT_SOCK" -- poweroff -f >/dev/null
 	fi
 	vm_wait 60
