@@ -80,6 +80,7 @@ void pci_bus_init(struct pci_bus *bus)
 {
 	memset(bus, 0, sizeof(*bus));
 	pthread_mutex_init(&bus->lock, NULL);
+	pthread_rwlock_init(&bus->plug_lock, NULL);
 	bus->next_bar = LAYOUT_PCI_MMIO32;
 	pci_device_init(&bus->host_bridge, HOST_BRIDGE_VENDOR, HOST_BRIDGE_DEVICE,
 	                CLASS_HOST_BRIDGE, 0, NULL, NULL);
@@ -95,6 +96,27 @@ void pci_bus_set_mmio64(struct pci_bus *bus, uint64_t base, uint64_t size)
 void pci_bus_destroy(struct pci_bus *bus)
 {
 	pthread_mutex_destroy(&bus->lock);
+	pthread_rwlock_destroy(&bus->plug_lock);
+}
+
+int pci_bus_plug(struct pci_bus *bus, struct pci_device *dev)
+{
+	pthread_rwlock_wrlock(&bus->plug_lock);
+	int slot = pci_bus_add(bus, dev);
+	pthread_rwlock_unlock(&bus->plug_lock);
+	return slot;
+}
+
+bool pci_bus_unplug(struct pci_bus *bus, int slot)
+{
+	bool ok = slot > 0 && slot < PCI_MAX_DEVICES;
+
+	pthread_rwlock_wrlock(&bus->plug_lock);
+	ok = ok && bus->devices[slot];
+	if (ok)
+		bus->devices[slot] = NULL;
+	pthread_rwlock_unlock(&bus->plug_lock);
+	return ok;
 }
 
 int pci_bus_add(struct pci_bus *bus, struct pci_device *dev)
@@ -139,8 +161,8 @@ static void check_bars(struct pci_device *dev, const uint64_t old[PCI_NUM_BARS],
 	}
 }
 
-static void config_access(struct pci_bus *bus, unsigned int slot, unsigned int fn, uint32_t reg,
-                          uint8_t *data, uint32_t len, bool is_write)
+static void config_access_locked(struct pci_bus *bus, unsigned int slot, unsigned int fn,
+                                 uint32_t reg, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct pci_device *dev = fn == 0 && slot < PCI_MAX_DEVICES ? bus->devices[slot] : NULL;
 
@@ -171,6 +193,14 @@ static void config_access(struct pci_bus *bus, unsigned int slot, unsigned int f
 			dev->ops->config_written(dev, reg, len);
 	}
 	pthread_mutex_unlock(&bus->lock);
+}
+
+static void config_access(struct pci_bus *bus, unsigned int slot, unsigned int fn, uint32_t reg,
+                          uint8_t *data, uint32_t len, bool is_write)
+{
+	pthread_rwlock_rdlock(&bus->plug_lock);
+	config_access_locked(bus, slot, fn, reg, data, len, is_write);
+	pthread_rwlock_unlock(&bus->plug_lock);
 }
 
 void pci_config_port_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
@@ -207,8 +237,8 @@ void pci_ecam_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 }
 
 /* An access at guest-physical 'addr' in a BAR window: to the BAR that holds it, if any. */
-static void mmio_access(struct pci_bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
-                        bool is_write)
+static void mmio_access_locked(struct pci_bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
+                               bool is_write)
 {
 	struct pci_device *hit = NULL;
 	int hit_bar = 0;
@@ -234,6 +264,14 @@ static void mmio_access(struct pci_bus *bus, uint64_t addr, uint8_t *data, uint3
 		hit->ops->bar_access(hit, hit_bar, addr - base, data, len, is_write);
 	else if (!is_write)
 		memset(data, 0xff, len);
+}
+
+static void mmio_access(struct pci_bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
+                        bool is_write)
+{
+	pthread_rwlock_rdlock(&bus->plug_lock);
+	mmio_access_locked(bus, addr, data, len, is_write);
+	pthread_rwlock_unlock(&bus->plug_lock);
 }
 
 void pci_mmio32_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)

@@ -65,7 +65,13 @@ struct pci_device {
 
 struct pci_bus {
 	struct pci_device *devices[PCI_MAX_DEVICES];
-	pthread_mutex_t lock;    /* config space and BAR routing */
+	pthread_mutex_t lock; /* config space and BAR routing */
+	/*
+	 * Who is on the bus: read-held by every guest access from finding its
+	 * device to the end of its handler, write-held to plug or unplug one,
+	 * so that a device unplugged is in no handler and found by none after.
+	 */
+	pthread_rwlock_t plug_lock;
 	uint32_t config_address; /* the 0xcf8 register */
 	uint64_t next_bar;       /* where the next 32-bit BAR goes */
 	uint64_t mmio64_base, mmio64_size;
@@ -92,6 +98,15 @@ uint64_t pci_device_bar_addr(const struct pci_device *dev, int bar);
 
 /* Places the device's BARs and puts it in a free slot; returns the slot or -1. */
 int pci_bus_add(struct pci_bus *bus, struct pci_device *dev);
+
+/*
+ * While the guest runs (hot-plug): pci_bus_add under the plug lock, and
+ * taking a device off its slot; after pci_bus_unplug returns no guest
+ * access is in or can reach the device's handlers. False if the slot
+ * holds no device or the host bridge.
+ */
+int pci_bus_plug(struct pci_bus *bus, struct pci_device *dev);
+bool pci_bus_unplug(struct pci_bus *bus, int slot);
 
 /* bus_access_fn callbacks: ports 0xcf8..0xcff, the ECAM window, the two BAR windows. */
 void pci_config_port_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,

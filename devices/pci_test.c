@@ -165,9 +165,40 @@ static void test_window_full(void)
 	pci_bus_destroy(&bus);
 }
 
+/* A device plugged while the guest runs, then unplugged: its slot is empty again and reused. */
+static void test_plug_unplug(void)
+{
+	struct pci_bus bus;
+	struct fake f, g;
+	uint8_t data[4];
+
+	pci_bus_init(&bus);
+	pci_bus_set_mmio64(&bus, MMIO64_BASE, 16 * GiB);
+	fake_init(&f, true);
+	int slot = pci_bus_plug(&bus, &f.dev);
+	g_assert_cmpint(slot, ==, 1);
+	g_assert_cmphex(cfg_read(&bus, slot, PCI_VENDOR_ID), ==, 0x10401af4);
+	cfg_write(&bus, slot, PCI_COMMAND, PCI_COMMAND_MEMORY);
+	pci_mmio64_access(&bus, 0x10, data, 4, false);
+	g_assert_cmpint(f.accesses, ==, 1);
+	g_assert_true(pci_bus_unplug(&bus, slot));
+	g_assert_false(pci_bus_unplug(&bus, slot));
+	g_assert_false(pci_bus_unplug(&bus, 0)); /* the host bridge stays */
+	g_assert_false(pci_bus_unplug(&bus, PCI_MAX_DEVICES));
+	/* Gone: all ones in config space, its BAR routes nowhere. */
+	g_assert_cmphex(cfg_read(&bus, slot, PCI_VENDOR_ID), ==, 0xffffffff);
+	pci_mmio64_access(&bus, 0x10, data, 4, false);
+	g_assert_cmphex(pci_get32(data), ==, 0xffffffff);
+	g_assert_cmpint(f.accesses, ==, 1);
+	fake_init(&g, true);
+	g_assert_cmpint(pci_bus_plug(&bus, &g.dev), ==, slot);
+	pci_bus_destroy(&bus);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/pci/plug-unplug", test_plug_unplug);
 	g_test_add_func("/pci/bar32-placed-and-sized", test_bar32_placed_and_sized);
 	g_test_add_func("/pci/bar64-placed-and-sized", test_bar64_placed_and_sized);
 	g_test_add_func("/pci/bar64-without-window-refused", test_bar64_without_window_refused);

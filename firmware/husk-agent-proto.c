@@ -55,7 +55,7 @@ size_t agent_field_put(uint8_t *buf, uint8_t tag, const char *value)
 }
 
 /* Counts the fields of each tag; false if one runs past the payload or holds a NUL. */
-static bool count_fields(const uint8_t *p, uint32_t len, unsigned int count[AGENT_FIELD_LAST + 1],
+static bool count_fields(const uint8_t *p, uint32_t len, unsigned int *count, uint8_t last_tag,
                          const char **why)
 {
 	for (uint32_t off = 0; off < len;) {
@@ -70,7 +70,7 @@ static bool count_fields(const uint8_t *p, uint32_t len, unsigned int count[AGEN
 			*why = "a field runs past the request";
 			return false;
 		}
-		if (tag < AGENT_ARG || tag > AGENT_FIELD_LAST) {
+		if (tag < 1 || tag > last_tag) {
 			*why = "unknown field";
 			return false;
 		}
@@ -130,7 +130,7 @@ bool agent_exec_decode(const uint8_t *p, uint32_t len, struct agent_exec *e, con
 	unsigned int count[AGENT_FIELD_LAST + 1] = {0};
 
 	memset(e, 0, sizeof(*e));
-	if (!count_fields(p, len, count, why) || !check_counts(count, why))
+	if (!count_fields(p, len, count, AGENT_FIELD_LAST, why) || !check_counts(count, why))
 		return false;
 	/* Each field's 5-byte header more than pays for its NUL. */
 	e->storage = malloc(len + 1);
@@ -253,4 +253,112 @@ bool agent_exit_decode(const uint8_t *p, uint32_t len, uint8_t *how, uint32_t *v
 		return true;
 	*why = "EXIT holds no status or signal";
 	return false;
+}
+
+bool agent_path_ok(const char *path)
+{
+	size_t len = strlen(path);
+
+	if (path[0] != '/' || len >= AGENT_MAX_PATH)
+		return false;
+	for (const char *c = path; c; c = strchr(c + 1, '/')) {
+		size_t n = strcspn(c + 1, "/");
+		if ((n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* "0" to "31", as SLOT carries it. */
+static bool slot_parse(const char *text, int *slot)
+{
+	size_t len = strlen(text);
+	int v = 0;
+
+	if (len < 1 || len > 2 || (len == 2 && text[0] == '0'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] < '0' || text[i] > '9')
+			return false;
+		v = v * 10 + (text[i] - '0');
+	}
+	if (v > AGENT_MAX_SLOT)
+		return false;
+	*slot = v;
+	return true;
+}
+
+static bool check_mount_counts(const unsigned int *count, bool umount, const char **why)
+{
+	if (count[AGENT_PATH] != 1)
+		*why = "not one PATH";
+	else if (umount ? count[AGENT_TAG] || count[AGENT_RO] : count[AGENT_TAG] != 1)
+		*why = umount ? "UMOUNT takes no TAG or RO" : "not one TAG";
+	else if (count[AGENT_SLOT] > 1 || count[AGENT_RO] > 1)
+		*why = "more than one SLOT or RO";
+	else
+		return true;
+	return false;
+}
+
+/* The fields, each NUL-terminated, into m->storage; then their values checked. */
+static bool fill_mount(const uint8_t *p, uint32_t len, struct agent_mount *m, const char **why)
+{
+	char *s = m->storage;
+	const char *slot = NULL;
+
+	for (uint32_t off = 0; off < len;) {
+		uint8_t tag = p[off];
+		uint32_t flen = get_le32(p + off + 1);
+		memcpy(s, p + off + 5, flen);
+		s[flen] = '\0';
+		if (tag == AGENT_TAG)
+			m->tag = s;
+		else if (tag == AGENT_PATH)
+			m->path = s;
+		else if (tag == AGENT_SLOT)
+			slot = s;
+		else
+			m->read_only = true;
+		s += flen + 1;
+		off += 5 + flen;
+	}
+	if (m->tag && (!m->tag[0] || strlen(m->tag) > AGENT_MAX_TAG))
+		*why = "a TAG is not 1 to 36 bytes";
+	else if (!agent_path_ok(m->path))
+		*why = "a PATH is not absolute, or has a . or .. component, or is too long";
+	else if (slot && !slot_parse(slot, &m->slot))
+		*why = "a SLOT is not 0 to 31";
+	else
+		return true;
+	return false;
+}
+
+bool agent_mount_decode(const uint8_t *p, uint32_t len, bool umount, struct agent_mount *m,
+                        const char **why)
+{
+	unsigned int count[AGENT_MOUNT_FIELD_LAST + 1] = {0};
+
+	memset(m, 0, sizeof(*m));
+	m->slot = -1;
+	if (!count_fields(p, len, count, AGENT_MOUNT_FIELD_LAST, why) ||
+	    !check_mount_counts(count, umount, why))
+		return false;
+	m->storage = malloc(len + 1);
+	if (!m->storage) {
+		*why = "out of memory";
+		return false;
+	}
+	if (!fill_mount(p, len, m, why)) {
+		agent_mount_free(m);
+		return false;
+	}
+	return true;
+}
+
+void agent_mount_free(struct agent_mount *m)
+{
+	free(m->storage);
+	memset(m, 0, sizeof(*m));
+	m->slot = -1;
 }

@@ -14,8 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "firmware/husk-agent.h"
@@ -390,6 +394,149 @@ static void on_stdin(struct session *s, const struct agent_frame *f)
 	}
 }
 
+/* --- MOUNT and UMOUNT ------------------------------------------------------ */
+
+#define MOUNT_WAIT_MS 10000 /* for a device new to the guest to have its driver */
+
+static bool write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && write_all(fd, text, strlen(text));
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void device_dir(char *out, size_t size, int slot)
+{
+	snprintf(out, size, "/sys/bus/pci/devices/0000:00:%02x.0", (unsigned int)slot);
+}
+
+/* Like mkdir -p, 0755; the path was checked to be absolute with no . or .. */
+static bool make_dirs(const char *path)
+{
+	char buf[AGENT_MAX_PATH];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *c = buf + 1;; c++) {
+		if (*c != '/' && *c)
+			continue;
+		char was = *c;
+		*c = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return false;
+		if (!was)
+			return true;
+		*c = was;
+	}
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * A hot-plugged device is unknown to the guest until its PCI bus is
+ * rescanned, and its tag unknown until the driver has probed it: mount
+ * is tried until then (an unknown tag is EINVAL or ENOENT, by kernel).
+ * Without a slot, the device is one the guest has had since boot: once.
+ */
+static int mount_share(const struct agent_mount *m)
+{
+	unsigned long flags = MS_NODEV | (m->read_only ? MS_RDONLY : 0);
+	char dir[64];
+
+	if (m->slot >= 0) {
+		device_dir(dir, sizeof(dir), m->slot);
+		if (access(dir, F_OK) < 0)
+			write_text("/sys/bus/pci/rescan", "1");
+	}
+	for (long waited = 0;; waited += 50) {
+		if (mount(m->tag, m->path, "virtiofs", flags, NULL) == 0)
+			return 0;
+		if ((errno != EINVAL && errno != ENOENT && errno != ENODEV) || m->slot < 0 ||
+		    waited >= MOUNT_WAIT_MS)
+			return errno;
+		sleep_ms(50);
+	}
+}
+
+static void on_mount(struct session *s, const struct agent_frame *f)
+{
+	struct agent_mount m;
+	const char *why;
+	char msg[128];
+	int e;
+
+	if (!agent_mount_decode(f->payload, f->len, false, &m, &why)) {
+		send_error(s, why);
+		return;
+	}
+	if (!make_dirs(m.path))
+		snprintf(msg, sizeof(msg), "cannot make the mount point: %s", strerror(errno));
+	else if ((e = mount_share(&m)) != 0)
+		snprintf(msg, sizeof(msg), "mount of tag %s: %s", m.tag, strerror(e));
+	else
+		msg[0] = '\0';
+	agent_mount_free(&m);
+	if (msg[0])
+		send_error(s, msg);
+	else
+		send_frame(s, AGENT_DONE, "", 0);
+}
+
+/* The guest lets the device go (its driver unbound, the device reset): husk may unplug it. */
+static bool remove_device(int slot)
+{
+	char dir[64], path[80];
+
+	device_dir(dir, sizeof(dir), slot);
+	if (access(dir, F_OK) < 0)
+		return true;
+	snprintf(path, sizeof(path), "%s/remove", dir);
+	return write_text(path, "1");
+}
+
+#define FUSE_SUPER_MAGIC 0x65735546
+
+static bool is_fuse(const char *path)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == FUSE_SUPER_MAGIC;
+}
+
+static void on_umount(struct session *s, const struct agent_frame *f)
+{
+	struct agent_mount m;
+	const char *why;
+	char msg[128] = "";
+
+	if (!agent_mount_decode(f->payload, f->len, true, &m, &why)) {
+		send_error(s, why);
+		return;
+	}
+	/*
+	 * Only a virtio-fs mount (FUSE's magic) is taken down: not one of the
+	 * guest's own that a failed MOUNT's undoing would find there. Not
+	 * mounted there (EINVAL) is fine: the guest may have unmounted it.
+	 */
+	if (is_fuse(m.path) && umount2(m.path, 0) < 0 && errno != EINVAL)
+		snprintf(msg, sizeof(msg), "umount: %s", strerror(errno));
+	else if (m.slot >= 0 && !remove_device(m.slot))
+		snprintf(msg, sizeof(msg), "removing PCI device %d: %s", m.slot, strerror(errno));
+	agent_mount_free(&m);
+	if (msg[0])
+		send_error(s, msg);
+	else
+		send_frame(s, AGENT_DONE, "", 0);
+}
+
 static void dispatch(struct session *s, const struct agent_frame *f)
 {
 	switch (f->type) {
@@ -404,6 +551,12 @@ static void dispatch(struct session *s, const struct agent_frame *f)
 		break;
 	case AGENT_RESIZE:
 		on_resize(s, f);
+		break;
+	case AGENT_MOUNT:
+		on_mount(s, f);
+		break;
+	case AGENT_UMOUNT:
+		on_umount(s, f);
 		break;
 	default:
 		send_error(s, "unexpected frame type");

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * husk-agent's protocol, version 2: how husk asks the agent in a guest to
- * run commands and shells, over one vsock stream per request (the agent listens on
- * guest port HUSK_AGENT_PORT; a host program reaches it through husk's
+ * husk-agent's protocol, version 3: how husk asks the agent in a guest to
+ * run commands and shells and to mount shared folders, over one vsock stream per request (the agent
+ * listens on guest port HUSK_AGENT_PORT; a host program reaches it through husk's
  * --vsock socket with "CONNECT 1024").
  *
  * A frame is a little-endian u32, the length of the body (1 to
@@ -27,7 +27,18 @@
  *   agent ERROR    text: the request failed (bad frame, no such program,
  *                  no such user); the stream is ready for the next one
  *
- * Version 2 added PTY and RESIZE; a version 1 agent answers them with ERROR.
+ *   host  MOUNT    fields as EXEC's, with their own tags: TAG (the virtio-fs
+ *                  tag, 1 to 36 bytes), PATH (absolute, no "." or ".."
+ *                  component, under AGENT_MAX_PATH bytes), SLOT (at most one,
+ *                  the device's number on PCI bus 0, "0" to "31": the agent
+ *                  rescans the bus if the device is new to the guest), RO
+ *                  (at most one, empty: mount read-only)
+ *   host  UMOUNT   PATH, and SLOT (at most one: the device the agent then
+ *                  removes from the guest's PCI bus, so husk may unplug it)
+ *   agent DONE     empty: the MOUNT or UMOUNT was done (else ERROR)
+ *
+ * Version 2 added PTY and RESIZE, version 3 MOUNT, UMOUNT and DONE; an older
+ * agent answers what it does not know with ERROR.
  *
  * A frame the agent cannot take (a length of 0 or past AGENT_MAX_BODY)
  * ends the stream: nothing after it can be trusted to be a frame.
@@ -39,7 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AGENT_VERSION   2
+#define AGENT_VERSION   3
 #define HUSK_AGENT_PORT 1024
 #define AGENT_MAX_BODY  (64 * 1024 + 1)
 #define AGENT_MAX_ARGS  1024 /* ARG and ENV fields each, per EXEC */
@@ -53,8 +64,18 @@ enum agent_type {
 	AGENT_STDERR = 6,
 	AGENT_EXIT = 7,
 	AGENT_ERROR = 8,
-	AGENT_RESIZE = 9, /* version 2 */
+	AGENT_RESIZE = 9,  /* version 2 */
+	AGENT_MOUNT = 10,  /* version 3 */
+	AGENT_UMOUNT = 11, /* version 3 */
+	AGENT_DONE = 12,   /* version 3 */
 };
+
+/* MOUNT's and UMOUNT's fields. */
+enum agent_mount_field { AGENT_TAG = 1, AGENT_PATH = 2, AGENT_SLOT = 3, AGENT_RO = 4 };
+#define AGENT_MOUNT_FIELD_LAST AGENT_RO
+#define AGENT_MAX_PATH         4096
+#define AGENT_MAX_TAG          36 /* virtio-fs's tag field */
+#define AGENT_MAX_SLOT         31
 
 enum agent_field { AGENT_ARG = 1, AGENT_ENV = 2, AGENT_CWD = 3, AGENT_USER = 4, AGENT_PTY = 5 };
 #define AGENT_FIELD_LAST AGENT_PTY
@@ -119,6 +140,26 @@ bool agent_pty_parse(const char *text, struct agent_winsize *ws);
  */
 bool agent_exit_decode(const uint8_t *p, uint32_t len, uint8_t *how, uint32_t *value,
                        const char **why);
+
+/* A MOUNT or UMOUNT request, decoded (its strings NUL-terminated, in 'storage'). */
+struct agent_mount {
+	const char *tag; /* MOUNT only */
+	const char *path;
+	int slot; /* -1: none given */
+	bool read_only;
+	char *storage;
+};
+
+/*
+ * False, with the reason in *why, unless the payload is a well-formed
+ * MOUNT ('umount' false) or UMOUNT ('umount' true).
+ */
+bool agent_mount_decode(const uint8_t *p, uint32_t len, bool umount, struct agent_mount *m,
+                        const char **why);
+void agent_mount_free(struct agent_mount *m);
+
+/* Whether 'path' is absolute, under AGENT_MAX_PATH bytes, with no "." or ".." component. */
+bool agent_path_ok(const char *path);
 
 /* Appends one field to buf (which has room); returns the bytes written. */
 size_t agent_field_put(uint8_t *buf, uint8_t tag, const char *value);

@@ -173,7 +173,8 @@ static void test_small_decoders(void)
 	g_assert_true(agent_hello_decode((const uint8_t *)"\1\0\0\0", 4, &version, &why));
 	g_assert_cmpuint(version, ==, 1);
 	g_assert_true(agent_hello_decode((const uint8_t *)"\2\0\0\0", 4, &version, &why));
-	g_assert_false(agent_hello_decode((const uint8_t *)"\3\0\0\0", 4, &version, &why));
+	g_assert_true(agent_hello_decode((const uint8_t *)"\3\0\0\0", 4, &version, &why));
+	g_assert_false(agent_hello_decode((const uint8_t *)"\4\0\0\0", 4, &version, &why));
 	g_assert_false(agent_hello_decode((const uint8_t *)"\0\0\0\0", 4, &version, &why));
 	g_assert_false(agent_hello_decode((const uint8_t *)"\2\0\0\0\0", 5, &version, &why));
 	g_assert_false(agent_hello_decode((const uint8_t *)"\2\0\0", 3, &version, &why));
@@ -294,7 +295,8 @@ static uint8_t next_frame(struct host *h, GByteArray *payload)
 	g_assert_cmpuint(body, >=, 1);
 	g_assert_cmpuint(body, <=, AGENT_MAX_BODY);
 	g_byte_array_set_size(payload, body - 1);
-	read_exact(h->fd, payload->data, body - 1);
+	if (body > 1) /* a read of nothing would wait for the next frame's bytes */
+		read_exact(h->fd, payload->data, body - 1);
 	return hdr[4];
 }
 
@@ -468,6 +470,161 @@ static void test_session_pty(void)
 	host_stop(&h);
 }
 
+/* ---- MOUNT and UMOUNT ------------------------------------------------------- */
+
+static void test_mount_decode(void)
+{
+	const char *f[] = {"husk-m3", "/home/debian/src", "7", ""};
+	const uint8_t t[] = {AGENT_TAG, AGENT_PATH, AGENT_SLOT, AGENT_RO};
+	GByteArray *b = exec_request(f, t, G_N_ELEMENTS(f));
+	struct agent_mount m;
+	const char *why = NULL;
+
+	g_assert_true(agent_mount_decode(b->data, b->len, false, &m, &why));
+	g_assert_cmpstr(m.tag, ==, "husk-m3");
+	g_assert_cmpstr(m.path, ==, "/home/debian/src");
+	g_assert_cmpint(m.slot, ==, 7);
+	g_assert_true(m.read_only);
+	agent_mount_free(&m);
+	/* UMOUNT: PATH and SLOT only. */
+	g_assert_false(agent_mount_decode(b->data, b->len, true, &m, &why));
+	g_byte_array_unref(b);
+	b = exec_request(f + 1, t + 1, 2);
+	g_assert_true(agent_mount_decode(b->data, b->len, true, &m, &why));
+	g_assert_null(m.tag);
+	g_assert_false(m.read_only);
+	g_assert_cmpint(m.slot, ==, 7);
+	agent_mount_free(&m);
+	/* MOUNT without SLOT: a device the guest has had since boot. */
+	g_assert_false(agent_mount_decode(b->data, b->len, false, &m, &why));
+	g_assert_cmpstr(why, ==, "not one TAG");
+	g_byte_array_unref(b);
+	b = exec_request(f, t, 2);
+	g_assert_true(agent_mount_decode(b->data, b->len, false, &m, &why));
+	g_assert_cmpint(m.slot, ==, -1);
+	agent_mount_free(&m);
+	g_byte_array_unref(b);
+}
+
+static bool mount_refused(const char *tag, const char *path, const char *slot)
+{
+	const char *f[3];
+	uint8_t t[3];
+	size_t n = 0;
+	struct agent_mount m;
+	const char *why = NULL;
+
+	if (tag)
+		f[n] = tag, t[n++] = AGENT_TAG;
+	if (path)
+		f[n] = path, t[n++] = AGENT_PATH;
+	if (slot)
+		f[n] = slot, t[n++] = AGENT_SLOT;
+	GByteArray *b = exec_request(f, t, n);
+	bool ok = agent_mount_decode(b->data, b->len, false, &m, &why);
+	g_byte_array_unref(b);
+	if (ok)
+		agent_mount_free(&m);
+	else
+		g_assert_nonnull(why);
+	return !ok;
+}
+
+static void test_mount_refused(void)
+{
+	char *long_path = g_strnfill(AGENT_MAX_PATH, 'a');
+	long_path[0] = '/';
+
+	g_assert_false(mount_refused("t", "/", "0"));
+	g_assert_false(mount_refused("t", "/a/..b/.c", "31"));
+	g_assert_true(mount_refused("t", "relative", NULL));
+	g_assert_true(mount_refused("t", "", NULL));
+	g_assert_true(mount_refused("t", "/a/../etc", NULL));
+	g_assert_true(mount_refused("t", "/a/./b", NULL));
+	g_assert_true(mount_refused("t", "/a/..", NULL));
+	g_assert_true(mount_refused("t", long_path, NULL));
+	g_assert_true(mount_refused("", "/a", NULL));
+	g_assert_true(mount_refused("0123456789012345678901234567890123456", "/a", NULL));
+	g_assert_true(mount_refused("t", "/a", "32"));
+	g_assert_true(mount_refused("t", "/a", "07"));
+	g_assert_true(mount_refused("t", "/a", "-1"));
+	g_assert_true(mount_refused("t", "/a", ""));
+	g_assert_true(mount_refused("t", NULL, NULL));
+	g_assert_true(mount_refused(NULL, "/a", NULL));
+	g_free(long_path);
+}
+
+/* Random fields as MOUNT and UMOUNT: decoded with sound values, or refused with a reason. */
+static void test_mount_hostile(void)
+{
+	GRand *g = g_rand_new_with_seed(0x6d6e74);
+	uint8_t buf[512];
+	unsigned int decoded = 0;
+
+	for (int n = 0; n < 20000; n++) {
+		bool umount = n & 1;
+		/* Half the time a sound start, so that some requests decode. */
+		size_t len = n & 2 ? agent_field_put(buf, AGENT_PATH, "/m") : 0;
+		if ((n & 2) && !umount)
+			len += agent_field_put(buf + len, AGENT_TAG, "t");
+		len += random_fields(g, buf + len, sizeof(buf) - len);
+		struct agent_mount m;
+		const char *why = NULL;
+		if (agent_mount_decode(buf, (uint32_t)len, umount, &m, &why)) {
+			g_assert_true(agent_path_ok(m.path));
+			g_assert_true(umount ? !m.tag : m.tag && strlen(m.tag) <= AGENT_MAX_TAG);
+			g_assert_cmpint(m.slot, <=, AGENT_MAX_SLOT);
+			agent_mount_free(&m);
+			decoded++;
+		} else {
+			g_assert_nonnull(why);
+		}
+	}
+	g_assert_cmpuint(decoded, >, 0);
+	g_rand_free(g);
+}
+
+/*
+ * A MOUNT that fails (a tag no device has; as an ordinary user, not even
+ * allowed) and a malformed UMOUNT are answered with ERROR; the session goes on.
+ */
+static void test_session_mount_errors(void)
+{
+	struct host h = {0};
+	GByteArray *p = g_byte_array_new();
+	char *dir = g_dir_make_tmp("husk-agent-mount-XXXXXX", NULL);
+	char *point = g_build_filename(dir, "new", "point", NULL);
+	const char *f[] = {"husk-no-such-tag-here", point};
+	const uint8_t t[] = {AGENT_TAG, AGENT_PATH};
+	GByteArray *req = exec_request(f, t, 2);
+
+	host_start(&h);
+	send_frame(&h, AGENT_MOUNT, req->data, req->len);
+	g_assert_cmpuint(next_frame(&h, p), ==, AGENT_ERROR);
+	g_assert_true(g_str_has_prefix((char *)p->data, "mount of tag husk-no-such-tag-here: "));
+	g_assert_true(g_file_test(point, G_FILE_TEST_IS_DIR)); /* the mount point was made */
+	send_frame(&h, AGENT_UMOUNT, req->data, req->len);     /* UMOUNT takes no TAG */
+	g_assert_cmpuint(next_frame(&h, p), ==, AGENT_ERROR);
+	/* A path with no virtio-fs mount: nothing to take down, and done. */
+	GByteArray *um = exec_request((const char *[]){dir}, (const uint8_t[]){AGENT_PATH}, 1);
+	send_frame(&h, AGENT_UMOUNT, um->data, um->len);
+	g_assert_cmpuint(next_frame(&h, p), ==, AGENT_DONE);
+	g_assert_true(g_file_test(dir, G_FILE_TEST_IS_DIR));
+	g_byte_array_unref(um);
+	const char *cmd[] = {"true"};
+	g_assert_true(run(&h, cmd, (const uint8_t[]){AGENT_ARG}, 1, NULL, 0));
+	host_stop(&h);
+	g_byte_array_unref(req);
+	g_byte_array_unref(p);
+	rmdir(point);
+	g_free(point);
+	point = g_build_filename(dir, "new", NULL);
+	rmdir(point);
+	rmdir(dir);
+	g_free(point);
+	g_free(dir);
+}
+
 /* Frames out of place are answered; a broken length ends the stream. */
 static void test_session_bad_frames(void)
 {
@@ -504,6 +661,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/husk-agent/exec-pty", test_exec_pty);
 	g_test_add_func("/husk-agent/hostile-small", test_hostile_small);
 	g_test_add_func("/husk-agent/session-pty", test_session_pty);
+	g_test_add_func("/husk-agent/mount-decode", test_mount_decode);
+	g_test_add_func("/husk-agent/mount-refused", test_mount_refused);
+	g_test_add_func("/husk-agent/mount-hostile", test_mount_hostile);
+	g_test_add_func("/husk-agent/session-mount-errors", test_session_mount_errors);
 	g_test_add_func("/husk-agent/session-exec", test_session_exec);
 	g_test_add_func("/husk-agent/session-bad-frames", test_session_bad_frames);
 	return g_test_run();

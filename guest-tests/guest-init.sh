@@ -313,6 +313,11 @@ gpu)
 	gpu_action
 	echo "HUSK-GPU-SHOWN"
 	while :; do sleep 60; done
+agent)
+	# vsock-tests.sh's mounts: only the agent, until the host powers the guest off.
+	husk-agent
+	echo "HUSK-GUEST-ERROR husk-agent ended"
+	poweroff -f
 	;;
 fs-root)
 	# A shared host directory as the root filesystem, with its own init.

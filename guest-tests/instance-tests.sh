@@ -10,10 +10,12 @@
 # URL go through husk's download. Four boots in all: two instances launched
 # at once, then one stopped and started, killed and restarted. Between
 # launch and stop, husk exec and husk shell through the instance's agent
-# (husk-agent, which husk's vendor-data installs from the seed).
+# (husk-agent, which husk's vendor-data installs from the seed). web is
+# launched with --mount; husk mount and umount on it while it runs, and
+# its mounts again after stop and start (instance-mount).
 
 INSTANCE_TESTS=(instance-launch instance-list instance-port instance-two instance-exec
-	instance-exec-stdin instance-shell instance-transfer instance-agent-killed instance-stop-start
+	instance-exec-stdin instance-shell instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-stop-start
 	instance-killed instance-busy instance-errors instance-delete)
 
 INSTANCE_HTTP=127.0.0.1:18080
@@ -108,8 +110,12 @@ instance_test_launch() {
 	local t0 p1 p2="" rc1 rc2=0 problems=""
 	instance_user_data web >"$LOGDIR/web.yaml"
 	instance_user_data other >"$LOGDIR/other.yaml"
+	rm -rf "$LOGDIR/imount-launch" "$LOGDIR/imount" && mkdir -p "$LOGDIR/imount-launch" "$LOGDIR/imount"
+	echo launched-with-it >"$LOGDIR/imount-launch/launch.txt"
+	echo from-host >"$LOGDIR/imount/host.txt"
 	t0=$(now)
 	"${HUSK_CMD[@]}" launch debian-12 --name web --memory 768M --cloud-init "$LOGDIR/web.yaml" \
+		--mount "$LOGDIR/imount-launch:/srv/launched:ro" \
 		-p 8080:80 --timeout 2400 >"$LOGDIR/instance-launch-web.out" 2>"$LOGDIR/instance-launch-web.err" &
 	p1=$!
 	if want instance-two; then
@@ -255,6 +261,53 @@ instance_test_transfer() {
 	if [[ -z $problems ]]; then pass instance-transfer; else fail instance-transfer "${problems%; }"; fi
 }
 
+# husk mount on the running web: both ways, --ro, info; launch --mount's there too.
+instance_test_mount() {
+	local problems="" rc dir=$LOGDIR/imount
+	rc=$(iexec -- cat /srv/launched/launch.txt)
+	[[ $rc == 0 && $(cat "$LOGDIR/iexec.out") == launched-with-it ]] ||
+		problems+="launch --mount: status $rc, '$(head -c 200 "$LOGDIR/iexec.err")'; "
+	ihusk mount mount "$dir" web:/home/debian/project
+	[[ $IRC == 0 ]] || problems+="mount: status $IRC: $(cat "$LOGDIR/instance-mount.err"); "
+	rc=$(iexec -- sh -c 'cat /home/debian/project/host.txt && echo from-guest >/home/debian/project/guest.txt')
+	[[ $rc == 0 && $(cat "$LOGDIR/iexec.out") == from-host ]] ||
+		problems+="the guest read '$(cat "$LOGDIR/iexec.out")' (status $rc: $(head -c 200 "$LOGDIR/iexec.err")); "
+	[[ $(cat "$dir/guest.txt" 2>/dev/null) == from-guest ]] || problems+="the guest's write did not reach the host; "
+	ihusk mount-ro mount --ro "$dir" web:/mnt/ro
+	rc=$(iexec -- sh -c 'echo x >/mnt/ro/new.txt')
+	[[ $IRC == 0 && $rc != 0 && ! -e $dir/new.txt ]] || problems+="--ro: mount status $IRC, write status $rc; "
+	"${HUSK_CMD[@]}" info web | grep -q "$dir on /home/debian/project$" || problems+="info does not list the mount; "
+	"${HUSK_CMD[@]}" info web --format json | grep -q '"guest" : "/mnt/ro"' || problems+="info --format json does not list /mnt/ro; "
+	ihusk umount umount web:/mnt/ro
+	[[ $IRC == 0 ]] || problems+="umount: status $IRC: $(cat "$LOGDIR/instance-umount.err"); "
+	ihusk umount-again umount web:/mnt/ro
+	[[ $IRC == 2 && $(wc -l <"$LOGDIR/instance-umount-again.err") == 1 ]] || problems+="umount of nothing: status $IRC; "
+	ihusk mount-missing mount "$LOGDIR/no-such" web:/mnt/x
+	[[ $IRC == 2 ]] || problems+="a missing folder: status $IRC; "
+	ihusk mount-relative mount "$dir" web:mnt/x
+	[[ $IRC == 2 ]] || problems+="a relative guest path: status $IRC; "
+	if [[ -z $problems ]]; then pass instance-mount; else fail instance-mount "${problems%; }"; fi
+}
+
+# After stop and start: the mounts are back; one to a stopped instance is refused.
+instance_test_mount_kept() {
+	local problems="" rc tries=0
+	# The agent mounts them once it has said HELLO: give it a moment.
+	while ((tries++ < 30)); do
+		rc=$(iexec -- cat /home/debian/project/guest.txt)
+		[[ $rc == 0 ]] && break
+		sleep 2
+	done
+	[[ $rc == 0 && $(cat "$LOGDIR/iexec.out") == from-guest ]] ||
+		problems+="after start, the mount: status $rc, '$(head -c 200 "$LOGDIR/iexec.err")'; "
+	rc=$(iexec -- cat /srv/launched/launch.txt)
+	[[ $rc == 0 ]] || problems+="after start, launch --mount's: status $rc; "
+	[[ ${INSTANCE_STOPPED_MOUNT:-} == 1 ]] || problems+="mount on a stopped instance: status ${INSTANCE_STOPPED_MOUNT:-}; "
+	ihusk umount-kept umount web:/home/debian/project
+	[[ $IRC == 0 ]] || problems+="umount: status $IRC; "
+	if [[ -z $problems ]]; then pass instance-mount-kept; else fail instance-mount-kept "${problems%; }"; fi
+}
+
 # A session, then the agent, killed in the guest: one line, 125; systemd brings the agent back.
 instance_test_agent_killed() {
 	local problems="" rc tries=0
@@ -278,6 +331,9 @@ instance_test_stop_start() {
 	ihusk stop stop web --timeout 600
 	info "instances: husk stop took $(elapsed "$t0" "$(now)")s (status $IRC)"
 	[[ $IRC == 0 ]] || problems+="stop: status $IRC; "
+	ihusk mount-stopped mount "$LOGDIR/imount" web:/mnt/x
+	INSTANCE_STOPPED_MOUNT=$IRC
+	grep -q 'web is not running' "$LOGDIR/instance-mount-stopped.err" || INSTANCE_STOPPED_MOUNT="$IRC, no 'not running'"
 	[[ $(instance_state web) == stopped ]] || problems+="list shows web $(instance_state web) after stop; "
 	if ! grep -q 'reboot: Power down' "$HUSK_HOME/instances/web/console.log"; then
 		problems+="the guest did not power off by itself (the power button; the console "
@@ -382,12 +438,14 @@ run_instance_tests() {
 		want instance-exec-stdin && instance_test_exec_stdin
 		want instance-shell && instance_test_shell
 		want instance-transfer && instance_test_transfer
+		want instance-mount && instance_test_mount
 		want instance-agent-killed && instance_test_agent_killed
-		want instance-stop-start && instance_test_stop_start
+		want instance-stop-start instance-mount-kept && instance_test_stop_start
+		want instance-mount-kept && instance_test_mount_kept
 		want instance-killed instance-busy && instance_test_killed
 	else
 		for t in instance-list instance-port instance-two instance-exec instance-exec-stdin instance-shell \
-			instance-transfer instance-agent-killed instance-stop-start instance-killed instance-busy; do
+			instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-stop-start instance-killed instance-busy; do
 			skip "$t" "the launch failed"
 		done
 	fi

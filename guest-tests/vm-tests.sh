@@ -46,7 +46,7 @@ TESTS+=("${FS_TESTS[@]}" "${EXEC_TESTS[@]}")
 # shellcheck source=guest-tests/disk-tests.sh
 source "$VM_TESTS_DIR/disk-tests.sh" && TESTS+=("${DISK_TESTS[@]}")
 # shellcheck source=guest-tests/vsock-tests.sh
-source "$VM_TESTS_DIR/vsock-tests.sh" && TESTS+=("${VSOCK_TESTS[@]}")
+source "$VM_TESTS_DIR/vsock-tests.sh" && TESTS+=("${VSOCK_ALL_TESTS[@]}")
 # shellcheck source=guest-tests/gpu-tests.sh
 source "$VM_TESTS_DIR/gpu-tests.sh" && TESTS+=("${GPU_TESTS[@]}")
 # shellcheck source=guest-tests/instance-tests.sh
@@ -1203,7 +1203,7 @@ run_all() {
 	want "${FS_TESTS[@]}" && run_fs_tests
 	want "${EXEC_TESTS[@]}" && run_exec_tests
 	want "${DISK_TESTS[@]}" && run_disk_tests
-	want "${VSOCK_TESTS[@]}" && run_vsock_tests
+	want "${VSOCK_ALL_TESTS[@]}" && run_vsock_tests
 	want "${GPU_TESTS[@]}" && run_gpu_tests
 	want "${INSTANCE_TESTS[@]}" && run_instance_tests
 	want "${OCI_TESTS[@]}" && run_oci_tests

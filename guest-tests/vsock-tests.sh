@@ -25,10 +25,21 @@
 #   vsock-transfer        husk transfer both ways, 1 MiB, checksums
 #   vsock-agent-killed    a session killed in the guest, then the agent:
 #                         husk exec says so in one line, 125
+# A boot of its own (guest-init.sh's action agent, with husk run --control)
+# for husk mount and husk umount on a running VM, through the same control
+# ops and agent requests as an instance's:
+#   vsock-mount         a folder hot-plugged and mounted; written from
+#                       both sides, each seen on the other; unmounted (the
+#                       device leaves the guest's bus) and mounted again
+#   vsock-mount-ro      --ro: read, writes refused, nothing reaches the host
+#   vsock-mount-errors  a missing folder, a relative guest path, a path
+#                       already mounted, umount of nothing: one line, 2
 
 VSOCK_CLIENT_TESTS=(vsock-exec-status vsock-exec-streams vsock-exec-stdin
 	vsock-exec-interrupt vsock-exec-parallel vsock-shell vsock-transfer vsock-agent-killed)
 VSOCK_TESTS=(vsock-to-guest vsock-to-host vsock-cid vsock-agent-exec "${VSOCK_CLIENT_TESTS[@]}")
+VSOCK_MOUNT_TESTS=(vsock-mount vsock-mount-ro vsock-mount-errors)
+VSOCK_ALL_TESTS=("${VSOCK_TESTS[@]}" "${VSOCK_MOUNT_TESTS[@]}")
 VSOCK_STDIN_BYTES=$((4 * 1024 * 1024))
 
 VSOCK_BYTES=1048576
@@ -275,11 +286,125 @@ vsock_husk_client_tests() {
 	done
 }
 
+# husk run's status, stdout and stderr for ARG...: the status on stdout.
+husk_cmd() {
+	local rc=0
+	timeout 120 "${HUSK_CMD[@]}" "$@" >"$LOGDIR/husk-cmd.out" 2>"$LOGDIR/husk-cmd.err" </dev/null ||
+		rc=$?
+	echo "$rc"
+}
+
+# What the guest says to COMMAND (sh -c) through the agent; its status in the log.
+guest_sh() {
+	agent_exec "$MOUNT_SOCK" -- sh -c "$1" >/dev/null
+	cat "$LOGDIR/agent-exec.out"
+}
+
+# A usage error: status 2 and one line "husk: CMD: ..." on stderr.
+mount_usage_error() {
+	local what=$1 cmd=$2 rc
+	shift 2
+	rc=$(husk_cmd "$@")
+	if [[ $rc != 2 ]]; then
+		echo -n "$what: status $rc, want 2 ($(head -c 200 "$LOGDIR/husk-cmd.err")); "
+	elif [[ $(wc -l <"$LOGDIR/husk-cmd.err") != 1 || $(cat "$LOGDIR/husk-cmd.err") != "husk: $cmd: "* ]]; then
+		echo -n "$what: stderr '$(head -c 200 "$LOGDIR/husk-cmd.err")', want one 'husk: $cmd:' line; "
+	fi
+}
+
+vsock_mount_rw() {
+	local ctl=$1 rw=$2 why="" rc got
+	rc=$(husk_cmd mount "$rw" "$ctl:/mnt/rw")
+	[[ $rc == 0 ]] || why+="husk mount: status $rc: $(head -c 300 "$LOGDIR/husk-cmd.err"); "
+	got=$(guest_sh 'cat /mnt/rw/host.txt && echo from-guest >/mnt/rw/guest.txt && ls -ln /mnt/rw/guest.txt | awk "{ print \$3 }"')
+	[[ $got == "from-host"* ]] || why+="the guest read '$got' from the host's file; "
+	[[ $(cat "$rw/guest.txt" 2>/dev/null) == from-guest ]] || why+="the guest's file did not reach the host; "
+	echo later-from-host >"$rw/later.txt"
+	got=$(guest_sh 'cat /mnt/rw/later.txt')
+	[[ $got == later-from-host ]] || why+="a file the host wrote later: '$got'; "
+	rc=$(husk_cmd umount "$ctl:/mnt/rw")
+	[[ $rc == 0 ]] || why+="husk umount: status $rc: $(head -c 300 "$LOGDIR/husk-cmd.err"); "
+	got=$(guest_sh 'grep -c " /mnt/rw " /proc/mounts; ls /sys/bus/virtio/drivers/virtiofs | grep -c virtio')
+	[[ $got == $'0\n0' ]] || why+="after umount, mounts and virtiofs devices in the guest: '${got//$'\n'/ }', want 0 0; "
+	# Plugged again after an unplug: the slot and the guest's rescan once more.
+	rc=$(husk_cmd mount "$rw" "$ctl:/mnt/rw")
+	got=$(guest_sh 'cat /mnt/rw/guest.txt')
+	[[ $rc == 0 && $got == from-guest ]] || why+="mounted again: status $rc, read '$got'; "
+	rc=$(husk_cmd umount "$ctl:/mnt/rw")
+	[[ $rc == 0 ]] || why+="second umount: status $rc; "
+	echo "$why"
+}
+
+vsock_mount_ro() {
+	local ctl=$1 ro=$2 why="" rc got
+	rc=$(husk_cmd mount --ro "$ro" "$ctl:/mnt/ro")
+	[[ $rc == 0 ]] || why+="husk mount --ro: status $rc: $(head -c 300 "$LOGDIR/husk-cmd.err"); "
+	got=$(guest_sh 'cat /mnt/ro/ro.txt; echo x >/mnt/ro/new.txt 2>/dev/null && echo wrote; rm -f /mnt/ro/ro.txt 2>/dev/null && echo removed; true')
+	[[ $got == read-only-data ]] || why+="the guest saw '${got//$'\n'/ }' (want the file read, the write and rm refused); "
+	[[ ! -e $ro/new.txt && -e $ro/ro.txt ]] || why+="a write reached the host; "
+	rc=$(husk_cmd umount "$ctl:/mnt/ro")
+	[[ $rc == 0 ]] || why+="husk umount: status $rc; "
+	echo "$why"
+}
+
+vsock_mount_errors() {
+	local ctl=$1 rw=$2 why=""
+	why+=$(mount_usage_error "a missing folder" mount mount "$LOGDIR/no-such-folder" "$ctl:/mnt/x")
+	why+=$(mount_usage_error "a relative guest path" mount mount "$rw" "$ctl:mnt/x")
+	why+=$(mount_usage_error "a .. in the guest path" mount mount "$rw" "$ctl:/mnt/../x")
+	why+=$(mount_usage_error "umount of nothing" umount umount "$ctl:/mnt/none")
+	local rc
+	rc=$(husk_cmd mount "$rw" "$ctl:/mnt/twice")
+	why+=$(mount_usage_error "a path already mounted" mount mount "$rw" "$ctl:/mnt/twice")
+	[[ $rc == 0 && $(husk_cmd umount "$ctl:/mnt/twice") == 0 ]] || why+="mount/umount /mnt/twice failed; "
+	# A stopped instance: no such socket.
+	rc=$(husk_cmd mount "$rw" "$LOGDIR/no-such.sock:/mnt/x")
+	[[ $rc == 1 && $(wc -l <"$LOGDIR/husk-cmd.err") == 1 ]] ||
+		why+="an unreachable VM: status $rc, '$(head -c 200 "$LOGDIR/husk-cmd.err")'; "
+	echo "$why"
+}
+
+# A failure carries the guest's kernel messages about PCI, virtio and FUSE, and husk's stderr.
+mount_verdict() {
+	if [[ -z $2 ]]; then
+		pass "$1"
+		return
+	fi
+	local dmesg
+	dmesg=$(guest_sh 'dmesg | grep -iE "pci|virtio|fuse|BAR" | tail -n 12')
+	fail "$1" "$2 (guest: ${dmesg//$'\n'/ | })" "$VM_LOG"
+}
+
+test_vsock_mount() {
+	local ctl=$LOGDIR/mount-control.sock rw=$LOGDIR/mount-rw ro=$LOGDIR/mount-ro rc=1 tries=0 t
+	MOUNT_SOCK=$LOGDIR/mount-vsock.sock
+	rm -rf "$rw" "$ro" "$ctl" "$MOUNT_SOCK"
+	mkdir -p "$rw" "$ro"
+	echo from-host >"$rw/host.txt"
+	echo read-only-data >"$ro/ro.txt"
+	vm_start vsock-mount vsock agent --vsock "$MOUNT_SOCK" --control "$ctl"
+	while [[ $rc != 0 ]] && ((tries++ < 60)); do
+		sleep 1
+		rc=$(agent_exec "$MOUNT_SOCK" -- true)
+	done
+	if [[ $rc != 0 ]]; then
+		for t in "${VSOCK_MOUNT_TESTS[@]}"; do fail "$t" "the guest's agent never answered" "$VM_LOG"; done
+	else
+		want vsock-mount && mount_verdict vsock-mount "$(vsock_mount_rw "$ctl" "$rw")"
+		want vsock-mount-ro && mount_verdict vsock-mount-ro "$(vsock_mount_ro "$ctl" "$ro")"
+		want vsock-mount-errors && mount_verdict vsock-mount-errors "$(vsock_mount_errors "$ctl" "$rw")"
+		agent_exec "$MOUNT_SOCK" -- poweroff -f >/dev/null
+	fi
+	vm_wait 60
+	info "vsock-mount: status $VM_RC after ${VM_WALL}s wall"
+}
+
 run_vsock_tests() {
 	if [[ ! -r $ASSETS/vsock/initrd.cpio.gz ]]; then
 		local t
-		for t in "${VSOCK_TESTS[@]}"; do skip "$t" "no vsock guest image in the assets"; done
+		for t in "${VSOCK_ALL_TESTS[@]}"; do skip "$t" "no vsock guest image in the assets"; done
 		return 0
 	fi
-	test_vsock
+	want "${VSOCK_TESTS[@]}" && test_vsock
+	want "${VSOCK_MOUNT_TESTS[@]}" && test_vsock_mount
 }

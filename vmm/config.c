@@ -64,6 +64,7 @@ void config_clear(struct vm_config *cfg)
 	if (cfg->vsock)
 		vsock_config_clear(cfg->vsock);
 	g_clear_pointer(&cfg->vsock, g_free);
+	g_clear_pointer(&cfg->control, g_free);
 }
 
 void config_add_disk(struct vm_config *cfg, struct disk_config *disk)

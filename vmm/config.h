@@ -53,6 +53,7 @@ struct vm_config {
 	bool timings;
 	bool no_seccomp;      /* run without the system-call filter (vmm/seccomp.h) */
 	struct run_as run_as; /* --user: who husk becomes once the VM is set up */
+	char *control;        /* --control: where husk run serves husk mount and umount, or NULL */
 	int64_t start_ns;     /* CLOCK_MONOTONIC when husk started, for --timings */
 	/* --screenshot-on-exit: a PNG of the display, written once the VM stopped */
 	char *screenshot_on_exit;

@@ -69,6 +69,11 @@ struct machine {
 	struct virtio_pci *vsock_t;
 	struct virtio_gpu *gpu; /* --gpu, or NULL */
 	struct virtio_pci *gpu_t;
+	/* Hot-plugged shares, by slot, and the thread that plugs them. */
+	struct virtio_fs *plugged_fs[PCI_MAX_DEVICES];
+	struct virtio_pci *plugged_t[PCI_MAX_DEVICES];
+	GThread *plugger;
+	GAsyncQueue *plug_jobs;
 
 	GMainContext *ctx;
 	GMainLoop *loop;
@@ -296,6 +301,106 @@ static bool add_vsock(struct machine *m, GError **err)
 	return true;
 }
 
+/* --- hot-plugged shares ------------------------------------------------------ */
+
+struct plug_job {
+	const struct share_config *cfg; /* NULL: the thread is to end */
+	int slot;
+	GError *err;
+	GAsyncQueue *done;
+};
+
+static int plug_share(struct machine *m, const struct share_config *cfg, GError **err)
+{
+	struct virtio_fs *fs = virtio_fs_open(cfg, err);
+	struct virtio_pci *t = fs ? virtio_pci_create(&m->virtio, &virtio_fs_ops, fs, err) : NULL;
+	int slot = t ? pci_bus_plug(&m->pci, virtio_pci_device(t)) : -1;
+
+	if (t && slot < 0)
+		husk_fail(err, HUSK_EXIT_RUNTIME,
+		          "virtio-fs: no room left on PCI bus 0 (32 slots, its BAR window)");
+	if (slot < 0) {
+		virtio_pci_destroy(t);
+		virtio_fs_close(fs);
+		return -1;
+	}
+	m->plugged_fs[slot] = fs;
+	m->plugged_t[slot] = t;
+	return slot;
+}
+
+/*
+ * Started on the main thread as the machine is made, before any filter:
+ * the devices it plugs start their queue threads from here, each taking
+ * the share's own list (vmm/seccomp_threads.h) on top of nothing else.
+ */
+static gpointer plugger_thread(gpointer data)
+{
+	struct machine *m = data;
+	struct plug_job *job;
+
+	while ((job = g_async_queue_pop(m->plug_jobs))->cfg) {
+		job->slot = plug_share(m, job->cfg, &job->err);
+		g_async_queue_push(job->done, job);
+	}
+	g_async_queue_push(job->done, job);
+	return NULL;
+}
+
+static bool start_plugger(struct machine *m, GError **err)
+{
+	m->plug_jobs = g_async_queue_new();
+	m->plugger = g_thread_try_new("husk-plug", plugger_thread, m, err);
+	if (!m->plugger)
+		g_prefix_error(err, "cannot start the hot-plug thread: ");
+	return m->plugger != NULL;
+}
+
+static void run_plug_job(struct machine *m, struct plug_job *job)
+{
+	job->done = g_async_queue_new();
+	g_async_queue_push(m->plug_jobs, job);
+	g_async_queue_pop(job->done);
+	g_async_queue_unref(job->done);
+}
+
+int machine_plug_share(struct machine *m, const struct share_config *cfg, GError **err)
+{
+	struct plug_job job = {.cfg = cfg, .slot = -1};
+
+	run_plug_job(m, &job);
+	if (job.err)
+		g_propagate_error(err, job.err);
+	return job.slot;
+}
+
+bool machine_unplug_share(struct machine *m, int slot, GError **err)
+{
+	if (slot <= 0 || slot >= PCI_MAX_DEVICES || !m->plugged_t[slot])
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "virtio-fs: no share plugged at slot %d",
+		                 slot);
+	pci_bus_unplug(&m->pci, slot);
+	/* No guest access reaches it now; its queue threads end before its server goes. */
+	g_clear_pointer(&m->plugged_t[slot], virtio_pci_destroy);
+	g_clear_pointer(&m->plugged_fs[slot], virtio_fs_close);
+	return true;
+}
+
+static void stop_plugger(struct machine *m)
+{
+	if (m->plugger) {
+		struct plug_job end = {0};
+		run_plug_job(m, &end);
+		g_thread_join(m->plugger);
+	}
+	if (m->plug_jobs)
+		g_async_queue_unref(m->plug_jobs);
+	for (int slot = 0; slot < PCI_MAX_DEVICES; slot++) {
+		g_clear_pointer(&m->plugged_t[slot], virtio_pci_destroy);
+		g_clear_pointer(&m->plugged_fs[slot], virtio_fs_close);
+	}
+}
+
 /* Frames a guest sent that broke the rules are dropped; say how many, once. */
 static void report_net_drops(struct machine *m)
 {
@@ -511,8 +616,9 @@ struct machine *machine_create(const struct vm_config *cfg, GError **err)
 		const char *name;
 		bool (*fn)(struct machine *m, GError **err);
 	} steps[] = {
-	    {"kvm", open_kvm},       {"vm", create_vm},        {"memory", add_memory},
-	    {"vcpus", create_vcpus}, {"devices", add_devices}, {"kernel", load_kernel},
+	    {"kvm", open_kvm},           {"vm", create_vm},        {"memory", add_memory},
+	    {"vcpus", create_vcpus},     {"devices", add_devices}, {"kernel", load_kernel},
+	    {"hot-plug", start_plugger},
 	};
 	GString *times = g_string_new(NULL);
 	bool ok = true;
@@ -749,6 +855,7 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->pvpanic, pvpanic_destroy);
 	g_clear_pointer(&m->acpi_pm, acpi_pm_destroy);
 	report_net_drops(m);
+	stop_plugger(m);
 	g_clear_pointer(&m->transports, g_ptr_array_unref);
 	g_clear_pointer(&m->disks, g_ptr_array_unref);
 	g_clear_pointer(&m->nics, g_ptr_array_unref);

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "devices/serial.h"
+#include "devices/virtio_fs.h"
 #include "vmm/options.h"
 #include "vmm/stop.h"
 
@@ -48,6 +49,23 @@ struct serial *machine_serial(struct machine *m);
 
 /* The hook through which the machine's users (a console's Ctrl-A x) ask for a stop. */
 struct stop_hook machine_stop_hook(struct machine *m);
+
+/*
+ * Hot-plug of shared folders (husk mount): a virtio-fs device of its own
+ * per folder, put on PCI bus 0 while the guest runs, which the guest finds
+ * by rescanning its bus (husk-agent does). Each device is a --share's in
+ * all: its own FUSE server, its threads under the share's seccomp list
+ * and Landlock. Plugging starts those threads from a thread of the
+ * machine's own that has no device's filter (a thread inherits its
+ * starter's, and the I/O thread's forbids what a share does); so any
+ * thread may call this. Returns the device's slot on bus 0, or -1.
+ */
+int machine_plug_share(struct machine *m, const struct share_config *cfg, GError **err);
+/*
+ * Takes the share plugged at 'slot' off the bus and frees it, once the
+ * guest has let it go; on the I/O thread (or before machine_run).
+ */
+bool machine_unplug_share(struct machine *m, int slot, GError **err);
 
 /* --timings: set-up time, memory, FUSE requests and queue polling, to stderr. */
 void machine_report(struct machine *m);

@@ -18,6 +18,7 @@
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/boot_linux.h"
 #include "vmm/cli/agent.h"
 #include "vmm/cli/image.h"
@@ -27,6 +28,8 @@
 #include "vmm/error.h"
 #include "vmm/exec.h"
 #include "vmm/host_check.h"
+#include "vmm/instance/control.h"
+#include "vmm/instance/mounts.h"
 #include "vmm/options.h"
 #include "vmm/process.h"
 
@@ -62,6 +65,8 @@ static const struct command commands[] = {
     {"shell", "a login shell on a terminal in a running instance", shell_main},
     {"transfer", "copy a file into or out of a running instance", transfer_main},
     {"screenshot", "write what a running instance's display shows as PNG", screenshot_main},
+    {"mount", "mount a host folder in a running instance", mount_main},
+    {"umount", "unmount a folder husk mount mounted", umount_main},
     {"check-host", "say whether this host can run husk's VMs", cmd_check_host},
 };
 
@@ -178,6 +183,40 @@ static bool check_files(const struct vm_config *cfg, GError **err)
 	return true;
 }
 
+/* --control: the mount ops alone (no state to keep: a throwaway VM's mounts end with it). */
+static bool answer_control(void *opaque, const char *op, JsonObject *request, JsonObject *reply,
+                           int fd, bool *take_fd, GError **err)
+{
+	bool handled;
+	bool ok = mount_table_answer(opaque, op, request, reply, &handled, err);
+
+	return handled ? ok : husk_fail(err, HUSK_EXIT_RUNTIME, "unknown op \"%s\"", op);
+}
+
+/* The VM, and with --control its socket, until the VM ends. */
+static enum stop_reason run_machine(struct machine *m, const struct vm_config *cfg, int *signo,
+                                    GError **err)
+{
+	struct fuse_id_map none = {0};
+	struct mount_table *mounts =
+	    cfg->control ? mount_table_new(m, NULL, cfg->vsock->path, none, none) : NULL;
+	struct control_server *ctl = mounts ? control_server_start(cfg->control, machine_context(m),
+	                                                           answer_control, mounts, err)
+	                                    : NULL;
+
+	if (mounts && !ctl) {
+		mount_table_free(mounts);
+		return STOP_ERROR;
+	}
+	enum stop_reason reason = process_run_machine(m, cfg, signo);
+	if (ctl) {
+		control_server_stop(ctl);
+		unlink(cfg->control);
+	}
+	mount_table_free(mounts);
+	return reason;
+}
+
 /* When husk started, for --timings: set first thing in main(). */
 static int64_t start_ns;
 
@@ -209,17 +248,18 @@ static int cmd_run(int argc, char **argv)
 		return fail(err);
 	}
 	while (status < 0) {
-		struct machine *m = process_create_machine(&cfg, 0, &err);
+		unsigned int io = cfg.control ? SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES : 0;
+		struct machine *m = process_create_machine(&cfg, io, &err);
 		int signo = 0;
 
 		if (!m) {
 			status = fail(err);
 			break;
 		}
-		enum stop_reason reason = process_run_machine(m, &cfg, &signo);
+		enum stop_reason reason = run_machine(m, &cfg, &signo, &err);
 		write_exit_screenshot(m, &cfg);
 		machine_destroy(m);
-		status = exit_status(&cfg, reason, signo);
+		status = err ? fail(err) : exit_status(&cfg, reason, signo);
 	}
 	config_clear(&cfg);
 	return status;

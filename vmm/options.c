@@ -205,6 +205,15 @@ static gboolean parse_screenshot_on_exit(const char *name, const char *value, gp
 	return TRUE;
 }
 
+static gboolean parse_control(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+
+	g_free(cfg->control);
+	cfg->control = g_strdup(value);
+	return TRUE;
+}
+
 static gboolean parse_cmdline(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
@@ -238,6 +247,10 @@ static const GOptionEntry run_entries[] = {
      "2d|none"},
     {"screenshot-on-exit", 0, 0, CALLBACK(parse_screenshot_on_exit),
      "Once the VM stopped, write what its display (--gpu) showed last to FILE as PNG", "FILE"},
+    {"control", 0, 0, CALLBACK(parse_control),
+     "Serve husk mount and husk umount on the Unix socket PATH (with --vsock: the guest "
+     "runs husk-agent)",
+     "PATH"},
     {"publish", 'p', 0, G_OPTION_ARG_STRING_ARRAY, NULL,
      "Publish a guest port on the host, as docker run -p (repeatable; ADDR 127.0.0.1 by default)",
      "[ADDR:]HOSTPORT:GUESTPORT[/udp]"},
@@ -407,6 +420,10 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	if (ok && cfg->screenshot_on_exit && cfg->gpu == GPU_NONE)
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--screenshot-on-exit needs a display (--gpu 2d)");
+	if (ok && cfg->control && !cfg->vsock)
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--control: needs --vsock (mounts go through "
+		               "the guest's agent)");
 	if (ok && cfg->kernel && !cfg->cmdline)
 		cfg->cmdline = g_strdup(VM_DEFAULT_CMDLINE);
 	if (!ok)

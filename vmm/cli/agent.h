@@ -20,6 +20,8 @@
 int agent_exec_main(int argc, char **argv);
 int shell_main(int argc, char **argv);
 int transfer_main(int argc, char **argv);
+int mount_main(int argc, char **argv);
+int umount_main(int argc, char **argv);
 
 /*
  * Runs 'command' through TARGET's agent (as 'user', or NULL: the agent's

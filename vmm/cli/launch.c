@@ -20,6 +20,7 @@
 #include "vmm/instance/control.h"
 #include "vmm/instance/images.h"
 #include "vmm/instance/instance.h"
+#include "vmm/instance/mounts.h"
 #include "vmm/instance/seed.h"
 #include "vmm/options.h"
 #include "vmm/size.h"
@@ -30,7 +31,8 @@
 struct launch_opts {
 	char *name, *memory, *disk_size, *cloud_init, *sha256, *gpu;
 	int cpus, timeout;
-	char **publish, **nets;
+	char **publish, **nets, **mounts;
+	GPtrArray *mount_specs; /* --mount's, checked */
 	gboolean timings;
 	const char *image;
 	GString *laps; /* --timings: " step ms" for each step so far */
@@ -71,6 +73,8 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 	     "A NIC as husk run's --net (default: user)", "user[,...]|tap=IFNAME[,...]"},
 	    {"gpu", 0, 0, G_OPTION_ARG_STRING, &o->gpu,
 	     "A display, for husk screenshot: virtio-gpu in 2D, or none (default)", "2d|none"},
+	    {"mount", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o->mounts,
+	     "A host folder in the guest, as husk mount does; kept (repeatable)", MOUNT_SYNTAX},
 	    {"sha256", 0, 0, G_OPTION_ARG_STRING, &o->sha256,
 	     "The SHA-256 a downloaded image must have", "HEX"},
 	    {"timeout", 't', 0, G_OPTION_ARG_INT, &o->timeout,
@@ -280,6 +284,11 @@ static bool create(struct launch_opts *o, struct instance *inst, const char *bas
 	ok = ok && make_seed(o, inst, err);
 	lap(o, "seed");
 	ok = ok && write_origin(inst, o->image, base, err);
+	if (ok && o->mount_specs->len) {
+		char *path = instance_path(inst, "mounts.json");
+		ok = mounts_save(path, o->mount_specs, err);
+		g_free(path);
+	}
 	char *json = ok ? config_to_json(&cfg, err) : NULL;
 	ok = json && write_file(inst, "config.json", json, err);
 	lap(o, "config");
@@ -312,6 +321,38 @@ static void free_opts(struct launch_opts *o)
 	g_free(o->gpu);
 	g_strfreev(o->publish);
 	g_strfreev(o->nets);
+	g_strfreev(o->mounts);
+	if (o->mount_specs)
+		g_ptr_array_unref(o->mount_specs);
+}
+
+/* --mount: each HOSTDIR:GUESTPATH[:ro] sound, its folder there, no guest path twice. */
+static bool check_mounts(struct launch_opts *o, GError **err)
+{
+	o->mount_specs = mounts_new();
+	for (char **m = o->mounts; m && *m; m++) {
+		struct mount_spec *spec = g_new0(struct mount_spec, 1);
+		if (!mount_spec_parse(*m, spec, err)) {
+			g_free(spec);
+			break;
+		}
+		g_ptr_array_add(o->mount_specs, spec);
+		if (!mount_host_check(spec->host, err))
+			break;
+		for (guint i = 0; i + 1 < o->mount_specs->len; i++)
+			if (!strcmp(((struct mount_spec *)o->mount_specs->pdata[i])->guest,
+			            spec->guest))
+				husk_fail(err, HUSK_EXIT_USAGE, "--mount: %s is given twice",
+				          spec->guest);
+		if (*err)
+			break;
+	}
+	if (!*err && o->mount_specs->len > MOUNTS_MAX)
+		husk_fail(err, HUSK_EXIT_USAGE, "--mount: %d mounts is the most a guest has",
+		          MOUNTS_MAX);
+	if (*err)
+		g_prefix_error(err, "launch: ");
+	return !*err;
 }
 
 /* The folder, made from nothing: on any failure it goes again. */
@@ -322,6 +363,8 @@ static bool make_instance(struct launch_opts *o, struct instance *inst, GError *
 	if (instance_exists(inst))
 		return husk_fail(err, HUSK_EXIT_USAGE,
 		                 "launch: an instance called %s already exists", inst->name);
+	if (!check_mounts(o, err))
+		return false;
 	char *base = images_fetch(o->image, o->sha256, err);
 	lap(o, "image");
 	bool ok = base && create(o, inst, base, err);

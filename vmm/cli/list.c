@@ -17,6 +17,7 @@
 #include "vmm/error.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
+#include "vmm/instance/mounts.h"
 #include "vmm/size.h"
 
 /* The disk's size as the guest sees it: a qcow2 header's big-endian field at 24. */
@@ -101,6 +102,27 @@ static void add_kernel(const struct instance *inst, JsonObject *d)
 	g_free(path);
 }
 
+/* The mounts kept for the next start; a running instance's own list replaces them. */
+static void add_stored_mounts(const struct instance *inst, JsonObject *d)
+{
+	char *path = instance_path(inst, "mounts.json");
+	GPtrArray *specs = mounts_load(path, NULL);
+	JsonArray *a = json_array_new();
+
+	for (guint i = 0; specs && i < specs->len; i++) {
+		const struct mount_spec *m = specs->pdata[i];
+		JsonObject *o = json_object_new();
+		json_object_set_string_member(o, "host", m->host);
+		json_object_set_string_member(o, "guest", m->guest);
+		json_object_set_boolean_member(o, "ro", m->read_only);
+		json_array_add_object_element(a, o);
+	}
+	json_object_set_array_member(d, "mounts", a);
+	if (specs)
+		g_ptr_array_unref(specs);
+	g_free(path);
+}
+
 /* One instance's facts as a JSON object: the same for text and --format json. */
 static JsonObject *describe(const struct instance *inst)
 {
@@ -127,6 +149,7 @@ static JsonObject *describe(const struct instance *inst)
 	add_kernel(inst, d);
 	if (run_detached_is_image_run(inst))
 		run_detached_describe(inst, d);
+	add_stored_mounts(inst, d);
 	if (live) {
 		/* The serving process knows best: its state, uptime, address and ports. */
 		GList *members = json_object_get_members(live);
@@ -234,6 +257,28 @@ int list_main(int argc, char **argv)
 	return 0;
 }
 
+/* "Mounts:  HOST on GUEST (ro)", one a line; a stopped instance's from mounts.json. */
+static void print_mounts(JsonObject *d)
+{
+	JsonNode *n = json_object_get_member(d, "mounts");
+	JsonArray *a = n && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
+	guint count = a ? json_array_get_length(a) : 0;
+
+	printf("Mounts: %s\n", count ? "" : " -");
+	for (guint i = 0; i < count; i++) {
+		JsonNode *e = json_array_get_element(a, i);
+		JsonObject *m = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
+		if (!m)
+			continue;
+		bool ro =
+		    json_object_has_member(m, "ro") && json_object_get_boolean_member(m, "ro");
+		bool unplugged =
+		    json_object_has_member(m, "slot") && json_object_get_int_member(m, "slot") < 0;
+		printf("  %s on %s%s%s\n", get(m, "host"), get(m, "guest"), ro ? " (ro)" : "",
+		       unplugged ? " (not plugged: its folder was missing at the start)" : "");
+	}
+}
+
 static void print_info(JsonObject *d)
 {
 	char *mem = size_text((uint64_t)get_int(d, "memory"));
@@ -251,7 +296,8 @@ static void print_info(JsonObject *d)
 	printf("Ports:  ");
 	for (guint i = 0; ports && i < json_array_get_length(ports); i++)
 		printf(" %s", json_array_get_string_element(ports, i));
-	printf("%s\nMounts:  -\n", ports && json_array_get_length(ports) ? "" : " -");
+	printf("%s\n", ports && json_array_get_length(ports) ? "" : " -");
+	print_mounts(d);
 	if (json_object_has_member(d, "uptime_s"))
 		printf("Uptime:  %" G_GINT64_FORMAT " s\n", get_int(d, "uptime_s"));
 	if (json_object_has_member(d, "agent"))

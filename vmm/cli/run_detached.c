@@ -241,8 +241,8 @@ static const char *app_state_name(enum app_state st)
 }
 
 /* stop: as Ctrl-C in the foreground. force-stop: a second signal, which ends the VM. */
-static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool *take_fd,
-                   GError **err)
+static bool answer(void *opaque, const char *op, JsonObject *request, JsonObject *reply, int fd,
+                   bool *take_fd, GError **err)
 {
 	struct app_server *s = opaque;
 

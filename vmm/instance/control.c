@@ -85,14 +85,15 @@ static void serve_client(struct control_server *s, int fd)
 {
 	GError *err = NULL;
 	char *line = read_line(fd);
-	char *op = line ? protocol_parse_request(line, &err) : NULL;
+	JsonObject *request = NULL;
+	char *op = line ? protocol_parse_request_object(line, &request, &err) : NULL;
 	JsonObject *fields = json_object_new();
 	bool take_fd = false;
 	char *reply;
 
 	if (!line)
 		husk_fail(&err, HUSK_EXIT_RUNTIME, "no request line");
-	if (op && s->handler(s->opaque, op, fields, fd, &take_fd, &err)) {
+	if (op && s->handler(s->opaque, op, request, fields, fd, &take_fd, &err)) {
 		reply = protocol_reply(fields);
 	} else {
 		reply = protocol_reply_error(err->message);
@@ -106,6 +107,8 @@ static void serve_client(struct control_server *s, int fd)
 	g_free(reply);
 	g_free(op);
 	g_free(line);
+	if (request)
+		json_object_unref(request);
 }
 
 static gboolean on_connect(gint fd, GIOCondition cond, gpointer data)
@@ -157,7 +160,7 @@ void control_server_stop(struct control_server *s)
 }
 
 /* Connects and sends the request: the fd, or -1. */
-static int send_request(const char *path, const char *op, GError **err)
+static int send_request(const char *path, const char *op, JsonObject *args, GError **err)
 {
 	struct sockaddr_un a;
 
@@ -172,7 +175,7 @@ static int send_request(const char *path, const char *op, GError **err)
 		return -1;
 	}
 	set_timeouts(fd);
-	char *line = protocol_request(op);
+	char *line = protocol_request_with(op, args);
 	bool ok = control_write_all(fd, line, strlen(line));
 	g_free(line);
 	if (!ok) {
@@ -199,7 +202,12 @@ static JsonObject *read_reply(int fd, GError **err)
 
 JsonObject *control_call(const char *path, const char *op, GError **err)
 {
-	int fd = send_request(path, op, err);
+	return control_call_with(path, op, NULL, err);
+}
+
+JsonObject *control_call_with(const char *path, const char *op, JsonObject *args, GError **err)
+{
+	int fd = send_request(path, op, args, err);
 
 	if (fd < 0)
 		return NULL;
@@ -210,7 +218,7 @@ JsonObject *control_call(const char *path, const char *op, GError **err)
 
 int control_open_stream(const char *path, const char *op, GError **err)
 {
-	int fd = send_request(path, op, err);
+	int fd = send_request(path, op, NULL, err);
 
 	if (fd < 0)
 		return -1;

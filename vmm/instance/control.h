@@ -12,8 +12,8 @@
  * error. For a streaming op it sets *take_fd: it then owns 'fd', which
  * the server no longer closes once the reply is sent.
  */
-typedef bool (*control_handler)(void *opaque, const char *op, JsonObject *reply, int fd,
-                                bool *take_fd, GError **err);
+typedef bool (*control_handler)(void *opaque, const char *op, JsonObject *request,
+                                JsonObject *reply, int fd, bool *take_fd, GError **err);
 
 struct control_server;
 
@@ -24,6 +24,8 @@ void control_server_stop(struct control_server *s);
 
 /* Sends a request: the reply's fields, or an error (HUSK_EXIT_RUNTIME). */
 JsonObject *control_call(const char *path, const char *op, GError **err);
+/* The same with arguments beside op ('args' not consumed). */
+JsonObject *control_call_with(const char *path, const char *op, JsonObject *args, GError **err);
 
 /* Sends a streaming request: the connected fd once the reply said ok, or -1. */
 int control_open_stream(const char *path, const char *op, GError **err);

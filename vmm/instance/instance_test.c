@@ -158,9 +158,14 @@ static void test_protocol(void)
 	g_free(reply);
 }
 
-static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool *take_fd,
-                   GError **err)
+static bool answer(void *opaque, const char *op, JsonObject *request, JsonObject *reply, int fd,
+                   bool *take_fd, GError **err)
 {
+	if (g_strcmp0(op, "echo") == 0) {
+		const char *v = protocol_string(request, "guest");
+		json_object_set_string_member(reply, "guest", v ? v : "(none)");
+		return true;
+	}
 	if (g_strcmp0(op, "state") != 0)
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "unknown op \"%s\"", op);
 	json_object_set_string_member(reply, "state", "running");
@@ -186,6 +191,17 @@ static void test_socket(void)
 	JsonObject *reply = control_call(path, "state", &err);
 	g_assert_no_error(err);
 	g_assert_cmpstr(json_object_get_string_member(reply, "state"), ==, "running");
+	json_object_unref(reply);
+	/* A request's arguments reach the handler beside its op. */
+	JsonObject *args = json_object_new();
+	json_object_set_string_member(args, "guest", "/home/debian/src");
+	reply = control_call_with(path, "echo", args, &err);
+	g_assert_no_error(err);
+	g_assert_cmpstr(json_object_get_string_member(reply, "guest"), ==, "/home/debian/src");
+	json_object_unref(reply);
+	json_object_unref(args);
+	reply = control_call(path, "echo", &err);
+	g_assert_cmpstr(json_object_get_string_member(reply, "guest"), ==, "(none)");
 	json_object_unref(reply);
 	g_assert_null(control_call(path, "reboot", &err));
 	g_assert_cmpstr(err->message, ==, "unknown op \"reboot\"");

@@ -27,7 +27,20 @@ static char *to_line(JsonObject *o)
 
 char *protocol_request(const char *op)
 {
+	return protocol_request_with(op, NULL);
+}
+
+static void copy_member(JsonObject *from, const gchar *name, JsonNode *value, gpointer to)
+{
+	json_object_set_member(to, name, json_node_copy(value));
+}
+
+char *protocol_request_with(const char *op, JsonObject *args)
+{
 	JsonObject *o = message(NULL);
+
+	if (args)
+		json_object_foreach_member(args, copy_member, o);
 
 	json_object_set_string_member(o, "op", op);
 	return to_line(o);
@@ -58,7 +71,7 @@ static JsonObject *parse_object(const char *line, const char *what, GError **err
 	return o;
 }
 
-static const char *string_member(JsonObject *o, const char *key)
+const char *protocol_string(JsonObject *o, const char *key)
 {
 	JsonNode *v = json_object_get_member(o, key);
 
@@ -67,16 +80,30 @@ static const char *string_member(JsonObject *o, const char *key)
 	           : NULL;
 }
 
-char *protocol_parse_request(const char *line, GError **err)
+char *protocol_parse_request_object(const char *line, JsonObject **request, GError **err)
 {
 	JsonObject *o = parse_object(line, "the request", err);
 
+	*request = NULL;
 	if (!o)
 		return NULL;
-	char *op = g_strdup(string_member(o, "op"));
-	json_object_unref(o);
-	if (!op)
+	char *op = g_strdup(protocol_string(o, "op"));
+	if (!op) {
 		husk_fail(err, HUSK_EXIT_RUNTIME, "the request has no op");
+		json_object_unref(o);
+		return NULL;
+	}
+	*request = o;
+	return op;
+}
+
+char *protocol_parse_request(const char *line, GError **err)
+{
+	JsonObject *o;
+	char *op = protocol_parse_request_object(line, &o, err);
+
+	if (o)
+		json_object_unref(o);
 	return op;
 }
 
@@ -107,7 +134,7 @@ JsonObject *protocol_parse_reply(const char *line, GError **err)
 	if (ok && JSON_NODE_HOLDS_VALUE(ok) && json_node_get_value_type(ok) == G_TYPE_BOOLEAN &&
 	    json_node_get_boolean(ok))
 		return o;
-	const char *why = string_member(o, "error");
+	const char *why = protocol_string(o, "error");
 	husk_fail(err, HUSK_EXIT_RUNTIME, "%s", why ? why : "the reply says neither ok nor why");
 	json_object_unref(o);
 	return NULL;

@@ -24,6 +24,14 @@
  *   screenshot  png_bytes: what the display (--gpu) shows now, as PNG; the
  *               connection carries that many bytes after the reply, then
  *               closes
+ *   mount       with "host" (an absolute folder), "guest" (an absolute
+ *               path) and "ro" (a boolean): plugs a virtio-fs device for
+ *               the folder and keeps the mount; replies tag, slot, vsock
+ *               (the socket the agent is reached through). The guest's
+ *               agent is then asked to mount it (MOUNT, husk-agent.h)
+ *   umount      with "guest": unplugs the device (after the agent's UMOUNT)
+ *               and forgets the mount
+ *   mounts      mounts: [{host, guest, ro, tag, slot}]
  */
 #ifndef HUSK_PROTOCOL_H
 #define HUSK_PROTOCOL_H
@@ -37,9 +45,16 @@
 
 /* A request line, newline included. */
 char *protocol_request(const char *op);
+/* The same with the members of 'args' (may be NULL; not consumed) beside op. */
+char *protocol_request_with(const char *op, JsonObject *args);
 
 /* The op of a request line; errors are one line to send back. */
 char *protocol_parse_request(const char *line, GError **err);
+/* The same, and the whole request in *request (the caller unrefs it). */
+char *protocol_parse_request_object(const char *line, JsonObject **request, GError **err);
+
+/* A string member of 'o', or NULL if there is none or it is not a string. */
+const char *protocol_string(JsonObject *o, const char *key);
 
 /* A reply line, newline included: 'fields' (may be NULL; consumed) plus ok. */
 char *protocol_reply(JsonObject *fields);

@@ -34,6 +34,7 @@
 #include "vmm/instance/agent_ready.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
+#include "vmm/instance/mounts.h"
 #include "vmm/process.h"
 
 #define LINE_MAX_SCAN  1024    /* longer console lines are not looked at for readiness */
@@ -56,6 +57,7 @@ struct server {
 	struct agent_ready *hello;
 	int64_t started_us;
 	GPtrArray *consoles; /* struct console_client * */
+	struct mount_table *mounts;
 	GSource *out_source;
 };
 
@@ -109,8 +111,10 @@ static void on_agent_hello(void *opaque, uint32_t version)
 {
 	struct server *s = opaque;
 
-	if (!s->agent_ready)
+	if (!s->agent_ready) {
 		g_printerr("husk: the guest's agent is up (protocol version %u)\n", version);
+		mount_table_remount(s->mounts);
+	}
 	s->agent_ready = true;
 	s->agent_version = version;
 	maybe_running(s);
@@ -271,6 +275,8 @@ static void add_info(struct server *s, JsonObject *reply)
 	json_object_set_int_member(reply, "cpus", s->cfg.cpus);
 	json_object_set_int_member(reply, "memory", (gint64)s->cfg.memory);
 	add_network(s, reply);
+	bool handled;
+	mount_table_answer(s->mounts, "mounts", NULL, reply, &handled, NULL);
 }
 
 /* A screenshot's bytes, sent once the reply line has gone out. */
@@ -322,11 +328,15 @@ static bool answer_screenshot(struct server *s, JsonObject *reply, int fd, GErro
 	return true;
 }
 
-static bool answer(void *opaque, const char *op, JsonObject *reply, int fd, bool *take_fd,
-                   GError **err)
+static bool answer(void *opaque, const char *op, JsonObject *request, JsonObject *reply, int fd,
+                   bool *take_fd, GError **err)
 {
 	struct server *s = opaque;
+	bool handled;
 
+	bool ok = mount_table_answer(s->mounts, op, request, reply, &handled, err);
+	if (handled)
+		return ok;
 	if (strcmp(op, "stop") == 0) {
 		s->state = SERVE_STOPPING;
 		machine_press_power_button(s->m);
@@ -433,6 +443,22 @@ static void report_end(enum stop_reason reason)
 	g_date_time_unref(now);
 }
 
+/*
+ * The instance's mounts, plugged before the guest boots. What the guest
+ * creates in them belongs to the user running husk, who is the image's
+ * first user there (uid and gid 1000, debian in Debian's cloud images).
+ */
+static void start_mounts(struct server *s)
+{
+	char *store = instance_path(s->inst, "mounts.json");
+	struct fuse_id_map uid = {true, geteuid(), INSTANCE_GUEST_ID};
+	struct fuse_id_map gid = {true, getegid(), INSTANCE_GUEST_ID};
+
+	s->mounts = mount_table_new(s->m, store, s->cfg.vsock->path, uid, gid);
+	mount_table_plug_stored(s->mounts);
+	g_free(store);
+}
+
 static int run(struct server *s)
 {
 	GError *err = NULL;
@@ -446,8 +472,10 @@ static int run(struct server *s)
 	 * appended to and rotated. */
 	s->m = process_create_machine(
 	    &s->cfg, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES, &err);
-	if (s->m)
+	if (s->m) {
+		start_mounts(s);
 		ctl = control_server_start(sock, machine_context(s->m), answer, s, &err);
+	}
 	if (ctl)
 		s->hello = agent_ready_start(hello, machine_context(s->m), on_agent_hello, s, &err);
 	if (s->hello) {
@@ -463,6 +491,7 @@ static int run(struct server *s)
 	unlink(s->cfg.vsock->path);
 	g_free(sock);
 	g_free(hello);
+	mount_table_free(s->mounts);
 	machine_destroy(s->m);
 	if (err) {
 		int status = err->code ? err->code : HUSK_EXIT_RUNTIME;

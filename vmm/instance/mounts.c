@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/instance/mounts.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "devices/virtio_fs.h"
+#include "firmware/husk-agent.h"
+#include "vmm/error.h"
+#include "vmm/instance/protocol.h"
+#include "vmm/machine.h"
+
+#define AGENT_CALL_MS   30000 /* a mount waits up to 10 s in the guest for its device */
+#define MOUNTS_MAX_JSON (256 * 1024)
+
+/* --- a mount's words ---------------------------------------------------------- */
+
+bool mount_guest_path_check(const char *cmd, const char *guest, GError **err)
+{
+	if (!agent_path_ok(guest))
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "%s: guest path \"%s\" is not absolute, or has a . or .. "
+		                 "component, or is too long",
+		                 cmd, guest);
+	return true;
+}
+
+bool mount_host_check(const char *host, GError **err)
+{
+	if (!g_file_test(host, G_FILE_TEST_IS_DIR))
+		return husk_fail(err, HUSK_EXIT_USAGE, "mount: %s: no such folder on the host",
+		                 host);
+	return true;
+}
+
+bool mount_spec_parse(const char *text, struct mount_spec *out, GError **err)
+{
+	/* The guest path is absolute: the first ":/" ends the host's. */
+	const char *sep = strstr(text, ":/");
+	bool ro = g_str_has_suffix(text, ":ro");
+
+	memset(out, 0, sizeof(*out));
+	if (!sep || sep == text)
+		return husk_fail(err, HUSK_EXIT_USAGE, "--mount: \"%s\" is not " MOUNT_SYNTAX,
+		                 text);
+	char *host = g_strndup(text, (gsize)(sep - text));
+	char *guest = g_strndup(sep + 1, strlen(sep + 1) - (ro ? 3 : 0));
+	if (!mount_guest_path_check("--mount", guest, err)) {
+		g_free(host);
+		g_free(guest);
+		return false;
+	}
+	out->host = g_canonicalize_filename(host, NULL);
+	out->guest = guest;
+	out->read_only = ro;
+	g_free(host);
+	return true;
+}
+
+void mount_spec_clear(struct mount_spec *m)
+{
+	g_free(m->host);
+	g_free(m->guest);
+	memset(m, 0, sizeof(*m));
+}
+
+static void free_spec(gpointer p)
+{
+	mount_spec_clear(p);
+	g_free(p);
+}
+
+GPtrArray *mounts_new(void)
+{
+	return g_ptr_array_new_with_free_func(free_spec);
+}
+
+/* --- mounts.json ------------------------------------------------------------- */
+
+char *mounts_to_json(GPtrArray *specs)
+{
+	JsonArray *a = json_array_new();
+
+	for (guint i = 0; i < specs->len; i++) {
+		const struct mount_spec *m = specs->pdata[i];
+		JsonObject *o = json_object_new();
+		json_object_set_string_member(o, "host", m->host);
+		json_object_set_string_member(o, "guest", m->guest);
+		json_object_set_boolean_member(o, "ro", m->read_only);
+		json_array_add_object_element(a, o);
+	}
+	JsonNode *root = json_node_init_array(json_node_alloc(), a);
+	char *text = json_to_string(root, TRUE);
+	json_node_unref(root);
+	json_array_unref(a);
+	return text;
+}
+
+static bool boolean_member(JsonObject *o, const char *key, bool *out)
+{
+	JsonNode *v = json_object_get_member(o, key);
+
+	if (!v)
+		return true;
+	if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_BOOLEAN)
+		return false;
+	*out = json_node_get_boolean(v);
+	return true;
+}
+
+/* One entry: strings where they belong, an absolute host folder, a sound guest path. */
+static struct mount_spec *spec_from_json(JsonNode *n, GError **err)
+{
+	JsonObject *o = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+	const char *host = o ? protocol_string(o, "host") : NULL;
+	const char *guest = o ? protocol_string(o, "guest") : NULL;
+	bool ro = false;
+
+	if (!host || !guest || !g_path_is_absolute(host) || !boolean_member(o, "ro", &ro)) {
+		husk_fail(err, HUSK_EXIT_RUNTIME, "mounts: an entry is not {host, guest, ro}");
+		return NULL;
+	}
+	if (!mount_guest_path_check("mounts", guest, err))
+		return NULL;
+	struct mount_spec *m = g_new0(struct mount_spec, 1);
+	*m = (struct mount_spec){g_strdup(host), g_strdup(guest), ro};
+	return m;
+}
+
+GPtrArray *mounts_from_json(const char *text, GError **err)
+{
+	JsonParser *p = json_parser_new();
+	GPtrArray *specs = mounts_new();
+	JsonArray *a = NULL;
+
+	if (json_parser_load_from_data(p, text, -1, NULL) && json_parser_get_root(p) &&
+	    JSON_NODE_HOLDS_ARRAY(json_parser_get_root(p)))
+		a = json_node_get_array(json_parser_get_root(p));
+	bool ok = a && json_array_get_length(a) <= MOUNTS_MAX;
+	if (!ok)
+		husk_fail(err, HUSK_EXIT_RUNTIME, "mounts: not a JSON array of at most %d mounts",
+		          MOUNTS_MAX);
+	for (guint i = 0; ok && i < json_array_get_length(a); i++) {
+		struct mount_spec *m = spec_from_json(json_array_get_element(a, i), err);
+		ok = m != NULL;
+		if (ok)
+			g_ptr_array_add(specs, m);
+	}
+	g_object_unref(p);
+	if (!ok)
+		g_clear_pointer(&specs, g_ptr_array_unref);
+	return specs;
+}
+
+GPtrArray *mounts_load(const char *path, GError **err)
+{
+	char *text = NULL;
+	gsize len = 0;
+	GError *e = NULL;
+
+	if (!g_file_get_contents(path, &text, &len, &e)) {
+		bool missing = g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+		if (!missing)
+			husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path, e->message);
+		g_error_free(e);
+		return missing ? mounts_new() : NULL;
+	}
+	GPtrArray *specs = len > MOUNTS_MAX_JSON
+	                       ? (husk_fail(err, HUSK_EXIT_RUNTIME, "%s: too big", path), NULL)
+	                       : mounts_from_json(text, err);
+	if (!specs)
+		g_prefix_error(err, "%s: ", path);
+	g_free(text);
+	return specs;
+}
+
+bool mounts_save(const char *path, GPtrArray *specs, GError **err)
+{
+	char *text = mounts_to_json(specs);
+	GError *e = NULL;
+	bool ok = g_file_set_contents(path, text, -1, &e);
+
+	if (!ok) {
+		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path, e->message);
+		g_error_free(e);
+	}
+	g_free(text);
+	return ok;
+}
+
+/* --- the agent's side of a mount ---------------------------------------------- */
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* Exactly len bytes before the deadline; false on its end, an error or silence. */
+static bool read_until(int fd, void *buf, size_t len, int64_t deadline_us)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		int64_t left = (deadline_us - g_get_monotonic_time()) / 1000;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return false;
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		/* An agent gone is an error to report, not a SIGPIPE to die of. */
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* "CONNECT 1024", its "OK", and a HELLO of version 3 or later. */
+static bool agent_handshake(int fd, int64_t deadline, GError **err)
+{
+	char line[32] = {0};
+	uint8_t hello[9];
+	struct agent_frame f;
+	uint32_t version = 0;
+	const char *why;
+	size_t n = 0;
+
+	snprintf(line, sizeof(line), "CONNECT %u\n", HUSK_AGENT_PORT);
+	if (!write_all(fd, line, strlen(line)))
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the vsock socket: %s", g_strerror(errno));
+	memset(line, 0, sizeof(line));
+	while (n < sizeof(line) - 1 && read_until(fd, line + n, 1, deadline) && line[n] != '\n')
+		n++;
+	if (!g_str_has_prefix(line, "OK "))
+		return husk_fail(err, HUSK_EXIT_RUNTIME,
+		                 "no agent answers in the guest (is husk-agent running?)");
+	if (!read_until(fd, hello, sizeof(hello), deadline) ||
+	    agent_frame_parse(hello, sizeof(hello), &f) != sizeof(hello) || f.type != AGENT_HELLO ||
+	    !agent_hello_decode(f.payload, f.len, &version, &why))
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not say HELLO");
+	if (version < 3)
+		return husk_fail(err, HUSK_EXIT_RUNTIME,
+		                 "the guest's agent speaks version %u; mounts need 3 "
+		                 "(restart the instance for a newer agent)",
+		                 version);
+	return true;
+}
+
+static GByteArray *mount_request(bool umount, const char *tag, const char *guest, int slot,
+                                 bool read_only)
+{
+	GByteArray *b = g_byte_array_new();
+	char slot_text[8];
+	uint8_t hdr[5];
+
+	g_byte_array_set_size(b, 5);
+	snprintf(slot_text, sizeof(slot_text), "%d", slot);
+	const char *values[] = {umount ? NULL : tag, guest, slot >= 0 ? slot_text : NULL,
+	                        !umount && read_only ? "" : NULL};
+	const uint8_t tags[] = {AGENT_TAG, AGENT_PATH, AGENT_SLOT, AGENT_RO};
+	for (size_t i = 0; i < G_N_ELEMENTS(values); i++) {
+		if (!values[i])
+			continue;
+		guint at = b->len;
+		g_byte_array_set_size(b, at + 5 + (guint)strlen(values[i]));
+		agent_field_put(b->data + at, tags[i], values[i]);
+	}
+	agent_frame_header(hdr, umount ? AGENT_UMOUNT : AGENT_MOUNT, b->len - 5);
+	memcpy(b->data, hdr, 5);
+	return b;
+}
+
+/* The agent's answer: DONE, or its ERROR's text as the error (printable, one line). */
+static bool agent_answer(int fd, int64_t deadline, GError **err)
+{
+	uint8_t hdr[5], text[512];
+
+	if (!read_until(fd, hdr, 5, deadline))
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not answer");
+	uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
+	               (uint32_t)hdr[3] << 24;
+	if (len == 0 || len > AGENT_MAX_BODY)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent's answer is no frame");
+	uint32_t want = len - 1, keep = MIN(want, (uint32_t)sizeof(text) - 1);
+	if (!read_until(fd, text, keep, deadline))
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not answer");
+	text[keep] = '\0';
+	if (hdr[4] == AGENT_DONE && want == 0)
+		return true;
+	for (uint32_t i = 0; i < keep; i++)
+		if (!g_ascii_isprint(text[i]))
+			text[i] = '?';
+	if (hdr[4] == AGENT_ERROR)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent: %s", (char *)text);
+	return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent sent a frame of type %u", hdr[4]);
+}
+
+bool mount_agent_call(const char *vsock, bool umount, const char *tag, const char *guest, int slot,
+                      bool read_only, GError **err)
+{
+	int64_t deadline = g_get_monotonic_time() + AGENT_CALL_MS * 1000;
+	int fd = unix_connect(vsock);
+
+	if (fd < 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s: %s", umount ? "umount" : "mount",
+		                 vsock, g_strerror(errno));
+	GByteArray *req = mount_request(umount, tag, guest, slot, read_only);
+	bool ok = agent_handshake(fd, deadline, err);
+	if (ok && !write_all(fd, req->data, req->len))
+		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "the agent went away");
+	ok = ok && agent_answer(fd, deadline, err);
+	if (!ok)
+		g_prefix_error(err, "%s: ", umount ? "umount" : "mount");
+	g_byte_array_unref(req);
+	close(fd);
+	return ok;
+}
+
+/* --- a running VM's mounts ------------------------------------------------------ */
+
+struct mount_entry {
+	struct mount_spec spec;
+	char *tag;
+	int slot; /* -1: not plugged (its folder was missing at the start) */
+};
+
+struct mount_table {
+	struct machine *m;
+	char *store, *vsock;
+	struct fuse_id_map uid_map, gid_map;
+	GPtrArray *entries; /* struct mount_entry * */
+	unsigned int next_tag;
+};
+
+static void free_entry(gpointer p)
+{
+	struct mount_entry *e = p;
+
+	mount_spec_clear(&e->spec);
+	g_free(e->tag);
+	g_free(e);
+}
+
+struct mount_table *mount_table_new(struct machine *m, const char *store, const char *vsock,
+                                    struct fuse_id_map uid_map, struct fuse_id_map gid_map)
+{
+	struct mount_table *t = g_new0(struct mount_table, 1);
+
+	*t = (struct mount_table){.m = m,
+	                          .store = g_strdup(store),
+	                          .vsock = g_strdup(vsock),
+	                          .uid_map = uid_map,
+	                          .gid_map = gid_map,
+	                          .entries = g_ptr_array_new_with_free_func(free_entry)};
+	return t;
+}
+
+void mount_table_free(struct mount_table *t)
+{
+	if (!t)
+		return;
+	g_ptr_array_unref(t->entries);
+	g_free(t->store);
+	g_free(t->vsock);
+	g_free(t);
+}
+
+static struct mount_entry *find(struct mount_table *t, const char *guest, guint *index)
+{
+	for (guint i = 0; i < t->entries->len; i++) {
+		struct mount_entry *e = t->entries->pdata[i];
+		if (strcmp(e->spec.guest, guest) == 0) {
+			if (index)
+				*index = i;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* Its own virtio-fs device, with --share's defaults: nothing crossed, nothing extra. */
+static bool plug(struct mount_table *t, struct mount_entry *e, GError **err)
+{
+	struct share_config share = {.path = e->spec.host, .tag = e->tag};
+
+	share.serve.read_only = e->spec.read_only;
+	share.serve.uid_map = t->uid_map;
+	share.serve.gid_map = t->gid_map;
+	e->slot = mount_host_check(e->spec.host, err) ? machine_plug_share(t->m, &share, err) : -1;
+	if (e->slot < 0)
+		g_prefix_error(err, "%s: ", e->spec.guest);
+	return e->slot >= 0;
+}
+
+static struct mount_entry *add_entry(struct mount_table *t, const struct mount_spec *spec)
+{
+	struct mount_entry *e = g_new0(struct mount_entry, 1);
+
+	e->spec = (struct mount_spec){g_strdup(spec->host), g_strdup(spec->guest), spec->read_only};
+	e->tag = g_strdup_printf("husk-mount-%u", t->next_tag++);
+	e->slot = -1;
+	g_ptr_array_add(t->entries, e);
+	return e;
+}
+
+static bool save(struct mount_table *t, GError **err)
+{
+	if (!t->store)
+		return true;
+	GPtrArray *specs = g_ptr_array_new();
+	for (guint i = 0; i < t->entries->len; i++)
+		g_ptr_array_add(specs, &((struct mount_entry *)t->entries->pdata[i])->spec);
+	bool ok = mounts_save(t->store, specs, err);
+	g_ptr_array_unref(specs);
+	return ok;
+}
+
+void mount_table_plug_stored(struct mount_table *t)
+{
+	GError *err = NULL;
+	GPtrArray *specs = t->store ? mounts_load(t->store, &err) : NULL;
+
+	if (err) {
+		g_printerr("husk: %s\n", err->message);
+		g_clear_error(&err);
+	}
+	for (guint i = 0; specs && i < specs->len; i++) {
+		struct mount_entry *e = add_entry(t, specs->pdata[i]);
+		if (!plug(t, e, &err)) {
+			g_printerr("husk: %s (kept; husk umount forgets it)\n", err->message);
+			g_clear_error(&err);
+		}
+	}
+	if (specs)
+		g_ptr_array_unref(specs);
+}
+
+struct remount_job {
+	char *vsock;
+	GPtrArray *entries; /* copies: the table may change meanwhile */
+};
+
+static gpointer remount_thread(gpointer data)
+{
+	struct remount_job *job = data;
+	GError *err = NULL;
+
+	for (guint i = 0; i < job->entries->len; i++) {
+		struct mount_entry *e = job->entries->pdata[i];
+		if (!mount_agent_call(job->vsock, false, e->tag, e->spec.guest, e->slot,
+		                      e->spec.read_only, &err)) {
+			g_printerr("husk: %s on %s: %s\n", e->spec.host, e->spec.guest,
+			           err->message);
+			g_clear_error(&err);
+		}
+	}
+	g_ptr_array_unref(job->entries);
+	g_free(job->vsock);
+	g_free(job);
+	return NULL;
+}
+
+void mount_table_remount(struct mount_table *t)
+{
+	struct remount_job *job = g_new0(struct remount_job, 1);
+
+	job->vsock = g_strdup(t->vsock);
+	job->entries = g_ptr_array_new_with_free_func(free_entry);
+	for (guint i = 0; i < t->entries->len; i++) {
+		struct mount_entry *e = t->entries->pdata[i];
+		if (e->slot < 0)
+			continue;
+		struct mount_entry *c =
+		    add_entry(&(struct mount_table){.entries = job->entries}, &e->spec);
+		g_free(c->tag);
+		c->tag = g_strdup(e->tag);
+		c->slot = e->slot;
+	}
+	if (!job->entries->len) {
+		g_ptr_array_unref(job->entries);
+		g_free(job->vsock);
+		g_free(job);
+		return;
+	}
+	GThread *th = g_thread_try_new("husk-remount", remount_thread, job, NULL);
+	if (th)
+		g_thread_unref(th);
+	else
+		g_printerr("husk: cannot start a thread to mount the guest's folders again\n");
+}
+
+static void entry_json(JsonObject *o, const struct mount_entry *e)
+{
+	json_object_set_string_member(o, "host", e->spec.host);
+	json_object_set_string_member(o, "guest", e->spec.guest);
+	json_object_set_boolean_member(o, "ro", e->spec.read_only);
+	json_object_set_string_member(o, "tag", e->tag);
+	json_object_set_int_member(o, "slot", e->slot);
+}
+
+static bool op_mount(struct mount_table *t, JsonObject *request, JsonObject *reply, GError **err)
+{
+	struct mount_spec spec = {0};
+	const char *host = protocol_string(request, "host");
+	const char *guest = protocol_string(request, "guest");
+
+	if (!host || !guest || !g_path_is_absolute(host) ||
+	    !boolean_member(request, "ro", &spec.read_only))
+		return husk_fail(err, HUSK_EXIT_USAGE, "mount: the request wants host, guest, ro");
+	if (!mount_guest_path_check("mount", guest, err) || !mount_host_check(host, err))
+		return false;
+	if (find(t, guest, NULL))
+		return husk_fail(err, HUSK_EXIT_USAGE, "mount: something is already mounted at %s",
+		                 guest);
+	if (t->entries->len >= MOUNTS_MAX)
+		return husk_fail(err, HUSK_EXIT_USAGE, "mount: %d mounts is the most a guest has",
+		                 MOUNTS_MAX);
+	spec.host = (char *)host;
+	spec.guest = (char *)guest;
+	struct mount_entry *e = add_entry(t, &spec);
+	if (!plug(t, e, err) || !save(t, err)) {
+		if (e->slot >= 0)
+			machine_unplug_share(t->m, e->slot, NULL);
+		g_ptr_array_remove(t->entries, e);
+		g_prefix_error(err, "mount: ");
+		return false;
+	}
+	entry_json(reply, e);
+	json_object_set_string_member(reply, "vsock", t->vsock);
+	return true;
+}
+
+static bool op_umount(struct mount_table *t, JsonObject *request, GError **err)
+{
+	const char *guest = protocol_string(request, "guest");
+	guint index;
+	struct mount_entry *e = guest ? find(t, guest, &index) : NULL;
+
+	if (!guest)
+		return husk_fail(err, HUSK_EXIT_USAGE, "umount: the request wants guest");
+	if (!e)
+		return husk_fail(err, HUSK_EXIT_USAGE, "umount: nothing is mounted at %s", guest);
+	if (e->slot >= 0 && !machine_unplug_share(t->m, e->slot, err))
+		return false;
+	g_ptr_array_remove_index(t->entries, index);
+	return save(t, err);
+}
+
+bool mount_table_answer(struct mount_table *t, const char *op, JsonObject *request,
+                        JsonObject *reply, bool *handled, GError **err)
+{
+	*handled = true;
+	if (strcmp(op, "mount") == 0)
+		return op_mount(t, request, reply, err);
+	if (strcmp(op, "umount") == 0)
+		return op_umount(t, request, err);
+	if (strcmp(op, "mounts") == 0) {
+		JsonArray *a = json_array_new();
+		for (guint i = 0; i < t->entries->len; i++) {
+			JsonObject *o = json_object_new();
+			entry_json(o, t->entries->pdata[i]);
+			json_array_add_object_element(a, o);
+		}
+		json_object_set_array_member(reply, "mounts", a);
+		json_object_set_string_member(reply, "vsock", t->vsock);
+		return true;
+	}
+	*handled = false;
+	return false;
+}
