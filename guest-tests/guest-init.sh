@@ -313,6 +313,7 @@ gpu)
 	gpu_action
 	echo "HUSK-GPU-SHOWN"
 	while :; do sleep 60; done
+	;;
 agent)
 	# vsock-tests.sh's mounts: only the agent, until the host powers the guest off.
 	husk-agent
