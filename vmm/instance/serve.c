@@ -469,9 +469,10 @@ static int run(struct server *s)
 	char *hello = instance_path(s->inst, "vsock.sock_1024");
 
 	/* On the I/O thread: the control socket, the agent's HELLO, and the console log read,
-	 * appended to and rotated. */
-	s->m = process_create_machine(
-	    &s->cfg, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES, &err);
+	 * appended to and rotated, all in the instance's folder, where Landlock keeps it. */
+	s->m = process_create_machine_in(
+	    &s->cfg, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES,
+	    s->inst->dir, &err);
 	if (s->m) {
 		start_mounts(s);
 		ctl = control_server_start(sock, machine_context(s->m), answer, s, &err);
