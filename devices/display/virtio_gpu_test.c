@@ -59,7 +59,8 @@ static size_t put_request(struct fixture *f, uint32_t type, const uint32_t *body
 {
 	memset(f->request, 0, 24);
 	memcpy(f->request, &type, 4);
-	memcpy(f->request + 24, body, words * 4);
+	if (words) /* a header alone has no body, and memcpy wants a real pointer */
+		memcpy(f->request + 24, body, words * 4);
 	return 24 + words * 4;
 }
 
