@@ -3,7 +3,7 @@
 #
 # The measuring half of tools/bench-instance; runs where the VMMs run (on a
 # KVM host, or inside the nested test host), with bash and busybox tools.
-#   bench-instance-in-host.sh RUNS EXECS STREAM_MIB IMAGE_DIR PAYLOAD CMDLINE
+#   bench-instance-in-host.sh RUNS EXECS STREAM_MIB IMAGE_DIR PAYLOAD CMDLINE [husk|qemu]
 # IMAGE_DIR holds mkcloudimage.sh's debian-12-cloud.qcow2, vmlinuz and
 # initrd.img; PAYLOAD the user-data, its NoCloud seed.img and ssh/, the key
 # ssh logs in with. Times come from /proc/uptime. One vCPU each: guests
@@ -13,7 +13,7 @@ set -euo pipefail
 # shellcheck source=tools/bench-in-host-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench-in-host-lib.sh"
 
-RUNS=$1 EXECS=$2 STREAM_MIB=$3 IMAGE_DIR=$4 PAYLOAD=$5 CMDLINE=$6
+RUNS=$1 EXECS=$2 STREAM_MIB=$3 IMAGE_DIR=$4 PAYLOAD=$5 CMDLINE=$6 ONLY=${7:-}
 read -ra HUSK_CMD <<<"${HUSK:-husk}"
 read -ra QEMU_IMG <<<"${HUSK_QEMU_IMG:-qemu-img}"
 LIMIT=${BENCH_INSTANCE_TIMEOUT:-1500}
@@ -21,6 +21,7 @@ WORK=$(mktemp -d)
 IMAGE=$IMAGE_DIR/debian-12-cloud.qcow2
 SSH_PORT=2222
 VMMS=(husk qemu)
+[[ -z $ONLY ]] || VMMS=("$ONLY")
 export HUSK_HOME=$WORK/husk-home HOME=$WORK/home
 
 now() {
@@ -101,6 +102,13 @@ qemu_run() {
 		fi
 		sleep 0.2
 	done
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "bench: qemu ended before cloud-init was done: $(tail -n 5 "$out" | tr '\n' ' ')" >&2
+		exec {in}>&-
+		rm -f "$overlay" "$fifo"
+		echo "qemu - -"
+		return
+	fi
 	t0=$(now)
 	printf '\001csystem_powerdown\n' >&"$in"
 	while kill -0 "$pid" 2>/dev/null && ((SECONDS - start < LIMIT + 120)); do sleep 0.1; done
