@@ -82,7 +82,7 @@ qemu_run() {
 	t0=$(now)
 	# shellcheck disable=SC2054 # QEMU's options use commas
 	qemu-system-x86_64 -enable-kvm -cpu host -M pc -m 1G -smp 1 -nographic \
-		-nic user,model=virtio-net-pci -kernel "$IMAGE_DIR/vmlinuz" -initrd "$IMAGE_DIR/initrd.img" \
+		-nic user,model=virtio-net-pci,romfile= -kernel "$IMAGE_DIR/vmlinuz" -initrd "$IMAGE_DIR/initrd.img" \
 		-append "$CMDLINE" -drive "file=$overlay,if=virtio,format=qcow2" \
 		-drive "file=$PAYLOAD/seed.img,if=virtio,format=raw,readonly=on" <"$fifo" >"$out" 2>&1 &
 	pid=$!
@@ -182,7 +182,7 @@ main() {
 	echo "median of $RUNS runs (seconds; 1G, 1 vCPU)"
 	printf '%-6s %10s %10s %12s %12s\n' VMM ready stop "husk/this" "husk/this"
 	for vmm in "${VMMS[@]}"; do
-		awk -v v="$vmm" -v u="${up[$vmm]}" -v d="${down[$vmm]}" -v hu="${up[husk]}" -v hd="${down[husk]}" '
+		awk -v v="$vmm" -v u="${up[$vmm]}" -v d="${down[$vmm]}" -v hu="${up[husk]:--}" -v hd="${down[husk]:--}" '
 			function r(a, b) { return (a == "-" || b == "-" || b == 0) ? "-" : sprintf("%.2f", a / b) }
 			BEGIN { printf "%-6s %10s %10s %12s %12s\n", v, u, d, r(hu, u), r(hd, d) }'
 	done
