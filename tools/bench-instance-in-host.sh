@@ -82,7 +82,7 @@ qemu_run() {
 	t0=$(now)
 	# shellcheck disable=SC2054 # QEMU's options use commas
 	qemu-system-x86_64 -enable-kvm -cpu host -M pc -m 1G -smp 1 -nographic \
-		-nic user,model=virtio-net-pci,romfile= -kernel "$IMAGE_DIR/vmlinuz" -initrd "$IMAGE_DIR/initrd.img" \
+		-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= -kernel "$IMAGE_DIR/vmlinuz" -initrd "$IMAGE_DIR/initrd.img" \
 		-append "$CMDLINE" -drive "file=$overlay,if=virtio,format=qcow2" \
 		-drive "file=$PAYLOAD/seed.img,if=virtio,format=raw,readonly=on" <"$fifo" >"$out" 2>&1 &
 	pid=$!
