@@ -25,14 +25,16 @@ int main(int argc, char **argv)
 	png.format = PNG_FORMAT_RGB;
 	unsigned char *rgb = malloc(PNG_IMAGE_SIZE(png));
 	if (!rgb || !png_image_finish_read(&png, NULL, rgb, 0, NULL)) {
-		fprintf(stderr, "png-probe: %s: %s\n", argv[1], rgb ? png.message : "out of memory");
+		fprintf(stderr, "png-probe: %s: %s\n", argv[1],
+		        rgb ? png.message : "out of memory");
 		return 1;
 	}
 	printf("%ux%u\n", png.width, png.height);
 	for (int i = 2; i < argc; i++) {
 		unsigned int x, y;
 		if (sscanf(argv[i], "%u,%u", &x, &y) != 2 || x >= png.width || y >= png.height) {
-			fprintf(stderr, "png-probe: %s is not a point inside the picture\n", argv[i]);
+			fprintf(stderr, "png-probe: %s is not a point inside the picture\n",
+			        argv[i]);
 			return 1;
 		}
 		const unsigned char *p = rgb + ((size_t)y * png.width + x) * 3;

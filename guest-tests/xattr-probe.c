@@ -58,7 +58,8 @@ int main(int argc, char **argv)
 	if (argc == 3 && (strcmp(argv[1], "--set-cap") == 0 || strcmp(argv[1], "--has-cap") == 0))
 		return file_cap(argv[1], argv[2]);
 	if (argc != 4) {
-		fprintf(stderr, "usage: xattr-probe FILE NAME VALUE | --set-cap FILE | --has-cap FILE\n");
+		fprintf(stderr,
+		        "usage: xattr-probe FILE NAME VALUE | --set-cap FILE | --has-cap FILE\n");
 		return 2;
 	}
 	const char *file = argv[1], *name = argv[2], *value = argv[3];
