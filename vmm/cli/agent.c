@@ -30,6 +30,7 @@
 #include "firmware/husk-agent.h"
 #include "vmm/cli/instances.h"
 #include "vmm/error.h"
+#include "vmm/fdio.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
 
@@ -75,47 +76,6 @@ static char *target_socket(const char *cmd, const char *target, GError **err)
 	return path;
 }
 
-/* Reads exactly len bytes within the handshake's time; false on EOF or silence. */
-static bool read_timed(int fd, void *buf, size_t len, int64_t deadline_us)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		int64_t left = (deadline_us - g_get_monotonic_time()) / 1000;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			return false;
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static int unix_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
-}
-
 /* "CONNECT 1024" and its "OK"; then the agent's HELLO. */
 static bool handshake(struct agent_call *c, GError **err)
 {
@@ -127,11 +87,12 @@ static bool handshake(struct agent_call *c, GError **err)
 	size_t n = 0;
 
 	dprintf(c->fd, "CONNECT %u\n", HUSK_AGENT_PORT);
-	while (n < sizeof(line) - 1 && read_timed(c->fd, line + n, 1, deadline) && line[n] != '\n')
+	while (n < sizeof(line) - 1 && fdio_read_until(c->fd, line + n, 1, deadline) &&
+	       line[n] != '\n')
 		n++;
 	if (!g_str_has_prefix(line, "OK "))
 		return husk_fail(err, FAILED, "%s: %s: %s", c->cmd, c->target, no_agent);
-	if (!read_timed(c->fd, hello, sizeof(hello), deadline) ||
+	if (!fdio_read_until(c->fd, hello, sizeof(hello), deadline) ||
 	    agent_frame_parse(hello, sizeof(hello), &f) != sizeof(hello) || f.type != AGENT_HELLO)
 		return husk_fail(err, FAILED, "%s: %s: the agent did not say HELLO", c->cmd,
 		                 c->target);
@@ -147,7 +108,7 @@ static bool agent_connect(struct agent_call *c, GError **err)
 
 	if (!path)
 		return false;
-	c->fd = unix_connect(path);
+	c->fd = fdio_unix_connect(path);
 	if (c->fd < 0) {
 		husk_fail(err, FAILED, "%s: %s: %s: %s", c->cmd, c->target, path,
 		          g_strerror(errno));

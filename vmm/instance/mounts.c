@@ -12,6 +12,7 @@
 #include "devices/virtio_fs.h"
 #include "firmware/husk-agent.h"
 #include "vmm/error.h"
+#include "vmm/fdio.h"
 #include "vmm/instance/protocol.h"
 #include "vmm/machine.h"
 
@@ -195,47 +196,6 @@ bool mounts_save(const char *path, GPtrArray *specs, GError **err)
 
 /* --- the agent's side of a mount ---------------------------------------------- */
 
-static int unix_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
-}
-
-/* Exactly len bytes before the deadline; false on its end, an error or silence. */
-static bool read_until(int fd, void *buf, size_t len, int64_t deadline_us)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		int64_t left = (deadline_us - g_get_monotonic_time()) / 1000;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			return false;
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 static bool write_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -267,12 +227,13 @@ static bool agent_handshake(int fd, int64_t deadline, GError **err)
 	if (!write_all(fd, line, strlen(line)))
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "the vsock socket: %s", g_strerror(errno));
 	memset(line, 0, sizeof(line));
-	while (n < sizeof(line) - 1 && read_until(fd, line + n, 1, deadline) && line[n] != '\n')
+	while (n < sizeof(line) - 1 && fdio_read_until(fd, line + n, 1, deadline) &&
+	       line[n] != '\n')
 		n++;
 	if (!g_str_has_prefix(line, "OK "))
 		return husk_fail(err, HUSK_EXIT_RUNTIME,
 		                 "no agent answers in the guest (is husk-agent running?)");
-	if (!read_until(fd, hello, sizeof(hello), deadline) ||
+	if (!fdio_read_until(fd, hello, sizeof(hello), deadline) ||
 	    agent_frame_parse(hello, sizeof(hello), &f) != sizeof(hello) || f.type != AGENT_HELLO ||
 	    !agent_hello_decode(f.payload, f.len, &version, &why))
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not say HELLO");
@@ -313,14 +274,14 @@ static bool agent_answer(int fd, int64_t deadline, GError **err)
 {
 	uint8_t hdr[5], text[512];
 
-	if (!read_until(fd, hdr, 5, deadline))
+	if (!fdio_read_until(fd, hdr, 5, deadline))
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not answer");
 	uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
 	               (uint32_t)hdr[3] << 24;
 	if (len == 0 || len > AGENT_MAX_BODY)
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent's answer is no frame");
 	uint32_t want = len - 1, keep = MIN(want, (uint32_t)sizeof(text) - 1);
-	if (!read_until(fd, text, keep, deadline))
+	if (!fdio_read_until(fd, text, keep, deadline))
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not answer");
 	text[keep] = '\0';
 	if (hdr[4] == AGENT_DONE && want == 0)
@@ -337,7 +298,7 @@ bool mount_agent_call(const char *vsock, bool umount, const char *tag, const cha
                       bool read_only, GError **err)
 {
 	int64_t deadline = g_get_monotonic_time() + AGENT_CALL_MS * 1000;
-	int fd = unix_connect(vsock);
+	int fd = fdio_unix_connect(vsock);
 
 	if (fd < 0)
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s: %s", umount ? "umount" : "mount",
