@@ -141,6 +141,13 @@ static void test_protocol(void)
 	g_assert_null(protocol_parse_request("state", &err));
 	g_assert_cmpstr(err->message, ==, "the request is not a JSON object");
 	g_clear_error(&err);
+	/* An empty line parses to no root node at all: refused, not a GLib critical. */
+	g_assert_null(protocol_parse_request("", &err));
+	g_assert_cmpstr(err->message, ==, "the request is not a JSON object");
+	g_clear_error(&err);
+	g_assert_null(protocol_parse_request("\n", &err));
+	g_assert_cmpstr(err->message, ==, "the request is not a JSON object");
+	g_clear_error(&err);
 
 	JsonObject *fields = json_object_new();
 	json_object_set_string_member(fields, "state", "running");

@@ -52,9 +52,13 @@ static JsonObject *parse_object(const char *line, const char *what, GError **err
 	JsonParser *p = json_parser_new();
 	JsonObject *o = NULL;
 
-	if (json_parser_load_from_data(p, line, -1, NULL) &&
-	    JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
-		o = json_object_ref(json_node_get_object(json_parser_get_root(p)));
+	/* An empty or blank line loads fine and has no root node at all. */
+	if (json_parser_load_from_data(p, line, -1, NULL)) {
+		JsonNode *root = json_parser_get_root(p);
+
+		if (root && JSON_NODE_HOLDS_OBJECT(root))
+			o = json_object_ref(json_node_get_object(root));
+	}
 	g_object_unref(p);
 	if (!o) {
 		husk_fail(err, HUSK_EXIT_RUNTIME, "%s is not a JSON object", what);
