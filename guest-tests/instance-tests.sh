@@ -152,6 +152,11 @@ instance_test_list() {
 	json=$("${HUSK_CMD[@]}" info web --format json)
 	grep -q '"ipv4" : "10.0.2.15"' <<<"$json" || problems+="info --format json: no ipv4; "
 	grep -q '"uptime_s"' <<<"$json" || problems+="info --format json: no uptime; "
+	# The console's reply line comes before the log it replays: output, no error.
+	local out=$LOGDIR/iconsole.out errs=$LOGDIR/iconsole.err
+	timeout 3 "${HUSK_CMD[@]}" console web </dev/null >"$out" 2>"$errs" || true
+	[[ -s $out ]] || problems+="console: no output; "
+	[[ ! -s $errs ]] || problems+="console: $(head -c 200 "$errs"); "
 	if [[ -z $problems ]]; then pass instance-list; else fail instance-list "${problems%; }"; fi
 }
 

@@ -228,6 +228,36 @@ static void attach_console(struct server *s, int fd)
 	g_ptr_array_add(s->consoles, c);
 }
 
+struct console_attach {
+	struct server *s;
+	int fd;
+};
+
+static gboolean attach_console_now(gpointer data)
+{
+	struct console_attach *a = data;
+
+	replay_log(a->s, a->fd);
+	attach_console(a->s, a->fd);
+	g_free(a);
+	return G_SOURCE_REMOVE;
+}
+
+/*
+ * The client reads the reply line first: the log's replay and the live
+ * console may only follow it, so both start once this request is answered.
+ */
+static void attach_console_later(struct server *s, int fd)
+{
+	struct console_attach *a = g_new(struct console_attach, 1);
+	GSource *later = g_idle_source_new();
+
+	*a = (struct console_attach){s, fd};
+	g_source_set_callback(later, attach_console_now, a, NULL);
+	g_source_attach(later, machine_context(s->m));
+	g_source_unref(later);
+}
+
 /* --- the control socket's ops --------------------------------------------- */
 
 static const char *state_name(enum serve_state st)
@@ -344,8 +374,7 @@ static bool answer(void *opaque, const char *op, JsonObject *request, JsonObject
 		s->state = SERVE_STOPPING;
 		machine_request_stop(s->m, STOP_SIGNAL);
 	} else if (strcmp(op, "console") == 0) {
-		replay_log(s, fd);
-		attach_console(s, fd);
+		attach_console_later(s, fd);
 		*take_fd = true;
 	} else if (strcmp(op, "info") == 0) {
 		add_info(s, reply);
