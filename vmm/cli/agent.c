@@ -31,6 +31,7 @@
 #include "vmm/cli/instances.h"
 #include "vmm/error.h"
 #include "vmm/fdio.h"
+#include "vmm/instance/agent_client.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
 
@@ -80,26 +81,11 @@ static char *target_socket(const char *cmd, const char *target, GError **err)
 static bool handshake(struct agent_call *c, GError **err)
 {
 	int64_t deadline = g_get_monotonic_time() + HANDSHAKE_MS * 1000;
-	char line[32] = {0}, *no_agent = "no agent answers in the guest (is husk-agent running?)";
-	uint8_t hello[9];
-	struct agent_frame f;
-	const char *why;
-	size_t n = 0;
 
-	dprintf(c->fd, "CONNECT %u\n", HUSK_AGENT_PORT);
-	while (n < sizeof(line) - 1 && fdio_read_until(c->fd, line + n, 1, deadline) &&
-	       line[n] != '\n')
-		n++;
-	if (!g_str_has_prefix(line, "OK "))
-		return husk_fail(err, FAILED, "%s: %s: %s", c->cmd, c->target, no_agent);
-	if (!fdio_read_until(c->fd, hello, sizeof(hello), deadline) ||
-	    agent_frame_parse(hello, sizeof(hello), &f) != sizeof(hello) || f.type != AGENT_HELLO)
-		return husk_fail(err, FAILED, "%s: %s: the agent did not say HELLO", c->cmd,
-		                 c->target);
-	if (!agent_hello_decode(f.payload, f.len, &c->version, &why))
-		return husk_fail(err, FAILED, "%s: %s: the agent's HELLO: %s", c->cmd, c->target,
-		                 why);
-	return true;
+	if (agent_client_hello(c->fd, deadline, FAILED, &c->version, err))
+		return true;
+	g_prefix_error(err, "%s: %s: ", c->cmd, c->target);
+	return false;
 }
 
 static bool agent_connect(struct agent_call *c, GError **err)

@@ -13,6 +13,7 @@
 #include "firmware/husk-agent.h"
 #include "vmm/error.h"
 #include "vmm/fdio.h"
+#include "vmm/instance/agent_client.h"
 #include "vmm/instance/protocol.h"
 #include "vmm/machine.h"
 
@@ -196,47 +197,13 @@ bool mounts_save(const char *path, GPtrArray *specs, GError **err)
 
 /* --- the agent's side of a mount ---------------------------------------------- */
 
-static bool write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		/* An agent gone is an error to report, not a SIGPIPE to die of. */
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-/* "CONNECT 1024", its "OK", and a HELLO of version 3 or later. */
+/* The agent's greeting, from a HELLO of version 3 or later: MOUNT came with 3. */
 static bool agent_handshake(int fd, int64_t deadline, GError **err)
 {
-	char line[32] = {0};
-	uint8_t hello[9];
-	struct agent_frame f;
 	uint32_t version = 0;
-	const char *why;
-	size_t n = 0;
 
-	snprintf(line, sizeof(line), "CONNECT %u\n", HUSK_AGENT_PORT);
-	if (!write_all(fd, line, strlen(line)))
-		return husk_fail(err, HUSK_EXIT_RUNTIME, "the vsock socket: %s", g_strerror(errno));
-	memset(line, 0, sizeof(line));
-	while (n < sizeof(line) - 1 && fdio_read_until(fd, line + n, 1, deadline) &&
-	       line[n] != '\n')
-		n++;
-	if (!g_str_has_prefix(line, "OK "))
-		return husk_fail(err, HUSK_EXIT_RUNTIME,
-		                 "no agent answers in the guest (is husk-agent running?)");
-	if (!fdio_read_until(fd, hello, sizeof(hello), deadline) ||
-	    agent_frame_parse(hello, sizeof(hello), &f) != sizeof(hello) || f.type != AGENT_HELLO ||
-	    !agent_hello_decode(f.payload, f.len, &version, &why))
-		return husk_fail(err, HUSK_EXIT_RUNTIME, "the agent did not say HELLO");
+	if (!agent_client_hello(fd, deadline, HUSK_EXIT_RUNTIME, &version, err))
+		return false;
 	if (version < 3)
 		return husk_fail(err, HUSK_EXIT_RUNTIME,
 		                 "the guest's agent speaks version %u; mounts need 3 "
@@ -305,7 +272,7 @@ bool mount_agent_call(const char *vsock, bool umount, const char *tag, const cha
 		                 vsock, g_strerror(errno));
 	GByteArray *req = mount_request(umount, tag, guest, slot, read_only);
 	bool ok = agent_handshake(fd, deadline, err);
-	if (ok && !write_all(fd, req->data, req->len))
+	if (ok && !agent_client_send(fd, req->data, req->len))
 		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "the agent went away");
 	ok = ok && agent_answer(fd, deadline, err);
 	if (!ok)
