@@ -19,6 +19,9 @@ husk_exec() {
 	local name=$1
 	shift
 	EXEC_OUT=$LOGDIR/$name.out EXEC_ERR=$LOGDIR/$name.err
+	# Where vm_wait puts the thread dump of a run that did not end in time.
+	# shellcheck disable=SC2034 # read by vm_wait
+	local VM_LOG=$LOGDIR/$name.log
 	# vm_wait bounds it, not timeout(1): busybox's leaves a watcher process
 	# with husk's arguments behind for a second, which exec-timeout would find.
 	VM_T0=$(now)
@@ -33,10 +36,19 @@ husk_exec() {
 # A failure shows husk's stderr, then the end of the guest's console.
 exec_fail() {
 	fail "$1" "$2" "$EXEC_ERR"
-	local console=${EXEC_ERR%.err}.console
+	exec_show_run "${EXEC_ERR%.err}"
+}
+
+# The end of run BASE's console and, if it timed out, where husk's threads were.
+exec_show_run() {
+	local console=$1.console threads=$1.log.threads
 	if [[ -s $console ]]; then
 		echo "  --- the guest's console ($console):"
 		tail -n 25 "$console" | tr -d '\r' | sed 's/^/  | /'
+	fi
+	if [[ -s $threads ]]; then
+		echo "  --- husk's threads when it timed out ($threads):"
+		sed 's/^/  | /' "$threads"
 	fi
 }
 
@@ -146,6 +158,9 @@ test_exec_parallel() {
 		pass exec-parallel
 	else
 		exec_fail exec-parallel "outputs '$out_a'/'$out_b' (want aaa/bbb), statuses $rc_a/$rc_b (want 3/4)"
+		echo "  --- the second run's stderr ($LOGDIR/exec-par-b.err):"
+		sed 's/^/  | /' "$LOGDIR/exec-par-b.err"
+		exec_show_run "$LOGDIR/exec-par-b"
 	fi
 }
 
