@@ -15,6 +15,7 @@
 #include "devices/virtio_blk.h"
 #include "vmm/bootdisk/bootdisk.h"
 #include "vmm/error.h"
+#include "vmm/fdio.h"
 
 static bool read_image(void *opaque, void *buf, size_t len, uint64_t off)
 {
@@ -36,17 +37,11 @@ static char *memory_file(GBytes *bytes, const char *name, GError **err)
 		          g_strerror(errno));
 		return NULL;
 	}
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			husk_fail(err, HUSK_EXIT_RUNTIME, "cannot hold the image's %s: %s", name,
-			          g_strerror(n < 0 ? errno : ENOSPC));
-			close(fd);
-			return NULL;
-		}
-		p += n, len -= (size_t)n;
+	if (!fdio_write_all(fd, p, len)) {
+		husk_fail(err, HUSK_EXIT_RUNTIME, "cannot hold the image's %s: %s", name,
+		          g_strerror(errno));
+		close(fd);
+		return NULL;
 	}
 	return g_strdup_printf("/proc/self/fd/%d", fd);
 }

@@ -48,3 +48,32 @@ bool fdio_read_until(int fd, void *buf, size_t len, int64_t deadline_us)
 	}
 	return true;
 }
+
+static bool put_all(int fd, const void *buf, size_t len, bool socket)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = socket ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;
+			return false;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+bool fdio_write_all(int fd, const void *buf, size_t len)
+{
+	return put_all(fd, buf, len, false);
+}
+
+bool fdio_send_all(int fd, const void *buf, size_t len)
+{
+	return put_all(fd, buf, len, true);
+}

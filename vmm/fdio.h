@@ -16,4 +16,13 @@ int fdio_unix_connect(const char *path);
  */
 bool fdio_read_until(int fd, void *buf, size_t len, int64_t deadline_us);
 
+/*
+ * Writes all of 'buf' (any fd; EINTR retried); false with errno set on an
+ * error, ENOSPC when the fd takes no more.
+ */
+bool fdio_write_all(int fd, const void *buf, size_t len);
+
+/* The same for a socket whose peer may be gone: an EPIPE to report, never a SIGPIPE. */
+bool fdio_send_all(int fd, const void *buf, size_t len);
+
 #endif

@@ -127,7 +127,7 @@ static void queue_field(GByteArray *req, uint8_t tag, const char *value)
 /* The command's output goes on even if ours is closed: the command decides. */
 static void output(int fd, const struct agent_frame *f)
 {
-	if (f->len && !control_write_all(fd, (const char *)f->payload, f->len))
+	if (f->len && !fdio_write_all(fd, (const char *)f->payload, f->len))
 		g_debug("output: %s", g_strerror(errno));
 }
 

@@ -13,6 +13,7 @@
 
 #include "vmm/cli/instances.h"
 #include "vmm/error.h"
+#include "vmm/fdio.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
 
@@ -41,7 +42,7 @@ static bool forward_input(int sock, const char *in, size_t n, bool *escape, bool
 			out[len++] = in[i];
 		}
 	}
-	return control_write_all(sock, out, len);
+	return fdio_write_all(sock, out, len);
 }
 
 /* Copies both ways until the user detaches, or the instance's husk goes. */
@@ -57,7 +58,7 @@ static void relay(int sock, bool raw)
 			return;
 		if (fds[1].revents) {
 			ssize_t n = read(sock, buf, sizeof(buf));
-			if (n <= 0 || !control_write_all(STDOUT_FILENO, buf, (size_t)n))
+			if (n <= 0 || !fdio_write_all(STDOUT_FILENO, buf, (size_t)n))
 				return;
 		}
 		if (fds[0].revents) {

@@ -16,6 +16,7 @@
 #include "vmm/cli/instances.h"
 #include "vmm/cli/run_detached.h"
 #include "vmm/error.h"
+#include "vmm/fdio.h"
 #include "vmm/instance/applog.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
@@ -38,7 +39,7 @@ static void print_bytes(int fd, GBytes *b)
 	gsize len;
 	const char *data = g_bytes_get_data(b, &len);
 
-	control_write_all(fd, data, len);
+	fdio_write_all(fd, data, len);
 }
 
 /* What the file gained since; false if it has been replaced (rotated) meanwhile. */
@@ -55,7 +56,7 @@ static bool drain(struct followed *f)
 		f->dev = st.st_dev, f->ino = st.st_ino;
 	}
 	while ((n = pread(f->fd, buf, sizeof(buf), (off_t)f->offset)) > 0) {
-		control_write_all(f->out_fd, buf, (size_t)n);
+		fdio_write_all(f->out_fd, buf, (size_t)n);
 		f->offset += (uint64_t)n;
 	}
 	return stat(f->path, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino;

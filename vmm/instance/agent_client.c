@@ -4,30 +4,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "firmware/husk-agent.h"
 #include "vmm/error.h"
 #include "vmm/fdio.h"
-
-bool agent_client_send(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EPIPE;
-			return false;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
 
 /* The vsock socket's answer to CONNECT: one short line, "OK <port>" when an agent listens. */
 static bool connect_answered(int fd, int64_t deadline_us)
@@ -49,7 +29,7 @@ bool agent_client_hello(int fd, int64_t deadline_us, int code, uint32_t *version
 	const char *why;
 
 	snprintf(line, sizeof(line), "CONNECT %u\n", HUSK_AGENT_PORT);
-	if (!agent_client_send(fd, line, strlen(line)))
+	if (!fdio_send_all(fd, line, strlen(line)))
 		return husk_fail(err, code, "the vsock socket: %s", g_strerror(errno));
 	if (!connect_answered(fd, deadline_us))
 		return husk_fail(err, code,

@@ -9,7 +9,6 @@
 
 #include <glib.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -18,8 +17,5 @@
  * Failures carry 'code' as their exit status.
  */
 bool agent_client_hello(int fd, int64_t deadline_us, int code, uint32_t *version, GError **err);
-
-/* Writes all of 'buf'; an agent gone is false with errno set, never a SIGPIPE. */
-bool agent_client_send(int fd, const void *buf, size_t len);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vmm/error.h"
+#include "vmm/fdio.h"
 #include "vmm/instance/protocol.h"
 
 /* A client has this long to send its request or read its reply. */
@@ -39,19 +40,6 @@ static void set_timeouts(int fd)
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-bool control_write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		buf += n, len -= (size_t)n;
-	}
-	return true;
 }
 
 /*
@@ -100,7 +88,7 @@ static void serve_client(struct control_server *s, int fd)
 		json_object_unref(fields);
 		take_fd = false;
 	}
-	control_write_all(fd, reply, strlen(reply));
+	fdio_write_all(fd, reply, strlen(reply));
 	if (!take_fd)
 		close(fd);
 	g_clear_error(&err);
@@ -176,7 +164,7 @@ static int send_request(const char *path, const char *op, JsonObject *args, GErr
 	}
 	set_timeouts(fd);
 	char *line = protocol_request_with(op, args);
-	bool ok = control_write_all(fd, line, strlen(line));
+	bool ok = fdio_write_all(fd, line, strlen(line));
 	g_free(line);
 	if (!ok) {
 		husk_fail(err, HUSK_EXIT_RUNTIME, "cannot send to the instance's husk: %s",

@@ -30,7 +30,4 @@ JsonObject *control_call_with(const char *path, const char *op, JsonObject *args
 /* Sends a streaming request: the connected fd once the reply said ok, or -1. */
 int control_open_stream(const char *path, const char *op, GError **err);
 
-/* Writes all of 'buf' (retrying short writes and EINTR); false on an error. */
-bool control_write_all(int fd, const char *buf, size_t len);
-
 #endif

@@ -272,7 +272,7 @@ bool mount_agent_call(const char *vsock, bool umount, const char *tag, const cha
 		                 vsock, g_strerror(errno));
 	GByteArray *req = mount_request(umount, tag, guest, slot, read_only);
 	bool ok = agent_handshake(fd, deadline, err);
-	if (ok && !agent_client_send(fd, req->data, req->len))
+	if (ok && !fdio_send_all(fd, req->data, req->len))
 		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "the agent went away");
 	ok = ok && agent_answer(fd, deadline, err);
 	if (!ok)

@@ -31,6 +31,7 @@
 #include "vmm/config.h"
 #include "vmm/disk_boot.h"
 #include "vmm/error.h"
+#include "vmm/fdio.h"
 #include "vmm/instance/agent_ready.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
@@ -322,7 +323,7 @@ static gboolean send_screenshot_bytes(gpointer data)
 	const char *bytes = g_bytes_get_data(ss->png, &len);
 
 	/* The socket has the control protocol's timeouts: a stalled client cannot hold us. */
-	if (!control_write_all(ss->fd, bytes, len))
+	if (!fdio_write_all(ss->fd, bytes, len))
 		g_debug("screenshot: %s", g_strerror(errno));
 	close(ss->fd);
 	g_bytes_unref(ss->png);
