@@ -217,7 +217,7 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	     "Say where the time went: set-up, the VM's run, the exit (to stderr)", NULL},
 	    {"no-seccomp", 0, 0, G_OPTION_ARG_NONE, &o->no_seccomp,
 	     "Run without husk's system-call filter (for debugging husk)", NULL},
-	    {NULL},
+	    {0},
 	};
 	GOptionContext *ctx = g_option_context_new("[--] COMMAND [ARG...] - run a command in a VM");
 	GOptionGroup *group =

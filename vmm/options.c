@@ -275,7 +275,7 @@ static const GOptionEntry run_entries[] = {
      NULL},
     {"no-seccomp", 0, 0, G_OPTION_ARG_NONE, NULL,
      "Run without husk's system-call filter (for debugging husk)", NULL},
-    {NULL},
+    {0},
 };
 
 static const char run_description[] =

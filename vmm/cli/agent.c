@@ -376,7 +376,7 @@ static bool parse(const char *cmd, const char *usage, const char *summary, int *
 	     "Run as this guest user, a name or a number (default: root for exec, husk for "
 	     "shell)",
 	     "USER"},
-	    {NULL},
+	    {0},
 	};
 	GOptionContext *ctx = g_option_context_new(usage);
 	bool ok;

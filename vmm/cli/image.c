@@ -73,7 +73,7 @@ static int image_create(int argc, char **argv)
 	    {"backing", 0, 0, G_OPTION_ARG_FILENAME, &backing, NULL, NULL},
 	    {"backing-format", 0, 0, G_OPTION_ARG_STRING, &backing_format, NULL, NULL},
 	    {"format", 0, 0, G_OPTION_ARG_STRING, &format, NULL, NULL},
-	    {NULL}};
+	    {0}};
 	GError *err = NULL;
 	uint64_t size = 0;
 	bool ok = parse("create", entries, &argc, &argv, 1, &err);
@@ -179,7 +179,7 @@ static int image_info(int argc, char **argv)
 {
 	char *output = NULL;
 	GOptionEntry entries[] = {{"format-output", 0, 0, G_OPTION_ARG_STRING, &output, NULL, NULL},
-	                          {NULL}};
+	                          {0}};
 	GError *err = NULL;
 	struct block_backend *b = NULL;
 	bool ok = parse("info", entries, &argc, &argv, 1, &err);
@@ -236,7 +236,7 @@ static int image_convert(int argc, char **argv)
 	GOptionEntry entries[] = {
 	    {"format", 'f', 0, G_OPTION_ARG_STRING, &in_format, NULL, NULL},
 	    {"output-format", 'O', 0, G_OPTION_ARG_STRING, &out_format, NULL, NULL},
-	    {NULL}};
+	    {0}};
 	GError *err = NULL;
 	struct block_backend *src = NULL, *dst = NULL;
 	bool ok = parse("convert", entries, &argc, &argv, 2, &err);

@@ -81,7 +81,7 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 	     "Seconds to wait for the guest to be ready (default 900)", "S"},
 	    {"timings", 0, 0, G_OPTION_ARG_NONE, &o->timings,
 	     "Print how long each step took (to stderr)", NULL},
-	    {NULL}};
+	    {0}};
 	GOptionContext *ctx = g_option_context_new("IMAGE - launch a new instance");
 	bool ok;
 

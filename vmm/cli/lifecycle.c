@@ -249,7 +249,7 @@ int start_main(int argc, char **argv)
 	const GOptionEntry entries[] = {{"timeout", 't', 0, G_OPTION_ARG_INT, &o.timeout,
 	                                 "Seconds to wait for the guest to be ready (default 900)",
 	                                 "S"},
-	                                {NULL}};
+	                                {0}};
 	GError *err = NULL;
 	struct instance *inst = NULL;
 
@@ -281,7 +281,7 @@ static bool parse_stop(int argc, char **argv, const char *summary, struct lifecy
 	    {"force", 'f', 0, G_OPTION_ARG_NONE, &o->force, "End the VM at once", NULL},
 	    {"timeout", 't', 0, G_OPTION_ARG_INT, &o->timeout,
 	     "Seconds the guest has to power off (default 60)", "S"},
-	    {NULL}};
+	    {0}};
 
 	o->timeout = STOP_DEFAULT_S;
 	return parse(argc, argv, entries, summary, o, err);

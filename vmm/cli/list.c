@@ -196,7 +196,7 @@ static bool parse_format(int *argc, char ***argv, const char *params, const char
 	char *format = NULL;
 	const GOptionEntry entries[] = {
 	    {"format", 'f', 0, G_OPTION_ARG_STRING, &format, "table (default) or json", "FORMAT"},
-	    {NULL}};
+	    {0}};
 	GOptionContext *ctx = g_option_context_new(params);
 	bool ok;
 

@@ -108,7 +108,7 @@ static bool parse(int *argc, char ***argv, struct logs_opts *o, GError **err)
 	     "Go on printing what comes, until the app (or the VM) ends", NULL},
 	    {"tail", 'n', 0, G_OPTION_ARG_INT, &o->tail, "Only the last N lines of each stream",
 	     "N"},
-	    {NULL}};
+	    {0}};
 	GOptionContext *ctx = g_option_context_new("NAME");
 	bool ok;
 

@@ -186,7 +186,7 @@ int mount_main(int argc, char **argv)
 	gboolean ro = FALSE;
 	const GOptionEntry entries[] = {{"ro", 0, 0, G_OPTION_ARG_NONE, &ro,
 	                                 "Mount read-only (the host refuses writes too)", NULL},
-	                                {NULL}};
+	                                {0}};
 	GOptionContext *ctx = context(
 	    "HOSTDIR NAME:GUESTPATH - mount a host folder in a running instance",
 	    "The folder is a new virtio-fs device, hot-plugged, with --share's guarantees\n"

@@ -110,7 +110,7 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 	     "Run in the background as instance --name (husk list, logs, stop, delete)", NULL},
 	    {"name", 0, 0, G_OPTION_ARG_STRING, &o->name, "The instance's name, with --detach",
 	     "NAME"},
-	    {NULL},
+	    {0},
 	};
 	GOptionContext *ctx =
 	    g_option_context_new("--image PATH[:TAG] [OPTION...] [-- COMMAND [ARG...]]");

@@ -120,7 +120,7 @@ int transfer_main(int argc, char **argv)
 	GOptionEntry entries[] = {
 	    {"user", 'u', 0, G_OPTION_ARG_STRING, &user,
 	     "Read or write the guest's file as this user (default: root)", "USER"},
-	    {NULL},
+	    {0},
 	};
 	GOptionContext *ctx = g_option_context_new("SOURCE DEST - copy a file into or out of a "
 	                                           "running instance");

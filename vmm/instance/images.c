@@ -26,7 +26,7 @@ const struct image_alias image_aliases[] = {
      UBUNTU},
     {"ubuntu-24.04", "noble/current/noble-server-cloudimg-amd64.img", "noble/current/SHA256SUMS",
      UBUNTU},
-    {NULL},
+    {0},
 };
 
 const struct image_alias *images_find_alias(const char *name)
