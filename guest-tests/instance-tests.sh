@@ -15,7 +15,8 @@
 # its mounts again after stop and start (instance-mount).
 
 INSTANCE_TESTS=(instance-launch instance-list instance-port instance-two instance-exec
-	instance-exec-stdin instance-shell instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-stop-start
+	instance-exec-stdin instance-shell instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-reboot
+	instance-stop-start
 	instance-killed instance-busy instance-errors instance-delete)
 
 INSTANCE_HTTP=127.0.0.1:18080
@@ -329,6 +330,43 @@ instance_test_agent_killed() {
 	if [[ -z $problems ]]; then pass instance-agent-killed; else fail instance-agent-killed "${problems%; }"; fi
 }
 
+# A reboot from inside the guest: the same husk process boots it again,
+# the launch's mount is made again, and the instance is ready once more.
+instance_test_reboot() {
+	local problems="" pid boot_id state="" t0 tries=0 rc
+	pid=$("${HUSK_CMD[@]}" info web --format json | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p')
+	iexec -- cat /proc/sys/kernel/random/boot_id >/dev/null
+	boot_id=$(cat "$LOGDIR/iexec.out")
+	t0=$(now)
+	iexec -- systemctl reboot >/dev/null
+	# Booting again under TCG takes a minute or more.
+	while ((tries++ < 600)); do
+		state=$(instance_state web)
+		[[ $state == running && $(grep -c 'booting the guest again' "$HUSK_HOME/instances/web/husk.log") -ge 1 ]] && break
+		[[ $state == stopped ]] && break
+		sleep 1
+	done
+	info "instances: reboot to running took $(elapsed "$t0" "$(now)")s ($state)"
+	[[ $state == running ]] || problems+="list shows web $state after the reboot; "
+	grep -q 'the guest rebooted' "$HUSK_HOME/instances/web/husk.log" || problems+="husk.log does not say the guest rebooted; "
+	[[ $("${HUSK_CMD[@]}" info web --format json | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p') == "$pid" ]] ||
+		problems+="another husk process serves web after the reboot; "
+	rc=$(iexec -- cat /proc/sys/kernel/random/boot_id)
+	[[ $rc == 0 && $(cat "$LOGDIR/iexec.out") != "$boot_id" ]] || problems+="boot id after the reboot: status $rc, same id; "
+	tries=0
+	while ((tries++ < 30)); do
+		rc=$(iexec -- cat /srv/launched/launch.txt)
+		[[ $rc == 0 ]] && break
+		sleep 2
+	done
+	[[ $rc == 0 && $(cat "$LOGDIR/iexec.out") == launched-with-it ]] || problems+="launch --mount's after the reboot: status $rc; "
+	if [[ -z $problems ]]; then
+		pass instance-reboot
+	else
+		fail instance-reboot "${problems%; }" "$HUSK_HOME/instances/web/husk.log"
+	fi
+}
+
 instance_test_stop_start() {
 	local t0 problems="" got
 	t0=$(now)
@@ -445,12 +483,13 @@ run_instance_tests() {
 		want instance-transfer && instance_test_transfer
 		want instance-mount && instance_test_mount
 		want instance-agent-killed && instance_test_agent_killed
+		want instance-reboot && instance_test_reboot
 		want instance-stop-start instance-mount-kept && instance_test_stop_start
 		want instance-mount-kept && instance_test_mount_kept
 		want instance-killed instance-busy && instance_test_killed
 	else
 		for t in instance-list instance-port instance-two instance-exec instance-exec-stdin instance-shell \
-			instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-stop-start instance-killed instance-busy; do
+			instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-reboot instance-stop-start instance-killed instance-busy; do
 			skip "$t" "the launch failed"
 		done
 	fi

@@ -54,6 +54,7 @@ struct server {
 	GString *line; /* the console line being written, for the readiness check */
 	enum serve_state state;
 	bool cloud_init_seen, cloud_init_done, agent_ready;
+	bool rebooted; /* the guest asked for a reboot: boot it again in this process */
 	uint32_t agent_version;
 	struct agent_ready *hello;
 	int64_t started_us;
@@ -151,8 +152,10 @@ static void free_console(gpointer data)
 {
 	struct console_client *c = data;
 
-	g_source_destroy(c->source);
-	g_source_unref(c->source);
+	if (c->source) {
+		g_source_destroy(c->source);
+		g_source_unref(c->source);
+	}
 	close(c->fd);
 	g_free(c);
 }
@@ -217,15 +220,21 @@ static void replay_log(struct server *s, int fd)
 	close(rd);
 }
 
+/* A console's input, watched on the running machine's I/O thread. */
+static void watch_console(struct console_client *c)
+{
+	c->source = g_unix_fd_source_new(c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+	g_source_set_callback(c->source, G_SOURCE_FUNC(on_console_input), c, NULL);
+	g_source_attach(c->source, machine_context(c->s->m));
+}
+
 static void attach_console(struct server *s, int fd)
 {
 	struct console_client *c = g_new0(struct console_client, 1);
 
 	c->s = s;
 	c->fd = fd;
-	c->source = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
-	g_source_set_callback(c->source, G_SOURCE_FUNC(on_console_input), c, NULL);
-	g_source_attach(c->source, machine_context(s->m));
+	watch_console(c);
 	g_ptr_array_add(s->consoles, c);
 }
 
@@ -424,6 +433,9 @@ static bool load_config(struct server *s, GError **err)
 	s->cfg.console_out = s->out_pipe[1];
 	s->cfg.console_in = s->in_pipe[0];
 	add_vsock(s);
+	/* A guest's reboot boots it again (boot_again); not once root is dropped. */
+	if (!s->cfg.run_as.set)
+		s->cfg.on_reboot = ON_REBOOT_RESTART;
 	/* Where the time goes, in husk.log: the kernel lookup, the set-up steps. */
 	s->cfg.timings = true;
 	s->cfg.start_ns = g_get_monotonic_time() * 1000;
@@ -441,16 +453,26 @@ static bool open_pipes(struct server *s, GError **err)
 	return true;
 }
 
+/* The guest's output, and the consoles still attached from before a reboot. */
 static void watch_output(struct server *s)
 {
 	s->out_source = g_unix_fd_source_new(s->out_pipe[0], G_IO_IN);
 	g_source_set_callback(s->out_source, G_SOURCE_FUNC(on_guest_output), s, NULL);
 	g_source_attach(s->out_source, machine_context(s->m));
+	for (guint i = 0; i < s->consoles->len; i++)
+		watch_console(s->consoles->pdata[i]);
 }
 
-static void unwatch(struct server *s)
+/* The machine's loop is going: consoles stay connected only across a reboot. */
+static void unwatch(struct server *s, bool keep_consoles)
 {
-	g_ptr_array_set_size(s->consoles, 0);
+	for (guint i = 0; keep_consoles && i < s->consoles->len; i++) {
+		struct console_client *c = s->consoles->pdata[i];
+		g_source_destroy(c->source);
+		g_clear_pointer(&c->source, g_source_unref);
+	}
+	if (!keep_consoles)
+		g_ptr_array_set_size(s->consoles, 0);
 	g_source_destroy(s->out_source);
 	g_clear_pointer(&s->out_source, g_source_unref);
 }
@@ -514,7 +536,9 @@ static int run(struct server *s)
 
 		watch_output(s);
 		reason = process_run_machine(s->m, &s->cfg, &signo);
-		unwatch(s);
+		s->rebooted = reason == STOP_REBOOT && s->cfg.on_reboot == ON_REBOOT_RESTART &&
+		              s->state != SERVE_STOPPING;
+		unwatch(s, s->rebooted);
 	}
 	agent_ready_stop(s->hello);
 	control_server_stop(ctl);
@@ -526,12 +550,29 @@ static int run(struct server *s)
 	machine_destroy(s->m);
 	if (err) {
 		int status = err->code ? err->code : HUSK_EXIT_RUNTIME;
+		s->rebooted = false;
 		g_printerr("husk: %s\n", err->message);
 		g_error_free(err);
 		return status;
 	}
 	report_end(reason);
 	return reason == STOP_POWEROFF || reason == STOP_SIGNAL ? 0 : HUSK_EXIT_RUNTIME;
+}
+
+/*
+ * A reboot from inside the guest (`sudo reboot`) keeps the instance: it
+ * boots again, with its mounts plugged and made again once the agent says
+ * HELLO. cloud-init has done its work, so the agent alone makes it ready.
+ * The kernel is the one found at start: looking again means reading the
+ * disk in a forked sandbox, which this process, now with threads, avoids.
+ */
+static void boot_again(struct server *s)
+{
+	g_printerr("husk: booting the guest again\n");
+	s->state = SERVE_BOOTING;
+	s->agent_ready = false;
+	s->rebooted = false;
+	s->cfg.start_ns = g_get_monotonic_time() * 1000;
 }
 
 /* exit-status: what the commands waiting on this process tell their user. */
@@ -554,8 +595,13 @@ static int serve(struct instance *inst)
 	s.line = g_string_new(NULL);
 	s.consoles = g_ptr_array_new_with_free_func(free_console);
 	int status = HUSK_EXIT_RUNTIME;
-	if (open_pipes(&s, &err) && load_config(&s, &err))
+	if (open_pipes(&s, &err) && load_config(&s, &err)) {
 		status = run(&s);
+		while (s.rebooted) {
+			boot_again(&s);
+			status = run(&s);
+		}
+	}
 	if (err) {
 		status = err->domain == HUSK_ERROR && err->code ? err->code : HUSK_EXIT_RUNTIME;
 		g_printerr("husk: %s\n", err->message);
