@@ -39,7 +39,8 @@ int msi_vector_create(struct msi_router *r, uint32_t *gsi, GError **err)
 	return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
-bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data)
+bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data,
+                      uint32_t rid)
 {
 	return true;
 }

@@ -13,6 +13,7 @@
 #define HUSK_ARCH_H
 
 #include <glib.h>
+#include <linux/kvm.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -55,6 +56,17 @@ enum arch_exit {
 	ARCH_EXIT_UNKNOWN,  /* not this architecture's either: an error */
 };
 
+/* A KVM capability husk needs (vmm/host_check.c checks them all). */
+struct arch_kvm_cap {
+	int cap;
+	const char *name;
+};
+/* What this architecture needs besides the generic ones; ends with {0, NULL}. */
+extern const struct arch_kvm_cap arch_required_caps[];
+
+/* Whether the CPU offers hardware virtualization (x86: VMX or SVM; arm64: KVM's EL2). */
+bool arch_cpu_has_hw_virt(void);
+
 /* Checks the kernel (and initrd) files without loading them: bad input is a usage error. */
 bool arch_check_files(const char *kernel, const char *initrd, GError **err);
 
@@ -70,6 +82,14 @@ bool arch_vcpu_init(struct arch_vm *a, struct vcpu *v, GError **err);
 
 /* Every vCPU exists (arm64's GIC needs them before it can be set up). */
 bool arch_vcpus_ready(struct arch_vm *a, GError **err);
+
+/*
+ * The GSI routes KVM starts with, which a KVM_SET_GSI_ROUTING table must
+ * keep (x86: the 8259s' and IOAPIC's pins). Writes at most 'max' to 'out',
+ * returns how many, and the first GSI free for MSIs in 'next_gsi'.
+ */
+unsigned int arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned int max,
+                                     uint32_t *next_gsi);
 
 /* Drives the interrupt controller input 'line' (vmm/irq.h's gsi) to 'level'. */
 void arch_set_irq(struct arch_vm *a, uint32_t line, bool level);

@@ -5,6 +5,7 @@
  * PCI's 0xCF8 config ports), ACPI tables, a bzImage booted at its 64-bit
  * entry.
  */
+#include <cpuid.h>
 #include <errno.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -28,6 +29,27 @@ static bool kvm_error(GError **err, int code, const char *what)
 {
 	g_set_error(err, HUSK_ERROR, code, "%s: %s", what, g_strerror(errno));
 	return false;
+}
+
+/* Hardware virtualization in CPUID (Intel SDM vol. 2A, CPUID; AMD APM vol. 3, E.4.2). */
+#define CPUID_1_ECX_VMX        (1u << 5)
+#define CPUID_80000001_ECX_SVM (1u << 2)
+
+const struct arch_kvm_cap arch_required_caps[] = {
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+    {0, NULL},
+};
+
+bool arch_cpu_has_hw_virt(void)
+{
+	unsigned int eax, ebx, ecx, edx;
+
+	if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & CPUID_1_ECX_VMX))
+		return true;
+	return __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & CPUID_80000001_ECX_SVM);
 }
 
 bool arch_check_files(const char *kernel, const char *initrd, GError **err)
@@ -83,6 +105,32 @@ unsigned int arch_phys_bits(const struct arch_vm *a)
 bool arch_vcpus_ready(struct arch_vm *a, GError **err)
 {
 	return true;
+}
+
+#define IOAPIC_PINS 24
+#define PIC_PINS    16
+
+/* What KVM_CREATE_IRQCHIP sets up: ISA IRQs to both 8259s and the IOAPIC. */
+unsigned int arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned int max,
+                                     uint32_t *next_gsi)
+{
+	unsigned int n = 0;
+
+	for (uint32_t gsi = 0; gsi < IOAPIC_PINS && n + 2 <= max; gsi++) {
+		struct kvm_irq_routing_entry e = {.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP};
+
+		e.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		e.u.irqchip.pin = gsi;
+		out[n++] = e;
+		if (gsi < PIC_PINS) {
+			e.u.irqchip.irqchip =
+			    gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+			e.u.irqchip.pin = gsi % 8;
+			out[n++] = e;
+		}
+	}
+	*next_gsi = IOAPIC_PINS;
+	return n;
 }
 
 void arch_set_irq(struct arch_vm *a, uint32_t line, bool level)
@@ -165,6 +213,10 @@ bool arch_describe_machine(struct arch_vm *a, struct arch_boot *boot, GError **e
 	uint8_t reset[9];
 	uint64_t rsdp;
 
+	if (a->cfg->dump_dtb)
+		return husk_fail(
+		    err, HUSK_EXIT_USAGE,
+		    "--dump-dtb: an x86 machine has no device tree (ACPI describes it)");
 	reset_vector_code(reset, PORT_ACPI_PM + ACPI_PM_RESET, ACPI_RESET_VALUE);
 	gm_write(a->mem, RESET_VECTOR_ADDR, reset, sizeof(reset));
 	rsdp = acpi_build(&acpi, gm_ptr(a->mem, LAYOUT_ACPI_START, size), LAYOUT_ACPI_START, size);
