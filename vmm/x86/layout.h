@@ -54,7 +54,7 @@
 /* Interrupt lines (GSIs of the in-kernel IOAPIC). */
 #define IRQ_COM1   4
 #define IRQ_SERIAL IRQ_COM1 /* the console's UART, whatever the architecture */
-/* The ACPI power button's GED (vmm/acpi.c): an edge on an IOAPIC pin no legacy device uses. */
+/* The ACPI power button's GED (vmm/x86/acpi.c): an edge on an IOAPIC pin no legacy device uses. */
 #define IRQ_POWER_BUTTON 5
 
 #endif
