@@ -4,7 +4,7 @@
 #include <glib.h>
 #include <string.h>
 
-#include "vmm/acpi.h"
+#include "vmm/x86/acpi.h"
 
 /* Sleep control register bits (ACPI 6.4, 4.8.3.7). */
 #define SLP_TYP_SHIFT 2

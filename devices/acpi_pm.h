@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ACPI sleep-control, sleep-status and reset registers of the
- * hardware-reduced FADT (vmm/acpi.h): how a guest powers off or resets.
+ * hardware-reduced FADT (vmm/x86/acpi.h): how a guest powers off or resets.
  */
 #ifndef HUSK_ACPI_PM_H
 #define HUSK_ACPI_PM_H

@@ -146,6 +146,7 @@ int pci_bus_add(struct pci_bus *bus, struct pci_device *dev)
 		*next = addr + size;
 	}
 	bus->devices[slot] = dev;
+	dev->slot = (uint8_t)slot;
 	return slot;
 }
 

@@ -61,7 +61,11 @@ struct pci_device {
 	void *opaque;
 	uint8_t next_cap; /* where the next capability goes */
 	uint8_t last_cap; /* offset of the last capability, to chain the next one */
+	uint8_t slot;     /* on bus 0, once added */
 };
+
+/* Bus 0, function 0: what MSIs carry to say who sent them (arm64's ITS device ID). */
+#define PCI_REQUESTER_ID(slot) ((uint32_t)(slot) << 3)
 
 struct pci_bus {
 	struct pci_device *devices[PCI_MAX_DEVICES];

@@ -566,10 +566,11 @@ static void test_parse(void)
  * The queue path, with the transport faked at link time: requests go to the
  * pool, a wake says some finished, the next run pushes them.
  */
-#define QSIZE   32 /* three descriptors per request */
-#define NREQ    8
-#define DESC    0x1000
-#define REQS    0x10000 /* request i: header, 512 data bytes, status, 1 KiB apart */
+#define QSIZE 32 /* three descriptors per request */
+#define NREQ  8
+#define DESC  (LAYOUT_RAM_START + 0x1000)
+#define REQS                                                                                       \
+	(LAYOUT_RAM_START + 0x10000) /* request i: header, 512 data bytes, status, 1 KiB apart */
 #define FAKE_T  ((struct virtio_pci *)&fake_transport)
 #define F_NEXT  1
 #define F_WRITE 2
@@ -730,7 +731,7 @@ static void test_queue_count(struct fixture *f, gconstpointer data)
 
 #define BIG_QSIZE 1024
 #define BIG_NREQ  300 /* more than one run's budget */
-#define BIG_DESC  0x80000
+#define BIG_DESC  (LAYOUT_RAM_START + 0x80000)
 
 /*
  * A kick takes at most VQ_BURST requests, then lets the loop serve

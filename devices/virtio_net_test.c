@@ -7,10 +7,10 @@
 #include "vmm/layout.h"
 
 #define QSIZE  16
-#define DESC   0x1000
-#define AVAIL  0x2000
-#define USED   0x3000
-#define DATA   0x10000
+#define DESC   (LAYOUT_RAM_START + 0x1000)
+#define AVAIL  (LAYOUT_RAM_START + 0x2000)
+#define USED   (LAYOUT_RAM_START + 0x3000)
+#define DATA   (LAYOUT_RAM_START + 0x10000)
 #define BIT(f) (1ULL << (f))
 
 /* ---- transmit checks: chains made of host buffers --------------------------- */

@@ -793,7 +793,8 @@ static void msix_access(struct virtio_pci *t, uint32_t off, uint8_t *data, uint3
 	v->data = (uint32_t)le_get(entry + 8, 4);
 	v->control = (uint32_t)le_get(entry + 12, 4) & MSIX_VECTOR_MASK;
 	if (field < 12)
-		msi_vector_route(t->env.msi, v->gsi, v->addr, v->data);
+		msi_vector_route(t->env.msi, v->gsi, v->addr, v->data,
+		                 PCI_REQUESTER_ID(t->pci.slot));
 	if (was_masked != (bool)(v->control & MSIX_VECTOR_MASK))
 		route_calls(t);
 	if (was_masked && !(v->control & MSIX_VECTOR_MASK) && v->pending)

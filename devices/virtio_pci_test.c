@@ -12,8 +12,7 @@
 #include <sys/eventfd.h>
 
 #include "devices/virtio_pci.h"
-
-#define MiB (1024ULL * 1024)
+#include "vmm/layout.h"
 
 /* Common configuration offsets (virtio 1.2, 4.1.4.3). */
 #define STATUS       0x14
@@ -39,7 +38,8 @@ int msi_vector_create(struct msi_router *r, uint32_t *gsi, GError **err)
 	return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
-bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data)
+bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data,
+                      uint32_t rid)
 {
 	return true;
 }
@@ -147,9 +147,9 @@ static void test_read_past_end(struct fixture *f, gconstpointer data)
 static void enable_queue(struct fixture *f, uint16_t size)
 {
 	bar_write(f, QUEUE_SIZE, size, 2);
-	bar_write(f, QUEUE_DESC, 0x1000, 8);
-	bar_write(f, QUEUE_DRIVER, 0x2000, 8);
-	bar_write(f, QUEUE_DEVICE, 0x3000, 8);
+	bar_write(f, QUEUE_DESC, LAYOUT_RAM_START + 0x1000, 8);
+	bar_write(f, QUEUE_DRIVER, LAYOUT_RAM_START + 0x2000, 8);
+	bar_write(f, QUEUE_DEVICE, LAYOUT_RAM_START + 0x3000, 8);
 	bar_write(f, QUEUE_ENABLE, 1, 2);
 }
 

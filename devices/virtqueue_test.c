@@ -6,11 +6,11 @@
 #include "vmm/layout.h"
 
 #define QSIZE 16
-#define DESC  0x1000
-#define AVAIL 0x2000
-#define USED  0x3000
-#define DATA  0x10000
-#define INDIR 0x8000
+#define DESC  (LAYOUT_RAM_START + 0x1000)
+#define AVAIL (LAYOUT_RAM_START + 0x2000)
+#define USED  (LAYOUT_RAM_START + 0x3000)
+#define DATA  (LAYOUT_RAM_START + 0x10000)
+#define INDIR (LAYOUT_RAM_START + 0x8000)
 
 struct fixture {
 	struct guest_memory gm;

@@ -9,11 +9,13 @@
  * host's port PORT (through husk: the Unix socket PATH_PORT), if anyone
  * listens there. A static program: it needs nothing from the guest.
  */
+/* linux/vm_sockets.h uses struct sockaddr without including its header. */
+#include <sys/socket.h>
+
 #include <linux/vm_sockets.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "firmware/husk-agent.h"

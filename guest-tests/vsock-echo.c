@@ -11,6 +11,9 @@
  * The guest's modes print "HUSK-FACT key=value" lines on the console; the
  * host's say what went wrong on stderr and exit 1.
  */
+/* linux/vm_sockets.h uses struct sockaddr without including its header. */
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
@@ -20,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 

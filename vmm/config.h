@@ -57,6 +57,7 @@ struct vm_config {
 	int64_t start_ns;     /* CLOCK_MONOTONIC when husk started, for --timings */
 	/* --screenshot-on-exit: a PNG of the display, written once the VM stopped */
 	char *screenshot_on_exit;
+	char *dump_dtb; /* --dump-dtb: where to write the device tree (arm64), or NULL */
 };
 
 /* The defaults of `husk run`, with empty device lists. */

@@ -32,7 +32,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
 #include "firmware/exec_file.h"
-#include "vmm/boot_linux.h"
+#include "vmm/arch.h"
 #include "vmm/error.h"
 #include "vmm/initramfs.h"
 #include "vmm/process.h"
@@ -1003,7 +1003,7 @@ int exec_main_io(int argc, char **argv, int64_t start_ns, const struct exec_io *
 		return fail(err);
 	}
 	char *kernel = o.kernel ? g_strdup(o.kernel) : find_kernel(&err);
-	if (kernel && !linux_check_files(&(struct linux_boot_args){.kernel_path = kernel}, &err))
+	if (kernel && !arch_check_files(kernel, NULL, &err))
 		g_clear_pointer(&kernel, g_free);
 	char *moddir = !kernel     ? NULL
 	               : o.modules ? g_strdup(o.modules)

@@ -50,7 +50,8 @@ static uint8_t *map_aligned(uint64_t size, uint64_t align)
 
 bool guest_memory_alloc(struct guest_memory *gm, uint64_t ram_size)
 {
-	uint64_t low = ram_size < LAYOUT_MMIO32_START ? ram_size : LAYOUT_MMIO32_START;
+	uint64_t low_max = LAYOUT_RAM_LOW_END - LAYOUT_RAM_START;
+	uint64_t low = ram_size < low_max ? ram_size : low_max;
 
 	memset(gm, 0, sizeof(*gm));
 	if (ram_size == 0 || ram_size > (1ULL << 46)) {
@@ -64,7 +65,7 @@ bool guest_memory_alloc(struct guest_memory *gm, uint64_t ram_size)
 	madvise(p, ram_size, MADV_HUGEPAGE);
 	gm->mapping = p;
 	gm->ram_size = ram_size;
-	add_region(gm, 0, low, gm->mapping);
+	add_region(gm, LAYOUT_RAM_START, low, gm->mapping);
 	if (ram_size > low)
 		add_region(gm, LAYOUT_HIGH_RAM, ram_size - low, gm->mapping + low);
 	return true;

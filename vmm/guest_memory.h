@@ -28,8 +28,9 @@ struct guest_memory {
 };
 
 /*
- * RAM below LAYOUT_MMIO32_START stays there; the rest goes above 4 GiB so
- * the 32-bit hole is left to devices. Returns false with errno set.
+ * RAM starts at LAYOUT_RAM_START; what does not fit below LAYOUT_RAM_LOW_END
+ * goes to LAYOUT_HIGH_RAM, so that x86's 32-bit hole is left to devices
+ * (vmm/layout.h). Returns false with errno set.
  */
 bool guest_memory_alloc(struct guest_memory *gm, uint64_t ram_size);
 void guest_memory_free(struct guest_memory *gm);

@@ -36,8 +36,8 @@ static void test_aligned_for_huge_pages(void)
 		g_assert_cmpuint((uintptr_t)gm.mapping % (2 * MiB), ==, 0);
 		gm.mapping[0] = 1;
 		gm.mapping[size - 1] = 1;
-		g_assert_true(gm_ptr(&gm, size - 1, 1) == gm.mapping + size - 1);
-		g_assert_null(gm_ptr(&gm, size, 1));
+		g_assert_true(gm_ptr(&gm, LAYOUT_RAM_START + size - 1, 1) == gm.mapping + size - 1);
+		g_assert_null(gm_ptr(&gm, LAYOUT_RAM_START + size, 1));
 		g_assert_false(mapped(gm.mapping + size + 4095));
 		guest_memory_free(&gm);
 	}

@@ -1,20 +1,17 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/host_check.h"
 
-#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "vmm/arch.h"
 #include "vmm/error.h"
 
 /* PVM (a paravirtual KVM for hosts without VMX/SVM) registers this module. */
 #define PVM_MODULE "/sys/module/kvm_pvm"
-/* Hardware virtualization in CPUID (Intel SDM vol. 2A, CPUID; AMD APM vol. 3, E.4.2). */
-#define CPUID_1_ECX_VMX        (1u << 5)
-#define CPUID_80000001_ECX_SVM (1u << 2)
 
 static const struct {
 	int cap;
@@ -22,10 +19,6 @@ static const struct {
 } required_caps[] = {
     {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
     {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
-    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
     {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
     {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
     {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
@@ -64,16 +57,18 @@ static bool check_caps(int fd, GError **err)
 			                 KVM_DEVICE ": the host's KVM lacks %s, which husk needs",
 			                 required_caps[i].name);
 	}
+	for (const struct arch_kvm_cap *c = arch_required_caps; c->name; c++) {
+		if (ioctl(fd, KVM_CHECK_EXTENSION, c->cap) <= 0)
+			return husk_fail(err, HUSK_EXIT_HOST,
+			                 KVM_DEVICE ": the host's KVM lacks %s, which husk needs",
+			                 c->name);
+	}
 	return true;
 }
 
 bool host_cpu_has_hw_virt(void)
 {
-	unsigned int eax, ebx, ecx, edx;
-
-	if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & CPUID_1_ECX_VMX))
-		return true;
-	return __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & CPUID_80000001_ECX_SVM);
+	return arch_cpu_has_hw_virt();
 }
 
 bool host_kvm_is_pvm(const char *module_path, bool cpu_has_hw_virt)

@@ -12,11 +12,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "devices/acpi_pm.h"
 #include "devices/display/virtio_gpu.h"
-#include "devices/i8042.h"
 #include "devices/pci.h"
-#include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
@@ -24,17 +21,13 @@
 #include "devices/virtio_pci.h"
 #include "devices/virtio_rng.h"
 #include "devices/virtio_vsock.h"
-#include "firmware/reset_vector.h"
-#include "vmm/acpi.h"
-#include "vmm/boot_linux.h"
+#include "vmm/arch.h"
 #include "vmm/bus.h"
-#include "vmm/cpuid.h"
 #include "vmm/error.h"
 #include "vmm/guest_memory.h"
 #include "vmm/host_check.h"
 #include "vmm/irq.h"
 #include "vmm/layout.h"
-#include "vmm/long_mode.h"
 #include "vmm/msi.h"
 #include "vmm/seccomp_threads.h"
 #include "vmm/vcpu.h"
@@ -47,15 +40,13 @@ struct machine {
 	struct bus pio;
 	struct bus mmio;
 
+	struct arch_vm arch;
+
 	struct vcpu_env vcpu_env;
 	struct vcpu *vcpus;
 	unsigned int nvcpus;
-	struct kvm_cpuid2 *cpuid;
 
 	struct serial *serial;
-	struct i8042 *i8042;
-	struct pvpanic *pvpanic;
-	struct acpi_pm *acpi_pm;
 	struct pci_bus pci;
 	struct msi_router msi;
 	bool msi_ready;
@@ -114,9 +105,8 @@ static struct stop_hook stop_hook(struct machine *m)
 static void set_irq_line(void *ctx, uint32_t gsi, bool level)
 {
 	struct machine *m = ctx;
-	struct kvm_irq_level irq = {.irq = gsi, .level = level};
 
-	ioctl(m->vm_fd, KVM_IRQ_LINE, &irq);
+	arch_set_irq(&m->arch, gsi, level);
 }
 
 static bool open_kvm(struct machine *m, GError **err)
@@ -152,22 +142,18 @@ static bool set_halt_poll(struct machine *m, GError **err)
 
 static bool create_vm(struct machine *m, GError **err)
 {
-	uint64_t idmap = LAYOUT_KVM_IDMAP;
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-
 	m->vm_fd = ioctl(m->kvm_fd, KVM_CREATE_VM, 0UL);
 	if (m->vm_fd < 0)
 		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_VM");
-	/* Intel needs these two pages for real-mode emulation, even if we never use it. */
-	if (ioctl(m->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_SET_TSS_ADDR");
-	if (ioctl(m->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_SET_IDENTITY_MAP_ADDR");
-	if (ioctl(m->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_IRQCHIP");
-	if (ioctl(m->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_PIT2");
-	return set_halt_poll(m, err);
+	m->arch = (struct arch_vm){.cfg = m->cfg,
+	                           .kvm_fd = m->kvm_fd,
+	                           .vm_fd = m->vm_fd,
+	                           .mem = &m->mem,
+	                           .pio = &m->pio,
+	                           .mmio = &m->mmio,
+	                           .pci = &m->pci,
+	                           .stop = stop_hook(m)};
+	return arch_vm_init(&m->arch, err) && set_halt_poll(m, err);
 }
 
 static bool add_memory(struct machine *m, GError **err)
@@ -191,16 +177,6 @@ static bool add_memory(struct machine *m, GError **err)
 			return kvm_error(err, HUSK_EXIT_RUNTIME, "KVM_SET_USER_MEMORY_REGION");
 	}
 	return true;
-}
-
-static bool register_pio(struct machine *m, uint16_t port, uint16_t len, bus_access_fn fn,
-                         void *opaque, const char *name, GError **err)
-{
-	if (bus_register(&m->pio, port, len, fn, opaque, name))
-		return true;
-	g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "%s: I/O ports 0x%x+%u are taken", name,
-	            port, len);
-	return false;
 }
 
 static bool register_mmio(struct machine *m, uint64_t base, uint64_t len, bus_access_fn fn,
@@ -441,22 +417,13 @@ static void report_net_drops(struct machine *m)
 	}
 }
 
-/* MAXPHYADDR the vCPUs report (CPUID 0x80000008, EAX bits 7:0); 36 without the leaf. */
-static unsigned int guest_phys_bits(const struct kvm_cpuid2 *cpuid)
-{
-	for (uint32_t i = 0; i < cpuid->nent; i++)
-		if (cpuid->entries[i].function == 0x80000008 && (cpuid->entries[i].eax & 0xff))
-			return cpuid->entries[i].eax & 0xff;
-	return 36;
-}
-
 /* The 64-bit BAR window: past the end of RAM, and addressable by the guest. */
 static bool place_mmio64(struct machine *m, GError **err)
 {
 	const struct guest_region *last = &m->mem.regions[m->mem.count - 1];
 	uint64_t ram_end = MAX(last->gpa + last->size, LAYOUT_HIGH_RAM);
 	uint64_t base = (ram_end + LAYOUT_PCI_MMIO64_ALIGN - 1) & ~(LAYOUT_PCI_MMIO64_ALIGN - 1);
-	unsigned int bits = guest_phys_bits(m->cpuid);
+	unsigned int bits = arch_phys_bits(&m->arch);
 
 	if (bits < 64 && base + LAYOUT_PCI_MMIO64_SIZE > UINT64_C(1) << bits) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_USAGE,
@@ -482,9 +449,7 @@ static bool add_pci(struct machine *m, GError **err)
 	if (!add_virtio(m, &virtio_rng_ops, NULL, &m->rng, err) || !add_disks(m, err) ||
 	    !add_nics(m, err) || !add_shares(m, err) || !add_vsock(m, err) || !add_gpu(m, err))
 		return false;
-	return register_pio(m, PORT_PCI_CONFIG, PORT_PCI_CONFIG_LEN, pci_config_port_access,
-	                    &m->pci, "pci-config", err) &&
-	       register_mmio(m, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, pci_ecam_access, &m->pci,
+	return register_mmio(m, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, pci_ecam_access, &m->pci,
 	                     "pci-ecam", err) &&
 	       register_mmio(m, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE, pci_mmio32_access,
 	                     &m->pci, "pci-bars", err) &&
@@ -494,69 +459,21 @@ static bool add_pci(struct machine *m, GError **err)
 
 static bool add_devices(struct machine *m, GError **err)
 {
-	struct irq_line com1_irq = {.set = set_irq_line, .ctx = m, .gsi = IRQ_COM1};
+	struct irq_line serial_irq = {.set = set_irq_line, .ctx = m, .gsi = IRQ_SERIAL};
 
-	m->serial = serial_create(com1_irq, m->cfg->console_out);
-	m->i8042 = i8042_create(stop_hook(m));
-	m->pvpanic = pvpanic_create(stop_hook(m));
-	m->acpi_pm = acpi_pm_create(stop_hook(m));
-	return register_pio(m, PORT_COM1, 8, serial_access, m->serial, "serial", err) &&
-	       register_pio(m, PORT_I8042_DATA, 1, i8042_data_access, m->i8042, "i8042", err) &&
-	       register_pio(m, PORT_I8042_CMD, 1, i8042_command_access, m->i8042, "i8042", err) &&
-	       register_pio(m, PORT_PVPANIC, 1, pvpanic_access, m->pvpanic, "pvpanic", err) &&
-	       register_pio(m, PORT_ACPI_PM, PORT_ACPI_PM_LEN, acpi_pm_access, m->acpi_pm,
-	                    "acpi-pm", err) &&
-	       add_pci(m, err);
+	m->serial = serial_create(serial_irq, m->cfg->console_out);
+	return arch_add_devices(&m->arch, m->serial, err) && add_pci(m, err);
 }
 
-static bool write_firmware(struct machine *m, uint64_t *rsdp, GError **err)
-{
-	struct acpi_config acpi = {
-	    .ncpus = m->cfg->cpus,
-	    .ioapic_addr = LAYOUT_IOAPIC,
-	    .ioapic_id = (uint8_t)m->cfg->cpus,
-	    .pm_port = PORT_ACPI_PM,
-	    .pvpanic_port = PORT_PVPANIC,
-	    .com1_port = PORT_COM1,
-	    .com1_irq = IRQ_COM1,
-	    .power_button_gsi = IRQ_POWER_BUTTON,
-	    .pci_ecam = LAYOUT_PCI_ECAM,
-	    .pci_config_port = PORT_PCI_CONFIG,
-	    .pci_mmio32_start = (uint32_t)LAYOUT_PCI_MMIO32,
-	    .pci_mmio32_size = (uint32_t)LAYOUT_PCI_MMIO32_SIZE,
-	    .pci_mmio64_start = m->pci.mmio64_base,
-	    .pci_mmio64_size = m->pci.mmio64_size,
-	};
-	/* The tables end where the reset vector's 16 bytes begin. */
-	uint64_t size = RESET_VECTOR_ADDR - LAYOUT_ACPI_START;
-	uint8_t reset[9];
-
-	reset_vector_code(reset, PORT_ACPI_PM + ACPI_PM_RESET, ACPI_RESET_VALUE);
-	gm_write(&m->mem, RESET_VECTOR_ADDR, reset, sizeof(reset));
-	*rsdp =
-	    acpi_build(&acpi, gm_ptr(&m->mem, LAYOUT_ACPI_START, size), LAYOUT_ACPI_START, size);
-	if (*rsdp)
-		return true;
-	g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "the ACPI tables do not fit");
-	return false;
-}
-
+/* The kernel, the machine's description (ACPI, device tree) for it, and the boot vCPU at its entry.
+ */
 static bool load_kernel(struct machine *m, GError **err)
 {
-	struct linux_boot_args args = {
-	    .kernel_path = m->cfg->kernel,
-	    .initrd_path = m->cfg->initrd,
-	    .cmdline = m->cfg->cmdline,
-	};
-	struct linux_boot boot;
+	struct arch_boot boot = {0};
 
-	if (!write_firmware(m, &args.rsdp, err) || !linux_load(&m->mem, &args, &boot, err))
-		return false;
-	if (!long_mode_write_tables(&m->mem)) {
-		g_set_error(err, HUSK_ERROR, HUSK_EXIT_RUNTIME, "cannot write boot page tables");
-		return false;
-	}
-	return vcpu_set_boot_state(&m->vcpus[0], boot.entry, boot.zero_page, err);
+	return arch_load_kernel(&m->arch, &boot, err) &&
+	       arch_describe_machine(&m->arch, &boot, err) &&
+	       arch_vcpu_boot(&m->vcpus[0], &boot, err);
 }
 
 static bool create_vcpus(struct machine *m, GError **err)
@@ -572,13 +489,10 @@ static bool create_vcpus(struct machine *m, GError **err)
 		            max_vcpus);
 		return false;
 	}
-	m->cpuid = cpuid_supported(m->kvm_fd, err);
-	if (!m->cpuid)
-		return false;
 	m->vcpu_env = (struct vcpu_env){
 	    .vm_fd = m->vm_fd,
 	    .run_size = (size_t)run_size,
-	    .cpuid = m->cpuid,
+	    .arch = &m->arch,
 	    .pio = &m->pio,
 	    .mmio = &m->mmio,
 	    .stop = stop_hook(m),
@@ -591,7 +505,7 @@ static bool create_vcpus(struct machine *m, GError **err)
 		if (!vcpu_create(&m->vcpus[i], &m->vcpu_env, i, err))
 			return false;
 	}
-	return true;
+	return arch_vcpus_ready(&m->arch, err);
 }
 
 struct machine *machine_create(const struct vm_config *cfg, GError **err)
@@ -747,8 +661,7 @@ static void report_shares(struct machine *m)
 
 void machine_press_power_button(struct machine *m)
 {
-	set_irq_line(m, IRQ_POWER_BUTTON, true);
-	set_irq_line(m, IRQ_POWER_BUTTON, false);
+	arch_press_power_button(&m->arch);
 }
 
 void machine_request_stop(struct machine *m, enum stop_reason reason)
@@ -849,11 +762,8 @@ void machine_destroy(struct machine *m)
 	for (unsigned int i = 0; i < m->nvcpus; i++)
 		vcpu_destroy(&m->vcpus[i]);
 	g_free(m->vcpus);
-	g_free(m->cpuid);
 	g_clear_pointer(&m->serial, serial_destroy);
-	g_clear_pointer(&m->i8042, i8042_destroy);
-	g_clear_pointer(&m->pvpanic, pvpanic_destroy);
-	g_clear_pointer(&m->acpi_pm, acpi_pm_destroy);
+	arch_vm_destroy(&m->arch);
 	report_net_drops(m);
 	stop_plugger(m);
 	g_clear_pointer(&m->transports, g_ptr_array_unref);

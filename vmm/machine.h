@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The x86 machine: a KVM VM with its RAM, in-kernel interrupt controllers,
- * vCPUs, legacy devices and ACPI tables, booted into a Linux kernel. Its
+ * The machine: a KVM VM with its RAM, in-kernel interrupt controllers,
+ * vCPUs, devices and the description a kernel reads of them (what is the
+ * architecture's own is behind vmm/arch.h), booted into Linux. Its
  * lifecycle only: create, run, stop, destroy. What a husk process does
  * around it (signals, the terminal, the system-call filter, the exit
  * report) is vmm/process.c's, so that husk run, husk exec and an
@@ -32,7 +33,7 @@ enum stop_reason machine_run(struct machine *m);
 
 void machine_destroy(struct machine *m);
 
-/* An ACPI power-button press: the guest's OS decides what to do (systemd powers off). */
+/* A power-button press (ACPI's on x86): the guest's OS decides what to do (systemd powers off). */
 void machine_press_power_button(struct machine *m);
 
 /* Stops the VM as 'reason' would (the first reason wins); from any thread. */

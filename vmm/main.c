@@ -19,7 +19,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
 #include "devices/virtio_vsock.h"
-#include "vmm/boot_linux.h"
+#include "vmm/arch.h"
 #include "vmm/cli/agent.h"
 #include "vmm/cli/image.h"
 #include "vmm/cli/instances.h"
@@ -159,9 +159,7 @@ static int exit_status(const struct vm_config *cfg, enum stop_reason reason, int
 /* Bad files are usage errors, reported before the host is even looked at. */
 static bool check_files(const struct vm_config *cfg, GError **err)
 {
-	struct linux_boot_args files = {.kernel_path = cfg->kernel, .initrd_path = cfg->initrd};
-
-	if (!linux_check_files(&files, err))
+	if (!arch_check_files(cfg->kernel, cfg->initrd, err))
 		return false;
 	for (guint i = 0; i < cfg->disks->len; i++) {
 		struct virtio_blk *blk = virtio_blk_open(cfg->disks->pdata[i], 1, err);

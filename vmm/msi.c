@@ -7,10 +7,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "vmm/arch.h"
 #include "vmm/error.h"
-
-#define IOAPIC_PINS 24
-#define PIC_PINS    16
 
 static void add_entry(struct msi_router *r, struct kvm_irq_routing_entry e)
 {
@@ -28,21 +26,8 @@ bool msi_router_init(struct msi_router *r, int vm_fd, GError **err)
 	r->vm_fd = vm_fd;
 	pthread_mutex_init(&r->lock, NULL);
 	r->table = g_malloc0(sizeof(*r->table) + MSI_MAX_ROUTES * sizeof(r->table->entries[0]));
-	/* What KVM_CREATE_IRQCHIP sets up: ISA IRQs to both 8259s and the IOAPIC. */
-	for (uint32_t gsi = 0; gsi < IOAPIC_PINS; gsi++) {
-		struct kvm_irq_routing_entry e = {.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP};
-
-		e.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		e.u.irqchip.pin = gsi;
-		add_entry(r, e);
-		if (gsi < PIC_PINS) {
-			e.u.irqchip.irqchip =
-			    gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-			e.u.irqchip.pin = gsi % 8;
-			add_entry(r, e);
-		}
-	}
-	r->next_gsi = IOAPIC_PINS;
+	r->devid = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MSI_DEVID) > 0;
+	r->table->nr = arch_default_irq_routes(r->table->entries, MSI_MAX_ROUTES, &r->next_gsi);
 	if (commit(r))
 		return true;
 	return husk_fail(err, HUSK_EXIT_HOST, "KVM_SET_GSI_ROUTING: %s", g_strerror(errno));
@@ -74,7 +59,8 @@ int msi_vector_create(struct msi_router *r, uint32_t *gsi, GError **err)
 	return fd;
 }
 
-bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data)
+bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data,
+                      uint32_t rid)
 {
 	struct kvm_irq_routing_entry e = {.gsi = gsi, .type = KVM_IRQ_ROUTING_MSI};
 	uint32_t i;
@@ -83,6 +69,10 @@ bool msi_vector_route(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_
 	e.u.msi.address_lo = (uint32_t)addr;
 	e.u.msi.address_hi = (uint32_t)(addr >> 32);
 	e.u.msi.data = data;
+	if (r->devid) {
+		e.flags = KVM_MSI_VALID_DEVID;
+		e.u.msi.devid = rid;
+	}
 	pthread_mutex_lock(&r->lock);
 	for (i = 0; i < r->table->nr; i++)
 		if (r->table->entries[i].gsi == gsi)

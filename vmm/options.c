@@ -193,6 +193,17 @@ static gboolean parse_gpu(const char *name, const char *value, gpointer data, GE
 	return config_gpu_parse(value, &cfg->gpu, err);
 }
 
+static gboolean parse_dump_dtb(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+
+	if (!*value)
+		return husk_fail(err, HUSK_EXIT_USAGE, "--dump-dtb: the path is empty");
+	g_free(cfg->dump_dtb);
+	cfg->dump_dtb = g_strdup(value);
+	return TRUE;
+}
+
 static gboolean parse_screenshot_on_exit(const char *name, const char *value, gpointer data,
                                          GError **err)
 {
@@ -245,6 +256,8 @@ static const GOptionEntry run_entries[] = {
      "PATH[,cid=N]"},
     {"gpu", 0, 0, CALLBACK(parse_gpu), "A display: virtio-gpu in 2D (1024x768), or none (default)",
      "2d|none"},
+    {"dump-dtb", 0, 0, CALLBACK(parse_dump_dtb),
+     "Write the device tree the guest is given to FILE (arm64 hosts)", "FILE"},
     {"screenshot-on-exit", 0, 0, CALLBACK(parse_screenshot_on_exit),
      "Once the VM stopped, write what its display (--gpu) showed last to FILE as PNG", "FILE"},
     {"control", 0, 0, CALLBACK(parse_control),

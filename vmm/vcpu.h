@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One vCPU: a thread looping on KVM_RUN. Exits are dispatched to the PIO
- * and MMIO buses and handled there, on this thread; anything else that
- * ends the VM is reported through the stop hook.
+ * One vCPU: a thread looping on KVM_RUN. MMIO exits are dispatched to the
+ * bus and handled there, on this thread; exits only one architecture has
+ * (x86's port I/O) go to arch_handle_exit (vmm/arch.h); anything else
+ * that ends the VM is reported through the stop hook.
  */
 #ifndef HUSK_VCPU_H
 #define HUSK_VCPU_H
@@ -13,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "vmm/arch.h"
 #include "vmm/bus.h"
 #include "vmm/stop.h"
 
@@ -20,7 +22,7 @@
 struct vcpu_env {
 	int vm_fd;
 	size_t run_size; /* KVM_GET_VCPU_MMAP_SIZE */
-	const struct kvm_cpuid2 *cpuid;
+	struct arch_vm *arch;
 	const struct bus *pio;
 	const struct bus *mmio;
 	struct stop_hook stop;
@@ -39,8 +41,6 @@ struct vcpu {
 };
 
 bool vcpu_create(struct vcpu *v, const struct vcpu_env *env, unsigned int id, GError **err);
-/* Puts the vCPU at the kernel's 64-bit entry point (the BSP only: APs wait for INIT/SIPI). */
-bool vcpu_set_boot_state(struct vcpu *v, uint64_t entry, uint64_t zero_page, GError **err);
 bool vcpu_start(struct vcpu *v, GError **err);
 /* Makes a running KVM_RUN return so the thread sees *env->stopping. */
 void vcpu_kick(struct vcpu *v);

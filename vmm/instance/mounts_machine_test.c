@@ -11,13 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmm/boot_linux.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
 #include "vmm/instance/mounts.h"
 #include "vmm/instance/protocol.h"
 #include "vmm/process.h"
 #include "vmm/seccomp_threads.h"
+#include "vmm/x86/boot_linux.h"
 
 #define SETUP_SECTS 4
 #define IMAGE_SIZE  ((SETUP_SECTS + 1) * 512 + 4096)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <glib.h>
 
-#include "vmm/e820.h"
 #include "vmm/layout.h"
+#include "vmm/x86/e820.h"
 
 #define RAM      1
 #define RESERVED 2

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-#include "vmm/acpi.h"
+#include "vmm/x86/acpi.h"
 
 #include <glib.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include "vmm/aml.h"
+#include "vmm/x86/aml.h"
 
 #define OEM_ID       "HUSK  "
 #define OEM_TABLE_ID "HUSKVM  "

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "vmm/aml.h"
+#include "vmm/x86/aml.h"
 
 #include <string.h>
 

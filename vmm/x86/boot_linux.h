@@ -48,4 +48,7 @@ bool linux_check_files(const struct linux_boot_args *args, GError **err);
 bool linux_load(const struct guest_memory *gm, const struct linux_boot_args *args,
                 struct linux_boot *out, GError **err);
 
+/* Tells the kernel where the ACPI tables are, once they are written after linux_load. */
+bool linux_set_rsdp(const struct guest_memory *gm, uint64_t zero_page, uint64_t rsdp, GError **err);
+
 #endif

@@ -3,9 +3,9 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
-#include "vmm/boot_linux.h"
 #include "vmm/error.h"
 #include "vmm/layout.h"
+#include "vmm/x86/boot_linux.h"
 
 #define SETUP_SECTS  4
 #define PAYLOAD_SIZE (64 * 1024)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "vmm/e820.h"
+#include "vmm/x86/e820.h"
 
 #include "vmm/layout.h"
 

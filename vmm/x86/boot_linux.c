@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "vmm/boot_linux.h"
+#include "vmm/x86/boot_linux.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/e820.h"
 #include "vmm/error.h"
 #include "vmm/layout.h"
+#include "vmm/x86/e820.h"
 
 #define SETUP_HDR_OFFSET 0x1f1      /* struct setup_header within the file and the zero page */
 #define HDR_MAGIC        0x53726448 /* "HdrS" */
@@ -265,5 +265,15 @@ bool linux_load(const struct guest_memory *gm, const struct linux_boot_args *arg
 		return false;
 	out->entry = LAYOUT_KERNEL + ENTRY_64_OFFSET;
 	out->zero_page = LAYOUT_ZERO_PAGE;
+	return true;
+}
+
+bool linux_set_rsdp(const struct guest_memory *gm, uint64_t zero_page, uint64_t rsdp, GError **err)
+{
+	struct boot_params *bp = gm_ptr(gm, zero_page, sizeof(*bp));
+
+	if (!bp)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the zero page is outside guest RAM");
+	bp->acpi_rsdp_addr = rsdp;
 	return true;
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "vmm/cpuid.h"
+#include "vmm/x86/cpuid.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "vmm/long_mode.h"
+#include "vmm/x86/long_mode.h"
 
 #include <string.h>
 

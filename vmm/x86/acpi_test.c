@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "devices/acpi_pm.h"
-#include "vmm/acpi.h"
-#include "vmm/aml.h"
 #include "vmm/stop_recorder.h"
+#include "vmm/x86/acpi.h"
+#include "vmm/x86/aml.h"
 
 #define GPA  0xe0000
 #define SIZE 0x20000
