@@ -304,7 +304,8 @@ static bool add_vsock(struct machine *m, GError **err)
 /* --- hot-plugged shares ------------------------------------------------------ */
 
 struct plug_job {
-	const struct share_config *cfg; /* NULL: the thread is to end */
+	const struct share_config *cfg; /* NULL: the thread is to end (or to take its list) */
+	bool confine;                   /* take its list, and go on */
 	int slot;
 	GError *err;
 	GAsyncQueue *done;
@@ -330,17 +331,22 @@ static int plug_share(struct machine *m, const struct share_config *cfg, GError 
 }
 
 /*
- * Started on the main thread as the machine is made, before any filter:
- * the devices it plugs start their queue threads from here, each taking
- * the share's own list (vmm/seccomp_threads.h) on top of nothing else.
+ * Started on the main thread as the machine is made, before any filter
+ * (the process-wide one goes on all threads at once, which one of its own
+ * would refuse); once that is on, machine_confine_plugger() has it take
+ * its own list. The shares it plugs start their queue threads from here,
+ * each taking the share's list on top of this one (vmm/seccomp_threads.h).
  */
 static gpointer plugger_thread(gpointer data)
 {
 	struct machine *m = data;
 	struct plug_job *job;
 
-	while ((job = g_async_queue_pop(m->plug_jobs))->cfg) {
-		job->slot = plug_share(m, job->cfg, &job->err);
+	while ((job = g_async_queue_pop(m->plug_jobs))->cfg || job->confine) {
+		if (job->confine)
+			seccomp_thread_enter_or_exit(SECCOMP_THREAD_PLUG);
+		else
+			job->slot = plug_share(m, job->cfg, &job->err);
 		g_async_queue_push(job->done, job);
 	}
 	g_async_queue_push(job->done, job);
@@ -362,6 +368,14 @@ static void run_plug_job(struct machine *m, struct plug_job *job)
 	g_async_queue_push(m->plug_jobs, job);
 	g_async_queue_pop(job->done);
 	g_async_queue_unref(job->done);
+}
+
+void machine_confine_plugger(struct machine *m)
+{
+	struct plug_job job = {.confine = true};
+
+	if (m->plugger)
+		run_plug_job(m, &job);
 }
 
 int machine_plug_share(struct machine *m, const struct share_config *cfg, GError **err)
@@ -833,6 +847,13 @@ enum stop_reason machine_run(struct machine *m)
 			break;
 		}
 	}
+	/*
+	 * Every thread of the VM started (after: a thread inherits its
+	 * starter's list), the main thread only waits and tears the VM down;
+	 * to set it up again on a reboot, it keeps what it had.
+	 */
+	if (m->cfg->on_reboot != ON_REBOOT_RESTART)
+		seccomp_thread_enter_or_exit(SECCOMP_THREAD_MAIN);
 	pthread_join(io, NULL);
 	stop_vcpus(m);
 	for (unsigned int i = 0; i < m->nvcpus; i++)
