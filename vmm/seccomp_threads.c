@@ -506,6 +506,8 @@ static void allow_plug_thread(struct list *l)
 {
 	allow_share_thread(l);
 	allow_device_ioctls(l);
+	/* A share's open-file budget: the soft limit raised to the hard one, this process's. */
+	allow_if(l, SCMP_SYS(prlimit64), SCMP_A0(SCMP_CMP_EQ, 0));
 	allow(l, SCMP_SYS(landlock_create_ruleset));
 	allow(l, SCMP_SYS(landlock_add_rule));
 	allow(l, SCMP_SYS(landlock_restrict_self));

@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -122,7 +123,12 @@ static int pool_fd = -1;
 /* husk-plug: what a share does (its threads start from there), and a slot's interrupt. */
 static void plug_allowed(void)
 {
+	struct rlimit rl;
+
 	share_allowed();
+	g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &rl), ==, 0);
+	rl.rlim_cur = rl.rlim_max;
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &rl), ==, 0);
 	g_assert_cmpint(ioctl(-1, KVM_IRQ_LINE, 0), ==, -1);
 	g_assert_cmpint(errno, ==, EBADF);
 }
