@@ -153,15 +153,15 @@ bool seccomp_armed(void)
 
 static uint64_t kept_caps(enum seccomp_thread kind, const struct seccomp_policy *p)
 {
+	/* As seccomp_lock_down() left it: tearing down (husk exec's clean-up) takes them. */
+	if (kind == SECCOMP_THREAD_MAIN)
+		return SECCOMP_FILE_CAPS;
 	if (!p->keep_fs_caps)
 		return 0;
 	/* trusted.* extended attributes: CAP_SYS_ADMIN, whose other uses the deny list shuts. */
 	/* (husk-plug starts the share threads: they take theirs from it.) */
 	if (kind == SECCOMP_THREAD_SHARE || kind == SECCOMP_THREAD_PLUG)
 		return SECCOMP_FILE_CAPS | CAP_BIT(CAP_SYS_ADMIN);
-	if (kind == SECCOMP_THREAD_MAIN)
-		return SECCOMP_FILE_CAPS; /* as seccomp_lock_down left it: tearing down takes them
-		                           */
 	if (kind == SECCOMP_THREAD_IO && (p->io & (SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES)))
 		return SECCOMP_FILE_CAPS;
 	return 0;
