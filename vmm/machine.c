@@ -64,7 +64,7 @@ struct machine {
 	GPtrArray *disks;      /* struct virtio_blk * */
 	GPtrArray *nics;       /* struct virtio_net * */
 	GPtrArray *shares;     /* struct virtio_fs * */
-	GPtrArray *transports; /* struct virtio_pci *, one per disk and NIC */
+	GPtrArray *transports; /* struct virtio_pci *, one per disk, NIC and share */
 	struct virtio_vsock *vsock;
 	struct virtio_pci *vsock_t;
 	struct virtio_gpu *gpu; /* --gpu, or NULL */
@@ -73,6 +73,7 @@ struct machine {
 	struct virtio_fs *plugged_fs[PCI_MAX_DEVICES];
 	struct virtio_pci *plugged_t[PCI_MAX_DEVICES];
 	GThread *plugger;
+	bool threads_confined; /* machine_confine_threads() done */
 	GAsyncQueue *plug_jobs;
 
 	GMainContext *ctx;
@@ -327,13 +328,15 @@ static int plug_share(struct machine *m, const struct share_config *cfg, GError 
 	}
 	m->plugged_fs[slot] = fs;
 	m->plugged_t[slot] = t;
+	if (m->threads_confined)
+		virtio_pci_confine_workers(t);
 	return slot;
 }
 
 /*
  * Started on the main thread as the machine is made, before any filter
  * (the process-wide one goes on all threads at once, which one of its own
- * would refuse); once that is on, machine_confine_plugger() has it take
+ * would refuse); once that is on, machine_confine_threads() has it take
  * its own list. The shares it plugs start their queue threads from here,
  * each taking the share's list on top of this one (vmm/seccomp_threads.h).
  */
@@ -370,12 +373,15 @@ static void run_plug_job(struct machine *m, struct plug_job *job)
 	g_async_queue_unref(job->done);
 }
 
-void machine_confine_plugger(struct machine *m)
+void machine_confine_threads(struct machine *m)
 {
 	struct plug_job job = {.confine = true};
 
+	for (guint i = 0; i < m->transports->len; i++)
+		virtio_pci_confine_workers(m->transports->pdata[i]);
 	if (m->plugger)
 		run_plug_job(m, &job);
+	m->threads_confined = true;
 }
 
 int machine_plug_share(struct machine *m, const struct share_config *cfg, GError **err)

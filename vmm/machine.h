@@ -52,9 +52,11 @@ struct stop_hook machine_stop_hook(struct machine *m);
 
 /*
  * Once the process-wide system-call filter is on: the hot-plug thread
- * takes its own allow list (SECCOMP_THREAD_PLUG), before any husk mount.
+ * takes its own allow list (SECCOMP_THREAD_PLUG), before any husk mount,
+ * and the devices' queue threads theirs, before any guest request; the
+ * queue threads of a share plugged later take theirs as it is plugged.
  */
-void machine_confine_plugger(struct machine *m);
+void machine_confine_threads(struct machine *m);
 
 /*
  * Hot-plug of shared folders (husk mount): a virtio-fs device of its own

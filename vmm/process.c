@@ -88,7 +88,7 @@ struct machine *process_create_machine_in(const struct vm_config *cfg, unsigned 
 		m = NULL;
 	}
 	if (m && !cfg->no_seccomp)
-		machine_confine_plugger(m);
+		machine_confine_threads(m);
 	if (!m)
 		seccomp_disarm();
 	return m;
