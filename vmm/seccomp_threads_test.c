@@ -579,6 +579,9 @@ static void test_glib_worker(void)
 		seccomp_new_signal_sources(signals, 2, sources);
 		g_assert_nonnull(sources[0]);
 		g_assert_nonnull(sources[1]);
+		/* The worker names itself once it runs. */
+		for (int i = 0; i < 200 && thread_seccomp_mode("gmain") < 0; i++)
+			g_usleep(10000);
 		g_assert_cmpint(thread_seccomp_mode("gmain"), ==, 2);
 		g_assert_cmpint(own_seccomp_mode(), ==, 0);
 		/* The signal still reaches a loop that watches it. */
