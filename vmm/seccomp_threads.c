@@ -644,22 +644,31 @@ static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp
 	return l->rc == 0;
 }
 
+/*
+ * Where a refused call fails with EPERM (as under the process-wide list)
+ * and the kernel logs it, rather than stopping husk: the main thread,
+ * whose teardown runs through more library code than any other thread's
+ * work, and glib's worker, which blocks every signal (a SIGSYS there
+ * would end husk without a word) and, like any thread, may have the C
+ * library's malloc read /sys/devices/system/cpu/online as it first
+ * allocates, which then falls back to another way of counting CPUs.
+ */
+static bool refuse_softly(enum seccomp_thread kind)
+{
+	return kind == SECCOMP_THREAD_MAIN || kind == SECCOMP_THREAD_GLIB;
+}
+
 bool seccomp_thread_apply(enum seccomp_thread kind, const struct seccomp_policy *p, GError **err)
 {
-	/*
-	 * The main thread's teardown runs through more library code than any
-	 * other thread's work: a call it was not expected to make fails with
-	 * EPERM, as under the process-wide list, and the kernel logs it.
-	 */
-	uint32_t refuse = p->log_only                   ? SCMP_ACT_LOG
-	                  : kind == SECCOMP_THREAD_MAIN ? SCMP_ACT_ERRNO(EPERM)
-	                                                : SCMP_ACT_TRAP;
+	uint32_t refuse = p->log_only           ? SCMP_ACT_LOG
+	                  : refuse_softly(kind) ? SCMP_ACT_ERRNO(EPERM)
+	                                        : SCMP_ACT_TRAP;
 	struct list l = {.ctx = seccomp_init(refuse)};
 	bool ok;
 
 	if (!l.ctx)
 		return husk_fail(err, HUSK_EXIT_HOST, "seccomp_init failed");
-	if (kind == SECCOMP_THREAD_MAIN)
+	if (refuse_softly(kind))
 		seccomp_attr_set(l.ctx, SCMP_FLTATR_CTL_LOG, 1);
 	/* Another ABI's numbers mean other calls: refused the same loud way. */
 	seccomp_attr_set(l.ctx, SCMP_FLTATR_ACT_BADARCH, refuse);
