@@ -678,6 +678,11 @@ bool seccomp_thread_apply(enum seccomp_thread kind, const struct seccomp_policy 
 	}
 	if (kind == SECCOMP_THREAD_IO && p->io_landlock)
 		confine_io_files(p);
+	/*
+	 * The thread's first allocation picks its malloc arena, which may
+	 * count CPUs through /sys: before the list, not under it.
+	 */
+	g_free(g_malloc(64));
 	ok = build(&l, kind, p);
 	if (ok)
 		l.rc = seccomp_load(l.ctx);
