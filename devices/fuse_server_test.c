@@ -7,6 +7,7 @@
 #include <linux/fuse.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -1426,6 +1427,37 @@ static void test_hostile_requests(struct fixture *f, gconstpointer data)
 	g_rand_free(h.rand);
 }
 
+/*
+ * A share takes the open-file limit's soft value up to the hard one the
+ * user set, never past it (to nr_open, a million as root): the shares'
+ * budgets bound what a guest holds, not the limit.
+ */
+static void test_fd_limit_kept(void)
+{
+	if (g_test_subprocess()) {
+		struct rlimit before, after;
+		char *dir = g_dir_make_tmp("husk-fdlimit-XXXXXX", NULL);
+
+		g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &before), ==, 0);
+		if (before.rlim_max == RLIM_INFINITY || before.rlim_max < 64)
+			return;
+		before.rlim_cur = 64;
+		g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &before), ==, 0);
+		struct fuse_server *s =
+		    fuse_server_new(dir, &(struct fuse_server_options){0}, NULL);
+		g_assert_nonnull(s);
+		g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &after), ==, 0);
+		g_assert_cmpuint(after.rlim_max, ==, before.rlim_max);
+		g_assert_cmpuint(after.rlim_cur, ==, before.rlim_max);
+		fuse_server_free(s);
+		g_rmdir(dir);
+		g_free(dir);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1433,6 +1465,7 @@ int main(int argc, char **argv)
 	id_map_share.gid_map = (struct fuse_id_map){true, getgid(), 4322};
 #define ADD(path, fn, opt) g_test_add("/fuse/" path, struct fixture, opt, setup, fn, teardown)
 	ADD("decoder/truncated-header", test_truncated_header, NULL);
+	g_test_add_func("/fuse/confine/fd-limit-kept", test_fd_limit_kept);
 	ADD("decoder/length-that-lies", test_length_that_lies, NULL);
 	ADD("decoder/no-room-for-reply", test_no_room_for_reply, NULL);
 	ADD("decoder/unknown-opcode", test_unknown_opcode, NULL);

@@ -310,6 +310,13 @@ void virtio_pci_wake(struct virtio_pci *t, unsigned int index)
 	eventfd_write(t->queues[index].kick_fd, 1);
 }
 
+void virtio_pci_confine_workers(struct virtio_pci *t)
+{
+	for (unsigned int i = 0; i < t->nqueues; i++)
+		if (t->queues[i].has_worker)
+			eventfd_write(t->queues[i].kick_fd, 1);
+}
+
 /* A kick: let the device take what the driver made available. */
 static void service_queue(struct queue *q)
 {
@@ -511,7 +518,8 @@ static void *queue_worker(void *data)
 		 * The system-call list at the first kick, not at the start: the
 		 * thread starts while the machine is set up, before the
 		 * process-wide filter goes on all threads at once, which a
-		 * filter of its own would refuse.
+		 * filter of its own would refuse. That first kick comes once
+		 * the filter is on (virtio_pci_confine_workers), if not earlier.
 		 */
 		seccomp_thread_enter_or_exit(SECCOMP_THREAD_SHARE);
 		tally(&q->stats.woken);

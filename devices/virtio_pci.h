@@ -112,6 +112,14 @@ bool virtio_pci_notify_device(struct virtio_pci *t, unsigned int index);
 void virtio_pci_wake(struct virtio_pci *t, unsigned int index);
 
 /*
+ * Once the process-wide system-call filter is on: each queue thread of a
+ * device whose work blocks wakes, takes its allow list, and finds no work
+ * (a kick the driver did not make is allowed: it looks at the ring), so
+ * that none waits for the guest's first request under the deny list alone.
+ */
+void virtio_pci_confine_workers(struct virtio_pci *t);
+
+/*
  * The device's configuration changed (a link went down): a new
  * config_generation, and a configuration interrupt once the driver runs
  * (4.1.4.3, 4.1.5.5). Not from inside the device's own ops.

@@ -39,7 +39,8 @@ enum conn_state {
 
 struct conn {
 	struct virtio_vsock *v;
-	GList link; /* in v->all */
+	GList link;       /* in v->all */
+	GList ready_link; /* in v->ready while queued: unlinked in O(1), as a reset frees all */
 	GSource *source;
 	gpointer tag; /* NULL once the host hung up: reads and writes no longer block */
 	int fd;
@@ -47,7 +48,7 @@ struct conn {
 	uint32_t host_port, guest_port;
 	unsigned int owe;
 	bool registered; /* in v->conns: the guest knows of it */
-	bool queued;     /* in v->ready */
+	bool queued;     /* in v->ready, by ready_link */
 	bool readable;   /* the host socket has data (or its end) for the guest */
 	bool host_eof;   /* the host will send no more: SHUTDOWN sent */
 	bool closing;    /* the guest shut both ways: flush, then RST */
@@ -197,7 +198,7 @@ static void queue_conn(struct conn *c)
 	if (c->queued || !wants_rx(c))
 		return;
 	c->queued = true;
-	g_queue_push_tail(&c->v->ready, c);
+	g_queue_push_tail_link(&c->v->ready, &c->ready_link);
 	wake(c->v, RXQ);
 }
 
@@ -245,7 +246,7 @@ static void conn_free(struct conn *c)
 		g_hash_table_remove(v->conns, &(uint64_t){key(c->host_port, c->guest_port)});
 	g_queue_unlink(&v->all, &c->link);
 	if (c->queued)
-		g_queue_remove(&v->ready, c);
+		g_queue_unlink(&v->ready, &c->ready_link);
 	g_source_destroy(c->source);
 	g_source_unref(c->source);
 	close(c->fd);
@@ -307,6 +308,7 @@ static struct conn *conn_new(struct virtio_vsock *v, int fd, enum conn_state sta
 
 	c->v = v;
 	c->link.data = c;
+	c->ready_link.data = c;
 	g_queue_push_tail_link(&v->all, &c->link);
 	c->fd = fd;
 	c->state = state;
@@ -664,34 +666,54 @@ static bool conn_next(struct conn *c, const struct vq_chain *ch, struct virtio_v
 	return true;
 }
 
-/* The next packet for the guest, written into 'ch': its length, 0 if none. */
-static uint32_t next_packet(struct virtio_vsock *v, const struct vq_chain *ch)
+/*
+ * The next packet for the guest, written into 'ch': false if there is none.
+ * A buffer with room for a header only carries no data (5.10.6.3): a
+ * connection that has nothing else keeps its place, and the buffer goes
+ * back empty (*len 0), so that a guest that offers such buffers stalls
+ * no connection until it next speaks.
+ */
+static bool next_packet(struct virtio_vsock *v, const struct vq_chain *ch, uint32_t *len)
 {
 	struct virtio_vsock_hdr h;
-	struct conn *c;
+	unsigned int left = v->ready.length;
+	bool held = false;
+	GList *l;
 
 	if (v->rst_count) {
 		h = v->rst[v->rst_head];
 		v->rst_head = (v->rst_head + 1) % RST_QUEUE_MAX;
 		v->rst_count--;
 		chain_write(ch, &h, HDR);
-		return HDR;
+		*len = HDR;
+		return true;
 	}
-	while ((c = g_queue_pop_head(&v->ready))) {
+	/* Each connection once: one held back goes behind the others. */
+	while (left-- && (l = g_queue_pop_head_link(&v->ready))) {
+		struct conn *c = l->data;
+
 		c->queued = false;
-		if (!conn_next(c, ch, &h))
-			continue;
-		chain_write(ch, &h, HDR);
-		queue_conn(c); /* behind the others, if it has more */
-		return HDR + GUINT32_FROM_LE(h.len);
+		if (conn_next(c, ch, &h)) {
+			chain_write(ch, &h, HDR);
+			queue_conn(c); /* behind the others, if it has more */
+			*len = HDR + GUINT32_FROM_LE(h.len);
+			return true;
+		}
+		if (wants_rx(c)) { /* data, and no room for it in this buffer */
+			c->queued = true;
+			g_queue_push_tail_link(&v->ready, &c->ready_link);
+			held = true;
+		}
 	}
-	return 0;
+	*len = 0;
+	return held;
 }
 
 static void serve_rx(struct virtio_vsock *v, struct virtqueue *vq)
 {
 	struct vq_chain *ch = g_new(struct vq_chain, 1);
 	unsigned int budget;
+	uint32_t n;
 
 	for (budget = VQ_BURST; budget && (v->rst_count || v->ready.length); budget--) {
 		if (vq_pop(vq, ch) <= 0)
@@ -700,8 +722,7 @@ static void serve_rx(struct virtio_vsock *v, struct virtqueue *vq)
 			vq_push(vq, ch->head, 0); /* no room for a header: the guest's loss */
 			continue;
 		}
-		uint32_t n = next_packet(v, ch);
-		if (!n) {
+		if (!next_packet(v, ch, &n)) {
 			vq_unpop(vq, &(struct vq_used){ch->head, 0}, 1);
 			break;
 		}

@@ -43,8 +43,10 @@ struct drv {
 	struct guest_memory gm;
 	struct virtqueue rxq, txq;
 	uint16_t rx_used_seen, tx_used_seen;
-	bool rx_out[QSIZE]; /* offered and not yet given back */
-	bool rx_starved;    /* offer nothing */
+	bool rx_out[QSIZE];    /* offered and not yet given back */
+	bool rx_starved;       /* offer nothing */
+	uint32_t rx_len;       /* the length of the rx buffers offered: BUF if 0 */
+	unsigned int rx_empty; /* rx buffers given back with nothing written */
 	GMainContext *ctx;
 	struct virtio_vsock *v;
 	char *dir, *path;
@@ -90,7 +92,8 @@ static void offer_rx(struct drv *d)
 	for (uint16_t i = 0; i < QSIZE && !d->rx_starved; i++) {
 		if (d->rx_out[i])
 			continue;
-		set_desc(d, RX_RING, i, RX_DATA + (uint64_t)BUF * i, BUF, F_WRITE, 0);
+		set_desc(d, RX_RING, i, RX_DATA + (uint64_t)BUF * i, d->rx_len ? d->rx_len : BUF,
+		         F_WRITE, 0);
 		publish(d, RX_RING, i);
 		d->rx_out[i] = true;
 	}
@@ -105,6 +108,10 @@ static void collect_rx(struct drv *d)
 		g_assert_cmpuint(id, <, QSIZE);
 		g_assert_true(d->rx_out[id]);
 		d->rx_out[id] = false;
+		if (len == 0) {
+			d->rx_empty++;
+			continue;
+		}
 		g_assert_cmpuint(len, >=, HDR);
 		g_assert_cmpuint(len, <=, BUF);
 		g_assert_cmpuint(d->npkts, <, MAX_PKTS);
@@ -440,6 +447,32 @@ static void test_credit_respected(void)
 }
 
 /*
+ * A guest whose rx buffers hold a header and nothing more: control packets
+ * fit, data waits, and goes as soon as larger buffers come, with no
+ * credit update or other packet from the guest first.
+ */
+static void test_header_only_buffers(void)
+{
+	struct drv d;
+	uint32_t port;
+
+	drv_setup(&d);
+	d.rx_len = HDR;
+	int fd = host_connect(&d, &port);
+	unsigned int from = d.npkts;
+	g_assert_cmpint(write(fd, "hello", 5), ==, 5);
+	settle(&d);
+	g_assert_cmpuint(data_sent(&d, from, port), ==, 0);
+	d.rx_len = 0;
+	settle(&d);
+	g_assert_cmpuint(data_sent(&d, from, port), ==, 5);
+	g_assert_cmpuint(d.rx_empty, >, 0); /* the small ones came back empty, not kept */
+	g_assert_cmpmem(last(&d)->data, last(&d)->h.len, "hello", 5);
+	close(fd);
+	drv_teardown(&d);
+}
+
+/*
  * The host writes and the guest never reads (no rx buffers): husk holds
  * nothing, the host's writes stop at its socket's buffer. Then the guest
  * reads, within its credit.
@@ -548,6 +581,61 @@ static void test_request_flood(void)
 	/* A reset of the device ends them all. */
 	virtio_vsock_ops.reset(d.v);
 	g_assert_cmpuint(virtio_vsock_connections(d.v), ==, 0);
+	close(lfd);
+	g_unlink(lpath);
+	g_free(lpath);
+	drv_teardown(&d);
+}
+
+/*
+ * The device's searches of its queues, counted: this definition stands in
+ * for glib's within this test program (the device is linked in statically).
+ */
+static unsigned long queue_steps;
+
+gboolean g_queue_remove(GQueue *queue, gconstpointer data)
+{
+	for (GList *l = queue->head; l; l = l->next) {
+		queue_steps++;
+		if (l->data == data) {
+			g_queue_delete_link(queue, l);
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+/*
+ * A reset with VSOCK_MAX_CONNS connections queued for the guest, in the
+ * opposite order to the one they were made in: it takes time linear in
+ * their number, not a walk of the queue for each.
+ */
+static void test_reset_many_queued(void)
+{
+	struct drv d;
+
+	drv_setup(&d);
+	char *lpath = g_strdup_printf("%s_9", d.path);
+	int lfd = unix_listen(lpath, 4096);
+	set_nonblock(lfd);
+	for (uint32_t p = 0; p < VSOCK_MAX_CONNS; p++) {
+		send_pkt(&d, hdr(VIRTIO_VSOCK_OP_REQUEST, 9, 10000 + p), NULL, 0);
+		int fd = accept(lfd, NULL, NULL);
+		if (fd >= 0)
+			close(fd); /* (husk tells the guest SHUTDOWN, and keeps the connection) */
+		d.npkts = 0;
+	}
+	g_assert_cmpuint(virtio_vsock_connections(d.v), ==, VSOCK_MAX_CONNS);
+	/* The guest stops reading and asks each for its credit, the last made first. */
+	d.rx_starved = true;
+	for (uint32_t p = VSOCK_MAX_CONNS; p-- > 0;) {
+		send_pkt(&d, hdr(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 9, 10000 + p), NULL, 0);
+		d.npkts = 0;
+	}
+	queue_steps = 0;
+	virtio_vsock_ops.reset(d.v);
+	g_assert_cmpuint(virtio_vsock_connections(d.v), ==, 0);
+	g_assert_cmpuint(queue_steps, <=, 4 * VSOCK_MAX_CONNS);
 	close(lfd);
 	g_unlink(lpath);
 	g_free(lpath);
@@ -768,6 +856,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-vsock/guest-never-reads", test_guest_never_reads);
 	g_test_add_func("/virtio-vsock/host-never-reads", test_host_never_reads);
 	g_test_add_func("/virtio-vsock/request-flood", test_request_flood);
+	g_test_add_func("/virtio-vsock/header-only-buffers", test_header_only_buffers);
+	g_test_add_func("/virtio-vsock/reset-many-queued", test_reset_many_queued);
 	g_test_add_func("/virtio-vsock/bad-packets", test_bad_packets);
 	g_test_add_func("/virtio-vsock/hostile-driver", test_hostile_driver);
 	g_test_add_func("/virtio-vsock/broken-ring", test_broken_ring);

@@ -55,7 +55,7 @@ struct machine {
 	GPtrArray *disks;      /* struct virtio_blk * */
 	GPtrArray *nics;       /* struct virtio_net * */
 	GPtrArray *shares;     /* struct virtio_fs * */
-	GPtrArray *transports; /* struct virtio_pci *, one per disk and NIC */
+	GPtrArray *transports; /* struct virtio_pci *, one per disk, NIC and share */
 	struct virtio_vsock *vsock;
 	struct virtio_pci *vsock_t;
 	struct virtio_gpu *gpu; /* --gpu, or NULL */
@@ -64,6 +64,7 @@ struct machine {
 	struct virtio_fs *plugged_fs[PCI_MAX_DEVICES];
 	struct virtio_pci *plugged_t[PCI_MAX_DEVICES];
 	GThread *plugger;
+	bool threads_confined; /* machine_confine_threads() done */
 	GAsyncQueue *plug_jobs;
 
 	GMainContext *ctx;
@@ -280,7 +281,8 @@ static bool add_vsock(struct machine *m, GError **err)
 /* --- hot-plugged shares ------------------------------------------------------ */
 
 struct plug_job {
-	const struct share_config *cfg; /* NULL: the thread is to end */
+	const struct share_config *cfg; /* NULL: the thread is to end (or to take its list) */
+	bool confine;                   /* take its list, and go on */
 	int slot;
 	GError *err;
 	GAsyncQueue *done;
@@ -302,21 +304,28 @@ static int plug_share(struct machine *m, const struct share_config *cfg, GError 
 	}
 	m->plugged_fs[slot] = fs;
 	m->plugged_t[slot] = t;
+	if (m->threads_confined)
+		virtio_pci_confine_workers(t);
 	return slot;
 }
 
 /*
- * Started on the main thread as the machine is made, before any filter:
- * the devices it plugs start their queue threads from here, each taking
- * the share's own list (vmm/seccomp_threads.h) on top of nothing else.
+ * Started on the main thread as the machine is made, before any filter
+ * (the process-wide one goes on all threads at once, which one of its own
+ * would refuse); once that is on, machine_confine_threads() has it take
+ * its own list. The shares it plugs start their queue threads from here,
+ * each taking the share's list on top of this one (vmm/seccomp_threads.h).
  */
 static gpointer plugger_thread(gpointer data)
 {
 	struct machine *m = data;
 	struct plug_job *job;
 
-	while ((job = g_async_queue_pop(m->plug_jobs))->cfg) {
-		job->slot = plug_share(m, job->cfg, &job->err);
+	while ((job = g_async_queue_pop(m->plug_jobs))->cfg || job->confine) {
+		if (job->confine)
+			seccomp_thread_enter_or_exit(SECCOMP_THREAD_PLUG);
+		else
+			job->slot = plug_share(m, job->cfg, &job->err);
 		g_async_queue_push(job->done, job);
 	}
 	g_async_queue_push(job->done, job);
@@ -338,6 +347,17 @@ static void run_plug_job(struct machine *m, struct plug_job *job)
 	g_async_queue_push(m->plug_jobs, job);
 	g_async_queue_pop(job->done);
 	g_async_queue_unref(job->done);
+}
+
+void machine_confine_threads(struct machine *m)
+{
+	struct plug_job job = {.confine = true};
+
+	for (guint i = 0; i < m->transports->len; i++)
+		virtio_pci_confine_workers(m->transports->pdata[i]);
+	if (m->plugger)
+		run_plug_job(m, &job);
+	m->threads_confined = true;
 }
 
 int machine_plug_share(struct machine *m, const struct share_config *cfg, GError **err)
@@ -746,6 +766,13 @@ enum stop_reason machine_run(struct machine *m)
 			break;
 		}
 	}
+	/*
+	 * Every thread of the VM started (after: a thread inherits its
+	 * starter's list), the main thread only waits and tears the VM down;
+	 * to set it up again on a reboot, it keeps what it had.
+	 */
+	if (m->cfg->on_reboot != ON_REBOOT_RESTART)
+		seccomp_thread_enter_or_exit(SECCOMP_THREAD_MAIN);
 	pthread_join(io, NULL);
 	stop_vcpus(m);
 	for (unsigned int i = 0; i < m->nvcpus; i++)

@@ -52,14 +52,22 @@ struct serial *machine_serial(struct machine *m);
 struct stop_hook machine_stop_hook(struct machine *m);
 
 /*
+ * Once the process-wide system-call filter is on: the hot-plug thread
+ * takes its own allow list (SECCOMP_THREAD_PLUG), before any husk mount,
+ * and the devices' queue threads theirs, before any guest request; the
+ * queue threads of a share plugged later take theirs as it is plugged.
+ */
+void machine_confine_threads(struct machine *m);
+
+/*
  * Hot-plug of shared folders (husk mount): a virtio-fs device of its own
  * per folder, put on PCI bus 0 while the guest runs, which the guest finds
  * by rescanning its bus (husk-agent does). Each device is a --share's in
  * all: its own FUSE server, its threads under the share's seccomp list
  * and Landlock. Plugging starts those threads from a thread of the
- * machine's own that has no device's filter (a thread inherits its
- * starter's, and the I/O thread's forbids what a share does); so any
- * thread may call this. Returns the device's slot on bus 0, or -1.
+ * machine's own, whose list allows what a share's does (a thread
+ * inherits its starter's, and the I/O thread's forbids what a share
+ * does); so any thread may call this. Returns the device's slot on bus 0, or -1.
  */
 int machine_plug_share(struct machine *m, const struct share_config *cfg, GError **err);
 /*

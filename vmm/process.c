@@ -87,6 +87,8 @@ struct machine *process_create_machine_in(const struct vm_config *cfg, unsigned 
 		machine_destroy(m);
 		m = NULL;
 	}
+	if (m && !cfg->no_seccomp)
+		machine_confine_threads(m);
 	if (!m)
 		seccomp_disarm();
 	return m;
@@ -118,11 +120,12 @@ static void watch_signals(struct machine *m, int *caught, GSource **sources,
 {
 	static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
 
+	/* glib's own thread, which starts with the first of them, under its list. */
+	seccomp_new_signal_sources(signals, G_N_ELEMENTS(signals), sources);
 	for (size_t i = 0; i < G_N_ELEMENTS(signals); i++) {
 		struct signal_watch *w = g_new(struct signal_watch, 1);
 
 		*w = (struct signal_watch){m, signals[i], caught, forward, forward_data};
-		sources[i] = g_unix_signal_source_new(signals[i]);
 		g_source_set_callback(sources[i], on_signal, w, g_free);
 		g_source_attach(sources[i], machine_context(m));
 	}

@@ -18,11 +18,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glib-unix.h>
 #include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/vhost.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -48,6 +50,9 @@ static const char *const kind_names[SECCOMP_THREAD_KINDS] = {
     [SECCOMP_THREAD_IO] = "I/O",
     [SECCOMP_THREAD_SHARE] = "virtio-fs share",
     [SECCOMP_THREAD_POOL] = "worker pool",
+    [SECCOMP_THREAD_PLUG] = "hot-plug",
+    [SECCOMP_THREAD_GLIB] = "glib worker",
+    [SECCOMP_THREAD_MAIN] = "main",
 };
 
 static struct seccomp_policy armed_policy;
@@ -148,10 +153,14 @@ bool seccomp_armed(void)
 
 static uint64_t kept_caps(enum seccomp_thread kind, const struct seccomp_policy *p)
 {
+	/* As seccomp_lock_down() left it: tearing down (husk exec's clean-up) takes them. */
+	if (kind == SECCOMP_THREAD_MAIN)
+		return SECCOMP_FILE_CAPS;
 	if (!p->keep_fs_caps)
 		return 0;
 	/* trusted.* extended attributes: CAP_SYS_ADMIN, whose other uses the deny list shuts. */
-	if (kind == SECCOMP_THREAD_SHARE)
+	/* (husk-plug starts the share threads: they take theirs from it.) */
+	if (kind == SECCOMP_THREAD_SHARE || kind == SECCOMP_THREAD_PLUG)
 		return SECCOMP_FILE_CAPS | CAP_BIT(CAP_SYS_ADMIN);
 	if (kind == SECCOMP_THREAD_IO && (p->io & (SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES)))
 		return SECCOMP_FILE_CAPS;
@@ -486,6 +495,124 @@ static void allow_vcpu_thread(struct list *l)
 	allow_waits(l);
 }
 
+/*
+ * husk-plug: what husk mount's shares take to open (the share's folder,
+ * its file system's type, the open-file limit), a PCI slot's interrupt,
+ * and, since the share's queue threads start from here under this list
+ * and their own, all that the share list allows and Landlock (with which
+ * a share thread confines itself: it can only take access away).
+ */
+static void allow_plug_thread(struct list *l)
+{
+	allow_share_thread(l);
+	allow_device_ioctls(l);
+	/* A share's open-file budget: the soft limit raised to the hard one, this process's. */
+	allow_if(l, SCMP_SYS(prlimit64), SCMP_A0(SCMP_CMP_EQ, 0));
+	allow(l, SCMP_SYS(landlock_create_ruleset));
+	allow(l, SCMP_SYS(landlock_add_rule));
+	allow(l, SCMP_SYS(landlock_restrict_self));
+}
+
+/* glib's worker: it waits, and wakes the loops that watch a signal. */
+static void allow_glib_thread(struct list *l)
+{
+	allow_waits(l);
+	allow_threads(l); /* the thread that starts it is under this list too */
+	allow(l, SCMP_SYS(eventfd2));
+	/* A child watch's SIGCHLD is reaped there: this process's children only. */
+	allow(l, SCMP_SYS(wait4));
+	allow(l, SCMP_SYS(waitid));
+}
+
+/* Where the main thread works with files, by path: the driver's own, once the VM ends. */
+static void allow_path_calls(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(open),
+	    SCMP_SYS(openat),
+	    SCMP_SYS(stat),
+	    SCMP_SYS(lstat),
+	    SCMP_SYS(newfstatat),
+	    SCMP_SYS(statx),
+	    SCMP_SYS(statfs),
+	    SCMP_SYS(access),
+	    SCMP_SYS(faccessat),
+	    SCMP_SYS(faccessat2),
+	    SCMP_SYS(getdents64),
+	    SCMP_SYS(readlink),
+	    SCMP_SYS(readlinkat),
+	    SCMP_SYS(mkdir),
+	    SCMP_SYS(mkdirat),
+	    SCMP_SYS(rmdir),
+	    SCMP_SYS(unlink),
+	    SCMP_SYS(unlinkat),
+	    SCMP_SYS(rename),
+	    SCMP_SYS(renameat),
+	    SCMP_SYS(renameat2),
+	    SCMP_SYS(chmod),
+	    SCMP_SYS(fchmod),
+	    SCMP_SYS(fchmodat),
+	    SCMP_SYS(fchown),
+	    SCMP_SYS(utimensat),
+	    SCMP_SYS(umask),
+	    SCMP_SYS(getcwd),
+	    SCMP_SYS(dup),
+	    SCMP_SYS(dup2),
+	    SCMP_SYS(dup3),
+	    SCMP_SYS(pipe2),
+	    SCMP_SYS(flock),
+	    SCMP_SYS(inotify_init1),
+	    SCMP_SYS(inotify_add_watch),
+	    SCMP_SYS(inotify_rm_watch),
+	};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+}
+
+/*
+ * The main thread, from the VM's start: it starts the I/O and vCPU
+ * threads, waits, and tears the machine down (the requests that take
+ * devices off KVM), reports, and finishes the driver's work with files
+ * (husk exec's output and clean-up, an instance's exit status, a
+ * screenshot) and Unix sockets. What it never does: another socket
+ * family, KVM or other device requests besides the devices', a
+ * namespace, executable memory.
+ */
+static void allow_main_thread(struct list *l)
+{
+	static const unsigned long reqs[] = {TIOCGWINSZ, KVM_SET_USER_MEMORY_REGION};
+	static const int calls[] = {
+	    SCMP_SYS(getrusage),
+	    SCMP_SYS(mincore),
+	    /* --timings: guest RAM touched */ SCMP_SYS(uname),
+	    SCMP_SYS(sysinfo),
+	    SCMP_SYS(getppid),
+	    SCMP_SYS(wait4),
+	    SCMP_SYS(rt_sigtimedwait),
+	    SCMP_SYS(timerfd_create),
+	    SCMP_SYS(timerfd_settime),
+	};
+
+	allow_waits(l);
+	allow_threads(l);
+	allow_device_ioctls(l);
+	allow_ioctls(l, reqs, G_N_ELEMENTS(reqs));
+	allow_file_io(l);
+	allow_socket_io(l);
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+	allow_path_calls(l);
+	/* Unix sockets only: a control socket, the agent's. */
+	static const int calls_sock[] = {
+	    SCMP_SYS(connect),     SCMP_SYS(bind),       SCMP_SYS(listen),
+	    SCMP_SYS(accept),      SCMP_SYS(accept4),    SCMP_SYS(getsockname),
+	    SCMP_SYS(getpeername), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
+	    SCMP_SYS(shutdown),
+	};
+	allow_all(l, calls_sock, G_N_ELEMENTS(calls_sock));
+	allow_if(l, SCMP_SYS(socket), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)AF_UNIX));
+	allow_if(l, SCMP_SYS(prlimit64), SCMP_A2(SCMP_CMP_EQ, 0));
+}
+
 static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp_policy *p)
 {
 	allow_common(l);
@@ -502,20 +629,47 @@ static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp
 	case SECCOMP_THREAD_POOL:
 		allow_file_io(l);
 		break;
+	case SECCOMP_THREAD_PLUG:
+		allow_plug_thread(l);
+		break;
+	case SECCOMP_THREAD_GLIB:
+		allow_glib_thread(l);
+		break;
+	case SECCOMP_THREAD_MAIN:
+		allow_main_thread(l);
+		break;
 	case SECCOMP_THREAD_KINDS:
 		return false;
 	}
 	return l->rc == 0;
 }
 
+/*
+ * Where a refused call fails with EPERM (as under the process-wide list)
+ * and the kernel logs it, rather than stopping husk: the main thread,
+ * whose teardown runs through more library code than any other thread's
+ * work, and glib's worker, which blocks every signal (a SIGSYS there
+ * would end husk without a word) and, like any thread, may have the C
+ * library's malloc read /sys/devices/system/cpu/online as it first
+ * allocates, which then falls back to another way of counting CPUs.
+ */
+static bool refuse_softly(enum seccomp_thread kind)
+{
+	return kind == SECCOMP_THREAD_MAIN || kind == SECCOMP_THREAD_GLIB;
+}
+
 bool seccomp_thread_apply(enum seccomp_thread kind, const struct seccomp_policy *p, GError **err)
 {
-	uint32_t refuse = p->log_only ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
+	uint32_t refuse = p->log_only           ? SCMP_ACT_LOG
+	                  : refuse_softly(kind) ? SCMP_ACT_ERRNO(EPERM)
+	                                        : SCMP_ACT_TRAP;
 	struct list l = {.ctx = seccomp_init(refuse)};
 	bool ok;
 
 	if (!l.ctx)
 		return husk_fail(err, HUSK_EXIT_HOST, "seccomp_init failed");
+	if (refuse_softly(kind))
+		seccomp_attr_set(l.ctx, SCMP_FLTATR_CTL_LOG, 1);
 	/* Another ABI's numbers mean other calls: refused the same loud way. */
 	seccomp_attr_set(l.ctx, SCMP_FLTATR_ACT_BADARCH, refuse);
 	if (!seccomp_keep_caps(kept_caps(kind, p), err)) {
@@ -524,6 +678,11 @@ bool seccomp_thread_apply(enum seccomp_thread kind, const struct seccomp_policy 
 	}
 	if (kind == SECCOMP_THREAD_IO && p->io_landlock)
 		confine_io_files(p);
+	/*
+	 * The thread's first allocation picks its malloc arena, which may
+	 * count CPUs through /sys: before the list, not under it.
+	 */
+	g_free(g_malloc(64));
 	ok = build(&l, kind, p);
 	if (ok)
 		l.rc = seccomp_load(l.ctx);
@@ -553,6 +712,36 @@ bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err)
 	if (!atomic_load(&armed) || armed_policy.switch_user)
 		return true;
 	return seccomp_keep_caps(kept_caps(kind, &armed_policy), err);
+}
+
+struct signal_sources {
+	const int *signals;
+	size_t n;
+	GSource **sources;
+};
+
+static void make_signal_sources(const struct signal_sources *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		s->sources[i] = g_unix_signal_source_new(s->signals[i]);
+}
+
+static void *make_signal_sources_confined(void *data)
+{
+	seccomp_thread_enter_or_exit(SECCOMP_THREAD_GLIB);
+	make_signal_sources(data);
+	return NULL;
+}
+
+void seccomp_new_signal_sources(const int *signals, size_t n, GSource **sources)
+{
+	struct signal_sources s = {signals, n, sources};
+	pthread_t t;
+
+	if (atomic_load(&armed) && pthread_create(&t, NULL, make_signal_sources_confined, &s) == 0)
+		pthread_join(t, NULL);
+	else
+		make_signal_sources(&s);
 }
 
 void seccomp_thread_enter_or_exit(enum seccomp_thread kind)

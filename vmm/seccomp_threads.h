@@ -21,6 +21,9 @@ enum seccomp_thread {
 	SECCOMP_THREAD_IO,    /* the glib loop: kicks, interrupts, network, vsock, consoles */
 	SECCOMP_THREAD_SHARE, /* a virtio-fs queue: the FUSE server, on files under its share */
 	SECCOMP_THREAD_POOL,  /* the worker pool: reads and writes on files already open */
+	SECCOMP_THREAD_PLUG,  /* husk-plug: opens shares for husk mount, starts their threads */
+	SECCOMP_THREAD_GLIB,  /* glib's worker (gmain): signals handed on to their loops */
+	SECCOMP_THREAD_MAIN,  /* the main thread once the VM runs: starts it, tears it down */
 	SECCOMP_THREAD_KINDS,
 };
 
@@ -76,6 +79,15 @@ bool seccomp_thread_enter(enum seccomp_thread kind, GError **err);
  * seccomp_thread_enter() once the VM runs.
  */
 bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err);
+
+/*
+ * glib starts its worker thread ("gmain", which hands signals on to the
+ * loops watching them) the first time a signal source is made: this
+ * makes 'n' sources for 'signals' into 'sources' on a short-lived thread
+ * under the glib list, so that the worker, if it starts then, inherits
+ * that list. Without a list armed, they are made on the calling thread.
+ */
+void seccomp_new_signal_sources(const int *signals, size_t n, GSource **sources);
 
 /* For threads with no way to stop the VM: a failure ends husk, with its reason. */
 void seccomp_thread_enter_or_exit(enum seccomp_thread kind);

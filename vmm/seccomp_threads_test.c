@@ -13,10 +13,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -118,6 +120,37 @@ static void share_allowed(void)
 
 static int pool_fd = -1;
 
+/* husk-plug: what a share does (its threads start from there), and a slot's interrupt. */
+static void plug_allowed(void)
+{
+	struct rlimit rl;
+
+	share_allowed();
+	g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &rl), ==, 0);
+	rl.rlim_cur = rl.rlim_max;
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &rl), ==, 0);
+	g_assert_cmpint(ioctl(-1, KVM_IRQ_LINE, 0), ==, -1);
+	g_assert_cmpint(errno, ==, EBADF);
+}
+
+static void *thread_main(void *arg);
+
+/* glib's worker, and the thread that starts it. */
+static void glib_allowed(void)
+{
+	pthread_t t;
+	int seen = 0;
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	common_allowed();
+	g_assert_cmpint(efd, >=, 0);
+	g_assert_cmpint(eventfd_write(efd, 1), ==, 0);
+	close(efd);
+	g_assert_cmpint(pthread_create(&t, NULL, thread_main, &seen), ==, 0);
+	g_assert_cmpint(pthread_join(t, NULL), ==, 0);
+	g_assert_cmpint(seen, ==, 42);
+}
+
 static void pool_allowed(void)
 {
 	char byte = 0;
@@ -173,6 +206,13 @@ static void create_vm(void)
 	ioctl(-1, KVM_CREATE_VM, 0);
 }
 
+static void inet_socket(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)s;
+}
+
 static const struct check checks[] = {
     {"vcpu/open", SECCOMP_THREAD_VCPU, 0, false, vcpu_allowed, open_file,
      "*the vCPU thread made system call openat (*"},
@@ -196,6 +236,12 @@ static const struct check checks[] = {
      "*the worker pool thread made system call openat (*"},
     {"pool/clone", SECCOMP_THREAD_POOL, 0, false, pool_allowed, new_namespace_thread,
      "*the worker pool thread made system call clone (*"},
+    {"plug/socket", SECCOMP_THREAD_PLUG, 0, false, plug_allowed, inet_socket,
+     "*the hot-plug thread made system call socket (*"},
+    {"plug/create-vm", SECCOMP_THREAD_PLUG, 0, false, plug_allowed, create_vm,
+     "*the hot-plug thread made system call ioctl (*"},
+    {"plug/kill", SECCOMP_THREAD_PLUG, 0, false, plug_allowed, signal_init,
+     "*the hot-plug thread made system call kill (*"},
 };
 
 /* The allowed calls work and the refused one ends the process, loudly. */
@@ -420,6 +466,164 @@ static void test_io_landlock_dir(gconstpointer data)
 	g_test_trap_assert_passed();
 }
 
+/*
+ * The main thread: what tearing down and the driver's files take works;
+ * the rest fails with EPERM (it does not end husk, as the process-wide
+ * list does not), the kernel logging it.
+ */
+static void test_main_thread(void)
+{
+	if (g_test_subprocess()) {
+		struct check c = {.kind = SECCOMP_THREAD_MAIN};
+		char *file = g_build_filename(share_dir, "status", NULL);
+		pthread_t t;
+		int seen = 0;
+
+		enter(&c);
+		common_allowed();
+		g_assert_true(g_file_set_contents(file, "0\n", -1, NULL));
+		g_assert_cmpint(unlink(file), ==, 0);
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		g_assert_cmpint(s, >=, 0);
+		close(s);
+		g_assert_cmpint(pthread_create(&t, NULL, thread_main, &seen), ==, 0);
+		g_assert_cmpint(pthread_join(t, NULL), ==, 0);
+		g_assert_cmpint(ioctl(-1, KVM_IOEVENTFD, 0), ==, -1);
+		g_assert_cmpint(errno, ==, EBADF); /* through to the kernel */
+
+		errno = 0;
+		g_assert_cmpint(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0), ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_assert_cmpint(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_assert_cmpint(ioctl(-1, KVM_CREATE_VM, 0), ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_assert_cmpint(kill(1, 0), ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_assert_true(mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+		                   -1, 0) == MAP_FAILED);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_assert_cmpint(syscall(SYS_clone,
+		                        CLONE_THREAD | CLONE_VM | CLONE_SIGHAND | CLONE_NEWNET,
+		                        NULL, NULL, NULL, 0),
+		                ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_free(file);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
+/*
+ * glib's worker blocks every signal, so its refusals fail with EPERM too
+ * (a SIGSYS would end husk without a word).
+ */
+static void test_glib_thread(void)
+{
+	if (g_test_subprocess()) {
+		struct check c = {.kind = SECCOMP_THREAD_GLIB};
+
+		enter(&c);
+		glib_allowed();
+		g_assert_cmpint(open("/etc/hostname", O_RDONLY | O_CLOEXEC), ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_assert_cmpint(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_assert_cmpint(ioctl(-1, KVM_CREATE_VM, 0), ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		g_assert_cmpint(syscall(SYS_clone,
+		                        CLONE_THREAD | CLONE_VM | CLONE_SIGHAND | CLONE_NEWNET,
+		                        NULL, NULL, NULL, 0),
+		                ==, -1);
+		g_assert_cmpint(errno, ==, EPERM);
+		/* What the C library's malloc falls back to, counting CPUs. */
+		cpu_set_t cpus;
+		g_assert_cmpint(sched_getaffinity(0, sizeof(cpus), &cpus), ==, 0);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
+/* The named thread's "Seccomp:" mode in /proc/self/task, or -1 if there is none by that name. */
+static int thread_seccomp_mode(const char *name)
+{
+	GDir *d = g_dir_open("/proc/self/task", 0, NULL);
+	const char *tid;
+	int mode = -1;
+
+	while (d && mode < 0 && (tid = g_dir_read_name(d))) {
+		char *path = g_strdup_printf("/proc/self/task/%s/status", tid);
+		char *text = NULL, *n, *m;
+
+		if (g_file_get_contents(path, &text, NULL, NULL) && (n = strstr(text, "Name:\t")) &&
+		    g_str_has_prefix(n + 6, name) && n[6 + strlen(name)] == '\n' &&
+		    (m = strstr(text, "\nSeccomp:\t")))
+			mode = atoi(m + 10);
+		g_free(text);
+		g_free(path);
+	}
+	if (d)
+		g_dir_close(d);
+	return mode;
+}
+
+static int own_seccomp_mode(void)
+{
+	char *text = NULL, *m;
+	int mode = -1;
+
+	if (g_file_get_contents("/proc/thread-self/status", &text, NULL, NULL) &&
+	    (m = strstr(text, "\nSeccomp:\t")))
+		mode = atoi(m + 10);
+	g_free(text);
+	return mode;
+}
+
+static gboolean count_hit(gpointer data)
+{
+	(*(int *)data)++;
+	return G_SOURCE_CONTINUE;
+}
+
+/*
+ * glib's worker thread ("gmain") starts with the first signal source: made
+ * through seccomp_new_signal_sources(), it starts under the glib list,
+ * while the thread that asked stays without.
+ */
+static void test_glib_worker(void)
+{
+	if (g_test_subprocess()) {
+		struct seccomp_policy p = {0};
+		static const int signals[] = {SIGUSR1, SIGUSR2};
+		GSource *sources[2];
+
+		g_assert_cmpint(thread_seccomp_mode("gmain"), ==, -1);
+		seccomp_arm(&p);
+		seccomp_new_signal_sources(signals, 2, sources);
+		g_assert_nonnull(sources[0]);
+		g_assert_nonnull(sources[1]);
+		/* The worker names itself once it runs. */
+		for (int i = 0; i < 200 && thread_seccomp_mode("gmain") < 0; i++)
+			g_usleep(10000);
+		g_assert_cmpint(thread_seccomp_mode("gmain"), ==, 2);
+		g_assert_cmpint(own_seccomp_mode(), ==, 0);
+		/* The signal still reaches a loop that watches it. */
+		GMainContext *ctx = g_main_context_new();
+		int hits = 0;
+		g_source_set_callback(sources[0], count_hit, &hits, NULL);
+		g_source_attach(sources[0], ctx);
+		g_assert_cmpint(kill(getpid(), SIGUSR1), ==, 0);
+		for (int i = 0; i < 100 && !hits; i++)
+			g_main_context_iteration(ctx, TRUE);
+		g_assert_cmpint(hits, ==, 1);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -448,6 +652,9 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/seccomp-threads/pool-from/share",
 	                     GINT_TO_POINTER(SECCOMP_THREAD_SHARE), test_pool_from);
 	g_test_add_func("/seccomp-threads/not-armed", test_not_armed);
+	g_test_add_func("/seccomp-threads/main-thread", test_main_thread);
+	g_test_add_func("/seccomp-threads/glib-worker", test_glib_worker);
+	g_test_add_func("/seccomp-threads/glib-thread", test_glib_thread);
 	g_test_add_func("/seccomp-threads/log-only", test_log_only);
 	g_test_add_data_func("/seccomp-threads/capabilities/vcpu",
 	                     GINT_TO_POINTER(SECCOMP_THREAD_VCPU), test_capabilities);

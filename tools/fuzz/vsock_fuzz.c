@@ -394,9 +394,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 1:
 			send_packet(&in);
 			break;
-		case 2:
-			serve_rx(step >> 4, (uint32_t)take_u8(&in) * 128 + (step >> 5));
+		case 2: {
+			/* Sizes about a header's too: short of one, one exactly, one and a byte. */
+			uint32_t units = take_u8(&in);
+			serve_rx(step >> 4,
+			         units ? units * 128 + (step >> 5) : HDR - 1 + (step >> 5));
 			break;
+		}
 		case 3:
 			turn_loop();
 			accept_all();
