@@ -58,16 +58,6 @@ static bool read_spec(const struct instance *inst, struct run_spec *spec, GError
 	return ok;
 }
 
-bool run_detached_is_image_run(const struct instance *inst)
-{
-	char *path = instance_path(inst, "config.json"), *json = NULL;
-	bool yes = g_file_get_contents(path, &json, NULL, NULL) && run_spec_json_is_image_run(json);
-
-	g_free(json);
-	g_free(path);
-	return yes;
-}
-
 /* The app's exit status as the serving process recorded it, or -1. */
 static int app_status(const struct instance *inst)
 {

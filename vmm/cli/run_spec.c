@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "vmm/error.h"
+#include "vmm/instance/instance.h"
 
 void run_spec_init(struct run_spec *s)
 {
@@ -173,4 +174,14 @@ bool run_spec_from_json(const char *json, struct run_spec *s, GError **err)
 		g_ptr_array_unref(args);
 	g_object_unref(p);
 	return ok;
+}
+
+bool run_spec_is_image_run(const struct instance *inst)
+{
+	char *path = instance_path(inst, "config.json"), *json = NULL;
+	bool yes = g_file_get_contents(path, &json, NULL, NULL) && run_spec_json_is_image_run(json);
+
+	g_free(json);
+	g_free(path);
+	return yes;
 }

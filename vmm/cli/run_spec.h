@@ -41,4 +41,9 @@ bool run_spec_from_json(const char *json, struct run_spec *s, GError **err);
 /* Whether config.json's text is an image run's (it names RUN_SPEC_KIND). */
 bool run_spec_json_is_image_run(const char *json);
 
+struct instance;
+
+/* Whether the instance is an image run (its config.json says so). */
+bool run_spec_is_image_run(const struct instance *inst);
+
 #endif
