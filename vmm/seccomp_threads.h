@@ -21,6 +21,13 @@ enum seccomp_thread {
 	SECCOMP_THREAD_IO,    /* the glib loop: kicks, interrupts, network, vsock, consoles */
 	SECCOMP_THREAD_SHARE, /* a virtio-fs queue: the FUSE server, on files under its share */
 	SECCOMP_THREAD_POOL,  /* the worker pool: reads and writes on files already open */
+	/*
+	 * A whole process, every thread of it: a detached image run's serving
+	 * process (vmm/cli/run_detached.c) once its app's VM is forked: the
+	 * app's output into its logs, the control socket's requests, signals
+	 * to that one child, its status file. No new socket, program or process.
+	 */
+	SECCOMP_THREAD_APP_SERVER,
 	SECCOMP_THREAD_KINDS,
 };
 
@@ -47,6 +54,7 @@ struct seccomp_policy {
 	bool io_reads_resolv_conf;
 	const char *io_dir;
 	bool io_dir_writable;
+	int app_child; /* SECCOMP_THREAD_APP_SERVER: the one process it may signal and wait for */
 };
 
 /* The policy from the environment: HUSK_SECCOMP=log sets log_only. */
@@ -76,6 +84,14 @@ bool seccomp_thread_enter(enum seccomp_thread kind, GError **err);
  * seccomp_thread_enter() once the VM runs.
  */
 bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err);
+
+/*
+ * The image run's serving process: SECCOMP_THREAD_APP_SERVER's list on all
+ * its threads at once (glib's own included), 'child' its app's VM, the
+ * SIGSYS handler that names a refused call in husk.log with it. HUSK_SECCOMP=log
+ * as for the VM. On failure 'err' says why.
+ */
+bool seccomp_app_server_lock_down(int child, GError **err);
 
 /* For threads with no way to stop the VM: a failure ends husk, with its reason. */
 void seccomp_thread_enter_or_exit(enum seccomp_thread kind);
