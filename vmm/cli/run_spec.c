@@ -185,3 +185,21 @@ bool run_spec_is_image_run(const struct instance *inst)
 	g_free(path);
 	return yes;
 }
+
+bool run_spec_check_terminal(bool tty, bool interactive, bool detach, GError **err)
+{
+	const char *which = tty && interactive ? "-t and -i" : tty ? "-t" : "-i";
+
+	if (!tty && !interactive)
+		return true;
+	if (detach)
+		return husk_fail(
+		    err, HUSK_EXIT_USAGE,
+		    "run: --detach with %s: an image run has no attach to take them up "
+		    "later; detach without them",
+		    which);
+	return husk_fail(err, HUSK_EXIT_USAGE,
+	                 "run: %s: not supported yet (the app's stdin is /dev/null, its output "
+	                 "two streams)",
+	                 which);
+}
