@@ -282,7 +282,8 @@ test_oci_detach() {
 	[[ $DET_OUT == *"127.0.0.1:$port:80"* ]] || problems+="info: no port in '$DET_OUT'; "
 	# The serving process (info's pid) runs under its own filter, the VM's child under husk's.
 	local server
-	server=$(grep -o '"pid" *: *[0-9]*' <<<"$DET_OUT" | grep -o '[0-9]*$')
+	husk_det info --format json web
+	server=$(grep -o '"pid" *: *[0-9]*' <<<"$DET_OUT" | grep -o '[0-9]*$' || true)
 	[[ -n $server && $(awk '$1 == "Seccomp:" { print $2 }' "/proc/$server/status") == 2 ]] ||
 		problems+="the serving process '$server' has no seccomp filter; "
 	husk_det exec web -- true
