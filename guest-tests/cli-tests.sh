@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..46"
+	echo "1..50"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -283,6 +283,10 @@ oci_checks() {
 		run --image /no/such-image --detach
 	expect_error "run --image --detach of a missing path exits 125 naming it" 125 \
 		/no/such-image run --image /no/such-image --detach --name gone
+	expect_error "run --image -it says it is not supported yet" 125 "-t and -i: not supported yet" \
+		run --image /no/such-image -it
+	expect_error "run --image -dit is refused: no attach" 125 "--detach with -t and -i" \
+		run --image /no/such-image -dit --name gone
 	run_husk list
 	if [[ $RC == 0 && $(cat "$WORK/out") != *gone* ]]; then
 		ok "run --image --detach of a missing image leaves no instance"
@@ -290,6 +294,14 @@ oci_checks() {
 		not_ok "run --image --detach of a missing image leaves no instance" "$(cat "$WORK/out")"
 	fi
 	expect_error "logs of an unknown instance exits 2 naming it" 2 nosuch logs nosuch
+	# An image run's instance, as husk run --image --detach leaves it: no agent there.
+	mkdir -p "$HUSK_HOME/instances/web"
+	echo '{"kind":"image-run","image":"/no/such-image"}' >"$HUSK_HOME/instances/web/config.json"
+	expect_error "exec on an image run exits 125 saying it has no agent" 125 \
+		"web: an image run has no agent; use husk logs web" exec web -- true
+	expect_error "shell on an image run exits 125 saying it has no agent" 125 \
+		"web: an image run has no agent; use husk logs web" shell web
+	rm -rf "$HUSK_HOME/instances/web"
 	expect_error "run --image of a file that is no image exits 125 naming it" 125 \
 		"not an image archive" run --image "$1"
 	if ! command -v busybox >/dev/null || ! "$lib/mkociimage.sh" "$img" >"$WORK/mkoci.log" 2>&1; then

@@ -280,6 +280,15 @@ test_oci_detach() {
 	[[ $DET_OUT == out-two && $DET_ERR == err-one ]] || problems+="logs --tail 1: '$DET_OUT'; "
 	husk_det info web
 	[[ $DET_OUT == *"127.0.0.1:$port:80"* ]] || problems+="info: no port in '$DET_OUT'; "
+	# The serving process (info's pid) runs under its own filter, the VM's child under husk's.
+	local server
+	husk_det info --format json web
+	server=$(grep -o '"pid" *: *[0-9]*' <<<"$DET_OUT" | grep -o '[0-9]*$' || true)
+	[[ -n $server && $(awk '$1 == "Seccomp:" { print $2 }' "/proc/$server/status") == 2 ]] ||
+		problems+="the serving process '$server' has no seccomp filter; "
+	husk_det exec web -- true
+	[[ $DET_RC == 125 && $DET_ERR == "husk: exec: web: an image run has no agent; use husk logs web" ]] ||
+		problems+="exec web: status $DET_RC, '$DET_ERR'; "
 	# logs -f goes on until the app ends; husk stop is SIGTERM, which httpd ends by.
 	HUSK_HOME=$OCI_HOME timeout 120 "${HUSK_CMD[@]}" logs -f web >"$LOGDIR/det-follow.out" 2>&1 &
 	follow_pid=$!

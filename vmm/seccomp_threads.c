@@ -36,6 +36,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -53,6 +54,7 @@ static const char *const kind_names[SECCOMP_THREAD_KINDS] = {
     [SECCOMP_THREAD_PLUG] = "hot-plug",
     [SECCOMP_THREAD_GLIB] = "glib worker",
     [SECCOMP_THREAD_MAIN] = "main",
+    [SECCOMP_THREAD_APP_SERVER] = "image run's serving",
 };
 
 static struct seccomp_policy armed_policy;
@@ -613,6 +615,37 @@ static void allow_main_thread(struct list *l)
 	allow_if(l, SCMP_SYS(prlimit64), SCMP_A2(SCMP_CMP_EQ, 0));
 }
 
+/*
+ * What the serving process does once the app's VM runs in its child: the
+ * glib loop, the app's pipes into its logs (created, appended to, rotated
+ * by rename), the control socket it already listens on, the status and
+ * "started" files, the child signalled and reaped. The socket was bound
+ * before, so no socket() or bind(); no file is opened but to write or read.
+ */
+static void allow_app_server(struct list *l, pid_t child)
+{
+	static const int calls[] = {
+	    SCMP_SYS(openat),   SCMP_SYS(newfstatat), SCMP_SYS(statx),      SCMP_SYS(rename),
+	    SCMP_SYS(renameat), SCMP_SYS(renameat2),  SCMP_SYS(unlink),     SCMP_SYS(unlinkat),
+	    SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(fchmod),     SCMP_SYS(accept),
+	    SCMP_SYS(accept4),  SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(shutdown),
+	    SCMP_SYS(eventfd2), SCMP_SYS(pipe2),      SCMP_SYS(dup),        SCMP_SYS(dup2),
+	    SCMP_SYS(dup3),
+	};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+	allow_waits(l);
+	allow_file_io(l);
+	allow_socket_io(l);
+	allow_threads(l);
+	/* stop and force-stop: SIGTERM and SIGINT to the app's VM, and its reaping. */
+	allow_if(l, SCMP_SYS(kill), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)child));
+	allow_if(l, SCMP_SYS(wait4), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)child));
+	allow_if(l, SCMP_SYS(waitid), SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)child));
+	/* glib's wait through the child's pidfd, opened before (pidfd_open is off the list). */
+	allow_if(l, SCMP_SYS(waitid), SCMP_A0(SCMP_CMP_EQ, P_PIDFD));
+}
+
 static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp_policy *p)
 {
 	allow_common(l);
@@ -637,6 +670,9 @@ static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp
 		break;
 	case SECCOMP_THREAD_MAIN:
 		allow_main_thread(l);
+		break;
+	case SECCOMP_THREAD_APP_SERVER:
+		allow_app_server(l, (pid_t)p->app_child);
 		break;
 	case SECCOMP_THREAD_KINDS:
 		return false;
@@ -683,6 +719,9 @@ bool seccomp_thread_apply(enum seccomp_thread kind, const struct seccomp_policy 
 	 * count CPUs through /sys: before the list, not under it.
 	 */
 	g_free(g_malloc(64));
+	/* A process's list goes on glib's threads too, as they are now. */
+	if (kind == SECCOMP_THREAD_APP_SERVER)
+		seccomp_attr_set(l.ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	ok = build(&l, kind, p);
 	if (ok)
 		l.rc = seccomp_load(l.ctx);
@@ -753,4 +792,17 @@ void seccomp_thread_enter_or_exit(enum seccomp_thread kind)
 	console_restore_terminal();
 	g_printerr("husk: %s\n", err->message);
 	_exit(err->code);
+}
+
+bool seccomp_app_server_lock_down(int child, GError **err)
+{
+	struct seccomp_policy p = {.app_child = child};
+
+	/* 0 or less would let it signal a process group, or every process. */
+	if (child <= 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "the serving process has no app to watch");
+
+	seccomp_policy_from_env(&p);
+	seccomp_arm(&p);
+	return seccomp_thread_apply(SECCOMP_THREAD_APP_SERVER, &p, err);
 }

@@ -24,6 +24,13 @@ enum seccomp_thread {
 	SECCOMP_THREAD_PLUG,  /* husk-plug: opens shares for husk mount, starts their threads */
 	SECCOMP_THREAD_GLIB,  /* glib's worker (gmain): signals handed on to their loops */
 	SECCOMP_THREAD_MAIN,  /* the main thread once the VM runs: starts it, tears it down */
+	/*
+	 * A whole process, every thread of it: a detached image run's serving
+	 * process (vmm/cli/run_detached.c) once its app's VM is forked: the
+	 * app's output into its logs, the control socket's requests, signals
+	 * to that one child, its status file. No new socket, program or process.
+	 */
+	SECCOMP_THREAD_APP_SERVER,
 	SECCOMP_THREAD_KINDS,
 };
 
@@ -50,6 +57,7 @@ struct seccomp_policy {
 	bool io_reads_resolv_conf;
 	const char *io_dir;
 	bool io_dir_writable;
+	int app_child; /* SECCOMP_THREAD_APP_SERVER: the one process it may signal and wait for */
 };
 
 /* The policy from the environment: HUSK_SECCOMP=log sets log_only. */
@@ -88,6 +96,14 @@ bool seccomp_thread_drop_caps(enum seccomp_thread kind, GError **err);
  * that list. Without a list armed, they are made on the calling thread.
  */
 void seccomp_new_signal_sources(const int *signals, size_t n, GSource **sources);
+
+/*
+ * The image run's serving process: SECCOMP_THREAD_APP_SERVER's list on all
+ * its threads at once (glib's own included), 'child' its app's VM, the
+ * SIGSYS handler that names a refused call in husk.log with it. HUSK_SECCOMP=log
+ * as for the VM. On failure 'err' says why.
+ */
+bool seccomp_app_server_lock_down(int child, GError **err);
 
 /* For threads with no way to stop the VM: a failure ends husk, with its reason. */
 void seccomp_thread_enter_or_exit(enum seccomp_thread kind);

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vmm/seccomp_threads.h"
@@ -361,6 +362,70 @@ static void test_capabilities(gconstpointer data)
 	g_test_trap_assert_passed();
 }
 
+/* --- the image run's serving process ------------------------------------------- */
+
+static void on_app_exit(GPid pid, gint status, gpointer loop)
+{
+	g_assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+	g_main_loop_quit(loop);
+}
+
+/* Refused on a thread that was already running when the list went on (its go: a byte). */
+static gpointer socket_on_thread(gpointer go_fd)
+{
+	char byte;
+
+	g_assert_cmpint(read(GPOINTER_TO_INT(go_fd), &byte, 1), ==, 1);
+	new_socket();
+	return NULL;
+}
+
+/*
+ * As run_detached.c's serving process: a child (the app's VM) watched by
+ * glib, the list put on, then what serving does (the status file written
+ * and renamed into place, the child stopped and reaped), then a call off
+ * the list, which ends the process with the line naming it.
+ */
+static void test_app_server(gconstpointer data)
+{
+	if (g_test_subprocess()) {
+		GMainLoop *loop = g_main_loop_new(NULL, FALSE);
+		GError *err = NULL;
+		pid_t child = fork();
+
+		if (child == 0) {
+			pause();
+			_exit(0);
+		}
+		g_child_watch_add(child, on_app_exit, loop);
+		int go[2];
+		g_assert_cmpint(pipe(go), ==, 0);
+		GThread *early = g_thread_new("early", socket_on_thread, GINT_TO_POINTER(go[0]));
+		g_assert_true(seccomp_app_server_lock_down(child, &err));
+		g_assert_no_error(err);
+		char *status = g_build_filename(share_dir, "exit-status", NULL);
+		g_assert_true(g_file_set_contents(status, "0\n", -1, NULL));
+		g_assert_cmpint(unlink(status), ==, 0);
+		g_free(status);
+		g_assert_cmpint(kill(child, SIGTERM), ==, 0);
+		g_main_loop_run(loop);
+		if (data == socket_on_thread) {
+			g_assert_cmpint(write(go[1], "g", 1), ==, 1);
+			g_thread_join(early);
+		} else {
+			((void (*)(void))data)();
+		}
+		g_printerr("the refused call returned\n");
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_failed();
+	g_test_trap_assert_stderr(data == signal_init ? "*made system call kill (*"
+	                                              : "*made system call socket (*");
+	g_test_trap_assert_stderr("*which its allow list refuses*");
+	g_test_trap_assert_stderr_unmatched("*the refused call returned*");
+}
+
 static bool landlock_usable(void)
 {
 	/* ABI 2 or later, as devices/landlock.c asks. */
@@ -651,6 +716,10 @@ int main(int argc, char **argv)
 	                     test_pool_from);
 	g_test_add_data_func("/seccomp-threads/pool-from/share",
 	                     GINT_TO_POINTER(SECCOMP_THREAD_SHARE), test_pool_from);
+	g_test_add_data_func("/seccomp-threads/app-server/socket", new_socket, test_app_server);
+	g_test_add_data_func("/seccomp-threads/app-server/kill-init", signal_init, test_app_server);
+	g_test_add_data_func("/seccomp-threads/app-server/socket-on-thread", socket_on_thread,
+	                     test_app_server);
 	g_test_add_func("/seccomp-threads/not-armed", test_not_armed);
 	g_test_add_func("/seccomp-threads/main-thread", test_main_thread);
 	g_test_add_func("/seccomp-threads/glib-worker", test_glib_worker);

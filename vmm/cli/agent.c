@@ -29,6 +29,7 @@
 
 #include "firmware/husk-agent.h"
 #include "vmm/cli/instances.h"
+#include "vmm/cli/run_spec.h"
 #include "vmm/error.h"
 #include "vmm/fdio.h"
 #include "vmm/instance/agent_client.h"
@@ -67,6 +68,10 @@ static char *target_socket(const char *cmd, const char *target, GError **err)
 		g_prefix_error(err, "%s: ", cmd);
 	} else if (!instance_exists(inst)) {
 		husk_fail(err, FAILED, "%s: no instance called %s", cmd, target);
+	} else if (run_spec_is_image_run(inst)) {
+		/* husk-init runs the app alone: no agent is there to ask, running or not. */
+		husk_fail(err, FAILED, "%s: %s: an image run has no agent; use husk logs %s", cmd,
+		          target, target);
 	} else if (!instance_running_pid(inst)) {
 		husk_fail(err, FAILED, "%s: %s is not running (husk start %s)", cmd, target,
 		          target);

@@ -12,9 +12,10 @@
 #define AGENT_EXIT_TEXT                                                                            \
 	"Exit status: the command's own (0-255); 128+N when a signal N ended it; 2 bad\n"          \
 	"usage; 125 when husk could not run it or lost it (no such instance, not running,\n"       \
-	"no agent answering, no such program, directory or user, the agent gone). The same\n"      \
-	"statuses as husk exec in a throwaway VM. Ctrl-C (SIGINT), SIGTERM, SIGHUP and\n"          \
-	"SIGQUIT go to the command; if husk itself is killed, so is the command."
+	"an image run, which has no agent, no agent answering, no such program, directory\n"       \
+	"or user, the agent gone). The same statuses as husk exec in a throwaway VM.\n"            \
+	"Ctrl-C (SIGINT), SIGTERM, SIGHUP and SIGQUIT go to the command; if husk itself\n"         \
+	"is killed, so is the command."
 
 /* argv[0] is "exec" / "shell"; returns husk's exit status. */
 int agent_exec_main(int argc, char **argv);

@@ -160,7 +160,7 @@ bool instance_boot(const char *name, unsigned int timeout_s, GError **err)
 	bool ok;
 
 	/* An image's app: started again as husk run --image --detach first ran it. */
-	if (inst && run_detached_is_image_run(inst))
+	if (inst && run_spec_is_image_run(inst))
 		ok = run_detached_boot(name, err);
 	else
 		ok = inst && serve_spawn(name, err) && wait_ready(inst, timeout_s, err);

@@ -147,7 +147,7 @@ static JsonObject *describe(const struct instance *inst)
 	g_free(path);
 	add_config(inst, d);
 	add_kernel(inst, d);
-	if (run_detached_is_image_run(inst))
+	if (run_spec_is_image_run(inst))
 		run_detached_describe(inst, d);
 	add_stored_mounts(inst, d);
 	if (live) {

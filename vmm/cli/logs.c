@@ -145,7 +145,7 @@ int logs_main(int argc, char **argv)
 		instance_free(inst);
 		return instance_cli_fail(err);
 	}
-	bool image_run = run_detached_is_image_run(inst);
+	bool image_run = run_spec_is_image_run(inst);
 	struct followed logs[2] = {
 	    {.path = instance_path(inst, image_run ? "stdout.log" : "console.log"),
 	     .out_fd = STDOUT_FILENO,

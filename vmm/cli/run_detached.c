@@ -37,6 +37,7 @@
 #include "vmm/instance/instance.h"
 #include "vmm/instance/serve.h"
 #include "vmm/oci/image.h"
+#include "vmm/seccomp_threads.h"
 #include "vmm/size.h"
 
 #define START_POLL_US   (20 * 1000)
@@ -56,16 +57,6 @@ static bool read_spec(const struct instance *inst, struct run_spec *spec, GError
 	g_free(json);
 	g_free(path);
 	return ok;
-}
-
-bool run_detached_is_image_run(const struct instance *inst)
-{
-	char *path = instance_path(inst, "config.json"), *json = NULL;
-	bool yes = g_file_get_contents(path, &json, NULL, NULL) && run_spec_json_is_image_run(json);
-
-	g_free(json);
-	g_free(path);
-	return yes;
 }
 
 /* The app's exit status as the serving process recorded it, or -1. */
@@ -292,6 +283,19 @@ static void watch_pipe(struct app_pipe *p, int fd, struct applog *log)
 	g_source_unref(src);
 }
 
+/*
+ * The serving process's own allow list, as its app's VM process has one:
+ * once the control socket listens and glib's threads are up, for all of
+ * them. --no-seccomp, given to the run, leaves both off.
+ */
+static bool lock_down(const struct app_server *s, GError **err)
+{
+	for (guint i = 0; i < s->spec.options->len; i++)
+		if (strcmp(s->spec.options->pdata[i], "--no-seccomp") == 0)
+			return true;
+	return seccomp_app_server_lock_down(s->child, err);
+}
+
 /* Forks the app's child and serves until it ended and its output is all in the logs. */
 static int serve_app(struct app_server *s, struct applog *out_log, struct applog *err_log)
 {
@@ -322,7 +326,7 @@ static int serve_app(struct app_server *s, struct applog *out_log, struct applog
 	char *sock = instance_path(s->inst, "control.sock");
 	struct control_server *ctl =
 	    control_server_start(sock, g_main_context_default(), answer, s, &err);
-	if (!ctl) {
+	if (!ctl || !lock_down(s, &err)) {
 		g_printerr("husk: %s\n", err->message);
 		g_error_free(err);
 		kill(s->child, SIGKILL);

@@ -19,9 +19,6 @@ struct instance;
 /* Makes instance 'name' for the spec and starts it; husk's exit status. */
 int run_detached(const char *name, struct run_spec *spec);
 
-/* Whether the instance is an image run (its config.json says so). */
-bool run_detached_is_image_run(const struct instance *inst);
-
 /*
  * Starts a stopped image-run instance's app again (husk start, restart);
  * the caller holds the command lock. True once the app runs.

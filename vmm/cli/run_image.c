@@ -23,7 +23,7 @@
 /* The run's spec, and what is only for this command: where it runs. */
 struct run_image_opts {
 	struct run_spec spec;
-	gboolean detach;
+	gboolean detach, tty, interactive;
 	char *name;
 };
 
@@ -64,7 +64,7 @@ static gboolean opt_entrypoint(const char *n, const char *v, gpointer d, GError 
 static gboolean opt_pass(const char *n, const char *v, gpointer d, GError **e)
 {
 	static const char *const longs[][2] = {
-	    {"-m", "--memory"}, {"-c", "--cpus"}, {"-k", "--kernel"}, {"-t", "--timeout"}};
+	    {"-m", "--memory"}, {"-c", "--cpus"}, {"-k", "--kernel"}};
 	struct run_image_opts *o = d;
 
 	/* "-m=1G" is no option: the long name always, with its value after '='. */
@@ -97,8 +97,12 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 	    {"cpus", 'c', 0, CB(opt_pass), "vCPUs (default 1)", "N"},
 	    {"kernel", 'k', 0, CB(opt_pass), "Kernel, as for husk exec", "PATH"},
 	    {"modules", 0, 0, CB(opt_pass), "The kernel's module tree, as for husk exec", "DIR"},
-	    {"timeout", 't', 0, CB(opt_pass), "Stop the VM after this long: exit status 124",
+	    {"timeout", 0, 0, CB(opt_pass), "Stop the VM after this long: exit status 124",
 	     "SECONDS"},
+	    {"tty", 't', 0, G_OPTION_ARG_NONE, &o->tty,
+	     "A terminal for the app, as docker run -t (not supported yet)", NULL},
+	    {"interactive", 'i', 0, G_OPTION_ARG_NONE, &o->interactive,
+	     "Keep stdin open for the app, as docker run -i (not supported yet)", NULL},
 	    {"console", 0, G_OPTION_FLAG_OPTIONAL_ARG, CB(opt_pass),
 	     "Show the guest's console on stderr, or write it to FILE", "[FILE]"},
 	    {"allow-pvm", 0, G_OPTION_FLAG_NO_ARG, CB(opt_pass),
@@ -135,6 +139,8 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 		ok = husk_fail(err, HUSK_EXIT_USAGE, "run: --image PATH[:TAG] is missing");
 	if (ok && o->detach != (o->name != NULL))
 		ok = husk_fail(err, HUSK_EXIT_USAGE, "run: --detach and --name go together");
+	if (ok)
+		ok = run_spec_check_terminal(o->tty, o->interactive, o->detach, err);
 	if (ok && n > 1)
 		o->spec.args = g_strdupv(args + 1);
 	g_free(args);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "vmm/error.h"
+#include "vmm/instance/instance.h"
 
 void run_spec_init(struct run_spec *s)
 {
@@ -173,4 +174,32 @@ bool run_spec_from_json(const char *json, struct run_spec *s, GError **err)
 		g_ptr_array_unref(args);
 	g_object_unref(p);
 	return ok;
+}
+
+bool run_spec_is_image_run(const struct instance *inst)
+{
+	char *path = instance_path(inst, "config.json"), *json = NULL;
+	bool yes = g_file_get_contents(path, &json, NULL, NULL) && run_spec_json_is_image_run(json);
+
+	g_free(json);
+	g_free(path);
+	return yes;
+}
+
+bool run_spec_check_terminal(bool tty, bool interactive, bool detach, GError **err)
+{
+	const char *which = tty && interactive ? "-t and -i" : tty ? "-t" : "-i";
+
+	if (!tty && !interactive)
+		return true;
+	if (detach)
+		return husk_fail(
+		    err, HUSK_EXIT_USAGE,
+		    "run: --detach with %s: an image run has no attach to take them up "
+		    "later; detach without them",
+		    which);
+	return husk_fail(err, HUSK_EXIT_USAGE,
+	                 "run: %s: not supported yet (the app's stdin is /dev/null, its output "
+	                 "two streams)",
+	                 which);
 }

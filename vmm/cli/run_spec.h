@@ -41,4 +41,19 @@ bool run_spec_from_json(const char *json, struct run_spec *s, GError **err);
 /* Whether config.json's text is an image run's (it names RUN_SPEC_KIND). */
 bool run_spec_json_is_image_run(const char *json);
 
+/*
+ * -t (a terminal for the app) and -i (stdin kept open for it) against
+ * --detach, as docker run words them. Docker's run -dit keeps both for a
+ * later docker attach; an image run has no attach, so with --detach
+ * they are refused. Neither is served yet: the app's stdin is /dev/null
+ * and its stdout and stderr two streams, so each is refused with why.
+ * False, and one line in 'err' (HUSK_EXIT_USAGE), when refused.
+ */
+bool run_spec_check_terminal(bool tty, bool interactive, bool detach, GError **err);
+
+struct instance;
+
+/* Whether the instance is an image run (its config.json says so). */
+bool run_spec_is_image_run(const struct instance *inst);
+
 #endif

@@ -56,6 +56,39 @@ static void test_round_trip(void)
 	run_spec_clear(&s);
 }
 
+/* -t and -i: refused with --detach (no attach), and for now on their own, each with why. */
+static void test_terminal_rules(void)
+{
+	static const struct {
+		bool tty, interactive, detach;
+		const char *line; /* NULL: allowed */
+	} cases[] = {
+	    {false, false, false, NULL},
+	    {false, false, true, NULL},
+	    {true, false, true, "run: --detach with -t: an image run has no attach*"},
+	    {false, true, true, "run: --detach with -i: *"},
+	    {true, true, true, "run: --detach with -t and -i: *"},
+	    {true, false, false, "run: -t: not supported yet *"},
+	    {false, true, false, "run: -i: not supported yet *"},
+	    {true, true, false, "run: -t and -i: not supported yet *"},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		GError *err = NULL;
+		bool ok = run_spec_check_terminal(cases[i].tty, cases[i].interactive,
+		                                  cases[i].detach, &err);
+		g_assert_cmpint(ok, ==, cases[i].line == NULL);
+		if (ok) {
+			g_assert_no_error(err);
+			continue;
+		}
+		g_assert_error(err, HUSK_ERROR, HUSK_EXIT_USAGE);
+		g_assert_true(g_pattern_match_simple(cases[i].line, err->message));
+		g_assert_null(strchr(err->message, '\n'));
+		g_error_free(err);
+	}
+}
+
 /* No Cmd given stays "no Cmd given", and an empty --entrypoint "" stays set. */
 static void test_unset_and_empty(void)
 {
@@ -121,5 +154,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/run_spec/round-trip", test_round_trip);
 	g_test_add_func("/run_spec/unset-and-empty", test_unset_and_empty);
 	g_test_add_func("/run_spec/refused", test_refused);
+	g_test_add_func("/run_spec/terminal-rules", test_terminal_rules);
 	return g_test_run();
 }
