@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # Fetch and unpack a Debian kernel package without installing it:
-#   debian-kernel.sh FLAVOUR        (FLAVOUR: cloud-amd64 or amd64)
+#   debian-kernel.sh FLAVOUR        (FLAVOUR: cloud-amd64, amd64 or arm64)
 # prints shell assignments:
 #   KERNEL_VERSION=6.1.0-56-cloud-amd64
 #   KERNEL_VMLINUZ=/root/.cache/husk/kernels/.../boot/vmlinuz-...
@@ -12,6 +12,9 @@
 # The version is resolved through apt-cache (the linux-image-FLAVOUR
 # meta-package depends on the current versioned one), never hard-coded.
 # Unpacked trees are cached per package version; a second call is a no-op.
+# arm64 is Debian's arm64 package (its architecture added to dpkg with
+# `dpkg --add-architecture arm64`), for the aarch64 test host: it is only
+# unpacked, so it needs no emulation to fetch.
 set -euo pipefail
 
 _DK_LIB=$(dirname "${BASH_SOURCE[0]}")
@@ -22,9 +25,20 @@ source "$_DK_LIB/common.sh"
 # linux-image-6.1.0-56-cloud-amd64.
 _dk_resolve_package() {
 	local flavour=$1 pkg
-	pkg=$(apt-cache depends "linux-image-$flavour" 2>/dev/null |
+	pkg=$(apt-cache depends "linux-image-$flavour$(_dk_arch_suffix "$flavour")" 2>/dev/null |
 		awk '/Depends: linux-image-/ { print $2; exit }')
 	echo "$pkg"
+}
+
+# apt's architecture qualifier for a flavour not of this machine's
+# architecture: apt-cache names such packages PKG:ARCH.
+_dk_arch_suffix() {
+	local arch
+	arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+	case $1 in
+	arm64) [[ $arch == arm64 ]] || echo :arm64 ;;
+	*) [[ $arch == amd64 ]] || echo :amd64 ;;
+	esac
 }
 
 _dk_package_version() {
@@ -72,8 +86,8 @@ _dk_download() {
 debian_kernel() {
 	local flavour=$1 cache pkg version tree
 	case $flavour in
-	cloud-amd64 | amd64) ;;
-	*) die "unknown kernel flavour '$flavour' (want cloud-amd64 or amd64)" ;;
+	cloud-amd64 | amd64 | arm64) ;;
+	*) die "unknown kernel flavour '$flavour' (want cloud-amd64, amd64 or arm64)" ;;
 	esac
 	cache=$(husk_cache_dir)/kernels
 	mkdir -p "$cache"
@@ -86,7 +100,7 @@ debian_kernel() {
 	fi
 	if [[ -n $pkg ]]; then
 		version=$(_dk_package_version "$pkg")
-		tree=$cache/${pkg}_$version
+		tree=$cache/${pkg%:*}_$version
 		[[ -e $tree/.complete ]] || _dk_download "$pkg" "$version" "$tree"
 	else
 		tree=$(_dk_cached_tree "$flavour" "$cache")
@@ -100,7 +114,7 @@ debian_kernel() {
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
-	[[ $# -eq 1 ]] || { echo "usage: $0 cloud-amd64|amd64" >&2; exit 2; }
+	[[ $# -eq 1 ]] || { echo "usage: $0 cloud-amd64|amd64|arm64" >&2; exit 2; }
 	debian_kernel "$1"
 	printf 'KERNEL_VERSION=%q\nKERNEL_VMLINUZ=%q\nKERNEL_MODULES=%q\n' \
 		"$KERNEL_VERSION" "$KERNEL_VMLINUZ" "$KERNEL_MODULES"
