@@ -21,6 +21,15 @@ _DK_LIB=$(dirname "${BASH_SOURCE[0]}")
 # shellcheck source=guest-tests/lib/common.sh
 source "$_DK_LIB/common.sh"
 
+# apt under the machine's apt lock: several checkouts may share dpkg.
+_dk_apt() {
+	if command -v flock >/dev/null; then
+		flock /tmp/apt.lock "$@"
+	else
+		"$@"
+	fi
+}
+
 # The versioned package behind the meta-package, e.g.
 # linux-image-6.1.0-56-cloud-amd64.
 _dk_resolve_package() {
@@ -64,7 +73,7 @@ _dk_download() {
 	# apt-get download writes into the current directory; it needs no root.
 	# As root, apt would hand the download to its _apt user, who cannot
 	# write into our cache; download as ourselves instead.
-	(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" \
+	(cd "$tmp" && _dk_apt apt-get download -qq -o APT::Sandbox::User="$(id -un)" \
 		"$pkg=$version" </dev/null >/dev/null) ||
 		{ rm -rf "$tmp"; die "apt-get download $pkg=$version failed"; }
 	mkdir -p "$tmp/root"
@@ -94,7 +103,7 @@ debian_kernel() {
 	pkg=$(_dk_resolve_package "$flavour")
 	if [[ -z $pkg && $(id -u) -eq 0 && -z ${_DK_UPDATED:-} ]]; then
 		# A fresh machine may have no package lists yet.
-		apt-get update -qq </dev/null >/dev/null 2>&1 || true
+		_dk_apt apt-get update -qq </dev/null >/dev/null 2>&1 || true
 		_DK_UPDATED=1
 		pkg=$(_dk_resolve_package "$flavour")
 	fi
@@ -111,6 +120,37 @@ debian_kernel() {
 	KERNEL_VMLINUZ=$tree/boot/vmlinuz-$KERNEL_VERSION
 	KERNEL_MODULES=$tree/lib/modules/$KERNEL_VERSION
 	[[ -r $KERNEL_VMLINUZ ]] || die "no vmlinuz in $tree"
+}
+
+# Debian's static busybox for ARCH, for a test host or guest of another
+# architecture than this machine's (whose busybox-static is installed):
+# busybox-static:ARCH fetched and unpacked, cached per version like the
+# kernels; sets BUSYBOX to its path. Offline, the newest cached one.
+debian_static_busybox() {
+	local arch=$1 cache version tree tmp
+	cache=$(husk_cache_dir)/busybox
+	mkdir -p "$cache"
+	version=$(_dk_package_version "busybox-static:$arch")
+	if [[ -n $version ]]; then
+		tree=$cache/busybox-static_${version#*:}_$arch
+	else
+		tree=$(find "$cache" -maxdepth 1 -name "busybox-static_*_$arch" | sort -V | tail -n 1)
+		[[ -n $tree ]] || die "cannot resolve busybox-static:$arch (run dpkg --add-architecture $arch and apt-get update)"
+	fi
+	if [[ ! -e $tree/.complete ]]; then
+		tmp=$(mktemp -d "$cache/tmp.XXXXXX")
+		log "downloading busybox-static:$arch $version"
+		(cd "$tmp" && _dk_apt apt-get download -qq -o APT::Sandbox::User="$(id -un)" \
+			"busybox-static:$arch=$version" </dev/null >/dev/null) ||
+			{ rm -rf "$tmp"; die "apt-get download busybox-static:$arch=$version failed"; }
+		dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+		touch "$tmp/root/.complete"
+		rm -rf "$tree"
+		mv "$tmp/root" "$tree"
+		rm -rf "$tmp"
+	fi
+	BUSYBOX=$tree/bin/busybox
+	[[ -x $BUSYBOX ]] || die "no bin/busybox in $tree"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
