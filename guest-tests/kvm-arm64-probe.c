@@ -68,9 +68,17 @@ static void say(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A call that failed: what it was, and errno's word for why. */
 static void __attribute__((noreturn)) fail(const char *what)
 {
-	say("FAIL %s: %s", what, errno ? strerror(errno) : "unexpected");
+	say("FAIL %s: %s", what, strerror(errno));
+	exit(1);
+}
+
+/* A capability or value that is not what the test needs. */
+static void __attribute__((noreturn)) fail_check(const char *what)
+{
+	say("FAIL %s", what);
 	exit(1);
 }
 
@@ -232,13 +240,12 @@ int main(void)
 	int ipa = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_ARM_VM_IPA_SIZE);
 	int psci = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_ARM_PSCI_0_2);
 	say("KVM API %d, IPA size %d bits, PSCI 0.2 %s", api, ipa, psci > 0 ? "yes" : "no");
-	errno = 0;
 	if (api != KVM_API_VERSION)
-		fail("KVM API version");
+		fail_check("KVM API version (want 12)");
 	if (ipa < 32)
-		fail("KVM_CAP_ARM_VM_IPA_SIZE (want at least 32 bits)");
+		fail_check("KVM_CAP_ARM_VM_IPA_SIZE (want at least 32 bits)");
 	if (psci <= 0)
-		fail("KVM_CAP_ARM_PSCI_0_2");
+		fail_check("KVM_CAP_ARM_PSCI_0_2 (missing)");
 
 	/* Type 0: the default 40-bit IPA space, which holds our addresses. */
 	int vm = ioctl_or_die(kvm, KVM_CREATE_VM, (void *)0, "KVM_CREATE_VM");
