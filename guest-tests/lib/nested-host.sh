@@ -113,8 +113,9 @@ nested_stage_qemu() {
 	[[ -e $payload/share/qemu/bios-256k.bin ]] || die "no bios-256k.bin for QEMU (install seabios)"
 }
 
-# The test host's /init: mount the basics, load kvm_amd, run the script,
-# report its status on a line of its own, power off.
+# The test host's /init: mount the basics, load what KVM needs (kvm_amd;
+# nothing on arm64, where KVM is built in), run the script, report its
+# status on a line of its own, power off.
 #   _nh_write_init FILE ARCH SHELL
 _nh_write_init() {
 	local early="" late=""
@@ -125,6 +126,7 @@ _nh_write_init() {
 		# shellcheck disable=SC2016 # expanded by the test host's sh
 		late='n=0
 		while [ ! -c /dev/hvc0 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+		[ -c /dev/hvc0 ] || echo "no /dev/hvc0 after 10 s: the script has no output" >/dev/console
 		exec </dev/null >/dev/hvc0 2>&1'
 	else
 		# The script's output has ttyS0 to itself; the kernel logs to ttyS1.
