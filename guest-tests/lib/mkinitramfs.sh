@@ -3,7 +3,7 @@
 #
 # Build a busybox-static initramfs (cpio newc, gzip or plain):
 #   mkinitramfs.sh -o OUT -i INIT [-k MODULES_DIR] [-m MODULE]... \
-#                  [-f SRC=DEST]... [-d SRCDIR=DEST]... [-z gzip|none]
+#                  [-f SRC=DEST]... [-d SRCDIR=DEST]... [-z gzip|none] [-b BUSYBOX]
 #
 #   -i INIT         becomes /init (a busybox sh script or a static binary)
 #   -k, -m          kernel modules by name (pvpanic-mmio, virtio_pci...),
@@ -12,6 +12,8 @@
 #                   /modules/order lists the files in insmod order
 #   -f, -d          extra files and directory trees
 #   -z none         skip compression (faster to unpack under TCG)
+#   -b BUSYBOX      a static busybox of another architecture (the arm64
+#                   test host's) instead of this machine's busybox-static
 #
 # Busybox is linked as every applet in /bin, so /init may be `#!/bin/sh`.
 # /dev/console is in the image as a real device node (the kernel opens it
@@ -101,10 +103,10 @@ _mi_static_busybox() {
 
 # A subshell function, so that its cleanup trap stays its own.
 mkinitramfs() (
-	local out="" init="" moddir="" compress=gzip
+	local out="" init="" moddir="" compress=gzip busybox=""
 	local -a modules=() files=() dirs=()
 	local opt OPTIND=1
-	while getopts "o:i:k:m:f:d:z:" opt; do
+	while getopts "o:i:k:m:f:d:z:b:" opt; do
 		case $opt in
 		o) out=$OPTARG ;;
 		i) init=$OPTARG ;;
@@ -113,6 +115,7 @@ mkinitramfs() (
 		f) files+=("$OPTARG") ;;
 		d) dirs+=("$OPTARG") ;;
 		z) compress=$OPTARG ;;
+		b) busybox=$OPTARG ;;
 		*) die "mkinitramfs: bad option" ;;
 		esac
 	done
@@ -127,9 +130,14 @@ mkinitramfs() (
 	trap "rm -rf '$root'" EXIT
 
 	mkdir -p "$root"/{bin,dev,proc,sys,tmp,modules,etc}
-	cp "$(_mi_static_busybox)" "$root/bin/busybox"
+	local host_busybox
+	host_busybox=$(_mi_static_busybox)
+	cp "${busybox:-$host_busybox}" "$root/bin/busybox"
+	# The applets are listed by this machine's busybox, which runs here:
+	# one of another architecture would not. Debian builds both from the
+	# same source and configuration, so the lists are the same.
 	local applet
-	for applet in $("$root/bin/busybox" --list); do
+	for applet in $("$host_busybox" --list); do
 		[[ $applet == busybox ]] || ln -sf busybox "$root/bin/$applet"
 	done
 	ln -s bin "$root/sbin"

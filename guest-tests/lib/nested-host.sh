@@ -8,7 +8,14 @@
 # (NPT): KVM then needs no shadow page tables and nested guests boot about
 # a fifth faster.
 #
-#   nested-host.sh [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] [-D VOLUME] -p PAYLOAD SCRIPT [ARG]...
+# With -a arm64 the test host is an aarch64 one instead: Debian's arm64
+# kernel under qemu-system-aarch64 (TCG), `-M virt,virtualization=on` with
+# a GICv3 and `-cpu max`, so the kernel starts at EL2 and KVM comes up in
+# VHE mode (built into Debian's arm64 kernel: no module to load). Its
+# busybox is Debian's busybox-static:arm64, and it has no bash: SCRIPT
+# runs with busybox sh, and PAYLOAD holds static aarch64 programs.
+#
+#   nested-host.sh [-a x86_64|arm64] [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] [-D VOLUME] -p PAYLOAD SCRIPT [ARG]...
 #
 # PAYLOAD is a directory that appears as /payload in the test host; put
 # programs there with nested_stage_binary (source this file). VOLUME, an
@@ -26,7 +33,8 @@
 # Defaults come from HUSK_NESTED_CPUS (2), HUSK_NESTED_MEM (4096 MiB),
 # HUSK_NESTED_TIMEOUT (4000 s: CI gives 90 minutes for everything) and
 # HUSK_NESTED_SILENCE (300 s: a script that prints nothing for that long is
-# taken for a wedged test host) and HUSK_NESTED_CPU (QEMU's -cpu).
+# taken for a wedged test host), HUSK_NESTED_CPU (QEMU's -cpu) and
+# HUSK_NESTED_ARCH (-a).
 set -euo pipefail
 
 _NH_LIB=$(dirname "${BASH_SOURCE[0]}")
@@ -105,9 +113,25 @@ nested_stage_qemu() {
 	[[ -e $payload/share/qemu/bios-256k.bin ]] || die "no bios-256k.bin for QEMU (install seabios)"
 }
 
-# The test host's /init: mount the basics, load kvm_amd, run the script,
-# report its status on a line of its own, power off.
+# The test host's /init: mount the basics, load what KVM needs (kvm_amd;
+# nothing on arm64, where KVM is built in), run the script, report its
+# status on a line of its own, power off.
+#   _nh_write_init FILE ARCH SHELL
 _nh_write_init() {
+	local early="" late=""
+	if [[ $2 == arm64 ]]; then
+		# QEMU's virt machine has one serial port, for the kernel's log. The
+		# script's output goes to a virtio console, whose driver is a module:
+		# its /dev/hvc0 shows up once the modules are in.
+		# shellcheck disable=SC2016 # expanded by the test host's sh
+		late='n=0
+		while [ ! -c /dev/hvc0 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+		[ -c /dev/hvc0 ] || echo "no /dev/hvc0 after 10 s: the script has no output" >/dev/console
+		exec </dev/null >/dev/hvc0 2>&1'
+	else
+		# The script's output has ttyS0 to itself; the kernel logs to ttyS1.
+		early='exec </dev/null >/dev/ttyS0 2>&1'
+	fi
 	cat >"$1" <<-EOI
 		#!/bin/sh
 		export PATH=$NESTED_PAYLOAD/bin:/bin
@@ -117,8 +141,7 @@ _nh_write_init() {
 		mount -t tmpfs -o size=75% tmp /tmp
 		# devtmpfs has no /dev/fd; bash's process substitution needs it.
 		ln -s /proc/self/fd /dev/fd
-		# The script's output has ttyS0 to itself; the kernel logs to ttyS1.
-		exec </dev/null >/dev/ttyS0 2>&1
+		$early
 		# "#!/usr/bin/env bash" scripts find bash through PATH.
 		mkdir -p /usr/bin && ln -s /bin/busybox /usr/bin/env
 		# nx_huge_pages=off: KVM's NX huge-page recovery thread was seen wedged
@@ -129,6 +152,7 @@ _nh_write_init() {
 			*) insmod /modules/\$m ;;
 			esac
 		done
+		$late
 		# A volume (-D) is the only disk; its modules are loaded only with it.
 		if grep -q virtio_blk /modules/order; then
 			n=0
@@ -137,10 +161,10 @@ _nh_write_init() {
 			mount -t ext4 -o ro /dev/vda $NESTED_VOLUME ||
 				echo "$HUSK_LOG_TAG: cannot mount the volume (/dev/vda) at $NESTED_VOLUME"
 		fi
-		[ -c /dev/kvm ] || echo "$HUSK_LOG_TAG: no /dev/kvm in the test host (kvm_amd did not load)"
+		[ -c /dev/kvm ] || echo "$HUSK_LOG_TAG: no /dev/kvm in the test host (\$(dmesg | grep -m1 -i kvm || echo 'KVM did not load'))"
 		${HUSK_QUIET:+: }echo "$HUSK_LOG_TAG: test host up after \$(cut -d' ' -f1 /proc/uptime)s"
 		cd /tmp
-		$NESTED_PAYLOAD/bin/bash $NESTED_PAYLOAD/.nested/main.sh
+		$3 $NESTED_PAYLOAD/.nested/main.sh
 		echo "$NESTED_EXIT_TAG \$? \$(cut -d' ' -f1 /proc/uptime)"
 		poweroff -f
 	EOI
@@ -212,12 +236,13 @@ _nh_parse_exit() {
 
 # A subshell function, so that its cleanup trap stays its own.
 nested_host() (
-	local cpus=${HUSK_NESTED_CPUS:-2} mem=${HUSK_NESTED_MEM:-4096} cpu=${HUSK_NESTED_CPU:-qemu64,+svm,+npt}
+	local cpus=${HUSK_NESTED_CPUS:-2} mem=${HUSK_NESTED_MEM:-4096} cpu=${HUSK_NESTED_CPU:-}
 	local limit=${HUSK_NESTED_TIMEOUT:-4000} silence=${HUSK_NESTED_SILENCE:-300}
-	local log="" payload="" volume=""
+	local log="" payload="" volume="" arch=${HUSK_NESTED_ARCH:-x86_64}
 	local opt OPTIND=1
-	while getopts "c:m:t:l:p:D:" opt; do
+	while getopts "a:c:m:t:l:p:D:" opt; do
 		case $opt in
+		a) arch=$OPTARG ;;
 		c) cpus=$OPTARG ;;
 		m) mem=$OPTARG ;;
 		t) limit=$OPTARG ;;
@@ -228,14 +253,42 @@ nested_host() (
 		esac
 	done
 	shift $((OPTIND - 1))
-	[[ $# -ge 1 && -n $payload ]] || die "usage: nested-host.sh [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] [-D VOLUME] -p PAYLOAD SCRIPT [ARG]..."
+	[[ $# -ge 1 && -n $payload ]] || die "usage: nested-host.sh [-a x86_64|arm64] [-c CPUS] [-m MiB] [-t SECONDS] [-l LOG] [-D VOLUME] -p PAYLOAD SCRIPT [ARG]..."
 	local script=$1
 	shift
 	[[ -r $script ]] || die "nested-host: cannot read script '$script'"
 	[[ -d $payload ]] || die "nested-host: payload '$payload' is not a directory"
-	command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (install qemu-system-x86)"
-
-	debian_kernel amd64
+	# What differs between the two test hosts: QEMU and its machine, the
+	# kernel, the modules /init loads, the shell, the consoles.
+	local qemu shell bb_opt=() host_mods=() machine_args=() append
+	case $arch in
+	x86_64)
+		qemu=qemu-system-x86_64 shell=$NESTED_PAYLOAD/bin/bash
+		command -v $qemu >/dev/null || die "$qemu not found (install qemu-system-x86)"
+		debian_kernel amd64
+		host_mods=(-m irqbypass -m ccp -m kvm -m kvm-amd -m tun -m vhost_net)
+		machine_args=(-cpu "${cpu:-qemu64,+svm,+npt}" -serial stdio -serial "file:KMSG")
+		append="console=ttyS1"
+		;;
+	arm64)
+		qemu=qemu-system-aarch64 shell=/bin/sh
+		command -v $qemu >/dev/null || die "$qemu not found (install qemu-system-arm)"
+		[[ -z $volume ]] || die "nested-host: -D is not supported in the arm64 test host"
+		debian_kernel arm64
+		debian_static_busybox arm64
+		bb_opt=(-b "$BUSYBOX")
+		host_mods=(-m virtio_mmio -m virtio_console -m tun -m vhost_net)
+		# pauth-impdef: QEMU's own pointer-authentication hash instead of
+		# the architected QARMA, which costs TCG several times the boot time.
+		cpu=${cpu:-max,pauth-impdef=on}
+		# shellcheck disable=SC2054 # QEMU's options are comma lists
+		machine_args=(-M virt,virtualization=on,gic-version=3 -cpu "$cpu"
+			-serial "file:KMSG" -device virtio-serial-device
+			-chardev stdio,id=out -device virtconsole,chardev=out)
+		append="console=ttyAMA0"
+		;;
+	*) die "nested-host: -a x86_64|arm64, not '$arch'" ;;
+	esac
 
 	local work
 	work=$(mktemp -d "${TMPDIR:-/tmp}/husk-nested.XXXXXX")
@@ -248,13 +301,14 @@ nested_host() (
 	cp "$script" "$payload/.nested/script"
 	{
 		printf 'cd /tmp\n'
-		printf 'exec %q %q' "$NESTED_PAYLOAD/bin/bash" "$NESTED_PAYLOAD/.nested/script"
+		printf 'exec %q %q' "$shell" "$NESTED_PAYLOAD/.nested/script"
 		printf ' %q' "$@"
 		printf '\n'
 	} >"$payload/.nested/main.sh"
-	[[ -e $payload/bin/bash ]] || nested_stage_binary "$(command -v bash)" "$payload" bash
+	[[ $arch != x86_64 || -e $payload/bin/bash ]] ||
+		nested_stage_binary "$(command -v bash)" "$payload" bash
 
-	_nh_write_init "$work/init"
+	_nh_write_init "$work/init" "$arch" "$shell"
 	# The volume is a read-only virtio disk, not more initramfs: the
 	# initramfs lives in the test host's RAM twice over (the archive, then
 	# the unpacked files), so a cloud image of a few hundred MB there would
@@ -274,21 +328,21 @@ nested_host() (
 	# a payload holding QEMU costs more than copying the bytes. tun gives
 	# the network tests and benchmarks their TAP devices (/dev/net/tun).
 	mkinitramfs -o "$work/host.cpio" -z none -i "$work/init" -k "$KERNEL_MODULES" \
-		-m irqbypass -m ccp -m kvm -m kvm-amd -m tun -m vhost_net "${vol_mods[@]}" \
-		-d "$payload=$NESTED_PAYLOAD"
+		"${host_mods[@]}" "${vol_mods[@]}" "${bb_opt[@]}" -d "$payload=$NESTED_PAYLOAD"
 
-	log "booting the nested test host ($KERNEL_VERSION, $cpus CPUs, $mem MiB, limit ${limit}s)"
+	log "booting the nested test host ($arch, $KERNEL_VERSION, $cpus CPUs, $mem MiB, limit ${limit}s)"
 	local start=$SECONDS
 	# No stdin (CI has none), the script's serial port on stdout, the
 	# kernel's in a file, no monitor; -no-reboot and panic=-1 turn a
 	# test-host crash into an exit instead of a hang.
 	local kmsg=$log.kmsg qemu_rc=0 result wedged
-	timeout -k 10 "$limit" qemu-system-x86_64 \
-		-accel tcg,thread=multi -cpu "$cpu" -smp "$cpus" -m "$mem" \
-		-display none -monitor none -serial stdio -serial "file:$kmsg" -nic none -no-reboot \
+	machine_args=("${machine_args[@]//KMSG/$kmsg}")
+	timeout -k 10 "$limit" "$qemu" \
+		-accel tcg,thread=multi -smp "$cpus" -m "$mem" "${machine_args[@]}" \
+		-display none -monitor none -nic none -no-reboot \
 		"${vol_args[@]}" \
 		-kernel "$KERNEL_VMLINUZ" -initrd "$work/host.cpio" \
-		-append "console=ttyS1 loglevel=7 panic=-1 oops=panic" </dev/null 2>&1 |
+		-append "$append loglevel=7 panic=-1 oops=panic" </dev/null 2>&1 |
 		_nh_stream "$log" "$work/host.cpio" "$kmsg" "$silence" || qemu_rc=$?
 	result=$(_nh_parse_exit "$log")
 	if [[ -z $result ]]; then
