@@ -58,6 +58,7 @@ void config_clear(struct vm_config *cfg)
 	g_clear_pointer(&cfg->initrd, g_free);
 	g_clear_pointer(&cfg->cmdline, g_free);
 	g_clear_pointer(&cfg->screenshot_on_exit, g_free);
+	g_clear_pointer(&cfg->vnc, g_free);
 	g_clear_pointer(&cfg->disks, g_ptr_array_unref);
 	g_clear_pointer(&cfg->nets, g_ptr_array_unref);
 	g_clear_pointer(&cfg->shares, g_ptr_array_unref);

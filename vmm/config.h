@@ -55,6 +55,8 @@ struct vm_config {
 	struct run_as run_as; /* --user: who husk becomes once the VM is set up */
 	char *control;        /* --control: where husk run serves husk mount and umount, or NULL */
 	int64_t start_ns;     /* CLOCK_MONOTONIC when husk started, for --timings */
+	/* --display vnc=ADDR:PORT: where the VNC server listens; NULL: no viewer */
+	char *vnc;
 	/* --screenshot-on-exit: a PNG of the display, written once the VM stopped */
 	char *screenshot_on_exit;
 };

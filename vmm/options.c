@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/display/vnc.h"
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
@@ -193,6 +194,25 @@ static gboolean parse_gpu(const char *name, const char *value, gpointer data, GE
 	return config_gpu_parse(value, &cfg->gpu, err);
 }
 
+static gboolean parse_display(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+	char *host;
+	int port;
+
+	g_clear_pointer(&cfg->vnc, g_free);
+	if (strcmp(value, "none") == 0)
+		return TRUE;
+	if (!g_str_has_prefix(value, "vnc="))
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "--display: \"%s\" is not none or vnc=ADDRESS:PORT", value);
+	if (!vnc_parse_address(value + 4, &host, &port, err))
+		return FALSE;
+	g_free(host);
+	cfg->vnc = g_strdup(value + 4);
+	return TRUE;
+}
+
 static gboolean parse_screenshot_on_exit(const char *name, const char *value, gpointer data,
                                          GError **err)
 {
@@ -245,6 +265,10 @@ static const GOptionEntry run_entries[] = {
      "PATH[,cid=N]"},
     {"gpu", 0, 0, CALLBACK(parse_gpu), "A display: virtio-gpu in 2D (1024x768), or none (default)",
      "2d|none"},
+    {"display", 0, 0, CALLBACK(parse_display),
+     "Show the display (--gpu) to VNC clients at ADDRESS:PORT (127.0.0.1:5900 keeps it to this "
+     "host), with a keyboard and a tablet for their input; or none (default)",
+     "none|vnc=ADDRESS:PORT"},
     {"screenshot-on-exit", 0, 0, CALLBACK(parse_screenshot_on_exit),
      "Once the VM stopped, write what its display (--gpu) showed last to FILE as PNG", "FILE"},
     {"control", 0, 0, CALLBACK(parse_control),
@@ -420,6 +444,11 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	if (ok && cfg->screenshot_on_exit && cfg->gpu == GPU_NONE)
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--screenshot-on-exit needs a display (--gpu 2d)");
+	if (ok && cfg->vnc && cfg->gpu == GPU_NONE)
+		ok = husk_fail(err, HUSK_EXIT_USAGE, "--display vnc needs a display (--gpu 2d)");
+	if (ok && cfg->vnc && !vnc_available())
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--display vnc: husk was built without libvncserver");
 	if (ok && cfg->control && !cfg->vsock)
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--control: needs --vsock (mounts go through "

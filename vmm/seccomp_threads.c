@@ -48,6 +48,7 @@ static const char *const kind_names[SECCOMP_THREAD_KINDS] = {
     [SECCOMP_THREAD_IO] = "I/O",
     [SECCOMP_THREAD_SHARE] = "virtio-fs share",
     [SECCOMP_THREAD_POOL] = "worker pool",
+    [SECCOMP_THREAD_VNC] = "VNC",
 };
 
 static struct seccomp_policy armed_policy;
@@ -486,6 +487,23 @@ static void allow_vcpu_thread(struct list *l)
 	allow_waits(l);
 }
 
+/*
+ * libvncserver: select on its listening socket and its clients', accepting
+ * them and talking to them; events for the guest go out as eventfd writes.
+ */
+static void allow_vnc_thread(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(select),     SCMP_SYS(pselect6),    SCMP_SYS(accept),
+	    SCMP_SYS(accept4),    SCMP_SYS(getpeername), SCMP_SYS(getsockname),
+	    SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),  SCMP_SYS(shutdown),
+	};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+	allow_waits(l);
+	allow_socket_io(l);
+}
+
 static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp_policy *p)
 {
 	allow_common(l);
@@ -501,6 +519,9 @@ static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp
 		break;
 	case SECCOMP_THREAD_POOL:
 		allow_file_io(l);
+		break;
+	case SECCOMP_THREAD_VNC:
+		allow_vnc_thread(l);
 		break;
 	case SECCOMP_THREAD_KINDS:
 		return false;

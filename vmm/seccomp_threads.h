@@ -21,6 +21,7 @@ enum seccomp_thread {
 	SECCOMP_THREAD_IO,    /* the glib loop: kicks, interrupts, network, vsock, consoles */
 	SECCOMP_THREAD_SHARE, /* a virtio-fs queue: the FUSE server, on files under its share */
 	SECCOMP_THREAD_POOL,  /* the worker pool: reads and writes on files already open */
+	SECCOMP_THREAD_VNC,   /* the VNC server: its clients' sockets, and kicks for virtio-input */
 	SECCOMP_THREAD_KINDS,
 };
 
