@@ -88,6 +88,8 @@ char *config_net_text(const struct net_config *net);
 /* "2d" or "none", as --gpu takes them and config.json keeps them. */
 bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err);
 const char *config_gpu_name(enum gpu_mode mode);
+/* --display: "none" (*vnc NULL) or "vnc=ADDRESS:PORT" (*vnc that address, g_free). */
+bool config_display_parse(const char *text, char **vnc, GError **err);
 
 char *config_to_json(const struct vm_config *cfg, GError **err);
 bool config_from_json(const char *json, struct vm_config *cfg, GError **err);

@@ -197,20 +197,8 @@ static gboolean parse_gpu(const char *name, const char *value, gpointer data, GE
 static gboolean parse_display(const char *name, const char *value, gpointer data, GError **err)
 {
 	struct vm_config *cfg = data;
-	char *host;
-	int port;
 
-	g_clear_pointer(&cfg->vnc, g_free);
-	if (strcmp(value, "none") == 0)
-		return TRUE;
-	if (!g_str_has_prefix(value, "vnc="))
-		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "--display: \"%s\" is not none or vnc=ADDRESS:PORT", value);
-	if (!vnc_parse_address(value + 4, &host, &port, err))
-		return FALSE;
-	g_free(host);
-	cfg->vnc = g_strdup(value + 4);
-	return TRUE;
+	return config_display_parse(value, &cfg->vnc, err);
 }
 
 static gboolean parse_screenshot_on_exit(const char *name, const char *value, gpointer data,
