@@ -839,6 +839,7 @@ enum stop_reason machine_run(struct machine *m)
 	pthread_t io;
 	int rc = pthread_create(&io, NULL, io_thread, m);
 
+	vnc_serve(m->vnc); /* its thread, now the process-wide filter is on */
 	if (rc) {
 		g_printerr("husk: cannot start the I/O thread: %s\n", g_strerror(rc));
 		return STOP_ERROR;

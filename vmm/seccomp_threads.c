@@ -502,6 +502,8 @@ static void allow_vnc_thread(struct list *l)
 	allow_all(l, calls, G_N_ELEMENTS(calls));
 	allow_waits(l);
 	allow_socket_io(l);
+	/* getrlimit(RLIMIT_NOFILE), how many clients it may take: reading, never setting. */
+	allow_if(l, SCMP_SYS(prlimit64), SCMP_A2(SCMP_CMP_EQ, 0));
 }
 
 static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp_policy *p)

@@ -117,7 +117,7 @@ static gpointer serve(gpointer data)
 	struct gpu_rect r;
 
 	while (!atomic_load(&vnc->stop)) {
-		/* Once the VM runs, its list: a no-op before, and after the first time. */
+		/* Its list, at the first pass (later calls return at once). */
 		seccomp_thread_enter_or_exit(SECCOMP_THREAD_VNC);
 		if (virtio_gpu_take_damage(vnc->gpu, (uint8_t *)vnc->screen->frameBuffer, &r))
 			rfbMarkRectAsModified(vnc->screen, (int)r.x, (int)r.y, (int)(r.x + r.width),
@@ -191,8 +191,13 @@ struct vnc_server *vnc_start(const char *addr, struct virtio_gpu *gpu,
 		vnc_stop(vnc);
 		return NULL;
 	}
-	vnc->thread = g_thread_new("vnc", serve, vnc);
 	return vnc;
+}
+
+void vnc_serve(struct vnc_server *vnc)
+{
+	if (vnc && !vnc->thread)
+		vnc->thread = g_thread_new("husk-vnc", serve, vnc);
 }
 
 void vnc_stop(struct vnc_server *vnc)
@@ -222,6 +227,10 @@ struct vnc_server *vnc_start(const char *addr, struct virtio_gpu *gpu,
 {
 	husk_fail(err, HUSK_EXIT_USAGE, "--display vnc: husk was built without libvncserver");
 	return NULL;
+}
+
+void vnc_serve(struct vnc_server *vnc)
+{
 }
 
 void vnc_stop(struct vnc_server *vnc)

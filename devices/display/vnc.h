@@ -23,12 +23,19 @@ struct vnc_server;
 bool vnc_available(void);
 
 /*
- * Listens on 'addr' ("HOST:PORT", an IPv4 address or [IPv6]) and starts
- * serving. 'keyboard' and 'tablet' may be NULL (their events are dropped).
+ * Listens on 'addr' ("HOST:PORT", an IPv4 address or [IPv6]); clients wait
+ * until vnc_serve(). 'keyboard' and 'tablet' may be NULL (their events are
+ * dropped).
  */
 struct vnc_server *vnc_start(const char *addr, struct virtio_gpu *gpu,
                              struct virtio_input *keyboard, struct virtio_input *tablet,
                              GError **err);
+/*
+ * Starts the server's thread, once the process-wide system-call filter is
+ * on (it goes on every thread at once, which one with a list of its own
+ * would refuse); later calls do nothing.
+ */
+void vnc_serve(struct vnc_server *vnc);
 void vnc_stop(struct vnc_server *vnc);
 
 /* Splits "HOST:PORT" ("[::1]:5900" for IPv6); false with 'err' if it is not one. */

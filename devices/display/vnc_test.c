@@ -85,6 +85,7 @@ static void test_picture_and_key(void)
 		g_clear_error(&err);
 	}
 	g_assert_nonnull(vnc);
+	vnc_serve(vnc);
 	const char *argv[] = {probe, "-k", "0x61", "127.0.0.1", port, "0,0", "63,47", NULL};
 	g_assert_true(
 	    g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL, &out, &errout, &status, NULL));
