@@ -837,6 +837,8 @@ static void bar_access(struct pci_device *pci, int bar, uint64_t off, uint8_t *d
 	} else if (off >= BAR_DEVICE && off + len <= BAR_DEVICE + t->ops->config_size) {
 		if (!is_write)
 			t->ops->config_read(t->dev, (uint32_t)(off - BAR_DEVICE), data, len);
+		else if (t->ops->config_write)
+			t->ops->config_write(t->dev, (uint32_t)(off - BAR_DEVICE), data, len);
 	} else if (off >= BAR_MSIX_TABLE && off < BAR_MSIX_PBA) {
 		msix_access(t, (uint32_t)(off - BAR_MSIX_TABLE), data, len, is_write);
 	} else if (off >= BAR_MSIX_PBA && off < BAR_MSIX_PBA + 8 && !is_write) {

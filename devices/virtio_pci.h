@@ -36,6 +36,8 @@ struct virtio_device_ops {
 	uint64_t (*features)(void *dev);        /* device-specific bits offered; may be NULL */
 	uint32_t config_size;                   /* bytes of device configuration */
 	void (*config_read)(void *dev, uint32_t offset, uint8_t *data, uint32_t len);
+	/* Optional: the driver writes the device configuration (on a vCPU thread, as reads). */
+	void (*config_write)(void *dev, uint32_t offset, const uint8_t *data, uint32_t len);
 	/* The driver kicked queue 'q': take requests, push results, then virtio_pci_used(). */
 	void (*queue_notify)(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q);
 	/* Optional; also called once before the transport goes away, to quiesce workers. */

@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..50"
+	echo "1..52"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -140,6 +140,10 @@ main() {
 	expect_error "run without --kernel is a usage error naming --kernel" 2 --kernel run
 	expect_error "--net with an unknown backend is a usage error naming --net" 2 --net \
 		run --kernel "$text" --net bridge
+	expect_error "--display vnc= without a port is a usage error naming --display" 2 --display \
+		run --kernel "$text" --gpu 2d --display vnc=127.0.0.1
+	expect_error "--display vnc without --gpu is a usage error naming --gpu" 2 --gpu \
+		run --kernel "$text" --display vnc=127.0.0.1:5900
 	if [[ -n $kernel ]]; then
 		expect_error "--net tap= of a missing device is a usage error naming it" 2 husk-no-such0 \
 			run --kernel "$kernel" --net tap=husk-no-such0

@@ -9,8 +9,14 @@
 #                framebuffer, with no error from DRM in the guest's log
 #   gpu-2d       the picture the guest drew in /dev/fb0 is on husk's
 #                --screenshot-on-exit PNG, colour for colour (png-probe)
+#   gpu-vnc-picture  a VNC client (vnc-probe, --display vnc) sees that
+#                picture too
+#   gpu-vnc-key  a key it sends reaches the guest's virtio-input keyboard
+#                (/dev/input/event*, read by guest-init.sh's gpu_keys)
 
-GPU_TESTS=(gpu-bound gpu-2d)
+GPU_TESTS=(gpu-bound gpu-2d gpu-vnc-picture gpu-vnc-key)
+GPU_VNC=127.0.0.1:5900
+KEY_A=30 # what the keysym 'a' (0x61) is in Linux's key codes
 
 # The points png-probe reads, and the colour the guest drew at each:
 # the top half red on the left and green on the right, the bottom blue.
@@ -18,15 +24,30 @@ GPU_PROBES=("0,0" "511,383" "512,0" "1023,383" "0,384" "1023,767")
 GPU_WANT="1024x768 0,0 ff0000 511,383 ff0000 512,0 00ff00 1023,383 00ff00 0,384 0000ff 1023,767 0000ff"
 
 test_gpu() {
-	local shot=$LOGDIR/gpu-2d.png got
+	local shot=$LOGDIR/gpu-2d.png got vnc=() vnc_skip="" seen=""
 	rm -f "$shot"
+	# A husk without libvncserver says so while parsing its options.
+	if "${HUSK_CMD[@]}" run --kernel /nonexistent --gpu 2d --display "vnc=$GPU_VNC" 2>&1 |
+		grep -q 'built without libvncserver'; then
+		vnc_skip="husk was built without libvncserver"
+	else
+		vnc=(--display "vnc=$GPU_VNC")
+	fi
 	# No cursor blinking over the picture from the framebuffer console.
 	VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
-		vm_start gpu-2d gpu gpu --gpu 2d --screenshot-on-exit "$shot" --timings
+		vm_start gpu-2d gpu gpu --gpu 2d --screenshot-on-exit "$shot" --timings "${vnc[@]}"
 	# Once drawn, the guest leaves the picture up; the fbdev emulation
 	# hands it to the device from a worker, so give that a moment. Then
 	# SIGTERM: husk stops the VM (143) and writes the screenshot.
 	vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
+	if [[ -z $vnc_skip ]]; then
+		# The test host's busybox init leaves loopback down.
+		ip link set lo up 2>/dev/null || true
+		# The picture as a VNC client sees it; then the key 'a', pressed and released.
+		seen=$("$ASSETS/gpu/vnc-probe" -k 0x61 "${GPU_VNC%:*}" "${GPU_VNC##*:}" "${GPU_PROBES[@]}" 2>&1) ||
+			seen="vnc-probe failed: $seen"
+		[[ $(fact vnc_keyboard) == none ]] || TIMEOUT=30 vm_wait_for '^HUSK-FACT vnc_key=' || true
+	fi
 	kill -TERM "$VM_PID" 2>/dev/null || true
 	vm_wait
 	info "gpu-2d: $(grep -h '^husk: gpu:' "$VM_LOG.err" || echo 'husk reported no GPU counts')"
@@ -42,9 +63,13 @@ test_gpu() {
 	if [[ $VM_RC != 143 || $(fact gpu_drawn) != yes ]]; then
 		fail gpu-2d "the guest did not draw (drawn: $(fact gpu_drawn)), or husk exited $VM_RC, not 143 after SIGTERM" "$VM_LOG"
 	elif [[ -z ${HUSK_TEST_GPU_2D:-} ]]; then
-		# Its last run: the guest's fb0 held the pattern, husk made 4
-		# transfers and no refusal, yet the screenshot was black.
-		skip gpu-2d "its screenshot comes out black although the guest drew (not yet understood); HUSK_TEST_GPU_2D=1 runs it"
+		# Measured: all the driver's commands (13: modesets, fbcon's clear)
+		# come before the guest draws, none after, and the resource's
+		# backing pages are still all zero when husk stops. The picture
+		# written with write(2) stays in the fbdev emulation's shadow
+		# buffer: Linux 6.1 never copies it to the GEM buffer nor sends
+		# a transfer. Drawing through mmap (deferred I/O) is what to try.
+		skip gpu-2d "the guest's write(2) to /dev/fb0 never reaches the device (no command after it; backing pages zero); HUSK_TEST_GPU_2D=1 runs it"
 	elif [[ ! -s $shot ]]; then
 		fail gpu-2d "husk wrote no screenshot" "$VM_LOG"
 	elif ! got=$("$ASSETS/gpu/png-probe" "$shot" "${GPU_PROBES[@]}" 2>&1); then
@@ -53,6 +78,33 @@ test_gpu() {
 		fail gpu-2d "the screenshot shows '${got% }', expected '$GPU_WANT' (the guest reads back $(fact fb_first_pixel) at 0,0)" "$VM_LOG"
 	else
 		pass gpu-2d
+	fi
+	check_vnc "$vnc_skip" "$seen"
+}
+
+check_vnc() {
+	local why=$1 seen
+	seen=$(tr '\n' ' ' <<<"$2")
+	seen=${seen% }
+	if [[ -n $why ]]; then
+		skip gpu-vnc-picture "$why"
+		skip gpu-vnc-key "$why"
+		return 0
+	fi
+	if [[ -z ${HUSK_TEST_GPU_2D:-} ]]; then
+		# The same picture as gpu-2d's screenshot, black for the same reason.
+		skip gpu-vnc-picture "the picture gpu-2d checks does not reach the device yet; HUSK_TEST_GPU_2D=1 runs it"
+	elif [[ $seen != "$GPU_WANT" ]]; then
+		fail gpu-vnc-picture "the VNC client saw '$seen', expected '$GPU_WANT'" "$VM_LOG"
+	else
+		pass gpu-vnc-picture
+	fi
+	if [[ $(fact vnc_keyboard) == none ]]; then
+		skip gpu-vnc-key "the guest has no husk virtio keyboard (no virtio_input or evdev module?)"
+	elif [[ $(fact vnc_key) != "$KEY_A" ]]; then
+		fail gpu-vnc-key "the guest read key '$(fact vnc_key)' from $(fact vnc_keyboard), expected $KEY_A (KEY_A)" "$VM_LOG"
+	else
+		pass gpu-vnc-key
 	fi
 }
 

@@ -215,6 +215,30 @@ gpu_fill() { # gpu_fill FILE PIXEL COUNT: COUNT (a power of two) PIXELs
 	done
 }
 
+# The VNC tests' keyboard (--display vnc): the first key pressed on husk's
+# virtio-input keyboard, read from its evdev node (a 24-byte input_event:
+# a timeval, then type, code and value), as a fact.
+gpu_keys() {
+	# shellcheck disable=SC3043 # busybox sh has local
+	local e dev="" ev
+	for e in /sys/class/input/event*; do
+		[ "$(cat "$e/device/name" 2>/dev/null)" = "husk virtio keyboard" ] && dev=/dev/input/${e##*/}
+	done
+	fact vnc_keyboard "${dev:-none}"
+	[ -n "$dev" ] || return 0
+	exec 3<"$dev"
+	while ev=$(dd bs=24 count=1 <&3 2>/dev/null | od -An -v -tu2); do
+		# shellcheck disable=SC2086 # the words, split
+		set -- $ev
+		[ $# -ge 11 ] || break
+		if [ "$9" = 1 ] && [ "${11}" = 1 ]; then
+			fact vnc_key "${10}"
+			break
+		fi
+	done
+	exec 3<&-
+}
+
 gpu_action() {
 	# shellcheck disable=SC3043 # busybox sh has local
 	local i=0 n dev w h fb=/sys/class/graphics/fb0
@@ -311,6 +335,7 @@ gpu)
 	# The picture stays up until the host stops husk (gpu-tests.sh): a
 	# power-off would have the driver take it down first.
 	gpu_action
+	gpu_keys &
 	echo "HUSK-GPU-SHOWN"
 	while :; do sleep 60; done
 	;;

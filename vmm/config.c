@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/display/vnc.h"
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
@@ -59,6 +60,7 @@ void config_clear(struct vm_config *cfg)
 	g_clear_pointer(&cfg->cmdline, g_free);
 	g_clear_pointer(&cfg->screenshot_on_exit, g_free);
 	g_clear_pointer(&cfg->dump_dtb, g_free);
+	g_clear_pointer(&cfg->vnc, g_free);
 	g_clear_pointer(&cfg->disks, g_ptr_array_unref);
 	g_clear_pointer(&cfg->nets, g_ptr_array_unref);
 	g_clear_pointer(&cfg->shares, g_ptr_array_unref);
@@ -219,6 +221,24 @@ bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err)
 	return true;
 }
 
+bool config_display_parse(const char *text, char **vnc, GError **err)
+{
+	char *host;
+	int port;
+
+	g_clear_pointer(vnc, g_free);
+	if (strcmp(text, "none") == 0)
+		return true;
+	if (!g_str_has_prefix(text, "vnc="))
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "--display: \"%s\" is not none or vnc=ADDRESS:PORT", text);
+	if (!vnc_parse_address(text + 4, &host, &port, err))
+		return false;
+	g_free(host);
+	*vnc = g_strdup(text + 4);
+	return true;
+}
+
 const char *config_gpu_name(enum gpu_mode mode)
 {
 	return mode == GPU_2D ? "2d" : "none";
@@ -243,6 +263,8 @@ char *config_to_json(const struct vm_config *cfg, GError **err)
 	add_string(b, "on_reboot", cfg->on_reboot == ON_REBOOT_RESTART ? "restart" : "exit");
 	if (cfg->gpu != GPU_NONE)
 		add_string(b, "gpu", config_gpu_name(cfg->gpu));
+	if (cfg->vnc)
+		add_string(b, "vnc", cfg->vnc);
 	json_builder_set_member_name(b, "disks");
 	json_builder_begin_array(b);
 	for (guint i = 0; i < cfg->disks->len; i++)
@@ -373,7 +395,10 @@ static bool read_numbers(JsonObject *o, struct vm_config *cfg, GError **err)
 static bool read_config(JsonObject *o, struct vm_config *cfg, GError **err)
 {
 	char *on_reboot = get_string(o, "on_reboot"), *gpu = get_string(o, "gpu");
+	char *vnc = get_string(o, "vnc"), *host = NULL;
+	int port;
 	bool gpu_ok = !gpu || config_gpu_parse(gpu, &cfg->gpu, NULL);
+	bool vnc_ok = !vnc || vnc_parse_address(vnc, &host, &port, NULL);
 
 	cfg->kernel = get_string(o, "kernel");
 	cfg->initrd = get_string(o, "initrd");
@@ -381,8 +406,12 @@ static bool read_config(JsonObject *o, struct vm_config *cfg, GError **err)
 	cfg->on_reboot = g_strcmp0(on_reboot, "restart") == 0 ? ON_REBOOT_RESTART : ON_REBOOT_EXIT;
 	g_free(on_reboot);
 	g_free(gpu);
+	g_free(host);
+	cfg->vnc = vnc;
 	if (!gpu_ok)
 		return bad(err, "gpu is not one of 2d, none");
+	if (!vnc_ok)
+		return bad(err, "vnc is not ADDRESS:PORT");
 	return read_numbers(o, cfg, err) && read_array(o, "disks", cfg, read_disk, err) &&
 	       read_array(o, "nets", cfg, read_net, err);
 }

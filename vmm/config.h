@@ -55,6 +55,8 @@ struct vm_config {
 	struct run_as run_as; /* --user: who husk becomes once the VM is set up */
 	char *control;        /* --control: where husk run serves husk mount and umount, or NULL */
 	int64_t start_ns;     /* CLOCK_MONOTONIC when husk started, for --timings */
+	/* --display vnc=ADDR:PORT: where the VNC server listens; NULL: no viewer */
+	char *vnc;
 	/* --screenshot-on-exit: a PNG of the display, written once the VM stopped */
 	char *screenshot_on_exit;
 	char *dump_dtb; /* --dump-dtb: where to write the device tree (arm64), or NULL */
@@ -87,6 +89,8 @@ char *config_net_text(const struct net_config *net);
 /* "2d" or "none", as --gpu takes them and config.json keeps them. */
 bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err);
 const char *config_gpu_name(enum gpu_mode mode);
+/* --display: "none" (*vnc NULL) or "vnc=ADDRESS:PORT" (*vnc that address, g_free). */
+bool config_display_parse(const char *text, char **vnc, GError **err);
 
 char *config_to_json(const struct vm_config *cfg, GError **err);
 bool config_from_json(const char *json, struct vm_config *cfg, GError **err);

@@ -27,7 +27,7 @@ static void test_round_trip(void)
 	parse_run("run --kernel /k --initrd /i --cmdline x=1 --memory 2G --cpus 3 "
 	          "--on-reboot restart --disk /d.qcow2,ro,serial=S1,cache=none "
 	          "--net user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::53-:53,restrict=on "
-	          "--halt-poll 20 --gpu 2d",
+	          "--halt-poll 20 --gpu 2d --display vnc=127.0.0.1:5905",
 	          &a);
 	char *json = config_to_json(&a, &err);
 	g_assert_no_error(err);
@@ -41,6 +41,7 @@ static void test_round_trip(void)
 	g_assert_cmpint(b.halt_poll_us, ==, 20);
 	g_assert_cmpint(b.on_reboot, ==, ON_REBOOT_RESTART);
 	g_assert_cmpint(b.gpu, ==, GPU_2D);
+	g_assert_cmpstr(b.vnc, ==, "127.0.0.1:5905");
 	g_assert_cmpuint(b.disks->len, ==, 1);
 	const struct disk_config *d = b.disks->pdata[0];
 	g_assert_cmpstr(d->path, ==, "/d.qcow2");
@@ -79,6 +80,7 @@ static void test_bad_input(void)
 	expect_bad("", "VM configuration: empty");
 	expect_bad("  \n", "VM configuration: empty");
 	expect_bad("{\"gpu\": \"3d\"}", "VM configuration: gpu is not one of 2d, none");
+	expect_bad("{\"vnc\": \"localhost:5900\"}", "VM configuration: vnc is not ADDRESS:PORT");
 	expect_bad("{\"cpus\": 0}", "VM configuration: cpus is not a number from 1 to 254");
 	expect_bad("{\"cpus\": \"2\"}", "VM configuration: cpus is not a number from 1 to 254");
 	expect_bad("{\"memory\": 4096}", "VM configuration: memory is not a size from 16M to 1T");

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "devices/display/virtio_gpu.h"
+#include "devices/display/vnc.h"
+#include "devices/input/virtio_input.h"
 #include "devices/pci.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
@@ -60,6 +62,10 @@ struct machine {
 	struct virtio_pci *vsock_t;
 	struct virtio_gpu *gpu; /* --gpu, or NULL */
 	struct virtio_pci *gpu_t;
+	/* --display vnc: its server, and the keyboard and tablet it feeds */
+	struct vnc_server *vnc;
+	struct virtio_input *keyboard, *tablet;
+	struct virtio_pci *keyboard_t, *tablet_t;
 	/* Hot-plugged shares, by slot, and the thread that plugs them. */
 	struct virtio_fs *plugged_fs[PCI_MAX_DEVICES];
 	struct virtio_pci *plugged_t[PCI_MAX_DEVICES];
@@ -264,7 +270,19 @@ static bool add_gpu(struct machine *m, GError **err)
 	if (m->cfg->gpu == GPU_NONE)
 		return true;
 	m->gpu = virtio_gpu_new(&m->mem, GPU_DEFAULT_WIDTH, GPU_DEFAULT_HEIGHT);
-	return add_virtio(m, &virtio_gpu_ops, m->gpu, &m->gpu_t, err);
+	if (!add_virtio(m, &virtio_gpu_ops, m->gpu, &m->gpu_t, err))
+		return false;
+	if (!m->cfg->vnc)
+		return true;
+	m->keyboard = virtio_input_new(INPUT_KEYBOARD);
+	m->tablet = virtio_input_new(INPUT_TABLET);
+	if (!add_virtio(m, &virtio_input_ops, m->keyboard, &m->keyboard_t, err) ||
+	    !add_virtio(m, &virtio_input_ops, m->tablet, &m->tablet_t, err))
+		return false;
+	virtio_input_set_transport(m->keyboard, m->keyboard_t);
+	virtio_input_set_transport(m->tablet, m->tablet_t);
+	m->vnc = vnc_start(m->cfg->vnc, m->gpu, m->keyboard, m->tablet, err);
+	return m->vnc != NULL;
 }
 
 static bool add_vsock(struct machine *m, GError **err)
@@ -754,6 +772,7 @@ enum stop_reason machine_run(struct machine *m)
 	pthread_t io;
 	int rc = pthread_create(&io, NULL, io_thread, m);
 
+	vnc_serve(m->vnc); /* its thread, now the process-wide filter is on */
 	if (rc) {
 		g_printerr("husk: cannot start the I/O thread: %s\n", g_strerror(rc));
 		return STOP_ERROR;
@@ -800,6 +819,11 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->rng, virtio_pci_destroy);
 	g_clear_pointer(&m->vsock_t, virtio_pci_destroy);
 	g_clear_pointer(&m->vsock, virtio_vsock_destroy);
+	g_clear_pointer(&m->vnc, vnc_stop); /* before what its thread reaches */
+	g_clear_pointer(&m->keyboard_t, virtio_pci_destroy);
+	g_clear_pointer(&m->tablet_t, virtio_pci_destroy);
+	g_clear_pointer(&m->keyboard, virtio_input_free);
+	g_clear_pointer(&m->tablet, virtio_input_free);
 	g_clear_pointer(&m->gpu_t, virtio_pci_destroy);
 	g_clear_pointer(&m->gpu, virtio_gpu_free);
 	if (m->msi_ready)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/display/vnc.h"
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
@@ -204,6 +205,13 @@ static gboolean parse_dump_dtb(const char *name, const char *value, gpointer dat
 	return TRUE;
 }
 
+static gboolean parse_display(const char *name, const char *value, gpointer data, GError **err)
+{
+	struct vm_config *cfg = data;
+
+	return config_display_parse(value, &cfg->vnc, err);
+}
+
 static gboolean parse_screenshot_on_exit(const char *name, const char *value, gpointer data,
                                          GError **err)
 {
@@ -258,6 +266,10 @@ static const GOptionEntry run_entries[] = {
      "2d|none"},
     {"dump-dtb", 0, 0, CALLBACK(parse_dump_dtb),
      "Write the device tree the guest is given to FILE (arm64 hosts)", "FILE"},
+    {"display", 0, 0, CALLBACK(parse_display),
+     "Show the display (--gpu) to VNC clients at ADDRESS:PORT (127.0.0.1:5900 keeps it to this "
+     "host), with a keyboard and a tablet for their input; or none (default)",
+     "none|vnc=ADDRESS:PORT"},
     {"screenshot-on-exit", 0, 0, CALLBACK(parse_screenshot_on_exit),
      "Once the VM stopped, write what its display (--gpu) showed last to FILE as PNG", "FILE"},
     {"control", 0, 0, CALLBACK(parse_control),
@@ -433,6 +445,11 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	if (ok && cfg->screenshot_on_exit && cfg->gpu == GPU_NONE)
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--screenshot-on-exit needs a display (--gpu 2d)");
+	if (ok && cfg->vnc && cfg->gpu == GPU_NONE)
+		ok = husk_fail(err, HUSK_EXIT_USAGE, "--display vnc needs a display (--gpu 2d)");
+	if (ok && cfg->vnc && !vnc_available())
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--display vnc: husk was built without libvncserver");
 	if (ok && cfg->control && !cfg->vsock)
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--control: needs --vsock (mounts go through "

@@ -55,6 +55,7 @@ static const char *const kind_names[SECCOMP_THREAD_KINDS] = {
     [SECCOMP_THREAD_GLIB] = "glib worker",
     [SECCOMP_THREAD_MAIN] = "main",
     [SECCOMP_THREAD_APP_SERVER] = "image run's serving",
+    [SECCOMP_THREAD_VNC] = "VNC",
 };
 
 static struct seccomp_policy armed_policy;
@@ -646,6 +647,25 @@ static void allow_app_server(struct list *l, pid_t child)
 	allow_if(l, SCMP_SYS(waitid), SCMP_A0(SCMP_CMP_EQ, P_PIDFD));
 }
 
+/*
+ * libvncserver: select on its listening socket and its clients', accepting
+ * them and talking to them; events for the guest go out as eventfd writes.
+ */
+static void allow_vnc_thread(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(select),     SCMP_SYS(pselect6),    SCMP_SYS(accept),
+	    SCMP_SYS(accept4),    SCMP_SYS(getpeername), SCMP_SYS(getsockname),
+	    SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),  SCMP_SYS(shutdown),
+	};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+	allow_waits(l);
+	allow_socket_io(l);
+	/* getrlimit(RLIMIT_NOFILE), how many clients it may take: reading, never setting. */
+	allow_if(l, SCMP_SYS(prlimit64), SCMP_A2(SCMP_CMP_EQ, 0));
+}
+
 static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp_policy *p)
 {
 	allow_common(l);
@@ -673,6 +693,9 @@ static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp
 		break;
 	case SECCOMP_THREAD_APP_SERVER:
 		allow_app_server(l, (pid_t)p->app_child);
+		break;
+	case SECCOMP_THREAD_VNC:
+		allow_vnc_thread(l);
 		break;
 	case SECCOMP_THREAD_KINDS:
 		return false;

@@ -31,6 +31,7 @@ enum seccomp_thread {
 	 * to that one child, its status file. No new socket, program or process.
 	 */
 	SECCOMP_THREAD_APP_SERVER,
+	SECCOMP_THREAD_VNC, /* the VNC server: its clients' sockets, and kicks for virtio-input */
 	SECCOMP_THREAD_KINDS,
 };
 

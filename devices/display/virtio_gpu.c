@@ -176,6 +176,8 @@ struct virtio_gpu {
 	struct cursor_pos cursor;
 	uint32_t cursor_resource;
 	struct gpu_stats stats;
+	/* The display's part that changed since a viewer last looked (display coordinates). */
+	struct rect damage;
 	/* What the scanout showed when the driver last reset the device, if anything. */
 	struct gpu_image before_reset;
 };
@@ -294,6 +296,30 @@ static uint32_t chain_write(const struct vq_chain *c, const void *src, size_t le
 	return done;
 }
 
+/* --- damage, for viewers --------------------------------------------------------------------- */
+
+/* Adds 'r' (display coordinates, clipped to the display) to what viewers have not seen. */
+static void add_damage(struct virtio_gpu *gpu, uint64_t x, uint64_t y, uint64_t w, uint64_t h)
+{
+	uint64_t x2 = MIN(x + w, gpu->width), y2 = MIN(y + h, gpu->height);
+	struct rect *d = &gpu->damage;
+
+	if (x >= x2 || y >= y2)
+		return;
+	if (d->width && d->height) {
+		x2 = MAX(x2, (uint64_t)d->x + d->width);
+		y2 = MAX(y2, (uint64_t)d->y + d->height);
+		x = MIN(x, d->x);
+		y = MIN(y, d->y);
+	}
+	*d = (struct rect){(uint32_t)x, (uint32_t)y, (uint32_t)(x2 - x), (uint32_t)(y2 - y)};
+}
+
+static void damage_all(struct virtio_gpu *gpu)
+{
+	add_damage(gpu, 0, 0, gpu->width, gpu->height);
+}
+
 /* --- resources ------------------------------------------------------------------------------ */
 
 static bool format_known(uint32_t format)
@@ -367,8 +393,10 @@ static uint32_t unref(struct virtio_gpu *gpu, const struct cmd_resource_id *c)
 
 	if (!res)
 		return RESP_ERR_INVALID_RESOURCE_ID;
-	if (gpu->scanout.resource_id == res->id)
+	if (gpu->scanout.resource_id == res->id) {
 		gpu->scanout.resource_id = 0;
+		damage_all(gpu);
+	}
 	if (gpu->cursor_resource == res->id)
 		gpu->cursor_resource = 0;
 	gpu->resource_bytes -= (uint64_t)res->width * res->height * BYTES_PER_PIXEL;
@@ -490,6 +518,7 @@ static uint32_t set_scanout(struct virtio_gpu *gpu, const struct cmd_set_scanout
 		return RESP_ERR_INVALID_SCANOUT_ID;
 	if (c->resource_id == 0) {
 		gpu->scanout.resource_id = 0; /* the guest turns the display off */
+		damage_all(gpu);
 		return RESP_OK_NODATA;
 	}
 	struct resource *res = find(gpu, c->resource_id);
@@ -498,6 +527,7 @@ static uint32_t set_scanout(struct virtio_gpu *gpu, const struct cmd_set_scanout
 	if (!rect_inside(&c->r, res))
 		return RESP_ERR_INVALID_PARAMETER;
 	gpu->scanout = (struct scanout){.resource_id = res->id, .r = c->r};
+	damage_all(gpu);
 	return RESP_OK_NODATA;
 }
 
@@ -510,6 +540,15 @@ static uint32_t flush(struct virtio_gpu *gpu, const struct cmd_resource_flush *c
 	if (!rect_inside(&c->r, res))
 		return RESP_ERR_INVALID_PARAMETER;
 	gpu->stats.flushes++;
+	/* What viewers see changes only where the scanout shows the flushed part. */
+	const struct rect *sr = &gpu->scanout.r;
+	if (gpu->scanout.resource_id == res->id) {
+		uint64_t x1 = MAX(c->r.x, sr->x), y1 = MAX(c->r.y, sr->y);
+		uint64_t x2 = MIN((uint64_t)c->r.x + c->r.width, (uint64_t)sr->x + sr->width);
+		uint64_t y2 = MIN((uint64_t)c->r.y + c->r.height, (uint64_t)sr->y + sr->height);
+		if (x1 < x2 && y1 < y2)
+			add_damage(gpu, x1 - sr->x, y1 - sr->y, x2 - x1, y2 - y1);
+	}
 	return RESP_OK_NODATA;
 }
 
@@ -715,6 +754,52 @@ bool virtio_gpu_last_picture(struct virtio_gpu *gpu, struct gpu_image *out, GErr
 	return ok || shows_nothing(err);
 }
 
+void virtio_gpu_display_size(struct virtio_gpu *gpu, uint32_t *width, uint32_t *height)
+{
+	*width = gpu->width; /* fixed once made */
+	*height = gpu->height;
+}
+
+/* Under the lock: row 'y' of the display, pixels [x, x + w), as B, G, R, X bytes. */
+static void display_row(struct virtio_gpu *gpu, uint32_t x, uint32_t y, uint32_t w, uint8_t *dst)
+{
+	struct resource *res = find(gpu, gpu->scanout.resource_id);
+	const struct rect *r = &gpu->scanout.r;
+	unsigned int ro, go, bo;
+
+	memset(dst, 0, (size_t)w * 4);
+	if (!res || y >= r->height || x >= r->width)
+		return;
+	w = MIN(w, r->width - x);
+	channel_offsets(res->format, &ro, &go, &bo);
+	const uint8_t *src = res->pixels + ((uint64_t)r->y + y) * res->width * BYTES_PER_PIXEL +
+	                     ((uint64_t)r->x + x) * BYTES_PER_PIXEL;
+	if (res->format == FMT_B8G8R8X8 || res->format == FMT_B8G8R8A8) {
+		memcpy(dst, src, (size_t)w * 4);
+		return;
+	}
+	for (uint32_t i = 0; i < w; i++, src += 4, dst += 4) {
+		dst[0] = src[bo];
+		dst[1] = src[go];
+		dst[2] = src[ro];
+		dst[3] = 0;
+	}
+}
+
+bool virtio_gpu_take_damage(struct virtio_gpu *gpu, uint8_t *fb, struct gpu_rect *out)
+{
+	g_mutex_lock(&gpu->lock);
+	struct rect d = gpu->damage;
+	bool changed = d.width && d.height;
+	for (uint32_t y = 0; changed && y < d.height; y++)
+		display_row(gpu, d.x, d.y + y, d.width,
+		            fb + ((size_t)(d.y + y) * gpu->width + d.x) * 4);
+	gpu->damage = (struct rect){0, 0, 0, 0};
+	g_mutex_unlock(&gpu->lock);
+	*out = (struct gpu_rect){d.x, d.y, d.width, d.height};
+	return changed;
+}
+
 void virtio_gpu_stats(struct virtio_gpu *gpu, struct gpu_stats *out)
 {
 	g_mutex_lock(&gpu->lock);
@@ -734,6 +819,7 @@ struct virtio_gpu *virtio_gpu_new(const struct guest_memory *mem, uint32_t width
 	gpu->width = CLAMP(width, 1, EDID_MAX_SIDE);
 	gpu->height = CLAMP(height, 1, EDID_MAX_SIDE);
 	build_edid(gpu->edid, gpu->width, gpu->height);
+	damage_all(gpu); /* a viewer's first look: the display, black */
 	g_mutex_init(&gpu->lock);
 	gpu->resources = g_hash_table_new_full(NULL, NULL, NULL, resource_free);
 	return gpu;
@@ -764,6 +850,7 @@ static void gpu_reset(void *dev)
 	gpu->resource_bytes = 0;
 	gpu->scanout.resource_id = 0;
 	gpu->cursor_resource = 0;
+	damage_all(gpu);
 	g_mutex_unlock(&gpu->lock);
 }
 

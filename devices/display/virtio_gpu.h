@@ -64,6 +64,23 @@ bool virtio_gpu_snapshot(struct virtio_gpu *gpu, struct gpu_image *out, GError *
  */
 bool virtio_gpu_last_picture(struct virtio_gpu *gpu, struct gpu_image *out, GError **err);
 
+/* A rectangle of the display, in pixels. */
+struct gpu_rect {
+	uint32_t x, y, width, height;
+};
+
+/* The display's size, as GET_DISPLAY_INFO reports it. */
+void virtio_gpu_display_size(struct virtio_gpu *gpu, uint32_t *width, uint32_t *height);
+
+/*
+ * From any thread, for a viewer: the part of the display that changed
+ * since the last call (what the guest flushed, or all of it when the
+ * scanout changed), copied into 'fb' (the display's size, 4 bytes a
+ * pixel: blue, green, red, unused), and where it is. False if nothing
+ * changed. What no resource covers is black.
+ */
+bool virtio_gpu_take_damage(struct virtio_gpu *gpu, uint8_t *fb, struct gpu_rect *out);
+
 /* Counts for tests and --timings. */
 struct gpu_stats {
 	uint64_t commands, errors, transfers, flushes, cursor_updates;

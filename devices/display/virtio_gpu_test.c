@@ -475,6 +475,40 @@ static void test_hostile_driver(struct fixture *f, gconstpointer data)
 	g_rand_free(r);
 }
 
+/* A viewer sees the display black at first, then only what the guest flushed, then nothing new. */
+static void test_viewer_damage(struct fixture *f, gconstpointer data)
+{
+	uint8_t *fb = g_malloc0(640 * 480 * 4);
+	struct gpu_rect r;
+
+	g_assert_true(virtio_gpu_take_damage(f->gpu, fb, &r));
+	g_assert_cmpuint(r.width, ==, 640);
+	g_assert_cmpuint(r.height, ==, 480);
+	g_assert_false(virtio_gpu_take_damage(f->gpu, fb, &r));
+	draw_small(f, R8G8B8A8); /* set-scanout: all of it, the 4x2 resource and black beside */
+	memset(fb, 0xaa, 640 * 480 * 4);
+	g_assert_true(virtio_gpu_take_damage(f->gpu, fb, &r));
+	g_assert_cmpuint(r.x, ==, 0);
+	g_assert_cmpuint(r.width, ==, 640);
+	/* Pixel 0 is R 1, G 8, B 15: as B, G, R, X bytes. */
+	static const uint8_t first[4] = {15, 8, 1, 0}, black[4] = {0};
+	g_assert_cmpmem(fb, 4, first, 4);
+	g_assert_cmpmem(fb + 4 * 4, 4, black, 4);
+	/* A flush of one pixel: that pixel alone, at its place. */
+	g_assert_false(virtio_gpu_take_damage(f->gpu, fb, &r));
+	g_assert_cmphex(SEND(f, RESOURCE_FLUSH, 2, 1, 1, 1, 5, 0), ==, OK_NODATA);
+	g_assert_true(virtio_gpu_take_damage(f->gpu, fb, &r));
+	g_assert_cmpuint(r.x, ==, 2);
+	g_assert_cmpuint(r.y, ==, 1);
+	g_assert_cmpuint(r.width, ==, 1);
+	g_assert_cmpuint(r.height, ==, 1);
+	/* The display turned off: black everywhere. */
+	g_assert_cmphex(SEND(f, SET_SCANOUT, 0, 0, 0, 0, 0, 0), ==, OK_NODATA);
+	g_assert_true(virtio_gpu_take_damage(f->gpu, fb, &r));
+	g_assert_cmpmem(fb, 4, black, 4);
+	g_free(fb);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -493,5 +527,6 @@ int main(int argc, char **argv)
 	ADD("/virtio-gpu/cursor", test_cursor);
 	ADD("/virtio-gpu/config-and-features", test_config_and_features);
 	ADD("/virtio-gpu/hostile-driver", test_hostile_driver);
+	ADD("/virtio-gpu/viewer-damage", test_viewer_damage);
 	return g_test_run();
 }

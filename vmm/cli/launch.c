@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "devices/block/block.h"
+#include "devices/display/vnc.h"
 #include "devices/net.h"
 #include "devices/virtio_blk.h"
 #include "vmm/cli/instances.h"
@@ -29,7 +30,7 @@
 #define DEFAULT_MEMORY    (1 * GiB)
 
 struct launch_opts {
-	char *name, *memory, *disk_size, *cloud_init, *sha256, *gpu;
+	char *name, *memory, *disk_size, *cloud_init, *sha256, *gpu, *display;
 	int cpus, timeout;
 	char **publish, **nets, **mounts;
 	GPtrArray *mount_specs; /* --mount's, checked */
@@ -73,6 +74,9 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 	     "A NIC as husk run's --net (default: user)", "user[,...]|tap=IFNAME[,...]"},
 	    {"gpu", 0, 0, G_OPTION_ARG_STRING, &o->gpu,
 	     "A display, for husk screenshot: virtio-gpu in 2D, or none (default)", "2d|none"},
+	    {"display", 0, 0, G_OPTION_ARG_STRING, &o->display,
+	     "Show the display (--gpu 2d) to VNC clients at ADDRESS:PORT, as husk run's --display",
+	     "none|vnc=ADDRESS:PORT"},
 	    {"mount", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o->mounts,
 	     "A host folder in the guest, as husk mount does; kept (repeatable)", MOUNT_SYNTAX},
 	    {"sha256", 0, 0, G_OPTION_ARG_STRING, &o->sha256,
@@ -138,6 +142,15 @@ static bool build_config(const struct launch_opts *o, const struct instance *ins
 		g_prefix_error(err, "launch: ");
 		return false;
 	}
+	if (o->display && !config_display_parse(o->display, &cfg->vnc, err)) {
+		g_prefix_error(err, "launch: ");
+		return false;
+	}
+	if (cfg->vnc && cfg->gpu == GPU_NONE)
+		return husk_fail(err, HUSK_EXIT_USAGE, "launch: --display vnc needs --gpu 2d");
+	if (cfg->vnc && !vnc_available())
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "launch: --display vnc: husk was built without libvncserver");
 	disk = g_new0(struct disk_config, 1);
 	disk->path = instance_path(inst, "disk.qcow2");
 	disk->format = g_strdup("qcow2");
@@ -319,6 +332,7 @@ static void free_opts(struct launch_opts *o)
 	g_free(o->cloud_init);
 	g_free(o->sha256);
 	g_free(o->gpu);
+	g_free(o->display);
 	g_strfreev(o->publish);
 	g_strfreev(o->nets);
 	g_strfreev(o->mounts);
