@@ -128,12 +128,18 @@ static JsonObject *describe(const struct instance *inst)
 {
 	JsonObject *d = json_object_new();
 	char *sock = instance_path(inst, "control.sock");
-	JsonObject *live = instance_running_pid(inst) ? control_call(sock, "info", NULL) : NULL;
+	pid_t pid = instance_running_pid(inst);
+	JsonObject *live = pid ? control_call(sock, "info", NULL) : NULL;
 	char *path = instance_path(inst, "instance.json"), *text = NULL;
 	JsonParser *p = json_parser_new();
 
 	json_object_set_string_member(d, "name", inst->name);
-	json_object_set_string_member(d, "state", "stopped");
+	/*
+	 * A serving process that does not answer yet is setting the VM up: at
+	 * its start, or again after the guest rebooted. It is not stopped.
+	 */
+	const char *setting_up = run_spec_is_image_run(inst) ? "starting" : "booting";
+	json_object_set_string_member(d, "state", pid && !live ? setting_up : "stopped");
 	if (g_file_get_contents(path, &text, NULL, NULL) &&
 	    json_parser_load_from_data(p, text, -1, NULL) && json_parser_get_root(p) &&
 	    JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
