@@ -82,11 +82,14 @@ static const char *str(const void *fdt, const char *path, const char *prop)
 static uint64_t u64_at(const void *fdt, const char *path, const char *prop, int i)
 {
 	int len;
-	const fdt64_t *v = fdt_getprop(fdt, node(fdt, path), prop, &len);
+	const uint8_t *v = fdt_getprop(fdt, node(fdt, path), prop, &len);
+	fdt64_t cell;
 
 	g_assert_nonnull(v);
 	g_assert_cmpint(len, >=, (i + 1) * 8);
-	return fdt64_to_cpu(v[i]);
+	/* A property is only 4-byte aligned in the blob: no 64-bit load from it. */
+	memcpy(&cell, v + i * 8, sizeof(cell));
+	return fdt64_to_cpu(cell);
 }
 
 static uint32_t u32_at(const void *fdt, const char *path, const char *prop, int i)
