@@ -414,8 +414,8 @@ static void allow_socket_io(struct list *l)
 	allow_all(l, calls, G_N_ELEMENTS(calls));
 }
 
-/* New sockets, and connections from and to them. */
-static void allow_sockets(struct list *l)
+/* New sockets of these domains, and connections from and to them. */
+static void allow_sockets_of(struct list *l, const int *domains, size_t n)
 {
 	static const int calls[] = {
 	    SCMP_SYS(connect),     SCMP_SYS(bind),       SCMP_SYS(listen),
@@ -423,11 +423,17 @@ static void allow_sockets(struct list *l)
 	    SCMP_SYS(getpeername), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
 	    SCMP_SYS(shutdown),
 	};
-	static const int domains[] = {AF_UNIX, AF_INET, AF_INET6};
 
 	allow_all(l, calls, G_N_ELEMENTS(calls));
-	for (size_t i = 0; i < G_N_ELEMENTS(domains); i++)
+	for (size_t i = 0; i < n; i++)
 		allow_if(l, SCMP_SYS(socket), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]));
+}
+
+static void allow_sockets(struct list *l)
+{
+	static const int domains[] = {AF_UNIX, AF_INET, AF_INET6};
+
+	allow_sockets_of(l, domains, G_N_ELEMENTS(domains));
 }
 
 static void allow_io_thread(struct list *l, unsigned int io)
@@ -605,14 +611,8 @@ static void allow_main_thread(struct list *l)
 	allow_all(l, calls, G_N_ELEMENTS(calls));
 	allow_path_calls(l);
 	/* Unix sockets only: a control socket, the agent's. */
-	static const int calls_sock[] = {
-	    SCMP_SYS(connect),     SCMP_SYS(bind),       SCMP_SYS(listen),
-	    SCMP_SYS(accept),      SCMP_SYS(accept4),    SCMP_SYS(getsockname),
-	    SCMP_SYS(getpeername), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
-	    SCMP_SYS(shutdown),
-	};
-	allow_all(l, calls_sock, G_N_ELEMENTS(calls_sock));
-	allow_if(l, SCMP_SYS(socket), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)AF_UNIX));
+	static const int unix_only[] = {AF_UNIX};
+	allow_sockets_of(l, unix_only, G_N_ELEMENTS(unix_only));
 	allow_if(l, SCMP_SYS(prlimit64), SCMP_A2(SCMP_CMP_EQ, 0));
 }
 
