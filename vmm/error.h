@@ -31,4 +31,7 @@ GQuark husk_error_quark(void);
 /* Sets *err (if err is not NULL) to a husk error meaning 'status'; returns false. */
 bool husk_fail(GError **err, enum husk_exit status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
+/* The same for a call that failed with errno: "WHAT: strerror(errno)". */
+bool husk_fail_errno(GError **err, enum husk_exit status, const char *what);
+
 #endif

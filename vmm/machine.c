@@ -79,12 +79,6 @@ struct machine {
 	atomic_bool stopping;
 };
 
-static bool kvm_error(GError **err, int code, const char *what)
-{
-	g_set_error(err, HUSK_ERROR, code, "%s: %s", what, g_strerror(errno));
-	return false;
-}
-
 static gboolean quit_loop(gpointer data)
 {
 	g_main_loop_quit(data);
@@ -143,7 +137,7 @@ static bool set_halt_poll(struct machine *m, GError **err)
 		return false;
 	}
 	if (ioctl(m->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_ENABLE_CAP(KVM_CAP_HALT_POLL)");
+		return husk_fail_errno(err, HUSK_EXIT_HOST, "KVM_ENABLE_CAP(KVM_CAP_HALT_POLL)");
 	return true;
 }
 
@@ -151,7 +145,7 @@ static bool create_vm(struct machine *m, GError **err)
 {
 	m->vm_fd = ioctl(m->kvm_fd, KVM_CREATE_VM, 0UL);
 	if (m->vm_fd < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_VM");
+		return husk_fail_errno(err, HUSK_EXIT_HOST, "KVM_CREATE_VM");
 	m->arch = (struct arch_vm){.cfg = m->cfg,
 	                           .kvm_fd = m->kvm_fd,
 	                           .vm_fd = m->vm_fd,
@@ -181,7 +175,8 @@ static bool add_memory(struct machine *m, GError **err)
 		};
 
 		if (ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-			return kvm_error(err, HUSK_EXIT_RUNTIME, "KVM_SET_USER_MEMORY_REGION");
+			return husk_fail_errno(err, HUSK_EXIT_RUNTIME,
+			                       "KVM_SET_USER_MEMORY_REGION");
 	}
 	return true;
 }
@@ -520,7 +515,7 @@ static bool create_vcpus(struct machine *m, GError **err)
 	int max_vcpus = ioctl(m->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 
 	if (run_size <= 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_GET_VCPU_MMAP_SIZE");
+		return husk_fail_errno(err, HUSK_EXIT_HOST, "KVM_GET_VCPU_MMAP_SIZE");
 	if (max_vcpus > 0 && m->cfg->cpus > (unsigned int)max_vcpus) {
 		g_set_error(err, HUSK_ERROR, HUSK_EXIT_HOST,
 		            "--cpus: %u is more than this host's KVM allows (%d)", m->cfg->cpus,

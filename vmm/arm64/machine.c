@@ -25,11 +25,6 @@
 /* SPIs the GIC has: KVM's count includes the 32 private interrupts. */
 #define GIC_NR_IRQS 128
 
-static bool kvm_error(GError **err, const char *what)
-{
-	return husk_fail(err, HUSK_EXIT_HOST, "%s: %s", what, g_strerror(errno));
-}
-
 const struct arch_kvm_cap arch_required_caps[] = {
     {KVM_CAP_ARM_PSCI_0_2, "KVM_CAP_ARM_PSCI_0_2"},
     {KVM_CAP_DEVICE_CTRL, "KVM_CAP_DEVICE_CTRL"},
@@ -66,7 +61,7 @@ bool arch_vm_init(struct arch_vm *a, GError **err)
 	s->gic_fd = -1;
 	s->its_fd = -1;
 	if (ioctl(a->vm_fd, KVM_ARM_PREFERRED_TARGET, &s->init) < 0)
-		return kvm_error(err, "KVM_ARM_PREFERRED_TARGET");
+		return husk_fail_errno(err, HUSK_EXIT_HOST, "KVM_ARM_PREFERRED_TARGET");
 	s->init.features[0] |= 1u << KVM_ARM_VCPU_PSCI_0_2;
 	return true;
 }

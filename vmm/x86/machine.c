@@ -25,12 +25,6 @@
 #include "vmm/x86/long_mode.h"
 #include "vmm/x86/state.h"
 
-static bool kvm_error(GError **err, int code, const char *what)
-{
-	g_set_error(err, HUSK_ERROR, code, "%s: %s", what, g_strerror(errno));
-	return false;
-}
-
 /* Hardware virtualization in CPUID (Intel SDM vol. 2A, CPUID; AMD APM vol. 3, E.4.2). */
 #define CPUID_1_ECX_VMX        (1u << 5)
 #define CPUID_80000001_ECX_SVM (1u << 2)
@@ -67,13 +61,13 @@ bool arch_vm_init(struct arch_vm *a, GError **err)
 	a->state = g_new0(struct arch_state, 1);
 	/* Intel needs these two pages for real-mode emulation, even if we never use it. */
 	if (ioctl(a->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_SET_TSS_ADDR");
+		return husk_fail_errno(err, HUSK_EXIT_HOST, "KVM_SET_TSS_ADDR");
 	if (ioctl(a->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_SET_IDENTITY_MAP_ADDR");
+		return husk_fail_errno(err, HUSK_EXIT_HOST, "KVM_SET_IDENTITY_MAP_ADDR");
 	if (ioctl(a->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_IRQCHIP");
+		return husk_fail_errno(err, HUSK_EXIT_HOST, "KVM_CREATE_IRQCHIP");
 	if (ioctl(a->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return kvm_error(err, HUSK_EXIT_HOST, "KVM_CREATE_PIT2");
+		return husk_fail_errno(err, HUSK_EXIT_HOST, "KVM_CREATE_PIT2");
 	a->state->cpuid = cpuid_supported(a->kvm_fd, err);
 	return a->state->cpuid != NULL;
 }
