@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "devices/display/vnc.h"
-#include "devices/net.h"
-#include "devices/virtio_blk.h"
-#include "devices/virtio_fs.h"
-#include "devices/virtio_vsock.h"
+#include "devices/net/net.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/fs.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/error.h"
 
 static void free_disk(gpointer disk)

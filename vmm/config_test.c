@@ -2,8 +2,8 @@
 #include <glib.h>
 #include <string.h>
 
-#include "devices/net.h"
-#include "devices/virtio_blk.h"
+#include "devices/net/net.h"
+#include "devices/virtio/blk.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
 #include "vmm/options.h"

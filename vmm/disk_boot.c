@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "devices/block/block.h"
-#include "devices/virtio_blk.h"
+#include "devices/virtio/blk.h"
 #include "vmm/bootdisk/bootdisk.h"
 #include "vmm/error.h"
 #include "vmm/fdio.h"

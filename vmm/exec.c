@@ -28,9 +28,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "devices/net.h"
-#include "devices/virtio_blk.h"
-#include "devices/virtio_fs.h"
+#include "devices/net/net.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/fs.h"
 #include "firmware/exec_file.h"
 #include "vmm/arch.h"
 #include "vmm/error.h"

@@ -14,7 +14,7 @@
 #include <glib.h>
 
 #include "devices/serial.h"
-#include "devices/virtio_fs.h"
+#include "devices/virtio/fs.h"
 #include "vmm/options.h"
 #include "vmm/stop.h"
 

@@ -15,10 +15,10 @@
 #include <zstd.h>
 
 #include "devices/display/screenshot.h"
-#include "devices/net.h"
-#include "devices/virtio_blk.h"
-#include "devices/virtio_fs.h"
-#include "devices/virtio_vsock.h"
+#include "devices/net/net.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/fs.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/arch.h"
 #include "vmm/cli/agent.h"
 #include "vmm/cli/image.h"

@@ -3,8 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "devices/virtio_blk.h"
-#include "devices/virtio_fs.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/fs.h"
 #include "vmm/error.h"
 #include "vmm/options.h"
 #include "vmm/size.h"

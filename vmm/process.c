@@ -5,7 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "devices/net.h"
+#include "devices/net/net.h"
 #include "vmm/console.h"
 #include "vmm/privdrop.h"
 #include "vmm/seccomp.h"

@@ -40,7 +40,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "devices/landlock.h"
+#include "devices/fs/landlock.h"
 #include "vmm/console.h"
 #include "vmm/error.h"
 

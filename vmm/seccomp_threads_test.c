@@ -428,7 +428,7 @@ static void test_app_server(gconstpointer data)
 
 static bool landlock_usable(void)
 {
-	/* ABI 2 or later, as devices/landlock.c asks. */
+	/* ABI 2 or later, as devices/fs/landlock.c asks. */
 	return syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* VERSION */) >= 2;
 }
 

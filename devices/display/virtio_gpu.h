@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "devices/virtio_pci.h"
-#include "devices/virtqueue.h"
+#include "devices/virtio/pci.h"
+#include "devices/virtio/virtqueue.h"
 #include "vmm/guest_memory.h"
 
 #define GPU_MAX_RESOURCES       512

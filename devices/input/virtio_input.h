@@ -16,8 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "devices/virtio_pci.h"
-#include "devices/virtqueue.h"
+#include "devices/virtio/pci.h"
+#include "devices/virtio/virtqueue.h"
 
 #define INPUT_MAX_PENDING 1024
 #define INPUT_ABS_MAX     0x7fff /* the tablet's axes run 0..INPUT_ABS_MAX, as QEMU's */

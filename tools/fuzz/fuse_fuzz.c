@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "devices/fuse_server.h"
+#include "devices/fs/fuse_server.h"
 
 #define RESET_EVERY 4096
 #define OUT_BYTES   (FUSE_SERVER_MAX_WRITE + 4096)

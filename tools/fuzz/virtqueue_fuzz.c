@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "devices/virtio_blk.h"
-#include "devices/virtio_net.h"
-#include "devices/virtqueue.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/virtqueue.h"
 #include "vmm/layout.h"
 
 #define RAM        (64 * 1024)

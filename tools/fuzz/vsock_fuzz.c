@@ -23,7 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "devices/virtio_vsock.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/guest_memory.h"
 
 #define RAM        (1024 * 1024)

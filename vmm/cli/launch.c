@@ -13,8 +13,8 @@
 
 #include "devices/block/block.h"
 #include "devices/display/vnc.h"
-#include "devices/net.h"
-#include "devices/virtio_blk.h"
+#include "devices/net/net.h"
+#include "devices/virtio/blk.h"
 #include "vmm/cli/instances.h"
 #include "vmm/config.h"
 #include "vmm/error.h"

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 
 #include "devices/block/block.h"
-#include "devices/net.h"
-#include "devices/virtio_blk.h"
+#include "devices/net/net.h"
+#include "devices/virtio/blk.h"
 #include "vmm/cli/instances.h"
 #include "vmm/cli/run_detached.h"
 #include "vmm/config.h"

@@ -9,7 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "devices/virtio_fs.h"
+#include "devices/virtio/fs.h"
 #include "firmware/husk-agent.h"
 #include "vmm/error.h"
 #include "vmm/fdio.h"

@@ -25,7 +25,7 @@
 #include <json-glib/json-glib.h>
 #include <stdbool.h>
 
-#include "devices/fuse_server.h"
+#include "devices/fs/fuse_server.h"
 
 struct machine;
 

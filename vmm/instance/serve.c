@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "devices/display/screenshot.h"
-#include "devices/net.h"
-#include "devices/virtio_vsock.h"
+#include "devices/net/net.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/config.h"
 #include "vmm/disk_boot.h"
 #include "vmm/error.h"
