@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..52"
+	echo "1..54"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -144,6 +144,8 @@ main() {
 		run --kernel "$text" --gpu 2d --display vnc=127.0.0.1
 	expect_error "--display vnc without --gpu is a usage error naming --gpu" 2 --gpu \
 		run --kernel "$text" --display vnc=127.0.0.1:5900
+	expect_error "--display window without --gpu is a usage error naming --gpu" 2 --gpu \
+		run --kernel "$text" --display window
 	if [[ -n $kernel ]]; then
 		expect_error "--net tap= of a missing device is a usage error naming it" 2 husk-no-such0 \
 			run --kernel "$kernel" --net tap=husk-no-such0
@@ -245,6 +247,8 @@ instance_checks() {
 	expect_error "launch of a missing image is a usage error naming it" 2 /no/such.qcow2 \
 		launch /no/such.qcow2 --name web
 	expect_error "a bad -p is a usage error naming -p" 2 -p launch "$1" --name web -p 80
+	expect_error "launch --display window is a usage error naming vnc" 2 vnc= \
+		launch "$1" --name web --gpu 2d --display window
 	if [[ ! -d $HUSK_HOME/instances || -z $(ls -A "$HUSK_HOME/instances") ]]; then
 		ok "a launch that failed leaves no instance folder"
 	else

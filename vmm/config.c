@@ -221,17 +221,18 @@ bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err)
 	return true;
 }
 
-bool config_display_parse(const char *text, char **vnc, GError **err)
+bool config_display_parse(const char *text, char **vnc, bool *window, GError **err)
 {
 	char *host;
 	int port;
 
 	g_clear_pointer(vnc, g_free);
-	if (strcmp(text, "none") == 0)
+	*window = strcmp(text, "window") == 0;
+	if (strcmp(text, "none") == 0 || *window)
 		return true;
 	if (!g_str_has_prefix(text, "vnc="))
 		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "--display: \"%s\" is not none or vnc=ADDRESS:PORT", text);
+		                 "--display: \"%s\" is not none, window or vnc=ADDRESS:PORT", text);
 	if (!vnc_parse_address(text + 4, &host, &port, err))
 		return false;
 	g_free(host);

@@ -57,6 +57,7 @@ struct vm_config {
 	int64_t start_ns;     /* CLOCK_MONOTONIC when husk started, for --timings */
 	/* --display vnc=ADDR:PORT: where the VNC server listens; NULL: no viewer */
 	char *vnc;
+	bool window; /* --display window: a window on the host's desktop */
 	/* --screenshot-on-exit: a PNG of the display, written once the VM stopped */
 	char *screenshot_on_exit;
 	char *dump_dtb; /* --dump-dtb: where to write the device tree (arm64), or NULL */
@@ -89,8 +90,11 @@ char *config_net_text(const struct net_config *net);
 /* "2d" or "none", as --gpu takes them and config.json keeps them. */
 bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err);
 const char *config_gpu_name(enum gpu_mode mode);
-/* --display: "none" (*vnc NULL) or "vnc=ADDRESS:PORT" (*vnc that address, g_free). */
-bool config_display_parse(const char *text, char **vnc, GError **err);
+/*
+ * --display: "none" (*vnc NULL, *window false), "vnc=ADDRESS:PORT" (*vnc
+ * that address, g_free) or "window" (*window true).
+ */
+bool config_display_parse(const char *text, char **vnc, bool *window, GError **err);
 
 char *config_to_json(const struct vm_config *cfg, GError **err);
 bool config_from_json(const char *json, struct vm_config *cfg, GError **err);

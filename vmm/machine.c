@@ -14,6 +14,7 @@
 
 #include "devices/display/virtio_gpu.h"
 #include "devices/display/vnc.h"
+#include "devices/display/window.h"
 #include "devices/input/virtio_input.h"
 #include "devices/pci.h"
 #include "devices/serial.h"
@@ -64,6 +65,7 @@ struct machine {
 	struct virtio_pci *gpu_t;
 	/* --display vnc: its server, and the keyboard and tablet it feeds */
 	struct vnc_server *vnc;
+	struct display_window *window; /* --display window */
 	struct virtio_input *keyboard, *tablet;
 	struct virtio_pci *keyboard_t, *tablet_t;
 	/* Hot-plugged shares, by slot, and the thread that plugs them. */
@@ -260,6 +262,20 @@ static bool add_shares(struct machine *m, GError **err)
 	return true;
 }
 
+static gboolean press_power_button(gpointer data)
+{
+	machine_press_power_button(data);
+	return G_SOURCE_REMOVE;
+}
+
+/* The window's thread: the guest is asked to power off, from the I/O thread. */
+static void window_closed(void *opaque)
+{
+	struct machine *m = opaque;
+
+	g_main_context_invoke(m->ctx, press_power_button, m);
+}
+
 static bool add_gpu(struct machine *m, GError **err)
 {
 	if (m->cfg->gpu == GPU_NONE)
@@ -267,7 +283,7 @@ static bool add_gpu(struct machine *m, GError **err)
 	m->gpu = virtio_gpu_new(&m->mem, GPU_DEFAULT_WIDTH, GPU_DEFAULT_HEIGHT);
 	if (!add_virtio(m, &virtio_gpu_ops, m->gpu, &m->gpu_t, err))
 		return false;
-	if (!m->cfg->vnc)
+	if (!m->cfg->vnc && !m->cfg->window)
 		return true;
 	m->keyboard = virtio_input_new(INPUT_KEYBOARD);
 	m->tablet = virtio_input_new(INPUT_TABLET);
@@ -276,6 +292,11 @@ static bool add_gpu(struct machine *m, GError **err)
 		return false;
 	virtio_input_set_transport(m->keyboard, m->keyboard_t);
 	virtio_input_set_transport(m->tablet, m->tablet_t);
+	if (m->cfg->window) {
+		m->window =
+		    window_open("husk", m->gpu, m->keyboard, m->tablet, window_closed, m, err);
+		return m->window != NULL;
+	}
 	m->vnc = vnc_start(m->cfg->vnc, m->gpu, m->keyboard, m->tablet, err);
 	return m->vnc != NULL;
 }
@@ -767,7 +788,9 @@ enum stop_reason machine_run(struct machine *m)
 	pthread_t io;
 	int rc = pthread_create(&io, NULL, io_thread, m);
 
-	vnc_serve(m->vnc); /* its thread, now the process-wide filter is on */
+	/* Their threads' lists, now the process-wide filter is on. */
+	vnc_serve(m->vnc);
+	window_serve(m->window);
 	if (rc) {
 		g_printerr("husk: cannot start the I/O thread: %s\n", g_strerror(rc));
 		return STOP_ERROR;
@@ -814,7 +837,9 @@ void machine_destroy(struct machine *m)
 	g_clear_pointer(&m->rng, virtio_pci_destroy);
 	g_clear_pointer(&m->vsock_t, virtio_pci_destroy);
 	g_clear_pointer(&m->vsock, virtio_vsock_destroy);
-	g_clear_pointer(&m->vnc, vnc_stop); /* before what its thread reaches */
+	/* Before what their threads reach. */
+	g_clear_pointer(&m->vnc, vnc_stop);
+	g_clear_pointer(&m->window, window_close);
 	g_clear_pointer(&m->keyboard_t, virtio_pci_destroy);
 	g_clear_pointer(&m->tablet_t, virtio_pci_destroy);
 	g_clear_pointer(&m->keyboard, virtio_input_free);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "devices/display/vnc.h"
+#include "devices/display/window.h"
 #include "devices/net/net.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/fs.h"
@@ -209,7 +210,7 @@ static gboolean parse_display(const char *name, const char *value, gpointer data
 {
 	struct vm_config *cfg = data;
 
-	return config_display_parse(value, &cfg->vnc, err);
+	return config_display_parse(value, &cfg->vnc, &cfg->window, err);
 }
 
 static gboolean parse_screenshot_on_exit(const char *name, const char *value, gpointer data,
@@ -268,8 +269,9 @@ static const GOptionEntry run_entries[] = {
      "Write the device tree the guest is given to FILE (arm64 hosts)", "FILE"},
     {"display", 0, 0, CALLBACK(parse_display),
      "Show the display (--gpu) to VNC clients at ADDRESS:PORT (127.0.0.1:5900 keeps it to this "
-     "host), with a keyboard and a tablet for their input; or none (default)",
-     "none|vnc=ADDRESS:PORT"},
+     "host) or in a window on this desktop, with a keyboard and a tablet for their input; or "
+     "none (default)",
+     "none|window|vnc=ADDRESS:PORT"},
     {"screenshot-on-exit", 0, 0, CALLBACK(parse_screenshot_on_exit),
      "Once the VM stopped, write what its display (--gpu) showed last to FILE as PNG", "FILE"},
     {"control", 0, 0, CALLBACK(parse_control),
@@ -450,6 +452,11 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	if (ok && cfg->vnc && !vnc_available())
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--display vnc: husk was built without libvncserver");
+	if (ok && cfg->window && cfg->gpu == GPU_NONE)
+		ok = husk_fail(err, HUSK_EXIT_USAGE, "--display window needs a display (--gpu 2d)");
+	if (ok && cfg->window && !window_available())
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--display window: husk was built without SDL2");
 	if (ok && cfg->control && !cfg->vsock)
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--control: needs --vsock (mounts go through "

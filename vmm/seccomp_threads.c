@@ -56,6 +56,7 @@ static const char *const kind_names[SECCOMP_THREAD_KINDS] = {
     [SECCOMP_THREAD_MAIN] = "main",
     [SECCOMP_THREAD_APP_SERVER] = "image run's serving",
     [SECCOMP_THREAD_VNC] = "VNC",
+    [SECCOMP_THREAD_WINDOW] = "window",
 };
 
 static struct seccomp_policy armed_policy;
@@ -666,6 +667,28 @@ static void allow_vnc_thread(struct list *l)
 	allow_if(l, SCMP_SYS(prlimit64), SCMP_A2(SCMP_CMP_EQ, 0));
 }
 
+/*
+ * SDL on X11 or Wayland: its connection to the display server, opened
+ * before the list, read and written; the window's pixels in memory shared
+ * with the server (SysV for X11's MIT-SHM, a memfd for Wayland's wl_shm);
+ * FIONREAD on the connection. It opens no file or socket.
+ */
+static void allow_window_thread(struct list *l)
+{
+	static const int calls[] = {
+	    SCMP_SYS(shmget),      SCMP_SYS(shmat),     SCMP_SYS(shmdt),      SCMP_SYS(shmctl),
+	    SCMP_SYS(ftruncate),   SCMP_SYS(fallocate), SCMP_SYS(getsockopt), SCMP_SYS(getpeername),
+	    SCMP_SYS(getsockname), SCMP_SYS(shutdown),  SCMP_SYS(select),     SCMP_SYS(pselect6),
+	};
+	static const unsigned long ioctls[] = {FIONREAD};
+
+	allow_all(l, calls, G_N_ELEMENTS(calls));
+	allow_waits(l);
+	allow_socket_io(l);
+	allow_ioctls(l, ioctls, G_N_ELEMENTS(ioctls));
+	allow_if(l, SCMP_SYS(memfd_create), SCMP_A1(SCMP_CMP_MASKED_EQ, MFD_HUGETLB, 0));
+}
+
 static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp_policy *p)
 {
 	allow_common(l);
@@ -697,6 +720,9 @@ static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp
 	case SECCOMP_THREAD_VNC:
 		allow_vnc_thread(l);
 		break;
+	case SECCOMP_THREAD_WINDOW:
+		allow_window_thread(l);
+		break;
 	case SECCOMP_THREAD_KINDS:
 		return false;
 	}
@@ -714,7 +740,9 @@ static bool build(struct list *l, enum seccomp_thread kind, const struct seccomp
  */
 static bool refuse_softly(enum seccomp_thread kind)
 {
-	return kind == SECCOMP_THREAD_MAIN || kind == SECCOMP_THREAD_GLIB;
+	/* The window's thread runs the desktop's libraries, whatever they are this time. */
+	return kind == SECCOMP_THREAD_MAIN || kind == SECCOMP_THREAD_GLIB ||
+	       kind == SECCOMP_THREAD_WINDOW;
 }
 
 bool seccomp_thread_apply(enum seccomp_thread kind, const struct seccomp_policy *p, GError **err)

@@ -32,6 +32,11 @@ enum seccomp_thread {
 	 */
 	SECCOMP_THREAD_APP_SERVER,
 	SECCOMP_THREAD_VNC, /* the VNC server: its clients' sockets, and kicks for virtio-input */
+	/*
+	 * --display window: SDL and its X11 or Wayland client library on the
+	 * connection opened beforehand; shared memory with the display server.
+	 */
+	SECCOMP_THREAD_WINDOW,
 	SECCOMP_THREAD_KINDS,
 };
 

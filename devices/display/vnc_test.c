@@ -8,62 +8,16 @@
 #include <linux/input-event-codes.h>
 #include <string.h>
 
+#include "devices/display/test_gpu.h"
 #include "devices/display/vnc.h"
-#include "vmm/layout.h"
 
 #define W 64
 #define H 48
 
-struct guest {
-	struct guest_memory gm;
-	struct virtio_gpu *gpu;
-};
-
-/* One control command: header type, then its body's words; the answer's type. */
-static uint32_t command(struct guest *g, uint32_t type, const uint32_t *body, size_t words)
-{
-	uint8_t req[128] = {0}, resp[64];
-	struct vq_chain *c = g_new0(struct vq_chain, 1);
-	uint32_t answer;
-
-	memcpy(req, &type, 4);
-	memcpy(req + 24, body, words * 4);
-	c->seg[0] = (struct vq_seg){req, (uint32_t)(24 + words * 4), false};
-	c->seg[1] = (struct vq_seg){resp, sizeof(resp), true};
-	c->nseg = 2;
-	c->out_len = c->seg[0].len;
-	c->in_len = sizeof(resp);
-	g_assert_cmpuint(virtio_gpu_control(g->gpu, c), >=, 24);
-	memcpy(&answer, resp, 4);
-	g_free(c);
-	return answer;
-}
-
-#define CMD(g, type, ...)                                                                          \
-	({                                                                                         \
-		const uint32_t body_[] = {__VA_ARGS__};                                            \
-		command(g, type, body_, G_N_ELEMENTS(body_));                                      \
-	})
-
-/* The left half red, the right half blue, on a W x H resource in guest RAM at 1 MiB. */
-static void draw(struct guest *g)
-{
-	for (uint32_t y = 0; y < H; y++)
-		for (uint32_t x = 0; x < W; x++) {
-			uint32_t px = x < W / 2 ? 0x00ff0000 : 0x000000ff; /* B8G8R8X8 */
-			g_assert_true(gm_write(&g->gm, MiB + (y * W + x) * 4, &px, 4));
-		}
-	g_assert_cmphex(CMD(g, 0x101, 1, 2, W, H), ==, 0x1100);                 /* create */
-	g_assert_cmphex(CMD(g, 0x106, 1, 1, MiB, 0, W * H * 4, 0), ==, 0x1100); /* attach */
-	g_assert_cmphex(CMD(g, 0x105, 0, 0, W, H, 0, 0, 1, 0), ==, 0x1100);     /* transfer */
-	g_assert_cmphex(CMD(g, 0x103, 0, 0, W, H, 0, 1), ==, 0x1100);           /* scanout */
-	g_assert_cmphex(CMD(g, 0x104, 0, 0, W, H, 1, 0), ==, 0x1100);           /* flush */
-}
-
 static void test_picture_and_key(void)
 {
 	const char *probe = g_getenv("VNC_PROBE");
-	struct guest g;
+	struct test_guest g;
 	struct virtio_input *kbd = virtio_input_new(INPUT_KEYBOARD);
 	struct vnc_server *vnc = NULL;
 	GError *err = NULL;
@@ -76,7 +30,7 @@ static void test_picture_and_key(void)
 	}
 	g_assert_true(guest_memory_alloc(&g.gm, 16 * MiB));
 	g.gpu = virtio_gpu_new(&g.gm, W, H);
-	draw(&g);
+	test_gpu_draw_halves(&g, W, H);
 	/* A free port: a few tries from a random one. */
 	for (int i = 0; i < 20 && !vnc; i++) {
 		g_snprintf(port, sizeof(port), "%d", g_random_int_range(20000, 60000));

@@ -142,10 +142,16 @@ static bool build_config(const struct launch_opts *o, const struct instance *ins
 		g_prefix_error(err, "launch: ");
 		return false;
 	}
-	if (o->display && !config_display_parse(o->display, &cfg->vnc, err)) {
+	bool window = false;
+	if (o->display && !config_display_parse(o->display, &cfg->vnc, &window, err)) {
 		g_prefix_error(err, "launch: ");
 		return false;
 	}
+	/* An instance outlives the terminal and desktop it was launched from. */
+	if (window)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "launch: --display window is for husk run; an instance takes "
+		                 "vnc=ADDRESS:PORT");
 	if (cfg->vnc && cfg->gpu == GPU_NONE)
 		return husk_fail(err, HUSK_EXIT_USAGE, "launch: --display vnc needs --gpu 2d");
 	if (cfg->vnc && !vnc_available())
