@@ -32,7 +32,8 @@
 	X(UpperBlit)                                                                               \
 	X(WaitEventTimeout)                                                                        \
 	X(PollEvent)                                                                               \
-	X(GetMouseState)
+	X(GetMouseState)                                                                           \
+	X(TLSCleanup)
 
 static struct {
 #define SDL_POINTER(name) __typeof__(SDL_##name) *name;
@@ -266,14 +267,18 @@ static gpointer run(gpointer data)
 	while (win && !w->serve && !atomic_load(&w->stop))
 		g_cond_wait(&w->cond, &w->lock);
 	g_mutex_unlock(&w->lock);
-	if (!win)
+	if (!win) {
+		if (sdl.TLSCleanup) /* NULL if SDL did not load */
+			sdl.TLSCleanup();
 		return NULL;
+	}
 	if (!atomic_load(&w->stop)) {
 		seccomp_thread_enter_or_exit(SECCOMP_THREAD_WINDOW);
 		serve(w, win);
 	}
 	sdl.DestroyWindow(win);
 	sdl.QuitSubSystem(SDL_INIT_VIDEO);
+	sdl.TLSCleanup(); /* SDL's per-thread data (its error text), which outlives the thread */
 	return NULL;
 }
 
