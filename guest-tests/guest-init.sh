@@ -314,6 +314,37 @@ blk-root)
 	umount /proc /sys /tmp /dev 2>/dev/null
 	exec switch_root /newroot /init-root
 	;;
+blk-rw)
+	# A raw disk (arm64-tests.sh): its first line as the host wrote it,
+	# then a line of ours at 4 KiB, written through to the host's file.
+	i=0
+	while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	fact blk_read "$(head -c 512 /dev/vda 2>/dev/null | tr -d '\000' | head -n 1)"
+	if echo "written by the guest ${husk_test:-}" |
+		dd of=/dev/vda bs=4096 seek=1 conv=notrunc,fsync 2>/dev/null; then
+		fact blk_write ok
+	else
+		fact blk_write failed
+	fi
+	poweroff -f
+	;;
+fs-rw)
+	# A --share tagged "work" (arm64-tests.sh): read the host's file,
+	# leave one of ours.
+	mkdir -p /mnt
+	mount -t virtiofs work /mnt && fact fs_mounted yes
+	fact fs_host_file "$(cat /mnt/hostfile 2>/dev/null)"
+	if echo "written by the guest ${husk_test:-}" >/mnt/guestfile && sync; then
+		fact fs_write ok
+	else
+		fact fs_write failed
+	fi
+	umount /mnt
+	poweroff -f
+	;;
 net)
 	net_action
 	poweroff -f

@@ -91,6 +91,64 @@ nested_stage_binary() {
 	chmod 755 "$payload/bin/$name"
 }
 
+# The shared libraries a program of another architecture needs, found in
+# DIRS (the first that holds a name wins), and theirs, once each: ldd
+# cannot run a foreign program, so this walks readelf's NEEDED entries.
+# Prints one path per line; returns 1, naming the library, if one is
+# nowhere in DIRS.
+#   foreign_lib_closure SRC DIR...
+foreign_lib_closure() {
+	local src=$1
+	shift
+	local -A seen=()
+	local queue=("$src") file name dir found
+	while ((${#queue[@]})); do
+		file=${queue[0]}
+		queue=("${queue[@]:1}")
+		while read -r name; do
+			[[ -n ${seen[$name]:-} ]] && continue
+			seen[$name]=1
+			found=""
+			for dir in "$@"; do
+				[[ -e $dir/$name ]] && found=$dir/$name && break
+			done
+			[[ -n $found ]] || { warn "$src needs $name, which is in none of: $*"; return 1; }
+			echo "$found"
+			queue+=("$found")
+		done < <(readelf -d "$file" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p')
+	done
+}
+
+# nested_stage_binary for a program of another architecture than this
+# machine's (the arm64 husk, cross-built, for the aarch64 test host): its
+# libraries come from DIRS (foreign_lib_closure), its dynamic loader is
+# the one its ELF header names (PT_INTERP), looked up in DIRS too.
+#   nested_stage_foreign_binary SRC PAYLOAD NAME DIR...
+nested_stage_foreign_binary() {
+	local src=$1 payload=$2 name=$3
+	shift 3
+	[[ -x $src ]] || die "cannot stage '$src': not an executable"
+	local interp loader="" lib dir libs
+	interp=$(readelf -l "$src" 2>/dev/null | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')
+	[[ -n $interp ]] || die "cannot stage $src: no program interpreter (a static program needs no staging)"
+	for dir in "$@"; do
+		[[ -e $dir/${interp##*/} ]] && loader=$dir/${interp##*/} && break
+	done
+	[[ -n $loader ]] || die "cannot stage $src: its loader ${interp##*/} is in none of: $*"
+	libs=$(foreign_lib_closure "$src" "$@") || die "cannot stage $src: a library is missing"
+	mkdir -p "$payload"/{bin,lib,libexec}
+	cp -L "$src" "$payload/libexec/$name"
+	while read -r lib; do
+		[[ -z $lib ]] || cp -Ln "$lib" "$payload/lib/"
+	done <<<"$libs"
+	cp -Ln "$loader" "$payload/lib/"
+	cat >"$payload/bin/$name" <<-EOW
+		#!/bin/sh
+		exec $NESTED_PAYLOAD/lib/${loader##*/} --library-path $NESTED_PAYLOAD/lib --argv0 $name $NESTED_PAYLOAD/libexec/$name "\$@"
+	EOW
+	chmod 755 "$payload/bin/$name"
+}
+
 # QEMU for the test host: the program (its wrapper passes -L so that QEMU
 # finds its firmware in the payload) and the firmware a Linux boot with
 # -M pc or -M microvm loads.
