@@ -312,7 +312,7 @@ test_exec() {
 	if [ "$rc1" = 0 ] && [ "$EXEC_RC" = 0 ]; then
 		result arm64-exec PASS
 	else
-		fail arm64-exec "husk exec -- true exited $rc1, then $EXEC_RC; expected 0" "$VM_LOG.err"
+		fail arm64-exec "husk exec -- true exited $rc1, then $EXEC_RC; expected 0" "$VM_LOG"
 	fi
 }
 
@@ -323,9 +323,9 @@ test_exec_status() {
 	husk_exec exec-42 sh -c 'echo husk-exec-out; exit 42'
 	out=$(cat "$LOGS/exec-42.out" 2>/dev/null || true)
 	if [ "$EXEC_RC" != 42 ]; then
-		fail arm64-exec-status "husk exec -- sh -c 'exit 42' exited $EXEC_RC, expected 42" "$VM_LOG.err"
+		fail arm64-exec-status "husk exec -- sh -c 'exit 42' exited $EXEC_RC, expected 42" "$VM_LOG"
 	elif [ "$out" != husk-exec-out ]; then
-		fail arm64-exec-status "the command's stdout came back as '$out'" "$VM_LOG.err"
+		fail arm64-exec-status "the command's stdout came back as '$out'" "$VM_LOG"
 	else
 		result arm64-exec-status PASS
 	fi
