@@ -12,8 +12,13 @@
 #define IRQ_EDGE_RISE  1
 #define IRQ_LEVEL_HIGH 4
 
-#define PHANDLE_GIC 1
-#define PHANDLE_ITS 2
+#define PHANDLE_GIC       1
+#define PHANDLE_ITS       2
+#define PHANDLE_APB_CLOCK 3
+#define PHANDLE_GPIO      4
+
+#define KEY_POWER        116 /* linux/input-event-codes.h */
+#define GPIO_ACTIVE_HIGH 0
 
 /* libfdt's sequential writer returns 0 or a negative FDT_ERR_*; stop at the first. */
 #define TRY(call)                                                                                  \
@@ -202,6 +207,43 @@ bool fdt_uart_node(void *fdt, const struct fdt_refs *refs, const void *opaque)
 	TRY(prop_reg64(fdt, "reg", reg, 2));
 	TRY(prop_cells(fdt, "interrupts", irq, 3));
 	TRY(fdt_property_cell(fdt, "clock-frequency", u->clock_hz));
+	return fdt_end_node(fdt) == 0;
+}
+
+bool fdt_gpio_node(void *fdt, const struct fdt_refs *refs, const void *opaque)
+{
+	const struct fdt_gpio *g = opaque;
+	uint64_t reg[] = {g->addr, g->size};
+	uint32_t irq[] = {GIC_SPI, g->spi, IRQ_LEVEL_HIGH};
+	uint32_t gpios[] = {PHANDLE_GPIO, g->power_line, GPIO_ACTIVE_HIGH};
+	static const char compatible[] = "arm,pl061\0arm,primecell";
+
+	TRY(fdt_begin_node(fdt, "apb-pclk"));
+	TRY(fdt_property_string(fdt, "compatible", "fixed-clock"));
+	TRY(fdt_property_cell(fdt, "#clock-cells", 0));
+	TRY(fdt_property_cell(fdt, "clock-frequency", 24000000));
+	TRY(fdt_property_string(fdt, "clock-output-names", "clk24mhz"));
+	TRY(fdt_property_cell(fdt, "phandle", PHANDLE_APB_CLOCK));
+	TRY(fdt_end_node(fdt));
+
+	TRY(begin_node_at(fdt, "pl061", g->addr));
+	TRY(fdt_property(fdt, "compatible", compatible, sizeof(compatible)));
+	TRY(prop_reg64(fdt, "reg", reg, 2));
+	TRY(prop_cells(fdt, "interrupts", irq, 3));
+	TRY(fdt_property_cell(fdt, "clocks", PHANDLE_APB_CLOCK));
+	TRY(fdt_property_string(fdt, "clock-names", "apb_pclk"));
+	TRY(fdt_property(fdt, "gpio-controller", NULL, 0));
+	TRY(fdt_property_cell(fdt, "#gpio-cells", 2));
+	TRY(fdt_property_cell(fdt, "phandle", PHANDLE_GPIO));
+	TRY(fdt_end_node(fdt));
+
+	TRY(fdt_begin_node(fdt, "gpio-keys"));
+	TRY(fdt_property_string(fdt, "compatible", "gpio-keys"));
+	TRY(fdt_begin_node(fdt, "poweroff"));
+	TRY(fdt_property_string(fdt, "label", "power button"));
+	TRY(fdt_property_cell(fdt, "linux,code", KEY_POWER));
+	TRY(prop_cells(fdt, "gpios", gpios, 3));
+	TRY(fdt_end_node(fdt));
 	return fdt_end_node(fdt) == 0;
 }
 

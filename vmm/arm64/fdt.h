@@ -59,6 +59,17 @@ bool fdt_uart_node(void *fdt, const struct fdt_refs *refs, const void *opaque);
 /* The node name fdt_uart_node gives 'uart', for /chosen's stdout-path; g_free it. */
 char *fdt_uart_path(const struct fdt_uart *uart);
 
+/*
+ * A PL061 GPIO controller (with the fixed APB clock its AMBA driver asks
+ * for) and a gpio-keys node: KEY_POWER on line 'power_line', active high.
+ */
+struct fdt_gpio {
+	uint64_t addr, size;
+	uint32_t spi;
+	uint32_t power_line;
+};
+bool fdt_gpio_node(void *fdt, const struct fdt_refs *refs, const void *opaque);
+
 /* A PCIe host bridge with ECAM for bus 0 (pci-host-ecam-generic), MSIs through the ITS. */
 struct fdt_pci {
 	uint64_t ecam, ecam_size;

@@ -17,6 +17,7 @@ struct tree {
 	uint8_t buf[TREE_SIZE];
 	struct fdt_uart uart;
 	struct fdt_pci pci;
+	struct fdt_gpio gpio;
 	struct fdt_board board;
 	char *stdout_path;
 };
@@ -32,6 +33,7 @@ static void tree_init(struct tree *t, unsigned int ncpus, bool initrd)
 	                          .mmio32_size = 0x2eff0000,
 	                          .mmio64 = UINT64_C(0x400000000),
 	                          .mmio64_size = UINT64_C(0x400000000)};
+	t->gpio = (struct fdt_gpio){.addr = 0x9030000, .size = 0x1000, .spi = 2, .power_line = 3};
 	t->stdout_path = fdt_uart_path(&t->uart);
 	t->board = (struct fdt_board){
 	    .ncpus = ncpus,
@@ -53,7 +55,8 @@ static void tree_init(struct tree *t, unsigned int ncpus, bool initrd)
 
 static size_t tree_build(struct tree *t, size_t size, GError **err)
 {
-	const struct fdt_device devs[] = {{fdt_uart_node, &t->uart}, {fdt_pci_node, &t->pci}};
+	const struct fdt_device devs[] = {
+	    {fdt_uart_node, &t->uart}, {fdt_gpio_node, &t->gpio}, {fdt_pci_node, &t->pci}};
 
 	return fdt_build(&t->board, devs, G_N_ELEMENTS(devs), t->buf, size, err);
 }
@@ -145,6 +148,15 @@ static void test_board(void)
 	g_assert_cmpstr(str(t.buf, "/pcie@3f000000", "compatible"), ==, "pci-host-ecam-generic");
 	g_assert_cmpuint(u32_at(t.buf, "/pcie@3f000000", "msi-map", 1), ==, its);
 	g_assert_cmpuint(u64_at(t.buf, "/pcie@3f000000", "reg", 0), ==, 0x3f000000);
+	/* The power button: KEY_POWER on the PL061's line 3, its clock the APB one. */
+	uint32_t gpio = u32_at(t.buf, "/pl061@9030000", "phandle", 0);
+	g_assert_cmpstr(str(t.buf, "/pl061@9030000", "compatible"), ==, "arm,pl061");
+	g_assert_cmpuint(u32_at(t.buf, "/pl061@9030000", "interrupts", 1), ==, 2);
+	g_assert_cmpuint(u32_at(t.buf, "/pl061@9030000", "clocks", 0), ==,
+	                 u32_at(t.buf, "/apb-pclk", "phandle", 0));
+	g_assert_cmpuint(u32_at(t.buf, "/gpio-keys/poweroff", "linux,code", 0), ==, 116);
+	g_assert_cmpuint(u32_at(t.buf, "/gpio-keys/poweroff", "gpios", 0), ==, gpio);
+	g_assert_cmpuint(u32_at(t.buf, "/gpio-keys/poweroff", "gpios", 1), ==, 3);
 	tree_free(&t);
 }
 
@@ -210,6 +222,7 @@ static void test_dtc(void)
 	g_assert_cmpint(status, ==, 0);
 	g_assert_nonnull(strstr(out, "compatible = \"pci-host-ecam-generic\";"));
 	g_assert_nonnull(strstr(out, "stdout-path = \"/serial@9000000\";"));
+	g_assert_nonnull(strstr(out, "linux,code = <0x74>;"));
 	g_test_message("dtc: %s", errout);
 	g_unlink(path);
 	g_rmdir(dir);

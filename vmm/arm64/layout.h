@@ -19,6 +19,9 @@
 /* A 16550A, one byte per register. */
 #define LAYOUT_UART      UINT64_C(0x09000000)
 #define LAYOUT_UART_SIZE UINT64_C(0x1000)
+/* A PL061 GPIO controller: the power button's line. */
+#define LAYOUT_GPIO      UINT64_C(0x09030000)
+#define LAYOUT_GPIO_SIZE UINT64_C(0x1000)
 
 #define LAYOUT_PCI_MMIO32      UINT64_C(0x10000000) /* window for 32-bit BARs */
 #define LAYOUT_PCI_MMIO32_SIZE UINT64_C(0x2eff0000)
@@ -37,6 +40,9 @@
  * the device tree's interrupt specifiers and KVM's GSI routes count them.
  */
 #define IRQ_SERIAL 1
+#define IRQ_GPIO   2
+/* The GPIO line the power button pulls high. */
+#define GPIO_POWER_LINE 3
 
 /* The architected timer's PPIs (as the device tree counts them: INTID - 16). */
 #define IRQ_TIMER_SEC_PPI  13

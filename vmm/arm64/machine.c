@@ -76,6 +76,7 @@ void arch_vm_destroy(struct arch_vm *a)
 		close(s->its_fd);
 	if (s->gic_fd >= 0)
 		close(s->gic_fd);
+	pl061_free(s->gpio);
 	g_clear_pointer(&a->state, g_free);
 }
 
@@ -167,11 +168,20 @@ void arch_set_irq(struct arch_vm *a, uint32_t line, bool level)
 	ioctl(a->vm_fd, KVM_IRQ_LINE, &irq);
 }
 
+static void gpio_irq(void *opaque, bool level)
+{
+	arch_set_irq(opaque, IRQ_GPIO, level);
+}
+
 bool arch_add_devices(struct arch_vm *a, struct serial *serial, GError **err)
 {
-	if (bus_register(a->mmio, LAYOUT_UART, SERIAL_PORTS, serial_access, serial, "serial"))
-		return true;
-	return husk_fail(err, HUSK_EXIT_RUNTIME, "serial: its MMIO range is taken");
+	a->state->gpio = pl061_new(gpio_irq, a);
+	if (!bus_register(a->mmio, LAYOUT_UART, SERIAL_PORTS, serial_access, serial, "serial"))
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "serial: its MMIO range is taken");
+	if (!bus_register(a->mmio, LAYOUT_GPIO, LAYOUT_GPIO_SIZE, pl061_access, a->state->gpio,
+	                  "gpio"))
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "gpio: its MMIO range is taken");
+	return true;
 }
 
 bool arch_load_kernel(struct arch_vm *a, struct arch_boot *boot, GError **err)
@@ -210,7 +220,12 @@ bool arch_describe_machine(struct arch_vm *a, struct arch_boot *boot, GError **e
 	                      .mmio32_size = LAYOUT_PCI_MMIO32_SIZE,
 	                      .mmio64 = a->pci->mmio64_base,
 	                      .mmio64_size = a->pci->mmio64_size};
-	const struct fdt_device devs[] = {{fdt_uart_node, &uart}, {fdt_pci_node, &pci}};
+	struct fdt_gpio gpio = {.addr = LAYOUT_GPIO,
+	                        .size = LAYOUT_GPIO_SIZE,
+	                        .spi = IRQ_GPIO,
+	                        .power_line = GPIO_POWER_LINE};
+	const struct fdt_device devs[] = {
+	    {fdt_uart_node, &uart}, {fdt_gpio_node, &gpio}, {fdt_pci_node, &pci}};
 	char *stdout_path = fdt_uart_path(&uart);
 	struct fdt_board b = {
 	    .ncpus = a->cfg->cpus,
@@ -243,9 +258,8 @@ bool arch_describe_machine(struct arch_vm *a, struct arch_boot *boot, GError **e
 	return !a->cfg->dump_dtb || dump_dtb(a->cfg->dump_dtb, dtb, len, err);
 }
 
+/* A key on a GPIO line (the device tree's gpio-keys): Linux reports KEY_POWER. */
 void arch_press_power_button(struct arch_vm *a)
 {
-	/* No power button on this board yet (it would be a GPIO key in the device tree). */
-	g_printerr("husk: power button: not supported on arm64 yet; stopping the VM instead\n");
-	stop_request(&a->stop, STOP_POWEROFF);
+	pl061_press(a->state->gpio, GPIO_POWER_LINE);
 }

@@ -5,11 +5,14 @@
 
 #include <linux/kvm.h>
 
+#include "devices/pl061.h"
+
 struct arch_state {
 	struct kvm_vcpu_init init; /* KVM_ARM_PREFERRED_TARGET, with PSCI 0.2 */
 	int gic_fd;
 	int its_fd;
-	uint64_t dtb_addr; /* from arch_load_kernel, for arch_describe_machine */
+	uint64_t dtb_addr;  /* from arch_load_kernel, for arch_describe_machine */
+	struct pl061 *gpio; /* the power button's controller */
 };
 
 #endif
