@@ -19,8 +19,8 @@
 # none, and husk's tests get that verdict.
 set -eu
 
-TESTS="arm64-kvm arm64-boot arm64-smp arm64-poweroff arm64-reboot arm64-panic arm64-blk
-arm64-net arm64-fs arm64-exec arm64-exec-status"
+TESTS="arm64-kvm arm64-boot arm64-smp arm64-poweroff arm64-gpio arm64-reboot arm64-panic
+arm64-blk arm64-net arm64-fs arm64-exec arm64-exec-status"
 # The probe runs a few guest instructions: seconds even under TCG. A
 # guest boots in about 10 s under nested KVM in the emulated test host
 # (guest-tests/README.md, "arm64"): 90 s is ample, and under the 120 s of
@@ -164,13 +164,14 @@ husk_ready() {
 	return 1
 }
 
-# One boot with two vCPUs answers three questions: userspace came up
+# One boot with two vCPUs answers four questions: userspace came up
 # (guest-init.sh's marker on husk's console, the UART), the guest sees
-# both CPUs, and its power-off is husk's status 0 (as on x86).
+# both CPUs, its power-off is husk's status 0 (as on x86), and the power
+# button's GPIO controller is found in the device tree and bound.
 test_boot() {
-	want arm64-boot || want arm64-smp || want arm64-poweroff || return 0
+	want arm64-boot || want arm64-smp || want arm64-poweroff || want arm64-gpio || return 0
 	if [ -n "$NO_HUSK" ]; then
-		for t in arm64-boot arm64-smp arm64-poweroff; do husk_ready $t || true; done
+		for t in arm64-boot arm64-smp arm64-poweroff arm64-gpio; do husk_ready $t || true; done
 		return 0
 	fi
 	vm_boot boot poweroff --cpus 2
@@ -189,6 +190,11 @@ test_boot() {
 		result arm64-poweroff PASS
 	else
 		fail arm64-poweroff "husk exited with status $VM_RC after the guest's power-off, expected 0" "$VM_LOG"
+	fi
+	if [ "$(fact pl061_bound)" = 1 ]; then
+		result arm64-gpio PASS
+	else
+		fail arm64-gpio "the guest's pl061_gpio driver bound '$(fact pl061_bound)' controllers, expected 1" "$VM_LOG"
 	fi
 }
 

@@ -38,6 +38,12 @@ fact acpi_problems "$(dmesg | grep -cE 'ACPI.*(Error|Warning|BIOS)')"
 # The timer the guest programs: lapic-deadline when it may use the
 # TSC-deadline mode.
 fact clockevent "$(cat /sys/devices/system/clockevents/clockevent0/current_device 2>/dev/null)"
+# arm64: the PL061 GPIO controller of the power button, bound by its AMBA driver.
+bound=0
+for dev in /sys/bus/amba/drivers/pl061_gpio/*.pl061; do
+	[ -e "$dev" ] && bound=$((bound + 1))
+done
+fact pl061_bound "$bound"
 # Devices the pvpanic driver bound: the VMM hears of a panic only then.
 bound=0
 for dev in /sys/bus/platform/drivers/pvpanic-mmio/*:*; do
