@@ -170,4 +170,12 @@ size_t agent_field_put(uint8_t *buf, uint8_t tag, const char *value);
  */
 void agent_serve(int fd);
 
+/*
+ * As agent_serve, for husk-init's one app (husk run --image -t/-i): once
+ * the command exits, its EXIT follows what it wrote within DRAIN_MS, as a
+ * container ends with its main process, rather than once whatever it
+ * left in the background has closed its output too.
+ */
+void agent_serve_app(int fd);
+
 #endif

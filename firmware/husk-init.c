@@ -551,7 +551,7 @@ _Noreturn static void serve_session(int fd, const sigset_t *chld)
 		write_status("error user %s: %s\n", user, strerror(errno));
 		_exit(0);
 	}
-	agent_serve(fd);
+	agent_serve_app(fd);
 	_exit(0);
 }
 

@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <pty.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -39,7 +40,7 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-/* The guest: husk-init's session process (agent_serve on the connection), or 'fake'. */
+/* The guest: husk-init's session process (agent_serve_app on the connection), or 'fake'. */
 static void start_guest(struct run *r, void (*fake)(int fd))
 {
 	r->guest = fork();
@@ -50,7 +51,7 @@ static void start_guest(struct run *r, void (*fake)(int fd))
 		if (fake)
 			fake(fd);
 		else
-			agent_serve(fd);
+			agent_serve_app(fd);
 		_exit(0);
 	}
 }
@@ -158,6 +159,38 @@ static void test_interactive(void)
 	run_free(&r);
 	g_free(data);
 	g_rand_free(g);
+}
+
+/*
+ * The run ends with the app, as a container with its main process: what it
+ * left in the background holding its output or terminal does not keep it.
+ */
+static void test_ends_with_app(gconstpointer data)
+{
+	const bool tty = GPOINTER_TO_INT(data);
+	char *pid_file = g_strdup_printf("%s/husk-session-bg-%d", g_get_tmp_dir(), (int)getpid());
+	char *script = g_strdup_printf("sleep 30 & echo $! >%s; echo bye; exit 5", pid_file);
+	const char *const argv[] = {"sh", "-c", script, NULL};
+	struct run r = {0};
+
+	if (tty && access("/dev/ptmx", R_OK | W_OK) != 0) {
+		g_test_skip("no /dev/ptmx here");
+		return;
+	}
+	int64_t t0 = g_get_monotonic_time();
+	g_assert_cmpint(run_session(&r, argv, tty, !tty, NULL, 0, 0, NULL), ==, 5);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+	char *out = contents(r.out, NULL);
+	g_assert_cmpstr(out, ==, tty ? "bye\r\n" : "bye\n");
+	g_free(out);
+	run_free(&r);
+	/* husk-init would end it with the VM; here it is ours to end. */
+	char *pid = contents(pid_file, NULL);
+	kill((pid_t)atoi(pid), SIGKILL);
+	g_unlink(pid_file);
+	g_free(pid);
+	g_free(pid_file);
+	g_free(script);
 }
 
 /* -t without -i: husk's stdin is not read, the app's terminal has nothing typed. */
@@ -323,6 +356,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/exec-session/interactive", test_interactive);
 	g_test_add_func("/exec-session/tty-no-stdin", test_tty_no_stdin);
 	g_test_add_func("/exec-session/statuses", test_statuses);
+	g_test_add_data_func("/exec-session/ends-with-app/pipes", GINT_TO_POINTER(0),
+	                     test_ends_with_app);
+	g_test_add_data_func("/exec-session/ends-with-app/tty", GINT_TO_POINTER(1),
+	                     test_ends_with_app);
 	g_test_add_func("/exec-session/tty", test_tty);
 	g_test_add_func("/exec-session/winsize", test_winsize);
 	g_test_add_func("/exec-session/request", test_request);
