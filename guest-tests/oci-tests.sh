@@ -337,7 +337,9 @@ test_oci_detach() {
 }
 
 # -i: the bytes through cat in the guest come back the same, stderr apart,
-# and the app's status is husk's; then what the session costs in time.
+# and the app's status is husk's, even with a process it left behind
+# holding its stdout (the run ends with the app, as a container); then
+# what the session costs in time.
 test_oci_stdin() {
 	local in=$LOGDIR/oci-stdin.in why="" t0 took
 	{
@@ -345,7 +347,7 @@ test_oci_stdin() {
 		head -c 180000 /dev/urandom
 	} >"$in"
 	OCI_IN=$in husk_oci oci-stdin --image "$ASSETS/oci/layout" -i --entrypoint /bin/sh -- \
-		-c 'cat; echo to-stderr >&2; exit 3'
+		-c 'cat; echo to-stderr >&2; sleep 600 & exit 3'
 	husk_oci_wait
 	cmp -s "$in" "$OCI_OUT" || why+="stdout is not the input ($(wc -c <"$OCI_OUT") of $(wc -c <"$in") bytes); "
 	[[ $(cat "$OCI_ERR") == to-stderr ]] || why+="stderr '$(head -c 200 "$OCI_ERR")'; "
@@ -363,13 +365,14 @@ test_oci_stdin() {
 	info "oci-stdin: husk run --image -- true: $times"
 }
 
-# -t with husk's own streams no terminal, as docker allows: the app still has one.
+# -t with husk's own streams no terminal, as docker allows: the app still
+# has one; and a process it leaves on that terminal does not keep the run.
 test_oci_tty() {
 	local why="" out
 	# shellcheck disable=SC2016 # for the guest's shell
 	husk_oci oci-tty --image "$ASSETS/oci/layout" -t --entrypoint /bin/sh -- \
 		-c 'test -t 0 && test -t 1 && test -t 2 && echo tty=yes; echo to-stderr >&2
-			echo name=$(tty); echo size=$(stty size); echo term=$TERM; exit 4'
+			echo name=$(tty); echo size=$(stty size); echo term=$TERM; sleep 600 & exit 4'
 	husk_oci_wait
 	out=$(tr -d '\r' <"$OCI_OUT")
 	[[ $out == *tty=yes* ]] || why+="the app's 0, 1 and 2 are not all a terminal; "
