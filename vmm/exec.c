@@ -8,9 +8,12 @@
  *
  * Why a virtio-fs control directory rather than virtio-console ports or
  * vsock: husk needs virtio-fs for the guest's root and mounts anyway, the
- * guest's writes reach the host file at once (no write-back cache), stdout
- * and stderr stay apart byte for byte, and vsock would need the host's
- * vhost-vsock module and privileges. See tools/MANUAL.md, "husk exec".
+ * guest's writes reach the host file at once (no write-back cache), and
+ * stdout and stderr stay apart byte for byte.
+ * See tools/MANUAL.md, "husk exec".
+ * What files cannot carry, a terminal and a stdin (husk run --image -t/-i),
+ * goes through a husk-agent session over husk's own vsock device instead
+ * (vmm/exec_session.h).
  */
 #include "vmm/exec.h"
 
