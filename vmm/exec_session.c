@@ -36,8 +36,9 @@ struct exec_session {
 	char *path;
 	int listen_fd, fd; /* fd: the guest's connection, once there; -1 before and after */
 	int in_fd, size_fds[3];
-	bool tty, stdin_open, raw, began;
-	bool send_failed; /* the guest's end is gone: what it sent may still be read */
+	bool tty, stdin_open, began;
+	bool want_raw, raw; /* -it: husk's terminal raw while the VM runs, and whether it is */
+	bool send_failed;   /* the guest's end is gone: what it sent may still be read */
 	GMainContext *ctx;
 	GSource *accept_src, *conn_src, *send_src, *stdin_src, *winch_src;
 	struct agent_call call;
@@ -251,14 +252,15 @@ struct exec_session *exec_session_new(const char *path, const struct exec_sessio
 	/* Queued now: the agent reads it after its HELLO, whenever the guest connects. */
 	agent_call_queue(&s->call, AGENT_EXEC, req->data, req->len);
 	g_byte_array_unref(req);
-	/* As docker: a terminal's keys go to the app's terminal, Ctrl-C included. */
-	if (o->tty && o->interactive && isatty(o->in_fd))
-		s->raw = console_make_raw(o->in_fd);
+	s->want_raw = o->tty && o->interactive;
 	return s;
 }
 
 void exec_session_attach(struct exec_session *s, GMainContext *ctx)
 {
+	/* As docker: a terminal's keys go to the app's terminal, Ctrl-C included. */
+	if (s->want_raw && isatty(s->in_fd))
+		s->raw = console_make_raw(s->in_fd);
 	s->ctx = ctx;
 	s->accept_src = watch(s, s->listen_fd, G_IO_IN, on_accept);
 	if (s->tty) {

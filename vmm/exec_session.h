@@ -43,14 +43,17 @@ struct exec_session;
 
 /*
  * Listens at 'path' (a Unix socket: the VM's vsock socket with
- * "_<EXEC_SESSION_PORT>" after it) and readies the request. With -t and
- * -i on a terminal, that terminal is raw from now until
- * exec_session_free. Nothing is served until exec_session_attach.
+ * "_<EXEC_SESSION_PORT>" after it) and readies the request. Nothing is
+ * served until exec_session_attach.
  */
 struct exec_session *exec_session_new(const char *path, const struct exec_session_opts *o,
                                       GError **err);
 
-/* Served on 'ctx', the machine's I/O loop, from now on (SIGWINCH too, with -t). */
+/*
+ * Served on 'ctx', the machine's I/O loop, from now on (SIGWINCH too, with
+ * -t). With -t and -i on a terminal, that terminal is raw from now until
+ * exec_session_status or exec_session_free.
+ */
 void exec_session_attach(struct exec_session *s, GMainContext *ctx);
 
 /* On the I/O loop: 'signo' for the app (sent once the session is there). */

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "firmware/husk-agent.h"
@@ -279,6 +280,52 @@ static void test_winsize(void)
 	close(null);
 }
 
+/* -it on a terminal: raw while served (no echo, no line editing, no ^C), then as it was. */
+static void test_raw_terminal(void)
+{
+	const char *const argv[] = {"true", NULL}, *const env[] = {NULL};
+	char *dir = g_dir_make_tmp("husk-session-XXXXXX", NULL);
+	char *sock = g_build_filename(dir, "vsock_1024", NULL);
+	struct termios t;
+	int master, tty;
+	GError *err = NULL;
+	const char *why;
+
+	if (openpty(&master, &tty, NULL, NULL, NULL) < 0) {
+		g_test_skip("no terminal to be had here");
+		g_rmdir(dir);
+		g_free(sock);
+		g_free(dir);
+		return;
+	}
+	const struct exec_session_opts o = {.argv = argv,
+	                                    .env = env,
+	                                    .tty = true,
+	                                    .interactive = true,
+	                                    .in_fd = tty,
+	                                    .out_fd = tty,
+	                                    .err_fd = tty};
+	GMainContext *ctx = g_main_context_new();
+	struct exec_session *s = exec_session_new(sock, &o, &err);
+	g_assert_no_error(err);
+	g_assert_cmpint(tcgetattr(tty, &t), ==, 0);
+	g_assert_true(t.c_lflag & ICANON); /* not before the VM runs */
+	exec_session_attach(s, ctx);
+	g_assert_cmpint(tcgetattr(tty, &t), ==, 0);
+	g_assert_false(t.c_lflag & (ICANON | ECHO | ISIG));
+	g_assert_cmpint(exec_session_status(s, &why), ==, -1);
+	g_assert_null(why); /* no guest came */
+	g_assert_cmpint(tcgetattr(tty, &t), ==, 0);
+	g_assert_true((t.c_lflag & (ICANON | ECHO | ISIG)) == (ICANON | ECHO | ISIG));
+	exec_session_free(s);
+	g_main_context_unref(ctx);
+	close(master);
+	close(tty);
+	g_rmdir(dir);
+	g_free(sock);
+	g_free(dir);
+}
+
 /* The request: the agent's own decoder reads back what husk asks for. */
 static void test_request(void)
 {
@@ -363,6 +410,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/exec-session/tty", test_tty);
 	g_test_add_func("/exec-session/winsize", test_winsize);
 	g_test_add_func("/exec-session/request", test_request);
+	g_test_add_func("/exec-session/raw-terminal", test_raw_terminal);
 	g_test_add_func("/exec-session/bad-guest", test_bad_guest);
 	return g_test_run();
 }
