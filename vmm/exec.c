@@ -858,8 +858,6 @@ struct forward {
 	bool killed;
 };
 
-static void start_grace(struct forward *f);
-
 static gboolean grace_over(gpointer data)
 {
 	struct forward *f = data;
@@ -867,6 +865,13 @@ static gboolean grace_over(gpointer data)
 	f->killed = true;
 	machine_request_stop(f->m, STOP_SIGNAL);
 	return G_SOURCE_REMOVE;
+}
+
+static void start_grace(struct forward *f)
+{
+	f->grace = g_timeout_source_new_seconds(STOP_GRACE_S);
+	g_source_set_callback(f->grace, grace_over, f, NULL);
+	g_source_attach(f->grace, machine_context(f->m));
 }
 
 static void forward_signal(void *data, int signo)
@@ -885,13 +890,6 @@ static void forward_signal(void *data, int signo)
 	g_free(path);
 }
 
-static void start_grace(struct forward *f)
-{
-	f->grace = g_timeout_source_new_seconds(STOP_GRACE_S);
-	g_source_set_callback(f->grace, grace_over, f, NULL);
-	g_source_attach(f->grace, machine_context(f->m));
-}
-
 /*
  * With a session, at power-off: the app's status from its EXIT; else what
  * husk-init wrote, if it did; else how the session ended.
@@ -900,17 +898,17 @@ static int session_status(struct exec_session *s, const char *ctl)
 {
 	const char *why;
 	int status = exec_session_status(s, &why);
-	int fd = status < 0 ? open_ctl_file(ctl, "status") : -1;
 
 	if (status >= 0)
 		return status;
-	if (fd >= 0 || !why) {
-		if (fd >= 0)
-			close(fd);
-		return guest_status(ctl);
+	int fd = why ? open_ctl_file(ctl, "status") : -1;
+	if (why && fd < 0) {
+		g_printerr("husk: run: the app's session: %s\n", why);
+		return HUSK_EXIT_EXEC_FAILED;
 	}
-	g_printerr("husk: run: the app's session: %s\n", why);
-	return HUSK_EXIT_EXEC_FAILED;
+	if (fd >= 0)
+		close(fd);
+	return guest_status(ctl);
 }
 
 static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
