@@ -26,6 +26,12 @@
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define OUT_CHUNK    (AGENT_MAX_BODY - 1)
+/*
+ * agent_serve_app: how long the streams of a command that exited may
+ * still bring what it wrote (a terminal hands its output on from a kernel
+ * worker, after the writer may be gone) before they close anyway.
+ */
+#define DRAIN_MS 500
 
 extern char **environ;
 
@@ -42,6 +48,8 @@ struct session {
 	bool close_stdin; /* the host's empty STDIN: close once pending is out */
 	bool exited;
 	int status;
+	bool end_with_command; /* agent_serve_app: streams closed DRAIN_MS after its exit */
+	long drain_until;      /* then, on the monotonic clock in ms */
 };
 
 static bool write_all(int fd, const void *buf, size_t len)
@@ -660,9 +668,34 @@ static void finish(struct session *s)
 	s->close_stdin = false;
 }
 
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * agent_serve_app: poll's timeout while an exited command's streams drain;
+ * once that is over, they close, whatever it left running holds them.
+ */
+static int drain_timeout(struct session *s)
+{
+	if (!s->end_with_command || !s->pid || !s->exited)
+		return -1;
+	long left = s->drain_until - now_ms();
+	if (left > 0)
+		return (int)left;
+	close_fd(&s->child_out);
+	close_fd(&s->child_err);
+	return 0;
+}
+
 /* One turn of the loop; false once the host is gone. */
 static bool turn(struct session *s)
 {
+	int timeout = drain_timeout(s);
 	struct pollfd p[5] = {
 	    {s->in_len < sizeof(s->in) ? s->fd : -1, POLLIN, 0},
 	    {feeding(s) ? s->child_in : -1, POLLOUT, 0},
@@ -671,7 +704,7 @@ static bool turn(struct session *s)
 	    {s->pid && !s->exited ? s->pidfd : -1, POLLIN, 0},
 	};
 
-	if (poll(p, 5, -1) < 0)
+	if (poll(p, 5, timeout) < 0)
 		return errno == EINTR;
 	if (p[1].revents)
 		feed_stdin(s);
@@ -679,8 +712,10 @@ static bool turn(struct session *s)
 		relay(s, &s->child_out, AGENT_STDOUT);
 	if (p[3].revents)
 		relay(s, &s->child_err, AGENT_STDERR);
-	if (p[4].revents && waitpid(s->pid, &s->status, WNOHANG) == s->pid)
+	if (p[4].revents && waitpid(s->pid, &s->status, WNOHANG) == s->pid) {
 		s->exited = true;
+		s->drain_until = now_ms() + DRAIN_MS;
+	}
 	if (s->pid && s->exited && s->child_out < 0 && s->child_err < 0)
 		finish(s);
 	if (p[0].revents && !read_host(s))
@@ -688,13 +723,18 @@ static bool turn(struct session *s)
 	return take_frames(s);
 }
 
-void agent_serve(int fd)
+static void serve(int fd, bool end_with_command)
 {
 	static struct session s;
 	uint8_t version[4] = {AGENT_VERSION, 0, 0, 0};
 
-	s = (struct session){
-	    .fd = fd, .pidfd = -1, .child_in = -1, .child_out = -1, .child_err = -1, .pty = -1};
+	s = (struct session){.fd = fd,
+	                     .pidfd = -1,
+	                     .child_in = -1,
+	                     .child_out = -1,
+	                     .child_err = -1,
+	                     .pty = -1,
+	                     .end_with_command = end_with_command};
 	if (!send_frame(&s, AGENT_HELLO, version, sizeof(version)))
 		return;
 	while (turn(&s))
@@ -709,4 +749,14 @@ void agent_serve(int fd)
 	close_fd(&s.child_err);
 	close_fd(&s.pidfd);
 	close_fd(&s.pty);
+}
+
+void agent_serve(int fd)
+{
+	serve(fd, false);
+}
+
+void agent_serve_app(int fd)
+{
+	serve(fd, true);
 }

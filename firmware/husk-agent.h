@@ -3,7 +3,9 @@
  * husk-agent's protocol, version 3: how husk asks the agent in a guest to
  * run commands and shells and to mount shared folders, over one vsock stream per request (the agent
  * listens on guest port HUSK_AGENT_PORT; a host program reaches it through husk's
- * --vsock socket with "CONNECT 1024").
+ * --vsock socket with "CONNECT 1024"). husk-init serves the same session
+ * for husk run --image -t/-i, on a stream it opens to the host's port
+ * HUSK_AGENT_PORT itself (agent_serve_app).
  *
  * A frame is a little-endian u32, the length of the body (1 to
  * AGENT_MAX_BODY bytes), then the body: a type byte and its payload.
@@ -169,5 +171,13 @@ size_t agent_field_put(uint8_t *buf, uint8_t tag, const char *value);
  * closes it; exits the process never. Used by husk-agent per connection.
  */
 void agent_serve(int fd);
+
+/*
+ * As agent_serve, for husk-init's one app (husk run --image -t/-i): once
+ * the command exits, its EXIT follows what it wrote within DRAIN_MS, as a
+ * container ends with its main process, rather than once whatever it
+ * left in the background has closed its output too.
+ */
+void agent_serve_app(int fd);
 
 #endif

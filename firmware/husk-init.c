@@ -20,7 +20,14 @@
  *   sysctl=NAME=VALUE  written to /proc/sys/NAME (dots for slashes), in order
  *   forward-signals=1  when husk writes "signal" in the control share, the
  *                      command gets SIGTERM (husk run --image: Ctrl-C, stop)
- * The status file says "exit N", "signal N" or "error MESSAGE".
+ *   session=PORT       husk run --image -t/-i: no command of our own; instead
+ *                      one husk-agent session (firmware/husk-agent.h) on a
+ *                      vsock connection to the host's PORT, as the user, in
+ *                      the new root and cwd: husk asks it for the command,
+ *                      on a terminal or not, and relays its streams, window
+ *                      size and signals; its EXIT is the command's status
+ * The status file says "exit N", "signal N" or "error MESSAGE" (with a
+ * session: only how the session failed, if it did).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,9 +48,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+/* linux/vm_sockets.h uses struct sockaddr without including its header. */
+#include <linux/vm_sockets.h>
+
 #include "exec_file.h"
+#include "firmware/husk-agent.h"
 
 #ifndef MODULE_INIT_COMPRESSED_FILE
 #define MODULE_INIT_COMPRESSED_FILE 4 /* linux/module.h, Linux 6.2 */
@@ -52,6 +64,8 @@
 #define CTL      "/ctl"
 #define NEWROOT  "/newroot"
 #define MAX_RECS EXEC_FILE_MAX_RECORDS
+
+#define SESSION_WAIT_MS 10000 /* for the vsock transport to take a connection */
 
 static int ctl_fd = -1;
 static char resolver[32]; /* the DNS server user networking offers, if any */
@@ -360,9 +374,9 @@ static int become_user(const char *spec)
  * share is how husk reaches the guest (a name it has not seen yet, the
  * guest's kernel asks about again after a second).
  */
-static int wait_command(pid_t pid)
+static int wait_command(pid_t pid, bool forward)
 {
-	bool forward = get("forward-signals", 0) != NULL, sent = false;
+	bool sent = false;
 	sigset_t chld;
 	int status = 0;
 
@@ -413,6 +427,27 @@ static void note_started(int fd)
 		close(started);
 }
 
+/* Into the new root and the command's working directory. */
+static void enter_root(void)
+{
+	if (chroot(NEWROOT) || chdir("/"))
+		die("cannot enter the new root: %s", strerror(errno));
+	write_resolv_conf();
+	const char *cwd = get("cwd", 0);
+	if (cwd && get("cwd-make", 0) && access(cwd, F_OK))
+		mkdir_p(cwd);
+	if (cwd && chdir(cwd))
+		die("working directory %s: %s", cwd, strerror(errno));
+}
+
+/* SIGCHLD waits, blocked, for sigtimedwait in wait_command. */
+static void block_sigchld(sigset_t *chld)
+{
+	sigemptyset(chld);
+	sigaddset(chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, chld, NULL);
+}
+
 static void run_command(void)
 {
 	char *argv[MAX_RECS + 1], *envp[MAX_RECS + 1];
@@ -432,20 +467,10 @@ static void run_command(void)
 	int err = openat(ctl_fd, "stderr", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (out < 0 || err < 0)
 		die("cannot create the output files: %s", strerror(errno));
-	if (chroot(NEWROOT) || chdir("/"))
-		die("cannot enter the new root: %s", strerror(errno));
-	write_resolv_conf();
-	const char *cwd = get("cwd", 0);
-	if (cwd && get("cwd-make", 0) && access(cwd, F_OK))
-		mkdir_p(cwd);
-	if (cwd && chdir(cwd))
-		die("working directory %s: %s", cwd, strerror(errno));
+	enter_root();
 
-	/* SIGCHLD waits, blocked, for sigtimedwait in wait_command. */
 	sigset_t chld;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, NULL);
+	block_sigchld(&chld);
 	/* Closed by a successful execvp: how the parent knows the app runs. */
 	int exec_failed[2];
 	if (pipe2(exec_failed, O_CLOEXEC))
@@ -474,7 +499,7 @@ static void run_command(void)
 	}
 	close(exec_failed[1]);
 	note_started(exec_failed[0]);
-	int status = wait_command(pid);
+	int status = wait_command(pid, get("forward-signals", 0) != NULL);
 	kill(-1, SIGKILL);
 	fsync(out);
 	fsync(err);
@@ -482,6 +507,76 @@ static void run_command(void)
 		write_status("signal %d\n", WTERMSIG(status));
 	else
 		write_status("exit %d\n", WEXITSTATUS(status));
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * husk listens before the VM starts; the only wait is for the guest's
+ * vsock transport, whose driver may still be binding to its device.
+ */
+static int connect_host(unsigned int port)
+{
+	struct sockaddr_vm sa = {
+	    .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = port};
+
+	for (long waited = 0;; waited += 50) {
+		int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (waited >= SESSION_WAIT_MS)
+			die("cannot reach husk for the app's session (vsock port %u): %s", port,
+			    strerror(e));
+		sleep_ms(50);
+	}
+}
+
+/* The session's process: the app's user, then husk-agent's loop until husk hangs up. */
+_Noreturn static void serve_session(int fd, const sigset_t *chld)
+{
+	const char *user = get("user", 0);
+
+	sigprocmask(SIG_UNBLOCK, chld, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a write to a connection husk closed fails instead */
+	if (user && become_user(user)) {
+		write_status("error user %s: %s\n", user, strerror(errno));
+		_exit(0);
+	}
+	agent_serve_app(fd);
+	_exit(0);
+}
+
+static void run_session(const char *port_text)
+{
+	char *end;
+	unsigned long port = strtoul(port_text, &end, 10);
+
+	if (*end || port == 0 || port > UINT32_MAX)
+		die("bad session record \"%s\"", port_text);
+	int fd = connect_host((unsigned int)port);
+	enter_root();
+	sigset_t chld;
+	block_sigchld(&chld);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0)
+		serve_session(fd, &chld);
+	close(fd);
+	/* The app's signals come through the session: none by the control share. */
+	int status = wait_command(pid, false);
+	kill(-1, SIGKILL);
+	if (WIFSIGNALED(status))
+		write_status("error the app's session ended by signal %d\n", WTERMSIG(status));
 }
 
 int main(void)
@@ -502,10 +597,18 @@ int main(void)
 	read_exec();
 	mount_root();
 	mount_basics(NEWROOT);
+	const char *session = get("session", 0);
+	/* The terminals the session opens (-t), and what `tty` names them by. */
+	if (session)
+		mount_or_die("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		             "newinstance,ptmxmode=0666,mode=0620");
 	mount_shares();
 	setup_network();
 	set_sysctls();
-	run_command();
+	if (session)
+		run_session(session);
+	else
+		run_command();
 	power_off();
 	return 0;
 }

@@ -113,7 +113,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..54"
+	echo "1..58"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
@@ -291,10 +291,18 @@ oci_checks() {
 		run --image /no/such-image --detach
 	expect_error "run --image --detach of a missing path exits 125 naming it" 125 \
 		/no/such-image run --image /no/such-image --detach --name gone
-	expect_error "run --image -it says it is not supported yet" 125 "-t and -i: not supported yet" \
-		run --image /no/such-image -it
+	expect_error "run --image -it with stdin not a terminal is refused, as docker" 125 \
+		"-it: the input is not a terminal" run --image /no/such-image -it
+	expect_error "run --image -t on no terminal goes on to the image, as docker" 125 \
+		/no/such-image run --image /no/such-image -t
+	expect_error "run --image -i goes on to the image" 125 /no/such-image \
+		run --image /no/such-image -i
 	expect_error "run --image -dit is refused: no attach" 125 "--detach with -t and -i" \
 		run --image /no/such-image -dit --name gone
+	expect_error "run --image -di is refused: no attach" 125 "--detach with -i" \
+		run --image /no/such-image -di --name gone
+	expect_error "run --image -dt is refused: no attach" 125 "--detach with -t" \
+		run --image /no/such-image -dt --name gone
 	run_husk list
 	if [[ $RC == 0 && $(cat "$WORK/out") != *gone* ]]; then
 		ok "run --image --detach of a missing image leaves no instance"

@@ -18,6 +18,14 @@
 #     ends by: oci-publish, oci-stop (status 143, well within the grace)
 #   5 a shell that ignores SIGTERM: oci-stop-kill (status 137 after the
 #     10 s grace)
+#   6 -i: 192 KiB through cat and back, stderr apart, the app's status
+#     (oci-stdin); then `-- true` twice with -i and twice without, for the
+#     time a session adds (logged)
+#   7 -t on no terminal of husk's: the app's 0, 1 and 2 are a terminal
+#     (/dev/pts/N, 24x80), its stderr merged into stdout (oci-tty)
+#   8 -it under pty-drive on a 33x111 terminal: stty size, a resize to
+#     40x100, Ctrl-C to the guest's sleep (130 in the guest's shell, husk
+#     goes on), exit 7 (oci-tty-interactive)
 # oci-bad-image boots nothing: a corrupt layer and an unknown user are one
 # line each, status 125, and nothing is left in the cache.
 # oci-detach: husk run --image --detach as instances (three more boots):
@@ -30,12 +38,14 @@
 OCI_TESTS=(
 	oci-layers oci-config oci-exit-status oci-entrypoint-cmd oci-archive
 	oci-override oci-volume oci-publish oci-stop oci-stop-kill oci-bad-image oci-detach
+	oci-stdin oci-tty oci-tty-interactive
 )
 
 OCI_PORT=18080
 
 # husk_oci NAME [OPTION...] [-- COMMAND...]: husk run --image, as husk_exec
-# runs husk exec (status in OCI_RC, output in $LOGDIR/NAME.out and .err).
+# runs husk exec (status in OCI_RC, output in $LOGDIR/NAME.out and .err;
+# its stdin OCI_IN, /dev/null unless set).
 husk_oci() {
 	local name=$1
 	shift
@@ -44,7 +54,7 @@ husk_oci() {
 	VM_T0=$(now)
 	HUSK_HOME=$OCI_HOME "${HUSK_CMD[@]}" run --kernel "$ASSETS/cloud/vmlinuz" \
 		--modules "$ASSETS/exec-modules" --console="$LOGDIR/$name.console" "$@" \
-		</dev/null >"$OCI_OUT" 2>"$OCI_ERR" &
+		<"${OCI_IN:-/dev/null}" >"$OCI_OUT" 2>"$OCI_ERR" &
 	VM_PID=$!
 }
 
@@ -326,6 +336,74 @@ test_oci_detach() {
 	fi
 }
 
+# -i: the bytes through cat in the guest come back the same, stderr apart,
+# and the app's status is husk's, even with a process it left behind
+# holding its stdout (the run ends with the app, as a container); then
+# what the session costs in time.
+test_oci_stdin() {
+	local in=$LOGDIR/oci-stdin.in why="" t0 took
+	{
+		seq 1 2000
+		head -c 180000 /dev/urandom
+	} >"$in"
+	OCI_IN=$in husk_oci oci-stdin --image "$ASSETS/oci/layout" -i --entrypoint /bin/sh -- \
+		-c 'cat; echo to-stderr >&2; sleep 600 & exit 3'
+	husk_oci_wait
+	cmp -s "$in" "$OCI_OUT" || why+="stdout is not the input ($(wc -c <"$OCI_OUT") of $(wc -c <"$in") bytes); "
+	[[ $(cat "$OCI_ERR") == to-stderr ]] || why+="stderr '$(head -c 200 "$OCI_ERR")'; "
+	[[ $OCI_RC == 3 ]] || why+="status $OCI_RC, want 3; "
+	verdict oci-stdin "$why"
+	local flags times=""
+	for flags in "" -i "" -i; do
+		t0=$(now)
+		# shellcheck disable=SC2086 # no flag, or one
+		husk_oci oci-time --image "$ASSETS/oci/layout" $flags --entrypoint /bin/true
+		husk_oci_wait
+		took=$(elapsed "$t0" "$(now)")
+		times+="${flags:-plain} ${took}s (status $OCI_RC); "
+	done
+	info "oci-stdin: husk run --image -- true: $times"
+}
+
+# -t with husk's own streams no terminal, as docker allows: the app still
+# has one; and a process it leaves on that terminal does not keep the run.
+test_oci_tty() {
+	local why="" out
+	# shellcheck disable=SC2016 # for the guest's shell
+	husk_oci oci-tty --image "$ASSETS/oci/layout" -t --entrypoint /bin/sh -- \
+		-c 'test -t 0 && test -t 1 && test -t 2 && echo tty=yes; echo to-stderr >&2
+			echo name=$(tty); echo size=$(stty size); echo term=$TERM; sleep 600 & exit 4'
+	husk_oci_wait
+	out=$(tr -d '\r' <"$OCI_OUT")
+	[[ $out == *tty=yes* ]] || why+="the app's 0, 1 and 2 are not all a terminal; "
+	[[ $out == *to-stderr* && ! -s $OCI_ERR ]] || why+="stderr not merged into stdout; "
+	[[ $out == *name=/dev/pts/* ]] || why+="tty says '$(sed -n 's/^name=//p' <<<"$out")'; "
+	[[ $out == *"size=24 80"* ]] || why+="stty size says '$(sed -n 's/^size=//p' <<<"$out")', want 24 80; "
+	[[ $out == *term=xterm* ]] || why+="TERM is '$(sed -n 's/^term=//p' <<<"$out")', want xterm; "
+	grep -q $'\r$' "$OCI_OUT" || why+="no CR LF: not through a terminal; "
+	[[ $OCI_RC == 4 ]] || why+="status $OCI_RC, want 4; "
+	verdict oci-tty "${why:+$why stdout: $(tr -c '[:print:]' ' ' <"$OCI_OUT" | head -c 300)}"
+}
+
+# -it on a terminal (pty-drive's): its size and a resize reach the app's,
+# Ctrl-C is the guest's (its sleep ends by SIGINT; husk, whose terminal is
+# raw, goes on, where a SIGINT of its own would end the app with 143), and
+# exit 7 is husk's.
+test_oci_tty_interactive() {
+	local rc=0 out=$LOGDIR/oci-tty-interactive.out
+	ensure_devpts || true
+	# shellcheck disable=SC2016 # for the guest's shell
+	HUSK_HOME=$OCI_HOME timeout 300 "$ASSETS/vsock/pty-drive" 33 111 \
+		'send:stty size\n' 'wait:33 111' 'resize:40,100' 'send:stty size\n' 'wait:40 100' \
+		'send:echo sl""eeping; sleep 60\n' 'wait:sleeping' "send:"$'\003' \
+		'send:echo rc=$?\n' 'wait:rc=130' 'send:exit 7\n' -- \
+		"${HUSK_CMD[@]}" run --kernel "$ASSETS/cloud/vmlinuz" --modules "$ASSETS/exec-modules" \
+		--console="$LOGDIR/oci-tty-interactive.console" --image "$ASSETS/oci/layout" -it \
+		--entrypoint /bin/sh >"$out" 2>"$LOGDIR/oci-tty-interactive.err" || rc=$?
+	verdict oci-tty-interactive "$([[ $rc == 7 ]] ||
+		echo "status $rc, want 7: $(tr -c '[:print:]' ' ' <"$out" | tail -c 400) $(head -c 200 "$LOGDIR/oci-tty-interactive.err")")"
+}
+
 run_oci_tests() {
 	local t
 	if [[ ! -d $ASSETS/exec-modules || ! -d $ASSETS/oci/layout ]]; then
@@ -342,5 +420,8 @@ run_oci_tests() {
 	want oci-publish oci-stop && test_oci_publish
 	want oci-stop-kill && test_oci_stop_kill
 	want oci-detach && test_oci_detach
+	want oci-stdin && test_oci_stdin
+	want oci-tty && test_oci_tty
+	want oci-tty-interactive && test_oci_tty_interactive
 	return 0
 }

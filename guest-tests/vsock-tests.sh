@@ -407,4 +407,6 @@ run_vsock_tests() {
 	fi
 	want "${VSOCK_TESTS[@]}" && test_vsock
 	want "${VSOCK_MOUNT_TESTS[@]}" && test_vsock_mount
+	# Not wanted is no failure: vm-tests.sh runs under set -e.
+	return 0
 }

@@ -56,7 +56,7 @@ void console_restore_terminal(void)
  * signals from ^C (the guest gets it), no output processing (the guest's
  * 8250 driver sends its own CR LF).
  */
-static bool terminal_make_raw(int fd)
+bool console_make_raw(int fd)
 {
 	static bool atexit_done;
 	struct termios raw;
@@ -221,7 +221,7 @@ struct console *console_open(int in_fd, GMainContext *ctx, struct serial *serial
 	serial_set_rx_space_cb(serial, rx_space, c);
 
 	c->in_done = fstat(in_fd, &st) < 0;
-	c->raw = !c->in_done && isatty(in_fd) && terminal_make_raw(in_fd);
+	c->raw = !c->in_done && isatty(in_fd) && console_make_raw(in_fd);
 	update_watch(c);
 	return c;
 }

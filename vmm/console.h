@@ -32,6 +32,13 @@ struct console *console_open(int in_fd, GMainContext *ctx, struct serial *serial
 void console_close(struct console *c);
 
 /*
+ * Puts the terminal 'fd' in full raw mode (no echo, line editing, signals
+ * or output processing) until console_restore_terminal(), which exit and
+ * husk's fatal-signal paths call too. One terminal at a time.
+ */
+bool console_make_raw(int fd);
+
+/*
  * Puts the terminal back as husk found it. Idempotent and async-signal-safe,
  * so atexit handlers and fatal-signal paths may call it too.
  */

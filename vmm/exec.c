@@ -8,9 +8,12 @@
  *
  * Why a virtio-fs control directory rather than virtio-console ports or
  * vsock: husk needs virtio-fs for the guest's root and mounts anyway, the
- * guest's writes reach the host file at once (no write-back cache), stdout
- * and stderr stay apart byte for byte, and vsock would need the host's
- * vhost-vsock module and privileges. See tools/MANUAL.md, "husk exec".
+ * guest's writes reach the host file at once (no write-back cache), and
+ * stdout and stderr stay apart byte for byte.
+ * See tools/MANUAL.md, "husk exec".
+ * What files cannot carry, a terminal and a stdin (husk run --image -t/-i),
+ * goes through a husk-agent session over husk's own vsock device instead
+ * (vmm/exec_session.h).
  */
 #include "vmm/exec.h"
 
@@ -31,9 +34,12 @@
 #include "devices/net/net.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/fs.h"
+#include "devices/virtio/vsock.h"
 #include "firmware/exec_file.h"
 #include "vmm/arch.h"
+#include "vmm/console.h"
 #include "vmm/error.h"
+#include "vmm/exec_session.h"
 #include "vmm/initramfs.h"
 #include "vmm/process.h"
 #include "vmm/size.h"
@@ -56,7 +62,8 @@ struct exec_opts {
 	GPtrArray *envs;   /* char *, "K=V" */
 	GPtrArray *disks, *nets;
 	gboolean console, allow_pvm, timings, no_seccomp;
-	char *console_file; /* --console=FILE */
+	gboolean tty, interactive; /* husk run --image -t, -i: the app through a session */
+	char *console_file;        /* --console=FILE */
 	char **command;
 };
 
@@ -207,6 +214,10 @@ static bool parse_options(int argc, char **argv, struct exec_opts *o, GError **e
 	     "UID:GID[:GID,...]"},
 	    {"image-root", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &o->image_root,
 	     "A container image's root (husk run --image)", "DIR"},
+	    {"tty", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &o->tty,
+	     "The command on a terminal (husk run --image -t)", NULL},
+	    {"interactive", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &o->interactive,
+	     "Standard input to the command (husk run --image -i)", NULL},
 	    {"timeout", 't', 0, CB(opt_timeout), "Stop the VM after this long: exit status 124",
 	     "SECONDS"},
 	    {"console", 0, G_OPTION_FLAG_OPTIONAL_ARG, CB(opt_console),
@@ -365,9 +376,15 @@ static char *find_modules(const char *kernel, GError **err)
 	return found;
 }
 
+static bool session_wanted(const struct exec_opts *o)
+{
+	return o->tty || o->interactive;
+}
+
 static bool module_list(const char *moddir, const struct exec_opts *o, GPtrArray *out, GError **err)
 {
-	const char *required[] = {"virtio_pci", "virtiofs", "overlay", NULL};
+	const char *required[] = {"virtio_pci", "virtiofs", "overlay",
+	                          session_wanted(o) ? "vmw_vsock_virtio_transport" : NULL, NULL};
 	const char *optional[] = {"pvpanic-mmio", o->disks->len ? "virtio_blk" : NULL, NULL, NULL};
 
 	if (o->nets->len)
@@ -561,7 +578,7 @@ static const char *const hidden_by_default[] = {
 };
 
 /* The defaults, then --env in order; a later NAME=... replaces an earlier one. */
-static void add_env(GString *exec, GPtrArray *envs)
+static GPtrArray *merged_env(GPtrArray *envs)
 {
 	GPtrArray *all = g_ptr_array_new();
 
@@ -578,6 +595,13 @@ static void add_env(GString *exec, GPtrArray *envs)
 		else
 			g_ptr_array_add(all, (gpointer)e);
 	}
+	return all;
+}
+
+static void add_env(GString *exec, GPtrArray *envs)
+{
+	GPtrArray *all = merged_env(envs);
+
 	for (guint i = 0; i < all->len; i++)
 		rec(exec, "env", all->pdata[i]);
 	g_ptr_array_unref(all);
@@ -657,6 +681,11 @@ static bool plan(struct exec_opts *o, struct vm_config *cfg, GString *exec, cons
 	}
 	if (o->user)
 		rec(exec, "user", o->user);
+	if (session_wanted(o)) {
+		char *port = g_strdup_printf("%u", EXEC_SESSION_PORT);
+		rec(exec, "session", port);
+		g_free(port);
+	}
 	for (char **a = o->command; *a; a++)
 		rec(exec, "arg", *a);
 	g_free(cwd);
@@ -816,12 +845,14 @@ static int64_t now_ns(void)
 
 /*
  * husk run --image: SIGINT or SIGTERM to husk reaches the app as SIGTERM
- * (husk-init finds the "signal" file in the control share); a second
- * signal, or STOP_GRACE_S without an end, stops the VM as SIGKILL would.
+ * (husk-init finds the "signal" file in the control share; with -t or -i,
+ * a SIGNAL frame through the app's session); a second signal, or
+ * STOP_GRACE_S without an end, stops the VM as SIGKILL would.
  */
 struct forward {
 	struct machine *m;
 	const char *ctl;
+	struct exec_session *session;
 	int signals;
 	GSource *grace;
 	bool killed;
@@ -836,23 +867,53 @@ static gboolean grace_over(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+static void start_grace(struct forward *f)
+{
+	f->grace = g_timeout_source_new_seconds(STOP_GRACE_S);
+	g_source_set_callback(f->grace, grace_over, f, NULL);
+	g_source_attach(f->grace, machine_context(f->m));
+}
+
 static void forward_signal(void *data, int signo)
 {
 	struct forward *f = data;
 	char *path = g_build_filename(f->ctl, "signal", NULL);
 
-	if (f->signals++ == 0 && g_file_set_contents(path, "15\n", -1, NULL)) {
-		f->grace = g_timeout_source_new_seconds(STOP_GRACE_S);
-		g_source_set_callback(f->grace, grace_over, f, NULL);
-		g_source_attach(f->grace, machine_context(f->m));
+	if (f->signals++ == 0 && f->session) {
+		exec_session_signal(f->session, SIGTERM);
+		start_grace(f);
+	} else if (f->signals == 1 && g_file_set_contents(path, "15\n", -1, NULL)) {
+		start_grace(f);
 	} else {
 		grace_over(f);
 	}
 	g_free(path);
 }
 
+/*
+ * With a session, at power-off: the app's status from its EXIT; else what
+ * husk-init wrote, if it did; else how the session ended.
+ */
+static int session_status(struct exec_session *s, const char *ctl)
+{
+	const char *why;
+	int status = exec_session_status(s, &why);
+
+	if (status >= 0)
+		return status;
+	int fd = why ? open_ctl_file(ctl, "status") : -1;
+	if (why && fd < 0) {
+		g_printerr("husk: run: the app's session: %s\n", why);
+		return HUSK_EXIT_EXEC_FAILED;
+	}
+	if (fd >= 0)
+		close(fd);
+	return guest_status(ctl);
+}
+
 static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
-                  bool forward_signals, const struct exec_io *io_fds)
+                  bool forward_signals, const struct exec_io *io_fds, struct exec_session *session,
+                  bool tty)
 {
 	GError *err = NULL;
 	struct relay r = {.ctl = (char *)ctl,
@@ -863,7 +924,8 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
 	 * The guest's output files are read on the I/O thread as they grow; a
 	 * signal passed on to an image's app is a file written there.
 	 */
-	unsigned int io = SECCOMP_IO_READ_FILES | (forward_signals ? SECCOMP_IO_WRITE_FILES : 0);
+	unsigned int io = SECCOMP_IO_READ_FILES | (forward_signals ? SECCOMP_IO_WRITE_FILES : 0) |
+	                  (tty ? SECCOMP_IO_TERMINAL : 0);
 	struct machine *m = process_create_machine_in(cfg, io, ctl, &err);
 	int signo = 0, status;
 
@@ -879,11 +941,16 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
 		g_source_set_callback(watch, (GSourceFunc)(void (*)(void))on_inotify, &r, NULL);
 		g_source_attach(watch, machine_context(m));
 	}
-	struct forward fwd = {.m = m, .ctl = ctl};
+	if (session)
+		exec_session_attach(session, machine_context(m));
+	struct forward fwd = {.m = m, .ctl = ctl, .session = session};
 	enum stop_reason reason =
 	    forward_signals ? process_run_machine_forwarding(m, cfg, &signo, forward_signal, &fwd)
 	                    : process_run_machine(m, cfg, &signo);
 	int64_t stopped = now_ns();
+	/* husk's own lines from here on start at the left, as the terminal was. */
+	if (session)
+		console_restore_terminal();
 	if (fwd.grace) {
 		g_source_destroy(fwd.grace);
 		g_source_unref(fwd.grace);
@@ -905,7 +972,7 @@ static int run_vm(struct vm_config *cfg, const char *ctl, unsigned int timeout,
 		           (double)(now_ns() - stopped) / 1e6);
 	switch (reason) {
 	case STOP_POWEROFF:
-		return guest_status(ctl);
+		return session ? session_status(session, ctl) : guest_status(ctl);
 	case STOP_TIMEOUT:
 		g_printerr("husk: exec: --timeout: still running after %u s, stopped\n", timeout);
 		return HUSK_EXIT_TIMEOUT;
@@ -940,6 +1007,43 @@ static int open_console(const struct exec_opts *o, GError **err)
 	if (fd < 0)
 		husk_fail(err, HUSK_EXIT_EXEC_FAILED, "--console: %s: %s", path, g_strerror(errno));
 	return fd;
+}
+
+/*
+ * husk run --image -t/-i: the VM gets a vsock device, its socket in a
+ * folder of its own (not the control share, which the guest can change),
+ * and husk's end of the app's session listens beside it.
+ */
+static struct exec_session *open_session(const struct exec_opts *o, struct vm_config *cfg,
+                                         const struct exec_io *io, char **dir, GError **err)
+{
+	GError *why = NULL;
+
+	*dir = g_dir_make_tmp("husk-run-XXXXXX", &why);
+	if (!*dir) {
+		husk_fail(err, HUSK_EXIT_EXEC_FAILED, "run: the app's session: %s", why->message);
+		g_error_free(why);
+		return NULL;
+	}
+	cfg->vsock = g_new0(struct vsock_config, 1);
+	cfg->vsock->path = g_build_filename(*dir, "vsock", NULL);
+	cfg->vsock->cid = VSOCK_DEFAULT_CID;
+	char *path = g_strdup_printf("%s_%u", cfg->vsock->path, EXEC_SESSION_PORT);
+	GPtrArray *env = merged_env(o->envs);
+	g_ptr_array_add(env, NULL);
+	const struct exec_session_opts so = {
+	    .argv = (const char *const *)o->command,
+	    .env = (const char *const *)env->pdata,
+	    .tty = o->tty,
+	    .interactive = o->interactive,
+	    .in_fd = STDIN_FILENO,
+	    .out_fd = io->app_stdout,
+	    .err_fd = io->app_stderr,
+	};
+	struct exec_session *s = exec_session_new(path, &so, err);
+	g_ptr_array_unref(env);
+	g_free(path);
+	return s;
 }
 
 static void free_opts(struct exec_opts *o)
@@ -1028,19 +1132,26 @@ int exec_main_io(int argc, char **argv, int64_t start_ns, const struct exec_io *
 	cfg.no_seccomp = o.no_seccomp;
 	cfg.start_ns = start_ns;
 	GString *exec = g_string_new(NULL);
-	if (!plan(&o, &cfg, exec, ctl, &err)) {
+	struct exec_session *session = NULL;
+	char *sockdir = NULL;
+	if (!plan(&o, &cfg, exec, ctl, &err) ||
+	    (session_wanted(&o) && !(session = open_session(&o, &cfg, io, &sockdir, &err)))) {
 		status = fail(err);
 	} else {
 		char *path = g_build_filename(ctl, "exec", NULL);
 		if (g_file_set_contents(path, exec->str, (gssize)exec->len, &err))
-			status = run_vm(&cfg, ctl, o.timeout, o.image_root != NULL, io);
+			status =
+			    run_vm(&cfg, ctl, o.timeout, o.image_root != NULL, io, session, o.tty);
 		else
 			status = fail(err);
 		g_free(path);
 	}
 	g_string_free(exec, TRUE);
-
+	exec_session_free(session);
 	config_clear(&cfg);
+	if (sockdir)
+		remove_tree(sockdir);
+	g_free(sockdir);
 out:
 	if (console != STDERR_FILENO)
 		close(console);

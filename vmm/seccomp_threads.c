@@ -446,6 +446,10 @@ static void allow_io_thread(struct list *l, unsigned int io)
 	allow_threads(l);
 	if (io & SECCOMP_IO_SOCKETS)
 		allow_sockets(l);
+	if (io & SECCOMP_IO_TERMINAL) {
+		static const unsigned long winsize[] = {TIOCGWINSZ};
+		allow_ioctls(l, winsize, G_N_ELEMENTS(winsize));
+	}
 	if (io & SECCOMP_IO_READ_FILES) {
 		/* Read-only, never creating or truncating: O_RDONLY is 0. */
 		allow_if(l, SCMP_SYS(openat),

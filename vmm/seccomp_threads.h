@@ -46,6 +46,7 @@ enum {
 	SECCOMP_IO_READ_FILES = 1u
 	                        << 1, /* open files read-only (/etc/resolv.conf, exec's output) */
 	SECCOMP_IO_WRITE_FILES = 1u << 2, /* create, append to and rename files (a console log) */
+	SECCOMP_IO_TERMINAL = 1u << 3,    /* the terminal's size on SIGWINCH (run --image -t) */
 };
 
 struct seccomp_policy {

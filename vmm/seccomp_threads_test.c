@@ -101,6 +101,17 @@ static void io_allowed(void)
 	close(fd);
 }
 
+/* husk run --image -t: the terminal's size, read again on SIGWINCH. */
+static void io_terminal_allowed(void)
+{
+	struct winsize w;
+
+	io_allowed();
+	/* Through the filter to the kernel, which finds no terminal behind the fd. */
+	g_assert_cmpint(ioctl(-1, TIOCGWINSZ, &w), ==, -1);
+	g_assert_cmpint(errno, ==, EBADF);
+}
+
 static char *share_dir; /* made before the list goes on: g_dir_make_tmp calls mkdir */
 
 static void share_allowed(void)
@@ -207,6 +218,13 @@ static void create_vm(void)
 	ioctl(-1, KVM_CREATE_VM, 0);
 }
 
+static void window_size(void)
+{
+	struct winsize w;
+
+	ioctl(-1, TIOCGWINSZ, &w);
+}
+
 static void inet_socket(void)
 {
 	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -229,6 +247,11 @@ static const struct check checks[] = {
      io_allowed, new_namespace_thread, "*the I/O thread made system call clone (*"},
     {"io/kill", SECCOMP_THREAD_IO, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES, false, io_allowed,
      signal_init, "*the I/O thread made system call kill (*"},
+    {"io/winsize", SECCOMP_THREAD_IO, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES, false, io_allowed,
+     window_size, "*the I/O thread made system call ioctl (*"},
+    {"io/terminal", SECCOMP_THREAD_IO,
+     SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES | SECCOMP_IO_TERMINAL, false, io_terminal_allowed,
+     netlink_socket, "*the I/O thread made system call socket (*"},
     {"share/socket", SECCOMP_THREAD_SHARE, 0, false, share_allowed, new_socket,
      "*the virtio-fs share thread made system call socket (*"},
     {"share/exec-memory", SECCOMP_THREAD_SHARE, 0, false, share_allowed, executable_memory,

@@ -32,6 +32,7 @@
 #include "vmm/cli/run_spec.h"
 #include "vmm/error.h"
 #include "vmm/fdio.h"
+#include "vmm/instance/agent_call.h"
 #include "vmm/instance/agent_client.h"
 #include "vmm/instance/control.h"
 #include "vmm/instance/instance.h"
@@ -41,18 +42,20 @@
 #define IN_CHUNK     (AGENT_MAX_BODY - 1)
 #define FAILED       HUSK_EXIT_EXEC_FAILED
 
-struct agent_call {
+struct cli_call {
 	const char *cmd; /* "exec" or "shell", for messages */
 	const char *target;
 	int fd;
-	uint32_t version;
-	uint8_t in[4 + AGENT_MAX_BODY]; /* from the agent, not yet a whole frame */
-	size_t in_len;
-	GByteArray *out; /* for the agent, not yet written */
+	struct agent_call call;
 	bool stdin_open, pty;
 	int sigfd;
-	int status; /* -1 until EXIT or a failure */
 };
+
+static void cli_call_init(struct cli_call *c, const char *cmd, bool pty)
+{
+	*c = (struct cli_call){.cmd = cmd, .fd = -1, .pty = pty, .sigfd = -1};
+	agent_call_init(&c->call, STDOUT_FILENO, STDERR_FILENO);
+}
 
 /* ---- reaching the agent ------------------------------------------------------- */
 
@@ -83,17 +86,17 @@ static char *target_socket(const char *cmd, const char *target, GError **err)
 }
 
 /* "CONNECT 1024" and its "OK"; then the agent's HELLO. */
-static bool handshake(struct agent_call *c, GError **err)
+static bool handshake(struct cli_call *c, GError **err)
 {
 	int64_t deadline = g_get_monotonic_time() + HANDSHAKE_MS * 1000;
 
-	if (agent_client_hello(c->fd, deadline, FAILED, &c->version, err))
+	if (agent_client_hello(c->fd, deadline, FAILED, &c->call.version, err))
 		return true;
 	g_prefix_error(err, "%s: %s: ", c->cmd, c->target);
 	return false;
 }
 
-static bool agent_connect(struct agent_call *c, GError **err)
+static bool agent_connect(struct cli_call *c, GError **err)
 {
 	char *path = target_socket(c->cmd, c->target, err);
 
@@ -112,123 +115,32 @@ static bool agent_connect(struct agent_call *c, GError **err)
 
 /* ---- frames ----------------------------------------------------------------------- */
 
-static void queue_frame(struct agent_call *c, uint8_t type, const void *payload, uint32_t len)
-{
-	uint8_t hdr[5];
-
-	agent_frame_header(hdr, type, len);
-	g_byte_array_append(c->out, hdr, sizeof(hdr));
-	g_byte_array_append(c->out, payload, len);
-}
-
-static void queue_field(GByteArray *req, uint8_t tag, const char *value)
-{
-	guint at = req->len;
-
-	g_byte_array_set_size(req, at + 5 + (guint)strlen(value));
-	agent_field_put(req->data + at, tag, value);
-}
-
-/* The command's output goes on even if ours is closed: the command decides. */
-static void output(int fd, const struct agent_frame *f)
-{
-	if (f->len && !fdio_write_all(fd, (const char *)f->payload, f->len))
-		g_debug("output: %s", g_strerror(errno));
-}
-
-/* Shows the agent's words on one line, with nothing a terminal would act on. */
-static void say_error(const struct agent_call *c, const struct agent_frame *f)
-{
-	char *text = g_strndup((const char *)f->payload, MIN(f->len, 512));
-
-	for (char *p = text; *p; p++)
-		if (!g_ascii_isprint(*p))
-			*p = '?';
-	g_printerr("husk: %s: %s: the agent: %s\n", c->cmd, c->target, text);
-	g_free(text);
-}
-
-static void on_exit_frame(struct agent_call *c, const struct agent_frame *f)
-{
-	const char *why;
-	uint8_t how;
-	uint32_t value;
-
-	if (!agent_exit_decode(f->payload, f->len, &how, &value, &why)) {
-		g_printerr("husk: %s: %s: the agent's EXIT: %s\n", c->cmd, c->target, why);
-		c->status = FAILED;
-	} else {
-		c->status = how == AGENT_EXITED ? (int)value : HUSK_EXIT_SIGNAL + (int)value;
-	}
-}
-
-/* One frame from the agent; false once the call is over. */
-static bool take_frame(struct agent_call *c, const struct agent_frame *f)
-{
-	switch (f->type) {
-	case AGENT_STDOUT:
-		output(STDOUT_FILENO, f);
-		return true;
-	case AGENT_STDERR:
-		output(STDERR_FILENO, f);
-		return true;
-	case AGENT_EXIT:
-		on_exit_frame(c, f);
-		return false;
-	case AGENT_ERROR:
-		say_error(c, f);
-		c->status = FAILED;
-		return false;
-	default:
-		g_printerr("husk: %s: %s: the agent sent a frame of type %u\n", c->cmd, c->target,
-		           f->type);
-		c->status = FAILED;
-		return false;
-	}
-}
-
 /* What the agent sent: false once the call is over (EXIT, an error, the end). */
-static bool read_agent(struct agent_call *c)
+static bool read_agent(struct cli_call *c)
 {
-	ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
-	struct agent_frame f;
-	size_t off = 0;
-	long used;
+	size_t room;
+	uint8_t *at = agent_call_room(&c->call, &room);
+	ssize_t n = read(c->fd, at, room);
 
 	if (n < 0 && errno == EINTR)
 		return true;
-	if (n <= 0) {
-		g_printerr("husk: %s: %s: the agent went away before the command ended\n", c->cmd,
-		           c->target);
-		c->status = FAILED;
-		return false;
-	}
-	c->in_len += (size_t)n;
-	while ((used = agent_frame_parse(c->in + off, c->in_len - off, &f)) > 0) {
-		off += (size_t)used;
-		if (!take_frame(c, &f))
-			return false;
-	}
-	if (used < 0) {
-		g_printerr("husk: %s: %s: the agent broke its framing\n", c->cmd, c->target);
-		c->status = FAILED;
-		return false;
-	}
-	memmove(c->in, c->in + off, c->in_len - off);
-	c->in_len -= off;
-	return true;
+	if (agent_call_received(&c->call, n > 0 ? (size_t)n : 0))
+		return true;
+	if (c->call.why)
+		g_printerr("husk: %s: %s: %s\n", c->cmd, c->target, c->call.why);
+	return false;
 }
 
 /* ---- the host's side: input, signals, the terminal ----------------------------- */
 
-static void read_stdin(struct agent_call *c)
+static void read_stdin(struct cli_call *c)
 {
 	static uint8_t buf[IN_CHUNK];
 	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
-	queue_frame(c, AGENT_STDIN, buf, n > 0 ? (uint32_t)n : 0);
+	agent_call_queue(&c->call, AGENT_STDIN, buf, n > 0 ? (uint32_t)n : 0);
 	if (n <= 0)
 		c->stdin_open = false;
 }
@@ -245,41 +157,36 @@ static bool window_size(struct agent_winsize *ws)
 }
 
 /* A signal to us: Ctrl-C and its kin go to the command; SIGWINCH is a RESIZE. */
-static void take_signal(struct agent_call *c)
+static void take_signal(struct cli_call *c)
 {
 	struct signalfd_siginfo si;
 	struct agent_winsize ws;
-	uint8_t payload[4];
 
 	if (read(c->sigfd, &si, sizeof(si)) != sizeof(si))
 		return;
-	if (si.ssi_signo == SIGWINCH) {
-		if (c->pty && window_size(&ws)) {
-			agent_resize_encode(payload, ws);
-			queue_frame(c, AGENT_RESIZE, payload, sizeof(payload));
-		}
-		return;
-	}
-	for (int i = 0; i < 4; i++)
-		payload[i] = (uint8_t)(si.ssi_signo >> (8 * i));
-	queue_frame(c, AGENT_SIGNAL, payload, sizeof(payload));
+	if (si.ssi_signo != SIGWINCH)
+		agent_call_queue_signal(&c->call, (int)si.ssi_signo);
+	else if (c->pty && window_size(&ws))
+		agent_call_queue_resize(&c->call, ws);
 }
 
-static void write_agent(struct agent_call *c)
+static void write_agent(struct cli_call *c)
 {
-	ssize_t n = send(c->fd, c->out->data, c->out->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	GByteArray *out = c->call.out;
+	ssize_t n = send(c->fd, out->data, out->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 	if (n > 0)
-		g_byte_array_remove_range(c->out, 0, (guint)n);
+		agent_call_sent(&c->call, (size_t)n);
 }
 
 /* Moves bytes until the call is over; the command's status, or FAILED. */
-static int relay(struct agent_call *c)
+static int relay(struct cli_call *c)
 {
-	while (c->status < 0) {
-		bool want_in = c->stdin_open && c->out->len < OUT_HIGH;
+	while (c->call.status < 0) {
+		guint queued = c->call.out->len;
+		bool want_in = c->stdin_open && queued < OUT_HIGH;
 		struct pollfd p[3] = {
-		    {c->fd, (short)(POLLIN | (c->out->len ? POLLOUT : 0)), 0},
+		    {c->fd, (short)(POLLIN | (queued ? POLLOUT : 0)), 0},
 		    {want_in ? STDIN_FILENO : -1, POLLIN, 0},
 		    {c->sigfd, POLLIN, 0},
 		};
@@ -294,7 +201,7 @@ static int relay(struct agent_call *c)
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !read_agent(c))
 			break;
 	}
-	return c->status;
+	return c->call.status;
 }
 
 /*
@@ -318,14 +225,14 @@ static int take_signals(sigset_t *old)
 }
 
 /* Sends the request and relays until it is answered; husk's exit status. */
-static int call(struct agent_call *c, GByteArray *req)
+static int call(struct cli_call *c, GByteArray *req)
 {
 	sigset_t old;
 	int status;
 
 	signal(SIGPIPE, SIG_IGN);
 	c->sigfd = take_signals(&old);
-	queue_frame(c, AGENT_EXEC, req->data, req->len);
+	agent_call_queue(&c->call, AGENT_EXEC, req->data, req->len);
 	c->stdin_open = true;
 	status = c->sigfd < 0 ? FAILED : relay(c);
 	if (c->sigfd >= 0)
@@ -407,18 +314,18 @@ static bool parse(const char *cmd, const char *usage, const char *summary, int *
 static void add_common(GByteArray *req, const struct call_opts *o)
 {
 	for (char **e = o->envs; e && *e; e++)
-		queue_field(req, AGENT_ENV, *e);
+		agent_call_field(req, AGENT_ENV, *e);
 	if (o->workdir)
-		queue_field(req, AGENT_CWD, o->workdir);
+		agent_call_field(req, AGENT_CWD, o->workdir);
 	if (o->user)
-		queue_field(req, AGENT_USER, o->user);
+		agent_call_field(req, AGENT_USER, o->user);
 }
 
-static void call_free(struct agent_call *c, struct call_opts *o)
+static void call_free(struct cli_call *c, struct call_opts *o)
 {
 	if (c->fd >= 0)
 		close(c->fd);
-	g_byte_array_unref(c->out);
+	agent_call_clear(&c->call);
 	g_free(o->workdir);
 	g_free(o->user);
 	g_strfreev(o->envs);
@@ -434,7 +341,7 @@ static int fail_with(GError *err)
 }
 
 /* COMMAND in TARGET with this process's stdin, stdout and stderr; husk's exit status. */
-static int run_command(struct agent_call *c, const char *target, const char *const *command,
+static int run_command(struct cli_call *c, const char *target, const char *const *command,
                        const struct call_opts *o)
 {
 	GByteArray *req = g_byte_array_new();
@@ -443,7 +350,7 @@ static int run_command(struct agent_call *c, const char *target, const char *con
 
 	c->target = target;
 	for (const char *const *a = command; *a; a++)
-		queue_field(req, AGENT_ARG, *a);
+		agent_call_field(req, AGENT_ARG, *a);
 	add_common(req, o);
 	if (req->len > AGENT_MAX_BODY - 1)
 		husk_fail(&err, HUSK_EXIT_USAGE,
@@ -456,12 +363,13 @@ static int run_command(struct agent_call *c, const char *target, const char *con
 
 int agent_exec_main(int argc, char **argv)
 {
-	struct agent_call c = {.cmd = "exec", .fd = -1, .status = -1, .out = g_byte_array_new()};
+	struct cli_call c;
 	struct call_opts o = {0};
 	char **command = split_command(&argc, argv);
 	GError *err = NULL;
 	int status;
 
+	cli_call_init(&c, "exec", false);
 	if (!parse("exec", "NAME [--] COMMAND [ARG...] - run a command in a running instance",
 	           "NAME is an instance, or the socket of a `husk run --vsock PATH`.", &argc, &argv,
 	           &o, &err)) {
@@ -481,9 +389,12 @@ int agent_exec_main(int argc, char **argv)
 
 int agent_run(const char *cmd, const char *target, const char *const *command, const char *user)
 {
-	struct agent_call c = {.cmd = cmd, .fd = -1, .status = -1, .out = g_byte_array_new()};
+	struct cli_call c;
 	struct call_opts o = {.user = g_strdup(user)};
-	int status = run_command(&c, target, command, &o);
+	int status;
+
+	cli_call_init(&c, cmd, false);
+	status = run_command(&c, target, command, &o);
 
 	call_free(&c, &o);
 	return status;
@@ -511,8 +422,8 @@ static GByteArray *shell_request(const struct call_opts *o)
 
 	window_size(&ws);
 	agent_pty_format(size, ws);
-	queue_field(req, AGENT_PTY, size);
-	queue_field(req, AGENT_ENV, term);
+	agent_call_field(req, AGENT_PTY, size);
+	agent_call_field(req, AGENT_ENV, term);
 	g_free(term);
 	add_common(req, o);
 	return req;
@@ -520,13 +431,13 @@ static GByteArray *shell_request(const struct call_opts *o)
 
 int shell_main(int argc, char **argv)
 {
-	struct agent_call c = {
-	    .cmd = "shell", .fd = -1, .status = -1, .pty = true, .out = g_byte_array_new()};
+	struct cli_call c;
 	struct call_opts o = {0};
 	struct termios saved;
 	GError *err = NULL;
 	int status;
 
+	cli_call_init(&c, "shell", true);
 	if (!parse("shell", "NAME - a login shell in a running instance",
 	           "NAME is an instance, or the socket of a `husk run --vsock PATH`.", &argc, &argv,
 	           &o, &err)) {
@@ -546,10 +457,10 @@ int shell_main(int argc, char **argv)
 		call_free(&c, &o);
 		return fail_with(err);
 	}
-	if (c.version < 2) {
+	if (c.call.version < 2) {
 		call_free(&c, &o);
 		g_printerr("husk: shell: %s: the agent speaks version %u, a terminal needs 2\n",
-		           c.target, c.version);
+		           c.target, c.call.version);
 		return FAILED;
 	}
 	GByteArray *req = shell_request(&o);

@@ -6,7 +6,8 @@
  * `husk exec` runs a command (vmm/exec.c): its root served read-only over
  * virtio-fs under a throwaway layer, husk-init as PID 1, the app its only
  * child, its output and exit status husk's. This file only turns Docker's
- * words (Entrypoint, Cmd, Env, WorkingDir, User, -v, -p) into exec's.
+ * words (Entrypoint, Cmd, Env, WorkingDir, User, -v, -p, -t, -i) into
+ * exec's; -t and -i run the app through a session (vmm/exec_session.h).
  */
 #include "vmm/cli/run_image.h"
 
@@ -26,6 +27,8 @@ struct run_image_opts {
 	gboolean detach, tty, interactive;
 	char *name;
 };
+
+#define DOCKER_TERM "TERM=xterm" /* what docker run -t sets, unless the image or -e does */
 
 static gboolean opt_add(GPtrArray *list, const char *v)
 {
@@ -100,9 +103,9 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 	    {"timeout", 0, 0, CB(opt_pass), "Stop the VM after this long: exit status 124",
 	     "SECONDS"},
 	    {"tty", 't', 0, G_OPTION_ARG_NONE, &o->tty,
-	     "A terminal for the app, as docker run -t (not supported yet)", NULL},
+	     "A terminal for the app (its stdout and stderr merged), as docker run -t", NULL},
 	    {"interactive", 'i', 0, G_OPTION_ARG_NONE, &o->interactive,
-	     "Keep stdin open for the app, as docker run -i (not supported yet)", NULL},
+	     "Pass husk's stdin on to the app, as docker run -i", NULL},
 	    {"console", 0, G_OPTION_FLAG_OPTIONAL_ARG, CB(opt_pass),
 	     "Show the guest's console on stderr, or write it to FILE", "[FILE]"},
 	    {"allow-pvm", 0, G_OPTION_FLAG_NO_ARG, CB(opt_pass),
@@ -125,8 +128,18 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 	g_option_context_set_summary(ctx, "Run a container image's app in its own VM.");
 	g_option_context_set_description(
 	    ctx, "The command is the image's Entrypoint and Cmd: arguments given replace Cmd,\n"
-	         "--entrypoint replaces both. Exit status: the app's; 128+N when signal N\n"
-	         "killed it; 125 when husk, the image or the VM failed first.");
+	         "--entrypoint replaces both. Ctrl-C or SIGTERM reaches the app as SIGTERM;\n"
+	         "10 s later, or at a second signal, the VM stops (137).\n"
+	         "\n"
+	         "-t: the app runs on a terminal in the guest, as big as husk's (and resized\n"
+	         "with it), TERM=xterm unless set; its stdout and stderr come as one stream.\n"
+	         "-i: husk's stdin goes to the app, and its end closes the app's. -it on a\n"
+	         "terminal puts that terminal in raw mode, so that every key, Ctrl-C included,\n"
+	         "goes to the app's terminal; -it with stdin not a terminal is refused.\n"
+	         "\n"
+	         "Exit status: the app's; 128+N when signal N killed it; 127 no such program,\n"
+	         "126 not runnable; 125 when husk, the image or the VM failed first (a bad\n"
+	         "option or image too).");
 	/* Options end at the command, as for husk exec. */
 	g_option_context_set_strict_posix(ctx, TRUE);
 	char **args = g_new0(char *, argc + 1);
@@ -140,7 +153,10 @@ static bool parse(int argc, char **argv, struct run_image_opts *o, GError **err)
 	if (ok && o->detach != (o->name != NULL))
 		ok = husk_fail(err, HUSK_EXIT_USAGE, "run: --detach and --name go together");
 	if (ok)
-		ok = run_spec_check_terminal(o->tty, o->interactive, o->detach, err);
+		ok = run_spec_check_terminal(o->tty, o->interactive, o->detach,
+		                             isatty(STDIN_FILENO), err);
+	o->spec.tty = o->tty;
+	o->spec.interactive = o->interactive;
 	if (ok && n > 1)
 		o->spec.args = g_strdupv(args + 1);
 	g_free(args);
@@ -192,8 +208,9 @@ static char *publish_net(GPtrArray *publish, GError **err)
 	return g_string_free(net, FALSE);
 }
 
-/* The image's Env; HOME from its passwd unless set; then -e, each replacing. */
-static char **environment(const struct oci_image *img, const struct oci_user *user, GPtrArray *envs)
+/* The image's Env; HOME from its passwd unless set, TERM with -t; then -e, each replacing. */
+static char **environment(const struct oci_image *img, const struct oci_user *user, GPtrArray *envs,
+                          bool tty)
 {
 	char **env = g_strdupv(img->config.env ? img->config.env : (char *[]){NULL});
 	bool has_home = false;
@@ -206,6 +223,11 @@ static char **environment(const struct oci_image *img, const struct oci_user *us
 		g_strfreev(env);
 		env = next;
 		g_free(home);
+	}
+	if (tty && !g_environ_getenv(env, "TERM")) {
+		char **next = oci_env_set(env, DOCKER_TERM);
+		g_strfreev(env);
+		env = next;
 	}
 	for (guint i = 0; i < envs->len; i++) {
 		char **next = oci_env_set(env, envs->pdata[i]);
@@ -238,7 +260,7 @@ static GPtrArray *exec_args(const struct run_spec *o, struct oci_image *img, GEr
 	                     ? img->config.working_dir
 	                     : "/";
 	g_ptr_array_add(a, g_strdup_printf("--workdir=%s", wd));
-	char **env = environment(img, &user, o->envs);
+	char **env = environment(img, &user, o->envs, o->tty);
 	for (char **e = env; *e; e++)
 		g_ptr_array_add(a, g_strdup_printf("--env=%s", *e));
 	g_strfreev(env);
@@ -257,6 +279,10 @@ static GPtrArray *exec_args(const struct run_spec *o, struct oci_image *img, GEr
 	g_free(net);
 	for (guint i = 0; i < o->options->len; i++)
 		g_ptr_array_add(a, g_strdup(o->options->pdata[i]));
+	if (o->tty)
+		g_ptr_array_add(a, g_strdup("--tty"));
+	if (o->interactive)
+		g_ptr_array_add(a, g_strdup("--interactive"));
 	g_ptr_array_add(a, g_strdup("--"));
 	for (char **c = command; *c; c++)
 		g_ptr_array_add(a, g_strdup(*c));

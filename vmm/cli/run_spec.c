@@ -186,7 +186,8 @@ bool run_spec_is_image_run(const struct instance *inst)
 	return yes;
 }
 
-bool run_spec_check_terminal(bool tty, bool interactive, bool detach, GError **err)
+bool run_spec_check_terminal(bool tty, bool interactive, bool detach, bool stdin_is_tty,
+                             GError **err)
 {
 	const char *which = tty && interactive ? "-t and -i" : tty ? "-t" : "-i";
 
@@ -198,8 +199,9 @@ bool run_spec_check_terminal(bool tty, bool interactive, bool detach, GError **e
 		    "run: --detach with %s: an image run has no attach to take them up "
 		    "later; detach without them",
 		    which);
-	return husk_fail(err, HUSK_EXIT_USAGE,
-	                 "run: %s: not supported yet (the app's stdin is /dev/null, its output "
-	                 "two streams)",
-	                 which);
+	if (tty && interactive && !stdin_is_tty)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "run: -it: the input is not a terminal (-i alone passes it on as "
+		                 "a stream)");
+	return true;
 }

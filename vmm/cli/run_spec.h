@@ -20,7 +20,8 @@ struct run_spec {
 	GPtrArray *envs, *volumes, *publish; /* char *, as given to -e, -v, -p */
 	GPtrArray *options;                  /* husk exec's own options, "--name[=VALUE]" */
 	char **args;                         /* replaces the image's Cmd; NULL: keep it */
-	char *cwd; /* where relative paths (-v, --kernel, the image) start from */
+	char *cwd;             /* where relative paths (-v, --kernel, the image) start from */
+	bool tty, interactive; /* -t, -i: never saved, as --detach refuses them */
 };
 
 void run_spec_init(struct run_spec *s);
@@ -42,14 +43,15 @@ bool run_spec_from_json(const char *json, struct run_spec *s, GError **err);
 bool run_spec_json_is_image_run(const char *json);
 
 /*
- * -t (a terminal for the app) and -i (stdin kept open for it) against
- * --detach, as docker run words them. Docker's run -dit keeps both for a
- * later docker attach; an image run has no attach, so with --detach
- * they are refused. Neither is served yet: the app's stdin is /dev/null
- * and its stdout and stderr two streams, so each is refused with why.
- * False, and one line in 'err' (HUSK_EXIT_USAGE), when refused.
+ * -t (a terminal for the app) and -i (husk's stdin to the app) as docker
+ * run words them. Docker's run -dit keeps both for a later docker attach;
+ * an image run has no attach, so with --detach they are refused. -i with
+ * -t wants a terminal on stdin ('stdin_is_tty'), which goes raw: as
+ * docker says, "the input device is not a TTY" otherwise. False, and one
+ * line in 'err' (HUSK_EXIT_USAGE), when refused.
  */
-bool run_spec_check_terminal(bool tty, bool interactive, bool detach, GError **err);
+bool run_spec_check_terminal(bool tty, bool interactive, bool detach, bool stdin_is_tty,
+                             GError **err);
 
 struct instance;
 

@@ -56,27 +56,30 @@ static void test_round_trip(void)
 	run_spec_clear(&s);
 }
 
-/* -t and -i: refused with --detach (no attach), and for now on their own, each with why. */
+/* -t and -i: refused with --detach (no attach); -it wants a terminal on stdin, as docker. */
 static void test_terminal_rules(void)
 {
 	static const struct {
-		bool tty, interactive, detach;
+		bool tty, interactive, detach, stdin_tty;
 		const char *line; /* NULL: allowed */
 	} cases[] = {
-	    {false, false, false, NULL},
-	    {false, false, true, NULL},
-	    {true, false, true, "run: --detach with -t: an image run has no attach*"},
-	    {false, true, true, "run: --detach with -i: *"},
-	    {true, true, true, "run: --detach with -t and -i: *"},
-	    {true, false, false, "run: -t: not supported yet *"},
-	    {false, true, false, "run: -i: not supported yet *"},
-	    {true, true, false, "run: -t and -i: not supported yet *"},
+	    {false, false, false, false, NULL},
+	    {false, false, true, false, NULL},
+	    {true, false, true, true, "run: --detach with -t: an image run has no attach*"},
+	    {false, true, true, false, "run: --detach with -i: *"},
+	    {true, true, true, true, "run: --detach with -t and -i: *"},
+	    {true, false, false, false, NULL},
+	    {true, false, false, true, NULL},
+	    {false, true, false, false, NULL},
+	    {false, true, false, true, NULL},
+	    {true, true, false, true, NULL},
+	    {true, true, false, false, "run: -it: the input is not a terminal *"},
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		GError *err = NULL;
 		bool ok = run_spec_check_terminal(cases[i].tty, cases[i].interactive,
-		                                  cases[i].detach, &err);
+		                                  cases[i].detach, cases[i].stdin_tty, &err);
 		g_assert_cmpint(ok, ==, cases[i].line == NULL);
 		if (ok) {
 			g_assert_no_error(err);
