@@ -7,7 +7,7 @@
 # its /dev/fb0) answers:
 #   gpu-bound    the driver took the device and gave a 1024x768, 32-bit
 #                framebuffer, with no error from DRM in the guest's log
-#   gpu-2d       the picture the guest drew in /dev/fb0 is on husk's
+#   gpu-2d       the picture the guest drew (drm-draw, through KMS) is on husk's
 #                --screenshot-on-exit PNG, colour for colour (png-probe)
 #   gpu-vnc-picture  a VNC client (vnc-probe, --display vnc) sees that
 #                picture too
@@ -36,9 +36,9 @@ test_gpu() {
 	# No cursor blinking over the picture from the framebuffer console.
 	VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
 		vm_start gpu-2d gpu gpu --gpu 2d --screenshot-on-exit "$shot" --timings "${vnc[@]}"
-	# Once drawn, the guest leaves the picture up; the fbdev emulation
-	# hands it to the device from a worker, so give that a moment. Then
-	# SIGTERM: husk stops the VM (143) and writes the screenshot.
+	# Once drawn, the guest leaves the picture up (DIRTYFB returns before
+	# the device has the pixels), so give it a moment. Then SIGTERM: husk
+	# stops the VM (143) and writes the screenshot.
 	vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
 	if [[ -z $vnc_skip ]]; then
 		# The test host's busybox init leaves loopback down.
@@ -62,14 +62,6 @@ test_gpu() {
 	fi
 	if [[ $VM_RC != 143 || $(fact gpu_drawn) != yes ]]; then
 		fail gpu-2d "the guest did not draw (drawn: $(fact gpu_drawn)), or husk exited $VM_RC, not 143 after SIGTERM" "$VM_LOG"
-	elif [[ -z ${HUSK_TEST_GPU_2D:-} ]]; then
-		# Measured: all the driver's commands (13: modesets, fbcon's clear)
-		# come before the guest draws, none after, and the resource's
-		# backing pages are still all zero when husk stops. The picture
-		# written with write(2) stays in the fbdev emulation's shadow
-		# buffer: Linux 6.1 never copies it to the GEM buffer nor sends
-		# a transfer. Drawing through mmap (deferred I/O) is what to try.
-		skip gpu-2d "the guest's write(2) to /dev/fb0 never reaches the device (no command after it; backing pages zero); HUSK_TEST_GPU_2D=1 runs it"
 	elif [[ ! -s $shot ]]; then
 		fail gpu-2d "husk wrote no screenshot" "$VM_LOG"
 	elif ! got=$("$ASSETS/gpu/png-probe" "$shot" "${GPU_PROBES[@]}" 2>&1); then
@@ -91,10 +83,7 @@ check_vnc() {
 		skip gpu-vnc-key "$why"
 		return 0
 	fi
-	if [[ -z ${HUSK_TEST_GPU_2D:-} ]]; then
-		# The same picture as gpu-2d's screenshot, black for the same reason.
-		skip gpu-vnc-picture "the picture gpu-2d checks does not reach the device yet; HUSK_TEST_GPU_2D=1 runs it"
-	elif [[ $seen != "$GPU_WANT" ]]; then
+	if [[ $seen != "$GPU_WANT" ]]; then
 		fail gpu-vnc-picture "the VNC client saw '$seen', expected '$GPU_WANT'" "$VM_LOG"
 	else
 		pass gpu-vnc-picture

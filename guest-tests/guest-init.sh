@@ -200,21 +200,6 @@ net_action() {
 	fi
 }
 
-# The GPU tests' guest (husk_action=gpu, gpu-tests.sh): virtio-gpu's DRM
-# driver and its fbdev, /dev/fb0. It reports the framebuffer and what the
-# kernel said of the driver, then draws the known picture the host checks
-# on husk's screenshot: the top half red on the left, green on the right;
-# the bottom half blue. Rows are doubled up with cat, not written pixel by
-# pixel: the test host is slow at starting processes.
-gpu_fill() { # gpu_fill FILE PIXEL COUNT: COUNT (a power of two) PIXELs
-	printf '%b' "$2" >"$1"
-	n=1
-	while [ $n -lt "$3" ]; do
-		cat "$1" "$1" >"$1.2" && mv "$1.2" "$1"
-		n=$((n * 2))
-	done
-}
-
 # The VNC tests' keyboard (--display vnc): the first key pressed on husk's
 # virtio-input keyboard, read from its evdev node (a 24-byte input_event:
 # a timeval, then type, code and value), as a fact.
@@ -239,9 +224,16 @@ gpu_keys() {
 	exec 3<&-
 }
 
+# The GPU tests' guest (husk_action=gpu, gpu-tests.sh): virtio-gpu's DRM
+# driver and its fbdev, /dev/fb0. It reports the framebuffer and what the
+# kernel said of the driver, then draws the known picture the host checks
+# on husk's screenshot: the top half red on the left, green on the right;
+# the bottom half blue. drm-draw paints it through KMS (a dumb buffer,
+# SETCRTC, DIRTYFB): Linux 6.1's fbdev emulation keeps what write(2) puts
+# in /dev/fb0 in a shadow buffer and never sends it to the device.
 gpu_action() {
 	# shellcheck disable=SC3043 # busybox sh has local
-	local i=0 n dev w h fb=/sys/class/graphics/fb0
+	local i=0 n dev out fb=/sys/class/graphics/fb0
 	while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do
 		sleep 0.1
 		i=$((i + 1))
@@ -266,25 +258,14 @@ gpu_action() {
 	done
 	fact fbcon_bound "$(grep -l 'frame buffer' /sys/class/vtconsole/vtcon*/name 2>/dev/null |
 		sed 's|/name$|/bind|' | xargs cat 2>/dev/null)"
-	w=$(cut -d, -f1 $fb/virtual_size)
-	h=$(cut -d, -f2 $fb/virtual_size)
-	# XRGB8888, little-endian: blue, green, red, unused.
-	gpu_fill /tmp/red '\000\000\377\000' $((w / 2))
-	gpu_fill /tmp/green '\000\377\000\000' $((w / 2))
-	gpu_fill /tmp/blue '\377\000\000\000' "$w"
-	cat /tmp/red /tmp/green >/tmp/top
-	cp /tmp/blue /tmp/bottom
-	i=1
-	while [ $i -lt $((h / 2)) ]; do
-		cat /tmp/top /tmp/top >/tmp/t2 && mv /tmp/t2 /tmp/top
-		cat /tmp/bottom /tmp/bottom >/tmp/b2 && mv /tmp/b2 /tmp/bottom
-		i=$((i * 2))
-	done
-	# Rows doubled past half the height: each half cut to its size.
-	{ head -c $((w * 4 * (h / 2))) /tmp/top && head -c $((w * 4 * (h - h / 2))) /tmp/bottom; } \
-		>/dev/fb0 && fact gpu_drawn yes
-	rm -f /tmp/red /tmp/green /tmp/blue /tmp/top /tmp/bottom
-	fact fb_first_pixel "$(head -c 4 /dev/fb0 | od -An -tx1 | tr -d ' ')"
+	# It prints the mode and the first pixel as the guest reads it back.
+	if out=$(drm-draw); then
+		fact gpu_drawn yes
+		fact gpu_mode "${out% *}"
+		fact fb_first_pixel "${out#* }"
+	else
+		fact gpu_drawn no
+	fi
 }
 
 echo "HUSK-GUEST-ACTION ${husk_action:-poweroff}"
