@@ -115,9 +115,8 @@ static uint32_t pick_connector(int fd, const struct drm_mode_card_res *res, cons
 		drm(fd, DRM_IOCTL_MODE_GETCONNECTOR, &c, "GETCONNECTOR");
 		if (c.connection != 1 || c.count_modes == 0)
 			continue;
-		c = (struct drm_mode_get_connector){.connector_id = ids[i],
-		                                    .count_modes = 64,
-		                                    .modes_ptr = (uintptr_t)modes};
+		c = (struct drm_mode_get_connector){
+		    .connector_id = ids[i], .count_modes = 64, .modes_ptr = (uintptr_t)modes};
 		drm(fd, DRM_IOCTL_MODE_GETCONNECTOR, &c, "GETCONNECTOR");
 		*mode = modes[0];
 		return ids[i];
@@ -165,8 +164,8 @@ int main(int argc, char **argv)
 	drm(fd, DRM_IOCTL_MODE_CREATE_DUMB, &dumb, "CREATE_DUMB");
 	struct drm_mode_map_dumb map_req = {.handle = dumb.handle};
 	drm(fd, DRM_IOCTL_MODE_MAP_DUMB, &map_req, "MAP_DUMB");
-	uint8_t *map = mmap(NULL, dumb.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-	                    (off_t)map_req.offset);
+	uint8_t *map =
+	    mmap(NULL, dumb.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)map_req.offset);
 	if (map == MAP_FAILED)
 		fail("mmap of the dumb buffer");
 	paint(map, dumb.width, dumb.height, dumb.pitch);
