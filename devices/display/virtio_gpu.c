@@ -65,6 +65,7 @@ struct virtio_gpu {
 	 */
 	struct gpu_virgl *virgl;
 	struct resource shadow;
+	bool shadowed; /* from the first virtio_gpu_shadow on, the scanout shows only it */
 	/* Whom the renderer's answers wake: the transport, between kicks and resets. */
 	GMutex transport_lock;
 	struct virtio_pci *transport;
@@ -591,7 +592,7 @@ static void channel_offsets(uint32_t format, unsigned int *r, unsigned int *g, u
 /* Under the lock: the resource the scanout shows, or NULL. */
 static struct resource *scanout_resource(struct virtio_gpu *gpu)
 {
-	if (gpu->virgl)
+	if (gpu->shadowed)
 		return gpu->scanout.resource_id == SHADOW_ID ? &gpu->shadow : NULL;
 	return find(gpu, gpu->scanout.resource_id);
 }
@@ -703,6 +704,7 @@ void virtio_gpu_shadow(struct virtio_gpu *gpu, uint32_t format, uint32_t width, 
 	struct resource *sh = &gpu->shadow;
 
 	g_mutex_lock(&gpu->lock);
+	gpu->shadowed = true;
 	if (!pixels) {
 		gpu->scanout.resource_id = 0;
 		damage_all(gpu);
