@@ -247,6 +247,8 @@ gpu_action() {
 	fact fb_size "$(cat $fb/virtual_size 2>/dev/null)"
 	fact fb_bpp "$(cat $fb/bits_per_pixel 2>/dev/null)"
 	fact fb_stride "$(cat $fb/stride 2>/dev/null)"
+	# What the driver took: "+virgl" with --gpu virgl.
+	fact gpu_features "$(dmesg | grep -m1 -o 'features: .*virgl.*')"
 	fact gpu_problems "$(dmesg | grep -ciE '(virtio.gpu|drm).*(error|fail|timeout|bug)')"
 	dmesg | grep -iE 'virtio.gpu|drm' | sed 's/^/HUSK-DMESG /'
 	[ -e /dev/fb0 ] || return 0

@@ -759,6 +759,10 @@ static void report_gpu(struct machine *m)
 	           " cursor updates; %u resources, %" PRIu64 " KiB\n",
 	           st.commands, st.errors, st.transfers, st.flushes, st.cursor_updates,
 	           st.resources, st.resource_bytes / 1024);
+	if (st.shown)
+		g_printerr("husk: gpu: %" PRIu64 " flushes of the scanout, taken to on screen: "
+		           "%" PRIu64 " us on average, %" PRIu64 " us at most\n",
+		           st.shown, st.shown_us_total / st.shown, st.shown_us_max);
 	if (m->cfg->gpu == GPU_VIRGL)
 		g_printerr("husk: gpu: 3D: %u contexts, %" PRIu64 " command streams (%" PRIu64
 		           " KiB), %" PRIu64 " fences\n",

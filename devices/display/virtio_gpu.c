@@ -441,6 +441,16 @@ static uint32_t flush(struct virtio_gpu *gpu, const struct cmd_resource_flush *c
 	return RESP_OK_NODATA;
 }
 
+/* Under the lock: a flush of the scanout is on screen. */
+static void note_shown_locked(struct virtio_gpu *gpu, int64_t since_us)
+{
+	uint64_t us = (uint64_t)MAX(g_get_monotonic_time() - since_us, 0);
+
+	gpu->stats.shown++;
+	gpu->stats.shown_us_total += us;
+	gpu->stats.shown_us_max = MAX(gpu->stats.shown_us_max, us);
+}
+
 /* --- requests ----------------------------------------------------------------------------- */
 
 /* A command's fixed part after the header; false if the chain is too short for it. */
@@ -522,6 +532,7 @@ uint32_t virtio_gpu_control(struct virtio_gpu *gpu, const struct vq_chain *chain
 	struct ctrl_hdr req;
 	size_t resp_len = sizeof(struct ctrl_hdr);
 	uint32_t type;
+	int64_t taken = g_get_monotonic_time();
 
 	if (chain->in_len < sizeof(struct ctrl_hdr))
 		return 0; /* no room for an answer: the driver learns nothing */
@@ -534,6 +545,10 @@ uint32_t virtio_gpu_control(struct virtio_gpu *gpu, const struct vq_chain *chain
 	if (type >= RESP_ERR_UNSPEC) {
 		gpu->stats.errors++;
 		resp_len = sizeof(struct ctrl_hdr);
+	} else if (req.type == CMD_RESOURCE_FLUSH && gpu->scanout.resource_id) {
+		struct cmd_resource_flush f;
+		if (READ_BODY(chain, f) && f.resource_id == gpu->scanout.resource_id)
+			note_shown_locked(gpu, taken);
 	}
 	g_mutex_unlock(&gpu->lock);
 	/* Commands complete in order, at once: a fence is signalled by its own answer. */
@@ -729,6 +744,13 @@ void virtio_gpu_shadow(struct virtio_gpu *gpu, uint32_t format, uint32_t width, 
 		damage_all(gpu);
 	else
 		add_damage(gpu, damage->x, damage->y, damage->width, damage->height);
+	g_mutex_unlock(&gpu->lock);
+}
+
+void virtio_gpu_note_shown(struct virtio_gpu *gpu, int64_t since_us)
+{
+	g_mutex_lock(&gpu->lock);
+	note_shown_locked(gpu, since_us);
 	g_mutex_unlock(&gpu->lock);
 }
 

@@ -94,6 +94,12 @@ struct gpu_stats {
 	uint64_t commands, errors, transfers, flushes, cursor_updates;
 	uint32_t resources;
 	uint64_t resource_bytes;
+	/*
+	 * Flushes of what the scanout shows, and the time from taking each off
+	 * the ring to its pixels being where screenshots and VNC read them
+	 * (2D: already there, the transfer put them; virgl: read back).
+	 */
+	uint64_t shown, shown_us_total, shown_us_max;
 	/* --gpu virgl */
 	uint32_t contexts;
 	uint64_t submits, submit_bytes, fences;

@@ -166,6 +166,9 @@ bool gpu_format_known(uint32_t format);
 void virtio_gpu_shadow(struct virtio_gpu *gpu, uint32_t format, uint32_t width, uint32_t height,
                        const uint8_t *pixels, const struct rect *damage);
 
+/* A flush of the scanout is on screen: 'since_us' is when its request was taken (monotonic). */
+void virtio_gpu_note_shown(struct virtio_gpu *gpu, int64_t since_us);
+
 /* From the 3D backend: one more command done, refused or not. */
 void virtio_gpu_count(struct virtio_gpu *gpu, bool refused);
 

@@ -817,6 +817,9 @@ static void test_virgl_scanout(struct vfixture *vf, gconstpointer data)
 	                               0,    0, 0xff, 0,    0, 0xff, 0xff, 0xff, 0xff, 0, 0,    0};
 	g_assert_cmpmem(img.rgb, sizeof(want), want, sizeof(want));
 	g_free(img.rgb);
+	struct gpu_stats st;
+	virtio_gpu_stats(vf->f.gpu, &st);
+	g_assert_cmpuint(st.shown, ==, 1); /* the flush, timed to its read-back */
 	/* Back from the host into the (cleared) backing: the same bytes. */
 	memset(ram, 0, sizeof(pixels));
 	g_assert_cmphex(VSEND(vf, TRANSFER_FROM_HOST_3D, 0, 0, 0, w, h, 1, 0, 0, 1, 0, 0, 0), ==,

@@ -83,6 +83,7 @@ struct job {
 	enum job_kind kind;
 	int generation;
 	uint64_t fence_id; /* a fenced request's, kept until its fence passes */
+	int64_t taken_us;  /* when the I/O thread took it off the ring */
 	uint32_t written;
 	struct vq_chain chain; /* only its first chain.nseg segments are allocated */
 };
@@ -409,7 +410,7 @@ static uint32_t set_scanout(struct gpu_virgl *v, const struct cmd_set_scanout *c
 	return RESP_OK_NODATA;
 }
 
-static uint32_t flush(struct gpu_virgl *v, const struct cmd_resource_flush *c)
+static uint32_t flush(struct gpu_virgl *v, const struct cmd_resource_flush *c, int64_t taken_us)
 {
 	struct vres *r = vres_find(v, c->resource_id);
 
@@ -422,6 +423,7 @@ static uint32_t flush(struct gpu_virgl *v, const struct cmd_resource_flush *c)
 		d.x = d.x > v->scanout_x ? d.x - v->scanout_x : 0;
 		d.y = d.y > v->scanout_y ? d.y - v->scanout_y : 0;
 		read_scanout(v, &d);
+		virtio_gpu_note_shown(v->gpu, taken_us);
 	}
 	return RESP_OK_NODATA;
 }
@@ -529,8 +531,8 @@ static uint8_t *capset(const struct cmd_get_capset *c, size_t *len)
 #define READ_BODY(chain, var) gpu_chain_read(chain, sizeof(struct ctrl_hdr), &(var), sizeof(var))
 
 /* One request; the answer's type. 'resp' may be replaced by a bigger buffer (GET_CAPSET). */
-static uint32_t dispatch(struct gpu_virgl *v, const struct vq_chain *chain,
-                         const struct ctrl_hdr *hdr, uint8_t **resp, size_t *resp_len)
+static uint32_t dispatch(struct gpu_virgl *v, const struct job *job, const struct ctrl_hdr *hdr,
+                         uint8_t **resp, size_t *resp_len)
 {
 	union {
 		struct cmd_resource_create_2d create_2d;
@@ -547,6 +549,7 @@ static uint32_t dispatch(struct gpu_virgl *v, const struct vq_chain *chain,
 		struct cmd_get_capset_info capset_info;
 		struct cmd_get_capset capset;
 	} c;
+	const struct vq_chain *chain = &job->chain;
 
 	switch (hdr->type) {
 	case CMD_RESOURCE_CREATE_2D:
@@ -559,7 +562,8 @@ static uint32_t dispatch(struct gpu_virgl *v, const struct vq_chain *chain,
 	case CMD_SET_SCANOUT:
 		return READ_BODY(chain, c.scanout) ? set_scanout(v, &c.scanout) : RESP_ERR_UNSPEC;
 	case CMD_RESOURCE_FLUSH:
-		return READ_BODY(chain, c.flush) ? flush(v, &c.flush) : RESP_ERR_UNSPEC;
+		return READ_BODY(chain, c.flush) ? flush(v, &c.flush, job->taken_us)
+		                                 : RESP_ERR_UNSPEC;
 	case CMD_TRANSFER_TO_HOST_2D:
 		return READ_BODY(chain, c.transfer_2d) ? transfer_to_host_2d(v, &c.transfer_2d)
 		                                       : RESP_ERR_UNSPEC;
@@ -616,7 +620,7 @@ static void serve(struct gpu_virgl *v, struct job *job)
 	uint32_t type;
 
 	if (gpu_chain_read(chain, 0, &hdr, sizeof(hdr)))
-		type = dispatch(v, chain, &hdr, &resp, &resp_len);
+		type = dispatch(v, job, &hdr, &resp, &resp_len);
 	else
 		type = RESP_ERR_UNSPEC, memset(&hdr, 0, sizeof(hdr));
 	if (type >= RESP_ERR_UNSPEC)
@@ -800,6 +804,7 @@ void gpu_virgl_submit(struct gpu_virgl *v, const struct vq_chain *chain)
 	job->kind = JOB_REQUEST;
 	job->generation = g_atomic_int_get(&v->generation);
 	job->fence_id = 0;
+	job->taken_us = g_get_monotonic_time();
 	job->written = 0;
 	job->chain.head = chain->head;
 	job->chain.nseg = chain->nseg;
