@@ -18,9 +18,13 @@
 #   gpu-virgl    the driver took the 3D device (its "features: +virgl"),
 #                and the same picture, whose resources now live in
 #                virglrenderer, is on husk's screenshot (read back from it)
-#   gpu-virgl-gl the guest's own Mesa (virtio_gpu_dri.so) draws with OpenGL
-#                through the device: needs a guest image with Mesa, which
-#                the runner does not build yet, so it is skipped
+# A third boot, of a guest with its own Mesa (assets/gpu-gl, built by the
+# runner when kmscube and libgl1-mesa-dri are installed), answers:
+#   gpu-virgl-gl the guest's Mesa (virtio_gpu_dri.so, "virgl" its GL
+#                renderer) draws with OpenGL ES through the device:
+#                kmscube's cube on its grey background is on husk's
+#                screenshot, the grey in the corners and not in the middle;
+#                its frame rate goes to the log
 
 GPU_TESTS=(gpu-bound gpu-2d gpu-vnc-picture gpu-vnc-key gpu-virgl gpu-virgl-gl)
 GPU_VNC=127.0.0.1:5900
@@ -118,14 +122,22 @@ picture_problem() {
 }
 
 test_gpu_virgl() {
-	local shot=$LOGDIR/gpu-virgl.png why out
-	rm -f "$shot"
-	skip gpu-virgl-gl "no guest image with Mesa's virtio_gpu_dri.so and a GL program (the runner builds none yet)"
+	local out
 	out=$("${HUSK_CMD[@]}" run --kernel /nonexistent --gpu virgl 2>&1 || true)
 	if grep -q 'built without virglrenderer' <<<"$out"; then
 		skip gpu-virgl "husk was built without virglrenderer"
+		skip gpu-virgl-gl "husk was built without virglrenderer"
 		return 0
 	fi
+	want gpu-virgl && test_gpu_virgl_2d
+	want gpu-virgl-gl && test_gpu_virgl_gl
+	return 0
+}
+
+# The picture of gpu-2d, through the renderer.
+test_gpu_virgl_2d() {
+	local shot=$LOGDIR/gpu-virgl.png why
+	rm -f "$shot"
 	VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
 		vm_start gpu-virgl gpu gpu --gpu virgl --screenshot-on-exit "$shot" --timings
 	vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
@@ -142,6 +154,47 @@ test_gpu_virgl() {
 		fail gpu-virgl "$why" "$VM_LOG"
 	else
 		pass gpu-virgl
+	fi
+}
+
+# kmscube's background: glClearColor(0.5, 0.5, 0.5), one way or the other of rounding.
+is_grey() {
+	[[ $1 == 7f7f7f || $1 == 808080 ]]
+}
+
+test_gpu_virgl_gl() {
+	local shot=$LOGDIR/gpu-virgl-gl.png got corner far middle
+	if [[ ! -r $ASSETS/gpu-gl/initrd.cpio ]]; then
+		skip gpu-virgl-gl "no 3D guest image in the assets (the runner builds it with kmscube and libgl1-mesa-dri installed)"
+		return 0
+	fi
+	rm -f "$shot"
+	VM_INITRD=$ASSETS/gpu-gl/initrd.cpio VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
+		vm_start gpu-virgl-gl gpu-gl gpu-gl --gpu virgl --memory 1G --screenshot-on-exit "$shot" --timings
+	TIMEOUT=$((TIMEOUT * 3)) vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
+	kill -TERM "$VM_PID" 2>/dev/null || true
+	vm_wait
+	info "gpu-virgl-gl: kmscube on $(fact gl_renderer): $(fact gl_fps) frames a second; $(grep -h '^husk: gpu:' "$VM_LOG.err" | tr '\n' ' ')"
+	if grep -q 'virglrenderer did not start' "$VM_LOG.err"; then
+		skip gpu-virgl-gl "virglrenderer did not start in the test host: $(grep -m1 'virglrenderer' "$VM_LOG.err")"
+		return 0
+	elif [[ $(fact gl_renderer) != *virgl* ]]; then
+		fail gpu-virgl-gl "the guest's GL renderer is '$(fact gl_renderer)', not virgl" "$VM_LOG"
+		return 0
+	elif [[ $VM_RC != 143 || ! -s $shot ]]; then
+		fail gpu-virgl-gl "husk exited $VM_RC, not 143 after SIGTERM, or wrote no screenshot" "$VM_LOG"
+		return 0
+	elif ! got=$("$ASSETS/gpu/png-probe" "$shot" 0,0 1023,767 512,384 2>&1); then
+		fail gpu-virgl-gl "png-probe: $got" "$VM_LOG"
+		return 0
+	fi
+	corner=$(sed -n 's/^0,0 //p' <<<"$got")
+	far=$(sed -n 's/^1023,767 //p' <<<"$got")
+	middle=$(sed -n 's/^512,384 //p' <<<"$got")
+	if ! is_grey "$corner" || ! is_grey "$far" || is_grey "$middle"; then
+		fail gpu-virgl-gl "the screenshot shows $corner and $far in the corners, $middle in the middle; expected kmscube's grey around its cube" "$VM_LOG"
+	else
+		pass gpu-virgl-gl
 	fi
 }
 

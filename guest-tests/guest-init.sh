@@ -270,6 +270,32 @@ gpu_action() {
 	fi
 }
 
+# gpu-tests.sh's gpu-virgl-gl (husk_action=gpu-gl): the guest's own Mesa,
+# staged under /gl with its loader and libraries, draws with OpenGL ES
+# through the 3D device. kmscube renders a counted run (its frame rate is
+# a fact), then spins until the host stops husk: a cube on the grey of
+# its glClearColor(0.5, 0.5, 0.5).
+gpu_gl_action() {
+	# shellcheck disable=SC3043 # busybox sh has local
+	local i=0 dev out
+	while [ ! -e /dev/dri/card0 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	fact gpu_features "$(dmesg | grep -m1 -o 'features: .*virgl.*')"
+	for dev in /sys/class/vtconsole/vtcon*; do
+		grep -q 'frame buffer' "$dev/name" 2>/dev/null && echo 0 >"$dev/bind"
+	done
+	export __EGL_VENDOR_LIBRARY_FILENAMES=/gl/share/50_mesa.json LIBGL_DRIVERS_PATH=/gl/lib/dri
+	export MESA_SHADER_CACHE_DISABLE=true HOME=/tmp
+	out=$(/gl/bin/kmscube -D /dev/dri/card0 -c "${husk_gl_frames:-120}" 2>&1)
+	echo "$out" | sed 's/^/HUSK-GL /'
+	fact gl_renderer "$(echo "$out" | sed -n 's/^ *renderer: *//p' | head -n 1)"
+	fact gl_fps "$(echo "$out" | sed -n 's/^Rendered .*(\(.*\) fps)$/\1/p')"
+	/gl/bin/kmscube -D /dev/dri/card0 >/dev/null 2>&1 &
+	sleep 3
+}
+
 echo "HUSK-GUEST-ACTION ${husk_action:-poweroff}"
 case ${husk_action:-poweroff} in
 poweroff) poweroff -f ;;
@@ -319,6 +345,11 @@ gpu)
 	# power-off would have the driver take it down first.
 	gpu_action
 	gpu_keys &
+	echo "HUSK-GPU-SHOWN"
+	while :; do sleep 60; done
+	;;
+gpu-gl)
+	gpu_gl_action
 	echo "HUSK-GPU-SHOWN"
 	while :; do sleep 60; done
 	;;
