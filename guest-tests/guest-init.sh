@@ -290,7 +290,7 @@ gpu_gl_action() {
 	export MESA_SHADER_CACHE_DISABLE=true HOME=/tmp
 	out=$(/gl/bin/kmscube -D /dev/dri/card0 -c "${husk_gl_frames:-120}" 2>&1)
 	echo "$out" | sed 's/^/HUSK-GL /'
-	fact gl_renderer "$(echo "$out" | sed -n 's/^ *renderer: *//p' | head -n 1)"
+	fact gl_renderer "$(echo "$out" | sed -n 's/^ *renderer: *//p' | head -n 1 | tr -d '"')"
 	fact gl_fps "$(echo "$out" | sed -n 's/^Rendered .*(\(.*\) fps)$/\1/p')"
 	/gl/bin/kmscube -D /dev/dri/card0 >/dev/null 2>&1 &
 	sleep 3

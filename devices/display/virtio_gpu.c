@@ -774,6 +774,8 @@ void virtio_gpu_stats(struct virtio_gpu *gpu, struct gpu_stats *out)
 		struct gpu_virgl_stats vs;
 		gpu_virgl_stats(gpu->virgl, &vs);
 		out->resources = vs.resources;
+		out->resource_bytes = vs.resource_bytes;
+		out->transfers = vs.transfers;
 		out->contexts = vs.contexts;
 		out->submits = vs.submits;
 		out->submit_bytes = vs.submit_bytes;

@@ -311,6 +311,13 @@ static uint32_t detach_backing(struct gpu_virgl *v, const struct cmd_resource_id
 	return RESP_OK_NODATA;
 }
 
+static void count_transfer(struct gpu_virgl *v)
+{
+	g_mutex_lock(&v->stats_lock);
+	v->stats.transfers++;
+	g_mutex_unlock(&v->stats_lock);
+}
+
 static uint32_t transfer_to_host_2d(struct gpu_virgl *v, const struct cmd_transfer_to_host_2d *c)
 {
 	struct vres *r = vres_find(v, c->resource_id);
@@ -326,6 +333,7 @@ static uint32_t transfer_to_host_2d(struct gpu_virgl *v, const struct cmd_transf
 	/* virglrenderer checks the rows against the backing's size. */
 	if (virgl_renderer_transfer_write_iov(r->id, 0, 0, 0, 0, &box, c->offset, NULL, 0) != 0)
 		return RESP_ERR_INVALID_PARAMETER;
+	count_transfer(v);
 	return RESP_OK_NODATA;
 }
 
@@ -348,7 +356,10 @@ static uint32_t transfer_3d(struct gpu_virgl *v, const struct ctrl_hdr *hdr,
 	else
 		rc = virgl_renderer_transfer_read_iov(r->id, hdr->ctx_id, c->level, c->stride,
 		                                      c->layer_stride, &box, c->offset, NULL, 0);
-	return rc == 0 ? RESP_OK_NODATA : RESP_ERR_INVALID_PARAMETER;
+	if (rc != 0)
+		return RESP_ERR_INVALID_PARAMETER;
+	count_transfer(v);
+	return RESP_OK_NODATA;
 }
 
 /* --- the scanout, read back for viewers ---------------------------------------------------- */
@@ -671,6 +682,7 @@ static void note_counts(struct gpu_virgl *v)
 	g_mutex_lock(&v->stats_lock);
 	v->stats.contexts = g_hash_table_size(v->contexts);
 	v->stats.resources = g_hash_table_size(v->resources);
+	v->stats.resource_bytes = v->resource_bytes;
 	g_mutex_unlock(&v->stats_lock);
 }
 

@@ -57,7 +57,7 @@ void gpu_virgl_reset(struct gpu_virgl *v);
 
 /* Counts for --timings. */
 struct gpu_virgl_stats {
-	uint64_t submits, submit_bytes, fences, readbacks;
+	uint64_t submits, submit_bytes, fences, readbacks, transfers, resource_bytes;
 	uint32_t contexts, resources;
 };
 void gpu_virgl_stats(struct gpu_virgl *v, struct gpu_virgl_stats *out);
