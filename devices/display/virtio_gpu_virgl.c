@@ -830,8 +830,10 @@ unsigned int gpu_virgl_take_done(struct gpu_virgl *v, struct vq_used *out, unsig
 {
 	g_mutex_lock(&v->done_lock);
 	unsigned int n = MIN(max, v->done->len);
-	memcpy(out, v->done->data, n * sizeof(struct vq_used));
-	g_array_remove_range(v->done, 0, n);
+	if (n) { /* an empty array may have no data at all */
+		memcpy(out, v->done->data, n * sizeof(struct vq_used));
+		g_array_remove_range(v->done, 0, n);
+	}
 	g_mutex_unlock(&v->done_lock);
 	return n;
 }
