@@ -24,7 +24,7 @@
 #                renderer) draws with OpenGL ES through the device:
 #                kmscube's cube on its grey background is on husk's
 #                screenshot, the grey in the corners and not in the middle;
-#                its frame rate goes to the log
+#                its frame rate (the first husk_gl_frames frames) goes to the log
 
 GPU_TESTS=(gpu-bound gpu-2d gpu-vnc-picture gpu-vnc-key gpu-virgl gpu-virgl-gl)
 GPU_VNC=127.0.0.1:5900
@@ -174,7 +174,7 @@ test_gpu_virgl_gl() {
 	TIMEOUT=$((TIMEOUT * 3)) vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
 	kill -TERM "$VM_PID" 2>/dev/null || true
 	vm_wait
-	info "gpu-virgl-gl: kmscube on $(fact gl_renderer): $(fact gl_fps) frames a second; $(grep -h '^husk: gpu:' "$VM_LOG.err" | tr '\n' ' ')"
+	info "gpu-virgl-gl: kmscube on $(fact gl_renderer): $(fact gl_rate); $(grep -h '^husk: gpu:' "$VM_LOG.err" | tr '\n' ' ')"
 	if grep -q 'virglrenderer did not start' "$VM_LOG.err"; then
 		skip gpu-virgl-gl "virglrenderer did not start in the test host: $(grep -m1 'virglrenderer' "$VM_LOG.err")"
 		return 0

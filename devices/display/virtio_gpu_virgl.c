@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "devices/display/virtio_gpu_virgl.h"
 
+#include <dlfcn.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -700,13 +701,27 @@ static void quiet(const char *fmt, va_list ap)
 {
 }
 
+/*
+ * libepoxy, virglrenderer's GL loader, aborts the process when it cannot
+ * open glvnd's libEGL: look for it first, so that husk can say so instead.
+ */
+static bool egl_loads(void)
+{
+	void *egl = dlopen("libEGL.so.1", RTLD_NOW | RTLD_LOCAL);
+
+	if (!egl)
+		return false;
+	dlclose(egl);
+	return true;
+}
+
 static gpointer renderer_thread(gpointer data)
 {
 	struct gpu_virgl *v = data;
 	int flags = VIRGL_RENDERER_USE_EGL | VIRGL_RENDERER_USE_SURFACELESS;
 
 	virgl_set_debug_callback(quiet);
-	if (virgl_renderer_init(v, flags, &callbacks) != 0) {
+	if (!egl_loads() || virgl_renderer_init(v, flags, &callbacks) != 0) {
 		say_started(v, -1);
 		return NULL;
 	}
@@ -768,8 +783,8 @@ struct gpu_virgl *gpu_virgl_new(struct virtio_gpu *gpu, const struct guest_memor
 		v->thread = NULL;
 		gpu_virgl_free(v);
 		husk_fail(err, HUSK_EXIT_HOST,
-		          "--gpu virgl: virglrenderer did not start (no EGL with a surfaceless "
-		          "platform: is Mesa's libegl-mesa0 installed?)");
+		          "--gpu virgl: virglrenderer did not start (no libEGL.so.1, or no EGL "
+		          "with a surfaceless platform: are libegl1 and libegl-mesa0 installed?)");
 		return NULL;
 	}
 	return v;
