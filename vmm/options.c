@@ -456,7 +456,8 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--display vnc: husk was built without libvncserver");
 	if (ok && cfg->window && cfg->gpu == GPU_NONE)
-		ok = husk_fail(err, HUSK_EXIT_USAGE, "--display window needs a display (--gpu 2d)");
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--display window needs a display (--gpu 2d or virgl)");
 	if (ok && cfg->window && !window_available())
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--display window: husk was built without SDL2");
