@@ -290,7 +290,10 @@ gpu_gl_action() {
 	done
 	export __EGL_VENDOR_LIBRARY_FILENAMES=/gl/share/50_mesa.json LIBGL_DRIVERS_PATH=/gl/lib/dri
 	export MESA_SHADER_CACHE_DISABLE=true HOME=/tmp
-	/gl/bin/kmscube -D /dev/dri/card0 -c 1000000 >"$log" 2>&1 &
+	# kmscube stops at the first byte (or end) on its stdin: a FIFO open
+	# for reading and writing never gives either.
+	mkfifo /tmp/kmscube.in
+	/gl/bin/kmscube -D /dev/dri/card0 -c 1000000 <>/tmp/kmscube.in >"$log" 2>&1 &
 	# "Rendered N frames in S sec (F fps)", until N reaches the count (10 minutes at most).
 	i=0
 	while [ $i -lt 600 ] && kill -0 $! 2>/dev/null; do
