@@ -279,7 +279,7 @@ gpu_action() {
 # (120) is a fact.
 gpu_gl_action() {
 	# shellcheck disable=SC3043 # busybox sh has local
-	local i=0 n dev log=/tmp/kmscube.log
+	local i=0 n dev log=/tmp/kmscube.log whole='frames in [0-9.]* sec ([0-9.]* fps)$'
 	while [ ! -e /dev/dri/card0 ] && [ $i -lt 100 ]; do
 		sleep 0.1
 		i=$((i + 1))
@@ -294,17 +294,18 @@ gpu_gl_action() {
 	# for reading and writing never gives either.
 	mkfifo /tmp/kmscube.in
 	/gl/bin/kmscube -D /dev/dri/card0 -c 1000000 <>/tmp/kmscube.in >"$log" 2>&1 &
-	# "Rendered N frames in S sec (F fps)", until N reaches the count (10 minutes at most).
+	# "Rendered N frames in S sec (F fps)", until N reaches the count (10
+	# minutes at most). Its output to a file comes in blocks: whole lines only.
 	i=0
 	while [ $i -lt 600 ] && kill -0 $! 2>/dev/null; do
-		n=$(sed -n 's/^Rendered \([0-9]*\) frames.*/\1/p' "$log" | tail -n 1)
+		n=$(sed -n "s/^Rendered \([0-9]*\) $whole/\1/p" "$log" | tail -n 1)
 		[ "${n:-0}" -ge "${husk_gl_frames:-120}" ] && break
 		sleep 1
 		i=$((i + 1))
 	done
 	grep -v extensions "$log" | sed 's/^/HUSK-GL /'
 	fact gl_renderer "$(sed -n 's/^ *renderer: *//p' "$log" | head -n 1 | tr -d '"')"
-	fact gl_rate "$(sed -n 's/^Rendered \(.*\)$/\1/p' "$log" | tail -n 1)"
+	fact gl_rate "$(sed -n "s/^Rendered \([0-9]* $whole\)/\1/p" "$log" | tail -n 1)"
 }
 
 echo "HUSK-GUEST-ACTION ${husk_action:-poweroff}"
