@@ -7,14 +7,26 @@
 # its /dev/fb0) answers:
 #   gpu-bound    the driver took the device and gave a 1024x768, 32-bit
 #                framebuffer, with no error from DRM in the guest's log
-#   gpu-2d       the picture the guest drew in /dev/fb0 is on husk's
+#   gpu-2d       the picture the guest drew (drm-draw, through KMS) is on husk's
 #                --screenshot-on-exit PNG, colour for colour (png-probe)
 #   gpu-vnc-picture  a VNC client (vnc-probe, --display vnc) sees that
 #                picture too
 #   gpu-vnc-key  a key it sends reaches the guest's virtio-input keyboard
 #                (/dev/input/event*, read by guest-init.sh's gpu_keys)
+# A second boot, with --gpu virgl (virglrenderer on Mesa's llvmpipe in the
+# test host, which has no GPU), answers:
+#   gpu-virgl    the driver took the 3D device (its "features: +virgl"),
+#                and the same picture, whose resources now live in
+#                virglrenderer, is on husk's screenshot (read back from it)
+# A third boot, of a guest with its own Mesa (assets/gpu-gl, built by the
+# runner when kmscube and libgl1-mesa-dri are installed), answers:
+#   gpu-virgl-gl the guest's Mesa (virtio_gpu_dri.so, "virgl" its GL
+#                renderer) draws with OpenGL ES through the device:
+#                kmscube's cube on its grey background is on husk's
+#                screenshot, the grey in the corners and not in the middle;
+#                its frame rate (the first husk_gl_frames frames) goes to the log
 
-GPU_TESTS=(gpu-bound gpu-2d gpu-vnc-picture gpu-vnc-key)
+GPU_TESTS=(gpu-bound gpu-2d gpu-vnc-picture gpu-vnc-key gpu-virgl gpu-virgl-gl)
 GPU_VNC=127.0.0.1:5900
 KEY_A=30 # what the keysym 'a' (0x61) is in Linux's key codes
 
@@ -36,9 +48,9 @@ test_gpu() {
 	# No cursor blinking over the picture from the framebuffer console.
 	VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
 		vm_start gpu-2d gpu gpu --gpu 2d --screenshot-on-exit "$shot" --timings "${vnc[@]}"
-	# Once drawn, the guest leaves the picture up; the fbdev emulation
-	# hands it to the device from a worker, so give that a moment. Then
-	# SIGTERM: husk stops the VM (143) and writes the screenshot.
+	# Once drawn, the guest leaves the picture up (DIRTYFB returns before
+	# the device has the pixels), so give it a moment. Then SIGTERM: husk
+	# stops the VM (143) and writes the screenshot.
 	vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
 	if [[ -z $vnc_skip ]]; then
 		# The test host's busybox init leaves loopback down.
@@ -62,14 +74,6 @@ test_gpu() {
 	fi
 	if [[ $VM_RC != 143 || $(fact gpu_drawn) != yes ]]; then
 		fail gpu-2d "the guest did not draw (drawn: $(fact gpu_drawn)), or husk exited $VM_RC, not 143 after SIGTERM" "$VM_LOG"
-	elif [[ -z ${HUSK_TEST_GPU_2D:-} ]]; then
-		# Measured: all the driver's commands (13: modesets, fbcon's clear)
-		# come before the guest draws, none after, and the resource's
-		# backing pages are still all zero when husk stops. The picture
-		# written with write(2) stays in the fbdev emulation's shadow
-		# buffer: Linux 6.1 never copies it to the GEM buffer nor sends
-		# a transfer. Drawing through mmap (deferred I/O) is what to try.
-		skip gpu-2d "the guest's write(2) to /dev/fb0 never reaches the device (no command after it; backing pages zero); HUSK_TEST_GPU_2D=1 runs it"
 	elif [[ ! -s $shot ]]; then
 		fail gpu-2d "husk wrote no screenshot" "$VM_LOG"
 	elif ! got=$("$ASSETS/gpu/png-probe" "$shot" "${GPU_PROBES[@]}" 2>&1); then
@@ -91,10 +95,7 @@ check_vnc() {
 		skip gpu-vnc-key "$why"
 		return 0
 	fi
-	if [[ -z ${HUSK_TEST_GPU_2D:-} ]]; then
-		# The same picture as gpu-2d's screenshot, black for the same reason.
-		skip gpu-vnc-picture "the picture gpu-2d checks does not reach the device yet; HUSK_TEST_GPU_2D=1 runs it"
-	elif [[ $seen != "$GPU_WANT" ]]; then
+	if [[ $seen != "$GPU_WANT" ]]; then
 		fail gpu-vnc-picture "the VNC client saw '$seen', expected '$GPU_WANT'" "$VM_LOG"
 	else
 		pass gpu-vnc-picture
@@ -108,11 +109,105 @@ check_vnc() {
 	fi
 }
 
+# The screenshot at $1 against the picture; empty when it matches, else why not.
+picture_problem() {
+	local shot=$1 got
+	if [[ ! -s $shot ]]; then
+		echo "husk wrote no screenshot"
+	elif ! got=$("$ASSETS/gpu/png-probe" "$shot" "${GPU_PROBES[@]}" 2>&1); then
+		echo "png-probe: $got"
+	elif got=$(tr '\n' ' ' <<<"$got") && [[ ${got% } != "$GPU_WANT" ]]; then
+		echo "the screenshot shows '${got% }', expected '$GPU_WANT'"
+	fi
+}
+
+test_gpu_virgl() {
+	local out
+	out=$("${HUSK_CMD[@]}" run --kernel /nonexistent --gpu virgl 2>&1 || true)
+	if grep -q 'built without virglrenderer' <<<"$out"; then
+		skip gpu-virgl "husk was built without virglrenderer"
+		skip gpu-virgl-gl "husk was built without virglrenderer"
+		return 0
+	fi
+	want gpu-virgl && test_gpu_virgl_2d
+	want gpu-virgl-gl && test_gpu_virgl_gl
+	return 0
+}
+
+# The picture of gpu-2d, through the renderer.
+test_gpu_virgl_2d() {
+	local shot=$LOGDIR/gpu-virgl.png why
+	rm -f "$shot"
+	VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
+		vm_start gpu-virgl gpu gpu --gpu virgl --screenshot-on-exit "$shot" --timings
+	vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
+	kill -TERM "$VM_PID" 2>/dev/null || true
+	vm_wait
+	info "gpu-virgl: $(grep -h '^husk: gpu:' "$VM_LOG.err" | tr '\n' ' ' || echo 'husk reported no GPU counts')"
+	if grep -q 'virglrenderer did not start' "$VM_LOG.err"; then
+		skip gpu-virgl "virglrenderer did not start in the test host: $(grep -m1 'virglrenderer' "$VM_LOG.err")"
+	elif [[ $(fact gpu_features) != *+virgl* ]]; then
+		fail gpu-virgl "the guest's driver did not take 3D: '$(fact gpu_features)'" "$VM_LOG"
+	elif [[ $VM_RC != 143 || $(fact gpu_drawn) != yes ]]; then
+		fail gpu-virgl "the guest did not draw (drawn: $(fact gpu_drawn)), or husk exited $VM_RC, not 143 after SIGTERM" "$VM_LOG"
+	elif why=$(picture_problem "$shot") && [[ -n $why ]]; then
+		fail gpu-virgl "$why" "$VM_LOG"
+	else
+		pass gpu-virgl
+	fi
+}
+
+# kmscube's background: glClearColor(0.5, 0.5, 0.5), one way or the other of rounding.
+is_grey() {
+	[[ $1 == 7f7f7f || $1 == 808080 ]]
+}
+
+test_gpu_virgl_gl() {
+	local shot=$LOGDIR/gpu-virgl-gl.png got corner far middle
+	if [[ ! -r $ASSETS/gpu-gl/initrd.cpio ]]; then
+		skip gpu-virgl-gl "no 3D guest image in the assets (the runner builds it with kmscube and libgl1-mesa-dri installed)"
+		return 0
+	fi
+	rm -f "$shot"
+	VM_INITRD=$ASSETS/gpu-gl/initrd.cpio VM_CMDLINE_EXTRA="vt.global_cursor_default=0" \
+		vm_start gpu-virgl-gl gpu-gl gpu-gl --gpu virgl --memory 1G --screenshot-on-exit "$shot" --timings
+	TIMEOUT=$((TIMEOUT * 3)) vm_wait_for '^HUSK-GPU-SHOWN' && sleep 2
+	kill -TERM "$VM_PID" 2>/dev/null || true
+	vm_wait
+	info "gpu-virgl-gl: kmscube on $(fact gl_renderer): $(fact gl_rate); $(grep -h '^husk: gpu:' "$VM_LOG.err" | tr '\n' ' ')"
+	if grep -q 'virglrenderer did not start' "$VM_LOG.err"; then
+		skip gpu-virgl-gl "virglrenderer did not start in the test host: $(grep -m1 'virglrenderer' "$VM_LOG.err")"
+		return 0
+	elif [[ $(fact gl_renderer) != *virgl* ]]; then
+		fail gpu-virgl-gl "the guest's GL renderer is '$(fact gl_renderer)', not virgl" "$VM_LOG"
+		return 0
+	elif [[ $VM_RC != 143 || ! -s $shot ]]; then
+		fail gpu-virgl-gl "husk exited $VM_RC, not 143 after SIGTERM, or wrote no screenshot" "$VM_LOG"
+		return 0
+	elif ! got=$("$ASSETS/gpu/png-probe" "$shot" 0,0 1023,767 512,384 2>&1); then
+		fail gpu-virgl-gl "png-probe: $got" "$VM_LOG"
+		return 0
+	fi
+	corner=$(sed -n 's/^0,0 //p' <<<"$got")
+	far=$(sed -n 's/^1023,767 //p' <<<"$got")
+	middle=$(sed -n 's/^512,384 //p' <<<"$got")
+	if ! is_grey "$corner" || ! is_grey "$far" || is_grey "$middle"; then
+		fail gpu-virgl-gl "the screenshot shows $corner and $far in the corners, $middle in the middle; expected kmscube's grey around its cube" "$VM_LOG"
+	else
+		pass gpu-virgl-gl
+	fi
+}
+
 run_gpu_tests() {
 	if [[ ! -r $ASSETS/gpu/initrd.cpio.gz ]]; then
 		local t
 		for t in "${GPU_TESTS[@]}"; do skip "$t" "no GPU guest image in the assets"; done
 		return 0
 	fi
-	test_gpu
+	if want gpu-bound gpu-2d gpu-vnc-picture gpu-vnc-key; then
+		test_gpu
+	fi
+	if want gpu-virgl gpu-virgl-gl; then
+		test_gpu_virgl
+	fi
 }

@@ -206,21 +206,6 @@ net_action() {
 	fi
 }
 
-# The GPU tests' guest (husk_action=gpu, gpu-tests.sh): virtio-gpu's DRM
-# driver and its fbdev, /dev/fb0. It reports the framebuffer and what the
-# kernel said of the driver, then draws the known picture the host checks
-# on husk's screenshot: the top half red on the left, green on the right;
-# the bottom half blue. Rows are doubled up with cat, not written pixel by
-# pixel: the test host is slow at starting processes.
-gpu_fill() { # gpu_fill FILE PIXEL COUNT: COUNT (a power of two) PIXELs
-	printf '%b' "$2" >"$1"
-	n=1
-	while [ $n -lt "$3" ]; do
-		cat "$1" "$1" >"$1.2" && mv "$1.2" "$1"
-		n=$((n * 2))
-	done
-}
-
 # The VNC tests' keyboard (--display vnc): the first key pressed on husk's
 # virtio-input keyboard, read from its evdev node (a 24-byte input_event:
 # a timeval, then type, code and value), as a fact.
@@ -245,9 +230,16 @@ gpu_keys() {
 	exec 3<&-
 }
 
+# The GPU tests' guest (husk_action=gpu, gpu-tests.sh): virtio-gpu's DRM
+# driver and its fbdev, /dev/fb0. It reports the framebuffer and what the
+# kernel said of the driver, then draws the known picture the host checks
+# on husk's screenshot: the top half red on the left, green on the right;
+# the bottom half blue. drm-draw paints it through KMS (a dumb buffer,
+# SETCRTC, DIRTYFB): Linux 6.1's fbdev emulation keeps what write(2) puts
+# in /dev/fb0 in a shadow buffer and never sends it to the device.
 gpu_action() {
 	# shellcheck disable=SC3043 # busybox sh has local
-	local i=0 n dev w h fb=/sys/class/graphics/fb0
+	local i=0 n dev out fb=/sys/class/graphics/fb0
 	while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do
 		sleep 0.1
 		i=$((i + 1))
@@ -261,6 +253,8 @@ gpu_action() {
 	fact fb_size "$(cat $fb/virtual_size 2>/dev/null)"
 	fact fb_bpp "$(cat $fb/bits_per_pixel 2>/dev/null)"
 	fact fb_stride "$(cat $fb/stride 2>/dev/null)"
+	# What the driver took: "+virgl" with --gpu virgl.
+	fact gpu_features "$(dmesg | grep -m1 -o 'features: .*virgl.*')"
 	fact gpu_problems "$(dmesg | grep -ciE '(virtio.gpu|drm).*(error|fail|timeout|bug)')"
 	dmesg | grep -iE 'virtio.gpu|drm' | sed 's/^/HUSK-DMESG /'
 	[ -e /dev/fb0 ] || return 0
@@ -272,25 +266,52 @@ gpu_action() {
 	done
 	fact fbcon_bound "$(grep -l 'frame buffer' /sys/class/vtconsole/vtcon*/name 2>/dev/null |
 		sed 's|/name$|/bind|' | xargs cat 2>/dev/null)"
-	w=$(cut -d, -f1 $fb/virtual_size)
-	h=$(cut -d, -f2 $fb/virtual_size)
-	# XRGB8888, little-endian: blue, green, red, unused.
-	gpu_fill /tmp/red '\000\000\377\000' $((w / 2))
-	gpu_fill /tmp/green '\000\377\000\000' $((w / 2))
-	gpu_fill /tmp/blue '\377\000\000\000' "$w"
-	cat /tmp/red /tmp/green >/tmp/top
-	cp /tmp/blue /tmp/bottom
-	i=1
-	while [ $i -lt $((h / 2)) ]; do
-		cat /tmp/top /tmp/top >/tmp/t2 && mv /tmp/t2 /tmp/top
-		cat /tmp/bottom /tmp/bottom >/tmp/b2 && mv /tmp/b2 /tmp/bottom
-		i=$((i * 2))
+	# It prints the mode and the first pixel as the guest reads it back.
+	if out=$(drm-draw); then
+		fact gpu_drawn yes
+		fact gpu_mode "${out% *}"
+		fact fb_first_pixel "${out#* }"
+	else
+		fact gpu_drawn no
+	fi
+}
+
+# gpu-tests.sh's gpu-virgl-gl (husk_action=gpu-gl): the guest's own Mesa,
+# staged under /gl with its loader and libraries, draws with OpenGL ES
+# through the 3D device: kmscube's cube on the grey of its
+# glClearColor(0.5, 0.5, 0.5). It keeps drawing until the host stops
+# husk (its exit would hand the display back to the console), printing
+# its frame rate every two seconds; the one after husk_gl_frames frames
+# (120) is a fact.
+gpu_gl_action() {
+	# shellcheck disable=SC3043 # busybox sh has local
+	local i=0 n dev log=/tmp/kmscube.log whole='frames in [0-9.]* sec ([0-9.]* fps)$'
+	while [ ! -e /dev/dri/card0 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
 	done
-	# Rows doubled past half the height: each half cut to its size.
-	{ head -c $((w * 4 * (h / 2))) /tmp/top && head -c $((w * 4 * (h - h / 2))) /tmp/bottom; } \
-		>/dev/fb0 && fact gpu_drawn yes
-	rm -f /tmp/red /tmp/green /tmp/blue /tmp/top /tmp/bottom
-	fact fb_first_pixel "$(head -c 4 /dev/fb0 | od -An -tx1 | tr -d ' ')"
+	fact gpu_features "$(dmesg | grep -m1 -o 'features: .*virgl.*')"
+	for dev in /sys/class/vtconsole/vtcon*; do
+		grep -q 'frame buffer' "$dev/name" 2>/dev/null && echo 0 >"$dev/bind"
+	done
+	export __EGL_VENDOR_LIBRARY_FILENAMES=/gl/share/50_mesa.json LIBGL_DRIVERS_PATH=/gl/lib/dri
+	export MESA_SHADER_CACHE_DISABLE=true HOME=/tmp
+	# kmscube stops at the first byte (or end) on its stdin: a FIFO open
+	# for reading and writing never gives either.
+	mkfifo /tmp/kmscube.in
+	/gl/bin/kmscube -D /dev/dri/card0 -c 1000000 <>/tmp/kmscube.in >"$log" 2>&1 &
+	# "Rendered N frames in S sec (F fps)", until N reaches the count (10
+	# minutes at most). Its output to a file comes in blocks: whole lines only.
+	i=0
+	while [ $i -lt 600 ] && kill -0 $! 2>/dev/null; do
+		n=$(sed -n "s/^Rendered \([0-9]*\) $whole/\1/p" "$log" | tail -n 1)
+		[ "${n:-0}" -ge "${husk_gl_frames:-120}" ] && break
+		sleep 1
+		i=$((i + 1))
+	done
+	grep -v extensions "$log" | sed 's/^/HUSK-GL /'
+	fact gl_renderer "$(sed -n 's/^ *renderer: *//p' "$log" | head -n 1 | tr -d '"')"
+	fact gl_rate "$(sed -n "s/^Rendered \([0-9]* $whole\)/\1/p" "$log" | tail -n 1)"
 }
 
 echo "HUSK-GUEST-ACTION ${husk_action:-poweroff}"
@@ -373,6 +394,11 @@ gpu)
 	# power-off would have the driver take it down first.
 	gpu_action
 	gpu_keys &
+	echo "HUSK-GPU-SHOWN"
+	while :; do sleep 60; done
+	;;
+gpu-gl)
+	gpu_gl_action
 	echo "HUSK-GPU-SHOWN"
 	while :; do sleep 60; done
 	;;

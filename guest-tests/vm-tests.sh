@@ -130,7 +130,7 @@ vm_start() {
 	VM_WALL=""
 	VM_T0=$(now)
 	"${HUSK_CMD[@]}" run --kernel "$ASSETS/$flavour/vmlinuz" \
-		--initrd "$ASSETS/$flavour/initrd.cpio.gz" \
+		--initrd "${VM_INITRD:-$ASSETS/$flavour/initrd.cpio.gz}" \
 		--cmdline "console=ttyS0 quiet husk_action=$action husk_test=$VM_TOKEN${VM_CMDLINE_EXTRA:+ $VM_CMDLINE_EXTRA}${HUSK_TEST_CMDLINE:+ $HUSK_TEST_CMDLINE}" \
 		"$@" </dev/null >"$VM_LOG" 2>"$VM_LOG.err" &
 	VM_PID=$!

@@ -215,9 +215,17 @@ bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err)
 		*out = GPU_2D;
 	else if (strcmp(text, "none") == 0)
 		*out = GPU_NONE;
+	else if (strcmp(text, "virgl") != 0)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "--gpu: \"%s\" is not one of 2d, virgl, none", text);
+#ifdef HAVE_VIRGLRENDERER
 	else
-		return husk_fail(err, HUSK_EXIT_USAGE, "--gpu: \"%s\" is not one of 2d, none",
-		                 text);
+		*out = GPU_VIRGL;
+#else
+	else
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "--gpu virgl: husk was built without virglrenderer");
+#endif
 	return true;
 }
 
@@ -242,7 +250,7 @@ bool config_display_parse(const char *text, char **vnc, bool *window, GError **e
 
 const char *config_gpu_name(enum gpu_mode mode)
 {
-	return mode == GPU_2D ? "2d" : "none";
+	return mode == GPU_2D ? "2d" : mode == GPU_VIRGL ? "virgl" : "none";
 }
 
 char *config_to_json(const struct vm_config *cfg, GError **err)
@@ -410,7 +418,7 @@ static bool read_config(JsonObject *o, struct vm_config *cfg, GError **err)
 	g_free(host);
 	cfg->vnc = vnc;
 	if (!gpu_ok)
-		return bad(err, "gpu is not one of 2d, none");
+		return bad(err, "gpu is not one of 2d, virgl, none");
 	if (!vnc_ok)
 		return bad(err, "vnc is not ADDRESS:PORT");
 	return read_numbers(o, cfg, err) && read_array(o, "disks", cfg, read_disk, err) &&

@@ -28,7 +28,7 @@ struct vsock_config;
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
-enum gpu_mode { GPU_NONE, GPU_2D }; /* --gpu: no display, or virtio-gpu in 2D */
+enum gpu_mode { GPU_NONE, GPU_2D, GPU_VIRGL }; /* --gpu: none, virtio-gpu in 2D, or with 3D */
 
 struct vm_config {
 	char *kernel;
@@ -87,7 +87,7 @@ char *config_publish_text(const char *spec, GError **err);
 /* The --net text that makes 'net' again. */
 char *config_net_text(const struct net_config *net);
 
-/* "2d" or "none", as --gpu takes them and config.json keeps them. */
+/* "2d", "virgl" or "none", as --gpu takes them and config.json keeps them. */
 bool config_gpu_parse(const char *text, enum gpu_mode *out, GError **err);
 const char *config_gpu_name(enum gpu_mode mode);
 /*

@@ -79,7 +79,7 @@ static void test_bad_input(void)
 	expect_bad("[]", "VM configuration: not a JSON object");
 	expect_bad("", "VM configuration: empty");
 	expect_bad("  \n", "VM configuration: empty");
-	expect_bad("{\"gpu\": \"3d\"}", "VM configuration: gpu is not one of 2d, none");
+	expect_bad("{\"gpu\": \"3d\"}", "VM configuration: gpu is not one of 2d, virgl, none");
 	expect_bad("{\"vnc\": \"localhost:5900\"}", "VM configuration: vnc is not ADDRESS:PORT");
 	expect_bad("{\"cpus\": 0}", "VM configuration: cpus is not a number from 1 to 254");
 	expect_bad("{\"cpus\": \"2\"}", "VM configuration: cpus is not a number from 1 to 254");

@@ -280,8 +280,11 @@ static bool add_gpu(struct machine *m, GError **err)
 {
 	if (m->cfg->gpu == GPU_NONE)
 		return true;
-	m->gpu = virtio_gpu_new(&m->mem, GPU_DEFAULT_WIDTH, GPU_DEFAULT_HEIGHT);
-	if (!add_virtio(m, &virtio_gpu_ops, m->gpu, &m->gpu_t, err))
+	if (m->cfg->gpu == GPU_VIRGL)
+		m->gpu = virtio_gpu_new_virgl(&m->mem, GPU_DEFAULT_WIDTH, GPU_DEFAULT_HEIGHT, err);
+	else
+		m->gpu = virtio_gpu_new(&m->mem, GPU_DEFAULT_WIDTH, GPU_DEFAULT_HEIGHT);
+	if (!m->gpu || !add_virtio(m, &virtio_gpu_ops, m->gpu, &m->gpu_t, err))
 		return false;
 	if (!m->cfg->vnc && !m->cfg->window)
 		return true;
@@ -756,6 +759,14 @@ static void report_gpu(struct machine *m)
 	           " cursor updates; %u resources, %" PRIu64 " KiB\n",
 	           st.commands, st.errors, st.transfers, st.flushes, st.cursor_updates,
 	           st.resources, st.resource_bytes / 1024);
+	if (st.shown)
+		g_printerr("husk: gpu: %" PRIu64 " flushes of the scanout, taken to on screen: "
+		           "%" PRIu64 " us on average, %" PRIu64 " us at most\n",
+		           st.shown, st.shown_us_total / st.shown, st.shown_us_max);
+	if (m->cfg->gpu == GPU_VIRGL)
+		g_printerr("husk: gpu: 3D: %u contexts, %" PRIu64 " command streams (%" PRIu64
+		           " KiB), %" PRIu64 " fences\n",
+		           st.contexts, st.submits, st.submit_bytes / 1024, st.fences);
 }
 
 void machine_report(struct machine *m)

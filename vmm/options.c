@@ -263,7 +263,9 @@ static const GOptionEntry run_entries[] = {
     {"vsock", 0, 0, CALLBACK(parse_vsock),
      "A virtio-vsock device, the guest's cid N (default 3), served on the Unix socket PATH",
      "PATH[,cid=N]"},
-    {"gpu", 0, 0, CALLBACK(parse_gpu), "A display: virtio-gpu in 2D (1024x768), or none (default)",
+    {"gpu", 0, 0, CALLBACK(parse_gpu),
+     "A display: virtio-gpu in 2D (1024x768), virgl (2D and OpenGL through virglrenderer), or none "
+     "(default)",
      "2d|none"},
     {"dump-dtb", 0, 0, CALLBACK(parse_dump_dtb),
      "Write the device tree the guest is given to FILE (arm64 hosts)", "FILE"},
@@ -446,14 +448,16 @@ bool options_parse_run(int argc, char **argv, struct vm_config *cfg, GError **er
 	/* Without --kernel, the disk's boot entry has a command line (vmm/disk_boot.c). */
 	if (ok && cfg->screenshot_on_exit && cfg->gpu == GPU_NONE)
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
-		               "--screenshot-on-exit needs a display (--gpu 2d)");
+		               "--screenshot-on-exit needs a display (--gpu 2d or virgl)");
 	if (ok && cfg->vnc && cfg->gpu == GPU_NONE)
-		ok = husk_fail(err, HUSK_EXIT_USAGE, "--display vnc needs a display (--gpu 2d)");
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--display vnc needs a display (--gpu 2d or virgl)");
 	if (ok && cfg->vnc && !vnc_available())
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--display vnc: husk was built without libvncserver");
 	if (ok && cfg->window && cfg->gpu == GPU_NONE)
-		ok = husk_fail(err, HUSK_EXIT_USAGE, "--display window needs a display (--gpu 2d)");
+		ok = husk_fail(err, HUSK_EXIT_USAGE,
+		               "--display window needs a display (--gpu 2d or virgl)");
 	if (ok && cfg->window && !window_available())
 		ok = husk_fail(err, HUSK_EXIT_USAGE,
 		               "--display window: husk was built without SDL2");

@@ -62,9 +62,9 @@ static void test_display_options(void)
 	g_assert_cmpint(cfg.gpu, ==, GPU_2D);
 	g_assert_cmpstr(cfg.screenshot_on_exit, ==, "shot.png");
 	config_clear(&cfg);
-	expect_error("run --kernel k --gpu 3d", "--gpu: \"3d\" is not one of 2d, none");
+	expect_error("run --kernel k --gpu 3d", "--gpu: \"3d\" is not one of 2d, virgl, none");
 	expect_error("run --kernel k --screenshot-on-exit s.png",
-	             "--screenshot-on-exit needs a display (--gpu 2d)");
+	             "--screenshot-on-exit needs a display (--gpu 2d or virgl)");
 	expect_error("run --kernel k --gpu 2d --screenshot-on-exit=",
 	             "--screenshot-on-exit: the path is empty");
 }

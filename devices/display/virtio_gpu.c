@@ -1,146 +1,25 @@
 // SPDX-License-Identifier: MIT
 #include "devices/display/virtio_gpu.h"
+#include "devices/display/virtio_gpu_proto.h"
 
 #include <string.h>
 
+#include "devices/display/virtio_gpu_virgl.h"
 #include "vmm/error.h"
 
-#define VIRTIO_ID_GPU     16
-#define CLASS_DISPLAY     0x038000 /* display controller, other: as QEMU's virtio-gpu-pci */
-#define GPU_QUEUE_SIZE    256
-#define CONFIG_SIZE       16 /* events_read, events_clear, num_scanouts, num_capsets */
-#define NUM_SCANOUTS      1
-#define CONTROL_QUEUE     0
-#define CURSOR_QUEUE      1
-#define BYTES_PER_PIXEL   4
-#define EDID_BYTES        128
-#define EDID_MAX_SIDE     4095 /* a detailed timing's 12-bit fields */
-#define RESPONSE_EDID_MAX 1024
+#define VIRTIO_ID_GPU   16
+#define CLASS_DISPLAY   0x038000 /* display controller, other: as QEMU's virtio-gpu-pci */
+#define GPU_QUEUE_SIZE  256
+#define CONFIG_SIZE     16 /* events_read, events_clear, num_scanouts, num_capsets */
+#define NUM_SCANOUTS    1
+#define CONTROL_QUEUE   0
+#define CURSOR_QUEUE    1
+#define BYTES_PER_PIXEL 4
+#define EDID_BYTES      128
+#define EDID_MAX_SIDE   4095 /* a detailed timing's 12-bit fields */
 
-#define F_EDID 1 /* 5.7.3; F_VIRGL (0) is not offered: this is the 2D device */
-
-/* Command and response types (5.7.6.7). */
-enum {
-	CMD_GET_DISPLAY_INFO = 0x0100,
-	CMD_RESOURCE_CREATE_2D,
-	CMD_RESOURCE_UNREF,
-	CMD_SET_SCANOUT,
-	CMD_RESOURCE_FLUSH,
-	CMD_TRANSFER_TO_HOST_2D,
-	CMD_RESOURCE_ATTACH_BACKING,
-	CMD_RESOURCE_DETACH_BACKING,
-	CMD_GET_CAPSET_INFO,
-	CMD_GET_CAPSET,
-	CMD_GET_EDID,
-	CMD_UPDATE_CURSOR = 0x0300,
-	CMD_MOVE_CURSOR,
-	RESP_OK_NODATA = 0x1100,
-	RESP_OK_DISPLAY_INFO,
-	RESP_OK_CAPSET_INFO,
-	RESP_OK_CAPSET,
-	RESP_OK_EDID,
-	RESP_ERR_UNSPEC = 0x1200,
-	RESP_ERR_OUT_OF_MEMORY,
-	RESP_ERR_INVALID_SCANOUT_ID,
-	RESP_ERR_INVALID_RESOURCE_ID,
-	RESP_ERR_INVALID_CONTEXT_ID,
-	RESP_ERR_INVALID_PARAMETER,
-};
-
-#define FLAG_FENCE 1u
-
-/* Pixel formats (5.7.6.8): all four bytes a pixel; where red, green and blue sit. */
-enum {
-	FMT_B8G8R8A8 = 1,
-	FMT_B8G8R8X8 = 2,
-	FMT_A8R8G8B8 = 3,
-	FMT_X8R8G8B8 = 4,
-	FMT_R8G8B8A8 = 67,
-	FMT_X8B8G8R8 = 68,
-	FMT_A8B8G8R8 = 121,
-	FMT_R8G8B8X8 = 134,
-};
-
-/* Wire layouts, little-endian like x86 (5.7.6.7, 5.7.6.8). */
-struct ctrl_hdr {
-	uint32_t type, flags;
-	uint64_t fence_id;
-	uint32_t ctx_id;
-	uint8_t ring_idx, padding[3];
-};
-
-struct rect {
-	uint32_t x, y, width, height;
-};
-
-struct cmd_resource_create_2d {
-	uint32_t resource_id, format, width, height;
-};
-
-struct cmd_resource_id {
-	uint32_t resource_id, padding;
-};
-
-struct cmd_set_scanout {
-	struct rect r;
-	uint32_t scanout_id, resource_id;
-};
-
-struct cmd_resource_flush {
-	struct rect r;
-	uint32_t resource_id, padding;
-};
-
-struct cmd_transfer_to_host_2d {
-	struct rect r;
-	uint64_t offset;
-	uint32_t resource_id, padding;
-};
-
-struct cmd_attach_backing {
-	uint32_t resource_id, nr_entries;
-};
-
-struct mem_entry {
-	uint64_t addr;
-	uint32_t length, padding;
-};
-
-struct cmd_get_edid {
-	uint32_t scanout, padding;
-};
-
-struct cursor_pos {
-	uint32_t scanout_id, x, y, padding;
-};
-
-struct cmd_update_cursor {
-	struct cursor_pos pos;
-	uint32_t resource_id, hot_x, hot_y, padding;
-};
-
-struct display_one {
-	struct rect r;
-	uint32_t enabled, flags;
-};
-
-struct resp_display_info {
-	struct ctrl_hdr hdr;
-	struct display_one pmodes[16];
-};
-
-struct resp_edid {
-	struct ctrl_hdr hdr;
-	uint32_t size, padding;
-	uint8_t edid[RESPONSE_EDID_MAX];
-};
-
-G_STATIC_ASSERT(sizeof(struct ctrl_hdr) == 24);
-G_STATIC_ASSERT(sizeof(struct cmd_transfer_to_host_2d) == 32);
-G_STATIC_ASSERT(sizeof(struct mem_entry) == 16);
-G_STATIC_ASSERT(sizeof(struct cmd_update_cursor) == 32);
-G_STATIC_ASSERT(sizeof(struct resp_display_info) == 408);
-G_STATIC_ASSERT(sizeof(struct resp_edid) == 1056);
+#define F_VIRGL 0 /* 5.7.3: offered with --gpu virgl only */
+#define F_EDID  1
 
 /* A piece of a resource's backing, in host memory (guest RAM stays mapped for the VM's life). */
 struct backing_piece {
@@ -180,7 +59,19 @@ struct virtio_gpu {
 	struct rect damage;
 	/* What the scanout showed when the driver last reset the device, if anything. */
 	struct gpu_image before_reset;
+	/*
+	 * --gpu virgl: the renderer holds the resources; 'shadow' is its
+	 * read-back copy of what the scanout shows (id SHADOW_ID when on).
+	 */
+	struct gpu_virgl *virgl;
+	struct resource shadow;
+	bool shadowed; /* from the first virtio_gpu_shadow on, the scanout shows only it */
+	/* Whom the renderer's answers wake: the transport, between kicks and resets. */
+	GMutex transport_lock;
+	struct virtio_pci *transport;
 };
+
+#define SHADOW_ID UINT32_MAX
 
 /* --- EDID (VESA E-EDID 1.4): one monitor whose preferred mode is the display's size -------- */
 
@@ -255,8 +146,7 @@ static void build_edid(uint8_t *e, uint32_t w, uint32_t h)
 
 /* --- the chain: request bytes in, response bytes out ------------------------------------- */
 
-/* Copies 'len' readable bytes starting 'skip' bytes into the chain; false if it is shorter. */
-static bool chain_read(const struct vq_chain *c, uint64_t skip, void *dst, size_t len)
+bool gpu_chain_read(const struct vq_chain *c, uint64_t skip, void *dst, size_t len)
 {
 	uint8_t *out = dst;
 
@@ -277,8 +167,7 @@ static bool chain_read(const struct vq_chain *c, uint64_t skip, void *dst, size_
 	return len == 0;
 }
 
-/* Writes the response into the writable buffers; returns the bytes that fit. */
-static uint32_t chain_write(const struct vq_chain *c, const void *src, size_t len)
+uint32_t gpu_chain_write(const struct vq_chain *c, const void *src, size_t len)
 {
 	const uint8_t *in = src;
 	uint32_t done = 0;
@@ -322,7 +211,7 @@ static void damage_all(struct virtio_gpu *gpu)
 
 /* --- resources ------------------------------------------------------------------------------ */
 
-static bool format_known(uint32_t format)
+bool gpu_format_known(uint32_t format)
 {
 	switch (format) {
 	case FMT_B8G8R8A8:
@@ -366,8 +255,8 @@ static uint32_t create_2d(struct virtio_gpu *gpu, const struct cmd_resource_crea
 
 	if (c->resource_id == 0 || find(gpu, c->resource_id))
 		return RESP_ERR_INVALID_RESOURCE_ID;
-	if (!format_known(c->format) || !c->width || !c->height || c->width > GPU_MAX_DIMENSION ||
-	    c->height > GPU_MAX_DIMENSION)
+	if (!gpu_format_known(c->format) || !c->width || !c->height ||
+	    c->width > GPU_MAX_DIMENSION || c->height > GPU_MAX_DIMENSION)
 		return RESP_ERR_INVALID_PARAMETER;
 	if (g_hash_table_size(gpu->resources) >= GPU_MAX_RESOURCES ||
 	    bytes > GPU_MAX_RESOURCE_BYTES - gpu->resource_bytes)
@@ -422,7 +311,7 @@ static uint32_t attach_backing(struct virtio_gpu *gpu, const struct vq_chain *ch
 	for (uint32_t i = 0; i < c->nr_entries; i++, at += sizeof(struct mem_entry)) {
 		struct mem_entry e;
 		uint32_t refusal = 0;
-		if (!chain_read(chain, at, &e, sizeof(e)))
+		if (!gpu_chain_read(chain, at, &e, sizeof(e)))
 			refusal = RESP_ERR_UNSPEC; /* the list is shorter than it says */
 		else if (e.length == 0 || !(pieces[i].addr = gm_ptr(gpu->mem, e.addr, e.length)))
 			refusal = RESP_ERR_INVALID_PARAMETER;
@@ -552,10 +441,20 @@ static uint32_t flush(struct virtio_gpu *gpu, const struct cmd_resource_flush *c
 	return RESP_OK_NODATA;
 }
 
+/* Under the lock: a flush of the scanout is on screen. */
+static void note_shown_locked(struct virtio_gpu *gpu, int64_t since_us)
+{
+	uint64_t us = (uint64_t)MAX(g_get_monotonic_time() - since_us, 0);
+
+	gpu->stats.shown++;
+	gpu->stats.shown_us_total += us;
+	gpu->stats.shown_us_max = MAX(gpu->stats.shown_us_max, us);
+}
+
 /* --- requests ----------------------------------------------------------------------------- */
 
 /* A command's fixed part after the header; false if the chain is too short for it. */
-#define READ_BODY(chain, var) chain_read(chain, sizeof(struct ctrl_hdr), &(var), sizeof(var))
+#define READ_BODY(chain, var) gpu_chain_read(chain, sizeof(struct ctrl_hdr), &(var), sizeof(var))
 
 static uint32_t display_info(struct virtio_gpu *gpu, struct resp_display_info *resp)
 {
@@ -633,18 +532,23 @@ uint32_t virtio_gpu_control(struct virtio_gpu *gpu, const struct vq_chain *chain
 	struct ctrl_hdr req;
 	size_t resp_len = sizeof(struct ctrl_hdr);
 	uint32_t type;
+	int64_t taken = g_get_monotonic_time();
 
 	if (chain->in_len < sizeof(struct ctrl_hdr))
 		return 0; /* no room for an answer: the driver learns nothing */
 	g_mutex_lock(&gpu->lock);
 	gpu->stats.commands++;
-	if (chain_read(chain, 0, &req, sizeof(req)))
+	if (gpu_chain_read(chain, 0, &req, sizeof(req)))
 		type = dispatch(gpu, chain, req.type, &resp, &resp_len);
 	else
 		type = RESP_ERR_UNSPEC, memset(&req, 0, sizeof(req));
 	if (type >= RESP_ERR_UNSPEC) {
 		gpu->stats.errors++;
 		resp_len = sizeof(struct ctrl_hdr);
+	} else if (req.type == CMD_RESOURCE_FLUSH && gpu->scanout.resource_id) {
+		struct cmd_resource_flush f;
+		if (READ_BODY(chain, f) && f.resource_id == gpu->scanout.resource_id)
+			note_shown_locked(gpu, taken);
 	}
 	g_mutex_unlock(&gpu->lock);
 	/* Commands complete in order, at once: a fence is signalled by its own answer. */
@@ -653,7 +557,7 @@ uint32_t virtio_gpu_control(struct virtio_gpu *gpu, const struct vq_chain *chain
 	                             .fence_id = req.flags & FLAG_FENCE ? req.fence_id : 0,
 	                             .ctx_id = req.ctx_id,
 	                             .ring_idx = req.ring_idx};
-	return chain_write(chain, &resp, MIN(resp_len, chain->in_len));
+	return gpu_chain_write(chain, &resp, MIN(resp_len, chain->in_len));
 }
 
 void virtio_gpu_cursor(struct virtio_gpu *gpu, const struct vq_chain *chain)
@@ -661,7 +565,7 @@ void virtio_gpu_cursor(struct virtio_gpu *gpu, const struct vq_chain *chain)
 	struct ctrl_hdr req;
 	struct cmd_update_cursor c;
 
-	if (!chain_read(chain, 0, &req, sizeof(req)) || !READ_BODY(chain, c))
+	if (!gpu_chain_read(chain, 0, &req, sizeof(req)) || !READ_BODY(chain, c))
 		return;
 	if ((req.type != CMD_UPDATE_CURSOR && req.type != CMD_MOVE_CURSOR) ||
 	    c.pos.scanout_id >= NUM_SCANOUTS)
@@ -700,10 +604,18 @@ static void channel_offsets(uint32_t format, unsigned int *r, unsigned int *g, u
 	}
 }
 
+/* Under the lock: the resource the scanout shows, or NULL. */
+static struct resource *scanout_resource(struct virtio_gpu *gpu)
+{
+	if (gpu->shadowed)
+		return gpu->scanout.resource_id == SHADOW_ID ? &gpu->shadow : NULL;
+	return find(gpu, gpu->scanout.resource_id);
+}
+
 /* Under the lock: the scanout's pixels as RGB; false if it shows nothing. */
 static bool copy_scanout(struct virtio_gpu *gpu, struct gpu_image *out)
 {
-	struct resource *res = find(gpu, gpu->scanout.resource_id);
+	struct resource *res = scanout_resource(gpu);
 	unsigned int ro, go, bo;
 
 	if (!res)
@@ -763,7 +675,7 @@ void virtio_gpu_display_size(struct virtio_gpu *gpu, uint32_t *width, uint32_t *
 /* Under the lock: row 'y' of the display, pixels [x, x + w), as B, G, R, X bytes. */
 static void display_row(struct virtio_gpu *gpu, uint32_t x, uint32_t y, uint32_t w, uint8_t *dst)
 {
-	struct resource *res = find(gpu, gpu->scanout.resource_id);
+	struct resource *res = scanout_resource(gpu);
 	const struct rect *r = &gpu->scanout.r;
 	unsigned int ro, go, bo;
 
@@ -800,6 +712,56 @@ bool virtio_gpu_take_damage(struct virtio_gpu *gpu, uint8_t *fb, struct gpu_rect
 	return changed;
 }
 
+void virtio_gpu_shadow(struct virtio_gpu *gpu, uint32_t format, uint32_t width, uint32_t height,
+                       const uint8_t *pixels, const struct rect *damage)
+{
+	size_t bytes = (size_t)width * height * BYTES_PER_PIXEL;
+	struct resource *sh = &gpu->shadow;
+
+	g_mutex_lock(&gpu->lock);
+	gpu->shadowed = true;
+	if (!pixels) {
+		gpu->scanout.resource_id = 0;
+		damage_all(gpu);
+		g_mutex_unlock(&gpu->lock);
+		return;
+	}
+	bool resized = sh->width != width || sh->height != height || sh->format != format ||
+	               gpu->scanout.resource_id != SHADOW_ID;
+	if (sh->width != width || sh->height != height) {
+		g_free(sh->pixels);
+		sh->pixels = g_malloc(bytes);
+	}
+	*sh = (struct resource){.id = SHADOW_ID,
+	                        .format = format,
+	                        .width = width,
+	                        .height = height,
+	                        .pixels = sh->pixels};
+	memcpy(sh->pixels, pixels, bytes);
+	gpu->scanout = (struct scanout){.resource_id = SHADOW_ID, .r = {0, 0, width, height}};
+	gpu->stats.flushes++;
+	if (resized || !damage)
+		damage_all(gpu);
+	else
+		add_damage(gpu, damage->x, damage->y, damage->width, damage->height);
+	g_mutex_unlock(&gpu->lock);
+}
+
+void virtio_gpu_note_shown(struct virtio_gpu *gpu, int64_t since_us)
+{
+	g_mutex_lock(&gpu->lock);
+	note_shown_locked(gpu, since_us);
+	g_mutex_unlock(&gpu->lock);
+}
+
+void virtio_gpu_count(struct virtio_gpu *gpu, bool refused)
+{
+	g_mutex_lock(&gpu->lock);
+	gpu->stats.commands++;
+	gpu->stats.errors += refused;
+	g_mutex_unlock(&gpu->lock);
+}
+
 void virtio_gpu_stats(struct virtio_gpu *gpu, struct gpu_stats *out)
 {
 	g_mutex_lock(&gpu->lock);
@@ -807,6 +769,19 @@ void virtio_gpu_stats(struct virtio_gpu *gpu, struct gpu_stats *out)
 	out->resources = g_hash_table_size(gpu->resources);
 	out->resource_bytes = gpu->resource_bytes;
 	g_mutex_unlock(&gpu->lock);
+#ifdef HAVE_VIRGLRENDERER
+	if (gpu->virgl) {
+		struct gpu_virgl_stats vs;
+		gpu_virgl_stats(gpu->virgl, &vs);
+		out->resources = vs.resources;
+		out->resource_bytes = vs.resource_bytes;
+		out->transfers = vs.transfers;
+		out->contexts = vs.contexts;
+		out->submits = vs.submits;
+		out->submit_bytes = vs.submit_bytes;
+		out->fences = vs.fences;
+	}
+#endif
 }
 
 /* --- the device ----------------------------------------------------------------------------- */
@@ -821,14 +796,51 @@ struct virtio_gpu *virtio_gpu_new(const struct guest_memory *mem, uint32_t width
 	build_edid(gpu->edid, gpu->width, gpu->height);
 	damage_all(gpu); /* a viewer's first look: the display, black */
 	g_mutex_init(&gpu->lock);
+	g_mutex_init(&gpu->transport_lock);
 	gpu->resources = g_hash_table_new_full(NULL, NULL, NULL, resource_free);
 	return gpu;
+}
+
+#ifdef HAVE_VIRGLRENDERER
+/* From the renderer thread: answers are ready; the I/O thread pushes them. */
+static void wake_control_queue(void *opaque)
+{
+	struct virtio_gpu *gpu = opaque;
+
+	g_mutex_lock(&gpu->transport_lock);
+	if (gpu->transport)
+		virtio_pci_wake(gpu->transport, CONTROL_QUEUE);
+	g_mutex_unlock(&gpu->transport_lock);
+}
+#endif
+
+struct virtio_gpu *virtio_gpu_new_virgl(const struct guest_memory *mem, uint32_t width,
+                                        uint32_t height, GError **err)
+{
+#ifdef HAVE_VIRGLRENDERER
+	struct virtio_gpu *gpu = virtio_gpu_new(mem, width, height);
+
+	gpu->virgl = gpu_virgl_new(gpu, mem, wake_control_queue, gpu, err);
+	if (!gpu->virgl) {
+		virtio_gpu_free(gpu);
+		return NULL;
+	}
+	return gpu;
+#else
+	husk_fail(err, HUSK_EXIT_USAGE, "--gpu virgl: husk was built without virglrenderer");
+	return NULL;
+#endif
 }
 
 void virtio_gpu_free(struct virtio_gpu *gpu)
 {
 	if (!gpu)
 		return;
+#ifdef HAVE_VIRGLRENDERER
+	gpu_virgl_free(gpu->virgl); /* first: its thread hands pixels to this device */
+#endif
+	g_free(gpu->shadow.pixels);
+	g_mutex_clear(&gpu->transport_lock);
 	g_hash_table_unref(gpu->resources);
 	g_free(gpu->before_reset.rgb);
 	g_mutex_clear(&gpu->lock);
@@ -852,7 +864,54 @@ static void gpu_reset(void *dev)
 	gpu->cursor_resource = 0;
 	damage_all(gpu);
 	g_mutex_unlock(&gpu->lock);
+#ifdef HAVE_VIRGLRENDERER
+	if (gpu->virgl) {
+		/* Not waited for: a vCPU resets the device, and must never wait on the renderer. */
+		g_mutex_lock(&gpu->transport_lock);
+		gpu->transport = NULL;
+		g_mutex_unlock(&gpu->transport_lock);
+		gpu_virgl_reset(gpu->virgl);
+	}
+#endif
 }
+
+#ifdef HAVE_VIRGLRENDERER
+/* Does the renderer answer this request, or is it the display's (no resource involved)? */
+static bool for_renderer(const struct vq_chain *chain)
+{
+	struct ctrl_hdr req;
+
+	return !gpu_chain_read(chain, 0, &req, sizeof(req)) ||
+	       (req.type != CMD_GET_DISPLAY_INFO && req.type != CMD_GET_EDID);
+}
+
+/*
+ * --gpu virgl's control queue: what the renderer has answered goes back
+ * to the driver; new requests go to the renderer, except the display's.
+ */
+static void virgl_notify(struct virtio_gpu *gpu, struct virtio_pci *t, struct virtqueue *vq)
+{
+	struct vq_chain *chain = g_new(struct vq_chain, 1);
+	struct vq_used done[64];
+	unsigned int n, budget;
+
+	g_mutex_lock(&gpu->transport_lock);
+	gpu->transport = t;
+	g_mutex_unlock(&gpu->transport_lock);
+	while ((n = gpu_virgl_take_done(gpu->virgl, done, G_N_ELEMENTS(done))))
+		vq_push_many(vq, done, n);
+	for (budget = VQ_BURST; budget && vq_pop(vq, chain) > 0; budget--) {
+		if (for_renderer(chain))
+			gpu_virgl_submit(gpu->virgl, chain);
+		else
+			vq_push(vq, chain->head, virtio_gpu_control(gpu, chain));
+	}
+	g_free(chain);
+	if (!budget)
+		virtio_pci_wake(t, CONTROL_QUEUE);
+	virtio_pci_used(t, vq, CONTROL_QUEUE);
+}
+#endif
 
 static void gpu_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
 {
@@ -860,6 +919,13 @@ static void gpu_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 	struct vq_chain *chain = g_new(struct vq_chain, 1); /* ~16 KiB: not on the loop's stack */
 	unsigned int budget;
 
+#ifdef HAVE_VIRGLRENDERER
+	if (gpu->virgl && q == CONTROL_QUEUE) {
+		g_free(chain);
+		virgl_notify(gpu, t, vq);
+		return;
+	}
+#endif
 	for (budget = VQ_BURST; budget && vq_pop(vq, chain) > 0; budget--) {
 		uint32_t written = 0;
 		if (q == CONTROL_QUEUE)
@@ -876,13 +942,16 @@ static void gpu_notify(void *dev, struct virtio_pci *t, struct virtqueue *vq, un
 
 static uint64_t gpu_features(void *dev)
 {
-	return UINT64_C(1) << F_EDID;
+	struct virtio_gpu *gpu = dev;
+
+	return UINT64_C(1) << F_EDID | (gpu->virgl ? UINT64_C(1) << F_VIRGL : 0);
 }
 
-/* events_read stays 0: the display never changes under the driver; one scanout, no capsets. */
+/* events_read stays 0: the display never changes under the driver; one scanout; capsets for 3D. */
 static void gpu_config_read(void *dev, uint32_t offset, uint8_t *data, uint32_t len)
 {
-	uint32_t config[CONFIG_SIZE / 4] = {0, 0, NUM_SCANOUTS, 0};
+	struct virtio_gpu *gpu = dev;
+	uint32_t config[CONFIG_SIZE / 4] = {0, 0, NUM_SCANOUTS, gpu->virgl ? GPU_VIRGL_CAPSETS : 0};
 
 	memcpy(data, (uint8_t *)config + offset, len);
 }

@@ -34,6 +34,14 @@ extern const struct virtio_device_ops virtio_gpu_ops;
 
 /* A device whose scanout 0 reports width x height, the guest's RAM being 'mem'. */
 struct virtio_gpu *virtio_gpu_new(const struct guest_memory *mem, uint32_t width, uint32_t height);
+/*
+ * The same with 3D (--gpu virgl): F_VIRGL, its capsets, contexts and
+ * command streams, served by virglrenderer on a thread of its own
+ * (virtio_gpu_virgl.h). NULL with 'err' set when husk was built without
+ * virglrenderer or it cannot start here.
+ */
+struct virtio_gpu *virtio_gpu_new_virgl(const struct guest_memory *mem, uint32_t width,
+                                        uint32_t height, GError **err);
 void virtio_gpu_free(struct virtio_gpu *gpu);
 
 /*
@@ -86,6 +94,15 @@ struct gpu_stats {
 	uint64_t commands, errors, transfers, flushes, cursor_updates;
 	uint32_t resources;
 	uint64_t resource_bytes;
+	/*
+	 * Flushes of what the scanout shows, and the time from taking each off
+	 * the ring to its pixels being where screenshots and VNC read them
+	 * (2D: already there, the transfer put them; virgl: read back).
+	 */
+	uint64_t shown, shown_us_total, shown_us_max;
+	/* --gpu virgl */
+	uint32_t contexts;
+	uint64_t submits, submit_bytes, fences;
 };
 void virtio_gpu_stats(struct virtio_gpu *gpu, struct gpu_stats *out);
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "devices/display/virtio_gpu.h"
+#include "devices/display/virtio_gpu_virgl.h"
 #include "vmm/layout.h"
 
 #define RAM (16 * MiB)
@@ -509,6 +510,375 @@ static void test_viewer_damage(struct fixture *f, gconstpointer data)
 	g_free(fb);
 }
 
+#ifdef HAVE_VIRGLRENDERER
+/* --- 3D (--gpu virgl): the renderer thread, headless on llvmpipe ---------------------------- */
+
+enum {
+	CTX_DESTROY = 0x0201,
+	CTX_ATTACH_RESOURCE,
+	CTX_DETACH_RESOURCE,
+	RESOURCE_CREATE_3D,
+	TRANSFER_TO_HOST_3D,
+	TRANSFER_FROM_HOST_3D,
+	SUBMIT_3D,
+	GET_CAPSET_INFO = 0x0108,
+	GET_CAPSET,
+	OK_CAPSET_INFO = 0x1102,
+	OK_CAPSET,
+};
+
+#define TARGET_BUFFER 0
+#define TARGET_2D     2
+#define FENCE         1u
+
+struct vfixture {
+	struct fixture f;
+	struct gpu_virgl *v;
+};
+
+static void nothing(void *opaque)
+{
+}
+
+static void setup_virgl(struct vfixture *vf, gconstpointer data)
+{
+	GError *err = NULL;
+
+	setup(&vf->f, data);
+	vf->v = gpu_virgl_new(vf->f.gpu, &vf->f.gm, nothing, NULL, &err);
+	if (!vf->v) { /* in_child saw it start: this is a failure */
+		g_test_fail_printf("virglrenderer did not start: %s", err->message);
+		g_error_free(err);
+	}
+}
+
+static void teardown_virgl(struct vfixture *vf, gconstpointer data)
+{
+	gpu_virgl_free(vf->v);
+	teardown(&vf->f, data);
+}
+
+/* Sends the request as send_bytes does, to the renderer; waits for its answer (5 s at most). */
+static uint32_t vsend_hdr(struct vfixture *vf, size_t len, uint32_t flags, uint64_t fence,
+                          uint32_t ctx, uint32_t *written)
+{
+	struct fixture *f = &vf->f;
+	struct vq_used done;
+	uint32_t type;
+
+	memcpy(f->request + 4, &flags, 4);
+	memcpy(f->request + 8, &fence, 8);
+	memcpy(f->request + 16, &ctx, 4);
+	memset(&f->chain, 0, sizeof(f->chain));
+	memset(f->response, 0xee, sizeof(f->response));
+	f->chain.head = 7;
+	f->chain.seg[0] = (struct vq_seg){f->request, (uint32_t)len, false};
+	f->chain.seg[1] = (struct vq_seg){f->response, sizeof(f->response), true};
+	f->chain.nseg = 2;
+	f->chain.out_len = (uint32_t)len;
+	f->chain.in_len = sizeof(f->response);
+	gpu_virgl_submit(vf->v, &f->chain);
+	for (int i = 0; !gpu_virgl_take_done(vf->v, &done, 1); i++) {
+		g_assert_cmpint(i, <, 5000);
+		g_usleep(1000);
+	}
+	g_assert_cmpuint(done.head, ==, 7);
+	g_assert_cmpuint(done.len, >=, 24);
+	if (written)
+		*written = done.len;
+	memcpy(&type, f->response, 4);
+	return type;
+}
+
+#define VSEND_CTX(vf, ctx, type, ...)                                                              \
+	({                                                                                         \
+		const uint32_t body_[] = {__VA_ARGS__};                                            \
+		vsend_hdr(vf, put_request(&(vf)->f, type, body_, G_N_ELEMENTS(body_)), 0, 0, ctx,  \
+		          NULL);                                                                   \
+	})
+#define VSEND(vf, type, ...) VSEND_CTX(vf, 0, type, __VA_ARGS__)
+
+static uint32_t ctx_create(struct vfixture *vf, uint32_t ctx)
+{
+	uint32_t body[18] = {4, 0};
+
+	memcpy(body + 2, "test", 4);
+	return vsend_hdr(vf, put_request(&vf->f, CTX_CREATE, body, 18), 0, 0, ctx, NULL);
+}
+
+/* A resource through RESOURCE_CREATE_3D: a buffer of w bytes, or a texture of 4-byte pixels. */
+static uint32_t create_3d(struct vfixture *vf, uint32_t id, uint32_t target, uint32_t w, uint32_t h,
+                          uint32_t depth, uint32_t layers)
+{
+	/* A buffer is bytes (R8) bound as vertices; a texture, pixels bound as a render target. */
+	uint32_t format = target == TARGET_BUFFER ? 64 : B8G8R8X8;
+	uint32_t bind = target == TARGET_BUFFER ? 1u << 4 : 1u << 1;
+
+	return VSEND(vf, RESOURCE_CREATE_3D, id, target, format, bind, w, h, depth, layers, 0, 0, 0,
+	             0);
+}
+
+static uint32_t vattach(struct vfixture *vf, uint32_t id, uint64_t addr, uint32_t len)
+{
+	const uint32_t body[] = {id, 1};
+	size_t at = put_request(&vf->f, ATTACH_BACKING, body, 2);
+
+	memcpy(vf->f.request + at, &addr, 8);
+	memcpy(vf->f.request + at + 8, &len, 4);
+	memset(vf->f.request + at + 12, 0, 4);
+	return vsend_hdr(vf, at + 16, 0, 0, 0, NULL);
+}
+
+/* In a child: does virglrenderer start here at all (EGL, a surfaceless platform)? */
+static void test_virgl_starts(void)
+{
+	struct guest_memory gm;
+	GError *err = NULL;
+
+	g_assert_true(guest_memory_alloc(&gm, RAM));
+	struct virtio_gpu *gpu = virtio_gpu_new(&gm, 64, 64);
+	struct gpu_virgl *v = gpu_virgl_new(gpu, &gm, nothing, NULL, &err);
+	g_assert_no_error(err);
+	gpu_virgl_free(v);
+	virtio_gpu_free(gpu);
+	guest_memory_free(&gm);
+}
+
+/* Runs the 3D test at 'path' in a child; skipped where virglrenderer does not start. */
+static void in_child(gconstpointer path)
+{
+	static int starts = -1;
+
+	if (starts < 0) {
+		g_test_trap_subprocess("/virtio-gpu/virgl/starts/subprocess", 0, 0);
+		starts = g_test_trap_has_passed();
+	}
+	if (!starts) {
+		g_test_skip(
+		    "virglrenderer does not start here (no EGL with a surfaceless platform)");
+		return;
+	}
+	g_test_trap_subprocess(path, 0,
+	                       G_TEST_SUBPROCESS_INHERIT_STDOUT | G_TEST_SUBPROCESS_INHERIT_STDERR);
+	g_test_trap_assert_passed();
+}
+
+static void test_virgl_capsets(struct vfixture *vf, gconstpointer data)
+{
+	uint32_t info[4], written;
+
+	if (!vf->v)
+		return;
+	for (uint32_t i = 0; i < GPU_VIRGL_CAPSETS; i++) {
+		g_assert_cmphex(VSEND(vf, GET_CAPSET_INFO, i, 0), ==, OK_CAPSET_INFO);
+		memcpy(info, vf->f.response + 24, sizeof(info));
+		g_assert_cmpuint(info[0], ==, i + 1); /* VIRGL, then VIRGL2 */
+		g_assert_cmpuint(info[1], >=, 1);
+		g_assert_cmpuint(info[2], >, 0);
+		g_assert_cmpuint(info[2], <=, sizeof(vf->f.response) - 24);
+		uint32_t size = info[2];
+		g_assert_cmphex(
+		    vsend_hdr(vf, put_request(&vf->f, GET_CAPSET, (uint32_t[]){i + 1, info[1]}, 2),
+		              0, 0, 0, &written),
+		    ==, OK_CAPSET);
+		g_assert_cmpuint(written, ==, 24 + size);
+	}
+	g_assert_cmphex(VSEND(vf, GET_CAPSET_INFO, 2, 0), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, GET_CAPSET, 7, 0), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, GET_CAPSET, 2, 1000), ==, ERR_INVALID_PARAMETER);
+}
+
+static void test_virgl_contexts(struct vfixture *vf, gconstpointer data)
+{
+	if (!vf->v)
+		return;
+	g_assert_cmphex(ctx_create(vf, 0), ==, ERR_INVALID_CONTEXT_ID);
+	for (uint32_t ctx = 1; ctx <= GPU_MAX_CONTEXTS; ctx++)
+		g_assert_cmphex(ctx_create(vf, ctx), ==, OK_NODATA);
+	g_assert_cmphex(ctx_create(vf, 1), ==, ERR_INVALID_CONTEXT_ID);
+	g_assert_cmphex(ctx_create(vf, GPU_MAX_CONTEXTS + 1), ==, ERR_OUT_OF_MEMORY);
+	g_assert_cmphex(VSEND_CTX(vf, 1, CTX_DESTROY, 0), ==, OK_NODATA);
+	g_assert_cmphex(VSEND_CTX(vf, 1, CTX_DESTROY, 0), ==, ERR_INVALID_CONTEXT_ID);
+	g_assert_cmphex(ctx_create(vf, GPU_MAX_CONTEXTS + 1), ==, OK_NODATA);
+	/* Resources attach to contexts that exist, and only resources that do. */
+	g_assert_cmphex(create_3d(vf, 5, TARGET_2D, 16, 16, 1, 1), ==, OK_NODATA);
+	g_assert_cmphex(VSEND_CTX(vf, 2, CTX_ATTACH_RESOURCE, 5, 0), ==, OK_NODATA);
+	g_assert_cmphex(VSEND_CTX(vf, 1, CTX_ATTACH_RESOURCE, 5, 0), ==, ERR_INVALID_CONTEXT_ID);
+	g_assert_cmphex(VSEND_CTX(vf, 2, CTX_ATTACH_RESOURCE, 6, 0), ==, ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(VSEND_CTX(vf, 2, CTX_DETACH_RESOURCE, 5, 0), ==, OK_NODATA);
+}
+
+static void test_virgl_resources(struct vfixture *vf, gconstpointer data)
+{
+	if (!vf->v)
+		return;
+	g_assert_cmphex(create_3d(vf, 0, TARGET_2D, 16, 16, 1, 1), ==, ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(create_3d(vf, 1, TARGET_2D, 16, 16, 1, 1), ==, OK_NODATA);
+	g_assert_cmphex(create_3d(vf, 1, TARGET_2D, 16, 16, 1, 1), ==, ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(create_3d(vf, 2, TARGET_2D, 0, 16, 1, 1), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(create_3d(vf, 2, TARGET_2D, 1u << 20, 16, 1, 1), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(create_3d(vf, 2, 99, 16, 16, 1, 1), ==, ERR_INVALID_PARAMETER);
+	/* 16384 x 16384 x 4 bytes is 1 GiB: past the budget, refused before the renderer sees it.
+	 */
+	g_assert_cmphex(create_3d(vf, 2, TARGET_2D, 16384, 16384, 1, 1), ==, ERR_OUT_OF_MEMORY);
+	/* A flood of small ones ends at GPU_MAX_RESOURCES; freeing one makes room. */
+	for (uint32_t id = 2; id <= GPU_MAX_RESOURCES; id++)
+		g_assert_cmphex(create_3d(vf, id, TARGET_BUFFER, 64, 1, 1, 1), ==, OK_NODATA);
+	g_assert_cmphex(create_3d(vf, 9999, TARGET_BUFFER, 64, 1, 1, 1), ==, ERR_OUT_OF_MEMORY);
+	g_assert_cmphex(VSEND(vf, RESOURCE_UNREF, 3, 0), ==, OK_NODATA);
+	g_assert_cmphex(VSEND(vf, RESOURCE_UNREF, 3, 0), ==, ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(create_3d(vf, 9999, TARGET_BUFFER, 64, 1, 1, 1), ==, OK_NODATA);
+	/* A 2D resource through the renderer checks its format as the 2D device does. */
+	g_assert_cmphex(VSEND(vf, RESOURCE_CREATE_2D, 10000, 999, 4, 4), ==, ERR_INVALID_PARAMETER);
+}
+
+static void test_virgl_hostile_transfers(struct vfixture *vf, gconstpointer data)
+{
+	if (!vf->v)
+		return;
+	g_assert_cmphex(create_3d(vf, 1, TARGET_2D, 64, 64, 1, 1), ==, OK_NODATA);
+	/* No backing yet: nothing to transfer from. */
+	g_assert_cmphex(VSEND(vf, TRANSFER_TO_HOST_3D, 0, 0, 0, 64, 64, 1, 0, 0, 1, 0, 0, 0), ==,
+	                ERR_UNSPEC);
+	/* Backing outside guest RAM, or empty, is refused. */
+	g_assert_cmphex(vattach(vf, 1, RAM - 4096, 8192), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(vattach(vf, 1, 0x10000, 0), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(vattach(vf, 2, 0x10000, 4096), ==, ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(VSEND(vf, ATTACH_BACKING, 1, GPU_MAX_BACKING_ENTRIES + 1), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, ATTACH_BACKING, 1, 4), ==, ERR_UNSPEC); /* the list is missing */
+	/* 64 x 64 x 4 bytes fit; a box outside the texture or an offset past the backing do not. */
+	g_assert_cmphex(vattach(vf, 1, 0x10000, 64 * 64 * 4), ==, OK_NODATA);
+	g_assert_cmphex(vattach(vf, 1, 0x10000, 64 * 64 * 4), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, TRANSFER_TO_HOST_3D, 0, 0, 0, 64, 64, 1, 0, 0, 1, 0, 0, 0), ==,
+	                OK_NODATA);
+	g_assert_cmphex(VSEND(vf, TRANSFER_TO_HOST_3D, 32, 0, 0, 64, 64, 1, 0, 0, 1, 0, 0, 0), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, TRANSFER_TO_HOST_3D, 0, 0, 0, 64, 64, 1, 4096, 0, 1, 0, 0, 0), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, TRANSFER_FROM_HOST_3D, 0, 0, 0, 64, 64, 1, 0xffffffff, 0xffffffff,
+	                      1, 0, 0, 0),
+	                ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, TRANSFER_TO_HOST_3D, 0, 0, 0, 64, 64, 1, 0, 0, 7, 0, 0, 0), ==,
+	                ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(VSEND(vf, DETACH_BACKING, 1, 0), ==, OK_NODATA);
+	g_assert_cmphex(VSEND(vf, DETACH_BACKING, 1, 0), ==, ERR_UNSPEC);
+}
+
+static void test_virgl_submit(struct vfixture *vf, gconstpointer data)
+{
+	if (!vf->v)
+		return;
+	g_assert_cmphex(VSEND_CTX(vf, 1, SUBMIT_3D, 4, 0, 0), ==, ERR_INVALID_CONTEXT_ID);
+	g_assert_cmphex(ctx_create(vf, 1), ==, OK_NODATA);
+	/* Sizes: none, not whole words, more than the chain holds, more than the cap. */
+	g_assert_cmphex(VSEND_CTX(vf, 1, SUBMIT_3D, 0, 0), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND_CTX(vf, 1, SUBMIT_3D, 6, 0, 0, 0), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND_CTX(vf, 1, SUBMIT_3D, 64, 0, 0), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND_CTX(vf, 1, SUBMIT_3D, GPU_MAX_SUBMIT_BYTES + 4, 0, 0), ==,
+	                ERR_INVALID_PARAMETER);
+	/* A NOP (command 0, no words) is a stream virglrenderer takes. */
+	g_assert_cmphex(VSEND_CTX(vf, 1, SUBMIT_3D, 4, 0, 0), ==, OK_NODATA);
+	/*
+	 * A command claiming more words than the stream has: virglrenderer 0.10
+	 * stops parsing and marks the context in error, but may answer OK.
+	 */
+	uint32_t t = VSEND_CTX(vf, 1, SUBMIT_3D, 8, 0, 0xffff0001u, 0);
+	g_assert_true(t == OK_NODATA || t == ERR_INVALID_PARAMETER);
+	/* Garbage does not bring the renderer down: it still answers afterwards. */
+	uint32_t junk[2 + 256];
+	junk[0] = 1024;
+	junk[1] = 0;
+	for (int i = 0; i < 256; i++)
+		junk[2 + i] = (uint32_t)g_test_rand_int();
+	vsend_hdr(vf, put_request(&vf->f, SUBMIT_3D, junk, G_N_ELEMENTS(junk)), 0, 0, 1, NULL);
+	g_assert_cmphex(VSEND(vf, GET_CAPSET_INFO, 0, 0), ==, OK_CAPSET_INFO);
+}
+
+static void test_virgl_fence(struct vfixture *vf, gconstpointer data)
+{
+	uint32_t flags;
+	uint64_t fence;
+
+	if (!vf->v)
+		return;
+	g_assert_cmphex(ctx_create(vf, 1), ==, OK_NODATA);
+	/* A fenced request is answered once the renderer passed the fence, with its id. */
+	g_assert_cmphex(vsend_hdr(vf, put_request(&vf->f, SUBMIT_3D, (uint32_t[]){4, 0, 0}, 3),
+	                          FENCE, 41, 1, NULL),
+	                ==, OK_NODATA);
+	memcpy(&flags, vf->f.response + 4, 4);
+	memcpy(&fence, vf->f.response + 8, 8);
+	g_assert_cmpuint(flags & FENCE, ==, FENCE);
+	g_assert_cmpuint(fence, ==, 41);
+	/* A refused fenced request is answered at once (nothing to wait for). */
+	g_assert_cmphex(vsend_hdr(vf, put_request(&vf->f, SUBMIT_3D, (uint32_t[]){4, 0, 0}, 3),
+	                          FENCE, 42, 9, NULL),
+	                ==, ERR_INVALID_CONTEXT_ID);
+	g_assert_cmphex(vsend_hdr(vf, put_request(&vf->f, RESOURCE_UNREF, (uint32_t[]){77, 0}, 2),
+	                          FENCE, 43, 0, NULL),
+	                ==, ERR_INVALID_RESOURCE_ID);
+	struct gpu_virgl_stats st;
+	gpu_virgl_stats(vf->v, &st);
+	g_assert_cmpuint(st.fences, ==, 1);
+}
+
+/* 2D through the renderer: the known pixels reach the screenshot, and read back into RAM. */
+static void test_virgl_scanout(struct vfixture *vf, gconstpointer data)
+{
+	const uint32_t w = 4, h = 2, pixels[] = {0x00ff0000, 0x00ff0000, 0x0000ff00, 0x0000ff00,
+	                                         0x000000ff, 0x000000ff, 0x00ffffff, 0x00000000};
+	uint8_t *ram = gm_ptr(&vf->f.gm, 0x10000, sizeof(pixels));
+	struct gpu_image img;
+	GError *err = NULL;
+
+	if (!vf->v)
+		return;
+	memcpy(ram, pixels, sizeof(pixels));
+	g_assert_cmphex(VSEND(vf, RESOURCE_CREATE_2D, 1, B8G8R8X8, w, h), ==, OK_NODATA);
+	g_assert_cmphex(vattach(vf, 1, 0x10000, sizeof(pixels)), ==, OK_NODATA);
+	g_assert_cmphex(VSEND(vf, TRANSFER_TO_HOST_2D, 0, 0, w, h, 0, 0, 1, 0), ==, OK_NODATA);
+	g_assert_cmphex(VSEND(vf, TRANSFER_TO_HOST_2D, 0, 0, w + 1, h, 0, 0, 1, 0), ==,
+	                ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, SET_SCANOUT, 0, 0, w + 1, h, 0, 1), ==, ERR_INVALID_PARAMETER);
+	g_assert_cmphex(VSEND(vf, SET_SCANOUT, 0, 0, w, h, 1, 1), ==, ERR_INVALID_SCANOUT_ID);
+	g_assert_cmphex(VSEND(vf, SET_SCANOUT, 0, 0, w, h, 0, 1), ==, OK_NODATA);
+	g_assert_cmphex(VSEND(vf, RESOURCE_FLUSH, 0, 0, w, h, 1, 0), ==, OK_NODATA);
+	g_assert_true(virtio_gpu_snapshot(vf->f.gpu, &img, &err));
+	g_assert_cmpuint(img.width, ==, w);
+	g_assert_cmpuint(img.height, ==, h);
+	static const uint8_t want[] = {0xff, 0, 0,    0xff, 0, 0,    0,    0xff, 0,    0, 0xff, 0,
+	                               0,    0, 0xff, 0,    0, 0xff, 0xff, 0xff, 0xff, 0, 0,    0};
+	g_assert_cmpmem(img.rgb, sizeof(want), want, sizeof(want));
+	g_free(img.rgb);
+	struct gpu_stats st;
+	virtio_gpu_stats(vf->f.gpu, &st);
+	g_assert_cmpuint(st.shown, ==, 1); /* the flush, timed to its read-back */
+	/* Back from the host into the (cleared) backing: the same bytes. */
+	memset(ram, 0, sizeof(pixels));
+	g_assert_cmphex(VSEND(vf, TRANSFER_FROM_HOST_3D, 0, 0, 0, w, h, 1, 0, 0, 1, 0, 0, 0), ==,
+	                OK_NODATA);
+	g_assert_cmpmem(ram, sizeof(pixels), pixels, sizeof(pixels));
+	/* Its unref turns the display off. */
+	g_assert_cmphex(VSEND(vf, RESOURCE_UNREF, 1, 0), ==, OK_NODATA);
+	g_assert_false(virtio_gpu_snapshot(vf->f.gpu, &img, &err));
+	g_clear_error(&err);
+}
+
+static void test_virgl_reset(struct vfixture *vf, gconstpointer data)
+{
+	if (!vf->v)
+		return;
+	g_assert_cmphex(ctx_create(vf, 1), ==, OK_NODATA);
+	g_assert_cmphex(create_3d(vf, 1, TARGET_2D, 16, 16, 1, 1), ==, OK_NODATA);
+	gpu_virgl_reset(vf->v);
+	/* Everything went: the same ids are free again, the old resource unknown. */
+	g_assert_cmphex(VSEND(vf, SET_SCANOUT, 0, 0, 16, 16, 0, 1), ==, ERR_INVALID_RESOURCE_ID);
+	g_assert_cmphex(ctx_create(vf, 1), ==, OK_NODATA);
+	g_assert_cmphex(create_3d(vf, 1, TARGET_2D, 16, 16, 1, 1), ==, OK_NODATA);
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -528,5 +898,31 @@ int main(int argc, char **argv)
 	ADD("/virtio-gpu/config-and-features", test_config_and_features);
 	ADD("/virtio-gpu/hostile-driver", test_hostile_driver);
 	ADD("/virtio-gpu/viewer-damage", test_viewer_damage);
+#ifdef HAVE_VIRGLRENDERER
+	/*
+	 * Each 3D test runs in a child of its own (virglrenderer is one a
+	 * process), with LeakSanitizer off there: llvmpipe's shaders, compiled
+	 * at run time, keep allocations it can only trace to generated code.
+	 */
+	const char *asan = g_getenv("ASAN_OPTIONS");
+	char *quiet = g_strconcat(asan ? asan : "", asan ? ":" : "", "detect_leaks=0", NULL);
+	g_setenv("ASAN_OPTIONS", quiet, TRUE);
+	g_free(quiet);
+#define ADD3D(name, fn)                                                                            \
+	do {                                                                                       \
+		g_test_add(name "/subprocess", struct vfixture, NULL, setup_virgl, fn,             \
+		           teardown_virgl);                                                        \
+		g_test_add_data_func(name, name "/subprocess", in_child);                          \
+	} while (0)
+	g_test_add_func("/virtio-gpu/virgl/starts/subprocess", test_virgl_starts);
+	ADD3D("/virtio-gpu/virgl/capsets", test_virgl_capsets);
+	ADD3D("/virtio-gpu/virgl/contexts", test_virgl_contexts);
+	ADD3D("/virtio-gpu/virgl/resources", test_virgl_resources);
+	ADD3D("/virtio-gpu/virgl/hostile-transfers", test_virgl_hostile_transfers);
+	ADD3D("/virtio-gpu/virgl/submit", test_virgl_submit);
+	ADD3D("/virtio-gpu/virgl/fence", test_virgl_fence);
+	ADD3D("/virtio-gpu/virgl/scanout", test_virgl_scanout);
+	ADD3D("/virtio-gpu/virgl/reset", test_virgl_reset);
+#endif
 	return g_test_run();
 }

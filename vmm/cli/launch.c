@@ -73,7 +73,8 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 	    {"net", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->nets,
 	     "A NIC as husk run's --net (default: user)", "user[,...]|tap=IFNAME[,...]"},
 	    {"gpu", 0, 0, G_OPTION_ARG_STRING, &o->gpu,
-	     "A display, for husk screenshot: virtio-gpu in 2D, or none (default)", "2d|none"},
+	     "A display, for husk screenshot: virtio-gpu in 2D, with 3D (virgl), or none (default)",
+	     "2d|virgl|none"},
 	    {"display", 0, 0, G_OPTION_ARG_STRING, &o->display,
 	     "Show the display (--gpu 2d) to VNC clients at ADDRESS:PORT, as husk run's --display",
 	     "none|vnc=ADDRESS:PORT"},
@@ -153,7 +154,8 @@ static bool build_config(const struct launch_opts *o, const struct instance *ins
 		                 "launch: --display window is for husk run; an instance takes "
 		                 "vnc=ADDRESS:PORT");
 	if (cfg->vnc && cfg->gpu == GPU_NONE)
-		return husk_fail(err, HUSK_EXIT_USAGE, "launch: --display vnc needs --gpu 2d");
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "launch: --display vnc needs --gpu 2d or virgl");
 	if (cfg->vnc && !vnc_available())
 		return husk_fail(err, HUSK_EXIT_USAGE,
 		                 "launch: --display vnc: husk was built without libvncserver");

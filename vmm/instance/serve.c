@@ -351,7 +351,7 @@ static bool answer_screenshot(struct server *s, JsonObject *reply, int fd, GErro
 
 	if (!gpu)
 		return husk_fail(err, HUSK_EXIT_USAGE,
-		                 "this instance has no display (launch it with --gpu 2d)");
+		                 "this instance has no display (launch it with --gpu 2d or virgl)");
 	if (!virtio_gpu_snapshot(gpu, &img, err))
 		return false;
 	GBytes *png = screenshot_encode_png(&img, err);
