@@ -619,6 +619,42 @@ static void test_request_flood(void)
 }
 
 /*
+ * With the cap lowered (as the fuzzer does, to reach it with fewer
+ * sockets) it holds on both sides: guest REQUESTs beyond it are reset,
+ * host connections beyond it closed unanswered.
+ */
+static void test_lowered_cap(void)
+{
+	struct drv d;
+	unsigned int accepted = 0, refused = 0;
+	char buf[8];
+
+	drv_setup(&d);
+	virtio_vsock_set_max_conns(d.v, 8);
+	char *lpath = g_strdup_printf("%s_9", d.path);
+	int lfd = unix_listen(lpath, 64);
+	for (uint32_t p = 0; p < 12; p++)
+		send_pkt(&d, hdr(VIRTIO_VSOCK_OP_REQUEST, 9, 10000 + p), NULL, 0);
+	for (unsigned int i = 0; i < d.npkts; i++) {
+		accepted += d.pkts[i].h.op == VIRTIO_VSOCK_OP_RESPONSE;
+		refused += d.pkts[i].h.op == VIRTIO_VSOCK_OP_RST;
+	}
+	g_assert_cmpuint(accepted, ==, 8);
+	g_assert_cmpuint(refused, ==, 4);
+	g_assert_cmpuint(virtio_vsock_connections(d.v), ==, 8);
+	int fd = unix_connect(d.path);
+	g_assert_cmpint(write(fd, "CONNECT 52\n", 11), ==, 11);
+	settle(&d);
+	g_assert_cmpint(read(fd, buf, sizeof(buf)), <=, 0);
+	g_assert_cmpuint(virtio_vsock_connections(d.v), ==, 8);
+	close(fd);
+	close(lfd);
+	g_unlink(lpath);
+	g_free(lpath);
+	drv_teardown(&d);
+}
+
+/*
  * The device's searches of its queues, counted: this definition stands in
  * for glib's within this test program (the device is linked in statically).
  */
@@ -965,6 +1001,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-vsock/bad-packets", test_bad_packets);
 	g_test_add_func("/virtio-vsock/hostile-driver", test_hostile_driver);
 	g_test_add_func("/virtio-vsock/broken-ring", test_broken_ring);
+	g_test_add_func("/virtio-vsock/lowered-cap", test_lowered_cap);
 	g_test_add_func("/virtio-vsock/tx-budget", test_tx_budget);
 	g_test_add_func("/virtio-vsock/rx-budget", test_rx_budget);
 	return g_test_run();
