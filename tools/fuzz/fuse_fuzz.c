@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "devices/fs/fuse_server.h"
+#include "tools/fuzz/fuzz_dir.h"
 
 #define RESET_EVERY 4096
 #define OUT_BYTES   (FUSE_SERVER_MAX_WRITE + 4096)
@@ -60,7 +61,7 @@ static void remove_all(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	top = g_dir_make_tmp("husk-fuse-fuzz-XXXXXX", NULL);
+	top = fuzz_make_dir("husk-fuse-fuzz-XXXXXX");
 	share = g_build_filename(top, "share", NULL);
 	char *outside = g_build_filename(top, "outside", NULL);
 	g_file_set_contents(outside, "secret", -1, NULL);
