@@ -26,8 +26,14 @@
 #define TIMEOUT_S   1  /* how long the guest may trust names and attributes */
 #define MAX_REQUEST (FUSE_SERVER_MAX_WRITE + 4096)
 #define MAX_PAGES   (FUSE_SERVER_MAX_WRITE / 4096)
-#define XATTR_MAX   65536
-#define DIRENT_BUF  32768 /* host directory entries read at once, for one READDIR */
+/*
+ * The request buffer's first size: every request but a rare long SETXATTR
+ * or WRITE-sized oddity fits, so a share (and each fuzzed input's server)
+ * does not start by taking a megabyte.
+ */
+#define BUF_START  (16 * 1024)
+#define XATTR_MAX  65536
+#define DIRENT_BUF 32768 /* host directory entries read at once, for one READDIR */
 
 /* Which host file an inode is: the key of by_file. */
 struct file_id {
@@ -76,6 +82,7 @@ struct fuse_server {
 	uint64_t next_nodeid, next_fh;
 	bool initialized; /* INIT answered, DESTROY not yet seen */
 	uint8_t *buf;     /* a request's header and arguments */
+	size_t buf_size;  /* BUF_START, or MAX_REQUEST + 1 once one needed more */
 	struct fuse_server_stats stats;
 };
 

@@ -44,6 +44,14 @@ static size_t handle(struct fuse_server *s, const struct iovec *in, int nin,
 		s->stats.bad_requests++;
 		n = fuse_reply_err(&r, EINVAL);
 	} else {
+		/*
+		 * Safe to move: a READ or WRITE on another thread, the lock
+		 * dropped for its copy, has read its arguments already.
+		 */
+		if (body + 1 > s->buf_size) {
+			s->buf_size = MAX_REQUEST + 1;
+			s->buf = g_realloc(s->buf, s->buf_size);
+		}
 		fuse_iov_copy_from(in, nin, 0, s->buf, body);
 		s->buf[body] = '\0'; /* a name at the very end still ends */
 		r.arg = s->buf + sizeof(r.h);
@@ -126,7 +134,8 @@ struct fuse_server *fuse_server_new(const char *dir, const struct fuse_server_op
 	                          .nlookup = 1};
 	g_hash_table_insert(s->inodes, &s->root->nodeid, s->root);
 	g_hash_table_insert(s->by_file, &s->root->id, s->root);
-	s->buf = g_malloc(MAX_REQUEST + 1);
+	s->buf_size = BUF_START;
+	s->buf = g_malloc(s->buf_size);
 	return s;
 }
 

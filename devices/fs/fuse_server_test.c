@@ -901,6 +901,32 @@ static void test_xattrs(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(oh(f)->error, ==, -EINVAL);
 }
 
+/*
+ * A request longer than the server's first buffer (a LOOKUP of a 40 KB
+ * name): the buffer grows and takes all of it, up to the name's NUL, and
+ * the next short request is read from the grown one.
+ */
+static void test_long_request(struct fixture *f, gconstpointer data)
+{
+	enum { NAME = 40000 };
+	struct fuse_in_header h = {.len = (uint32_t)sizeof(h) + NAME + 1,
+	                           .opcode = FUSE_LOOKUP,
+	                           .unique = 77,
+	                           .nodeid = FUSE_ROOT_ID};
+	g_autofree uint8_t *req = g_malloc(h.len);
+	int err;
+
+	memcpy(req, &h, sizeof(h));
+	memset(req + sizeof(h), 'x', NAME);
+	req[h.len - 1] = '\0';
+	struct iovec in = {req, h.len}, out = {f->out, f->out_cap};
+	g_assert_cmpuint(fuse_server_handle(f->s, &in, 1, &out, 1), ==,
+	                 sizeof(struct fuse_out_header));
+	g_assert_cmpint(oh(f)->error, ==, -ENAMETOOLONG); /* not EINVAL: its NUL was seen */
+	g_assert_cmpuint(lookup(f, FUSE_ROOT_ID, "hello", &err), !=, 0);
+	g_assert_cmpint(err, ==, 0);
+}
+
 /* uid=HOST:GUEST and gid=: the guest sees the swap, and its chowns are swapped back. */
 static void test_id_maps(struct fixture *f, gconstpointer data)
 {
@@ -1480,6 +1506,7 @@ int main(int argc, char **argv)
 	ADD("fs/create-mkdir-rename-unlink", test_create_mkdir_rename_unlink, NULL);
 	ADD("fs/readdir", test_readdir, NULL);
 	ADD("fs/xattrs", test_xattrs, NULL);
+	ADD("fs/long-request", test_long_request, NULL);
 	ADD("fs/no-xattr", test_no_xattr, &no_xattr_share);
 	ADD("fs/security-xattrs-refused", test_security_xattrs_refused, NULL);
 	ADD("fs/trusted-xattrs-mapped", test_trusted_xattrs_mapped, NULL);

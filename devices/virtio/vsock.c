@@ -78,9 +78,10 @@ struct virtio_vsock {
 	GSource *listener;
 	GMainContext *ctx;
 	struct virtio_pci *t;
-	GQueue all;        /* every connection, CONNECT lines awaited too */
-	GHashTable *conns; /* by key(): connections known to the guest */
-	GQueue ready;      /* connections with something for the guest */
+	GQueue all;             /* every connection, CONNECT lines awaited too */
+	unsigned int max_conns; /* VSOCK_MAX_CONNS, or fewer (virtio_vsock_set_max_conns) */
+	GHashTable *conns;      /* by key(): connections known to the guest */
+	GQueue ready;           /* connections with something for the guest */
 	struct virtio_vsock_hdr rst[RST_QUEUE_MAX];
 	unsigned int rst_head, rst_count;
 	uint32_t next_port;
@@ -446,7 +447,7 @@ static gboolean on_accept(gint fd, GIOCondition cond, gpointer data)
 	if (s < 0)
 		return G_SOURCE_CONTINUE;
 	pthread_mutex_lock(&v->lock);
-	if (v->all.length >= VSOCK_MAX_CONNS)
+	if (v->all.length >= v->max_conns)
 		close(s);
 	else
 		update_watch(conn_new(v, s, AWAIT_CONNECT));
@@ -464,7 +465,7 @@ static void guest_connect(struct virtio_vsock *v, const struct virtio_vsock_hdr 
 	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", v->path, port);
 	int fd = -1;
 
-	if (v->all.length < VSOCK_MAX_CONNS && n > 0 && (size_t)n < sizeof(sa.sun_path))
+	if (v->all.length < v->max_conns && n > 0 && (size_t)n < sizeof(sa.sun_path))
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		close(fd);
@@ -862,6 +863,7 @@ struct virtio_vsock *virtio_vsock_create(const struct vsock_config *cfg, GMainCo
 	v->ctx = g_main_context_ref(ctx);
 	v->conns = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	v->next_port = FIRST_LOCAL_PORT;
+	v->max_conns = VSOCK_MAX_CONNS;
 	g_queue_init(&v->ready);
 	v->listener = g_unix_fd_source_new(fd, G_IO_IN);
 	g_source_set_callback(v->listener, G_SOURCE_FUNC(on_accept), v, NULL);
@@ -872,6 +874,13 @@ struct virtio_vsock *virtio_vsock_create(const struct vsock_config *cfg, GMainCo
 void virtio_vsock_attach(struct virtio_vsock *v, struct virtio_pci *t)
 {
 	v->t = t;
+}
+
+void virtio_vsock_set_max_conns(struct virtio_vsock *v, unsigned int n)
+{
+	pthread_mutex_lock(&v->lock);
+	v->max_conns = MIN(n, (unsigned int)VSOCK_MAX_CONNS);
+	pthread_mutex_unlock(&v->lock);
 }
 
 void virtio_vsock_destroy(struct virtio_vsock *v)

@@ -53,5 +53,10 @@ void virtio_vsock_serve(struct virtio_vsock *v, struct virtqueue *vq, unsigned i
 /* Connections open or opening, and the bytes held for them. */
 unsigned int virtio_vsock_connections(struct virtio_vsock *v);
 size_t virtio_vsock_buffered(struct virtio_vsock *v);
+/*
+ * For tests and fuzzing: refuse connections beyond 'n' (at most
+ * VSOCK_MAX_CONNS), so reaching the cap costs fewer sockets.
+ */
+void virtio_vsock_set_max_conns(struct virtio_vsock *v, unsigned int n);
 
 #endif

@@ -19,20 +19,42 @@
 #include "devices/virtio/vsock.h"
 #include "vmm/layout.h"
 
-#define QSIZE    64
-#define RX_RING  0x1000
-#define TX_RING  0x4000
-#define RX_DATA  0x100000
-#define TX_DATA  0x200000
-#define BUF      4096
-#define TX_BUF   (VSOCK_MAX_PAYLOAD + 8192)
-#define HDR      ((uint32_t)sizeof(struct virtio_vsock_hdr))
-#define CID      3
-#define RX       0
-#define TX       1
-#define F_WRITE  2
-#define F_NEXT   1
-#define MAX_PKTS 4096
+#define QSIZE     64  /* the rings' size unless a test asks for more */
+#define QSIZE_MAX 512 /* more than one kick's budget (VQ_BURST) */
+#define RX_RING   0x10000
+#define TX_RING   0x20000 /* each ring: table, avail at +0x2000, used at +0x3000 */
+#define AVAIL     0x2000
+#define USED      0x3000
+#define RX_DATA   0x100000 /* QSIZE_MAX buffers of BUF bytes */
+#define TX_DATA   0x400000
+#define BUF       4096
+#define TX_BUF    (VSOCK_MAX_PAYLOAD + 8192)
+#define HDR       ((uint32_t)sizeof(struct virtio_vsock_hdr))
+#define CID       3
+#define RX        0
+#define TX        1
+#define F_WRITE   2
+#define F_NEXT    1
+#define MAX_PKTS  4096
+#define FAKE_T    ((struct virtio_pci *)&fake_transport)
+
+/*
+ * The transport, faked at link time for the tests that attach it: a
+ * wake is counted, as the real one would schedule another kick.
+ */
+static int fake_transport;
+static unsigned int wakes[2];
+
+void virtio_pci_wake(struct virtio_pci *t, unsigned int q)
+{
+	g_assert_true(t == FAKE_T);
+	g_assert_cmpuint(q, <, G_N_ELEMENTS(wakes));
+	wakes[q]++;
+}
+
+void virtio_pci_used(struct virtio_pci *t, struct virtqueue *vq, unsigned int q)
+{
+}
 
 struct pkt {
 	struct virtio_vsock_hdr h;
@@ -43,10 +65,11 @@ struct drv {
 	struct guest_memory gm;
 	struct virtqueue rxq, txq;
 	uint16_t rx_used_seen, tx_used_seen;
-	bool rx_out[QSIZE];    /* offered and not yet given back */
-	bool rx_starved;       /* offer nothing */
-	uint32_t rx_len;       /* the length of the rx buffers offered: BUF if 0 */
-	unsigned int rx_empty; /* rx buffers given back with nothing written */
+	uint16_t qsize;         /* both rings' */
+	bool rx_out[QSIZE_MAX]; /* offered and not yet given back */
+	bool rx_starved;        /* offer nothing */
+	uint32_t rx_len;        /* the length of the rx buffers offered: BUF if 0 */
+	unsigned int rx_empty;  /* rx buffers given back with nothing written */
 	GMainContext *ctx;
 	struct virtio_vsock *v;
 	char *dir, *path;
@@ -68,20 +91,20 @@ static void set_desc(struct drv *d, uint64_t ring, uint16_t i, uint64_t addr, ui
 
 static void publish(struct drv *d, uint64_t ring, uint16_t head)
 {
-	uint16_t *avail = gm_ptr(&d->gm, ring + 0x1000, 4 + 2 * QSIZE);
+	uint16_t *avail = gm_ptr(&d->gm, ring + AVAIL, 4 + 2 * d->qsize);
 
-	avail[2 + avail[1] % QSIZE] = head;
+	avail[2 + avail[1] % d->qsize] = head;
 	avail[1]++;
 }
 
 static uint16_t used_idx(struct drv *d, uint64_t ring)
 {
-	return *(uint16_t *)gm_ptr(&d->gm, ring + 0x2002, 2);
+	return *(uint16_t *)gm_ptr(&d->gm, ring + USED + 2, 2);
 }
 
 static void used_entry(struct drv *d, uint64_t ring, uint16_t slot, uint32_t *id, uint32_t *len)
 {
-	uint32_t *e = gm_ptr(&d->gm, ring + 0x2004 + 8ULL * (slot % QSIZE), 8);
+	uint32_t *e = gm_ptr(&d->gm, ring + USED + 4 + 8ULL * (slot % d->qsize), 8);
 
 	*id = e[0];
 	*len = e[1];
@@ -89,7 +112,7 @@ static void used_entry(struct drv *d, uint64_t ring, uint16_t slot, uint32_t *id
 
 static void offer_rx(struct drv *d)
 {
-	for (uint16_t i = 0; i < QSIZE && !d->rx_starved; i++) {
+	for (uint16_t i = 0; i < d->qsize && !d->rx_starved; i++) {
 		if (d->rx_out[i])
 			continue;
 		set_desc(d, RX_RING, i, RX_DATA + (uint64_t)BUF * i, d->rx_len ? d->rx_len : BUF,
@@ -105,7 +128,7 @@ static void collect_rx(struct drv *d)
 	while (d->rx_used_seen != used_idx(d, RX_RING)) {
 		uint32_t id, len;
 		used_entry(d, RX_RING, d->rx_used_seen++, &id, &len);
-		g_assert_cmpuint(id, <, QSIZE);
+		g_assert_cmpuint(id, <, d->qsize);
 		g_assert_true(d->rx_out[id]);
 		d->rx_out[id] = false;
 		if (len == 0) {
@@ -147,7 +170,7 @@ static void settle(struct drv *d)
 static void send_raw(struct drv *d, const void *bytes, uint32_t len)
 {
 	static uint16_t slot;
-	uint16_t i = slot++ % QSIZE;
+	uint16_t i = slot++ % d->qsize;
 	uint64_t addr = TX_DATA + (uint64_t)TX_BUF * (i % 4);
 
 	g_assert_cmpuint(len, <=, TX_BUF);
@@ -182,12 +205,15 @@ static void send_pkt(struct drv *d, struct virtio_vsock_hdr h, const void *data,
 	g_free(b);
 }
 
-static void drv_setup(struct drv *d)
+/* A driver with rings of 'qsize' entries (at most QSIZE_MAX). */
+static void drv_setup_sized(struct drv *d, uint16_t qsize)
 {
 	memset(d, 0, sizeof(*d));
+	g_assert_cmpuint(qsize, <=, QSIZE_MAX);
+	d->qsize = qsize;
 	g_assert_true(guest_memory_alloc(&d->gm, 8 * MiB));
-	g_assert_true(vq_init(&d->rxq, &d->gm, QSIZE, RX_RING, RX_RING + 0x1000, RX_RING + 0x2000));
-	g_assert_true(vq_init(&d->txq, &d->gm, QSIZE, TX_RING, TX_RING + 0x1000, TX_RING + 0x2000));
+	g_assert_true(vq_init(&d->rxq, &d->gm, qsize, RX_RING, RX_RING + AVAIL, RX_RING + USED));
+	g_assert_true(vq_init(&d->txq, &d->gm, qsize, TX_RING, TX_RING + AVAIL, TX_RING + USED));
 	d->pkts = g_new0(struct pkt, MAX_PKTS);
 	d->ctx = g_main_context_new();
 	d->dir = g_dir_make_tmp("vsock-XXXXXX", NULL);
@@ -195,6 +221,11 @@ static void drv_setup(struct drv *d)
 	struct vsock_config cfg = {.path = d->path, .cid = CID};
 	d->v = virtio_vsock_create(&cfg, d->ctx, NULL);
 	g_assert_nonnull(d->v);
+}
+
+static void drv_setup(struct drv *d)
+{
+	drv_setup_sized(d, QSIZE);
 }
 
 static void drv_teardown(struct drv *d)
@@ -588,6 +619,42 @@ static void test_request_flood(void)
 }
 
 /*
+ * With the cap lowered (as the fuzzer does, to reach it with fewer
+ * sockets) it holds on both sides: guest REQUESTs beyond it are reset,
+ * host connections beyond it closed unanswered.
+ */
+static void test_lowered_cap(void)
+{
+	struct drv d;
+	unsigned int accepted = 0, refused = 0;
+	char buf[8];
+
+	drv_setup(&d);
+	virtio_vsock_set_max_conns(d.v, 8);
+	char *lpath = g_strdup_printf("%s_9", d.path);
+	int lfd = unix_listen(lpath, 64);
+	for (uint32_t p = 0; p < 12; p++)
+		send_pkt(&d, hdr(VIRTIO_VSOCK_OP_REQUEST, 9, 10000 + p), NULL, 0);
+	for (unsigned int i = 0; i < d.npkts; i++) {
+		accepted += d.pkts[i].h.op == VIRTIO_VSOCK_OP_RESPONSE;
+		refused += d.pkts[i].h.op == VIRTIO_VSOCK_OP_RST;
+	}
+	g_assert_cmpuint(accepted, ==, 8);
+	g_assert_cmpuint(refused, ==, 4);
+	g_assert_cmpuint(virtio_vsock_connections(d.v), ==, 8);
+	int fd = unix_connect(d.path);
+	g_assert_cmpint(write(fd, "CONNECT 52\n", 11), ==, 11);
+	settle(&d);
+	g_assert_cmpint(read(fd, buf, sizeof(buf)), <=, 0);
+	g_assert_cmpuint(virtio_vsock_connections(d.v), ==, 8);
+	close(fd);
+	close(lfd);
+	g_unlink(lpath);
+	g_free(lpath);
+	drv_teardown(&d);
+}
+
+/*
  * The device's searches of its queues, counted: this definition stands in
  * for glib's within this test program (the device is linked in statically).
  */
@@ -773,7 +840,7 @@ static void test_hostile_driver(void)
 			h.len = g_rand_int_range(g, 0, 4) ? payload : g_rand_int(g);
 			if (h.op != VIRTIO_VSOCK_OP_RW && g_rand_int_range(g, 0, 2))
 				h.len = 0;
-			head = (uint16_t)(head % (QSIZE - 8));
+			head = (uint16_t)(head % (d.qsize - 8));
 			unsigned int nd = random_chain(&d, g, head, &h, total);
 			publish(&d, TX_RING, head);
 			head = (uint16_t)(head + nd);
@@ -814,9 +881,82 @@ static void test_broken_ring(void)
 	struct drv d;
 
 	drv_setup(&d);
-	publish(&d, TX_RING, QSIZE + 3);
+	publish(&d, TX_RING, d.qsize + 3);
 	virtio_vsock_serve(d.v, &d.txq, TX);
 	g_assert_true(d.txq.broken);
+	drv_teardown(&d);
+}
+
+#define NBURST 300 /* packets waiting at one kick: more than its budget */
+
+/* Puts NBURST CREDIT_REQUESTs for no connection on tx, unserved: each is answered by an RST. */
+static void queue_orphan_requests(struct drv *d)
+{
+	for (uint16_t i = 0; i < NBURST; i++) {
+		struct virtio_vsock_hdr h = hdr(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 7, 1000 + i);
+		uint64_t addr = TX_DATA + (uint64_t)HDR * i;
+
+		memcpy(gm_ptr(&d->gm, addr, HDR), &h, HDR);
+		set_desc(d, TX_RING, i, addr, HDR, 0, 0);
+		publish(d, TX_RING, i);
+	}
+}
+
+/*
+ * A kick takes at most VQ_BURST packets from tx and asks the transport
+ * for another kick; the rest wait in the ring for it, none lost: every
+ * one of them is answered, in order.
+ */
+static void test_tx_budget(void)
+{
+	struct drv d;
+
+	drv_setup_sized(&d, QSIZE_MAX);
+	virtio_vsock_attach(d.v, FAKE_T);
+	queue_orphan_requests(&d);
+	memset(wakes, 0, sizeof(wakes));
+	virtio_vsock_serve(d.v, &d.txq, TX);
+	g_assert_cmpuint(used_idx(&d, TX_RING), ==, VQ_BURST);
+	g_assert_cmpuint(wakes[TX], ==, 1);
+	virtio_vsock_serve(d.v, &d.txq, TX);
+	g_assert_cmpuint(used_idx(&d, TX_RING), ==, NBURST);
+	g_assert_cmpuint(wakes[TX], ==, 1);
+	settle(&d);
+	g_assert_cmpuint(d.npkts, ==, NBURST);
+	for (unsigned int i = 0; i < NBURST; i++) {
+		g_assert_cmpuint(d.pkts[i].h.op, ==, VIRTIO_VSOCK_OP_RST);
+		g_assert_cmpuint(d.pkts[i].h.dst_port, ==, 1000 + i);
+	}
+	drv_teardown(&d);
+}
+
+/*
+ * The same on rx: with more answers waiting than one kick's budget and
+ * room for all of them, a kick gives VQ_BURST, wakes the queue again,
+ * and the next gives the rest.
+ */
+static void test_rx_budget(void)
+{
+	struct drv d;
+
+	drv_setup_sized(&d, QSIZE_MAX);
+	virtio_vsock_attach(d.v, FAKE_T);
+	queue_orphan_requests(&d);
+	virtio_vsock_serve(d.v, &d.txq, TX);
+	virtio_vsock_serve(d.v, &d.txq, TX);
+	g_assert_cmpuint(used_idx(&d, TX_RING), ==, NBURST);
+	offer_rx(&d);
+	memset(wakes, 0, sizeof(wakes));
+	virtio_vsock_serve(d.v, &d.rxq, RX);
+	g_assert_cmpuint(used_idx(&d, RX_RING), ==, VQ_BURST);
+	g_assert_cmpuint(wakes[RX], ==, 1);
+	virtio_vsock_serve(d.v, &d.rxq, RX);
+	g_assert_cmpuint(used_idx(&d, RX_RING), ==, NBURST);
+	g_assert_cmpuint(wakes[RX], ==, 1);
+	collect_rx(&d);
+	g_assert_cmpuint(d.npkts, ==, NBURST);
+	for (unsigned int i = 0; i < NBURST; i++)
+		g_assert_cmpuint(d.pkts[i].h.dst_port, ==, 1000 + i);
 	drv_teardown(&d);
 }
 
@@ -861,5 +1001,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-vsock/bad-packets", test_bad_packets);
 	g_test_add_func("/virtio-vsock/hostile-driver", test_hostile_driver);
 	g_test_add_func("/virtio-vsock/broken-ring", test_broken_ring);
+	g_test_add_func("/virtio-vsock/lowered-cap", test_lowered_cap);
+	g_test_add_func("/virtio-vsock/tx-budget", test_tx_budget);
+	g_test_add_func("/virtio-vsock/rx-budget", test_rx_budget);
 	return g_test_run();
 }

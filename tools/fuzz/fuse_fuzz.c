@@ -60,6 +60,7 @@ static void remove_all(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	/* Not on /dev/shm: there a FALLOCATE of a few GB takes that much memory, and seconds. */
 	top = g_dir_make_tmp("husk-fuse-fuzz-XXXXXX", NULL);
 	share = g_build_filename(top, "share", NULL);
 	char *outside = g_build_filename(top, "outside", NULL);

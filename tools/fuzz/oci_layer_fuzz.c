@@ -4,6 +4,8 @@
  * onto a fresh root (its digest computed, so unpacking goes all the way)
  * in a folder that also holds a canary file. Whatever the layer holds,
  * the canary must stay as it was, with no second name: else abort().
+ * The folder is made once per process (fuzz_dir.h), the root in it
+ * emptied after each input.
  */
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tools/fuzz/fuzz_dir.h"
 #include "vmm/oci/layer.h"
 
 struct input {
@@ -51,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!top) {
-		top = g_dir_make_tmp("husk-layer-fuzz-XXXXXX", NULL);
+		top = fuzz_make_dir("husk-layer-fuzz-XXXXXX");
 		atexit(remove_top);
 		canary = g_build_filename(top, "canary", NULL);
 		g_file_set_contents(canary, "sing", -1, NULL);

@@ -41,7 +41,7 @@ struct grub_item {
 struct grub_parse {
 	struct lexer lx;
 	char *default_value; /* the last `set default=` not naming a variable */
-	const char *grubenv;
+	GHashTable *grubenv; /* grubenv_table() */
 	unsigned items;
 };
 
@@ -374,18 +374,37 @@ static char *variable_name(const char *value)
 	return g_strdup(value + 1);
 }
 
-/* A variable's value in grubenv ("name=value" lines). */
-static char *grubenv_value(const char *grubenv, const char *name)
+/*
+ * grubenv's "name=value" lines by name, the first of a name kept, empty
+ * values left out. Read once: a config may name variables on every line,
+ * and searching the block each time made those lines cost its size.
+ */
+static GHashTable *grubenv_table(const char *grubenv)
 {
-	if (!grubenv)
-		return NULL;
-	g_auto(GStrv) lines = g_strsplit(grubenv, "\n", -1);
-	size_t len = strlen(name);
+	GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 
-	for (char **l = lines; *l; l++)
-		if (!strncmp(*l, name, len) && (*l)[len] == '=' && (*l)[len + 1])
-			return g_strdup(*l + len + 1);
-	return NULL;
+	for (const char *l = grubenv; l && *l;) {
+		const char *end = strchrnul(l, '\n');
+		const char *eq = memchr(l, '=', (size_t)(end - l));
+
+		if (eq && eq + 1 < end) {
+			char *name = g_strndup(l, (gsize)(eq - l));
+
+			if (g_hash_table_contains(t, name))
+				g_free(name);
+			else
+				g_hash_table_insert(t, name,
+				                    g_strndup(eq + 1, (gsize)(end - eq - 1)));
+		}
+		l = *end ? end + 1 : end;
+	}
+	return t;
+}
+
+/* A variable's value in grubenv, a copy. */
+static char *grubenv_value(GHashTable *grubenv, const char *name)
+{
+	return g_strdup(g_hash_table_lookup(grubenv, name));
 }
 
 /* `set default=VALUE` or `default=VALUE`, at the top level. */
@@ -476,7 +495,7 @@ static void take_entry(struct grub_item *item, struct boot_entry *out)
 bool grub_cfg_default_entry(const char *text, size_t len, const char *grubenv,
                             struct boot_entry *out, GError **err)
 {
-	struct grub_parse gp = {.lx = {text, text + len}, .grubenv = grubenv};
+	struct grub_parse gp = {.lx = {text, text + len}, .grubenv = grubenv_table(grubenv)};
 	g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(grub_item_free);
 
 	memset(out, 0, sizeof(*out));
@@ -488,6 +507,7 @@ bool grub_cfg_default_entry(const char *text, size_t len, const char *grubenv,
 	if (!item)
 		item = resolve_default(items, "0");
 	g_free(gp.default_value);
+	g_hash_table_unref(gp.grubenv);
 	if (!item)
 		return husk_fail(err, HUSK_EXIT_USAGE, "it has no menu entry");
 	if (!item->entry.kernel)
@@ -504,11 +524,12 @@ bool grub_cfg_default_entry(const char *text, size_t len, const char *grubenv,
 static char *bls_options(const char *options, const char *grubenv)
 {
 	g_auto(GStrv) words = g_strsplit_set(options, " \t", -1);
+	g_autoptr(GHashTable) env = grubenv_table(grubenv);
 	GString *s = g_string_new(NULL);
 
 	for (char **w = words; *w; w++) {
 		g_autofree char *name = variable_name(*w);
-		g_autofree char *value = name ? grubenv_value(grubenv, name) : NULL;
+		g_autofree char *value = name ? grubenv_value(env, name) : NULL;
 		const char *word = name ? value : *w;
 
 		if (word && *word && !strchr(word, '$'))
@@ -543,14 +564,19 @@ bool bls_entry_parse(const char *text, size_t len, const char *grubenv, struct b
                      char **version)
 {
 	g_autofree char *copy = g_strndup(text, len);
-	g_auto(GStrv) lines = g_strsplit(copy, "\n", -1);
 	g_autoptr(GString) options = g_string_new(NULL);
+	char *end = copy + strlen(copy);
 
 	memset(out, 0, sizeof(*out));
 	*version = NULL;
 	out->initrds = g_ptr_array_new_with_free_func(g_free);
-	for (char **l = lines; *l; l++)
-		bls_line(g_strstrip(*l), out, version, options);
+	/* Line by line in place: no copy of each, nor a search from each to the end. */
+	for (char *l = copy, *nl; l; l = nl ? nl + 1 : NULL) {
+		nl = memchr(l, '\n', (size_t)(end - l));
+		if (nl)
+			*nl = '\0';
+		bls_line(g_strstrip(l), out, version, options);
+	}
 	out->options = bls_options(options->str, grubenv);
 	if (!out->kernel) {
 		boot_entry_clear(out);

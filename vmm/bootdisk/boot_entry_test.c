@@ -205,6 +205,14 @@ static void test_bls(void)
 	g_free(version);
 	g_assert_false(bls_entry_parse("title x\n", 8, NULL, &e, &version));
 	g_assert_null(version);
+	/* A variable is its first non-empty line in grubenv, the whole name matched. */
+	static const char two[] = "linux /v\noptions $kernelopts $kernel $k\n";
+	g_assert_true(bls_entry_parse(two, strlen(two),
+	                              "kernelopts=\nkernelopts=a b\nkernelopts=c\nkernel=z\nk", &e,
+	                              &version));
+	g_assert_cmpstr(e.options, ==, "a b z");
+	boot_entry_clear(&e);
+	g_free(version);
 }
 
 /* Bytes GRUB's syntax gives meaning to, likelier to break a parser than random ones. */
