@@ -33,7 +33,7 @@ expect() {
 	shift
 	complete_line "$line"
 	for want in "$@"; do
-		printf '%s\n' "${COMPREPLY[@]}" | grep -qxF -- "$want" || missing+=("$want")
+		grep -qxF -- "$want" < <(printf '%s\n' "${COMPREPLY[@]}") || missing+=("$want")
 	done
 	TEST_NO=$((TEST_NO + 1))
 	if ((${#missing[@]} == 0)); then
@@ -49,7 +49,7 @@ expect() {
 expect_none() {
 	complete_line "$1"
 	TEST_NO=$((TEST_NO + 1))
-	if printf '%s\n' "${COMPREPLY[@]}" | grep -qxF -- "$2"; then
+	if grep -qxF -- "$2" < <(printf '%s\n' "${COMPREPLY[@]}"); then
 		FAILURES=$((FAILURES + 1))
 		echo "not ok $TEST_NO - '$1' does not offer $2"
 	else
