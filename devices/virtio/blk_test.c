@@ -10,6 +10,7 @@
 #include "devices/block/block.h"
 #include "devices/test_rss.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/test_ring.h"
 #include "vmm/layout.h"
 
 #define SECTORS  64
@@ -597,13 +598,7 @@ struct ring {
 
 static void put_desc(struct ring *r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags)
 {
-	uint8_t *d = gm_ptr(&r->gm, r->vq.desc_addr + 16ULL * i, 16);
-	uint16_t next = (uint16_t)(i + 1);
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	test_put_desc(&r->gm, r->vq.desc_addr, i, addr, len, flags, (uint16_t)(i + 1));
 }
 
 /* 'nreq' reads on a ring of 'qsize' at 'desc', request i of sector i, made available at once. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "devices/virtio/fs.h"
+#include "devices/virtio/test_ring.h"
 #include "vmm/layout.h"
 
 #define QSIZE   1024 /* room for NREQ chains of two descriptors */
@@ -48,12 +49,7 @@ struct ring {
 static void put_desc(struct ring *r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
                      uint16_t next)
 {
-	uint8_t *d = gm_ptr(&r->gm, DESC + 16ULL * i, 16);
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	test_put_desc(&r->gm, DESC, i, addr, len, flags, next);
 }
 
 /* Request 'i' (unique i + 1): a header, its arguments, and room for the reply. */

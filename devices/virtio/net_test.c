@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "devices/virtio/net.h"
+#include "devices/virtio/test_ring.h"
 #include "vmm/layout.h"
 
 #define QSIZE  16
@@ -221,12 +222,7 @@ struct rx {
 static void set_desc(struct rx *r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
                      uint16_t next)
 {
-	uint8_t *d = gm_ptr(&r->gm, DESC + 16ULL * i, 16);
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	test_put_desc(&r->gm, DESC, i, addr, len, flags, next);
 }
 
 static uint16_t *avail(struct rx *r, unsigned int field)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "devices/virtio/rng.h"
+#include "devices/virtio/test_ring.h"
 #include "vmm/layout.h"
 
 #define QSIZE   1024
@@ -47,15 +48,9 @@ static void ring_setup(struct ring *r, uint16_t nbuf, bool writable)
 	uint16_t *avail = gm_ptr(&r->gm, avail_at, 4 + 2ULL * QSIZE);
 	for (uint16_t i = 0; i < nbuf; i++) {
 		uint64_t at = BUFS + BUFLEN * (uint64_t)i;
-		uint8_t *d = gm_ptr(&r->gm, DESC + 16ULL * i, 16);
-		uint32_t len = BUFLEN;
-		uint16_t flags = writable ? F_WRITE : 0, next = 0;
 
 		memset(gm_ptr(&r->gm, at, BUFLEN), 0, BUFLEN);
-		memcpy(d, &at, 8);
-		memcpy(d + 8, &len, 4);
-		memcpy(d + 12, &flags, 2);
-		memcpy(d + 14, &next, 2);
+		test_put_desc(&r->gm, DESC, i, at, BUFLEN, writable ? F_WRITE : 0, 0);
 		avail[2 + i] = i;
 	}
 	avail[1] = nbuf;

@@ -2,6 +2,7 @@
 #include <glib.h>
 #include <string.h>
 
+#include "devices/virtio/test_ring.h"
 #include "devices/virtio/virtqueue.h"
 #include "vmm/layout.h"
 
@@ -21,12 +22,7 @@ struct fixture {
 static void set_desc(struct fixture *f, uint64_t table, uint16_t i, uint64_t addr, uint32_t len,
                      uint16_t flags, uint16_t next)
 {
-	uint8_t *d = gm_ptr(&f->gm, table + 16ULL * i, 16);
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	test_put_desc(&f->gm, table, i, addr, len, flags, next);
 }
 
 static uint16_t *avail(struct fixture *f, unsigned int field)
