@@ -12,6 +12,7 @@
 set -euo pipefail
 
 HUSK=${1:-${HUSK:-husk}}
+HUSK_AS=() # a command husk runs under (setpriv to be another user)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/husk-cli-tests.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
@@ -55,7 +56,7 @@ find_kernel() {
 # wrongly starts a VM from hanging the test.
 run_husk() {
 	RC=0
-	timeout -k 5 20 "$HUSK" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+	timeout -k 5 20 "${HUSK_AS[@]}" "$HUSK" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
 	ERR=$(cat "$WORK/err")
 }
 
@@ -249,6 +250,25 @@ instance_checks() {
 	expect_error "a bad -p is a usage error naming -p" 2 -p launch "$1" --name web -p 80
 	expect_error "launch --display window is a usage error naming vnc" 2 vnc= \
 		launch "$1" --name web --gpu 2d --display window
+	expect_error "launch --user root is a usage error naming --user" 2 --user \
+		launch "$1" --name web --user root
+	expect_error "launch --user with no such user is a usage error naming it" 2 no-such-husk-user \
+		launch "$1" --name web --user no-such-husk-user
+	if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
+		# As nobody, from a folder nobody may read (see the /dev/kvm check).
+		local public
+		public=$(mktemp -d "${TMPDIR:-/tmp}/husk-cli-public.XXXXXX")
+		chmod 755 "$public"
+		cp "$HUSK" "$public/husk"
+		local own=$HUSK
+		HUSK=$public/husk HUSK_AS=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+		expect_error "launch --user not started as root is a usage error saying so" 2 "as root" \
+			launch "$1" --name web --user 1000
+		HUSK=$own HUSK_AS=()
+		rm -rf "$public"
+	else
+		skip "launch --user not started as root is a usage error saying so" "needs root and setpriv"
+	fi
 	if [[ ! -d $HUSK_HOME/instances || -z $(ls -A "$HUSK_HOME/instances") ]]; then
 		ok "a launch that failed leaves no instance folder"
 	else

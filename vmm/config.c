@@ -274,6 +274,10 @@ char *config_to_json(const struct vm_config *cfg, GError **err)
 		add_string(b, "gpu", config_gpu_name(cfg->gpu));
 	if (cfg->vnc)
 		add_string(b, "vnc", cfg->vnc);
+	if (cfg->run_as.set) {
+		add_int(b, "run_as_uid", cfg->run_as.uid);
+		add_int(b, "run_as_gid", cfg->run_as.gid);
+	}
 	json_builder_set_member_name(b, "disks");
 	json_builder_begin_array(b);
 	for (guint i = 0; i < cfg->disks->len; i++)
@@ -382,6 +386,19 @@ static bool read_array(JsonObject *o, const char *key, struct vm_config *cfg,
 	return true;
 }
 
+/* Who the VM's process becomes: both ids or neither, never root. */
+static bool read_run_as(JsonObject *o, struct vm_config *cfg, GError **err)
+{
+	gint64 uid = -1, gid = -1;
+
+	if (!get_number(o, "run_as_uid", 1, UINT32_MAX - 1, &uid) ||
+	    !get_number(o, "run_as_gid", 1, UINT32_MAX - 1, &gid) || (uid < 0) != (gid < 0))
+		return bad(err, "run_as_uid and run_as_gid are not two ids other than 0");
+	if (uid > 0)
+		cfg->run_as = (struct run_as){.set = true, .uid = (uid_t)uid, .gid = (gid_t)gid};
+	return true;
+}
+
 static bool read_numbers(JsonObject *o, struct vm_config *cfg, GError **err)
 {
 	gint64 memory = (gint64)cfg->memory, cpus = cfg->cpus, poll = cfg->poll_us,
@@ -394,6 +411,8 @@ static bool read_numbers(JsonObject *o, struct vm_config *cfg, GError **err)
 	if (!get_number(o, "poll_us", 0, VM_MAX_POLL_US, &poll) ||
 	    !get_number(o, "halt_poll_us", -1, VM_MAX_POLL_US, &halt))
 		return bad(err, "a polling time is out of range");
+	if (!read_run_as(o, cfg, err))
+		return false;
 	cfg->memory = (uint64_t)memory;
 	cfg->cpus = (unsigned int)cpus;
 	cfg->poll_us = (unsigned int)poll;

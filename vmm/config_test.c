@@ -63,6 +63,32 @@ static void test_round_trip(void)
 	config_clear(&b);
 }
 
+/* An instance launched with --user keeps who it becomes; root is never read back. */
+static void test_run_as(void)
+{
+	struct vm_config a, b;
+	GError *err = NULL;
+
+	config_init(&a);
+	a.run_as = (struct run_as){.set = true, .uid = 4000123, .gid = 4000124};
+	char *json = config_to_json(&a, &err);
+	g_assert_no_error(err);
+	g_assert_true(config_from_json(json, &b, &err));
+	g_assert_true(b.run_as.set);
+	g_assert_cmpuint(b.run_as.uid, ==, 4000123);
+	g_assert_cmpuint(b.run_as.gid, ==, 4000124);
+	config_clear(&b);
+	g_free(json);
+	a.run_as.set = false;
+	json = config_to_json(&a, &err);
+	g_assert_null(strstr(json, "run_as"));
+	g_assert_true(config_from_json(json, &b, &err));
+	g_assert_false(b.run_as.set);
+	config_clear(&a);
+	config_clear(&b);
+	g_free(json);
+}
+
 static void expect_bad(const char *json, const char *message)
 {
 	struct vm_config cfg;
@@ -78,6 +104,14 @@ static void test_bad_input(void)
 {
 	expect_bad("[]", "VM configuration: not a JSON object");
 	expect_bad("", "VM configuration: empty");
+	const char *ids =
+	    "VM configuration: run_as_uid and run_as_gid are not two ids other than 0";
+	expect_bad("{\"run_as_uid\": 0, \"run_as_gid\": 5}", ids);
+	expect_bad("{\"run_as_uid\": 5, \"run_as_gid\": 0}", ids);
+	expect_bad("{\"run_as_uid\": 5}", ids);
+	expect_bad("{\"run_as_gid\": 5}", ids);
+	expect_bad("{\"run_as_uid\": \"5\", \"run_as_gid\": 5}", ids);
+	expect_bad("{\"run_as_uid\": 4294967296, \"run_as_gid\": 5}", ids);
 	expect_bad("  \n", "VM configuration: empty");
 	expect_bad("{\"gpu\": \"3d\"}", "VM configuration: gpu is not one of 2d, virgl, none");
 	expect_bad("{\"vnc\": \"localhost:5900\"}", "VM configuration: vnc is not ADDRESS:PORT");
@@ -134,6 +168,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/config/round-trip", test_round_trip);
 	g_test_add_func("/config/bad-input", test_bad_input);
+	g_test_add_func("/config/run-as", test_run_as);
 	g_test_add_func("/config/shares-not-saved", test_shares_not_saved);
 	g_test_add_func("/config/publish", test_publish);
 	return g_test_run();

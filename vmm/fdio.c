@@ -2,10 +2,12 @@
 #include "vmm/fdio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -76,4 +78,51 @@ bool fdio_write_all(int fd, const void *buf, size_t len)
 bool fdio_send_all(int fd, const void *buf, size_t len)
 {
 	return put_all(fd, buf, len, true);
+}
+
+/* Reads up to max + 1 bytes: one more than allowed says the file grew past it. */
+static bool read_capped(int fd, size_t max, char **text, size_t *len)
+{
+	GByteArray *buf = g_byte_array_new();
+	char chunk[16384];
+	ssize_t n = 0;
+
+	while (buf->len <= max && (n = read(fd, chunk, MIN(sizeof(chunk), max + 1 - buf->len))) > 0)
+		g_byte_array_append(buf, (const guint8 *)chunk, (guint)n);
+	if (n < 0 || buf->len > max) {
+		int saved = n < 0 ? errno : EFBIG;
+		g_byte_array_unref(buf);
+		errno = saved;
+		return false;
+	}
+	*len = buf->len;
+	g_byte_array_append(buf, (const guint8 *)"", 1);
+	*text = (char *)g_byte_array_free(buf, FALSE);
+	return true;
+}
+
+bool fdio_read_regular(const char *path, size_t max, char **text, size_t *len, struct stat *st_out)
+{
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) < 0)
+		goto out;
+	if (!S_ISREG(st.st_mode))
+		errno = EINVAL;
+	else if ((uint64_t)st.st_size > max)
+		errno = EFBIG;
+	else
+		ok = read_capped(fd, max, text, len);
+	if (st_out)
+		*st_out = st;
+out:;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return ok;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Small socket helpers shared by husk's clients of its own sockets. */
+/* Small file and socket helpers shared by husk's clients of its own files and sockets. */
 #ifndef HUSK_FDIO_H
 #define HUSK_FDIO_H
 
@@ -24,5 +24,15 @@ bool fdio_write_all(int fd, const void *buf, size_t len);
 
 /* The same for a socket whose peer may be gone: an EPIPE to report, never a SIGPIPE. */
 bool fdio_send_all(int fd, const void *buf, size_t len);
+
+/*
+ * Reads a regular file of at most 'max' bytes, whoever may have put
+ * something else at 'path': no symlink is followed, a FIFO or device is
+ * not opened for reading. *text ends in a NUL (free it). False with errno
+ * set: EFBIG past 'max', EINVAL when it is not a regular file. What
+ * fstat said of it goes to *st unless st is NULL.
+ */
+struct stat;
+bool fdio_read_regular(const char *path, size_t max, char **text, size_t *len, struct stat *st);
 
 #endif

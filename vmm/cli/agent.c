@@ -79,7 +79,7 @@ static char *target_socket(const char *cmd, const char *target, GError **err)
 		husk_fail(err, FAILED, "%s: %s is not running (husk start %s)", cmd, target,
 		          target);
 	} else {
-		path = instance_path(inst, "vsock.sock");
+		path = instance_state_path(inst, "vsock.sock");
 	}
 	instance_free(inst);
 	return path;

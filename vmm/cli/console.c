@@ -85,7 +85,7 @@ int console_main(int argc, char **argv)
 		husk_fail(&err, HUSK_EXIT_USAGE, "%s \"%s\"",
 		          instance_exists(inst) ? "not running:" : "no instance is called",
 		          argv[1]);
-	char *sock = inst ? instance_path(inst, "control.sock") : NULL;
+	char *sock = inst ? instance_state_path(inst, "control.sock") : NULL;
 	int fd = err ? -1 : control_open_stream(sock, "console", &err);
 	g_free(sock);
 	instance_free(inst);

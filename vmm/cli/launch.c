@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "devices/block/block.h"
 #include "devices/display/vnc.h"
@@ -30,10 +31,11 @@
 #define DEFAULT_MEMORY    (1 * GiB)
 
 struct launch_opts {
-	char *name, *memory, *disk_size, *cloud_init, *sha256, *gpu, *display;
+	char *name, *memory, *disk_size, *cloud_init, *sha256, *gpu, *display, *user;
 	int cpus, timeout;
 	char **publish, **nets, **mounts;
 	GPtrArray *mount_specs; /* --mount's, checked */
+	struct run_as run_as;   /* --user's, checked */
 	gboolean timings;
 	const char *image;
 	GString *laps; /* --timings: " step ms" for each step so far */
@@ -80,6 +82,9 @@ static bool parse(int argc, char **argv, struct launch_opts *o, GError **err)
 	     "none|vnc=ADDRESS:PORT"},
 	    {"mount", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o->mounts,
 	     "A host folder in the guest, as husk mount does; kept (repeatable)", MOUNT_SYNTAX},
+	    {"user", 'u', 0, G_OPTION_ARG_STRING, &o->user,
+	     "Started as root, serve the instance as USER once its VM is set up (or HUSK_USER)",
+	     "USER[:GROUP]"},
 	    {"sha256", 0, 0, G_OPTION_ARG_STRING, &o->sha256,
 	     "The SHA-256 a downloaded image must have", "HEX"},
 	    {"timeout", 't', 0, G_OPTION_ARG_INT, &o->timeout,
@@ -122,6 +127,26 @@ static bool parse_size(const char *option, const char *text, uint64_t dflt, uint
 	return husk_fail(err, HUSK_EXIT_USAGE, "launch: %s: \"%s\" is not a size", option, text);
 }
 
+/*
+ * --user: the serving process gives root up once the VM is set up, as
+ * husk run --user does, and writes only in the instance's state/ after.
+ */
+static bool parse_user(struct launch_opts *o, GError **err)
+{
+	const char *env = g_getenv("HUSK_USER");
+	const char *text = o->user ? o->user : env && *env ? env : NULL;
+	const char *what = o->user ? "launch: --user" : "launch: HUSK_USER";
+
+	if (!text)
+		return true;
+	if (!run_as_parse(what, text, &o->run_as, err))
+		return false;
+	if (geteuid() != 0)
+		return husk_fail(err, HUSK_EXIT_USAGE,
+		                 "%s: only husk started as root can become another user", what);
+	return true;
+}
+
 /* The VM: the overlay and the seed, user networking with the published ports. */
 static bool build_config(const struct launch_opts *o, const struct instance *inst,
                          struct vm_config *cfg, GError **err)
@@ -139,6 +164,7 @@ static bool build_config(const struct launch_opts *o, const struct instance *ins
 		                 "launch: --memory: out of range (16M to 1T)");
 	cfg->cpus = (unsigned int)o->cpus;
 	cfg->memory = memory;
+	cfg->run_as = o->run_as;
 	if (o->gpu && !config_gpu_parse(o->gpu, &cfg->gpu, err)) {
 		g_prefix_error(err, "launch: ");
 		return false;
@@ -306,7 +332,7 @@ static bool create(struct launch_opts *o, struct instance *inst, const char *bas
 	lap(o, "seed");
 	ok = ok && write_origin(inst, o->image, base, err);
 	if (ok && o->mount_specs->len) {
-		char *path = instance_path(inst, "mounts.json");
+		char *path = instance_state_path(inst, "mounts.json");
 		ok = mounts_save(path, o->mount_specs, err);
 		g_free(path);
 	}
@@ -320,7 +346,7 @@ static bool create(struct launch_opts *o, struct instance *inst, const char *bas
 
 static void print_launched(const struct instance *inst)
 {
-	char *sock = instance_path(inst, "control.sock");
+	char *sock = instance_state_path(inst, "control.sock");
 	JsonObject *info = control_call(sock, "info", NULL);
 	const char *ip = info && json_object_has_member(info, "ipv4")
 	                     ? json_object_get_string_member(info, "ipv4")
@@ -341,6 +367,7 @@ static void free_opts(struct launch_opts *o)
 	g_free(o->sha256);
 	g_free(o->gpu);
 	g_free(o->display);
+	g_free(o->user);
 	g_strfreev(o->publish);
 	g_strfreev(o->nets);
 	g_strfreev(o->mounts);
@@ -406,7 +433,7 @@ int launch_main(int argc, char **argv)
 	struct instance *inst = NULL;
 	int status = 0;
 
-	if (parse(argc, argv, &o, &err)) {
+	if (parse(argc, argv, &o, &err) && parse_user(&o, &err)) {
 		if (!o.name)
 			o.name = g_strdup("primary");
 		if (!(inst = instance_get(o.name, &err)))

@@ -65,13 +65,14 @@ static char *last_words(const struct instance *inst)
 /* The serving process's exit status, as it recorded it; 1 if it could not. */
 static int last_status(const struct instance *inst)
 {
-	char *path = instance_path(inst, "exit-status"), *text = NULL;
+	char *text = NULL;
+	size_t len;
 	int status = HUSK_EXIT_RUNTIME;
 
-	if (g_file_get_contents(path, &text, NULL, NULL) && atoi(text) > 0)
+	if (instance_read_state(inst, "exit-status", EXIT_STATUS_MAX, &text, &len) &&
+	    atoi(text) > 0)
 		status = atoi(text);
 	g_free(text);
-	g_free(path);
 	return status;
 }
 
@@ -104,7 +105,7 @@ static const char *stage_words(const char *stage)
 /* Polls the instance until its guest is ready, its process ends, or time runs out. */
 static bool wait_ready(struct instance *inst, unsigned int timeout_s, GError **err)
 {
-	char *sock = instance_path(inst, "control.sock");
+	char *sock = instance_state_path(inst, "control.sock");
 	int64_t t0 = g_get_monotonic_time(), deadline = t0 + (int64_t)timeout_s * G_USEC_PER_SEC;
 	bool ready = false;
 	char *stage = NULL;
@@ -172,7 +173,7 @@ bool instance_boot(const char *name, unsigned int timeout_s, GError **err)
 /* Waits for the serving process to end; force-stops, then kills it, if it will not. */
 static void wait_stopped(struct instance *inst, unsigned int timeout_s)
 {
-	char *sock = instance_path(inst, "control.sock");
+	char *sock = instance_state_path(inst, "control.sock");
 	int64_t t0 = g_get_monotonic_time();
 	bool forced = false;
 	pid_t pid;
@@ -200,7 +201,7 @@ static void stop_instance(struct instance *inst, bool force, unsigned int timeou
 {
 	if (!instance_running_pid(inst))
 		return;
-	char *sock = instance_path(inst, "control.sock");
+	char *sock = instance_state_path(inst, "control.sock");
 	JsonObject *reply = control_call(sock, force ? "force-stop" : "stop", NULL);
 	g_free(sock);
 	if (reply)

@@ -53,9 +53,13 @@ static void add_config(const struct instance *inst, JsonObject *d)
 	struct vm_config cfg;
 	GError *err = NULL;
 
-	if (!g_file_get_contents(path, &text, NULL, &err) || !config_from_json(text, &cfg, &err)) {
+	bool ok = instance_read_trusted(inst, "config.json", &text, &err);
+
+	if (ok && !config_from_json(text, &cfg, &err))
+		ok = (g_prefix_error(&err, "%s: ", path), false);
+	if (!ok) {
 		/* One line for the damage; the instance is listed, as broken. */
-		fprintf(stderr, "husk: instance \"%s\": %s: %s\n", inst->name, path, err->message);
+		fprintf(stderr, "husk: instance \"%s\": %s\n", inst->name, err->message);
 		json_object_set_string_member(d, "state", "broken");
 		g_error_free(err);
 	} else {
@@ -105,7 +109,7 @@ static void add_kernel(const struct instance *inst, JsonObject *d)
 /* The mounts kept for the next start; a running instance's own list replaces them. */
 static void add_stored_mounts(const struct instance *inst, JsonObject *d)
 {
-	char *path = instance_path(inst, "mounts.json");
+	char *path = instance_state_path(inst, "mounts.json");
 	GPtrArray *specs = mounts_load(path, NULL);
 	JsonArray *a = json_array_new();
 
@@ -127,7 +131,7 @@ static void add_stored_mounts(const struct instance *inst, JsonObject *d)
 static JsonObject *describe(const struct instance *inst)
 {
 	JsonObject *d = json_object_new();
-	char *sock = instance_path(inst, "control.sock");
+	char *sock = instance_state_path(inst, "control.sock");
 	pid_t pid = instance_running_pid(inst);
 	JsonObject *live = pid ? control_call(sock, "info", NULL) : NULL;
 	char *path = instance_path(inst, "instance.json"), *text = NULL;

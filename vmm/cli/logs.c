@@ -50,7 +50,7 @@ static bool drain(struct followed *f)
 	struct stat st;
 
 	if (f->fd < 0) {
-		f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (f->fd < 0 || fstat(f->fd, &st) < 0)
 			return true;
 		f->dev = st.st_dev, f->ino = st.st_ino;
@@ -77,7 +77,7 @@ static void follow(struct instance *inst, struct followed *logs, int n)
 {
 	for (int i = 0; i < n; i++) {
 		/* The file printed so far: the one at the path, from where printing ended. */
-		logs[i].fd = open(logs[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		logs[i].fd = open(logs[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		struct stat st;
 		if (logs[i].fd >= 0 && fstat(logs[i].fd, &st) == 0)
 			logs[i].dev = st.st_dev, logs[i].ino = st.st_ino;
@@ -147,10 +147,10 @@ int logs_main(int argc, char **argv)
 	}
 	bool image_run = run_spec_is_image_run(inst);
 	struct followed logs[2] = {
-	    {.path = instance_path(inst, image_run ? "stdout.log" : "console.log"),
+	    {.path = instance_state_path(inst, image_run ? "stdout.log" : "console.log"),
 	     .out_fd = STDOUT_FILENO,
 	     .fd = -1},
-	    {.path = image_run ? instance_path(inst, "stderr.log") : NULL,
+	    {.path = image_run ? instance_state_path(inst, "stderr.log") : NULL,
 	     .out_fd = STDERR_FILENO,
 	     .fd = -1},
 	};

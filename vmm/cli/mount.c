@@ -60,7 +60,7 @@ static char *control_socket(const char *cmd, const char *target, GError **err)
 		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s is not running (husk start %s)", cmd,
 		          target, target);
 	else
-		path = instance_path(inst, "control.sock");
+		path = instance_state_path(inst, "control.sock");
 	instance_free(inst);
 	return path;
 }

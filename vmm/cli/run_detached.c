@@ -48,36 +48,35 @@
 
 static bool read_spec(const struct instance *inst, struct run_spec *spec, GError **err)
 {
-	char *path = instance_path(inst, "config.json"), *json = NULL;
-	bool ok =
-	    g_file_get_contents(path, &json, NULL, err) && run_spec_from_json(json, spec, err);
+	char *json = NULL;
+	bool ok = instance_read_trusted(inst, "config.json", &json, err) &&
+	          run_spec_from_json(json, spec, err);
 
 	if (!ok && !json)
 		run_spec_init(spec);
 	g_free(json);
-	g_free(path);
 	return ok;
 }
 
 /* The app's exit status as the serving process recorded it, or -1. */
 static int app_status(const struct instance *inst)
 {
-	char *path = instance_path(inst, "exit-status"), *text = NULL, *end;
+	char *text = NULL, *end;
+	size_t len;
 	int status = -1;
 
-	if (g_file_get_contents(path, &text, NULL, NULL)) {
+	if (instance_read_state(inst, "exit-status", EXIT_STATUS_MAX, &text, &len)) {
 		long n = strtol(text, &end, 10);
 		if (end != text && n >= 0 && n < 256)
 			status = (int)n;
 	}
 	g_free(text);
-	g_free(path);
 	return status;
 }
 
 static void set_status(const struct instance *inst, int status)
 {
-	char *path = instance_path(inst, "exit-status");
+	char *path = instance_state_path(inst, "exit-status");
 	char *text = g_strdup_printf("%d\n", status);
 
 	if (status < 0)
@@ -177,7 +176,7 @@ static gboolean on_app_output(gint fd, GIOCondition cond, gpointer data)
 /* "started" in the folder: the app ran, even if it ended before anyone asked. */
 static void mark_started(const struct instance *inst, bool started)
 {
-	char *path = instance_path(inst, "started");
+	char *path = instance_state_path(inst, "started");
 
 	if (started)
 		g_file_set_contents(path, "", 0, NULL);
@@ -323,7 +322,7 @@ static int serve_app(struct app_server *s, struct applog *out_log, struct applog
 	watch_pipe(&s->pipes[1], errp[0], err_log);
 	g_unix_fd_add(started[0], G_IO_IN | G_IO_HUP, on_started, s);
 	g_child_watch_add(s->child, on_child_exit, s);
-	char *sock = instance_path(s->inst, "control.sock");
+	char *sock = instance_state_path(s->inst, "control.sock");
 	struct control_server *ctl =
 	    control_server_start(sock, g_main_context_default(), answer, s, &err);
 	if (!ctl || !lock_down(s, &err)) {
@@ -343,8 +342,8 @@ static int serve_image_run(struct instance *inst)
 {
 	struct app_server s = {.inst = inst, .started_us = g_get_monotonic_time()};
 	GError *err = NULL;
-	char *out_path = instance_path(inst, "stdout.log");
-	char *err_path = instance_path(inst, "stderr.log");
+	char *out_path = instance_state_path(inst, "stdout.log");
+	char *err_path = instance_state_path(inst, "stderr.log");
 	struct applog *out = NULL, *errl = NULL;
 	int status = HUSK_EXIT_EXEC_FAILED;
 
@@ -418,7 +417,7 @@ static char *why_not_started(const struct instance *inst)
 
 static bool wait_started(struct instance *inst, GError **err)
 {
-	char *sock = instance_path(inst, "control.sock");
+	char *sock = instance_state_path(inst, "control.sock");
 	int64_t deadline = g_get_monotonic_time() + INSTANCE_DEFAULT_TIMEOUT_S * G_USEC_PER_SEC;
 	bool started = false, ended = false;
 
@@ -431,7 +430,7 @@ static bool wait_started(struct instance *inst, GError **err)
 		ended = !started && !instance_running_pid(inst);
 		if (ended) {
 			/* It may have started and ended between two looks. */
-			char *marker = instance_path(inst, "started");
+			char *marker = instance_state_path(inst, "started");
 			started = g_file_test(marker, G_FILE_TEST_EXISTS);
 			ended = !started;
 			g_free(marker);

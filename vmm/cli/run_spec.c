@@ -178,11 +178,11 @@ bool run_spec_from_json(const char *json, struct run_spec *s, GError **err)
 
 bool run_spec_is_image_run(const struct instance *inst)
 {
-	char *path = instance_path(inst, "config.json"), *json = NULL;
-	bool yes = g_file_get_contents(path, &json, NULL, NULL) && run_spec_json_is_image_run(json);
+	char *json = NULL;
+	bool yes = instance_read_trusted(inst, "config.json", &json, NULL) &&
+	           run_spec_json_is_image_run(json);
 
 	g_free(json);
-	g_free(path);
 	return yes;
 }
 

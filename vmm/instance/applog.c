@@ -88,7 +88,7 @@ void applog_close(struct applog *log)
 /* Appends at most 'max' bytes from the end of 'path' to 'out'; its size in *size. */
 static void append_tail(GByteArray *out, const char *path, uint64_t max, uint64_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	struct stat st;
 	uint8_t buf[65536];
 

@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/instance/instance.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmm/error.h"
+#include "vmm/fdio.h"
+
+#define STATE_DIR        "state"
+#define TRUSTED_MAX      (1024 * 1024) /* config.json: a VM's whole description */
+#define REMOVE_MAX_DEPTH 16            /* folders a guest's user may nest in state/ */
 
 char *instance_home(void)
 {
@@ -69,6 +76,13 @@ struct instance *instance_get(const char *name, GError **err)
 	inst->dir = g_build_filename(dir, name, NULL);
 	inst->lock_fd = -1;
 	g_free(dir);
+	char *state = g_build_filename(inst->dir, STATE_DIR, NULL);
+	struct stat st;
+	/* A symlink there is not the folder launch made: not followed. */
+	if (lstat(state, &st) == 0 && S_ISDIR(st.st_mode))
+		inst->state_dir = state;
+	else
+		inst->state_dir = (g_free(state), g_strdup(inst->dir));
 	return inst;
 }
 
@@ -89,12 +103,87 @@ void instance_free(struct instance *inst)
 		close(inst->lock_fd);
 	g_free(inst->name);
 	g_free(inst->dir);
+	g_free(inst->state_dir);
 	g_free(inst);
 }
 
 char *instance_path(const struct instance *inst, const char *file)
 {
 	return g_build_filename(inst->dir, file, NULL);
+}
+
+char *instance_state_path(const struct instance *inst, const char *file)
+{
+	return g_build_filename(inst->state_dir, file, NULL);
+}
+
+bool instance_make_state_dir(struct instance *inst, uid_t uid, gid_t gid, GError **err)
+{
+	char *state = g_build_filename(inst->dir, STATE_DIR, NULL);
+	bool ok = (mkdir(state, 0700) == 0 || errno == EEXIST) &&
+	          fchownat(AT_FDCWD, state, uid, gid, AT_SYMLINK_NOFOLLOW) == 0;
+	struct stat st;
+
+	/* The folder itself, not something a symlink there points at. */
+	if (ok && (lstat(state, &st) < 0 || !S_ISDIR(st.st_mode)))
+		ok = (errno = ENOTDIR, false);
+	if (!ok) {
+		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", state, g_strerror(errno));
+		g_free(state);
+		return false;
+	}
+	g_free(inst->state_dir);
+	inst->state_dir = state;
+	return true;
+}
+
+bool instance_read_state(const struct instance *inst, const char *file, size_t max, char **text,
+                         size_t *len)
+{
+	char *path = instance_state_path(inst, file);
+	bool ok = fdio_read_regular(path, max, text, len, NULL);
+	int saved = errno;
+
+	g_free(path);
+	errno = saved;
+	return ok;
+}
+
+/*
+ * Root's or the caller's, and nobody else's to change. A group may write
+ * where a user's own umask (002 with per-user groups) allows it, but not
+ * to what root acts on.
+ */
+static bool trusted_owner(const char *path, const struct stat *st, GError **err)
+{
+	mode_t others = geteuid() == 0 ? S_IWGRP | S_IWOTH : S_IWOTH;
+
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: owned by uid %u, not by root or you",
+		                 path, (unsigned)st->st_uid);
+	if (st->st_mode & others)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: others may write to it", path);
+	return true;
+}
+
+bool instance_read_trusted(const struct instance *inst, const char *file, char **text, GError **err)
+{
+	char *path = instance_path(inst, file);
+	struct stat st;
+	size_t len;
+	bool ok = lstat(inst->dir, &st) == 0
+	              ? trusted_owner(inst->dir, &st, err)
+	              : husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", inst->dir, g_strerror(errno));
+
+	if (ok && !fdio_read_regular(path, TRUSTED_MAX, text, &len, &st))
+		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path,
+		               errno == EFBIG ? "too big" : g_strerror(errno));
+	else if (ok && !trusted_owner(path, &st, err)) {
+		g_clear_pointer(text, g_free);
+		ok = false;
+	}
+	g_free(path);
+	return ok;
 }
 
 static gint by_name(gconstpointer a, gconstpointer b)
@@ -195,22 +284,47 @@ pid_t instance_running_pid(const struct instance *inst)
 	return n > 0 ? (pid_t)strtol(buf, NULL, 10) : 0;
 }
 
+/*
+ * Removes what is in the folder at dirfd, then the folder (name, in
+ * parent). state/ belongs to the guest's user, so nothing is followed:
+ * every step is relative to a folder already open.
+ */
+static int remove_tree(int parent, const char *name, int depth)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	int error = 0;
+
+	if (!d) {
+		error = errno;
+		if (fd >= 0)
+			close(fd);
+		return error;
+	}
+	while (!error && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, e->d_name, 0) == 0)
+			continue;
+		if (errno != EISDIR)
+			error = errno;
+		else if (depth >= REMOVE_MAX_DEPTH)
+			error = ELOOP;
+		else
+			error = remove_tree(fd, e->d_name, depth + 1);
+	}
+	closedir(d);
+	if (!error && unlinkat(parent, name, AT_REMOVEDIR) < 0)
+		error = errno;
+	return error;
+}
+
 bool instance_remove(struct instance *inst, GError **err)
 {
-	GDir *d = g_dir_open(inst->dir, 0, NULL);
-	const char *name;
-	bool ok = true;
+	int error = remove_tree(AT_FDCWD, inst->dir, 0);
 
-	while (d && (name = g_dir_read_name(d))) {
-		char *path = instance_path(inst, name);
-
-		if (g_unlink(path) < 0 && ok)
-			ok = husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", path, g_strerror(errno));
-		g_free(path);
-	}
-	if (d)
-		g_dir_close(d);
-	if (ok && g_rmdir(inst->dir) < 0)
-		ok = husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", inst->dir, g_strerror(errno));
-	return ok;
+	if (error)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", inst->dir, g_strerror(error));
+	return true;
 }

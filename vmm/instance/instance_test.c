@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
+#include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,6 +71,165 @@ static void test_home_and_list(void)
 	g_assert_true(instance_remove(b, NULL));
 	g_assert_false(instance_exists(b));
 	instance_free(b);
+}
+
+static char *in_dir(const char *dir, const char *file)
+{
+	return g_build_filename(dir, file, NULL);
+}
+
+/* state/ once it is made; a symlink called state is not taken for it. */
+static void test_state_dir(void)
+{
+	struct instance *inst = make("stateful");
+	char *path = instance_state_path(inst, "console.log");
+	char *want = in_dir(inst->dir, "console.log");
+
+	g_assert_cmpstr(path, ==, want);
+	g_free(path);
+	g_free(want);
+	g_assert_true(instance_make_state_dir(inst, getuid(), getgid(), NULL));
+	path = instance_state_path(inst, "console.log");
+	want = g_build_filename(inst->dir, "state", "console.log", NULL);
+	g_assert_cmpstr(path, ==, want);
+	struct instance *again = instance_get("stateful", NULL);
+	g_free(path);
+	path = instance_state_path(again, "console.log");
+	g_assert_cmpstr(path, ==, want);
+	g_free(path);
+	g_free(want);
+	instance_free(again);
+	instance_free(inst);
+
+	inst = make("linked");
+	char *state = in_dir(inst->dir, "state");
+	g_assert_cmpint(symlink(home, state), ==, 0);
+	instance_free(inst);
+	inst = instance_get("linked", NULL);
+	g_assert_cmpstr(inst->state_dir, ==, inst->dir);
+	GError *err = NULL;
+	g_assert_false(instance_make_state_dir(inst, getuid(), getgid(), &err));
+	g_assert_nonnull(strstr(err->message, "Not a directory"));
+	g_clear_error(&err);
+	g_free(state);
+	instance_free(inst);
+}
+
+/* What the serving process's user may have put in state/: read within bounds, or not at all. */
+static void test_read_state(void)
+{
+	struct instance *inst = make("reader");
+	char *text = NULL;
+	size_t len = 0;
+
+	g_assert_true(instance_make_state_dir(inst, getuid(), getgid(), NULL));
+	char *status = instance_state_path(inst, "exit-status");
+	g_assert_true(g_file_set_contents(status, "42\n", -1, NULL));
+	g_assert_true(instance_read_state(inst, "exit-status", EXIT_STATUS_MAX, &text, &len));
+	g_assert_cmpstr(text, ==, "42\n");
+	g_assert_cmpuint(len, ==, 3);
+	g_free(text);
+
+	char *big = g_strnfill(EXIT_STATUS_MAX + 1, '9');
+	g_assert_true(g_file_set_contents(status, big, -1, NULL));
+	g_assert_false(instance_read_state(inst, "exit-status", EXIT_STATUS_MAX, &text, &len));
+	g_assert_cmpint(errno, ==, EFBIG);
+
+	/* A FIFO would leave a reader waiting for a writer forever: refused at once. */
+	g_assert_cmpint(unlink(status), ==, 0);
+	g_assert_cmpint(mkfifo(status, 0600), ==, 0);
+	g_assert_false(instance_read_state(inst, "exit-status", EXIT_STATUS_MAX, &text, &len));
+	g_assert_cmpint(errno, ==, EINVAL);
+
+	/* A link to a file of root's: not followed. */
+	g_assert_cmpint(unlink(status), ==, 0);
+	char *config = instance_path(inst, "config.json");
+	g_assert_cmpint(symlink(config, status), ==, 0);
+	g_assert_false(instance_read_state(inst, "exit-status", EXIT_STATUS_MAX, &text, &len));
+	g_assert_cmpint(errno, ==, ELOOP);
+	g_free(config);
+	g_free(big);
+	g_free(status);
+	instance_free(inst);
+}
+
+static void expect_untrusted(struct instance *inst, const char *why)
+{
+	GError *err = NULL;
+	char *text = NULL;
+
+	g_assert_false(instance_read_trusted(inst, "config.json", &text, &err));
+	g_assert_null(text);
+	g_assert_nonnull(err);
+	g_assert_nonnull(strstr(err->message, why));
+	g_clear_error(&err);
+}
+
+/* config.json is what a start as root acts on: nobody else may have written it. */
+static void test_read_trusted(void)
+{
+	struct instance *inst = make("trusted");
+	char *config = instance_path(inst, "config.json");
+	char *text = NULL;
+
+	g_assert_cmpint(chmod(config, 0644), ==, 0);
+	g_assert_true(instance_read_trusted(inst, "config.json", &text, NULL));
+	g_assert_cmpstr(text, ==, "{}");
+	g_free(text);
+	g_assert_cmpint(chmod(config, 0646), ==, 0);
+	expect_untrusted(inst, "config.json: others may write to it");
+	g_assert_cmpint(chmod(config, 0644), ==, 0);
+	g_assert_cmpint(chmod(inst->dir, 0757), ==, 0);
+	expect_untrusted(inst, "trusted: others may write to it");
+	g_assert_cmpint(chmod(inst->dir, 0700), ==, 0);
+	char *link = instance_path(inst, "other.json");
+	g_assert_cmpint(rename(config, link), ==, 0);
+	g_assert_cmpint(symlink(link, config), ==, 0);
+	expect_untrusted(inst, "config.json: Too many levels of symbolic links");
+	g_assert_cmpint(unlink(config), ==, 0);
+	g_assert_cmpint(rename(link, config), ==, 0);
+	if (geteuid() == 0) {
+		/* Root acts on it: a group may not write, and it must be root's. */
+		g_assert_cmpint(chmod(config, 0664), ==, 0);
+		expect_untrusted(inst, "config.json: others may write to it");
+		g_assert_cmpint(chmod(config, 0644), ==, 0);
+		g_assert_cmpint(chown(config, 65534, 65534), ==, 0);
+		expect_untrusted(inst, "config.json: owned by uid 65534, not by root or you");
+	}
+	g_free(link);
+	g_free(config);
+	instance_free(inst);
+}
+
+/* delete takes state/ with it, whatever its user nested there, and follows no link out. */
+static void test_remove_state(void)
+{
+	struct instance *inst = make("removed");
+	char *outside = g_build_filename(home, "outside", NULL);
+	char *kept = in_dir(outside, "kept");
+
+	g_assert_true(instance_make_state_dir(inst, getuid(), getgid(), NULL));
+	g_assert_cmpint(g_mkdir_with_parents(outside, 0700), ==, 0);
+	g_assert_true(g_file_set_contents(kept, "x", -1, NULL));
+	char *deep = g_build_filename(inst->state_dir, "a", "b", "c", NULL);
+	g_assert_cmpint(g_mkdir_with_parents(deep, 0700), ==, 0);
+	char *file = in_dir(deep, "f");
+	g_assert_true(g_file_set_contents(file, "x", -1, NULL));
+	char *link = in_dir(inst->state_dir, "out");
+	g_assert_cmpint(symlink(outside, link), ==, 0);
+	char *fifo = in_dir(inst->state_dir, "fifo");
+	g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+
+	g_assert_true(instance_remove(inst, NULL));
+	g_assert_false(g_file_test(inst->dir, G_FILE_TEST_EXISTS));
+	g_assert_true(g_file_test(kept, G_FILE_TEST_IS_REGULAR));
+	g_free(fifo);
+	g_free(link);
+	g_free(file);
+	g_free(deep);
+	g_free(kept);
+	g_free(outside);
+	instance_free(inst);
 }
 
 /* Commands take turns; the second is told so at once. */
@@ -240,6 +402,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/instance/names", test_names);
 	g_test_add_func("/instance/home-and-list", test_home_and_list);
 	g_test_add_func("/instance/lock", test_lock);
+	g_test_add_func("/instance/state-dir", test_state_dir);
+	g_test_add_func("/instance/read-state", test_read_state);
+	g_test_add_func("/instance/read-trusted", test_read_trusted);
+	g_test_add_func("/instance/remove-state", test_remove_state);
 	g_test_add_func("/instance/running-after-kill", test_running_after_kill);
 	g_test_add_func("/instance/protocol", test_protocol);
 	g_test_add_func("/instance/socket", test_socket);

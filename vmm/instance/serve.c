@@ -7,7 +7,7 @@
  *
  * The guest is ready once cloud-init has finished (its final message on
  * the console) and husk-agent has said HELLO through the instance's vsock
- * device (vsock.sock in the folder; the HELLO comes to vsock.sock_1024).
+ * device (vsock.sock in its state folder; the HELLO comes to vsock.sock_1024).
  * While it is not, "state" names the stage it is at: boot (no word from
  * cloud-init yet), cloud-init (not finished) or agent (no HELLO).
  */
@@ -81,8 +81,8 @@ bool serve_line_is_ready(const char *line)
 
 static int open_log(struct server *s, int flags)
 {
-	char *path = instance_path(s->inst, "console.log");
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | flags, 0600);
+	char *path = instance_state_path(s->inst, "console.log");
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | flags, 0600);
 	struct stat st;
 
 	g_free(path);
@@ -93,8 +93,8 @@ static int open_log(struct server *s, int flags)
 /* The log keeps its newest SERVE_LOG_MAX bytes and the half before them. */
 static void rotate_log(struct server *s)
 {
-	char *path = instance_path(s->inst, "console.log");
-	char *old = instance_path(s->inst, "console.log.1");
+	char *path = instance_state_path(s->inst, "console.log");
+	char *old = instance_state_path(s->inst, "console.log.1");
 
 	rename(path, old);
 	close(s->log_fd);
@@ -206,8 +206,8 @@ static gboolean on_console_input(gint fd, GIOCondition cond, gpointer data)
 /* The end of the log, so a console that attaches shows the screen it missed. */
 static void replay_log(struct server *s, int fd)
 {
-	char *path = instance_path(s->inst, "console.log");
-	int rd = open(path, O_RDONLY | O_CLOEXEC);
+	char *path = instance_state_path(s->inst, "console.log");
+	int rd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	char buf[CONSOLE_REPLAY];
 
 	g_free(path);
@@ -414,21 +414,41 @@ static void add_vsock(struct server *s)
 		vsock_config_clear(s->cfg.vsock);
 	g_free(s->cfg.vsock);
 	s->cfg.vsock = g_new0(struct vsock_config, 1);
-	s->cfg.vsock->path = instance_path(s->inst, "vsock.sock");
+	s->cfg.vsock->path = instance_state_path(s->inst, "vsock.sock");
 	s->cfg.vsock->cid = VSOCK_DEFAULT_CID;
 	unlink(s->cfg.vsock->path);
 }
 
+/*
+ * An instance that gives root up works from state/, which its user owns:
+ * after the drop it writes there by relative paths, since that user need
+ * not be able to reach the folder by its path (root's home is 0700).
+ * Everything else in the instance's folder stays out of its reach.
+ */
+static bool enter_state_dir(struct server *s, GError **err)
+{
+	const struct run_as *r = &s->cfg.run_as;
+
+	if (!r->set)
+		return true;
+	if (!instance_make_state_dir(s->inst, r->uid, r->gid, err))
+		return false;
+	if (chdir(s->inst->state_dir) < 0)
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", s->inst->state_dir,
+		                 g_strerror(errno));
+	g_free(s->inst->state_dir);
+	s->inst->state_dir = g_strdup(".");
+	return true;
+}
+
 static bool load_config(struct server *s, GError **err)
 {
-	char *path = instance_path(s->inst, "config.json");
 	char *json = NULL;
-	bool ok =
-	    g_file_get_contents(path, &json, NULL, err) && config_from_json(json, &s->cfg, err);
+	bool ok = instance_read_trusted(s->inst, "config.json", &json, err) &&
+	          config_from_json(json, &s->cfg, err);
 
-	g_free(path);
 	g_free(json);
-	if (!ok)
+	if (!ok || !enter_state_dir(s, err))
 		return false;
 	s->cfg.console_out = s->out_pipe[1];
 	s->cfg.console_in = s->in_pipe[0];
@@ -449,7 +469,6 @@ static bool open_pipes(struct server *s, GError **err)
 		return husk_fail(err, HUSK_EXIT_RUNTIME, "pipe: %s", g_strerror(errno));
 	/* Room for a burst of boot messages while the I/O thread is busy. */
 	fcntl(s->out_pipe[1], F_SETPIPE_SZ, 1024 * 1024);
-	s->log_fd = open_log(s, 0);
 	return true;
 }
 
@@ -502,7 +521,7 @@ static void report_end(enum stop_reason reason)
  */
 static void start_mounts(struct server *s)
 {
-	char *store = instance_path(s->inst, "mounts.json");
+	char *store = instance_state_path(s->inst, "mounts.json");
 	struct fuse_id_map uid = {true, geteuid(), INSTANCE_GUEST_ID};
 	struct fuse_id_map gid = {true, getegid(), INSTANCE_GUEST_ID};
 
@@ -515,17 +534,20 @@ static int run(struct server *s)
 {
 	GError *err = NULL;
 	struct control_server *ctl = NULL;
-	char *sock = instance_path(s->inst, "control.sock");
+	char *sock = instance_state_path(s->inst, "control.sock");
 	enum stop_reason reason = STOP_ERROR;
 
-	char *hello = instance_path(s->inst, "vsock.sock_1024");
+	char *hello = instance_state_path(s->inst, "vsock.sock_1024");
 
 	/* On the I/O thread: the control socket, the agent's HELLO, and the console log read,
-	 * appended to and rotated, all in the instance's folder, where Landlock keeps it. */
+	 * appended to and rotated, all in the instance's state folder, where Landlock keeps it. */
 	s->m = process_create_machine_in(
 	    &s->cfg, SECCOMP_IO_SOCKETS | SECCOMP_IO_READ_FILES | SECCOMP_IO_WRITE_FILES,
-	    s->inst->dir, &err);
+	    s->inst->state_dir, &err);
 	if (s->m) {
+		/* Opened once root is given up (--user): its user cannot plant a link to follow. */
+		if (s->log_fd < 0)
+			s->log_fd = open_log(s, 0);
 		start_mounts(s);
 		ctl = control_server_start(sock, machine_context(s->m), answer, s, &err);
 	}
@@ -578,7 +600,7 @@ static void boot_again(struct server *s)
 /* exit-status: what the commands waiting on this process tell their user. */
 static void record_status(const struct instance *inst, int status)
 {
-	char *path = instance_path(inst, "exit-status");
+	char *path = instance_state_path(inst, "exit-status");
 	char *text = g_strdup_printf("%d\n", status);
 
 	g_file_set_contents(path, text, -1, NULL);
