@@ -12,14 +12,17 @@
 # launch and stop, husk exec and husk shell through the instance's agent
 # (husk-agent, which husk's vendor-data installs from the seed). web is
 # launched with --mount; husk mount and umount on it while it runs, and
-# its mounts again after stop and start (instance-mount).
+# its mounts again after stop and start (instance-mount). other is
+# launched with --user nobody when the tests run as root (instance-user):
+# its serving process gives root up, and is stopped and started again.
 
 INSTANCE_TESTS=(instance-launch instance-list instance-port instance-two instance-exec
 	instance-exec-stdin instance-shell instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-reboot
-	instance-stop-start
+	instance-stop-start instance-user
 	instance-killed instance-busy instance-errors instance-delete)
 
 INSTANCE_HTTP=127.0.0.1:18080
+INSTANCE_USER=65534:65534 # nobody and nogroup: who other's husk becomes
 
 # user-data for instance NAME: a file of its own, served over HTTP on port
 # 80 by a systemd unit (so the server comes back at every boot). SSH host
@@ -119,10 +122,12 @@ instance_test_launch() {
 		--mount "$LOGDIR/imount-launch:/srv/launched:ro" \
 		-p 8080:80 --timeout 2400 >"$LOGDIR/instance-launch-web.out" 2>"$LOGDIR/instance-launch-web.err" &
 	p1=$!
-	if want instance-two; then
+	if want instance-two instance-user; then
+		local as_user=()
+		[[ $(id -u) != 0 ]] || as_user=(--user "$INSTANCE_USER")
 		"${HUSK_CMD[@]}" launch "http://$INSTANCE_HTTP/bookworm/latest/debian-12-genericcloud-amd64.qcow2" \
 			--name other --memory 768M --cloud-init "$LOGDIR/other.yaml" -p 8081:80 --timeout 2400 \
-			>"$LOGDIR/instance-launch-other.out" 2>"$LOGDIR/instance-launch-other.err" &
+			"${as_user[@]}" >"$LOGDIR/instance-launch-other.out" 2>"$LOGDIR/instance-launch-other.err" &
 		p2=$!
 	fi
 	instance_wait "$p1" $p2
@@ -401,6 +406,63 @@ instance_test_stop_start() {
 	fi
 }
 
+# The uid of the process serving instance NAME, from /proc.
+instance_uid() {
+	local pid
+	pid=$("${HUSK_CMD[@]}" info "$1" --format json | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p')
+	[[ -n $pid ]] && awk '/^Uid:/ { print $2 "," $3 "," $4 "," $5 }' "/proc/$pid/status"
+}
+
+# other, launched by root with --user nobody: its husk is nobody's after the
+# set-up, writes only in state/ (which nobody owns), is reached by exec, and
+# is stopped and started again by root from a configuration nobody cannot
+# change; a link nobody leaves in state/ is not followed by that start.
+instance_test_user() {
+	local dir=$HUSK_HOME/instances/other problems="" uid t0 victim=$LOGDIR/instance-user-victim
+	if [[ $(id -u) != 0 ]]; then
+		skip instance-user "needs root: launch --user is root giving root up"
+		return 0
+	fi
+	uid=${INSTANCE_USER%%:*}
+	[[ $(instance_uid other) == "$uid,$uid,$uid,$uid" ]] ||
+		problems+="other's husk runs as uids '$(instance_uid other)', want $uid; "
+	[[ $(stat -c %u "$dir/state") == "$uid" ]] || problems+="state/ is not nobody's; "
+	[[ $(stat -c %u "$dir/config.json") == 0 && $(stat -c %u "$dir") == 0 ]] ||
+		problems+="config.json or the folder is not root's; "
+	[[ -s $dir/state/console.log && $(stat -c %u "$dir/state/console.log") == "$uid" ]] ||
+		problems+="no console.log of nobody's in state/; "
+	[[ ! -e $dir/console.log ]] || problems+="a console.log outside state/; "
+	IRC=0
+	timeout 300 "${HUSK_CMD[@]}" exec other -- cat /etc/hostname >"$LOGDIR/iuser.out" 2>"$LOGDIR/iuser.err" ||
+		IRC=$?
+	[[ $IRC == 0 && $(cat "$LOGDIR/iuser.out") == other ]] ||
+		problems+="exec: status $IRC, '$(head -c 200 "$LOGDIR/iuser.out" "$LOGDIR/iuser.err")'; "
+	ihusk user-stop stop other --timeout 600
+	[[ $IRC == 0 ]] || problems+="stop: status $IRC: $(cat "$LOGDIR/instance-user-stop.err"); "
+	[[ $(cat "$dir/state/exit-status" 2>&1) == 0 ]] || problems+="exit-status in state/ is not 0; "
+	# What nobody could do while it served other: a link where root's start would write.
+	echo untouched >"$victim"
+	mv "$dir/state/console.log" "$dir/state/console.log.first"
+	ln -s "$victim" "$dir/state/console.log"
+	chown -h "$INSTANCE_USER" "$dir/state/console.log"
+	t0=$(now)
+	"${HUSK_CMD[@]}" start other --timeout 2400 >"$LOGDIR/instance-user-start.out" 2>"$LOGDIR/instance-user-start.err" &
+	local start=$!
+	instance_wait "$start"
+	IRC=0
+	wait "$start" || IRC=$?
+	info "instances: husk start other took $(elapsed "$t0" "$(now)")s (status $IRC)"
+	[[ $IRC == 0 ]] || problems+="start: status $IRC: $(tail -n1 "$LOGDIR/instance-user-start.err"); "
+	[[ $(instance_uid other) == "$uid,$uid,$uid,$uid" ]] || problems+="after start, uids '$(instance_uid other)'; "
+	[[ $(cat "$victim") == untouched ]] || problems+="the start wrote through nobody's link; "
+	[[ $(instance_get 8081 other.txt) == "first-boot other" ]] || problems+="after start, other's port does not serve; "
+	if [[ -z $problems ]]; then
+		pass instance-user
+	else
+		fail instance-user "${problems%; }" "$dir/state/console.log.first"
+	fi
+}
+
 # SIGKILL to the instance's husk: list shows it stopped; restart boots it
 # with what it had written; a second command meanwhile is told to wait.
 instance_test_killed() {
@@ -450,7 +512,7 @@ instance_test_errors() {
 
 instance_test_delete() {
 	local problems="" left
-	if want instance-two; then
+	if want instance-two instance-user; then
 		ihusk delete-other delete other
 		[[ $IRC == 0 ]] || problems+="delete other: status $IRC; "
 	fi
@@ -484,12 +546,14 @@ run_instance_tests() {
 		want instance-mount && instance_test_mount
 		want instance-agent-killed && instance_test_agent_killed
 		want instance-reboot && instance_test_reboot
+		want instance-user && instance_test_user
 		want instance-stop-start instance-mount-kept && instance_test_stop_start
 		want instance-mount-kept && instance_test_mount_kept
 		want instance-killed instance-busy && instance_test_killed
 	else
 		for t in instance-list instance-port instance-two instance-exec instance-exec-stdin instance-shell \
-			instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-reboot instance-stop-start instance-killed instance-busy; do
+			instance-transfer instance-mount instance-mount-kept instance-agent-killed instance-reboot instance-user \
+			instance-stop-start instance-killed instance-busy; do
 			skip "$t" "the launch failed"
 		done
 	fi
