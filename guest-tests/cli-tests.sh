@@ -275,6 +275,12 @@ instance_checks() {
 		not_ok "a launch that failed leaves no instance folder" "$(ls -A "$HUSK_HOME/instances")"
 	fi
 	expect_error "info on an unknown instance is a usage error naming it" 2 '"db"' info db
+	# What a start as root acts on: nobody else may have written it.
+	mkdir -p "$HUSK_HOME/instances/loose"
+	echo '{}' >"$HUSK_HOME/instances/loose/config.json"
+	chmod 666 "$HUSK_HOME/instances/loose/config.json"
+	expect_error "start refuses a config.json others may write to" 1 "others may write" start loose
+	rm -rf "$HUSK_HOME/instances/loose"
 	run_husk list
 	if [[ $RC == 0 && $(cat "$WORK/out") == NAME* && $(grep -c '' "$WORK/out") == 1 ]]; then
 		ok "list with no instances prints its header only"

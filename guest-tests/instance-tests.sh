@@ -387,13 +387,7 @@ instance_test_stop_start() {
 		problems+="the guest did not power off by itself (the power button; the console "
 		problems+="says: $(grep -a -m3 -e 'Power Button' -e 'Power key' "$HUSK_HOME/instances/web/console.log" | tr -d '\r' | tr '\n' '/' || true)); "
 	fi
-	t0=$(now)
-	"${HUSK_CMD[@]}" start web --timeout 2400 >"$LOGDIR/instance-start.out" 2>"$LOGDIR/instance-start.err" &
-	local start=$!
-	instance_wait "$start"
-	IRC=0
-	wait "$start" || IRC=$?
-	info "instances: husk start took $(elapsed "$t0" "$(now)")s (status $IRC)"
+	instance_start web start
 	[[ $IRC == 0 ]] || problems+="start: status $IRC: $(tail -n1 "$LOGDIR/instance-start.err"); "
 	got=$(instance_get 8080 web.txt)
 	[[ $got == "first-boot web" ]] || problems+="after start, GET web.txt gave '$got'; "
@@ -404,6 +398,20 @@ instance_test_stop_start() {
 	else
 		fail instance-stop-start "${problems%; }" "$HUSK_HOME/instances/web/console.log"
 	fi
+}
+
+# husk start NAME in the background, waited for with a note a minute; its
+# output in $LOGDIR/instance-LOG.{out,err}, its status in IRC.
+#   instance_start NAME LOG
+instance_start() {
+	local t0 pid
+	t0=$(now)
+	"${HUSK_CMD[@]}" start "$1" --timeout 2400 >"$LOGDIR/instance-$2.out" 2>"$LOGDIR/instance-$2.err" &
+	pid=$!
+	instance_wait "$pid"
+	IRC=0
+	wait "$pid" || IRC=$?
+	info "instances: husk start $1 took $(elapsed "$t0" "$(now)")s (status $IRC)"
 }
 
 # The uid of the process serving instance NAME, from /proc.
@@ -418,7 +426,7 @@ instance_uid() {
 # is stopped and started again by root from a configuration nobody cannot
 # change; a link nobody leaves in state/ is not followed by that start.
 instance_test_user() {
-	local dir=$HUSK_HOME/instances/other problems="" uid t0 victim=$LOGDIR/instance-user-victim
+	local dir=$HUSK_HOME/instances/other problems="" uid victim=$LOGDIR/instance-user-victim
 	if [[ $(id -u) != 0 ]]; then
 		skip instance-user "needs root: launch --user is root giving root up"
 		return 0
@@ -445,13 +453,7 @@ instance_test_user() {
 	mv "$dir/state/console.log" "$dir/state/console.log.first"
 	ln -s "$victim" "$dir/state/console.log"
 	chown -h "$INSTANCE_USER" "$dir/state/console.log"
-	t0=$(now)
-	"${HUSK_CMD[@]}" start other --timeout 2400 >"$LOGDIR/instance-user-start.out" 2>"$LOGDIR/instance-user-start.err" &
-	local start=$!
-	instance_wait "$start"
-	IRC=0
-	wait "$start" || IRC=$?
-	info "instances: husk start other took $(elapsed "$t0" "$(now)")s (status $IRC)"
+	instance_start other user-start
 	[[ $IRC == 0 ]] || problems+="start: status $IRC: $(tail -n1 "$LOGDIR/instance-user-start.err"); "
 	[[ $(instance_uid other) == "$uid,$uid,$uid,$uid" ]] || problems+="after start, uids '$(instance_uid other)'; "
 	[[ $(cat "$victim") == untouched ]] || problems+="the start wrote through nobody's link; "

@@ -331,6 +331,8 @@ static bool create(struct launch_opts *o, struct instance *inst, const char *bas
 	ok = ok && make_seed(o, inst, err);
 	lap(o, "seed");
 	ok = ok && write_origin(inst, o->image, base, err);
+	if (ok && cfg.run_as.set)
+		ok = instance_make_state_dir(inst, cfg.run_as.uid, cfg.run_as.gid, err);
 	if (ok && o->mount_specs->len) {
 		char *path = instance_state_path(inst, "mounts.json");
 		ok = mounts_save(path, o->mount_specs, err);
