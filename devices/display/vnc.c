@@ -68,28 +68,34 @@ bool vnc_available(void)
 }
 
 /* libvncserver's chatter goes to the debug log; its errors to stderr, as husk's. */
+/* libvncserver's messages, each ending in a newline of its own: one line of ours. */
+static void vnc_say(bool error, const char *fmt, va_list ap)
+{
+	char *msg = g_strchomp(g_strdup_vprintf(fmt, ap));
+
+	if (error)
+		g_printerr("husk: vnc: %s\n", msg);
+	else
+		g_debug("vnc: %s", msg);
+	g_free(msg);
+}
+
 static void vnc_log(const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
-	msg = g_strdup_vprintf(fmt, ap);
+	vnc_say(false, fmt, ap);
 	va_end(ap);
-	g_debug("vnc: %s", g_strchomp(msg));
-	g_free(msg);
 }
 
 static void vnc_err(const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
-	msg = g_strdup_vprintf(fmt, ap);
+	vnc_say(true, fmt, ap);
 	va_end(ap);
-	g_printerr("husk: vnc: %s\n", g_strchomp(msg));
-	g_free(msg);
 }
 
 static void on_key(rfbBool down, rfbKeySym keysym, rfbClientPtr cl)

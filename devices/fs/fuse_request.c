@@ -12,7 +12,9 @@ size_t fuse_iov_len(const struct iovec *iov, int n)
 	return len;
 }
 
-size_t fuse_iov_copy_from(const struct iovec *iov, int n, size_t off, void *dst, size_t len)
+/* Copies between a flat buffer and the part of 'iov' from 'off' on, either way. */
+static size_t iov_copy(const struct iovec *iov, int n, size_t off, uint8_t *buf, size_t len,
+                       bool into_iov)
 {
 	size_t done = 0;
 
@@ -22,28 +24,26 @@ size_t fuse_iov_copy_from(const struct iovec *iov, int n, size_t off, void *dst,
 			continue;
 		}
 		size_t c = MIN(len - done, iov[i].iov_len - off);
-		memcpy((uint8_t *)dst + done, (uint8_t *)iov[i].iov_base + off, c);
+		uint8_t *at = (uint8_t *)iov[i].iov_base + off;
+		if (into_iov)
+			memcpy(at, buf + done, c);
+		else
+			memcpy(buf + done, at, c);
 		done += c;
 		off = 0;
 	}
 	return done;
 }
 
+size_t fuse_iov_copy_from(const struct iovec *iov, int n, size_t off, void *dst, size_t len)
+{
+	return iov_copy(iov, n, off, dst, len, false);
+}
+
 size_t fuse_iov_copy_to(const struct iovec *iov, int n, size_t off, const void *src, size_t len)
 {
-	size_t done = 0;
-
-	for (int i = 0; i < n && done < len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t c = MIN(len - done, iov[i].iov_len - off);
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, c);
-		done += c;
-		off = 0;
-	}
-	return done;
+	/* Only read: the flag keeps memcpy's direction. */
+	return iov_copy(iov, n, off, (uint8_t *)src, len, true);
 }
 
 /* The part of 'iov' from 'off' on, at most 'len' bytes, as a new list in 'dst'. */
