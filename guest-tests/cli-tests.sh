@@ -254,6 +254,16 @@ instance_checks() {
 		launch "$1" --name web --user root
 	expect_error "launch --user with no such user is a usage error naming it" 2 no-such-husk-user \
 		launch "$1" --name web --user no-such-husk-user
+	if [[ $(id -u) == 0 ]]; then
+		local secret
+		secret=$(mktemp -d /tmp/husk-cli-secret.XXXXXX)
+		chmod 700 "$secret"
+		expect_error "launch --user refuses a --mount folder that user may not open" 2 \
+			"uid 65534 may not open it" launch "$1" --name web --user 65534 --mount "$secret:/mnt/s:ro"
+		rm -rf "$secret"
+	else
+		skip "launch --user refuses a --mount folder that user may not open" "needs root"
+	fi
 	if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
 		# As nobody, from a folder nobody may read (see the /dev/kvm check).
 		local public

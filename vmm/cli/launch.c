@@ -390,6 +390,10 @@ static bool check_mounts(struct launch_opts *o, GError **err)
 		g_ptr_array_add(o->mount_specs, spec);
 		if (!mount_host_check(spec->host, err))
 			break;
+		/* The serving process opens it after giving root up: as that user. */
+		if (o->run_as.set && !mount_host_check_as(spec->host, spec->read_only,
+		                                          o->run_as.uid, o->run_as.gid, err))
+			break;
 		for (guint i = 0; i + 1 < o->mount_specs->len; i++)
 			if (!strcmp(((struct mount_spec *)o->mount_specs->pdata[i])->guest,
 			            spec->guest))
@@ -409,13 +413,12 @@ static bool check_mounts(struct launch_opts *o, GError **err)
 /* The folder, made from nothing: on any failure it goes again. */
 static bool make_instance(struct launch_opts *o, struct instance *inst, GError **err)
 {
-	if (!instance_lock(inst, err))
+	/* Before the lock, which makes the folder: a refused --mount leaves nothing. */
+	if (!check_mounts(o, err) || !instance_lock(inst, err))
 		return false;
 	if (instance_exists(inst))
 		return husk_fail(err, HUSK_EXIT_USAGE,
 		                 "launch: an instance called %s already exists", inst->name);
-	if (!check_mounts(o, err))
-		return false;
 	char *base = images_fetch(o->image, o->sha256, err);
 	lap(o, "image");
 	bool ok = base && create(o, inst, base, err);

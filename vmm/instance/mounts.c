@@ -2,11 +2,15 @@
 #include "vmm/instance/mounts.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "devices/virtio/fs.h"
@@ -34,9 +38,43 @@ bool mount_guest_path_check(const char *cmd, const char *guest, GError **err)
 
 bool mount_host_check(const char *host, GError **err)
 {
+	struct stat st;
+
+	/* A folder this process may not reach is not a missing one. */
+	if (stat(host, &st) < 0 && errno != ENOENT && errno != ENOTDIR)
+		return husk_fail(err, HUSK_EXIT_USAGE, "mount: %s: %s", host, g_strerror(errno));
 	if (!g_file_test(host, G_FILE_TEST_IS_DIR))
 		return husk_fail(err, HUSK_EXIT_USAGE, "mount: %s: no such folder on the host",
 		                 host);
+	return true;
+}
+
+/* In the child: 0, or the errno that says why those ids may not. */
+static int try_folder_as(const char *host, bool read_only, uid_t uid, gid_t gid)
+{
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		return errno;
+	int fd = open(host, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	/* The ids are real and effective now: access(2) asks about them. */
+	return !read_only && faccessat(fd, ".", W_OK, 0) < 0 ? errno : 0;
+}
+
+bool mount_host_check_as(const char *host, bool read_only, uid_t uid, gid_t gid, GError **err)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(try_folder_as(host, read_only, uid, gid));
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return husk_fail(err, HUSK_EXIT_RUNTIME, "mount: %s: cannot check it as uid %u",
+		                 host, (unsigned)uid);
+	if (WEXITSTATUS(status))
+		return husk_fail(err, HUSK_EXIT_USAGE, "mount: %s: uid %u may not %s it: %s", host,
+		                 (unsigned)uid, read_only ? "open" : "write in",
+		                 g_strerror(WEXITSTATUS(status)));
 	return true;
 }
 

@@ -24,6 +24,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "devices/fs/fuse_server.h"
 
@@ -51,6 +52,12 @@ bool mount_spec_parse(const char *text, struct mount_spec *out, GError **err);
 bool mount_guest_path_check(const char *cmd, const char *guest, GError **err);
 /* The host folder's: it exists and is a folder. */
 bool mount_host_check(const char *host, GError **err);
+/*
+ * Whether uid and gid (no other groups) may open the folder, and write in
+ * it unless read_only, as the serving process of an instance launched with
+ * --user will: checked by a child that takes those ids. Only root can.
+ */
+bool mount_host_check_as(const char *host, bool read_only, uid_t uid, gid_t gid, GError **err);
 void mount_spec_clear(struct mount_spec *m);
 
 /* mounts.json's text: a JSON array of {"host", "guest", "ro"}; and back, checked. */

@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -207,6 +208,38 @@ static bool call_fake(struct fake_agent *a, const char *path, bool umount, GErro
 }
 
 /* husk's side of MOUNT and UMOUNT: the request it sends, DONE, ERROR, an old agent. */
+/* launch --user's check: the folder as that user will find it, not as root. */
+static void test_host_check_as(void)
+{
+	const uid_t nobody = 65534;
+	/* In /tmp, not $TMPDIR: nobody must be able to reach the folder's parent. */
+	char *dir = g_mkdtemp(g_strdup("/tmp/husk-mounts-as-XXXXXX"));
+	GError *err = NULL;
+
+	if (geteuid() != 0) {
+		g_test_skip("needs root to take another user's ids");
+		g_rmdir(dir);
+		g_free(dir);
+		return;
+	}
+	g_assert_cmpint(chmod(dir, 0700), ==, 0);
+	g_assert_true(mount_host_check(dir, NULL)); /* root may */
+	g_assert_false(mount_host_check_as(dir, true, nobody, nobody, &err));
+	g_assert_nonnull(strstr(err->message, "uid 65534 may not open it: Permission denied"));
+	g_clear_error(&err);
+	g_assert_cmpint(chmod(dir, 0755), ==, 0);
+	g_assert_true(mount_host_check_as(dir, true, nobody, nobody, &err));
+	g_assert_no_error(err);
+	g_assert_false(mount_host_check_as(dir, false, nobody, nobody, &err));
+	g_assert_nonnull(strstr(err->message, "uid 65534 may not write in it"));
+	g_clear_error(&err);
+	g_assert_cmpint(chown(dir, nobody, nobody), ==, 0);
+	g_assert_true(mount_host_check_as(dir, false, nobody, nobody, &err));
+	g_assert_no_error(err);
+	g_rmdir(dir);
+	g_free(dir);
+}
+
 static void test_agent_call(void)
 {
 	char *dir = g_dir_make_tmp("husk-agent-XXXXXX", NULL);
@@ -263,5 +296,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/mounts/json-refused", test_json_refused);
 	g_test_add_func("/mounts/file", test_file);
 	g_test_add_func("/mounts/agent-call", test_agent_call);
+	g_test_add_func("/mounts/host-check-as", test_host_check_as);
 	return g_test_run();
 }
