@@ -85,6 +85,7 @@ struct virtio_vsock {
 	struct virtio_vsock_hdr rst[RST_QUEUE_MAX];
 	unsigned int rst_head, rst_count;
 	uint32_t next_port;
+	struct vq_chain chain; /* the chain serve_rx or serve_tx is on, under 'lock' */
 };
 
 static uint64_t key(uint32_t host_port, uint32_t guest_port)
@@ -712,7 +713,7 @@ static bool next_packet(struct virtio_vsock *v, const struct vq_chain *ch, uint3
 
 static void serve_rx(struct virtio_vsock *v, struct virtqueue *vq)
 {
-	struct vq_chain *ch = g_new(struct vq_chain, 1);
+	struct vq_chain *ch = &v->chain;
 	unsigned int budget;
 	uint32_t n;
 
@@ -731,12 +732,11 @@ static void serve_rx(struct virtio_vsock *v, struct virtqueue *vq)
 	}
 	if (!budget)
 		wake(v, RXQ);
-	g_free(ch);
 }
 
 static void serve_tx(struct virtio_vsock *v, struct virtqueue *vq)
 {
-	struct vq_chain *ch = g_new(struct vq_chain, 1);
+	struct vq_chain *ch = &v->chain;
 	unsigned int budget;
 
 	for (budget = VQ_BURST; budget && vq_pop(vq, ch) > 0; budget--) {
@@ -745,7 +745,6 @@ static void serve_tx(struct virtio_vsock *v, struct virtqueue *vq)
 	}
 	if (!budget)
 		wake(v, TXQ);
-	g_free(ch);
 }
 
 void virtio_vsock_serve(struct virtio_vsock *v, struct virtqueue *vq, unsigned int q)

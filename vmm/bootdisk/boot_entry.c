@@ -20,10 +20,21 @@
 #define GRUB_WORDS_MAX   512
 #define GRUB_DEFAULT_MAX 256
 
+/* A word of a command: its text at 'off' in the command's, NUL-ended. */
 struct word {
-	GString *text;
+	size_t off, len;
 	bool has_var; /* an unquoted or double-quoted '$' */
 	bool quoted;
+};
+
+/*
+ * One command's words, their texts end to end in one buffer: a file of
+ * many short words costs no allocation per word, and the buffers are
+ * kept from one command to the next.
+ */
+struct command {
+	GString *text;
+	GArray *words; /* struct word */
 };
 
 struct lexer {
@@ -68,17 +79,26 @@ static void grub_item_free(void *p)
 	g_free(item);
 }
 
-static void word_free(struct word *w)
+static void command_init(struct command *cmd)
 {
-	g_string_free(w->text, TRUE);
-	g_free(w);
+	cmd->text = g_string_sized_new(256);
+	cmd->words = g_array_sized_new(FALSE, FALSE, sizeof(struct word), 16);
 }
 
-static void words_free(GPtrArray *words)
+static void command_free(struct command *cmd)
 {
-	for (unsigned i = 0; i < words->len; i++)
-		word_free(words->pdata[i]);
-	g_ptr_array_free(words, TRUE);
+	g_string_free(cmd->text, TRUE);
+	g_array_unref(cmd->words);
+}
+
+static unsigned nwords(const struct command *cmd)
+{
+	return cmd->words->len;
+}
+
+static const struct word *word_get(const struct command *cmd, unsigned i)
+{
+	return &g_array_index(cmd->words, struct word, i);
 }
 
 static void skip_blanks_and_comments(struct lexer *lx)
@@ -89,8 +109,9 @@ static void skip_blanks_and_comments(struct lexer *lx)
 		} else if (*lx->p == '\\' && lx->p + 1 < lx->end && lx->p[1] == '\n') {
 			lx->p += 2;
 		} else if (*lx->p == '#') {
-			while (lx->p < lx->end && *lx->p != '\n')
-				lx->p++;
+			const char *nl = memchr(lx->p, '\n', (size_t)(lx->end - lx->p));
+
+			lx->p = nl ? nl : lx->end;
 		} else {
 			return;
 		}
@@ -102,22 +123,45 @@ static bool ends_word(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ';';
 }
 
-/* A double-quoted string, from after its opening quote. */
-static void lex_double_quoted(struct lexer *lx, struct word *w)
+/*
+ * The bytes a word's text takes as they are, unquoted and double-quoted:
+ * runs of them are copied at once, not byte by byte.
+ */
+static const bool special[256] = {
+    [' '] = true,  ['\t'] = true, ['\r'] = true, ['\n'] = true, [';'] = true,
+    ['\''] = true, ['"'] = true,  ['\\'] = true, ['$'] = true,
+};
+static const bool special_in_quotes[256] = {['"'] = true, ['\\'] = true, ['$'] = true};
+
+/* From 'p' up to the first byte 'table' marks (or the end), appended to 'text'. */
+static const char *copy_run(const char *p, const char *end, const bool *table, GString *text)
 {
-	while (lx->p < lx->end && *lx->p != '"') {
+	const char *run = p;
+
+	while (p < end && !table[(unsigned char)*p])
+		p++;
+	g_string_append_len(text, run, p - run);
+	return p;
+}
+
+/* A double-quoted string, from after its opening quote. */
+static void lex_double_quoted(struct lexer *lx, GString *text, struct word *w)
+{
+	while ((lx->p = copy_run(lx->p, lx->end, special_in_quotes, text)) < lx->end &&
+	       *lx->p != '"') {
 		char c = *lx->p++;
 
 		if (c == '\\' && lx->p < lx->end && strchr("\"\\$\n", *lx->p))
 			c = *lx->p++;
 		else if (c == '$')
 			w->has_var = true;
-		g_string_append_c(w->text, c);
+		g_string_append_c(text, c);
 	}
 	lx->p += lx->p < lx->end; /* the closing quote */
 }
 
-static enum token lex(struct lexer *lx, struct word *w)
+/* The next token; a word's text is appended to 'text', NUL-ended, and 'w' says where. */
+static enum token lex(struct lexer *lx, GString *text, struct word *w)
 {
 	skip_blanks_and_comments(lx);
 	if (lx->p >= lx->end)
@@ -126,86 +170,82 @@ static enum token lex(struct lexer *lx, struct word *w)
 		lx->p++;
 		return TOKEN_END_OF_COMMAND;
 	}
-	while (lx->p < lx->end && !ends_word(*lx->p)) {
+	*w = (struct word){.off = text->len};
+	while ((lx->p = copy_run(lx->p, lx->end, special, text)) < lx->end && !ends_word(*lx->p)) {
 		char c = *lx->p++;
 
 		if (c == '\'') {
 			const char *close = memchr(lx->p, '\'', lx->end - lx->p);
 			const char *stop = close ? close : lx->end;
 
-			g_string_append_len(w->text, lx->p, stop - lx->p);
+			g_string_append_len(text, lx->p, stop - lx->p);
 			lx->p = close ? close + 1 : lx->end;
 			w->quoted = true;
 		} else if (c == '"') {
-			lex_double_quoted(lx, w);
+			lex_double_quoted(lx, text, w);
 			w->quoted = true;
 		} else if (c == '\\' && lx->p < lx->end) {
-			g_string_append_c(w->text, *lx->p++);
+			g_string_append_c(text, *lx->p++);
 		} else {
 			w->has_var |= c == '$';
-			g_string_append_c(w->text, c);
+			g_string_append_c(text, c);
 		}
 	}
+	w->len = text->len - w->off;
+	g_string_append_c(text, '\0');
 	return TOKEN_WORD;
 }
 
 /*
- * The next command's words, up to a separator or a '{' opening a block;
- * false at the end of the file.
+ * The next command's words into 'cmd', up to a separator or a '{' opening
+ * a block; false at the end of the file.
  */
-static bool next_command(struct lexer *lx, GPtrArray **out)
+static bool next_command(struct lexer *lx, struct command *cmd)
 {
-	GPtrArray *words = g_ptr_array_new();
-
+	g_string_truncate(cmd->text, 0);
+	g_array_set_size(cmd->words, 0);
 	for (;;) {
-		struct word *w = g_new0(struct word, 1);
+		struct word w;
+		enum token t = lex(lx, cmd->text, &w);
 
-		w->text = g_string_new(NULL);
-		enum token t = lex(lx, w);
+		if (t != TOKEN_WORD)
+			return t != TOKEN_END_OF_FILE || cmd->words->len > 0;
+		bool opens_block = !w.quoted && strcmp(cmd->text->str + w.off, "{") == 0;
 
-		if (t != TOKEN_WORD) {
-			word_free(w);
-			*out = words;
-			return t != TOKEN_END_OF_FILE || words->len > 0;
-		}
-		bool opens_block = !w->quoted && strcmp(w->text->str, "{") == 0;
-
-		if (words->len < GRUB_WORDS_MAX || opens_block)
-			g_ptr_array_add(words, w);
+		if (cmd->words->len < GRUB_WORDS_MAX || opens_block)
+			g_array_append_val(cmd->words, w);
 		else
-			word_free(w);
-		if (opens_block) { /* what follows on the line is the block's first command */
-			*out = words;
+			g_string_truncate(cmd->text, w.off);
+		if (opens_block) /* what follows on the line is the block's first command */
 			return true;
-		}
 	}
 }
 
-static const char *word_at(GPtrArray *words, unsigned i)
+static const char *word_at(const struct command *cmd, unsigned i)
 {
-	return i < words->len ? ((struct word *)words->pdata[i])->text->str : NULL;
+	return i < cmd->words->len ? cmd->text->str + word_get(cmd, i)->off : NULL;
 }
 
-static bool is_bare(GPtrArray *words, unsigned i, const char *text)
+static bool is_bare(const struct command *cmd, unsigned i, const char *text)
 {
-	if (i >= words->len)
+	if (i >= cmd->words->len)
 		return false;
-	struct word *w = words->pdata[i];
+	const struct word *w = word_get(cmd, i);
 
-	return !w->quoted && strcmp(w->text->str, text) == 0;
+	return !w->quoted && strcmp(cmd->text->str + w->off, text) == 0;
 }
 
 /* `if`, `then`, `else`... introduce the command after them: skip them. */
-static unsigned first_command_word(GPtrArray *words)
+static unsigned first_command_word(const struct command *cmd)
 {
 	static const char *const keywords[] = {"if", "then",  "else", "elif",
 	                                       "do", "while", "until"};
 	unsigned i = 0;
 
-	for (bool again = true; again && i < words->len;) {
+	for (bool again = true; again && i < cmd->words->len;) {
 		again = false;
 		for (size_t k = 0; k < G_N_ELEMENTS(keywords); k++)
-			if (is_bare(words, i, keywords[k])) {
+			if (is_bare(cmd, i, keywords[k])) {
 				i++;
 				again = true;
 			}
@@ -226,35 +266,35 @@ static char *path_without_device(const char *path)
 }
 
 /* The kernel's arguments; one with a space is quoted as the kernel reads it. */
-static char *kernel_options(GPtrArray *words, unsigned from)
+static char *kernel_options(const struct command *cmd, unsigned from)
 {
 	GString *s = g_string_new(NULL);
 
-	for (unsigned i = from; i < words->len; i++) {
-		struct word *w = words->pdata[i];
-		const char *eq = strchr(w->text->str, '=');
+	for (unsigned i = from; i < cmd->words->len; i++) {
+		const struct word *w = word_get(cmd, i);
+		const char *text = cmd->text->str + w->off;
+		const char *eq = strchr(text, '=');
 
-		if (w->has_var || w->text->len == 0)
+		if (w->has_var || w->len == 0)
 			continue;
 		if (s->len)
 			g_string_append_c(s, ' ');
-		if (strchr(w->text->str, ' ') && eq)
-			g_string_append_printf(s, "%.*s\"%s\"", (int)(eq - w->text->str + 1),
-			                       w->text->str, eq + 1);
+		if (strchr(text, ' ') && eq)
+			g_string_append_printf(s, "%.*s\"%s\"", (int)(eq - text + 1), text, eq + 1);
 		else
-			g_string_append(s, w->text->str);
+			g_string_append(s, text);
 	}
 	return g_string_free(s, FALSE);
 }
 
 /* search --no-floppy --fs-uuid --set=root [--hint...] UUID */
-static void search_command(struct boot_entry *e, GPtrArray *words, unsigned at)
+static void search_command(struct boot_entry *e, const struct command *cmd, unsigned at)
 {
 	const char *last = NULL;
 	bool by_uuid = false;
 
-	for (unsigned i = at + 1; i < words->len; i++) {
-		const char *w = word_at(words, i);
+	for (unsigned i = at + 1; i < cmd->words->len; i++) {
+		const char *w = word_at(cmd, i);
 
 		if (!strcmp(w, "--fs-uuid") || !strcmp(w, "-u"))
 			by_uuid = true;
@@ -267,14 +307,14 @@ static void search_command(struct boot_entry *e, GPtrArray *words, unsigned at)
 	}
 }
 
-static void entry_command(struct boot_entry *e, GPtrArray *words, unsigned at)
+static void entry_command(struct boot_entry *e, const struct command *words, unsigned at)
 {
 	const char *cmd = word_at(words, at);
 
 	if (!cmd)
 		return;
 	if ((!strcmp(cmd, "linux") || !strcmp(cmd, "linux16") || !strcmp(cmd, "linuxefi")) &&
-	    words->len > at + 1) {
+	    nwords(words) > at + 1) {
 		g_free(e->kernel);
 		g_free(e->options);
 		e->kernel = path_without_device(word_at(words, at + 1));
@@ -282,9 +322,9 @@ static void entry_command(struct boot_entry *e, GPtrArray *words, unsigned at)
 	} else if (!strcmp(cmd, "initrd") || !strcmp(cmd, "initrd16") ||
 	           !strcmp(cmd, "initrdefi")) {
 		g_ptr_array_set_size(e->initrds, 0);
-		for (unsigned i = at + 1; i < words->len; i++)
+		for (unsigned i = at + 1; i < nwords(words); i++)
 			g_ptr_array_add(e->initrds, path_without_device(word_at(words, i)));
-	} else if (!strcmp(cmd, "search.fs_uuid") && words->len > at + 1) {
+	} else if (!strcmp(cmd, "search.fs_uuid") && nwords(words) > at + 1) {
 		g_free(e->search_uuid);
 		e->search_uuid = g_strdup(word_at(words, at + 1));
 	} else if (!strcmp(cmd, "search")) {
@@ -292,17 +332,17 @@ static void entry_command(struct boot_entry *e, GPtrArray *words, unsigned at)
 	}
 }
 
-static void note_assignment(struct grub_parse *gp, GPtrArray *words, unsigned at);
+static void note_assignment(struct grub_parse *gp, const struct command *words, unsigned at);
 static void parse_block(struct grub_parse *gp, GPtrArray *items, struct grub_item *entry,
                         unsigned depth);
 
 /* menuentry TITLE [--class x]... [$menuentry_id_option|--id ID] { */
-static struct grub_item *new_item(GPtrArray *words, unsigned at, bool submenu)
+static struct grub_item *new_item(const struct command *words, unsigned at, bool submenu)
 {
 	struct grub_item *item = g_new0(struct grub_item, 1);
 
 	item->title = g_strdup(word_at(words, at + 1) ? word_at(words, at + 1) : "");
-	for (unsigned i = at + 2; i + 1 < words->len; i++) {
+	for (unsigned i = at + 2; i + 1 < nwords(words); i++) {
 		const char *w = word_at(words, i);
 
 		if (!strcmp(w, "--id") || !strcmp(w, "$menuentry_id_option")) {
@@ -317,8 +357,8 @@ static struct grub_item *new_item(GPtrArray *words, unsigned at, bool submenu)
 	return item;
 }
 
-static void block_command(struct grub_parse *gp, GPtrArray *items, GPtrArray *words, unsigned at,
-                          unsigned depth)
+static void block_command(struct grub_parse *gp, GPtrArray *items, const struct command *words,
+                          unsigned at, unsigned depth)
 {
 	const char *cmd = word_at(words, at);
 	bool submenu = !strcmp(cmd, "submenu");
@@ -341,24 +381,23 @@ static void block_command(struct grub_parse *gp, GPtrArray *items, GPtrArray *wo
 static void parse_block(struct grub_parse *gp, GPtrArray *items, struct grub_item *entry,
                         unsigned depth)
 {
-	GPtrArray *words;
+	struct command cmd; /* one for the block's commands, reused */
 
-	while (next_command(&gp->lx, &words)) {
-		unsigned at = first_command_word(words);
-		bool opens = words->len > at && is_bare(words, words->len - 1, "{");
+	command_init(&cmd);
+	while (next_command(&gp->lx, &cmd)) {
+		unsigned at = first_command_word(&cmd);
+		bool opens = nwords(&cmd) > at && is_bare(&cmd, nwords(&cmd) - 1, "{");
 
-		if (is_bare(words, at, "}")) {
-			words_free(words);
-			return;
-		}
+		if (is_bare(&cmd, at, "}"))
+			break;
 		if (opens && depth < GRUB_DEPTH_MAX)
-			block_command(gp, items, words, at, depth);
+			block_command(gp, items, &cmd, at, depth);
 		else if (entry)
-			entry_command(&entry->entry, words, at);
+			entry_command(&entry->entry, &cmd, at);
 		else if (depth == 0)
-			note_assignment(gp, words, at);
-		words_free(words);
+			note_assignment(gp, &cmd, at);
 	}
+	command_free(&cmd);
 }
 
 /* `${name}` or `$name`: the name. */
@@ -408,14 +447,14 @@ static char *grubenv_value(GHashTable *grubenv, const char *name)
 }
 
 /* `set default=VALUE` or `default=VALUE`, at the top level. */
-static void note_assignment(struct grub_parse *gp, GPtrArray *words, unsigned at)
+static void note_assignment(struct grub_parse *gp, const struct command *words, unsigned at)
 {
 	if (is_bare(words, at, "set"))
 		at++;
-	if (at >= words->len || strncmp(word_at(words, at), "default=", 8) != 0)
+	if (at >= nwords(words) || strncmp(word_at(words, at), "default=", 8) != 0)
 		return;
-	struct word *w = words->pdata[at];
-	const char *value = w->text->str + 8;
+	const struct word *w = word_get(words, at);
+	const char *value = word_at(words, at) + 8;
 	char *chosen = NULL;
 
 	if (w->has_var) {

@@ -135,6 +135,27 @@ static void test_paths_and_options(void)
 }
 
 /*
+ * Words as GRUB's shell splits them: quotes of both kinds and escapes
+ * within one word, '$' in each, '#' inside a word and starting a comment.
+ */
+static void test_quoting(void)
+{
+	struct boot_entry e;
+
+	default_of("# menuentry ignored { linux /no }\n"
+	           "menuentry 'x y'\"z\\\"w\"\\ v$ --class c {\n"
+	           "\tlinux /k a=1 \"b=c d\" 'e$f' g$h \"i\\$j\" k#l\tm;initrd /a /b # /c\n"
+	           "}\n",
+	           NULL, &e);
+	g_assert_cmpstr(e.title, ==, "x yz\"w v$");
+	g_assert_cmpstr(e.kernel, ==, "/k");
+	g_assert_cmpstr(e.options, ==, "a=1 b=\"c d\" e$f i$j k#l m");
+	g_assert_cmpuint(e.initrds->len, ==, 2);
+	g_assert_cmpstr(e.initrds->pdata[1], ==, "/b");
+	boot_entry_clear(&e);
+}
+
+/*
  * Ubuntu's cloud images (GRUB_FORCE_PARTUUID) try a boot without initrd
  * unless the last one failed. Both branches are read, in order: the
  * kernel's arguments are the initrd-less ones, and the initrd stays, which
@@ -293,6 +314,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/boot_entry/grub/saved-entry", test_saved_entry);
 	g_test_add_func("/boot_entry/grub/default-forms", test_default_forms);
 	g_test_add_func("/boot_entry/grub/paths-and-options", test_paths_and_options);
+	g_test_add_func("/boot_entry/grub/quoting", test_quoting);
 	g_test_add_func("/boot_entry/grub/initrdless-fallback", test_initrdless_fallback);
 	g_test_add_func("/boot_entry/grub/refused", test_refused);
 	g_test_add_func("/boot_entry/bls", test_bls);
