@@ -114,7 +114,7 @@ expect_host_error() {
 }
 
 main() {
-	echo "1..58"
+	echo "1..63"
 	local kernel text=$WORK/not-a-kernel.txt missing=$WORK/no-such-vmlinuz
 	kernel=$(find_kernel)
 	echo "This is a text file, not a kernel." >"$text"
