@@ -66,14 +66,9 @@ run_once() {
 }
 
 main() {
-	local results i vmm t
+	local results
 	results=$(mktemp)
-	for ((i = 1; i <= RUNS; i++)); do
-		run_order "$i"
-		for vmm in "${ORDER[@]}"; do
-			run_once "$vmm" | tee -a "$results" | sed "s/^/bench: run $i: /"
-		done
-	done
+	run_rounds "$results" run_once
 	echo
 	echo "virtio-blk with fio in the guest, median of $RUNS runs (512M, 2 vCPUs, --direct=1, host page cache)"
 	if [[ $FORMAT == raw ]]; then

@@ -227,14 +227,9 @@ ratio() {
 main() {
 	trap cleanup EXIT
 	[[ -d $SHARE ]] || { echo "bench: no directory $SHARE" >&2; exit 1; }
-	local results=$WORK/results i vmm spec
+	local results=$WORK/results vmm spec
 	: >"$results"
-	for ((i = 1; i <= RUNS; i++)); do
-		run_order "$i"
-		for vmm in "${ORDER[@]}"; do
-			run_once "$vmm" | tee -a "$results" | sed "s/^/bench: run $i: /"
-		done
-	done
+	run_rounds "$results" run_once
 	clear_share
 	echo
 	echo "virtio-fs, median of $RUNS runs (512M, 1 vCPU, share on tmpfs; QEMU: vhost-user-fs-pci + virtiofsd cache=auto)"

@@ -93,21 +93,14 @@ time_gl() {
 }
 
 main() {
-	local results=$WORK/results i vmm line failed=0 why
+	local results=$WORK/results vmm failed=0 why
 	load_modules
 	why=$(qemu_missing)
 	if [[ -n $why ]]; then
 		echo "bench: QEMU cannot run the 3D guest here: $why"
 		VMMS=(husk)
 	fi
-	for ((i = 1; i <= RUNS; i++)); do
-		run_order "$i"
-		for vmm in "${ORDER[@]}"; do
-			line=$(time_gl "$vmm")
-			echo "bench: run $i: $line"
-			echo "$line" >>"$results"
-		done
-	done
+	run_rounds "$results" time_gl
 
 	local -A fps=()
 	for vmm in "${VMMS[@]}"; do

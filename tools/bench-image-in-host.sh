@@ -101,16 +101,9 @@ time_boot() {
 }
 
 main() {
-	local results i vmm line
+	local results vmm
 	results=$(mktemp)
-	for ((i = 1; i <= RUNS; i++)); do
-		run_order "$i"
-		for vmm in "${ORDER[@]}"; do
-			line=$(time_boot "$vmm")
-			echo "bench: run $i: $line"
-			echo "$line" >>"$results"
-		done
-	done
+	run_rounds "$results" time_boot
 	local -A kern=() login=()
 	for vmm in "${VMMS[@]}"; do
 		kern[$vmm]=$(awk -v v="$vmm" '$1 == v && $3 != "-" { print $2 }' "$results" | median 2)

@@ -16,6 +16,19 @@ run_order() {
 	for ((k = ${#VMMS[@]} - 1; k >= 0; k--)); do ORDER+=("${VMMS[k]}"); done
 }
 
+# run_rounds RESULTS MEASURE: RUNS runs, each booting every VMM once in
+# run_order's order. MEASURE VMM RUN prints that boot's result lines: they
+# are appended to RESULTS and shown as "bench: run RUN: LINE".
+run_rounds() {
+	local results=$1 measure=$2 i vmm
+	for ((i = 1; i <= RUNS; i++)); do
+		run_order "$i"
+		for vmm in "${ORDER[@]}"; do
+			"$measure" "$vmm" "$i" | tee -a "$results" | sed "s/^/bench: run $i: /"
+		done
+	done
+}
+
 # median DECIMALS: the median of the numbers on stdin, one a line ("-",
 # a figure a run did not give, is left out), with DECIMALS places; "-"
 # when there are none.

@@ -160,18 +160,16 @@ bench_exec() {
 	cat "$WORK/exec"
 }
 
+# run_vmm VMM RUN: one run of that VMM (husk_run, qemu_run, ...).
+run_vmm() {
+	"${1}_run" "$2"
+}
+
 main() {
-	local results i vmm line
+	local results
 	setup_ssh
 	results=$WORK/results
-	for ((i = 1; i <= RUNS; i++)); do
-		run_order "$i"
-		for vmm in "${ORDER[@]}"; do
-			line=$("${vmm}_run" "$i")
-			echo "bench: run $i: $line"
-			echo "$line" >>"$results"
-		done
-	done
+	run_rounds "$results" run_vmm
 	local -A up=() down=()
 	for vmm in "${VMMS[@]}"; do
 		up[$vmm]=$(awk -v v="$vmm" '$1 == v { print $2 }' "$results" | median 2)
