@@ -65,6 +65,14 @@ bool instance_name_check(const char *name, GError **err)
 	return true;
 }
 
+/* A folder itself, not a symlink there (state/ is its user's to change). */
+static bool is_folder(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 struct instance *instance_get(const char *name, GError **err)
 {
 	if (!instance_name_check(name, err))
@@ -77,9 +85,7 @@ struct instance *instance_get(const char *name, GError **err)
 	inst->lock_fd = -1;
 	g_free(dir);
 	char *state = g_build_filename(inst->dir, STATE_DIR, NULL);
-	struct stat st;
-	/* A symlink there is not the folder launch made: not followed. */
-	if (lstat(state, &st) == 0 && S_ISDIR(st.st_mode))
+	if (is_folder(state))
 		inst->state_dir = state;
 	else
 		inst->state_dir = (g_free(state), g_strdup(inst->dir));
@@ -122,10 +128,8 @@ bool instance_make_state_dir(struct instance *inst, uid_t uid, gid_t gid, GError
 	char *state = g_build_filename(inst->dir, STATE_DIR, NULL);
 	bool ok = (mkdir(state, 0700) == 0 || errno == EEXIST) &&
 	          fchownat(AT_FDCWD, state, uid, gid, AT_SYMLINK_NOFOLLOW) == 0;
-	struct stat st;
 
-	/* The folder itself, not something a symlink there points at. */
-	if (ok && (lstat(state, &st) < 0 || !S_ISDIR(st.st_mode)))
+	if (ok && !is_folder(state))
 		ok = (errno = ENOTDIR, false);
 	if (!ok) {
 		husk_fail(err, HUSK_EXIT_RUNTIME, "%s: %s", state, g_strerror(errno));

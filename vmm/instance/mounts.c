@@ -40,13 +40,14 @@ bool mount_host_check(const char *host, GError **err)
 {
 	struct stat st;
 
-	/* A folder this process may not reach is not a missing one. */
-	if (stat(host, &st) < 0 && errno != ENOENT && errno != ENOTDIR)
+	if (stat(host, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return true;
+	} else if (errno != ENOENT && errno != ENOTDIR) {
+		/* A folder this process may not reach is not a missing one. */
 		return husk_fail(err, HUSK_EXIT_USAGE, "mount: %s: %s", host, g_strerror(errno));
-	if (!g_file_test(host, G_FILE_TEST_IS_DIR))
-		return husk_fail(err, HUSK_EXIT_USAGE, "mount: %s: no such folder on the host",
-		                 host);
-	return true;
+	}
+	return husk_fail(err, HUSK_EXIT_USAGE, "mount: %s: no such folder on the host", host);
 }
 
 /* In the child: 0, or the errno that says why those ids may not. */
